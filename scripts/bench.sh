@@ -1,0 +1,29 @@
+#!/usr/bin/env bash
+# The benchmark, one command: duckstream beside the Python design (seed_ref) and DuckDB's own
+# JSON writer, same data (10M-row `parcels`), same queries, same client (curl), one run.
+#
+#   ./scripts/bench.sh                 # everything (~15 min on 2 idle cores)
+#   QUERIES="Q2" REPEAT=1 ./scripts/bench.sh
+#
+# Uses the shared peer harness in ../shared/bench (BENCH_DIR): its setup.sh installs the
+# Python venvs and the zstd/curl packages, data.py builds /tmp/bench/bench.duckdb. Then
+# scripts/bench_rss.py measures duckstream's streaming memory at 10M and 100M rows.
+# Results: $OUT/tables.md and $OUT/rss.md; copy the figures into docs/BENCHMARKS.md.
+set -euo pipefail
+ROOT=$(cd "$(dirname "$0")/.." && pwd)
+B=${BENCH_DIR:-$ROOT/../shared/bench}
+V=${BENCH_VENVS:-$HOME/.cache/duckstream-bench}
+export CARGO_TARGET_DIR=${CARGO_TARGET_DIR:-/var/tmp/duckstream-target}
+export OUT=${OUT:-/tmp/bench/duckstream}
+export QUERIES=${QUERIES:-"Q1 Q2 Q3 Q4"}
+export REPEAT=${REPEAT:-3}
+
+[ -d "$B" ] || { echo "no peer harness at $B (set BENCH_DIR)" >&2; exit 1; }
+(cd "$ROOT" && cargo build --release --bin duckstream)
+BIN=$CARGO_TARGET_DIR/release/duckstream
+bash "$B/setup.sh"
+"$V/.venv/bin/python" "$B/data.py"
+mkdir -p "$OUT"
+DUCKSTREAM_BIN=$BIN PEERS="duckstream seed_ref" LIMITS=${LIMITS:-1} bash "$B/run_peers.sh"
+"$V/.venv/bin/python" "$ROOT/scripts/bench_rss.py" --bin "$BIN" --db "${BENCH_DB:-/tmp/bench/bench.duckdb}" \
+  | tee "$OUT/rss.md"

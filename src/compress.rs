@@ -1,0 +1,129 @@
+//! zstd compression as a pipeline stage on a thread of its own.
+//!
+//! Why a thread: on two cores, zstd is slower than DuckDB plus the JSON encoder, so it must run
+//! beside them, not after them on the same core, and never on the async runtime. The stage
+//! reads protocol lines from the executor's bounded channel and writes compressed chunks to
+//! another bounded channel; a slow client still pauses DuckDB through both.
+//!
+//! Invariants:
+//! - [`spawn_stream`] produces one zstd frame for the whole response, flushed after each batch
+//!   of lines that were ready together, so a decoder can always output every line sent so far.
+//! - The window stays at or below 8 MiB (levels above 19 are refused by the config).
+//! - When the output's reader goes away, the stage exits and drops its input, which stops the
+//!   executor's sends.
+
+use std::io::Write;
+
+use bytes::Bytes;
+use tokio::sync::mpsc;
+
+use crate::engine::{Frame, FrameKind};
+
+/// Batches of ready lines are flushed once they reach this many input bytes.
+const MAX_BATCH: usize = 512 * 1024;
+
+/// A piece of the response body, as it goes on the wire.
+#[derive(Debug)]
+pub struct WireChunk {
+    pub bytes: Bytes,
+    /// NDJSON bytes this chunk carries, before compression.
+    pub raw_len: usize,
+    pub rows: usize,
+    /// Carries at least one `data` line.
+    pub has_data: bool,
+}
+
+impl WireChunk {
+    pub fn plain(frame: Frame) -> Self {
+        Self {
+            raw_len: frame.bytes.len(),
+            rows: frame.rows,
+            has_data: frame.kind == FrameKind::Data,
+            bytes: frame.bytes,
+        }
+    }
+}
+
+fn encoder(level: i32) -> std::io::Result<zstd::stream::write::Encoder<'static, Vec<u8>>> {
+    let mut enc = zstd::stream::write::Encoder::new(Vec::with_capacity(64 * 1024), level)?;
+    enc.include_checksum(true)?;
+    // At most 8 MiB, so that browsers (which cap the window at 8 MiB) can decode it.
+    enc.window_log(23.min(zstd_default_window_log(level)))?;
+    Ok(enc)
+}
+
+/// zstd's own window for a level on large inputs (so that we only ever lower it).
+fn zstd_default_window_log(level: i32) -> u32 {
+    match level {
+        ..=3 => 21,
+        4 => 22,
+        _ => 23,
+    }
+}
+
+/// Compresses `input` into one zstd stream on a new thread; returns the compressed chunks.
+pub fn spawn_stream(
+    mut input: mpsc::Receiver<Frame>,
+    level: i32,
+    capacity: usize,
+) -> std::io::Result<mpsc::Receiver<WireChunk>> {
+    let (tx, rx) = mpsc::channel(capacity);
+    let mut enc = encoder(level)?;
+    std::thread::Builder::new()
+        .name("zstd-stream".into())
+        .spawn(move || {
+            let mut open = true;
+            while open {
+                let Some(first) = input.blocking_recv() else {
+                    break;
+                };
+                let (mut raw_len, mut rows, mut has_data) = (0, 0, false);
+                let mut last = false;
+                let mut frame = Some(first);
+                while let Some(f) = frame.take() {
+                    raw_len += f.bytes.len();
+                    rows += f.rows;
+                    has_data |= f.kind == FrameKind::Data;
+                    last |= matches!(f.kind, FrameKind::End | FrameKind::Error);
+                    if enc.write_all(&f.bytes).is_err() {
+                        return;
+                    }
+                    if raw_len < MAX_BATCH && !last {
+                        frame = input.try_recv().ok();
+                    }
+                }
+                let flushed = if last {
+                    open = false;
+                    enc.do_finish()
+                } else {
+                    enc.flush()
+                };
+                if flushed.is_err() {
+                    return;
+                }
+                let bytes = Bytes::from(std::mem::take(enc.get_mut()));
+                let chunk = WireChunk {
+                    bytes,
+                    raw_len,
+                    rows,
+                    has_data,
+                };
+                if tx.blocking_send(chunk).is_err() {
+                    return;
+                }
+            }
+            if open {
+                // The executor ended without a final line (client gone): close the frame anyway.
+                if enc.do_finish().is_ok() {
+                    let bytes = Bytes::from(std::mem::take(enc.get_mut()));
+                    let _ = tx.blocking_send(WireChunk {
+                        bytes,
+                        raw_len: 0,
+                        rows: 0,
+                        has_data: false,
+                    });
+                }
+            }
+        })?;
+    Ok(rx)
+}

@@ -1,0 +1,318 @@
+//! Configuration, layered: built-in defaults, then a TOML file (`--config`), then
+//! `DUCKSTREAM_*` environment variables, then command-line flags.
+//!
+//! Invariant: a [`Config`] that exists has passed [`Config::validate`]; the server never binds
+//! with a value it would refuse later.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::time::Duration;
+
+use clap::{Args, Parser};
+use serde::Deserialize;
+
+use crate::wire::MAX_CHUNK_ROWS;
+
+/// Validated settings for one gateway process.
+#[derive(Debug, Clone)]
+pub struct Config {
+    pub bind: SocketAddr,
+    pub data_dir: PathBuf,
+    /// Connections per tenant database (and so queries running at once per tenant).
+    pub pool_size: u32,
+    /// Queries running at once in the whole process (executor threads).
+    pub max_queries: usize,
+    pub chunk_rows: usize,
+    pub chunk_bytes: usize,
+    pub zstd_level: i32,
+    /// DuckDB worker threads per database; `None` lets DuckDB use every core.
+    pub duckdb_threads: Option<u32>,
+    /// DuckDB memory limit per database, in DuckDB's syntax (`4GB`, `50%`); `None`: DuckDB's default.
+    pub duckdb_memory_limit: Option<String>,
+    /// `false` (the default) lets DuckDB stream `LIMIT` and parallel scans in any order.
+    pub preserve_insertion_order: bool,
+    /// Encoded lines buffered per query between DuckDB and the client.
+    pub stream_buffer: usize,
+    pub query_timeout: Option<Duration>,
+    /// How long a query may wait for a free connection of its tenant.
+    pub queue_timeout: Duration,
+    pub shutdown_timeout: Duration,
+    pub max_body_bytes: usize,
+    /// Create the `demo` tenant at start when it is missing.
+    pub demo: bool,
+    pub demo_rows: u64,
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Self {
+            bind: SocketAddr::from(([127, 0, 0, 1], 8080)),
+            data_dir: PathBuf::from("./data"),
+            pool_size: 4,
+            max_queries: 64,
+            chunk_rows: 1000,
+            chunk_bytes: 1 << 20,
+            zstd_level: 3,
+            duckdb_threads: None,
+            duckdb_memory_limit: None,
+            preserve_insertion_order: false,
+            stream_buffer: 4,
+            query_timeout: None,
+            queue_timeout: Duration::from_secs(10),
+            shutdown_timeout: Duration::from_secs(5),
+            max_body_bytes: 1 << 20,
+            demo: true,
+            demo_rows: 10_000_000,
+        }
+    }
+}
+
+/// Settings that may appear in the file, the environment or on the command line.
+/// Every field is optional: absent means "keep the layer below".
+#[derive(Debug, Default, Clone, Deserialize, Args)]
+#[serde(deny_unknown_fields)]
+pub struct Overrides {
+    /// Address to listen on
+    #[arg(long, env = "DUCKSTREAM_BIND")]
+    pub bind: Option<SocketAddr>,
+    /// Directory holding one `<tenant>.duckdb` file per tenant
+    #[arg(long, env = "DUCKSTREAM_DATA_DIR")]
+    pub data_dir: Option<PathBuf>,
+    /// Pooled DuckDB connections per tenant (= its concurrent queries)
+    #[arg(long, env = "DUCKSTREAM_POOL_SIZE")]
+    pub pool_size: Option<u32>,
+    /// Concurrent queries in the whole server
+    #[arg(long, env = "DUCKSTREAM_MAX_QUERIES")]
+    pub max_queries: Option<usize>,
+    /// Default rows per data line
+    #[arg(long, env = "DUCKSTREAM_CHUNK_ROWS")]
+    pub chunk_rows: Option<usize>,
+    /// A data line is closed once it reaches this many bytes
+    #[arg(long, env = "DUCKSTREAM_CHUNK_BYTES")]
+    pub chunk_bytes: Option<usize>,
+    /// zstd level for compressed streams (-7..=19)
+    #[arg(long, env = "DUCKSTREAM_ZSTD_LEVEL", allow_negative_numbers = true)]
+    pub zstd_level: Option<i32>,
+    /// DuckDB threads per database (0 = all cores)
+    #[arg(long, env = "DUCKSTREAM_DUCKDB_THREADS")]
+    pub duckdb_threads: Option<u32>,
+    /// DuckDB memory limit per database, e.g. 4GB or 50%
+    #[arg(long, env = "DUCKSTREAM_DUCKDB_MEMORY_LIMIT")]
+    pub duckdb_memory_limit: Option<String>,
+    /// Keep insertion order in results without ORDER BY (makes LIMIT blocking)
+    #[arg(long, env = "DUCKSTREAM_PRESERVE_INSERTION_ORDER")]
+    pub preserve_insertion_order: Option<bool>,
+    /// Encoded lines buffered per query between DuckDB and the client
+    #[arg(long, env = "DUCKSTREAM_STREAM_BUFFER")]
+    pub stream_buffer: Option<usize>,
+    /// Cancel queries running longer than this many seconds (0 = never)
+    #[arg(long, env = "DUCKSTREAM_QUERY_TIMEOUT_SECS")]
+    pub query_timeout_secs: Option<u64>,
+    /// Seconds a query may wait for a free connection of its tenant
+    #[arg(long, env = "DUCKSTREAM_QUEUE_TIMEOUT_SECS")]
+    pub queue_timeout_secs: Option<u64>,
+    /// Seconds to wait for streams to end on shutdown
+    #[arg(long, env = "DUCKSTREAM_SHUTDOWN_TIMEOUT_SECS")]
+    pub shutdown_timeout_secs: Option<u64>,
+    /// Largest accepted request body, in bytes
+    #[arg(long, env = "DUCKSTREAM_MAX_BODY_BYTES")]
+    pub max_body_bytes: Option<usize>,
+    /// Create the demo tenant at start if it is missing
+    #[arg(long, env = "DUCKSTREAM_DEMO")]
+    pub demo: Option<bool>,
+    /// Rows in the generated demo table
+    #[arg(long, env = "DUCKSTREAM_DEMO_ROWS")]
+    pub demo_rows: Option<u64>,
+}
+
+/// The command line: `duckstream [--config FILE] [settings...]`. With no subcommand, it serves.
+#[derive(Debug, Parser)]
+#[command(
+    name = "duckstream",
+    version,
+    about = "Streams DuckDB query results as NDJSON + zstd"
+)]
+pub struct Cli {
+    /// TOML file with settings (same names as the flags, with underscores)
+    #[arg(long, env = "DUCKSTREAM_CONFIG")]
+    pub config: Option<PathBuf>,
+    #[command(flatten)]
+    pub overrides: Overrides,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    #[error("cannot read config file {path}: {source}")]
+    Read {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    #[error("invalid config file {path}: {source}")]
+    Parse {
+        path: PathBuf,
+        source: Box<toml::de::Error>,
+    },
+    #[error("invalid setting {name}: {reason}")]
+    Invalid { name: &'static str, reason: String },
+}
+
+fn invalid(name: &'static str, reason: impl Into<String>) -> ConfigError {
+    ConfigError::Invalid {
+        name,
+        reason: reason.into(),
+    }
+}
+
+impl Config {
+    /// Loads the layers from the real command line and environment.
+    pub fn load() -> Result<Self, ConfigError> {
+        Self::from_cli(Cli::parse())
+    }
+
+    /// Builds the configuration from parsed arguments (env already merged by clap).
+    pub fn from_cli(cli: Cli) -> Result<Self, ConfigError> {
+        let mut config = Config::default();
+        if let Some(path) = &cli.config {
+            let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
+                path: path.clone(),
+                source,
+            })?;
+            let file: Overrides = toml::from_str(&text).map_err(|source| ConfigError::Parse {
+                path: path.clone(),
+                source: Box::new(source),
+            })?;
+            config.apply(file);
+        }
+        config.apply(cli.overrides);
+        config.validate()?;
+        Ok(config)
+    }
+
+    fn apply(&mut self, o: Overrides) {
+        macro_rules! set {
+            ($($field:ident),*) => { $( if let Some(v) = o.$field { self.$field = v; } )* };
+        }
+        set!(
+            bind,
+            data_dir,
+            pool_size,
+            max_queries,
+            chunk_rows,
+            chunk_bytes,
+            zstd_level
+        );
+        set!(
+            preserve_insertion_order,
+            stream_buffer,
+            max_body_bytes,
+            demo,
+            demo_rows
+        );
+        if let Some(t) = o.duckdb_threads {
+            self.duckdb_threads = (t > 0).then_some(t);
+        }
+        if let Some(m) = o.duckdb_memory_limit {
+            self.duckdb_memory_limit = (!m.trim().is_empty()).then_some(m);
+        }
+        if let Some(s) = o.query_timeout_secs {
+            self.query_timeout = (s > 0).then(|| Duration::from_secs(s));
+        }
+        if let Some(s) = o.queue_timeout_secs {
+            self.queue_timeout = Duration::from_secs(s);
+        }
+        if let Some(s) = o.shutdown_timeout_secs {
+            self.shutdown_timeout = Duration::from_secs(s);
+        }
+    }
+
+    /// Refuses values the server could not run with, naming the setting.
+    pub fn validate(&self) -> Result<(), ConfigError> {
+        if !(1..=1024).contains(&self.pool_size) {
+            return Err(invalid("pool_size", "must be between 1 and 1024"));
+        }
+        if !(1..=4096).contains(&self.max_queries) {
+            return Err(invalid("max_queries", "must be between 1 and 4096"));
+        }
+        if !(1..=MAX_CHUNK_ROWS).contains(&self.chunk_rows) {
+            return Err(invalid(
+                "chunk_rows",
+                format!("must be between 1 and {MAX_CHUNK_ROWS}"),
+            ));
+        }
+        if !(1024..=64 << 20).contains(&self.chunk_bytes) {
+            return Err(invalid("chunk_bytes", "must be between 1024 and 67108864"));
+        }
+        if !(-7..=19).contains(&self.zstd_level) {
+            return Err(invalid(
+                "zstd_level",
+                "must be between -7 and 19 (higher levels need windows browsers refuse)",
+            ));
+        }
+        if !(1..=1024).contains(&self.stream_buffer) {
+            return Err(invalid("stream_buffer", "must be between 1 and 1024"));
+        }
+        if self.max_body_bytes < 64 {
+            return Err(invalid("max_body_bytes", "must be at least 64"));
+        }
+        if let Some(m) = &self.duckdb_memory_limit {
+            let ok = m
+                .trim_end()
+                .trim_end_matches(|c: char| c.is_ascii_alphabetic() || c == '%');
+            if ok.trim().parse::<f64>().map(|v| v <= 0.0).unwrap_or(true) {
+                return Err(invalid(
+                    "duckdb_memory_limit",
+                    format!("'{m}' is not a size such as 4GB, 512MiB or 50%"),
+                ));
+            }
+        }
+        if self.data_dir.as_os_str().is_empty() {
+            return Err(invalid("data_dir", "must not be empty"));
+        }
+        Ok(())
+    }
+
+    /// A configuration for tests and embedding: loopback on a free port, no demo.
+    pub fn for_tests(data_dir: impl Into<PathBuf>) -> Self {
+        Self {
+            bind: SocketAddr::from(([127, 0, 0, 1], 0)),
+            data_dir: data_dir.into(),
+            demo: false,
+            ..Self::default()
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn cli(args: &[&str]) -> Cli {
+        Cli::try_parse_from(std::iter::once("duckstream").chain(args.iter().copied())).unwrap()
+    }
+
+    #[test]
+    fn flags_override_file_and_defaults() {
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("c.toml");
+        std::fs::write(&file, "pool_size = 7\nchunk_rows = 50\n").unwrap();
+        let c = Config::from_cli(cli(&[
+            "--config",
+            file.to_str().unwrap(),
+            "--chunk-rows",
+            "20",
+        ]))
+        .unwrap();
+        assert_eq!(c.pool_size, 7);
+        assert_eq!(c.chunk_rows, 20);
+        assert_eq!(c.zstd_level, 3);
+    }
+
+    #[test]
+    fn invalid_values_are_refused_by_name() {
+        let e = Config::from_cli(cli(&["--zstd-level", "30"])).unwrap_err();
+        assert!(e.to_string().contains("zstd_level"), "{e}");
+        let e = Config::from_cli(cli(&["--duckdb-memory-limit", "lots"])).unwrap_err();
+        assert!(e.to_string().contains("duckdb_memory_limit"), "{e}");
+        assert!(Cli::try_parse_from(["duckstream", "--bind", "nope"]).is_err());
+    }
+}

@@ -1,0 +1,160 @@
+//! Per-query cancellation: one [`QueryControl`] per query, shared by the transport that serves
+//! it and the executor thread that runs it.
+//!
+//! The cancellation tree is process → connection → query: a query watches its parent token
+//! (the process's shutdown token, or its WebSocket connection's), its own timeout, and direct
+//! cancels (a client's `cancel`, a dropped response). Whichever comes first records its
+//! [`CancelReason`] and interrupts DuckDB.
+//!
+//! Invariants:
+//! - The first reason wins; later cancels change nothing.
+//! - DuckDB is interrupted only through the handle attached for the current query, under the
+//!   lock that `detach` takes before the connection returns to the pool: an interrupt can never
+//!   reach the next query on that connection.
+
+use std::sync::atomic::{AtomicU8, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use prometheus::IntCounter;
+use tokio_util::sync::CancellationToken;
+
+use super::duck::InterruptHandle;
+
+/// Why a query stopped early.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[repr(u8)]
+pub enum CancelReason {
+    /// The client asked (a `cancel` message).
+    Client = 1,
+    /// The client went away (closed connection, dropped response).
+    Disconnected = 2,
+    /// It ran past the query timeout.
+    Timeout = 3,
+    /// The server is shutting down.
+    Shutdown = 4,
+}
+
+impl CancelReason {
+    fn from_u8(v: u8) -> Option<Self> {
+        Some(match v {
+            1 => Self::Client,
+            2 => Self::Disconnected,
+            3 => Self::Timeout,
+            4 => Self::Shutdown,
+            _ => return None,
+        })
+    }
+}
+
+pub struct QueryControl {
+    cancelled: CancellationToken,
+    finished: CancellationToken,
+    reason: AtomicU8,
+    interrupt: Mutex<Option<InterruptHandle>>,
+    /// Counts interrupts delivered to a running DuckDB query.
+    interrupts: IntCounter,
+}
+
+impl QueryControl {
+    pub fn new(interrupts: IntCounter) -> Arc<Self> {
+        Arc::new(Self {
+            cancelled: CancellationToken::new(),
+            finished: CancellationToken::new(),
+            reason: AtomicU8::new(0),
+            interrupt: Mutex::new(None),
+            interrupts,
+        })
+    }
+
+    /// Cancels the query (first reason wins) and interrupts DuckDB if it is running.
+    pub fn cancel(&self, reason: CancelReason) {
+        if self.finished.is_cancelled() {
+            return;
+        }
+        let _ = self
+            .reason
+            .compare_exchange(0, reason as u8, Ordering::AcqRel, Ordering::Acquire);
+        self.cancelled.cancel();
+        let mut guard = self.interrupt.lock().unwrap_or_else(|p| p.into_inner());
+        if let Some(handle) = guard.take() {
+            // SAFETY: attached handles are detached under this lock before their connection
+            // is released, so the connection is alive here. Taken: one interrupt per query.
+            unsafe { handle.interrupt() };
+            self.interrupts.inc();
+        }
+    }
+
+    pub fn reason(&self) -> Option<CancelReason> {
+        CancelReason::from_u8(self.reason.load(Ordering::Acquire))
+    }
+
+    pub fn is_cancelled(&self) -> bool {
+        self.cancelled.is_cancelled()
+    }
+
+    /// Resolves once the query is cancelled.
+    pub fn cancelled(&self) -> tokio_util::sync::WaitForCancellationFuture<'_> {
+        self.cancelled.cancelled()
+    }
+
+    /// Attaches the running connection's interrupt handle. Returns `false` (and attaches
+    /// nothing) when the query was cancelled before it got a connection.
+    pub fn attach(&self, handle: InterruptHandle) -> bool {
+        let mut guard = self.interrupt.lock().unwrap_or_else(|p| p.into_inner());
+        if self.cancelled.is_cancelled() {
+            return false;
+        }
+        *guard = Some(handle);
+        true
+    }
+
+    /// Detaches the handle; called before the connection goes back to the pool.
+    pub fn detach(&self) {
+        *self.interrupt.lock().unwrap_or_else(|p| p.into_inner()) = None;
+    }
+
+    /// Marks the query finished: later cancels are no-ops and the watcher exits.
+    pub fn finish(&self) {
+        self.finished.cancel();
+    }
+
+    pub fn is_finished(&self) -> bool {
+        self.finished.is_cancelled()
+    }
+
+    /// Watches the parent token and the timeout until the query finishes. Runs on the async
+    /// runtime (one small task per query).
+    pub fn spawn_watcher(
+        self: &Arc<Self>,
+        parent: CancellationToken,
+        parent_reason: CancelReason,
+        timeout: Option<Duration>,
+    ) {
+        let this = Arc::clone(self);
+        tokio::spawn(async move {
+            let timeout = async {
+                match timeout {
+                    Some(t) => tokio::time::sleep(t).await,
+                    None => std::future::pending().await,
+                }
+            };
+            tokio::select! {
+                _ = this.finished.cancelled() => {}
+                _ = this.cancelled.cancelled() => {}
+                _ = parent.cancelled() => this.cancel(parent_reason),
+                _ = timeout => this.cancel(CancelReason::Timeout),
+            }
+        });
+    }
+}
+
+/// Cancels its query with [`CancelReason::Disconnected`] when dropped before the query ends:
+/// owned by whatever delivers the stream, so that a client going away stops DuckDB.
+pub struct CancelOnDrop(pub Arc<QueryControl>);
+
+impl Drop for CancelOnDrop {
+    fn drop(&mut self) {
+        self.0.cancel(CancelReason::Disconnected);
+    }
+}

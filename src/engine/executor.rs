@@ -1,0 +1,388 @@
+//! The query executor: Actix sync actors, each on a thread of its own, that run one query at a
+//! time from prepare to the last line.
+//!
+//! Why sync actors: DuckDB calls block (planning, fetching a chunk can take seconds), so they
+//! must never run on the async runtime. A `SyncArbiter` gives a fixed set of threads with
+//! mailbox delivery, and the engine's slots keep that mailbox empty.
+//!
+//! Invariants:
+//! - The interrupt handle is attached before anything can block in DuckDB and detached before
+//!   the connection returns to the pool (see [`super::control`]).
+//! - `started` is answered exactly once: `Err` before any line was produced, `Ok` when the first
+//!   chunk (or the end) is ready. After `Ok`, the metadata line is the first frame.
+//! - Every frame send waits on the bounded channel *or* cancellation, never forever.
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use actix::{Actor, Handler, Message, SyncContext};
+use tokio::sync::{mpsc, oneshot, OwnedSemaphorePermit};
+
+use super::control::{CancelReason, QueryControl};
+use super::duck::{DuckError, DuckErrorKind, StatementKind};
+use super::tenant::Tenant;
+use super::{Frame, FrameKind, Transport};
+use crate::encode::{Encoder, Line, Plan};
+use crate::error::GatewayError;
+use crate::metrics::{Metrics, Outcome};
+use crate::wire::lines::{self, Column};
+use crate::wire::QueryRequest;
+
+/// A partial line is sent once it is this old, so slow queries still trickle rows out.
+const LINE_MAX_AGE: Duration = Duration::from_millis(50);
+/// How long a final `error` line may wait for a stalled reader.
+const FINAL_LINE_WAIT: Duration = Duration::from_secs(5);
+
+pub struct Job {
+    pub tenant: Arc<Tenant>,
+    pub request: QueryRequest,
+    pub query_id: Arc<str>,
+    pub chunk_rows: usize,
+    pub chunk_bytes: usize,
+    pub control: Arc<QueryControl>,
+    pub frames: mpsc::Sender<Frame>,
+    pub permits: (OwnedSemaphorePermit, OwnedSemaphorePermit),
+    pub accepted_at: Instant,
+    pub transport: Transport,
+    pub metrics: Arc<Metrics>,
+}
+
+/// Runs `job`; `started` is answered once the stream starts or the query is refused.
+#[derive(Message)]
+#[rtype(result = "()")]
+pub struct Run {
+    pub job: Job,
+    pub started: oneshot::Sender<Result<(), GatewayError>>,
+}
+
+pub struct QueryExecutor;
+
+impl Actor for QueryExecutor {
+    type Context = SyncContext<Self>;
+}
+
+impl Handler<Run> for QueryExecutor {
+    type Result = ();
+
+    fn handle(&mut self, Run { job, started }: Run, _ctx: &mut SyncContext<Self>) {
+        let transport = job.transport.as_str();
+        let active = job.metrics.active_queries.with_label_values(&[transport]);
+        active.inc();
+        let span = tracing::info_span!(
+            "query",
+            query_id = %job.query_id,
+            tenant = %job.tenant.id,
+            transport
+        );
+        let _enter = span.enter();
+        let mut run = Running {
+            started: Some(started),
+            rows: 0,
+            lines: 0,
+        };
+        let ended = run.execute(&job);
+        let outcome = run.finish(&job, ended);
+        job.control.finish();
+        let elapsed = job.accepted_at.elapsed();
+        job.metrics
+            .queries
+            .with_label_values(&[transport, outcome.as_str()])
+            .inc();
+        job.metrics
+            .query_duration
+            .with_label_values(&[transport, outcome.as_str()])
+            .observe(elapsed.as_secs_f64());
+        active.dec();
+        tracing::debug!(
+            outcome = outcome.as_str(),
+            rows = run.rows,
+            elapsed_ms = elapsed.as_millis() as u64,
+            "query finished"
+        );
+    }
+}
+
+/// Why the streaming loop stopped.
+enum Ended {
+    /// All rows were sent; the `end` line is next.
+    Complete,
+    /// Failed before the first line: answered through `started`.
+    Rejected(GatewayError),
+    /// Failed after the first line: an `error` line is next.
+    Failed(GatewayError),
+    /// The client is gone: nothing more can be sent.
+    Gone,
+}
+
+struct Running {
+    started: Option<oneshot::Sender<Result<(), GatewayError>>>,
+    rows: u64,
+    lines: u64,
+}
+
+/// Maps a DuckDB error during execution to the gateway's, honouring why it was interrupted.
+fn execution_error(e: DuckError, control: &QueryControl) -> Ended {
+    if e.kind == DuckErrorKind::Interrupted || control.is_cancelled() {
+        return cancelled(control);
+    }
+    Ended::Failed(GatewayError::QueryFailed(e.message))
+}
+
+fn cancelled(control: &QueryControl) -> Ended {
+    match control.reason() {
+        Some(CancelReason::Disconnected) | None => Ended::Gone,
+        Some(CancelReason::Client) => Ended::Failed(GatewayError::Cancelled),
+        Some(CancelReason::Timeout) => Ended::Failed(GatewayError::Timeout),
+        Some(CancelReason::Shutdown) => Ended::Failed(GatewayError::ShuttingDown),
+    }
+}
+
+impl Running {
+    /// Sends a frame, waiting for room or cancellation.
+    fn send(&self, job: &Job, frame: Frame) -> Result<(), Ended> {
+        let frame = match job.frames.try_send(frame) {
+            Ok(()) => return Ok(()),
+            Err(mpsc::error::TrySendError::Closed(_)) => return Err(Ended::Gone),
+            Err(mpsc::error::TrySendError::Full(f)) => f,
+        };
+        futures_executor::block_on(async {
+            tokio::select! {
+                biased;
+                _ = job.control.cancelled() => Err(cancelled(&job.control)),
+                r = job.frames.send(frame) => r.map_err(|_| Ended::Gone),
+            }
+        })
+    }
+
+    fn send_line(&mut self, job: &Job, line: Line) -> Result<(), Ended> {
+        self.rows += line.rows as u64;
+        self.lines += 1;
+        self.send(
+            job,
+            Frame {
+                bytes: line.bytes,
+                rows: line.rows,
+                kind: FrameKind::Data,
+            },
+        )
+    }
+
+    fn execute(&mut self, job: &Job) -> Ended {
+        let reject = |e| Ended::Rejected(e);
+        let pool = match job.tenant.pool() {
+            Ok(p) => p,
+            Err(e) => return reject(e),
+        };
+        let conn = match pool.get() {
+            Ok(c) => c,
+            Err(e) => {
+                return reject(GatewayError::Internal(
+                    format!("no pooled connection: {e}").into(),
+                ))
+            }
+        };
+        if !job.control.attach(conn.interrupt_handle()) {
+            return match cancelled(&job.control) {
+                Ended::Failed(e) => Ended::Rejected(e),
+                other => other,
+            };
+        }
+        // Detach before `conn` drops back into the pool (drop order is reverse declaration).
+        let _detach = Detach(&job.control);
+
+        let mut stmt = match conn.prepare(&job.request.sql) {
+            Ok(s) => s,
+            Err(e) => return reject(GatewayError::InvalidSql(e.message)),
+        };
+        if let StatementKind::Other(kind) = stmt.kind() {
+            return reject(GatewayError::NotAQuery(kind));
+        }
+        let expected = stmt.param_count();
+        if expected != job.request.params.len() {
+            return reject(GatewayError::InvalidParams(format!(
+                "the statement takes {expected} parameter(s) but {} were given",
+                job.request.params.len()
+            )));
+        }
+        for (i, p) in job.request.params.iter().enumerate() {
+            if let Err(e) = stmt.bind(i + 1, p) {
+                return reject(GatewayError::InvalidParams(e.message));
+            }
+        }
+        let mut result = match stmt.execute_streaming() {
+            Ok(r) => r,
+            Err(e) => return self.reject_execution(e, job),
+        };
+        // Column types come from the executed result: parameter types are resolved there.
+        let mut columns = Vec::with_capacity(result.column_count());
+        let mut plans = Vec::with_capacity(result.column_count());
+        for i in 0..result.column_count() {
+            match Plan::build(&result.column_type(i)) {
+                Ok((plan, type_name)) => {
+                    plans.push(plan);
+                    columns.push(Column {
+                        name: result.column_name(i),
+                        type_name,
+                    });
+                }
+                Err(e) => return reject(e.into()),
+            }
+        }
+        let mut chunk = match result.next_chunk() {
+            Ok(c) => c,
+            Err(e) => return self.reject_execution(e, job),
+        };
+
+        // DuckDB produced its first chunk: the stream starts.
+        if let Some(started) = self.started.take() {
+            if started.send(Ok(())).is_err() {
+                return Ended::Gone;
+            }
+        }
+        let metadata = lines::metadata_line(&job.query_id, &columns);
+        if let Err(end) = self.send(
+            job,
+            Frame {
+                bytes: metadata,
+                rows: 0,
+                kind: FrameKind::Metadata,
+            },
+        ) {
+            return end;
+        }
+
+        let mut encoder = Encoder::new(plans, &job.query_id, job.chunk_rows, job.chunk_bytes);
+        let mut last_sent = Instant::now();
+        while let Some(c) = chunk.take() {
+            let mut failed = None;
+            let pushed = encoder.push(&c, |line| {
+                last_sent = Instant::now();
+                self.send_line(job, line).map_err(|e| failed = Some(e))
+            });
+            drop(c);
+            if pushed.is_err() {
+                return failed.unwrap_or(Ended::Gone);
+            }
+            if encoder.pending_rows() > 0 && last_sent.elapsed() >= LINE_MAX_AGE {
+                if let Some(line) = encoder.flush() {
+                    last_sent = Instant::now();
+                    if let Err(end) = self.send_line(job, line) {
+                        return end;
+                    }
+                }
+            }
+            chunk = match result.next_chunk() {
+                Ok(c) => c,
+                Err(e) => return execution_error(e, &job.control),
+            };
+        }
+        if let Some(line) = encoder.flush() {
+            if let Err(end) = self.send_line(job, line) {
+                return end;
+            }
+        }
+        Ended::Complete
+    }
+
+    /// An execution error before the first line: still answerable with a status.
+    fn reject_execution(&mut self, e: DuckError, job: &Job) -> Ended {
+        match execution_error(e, &job.control) {
+            Ended::Failed(e) => Ended::Rejected(e),
+            other => other,
+        }
+    }
+
+    /// Sends the last line (or the rejection) and returns the outcome for metrics.
+    fn finish(&mut self, job: &Job, ended: Ended) -> Outcome {
+        match ended {
+            Ended::Complete => {
+                let end = lines::end_line(
+                    &job.query_id,
+                    self.rows,
+                    self.lines,
+                    job.accepted_at.elapsed().as_millis() as u64,
+                );
+                let frame = Frame {
+                    bytes: end,
+                    rows: 0,
+                    kind: FrameKind::End,
+                };
+                match self.send(job, frame) {
+                    Ok(()) => Outcome::Ok,
+                    Err(Ended::Gone) => Outcome::Disconnected,
+                    // Cancelled while handing over the very last line.
+                    Err(_) => self.finish_failed(job, cancelled_error(&job.control)),
+                }
+            }
+            Ended::Rejected(e) => {
+                log_error(&e);
+                let outcome = outcome_of(&e);
+                job.metrics.errors.with_label_values(&[e.code()]).inc();
+                if let Some(started) = self.started.take() {
+                    let _ = started.send(Err(e));
+                }
+                outcome
+            }
+            Ended::Failed(e) => self.finish_failed(job, e),
+            Ended::Gone => Outcome::Disconnected,
+        }
+    }
+
+    fn finish_failed(&mut self, job: &Job, e: GatewayError) -> Outcome {
+        log_error(&e);
+        job.metrics.errors.with_label_values(&[e.code()]).inc();
+        let outcome = outcome_of(&e);
+        let line = lines::error_line(&job.query_id, e.code(), &e.client_message());
+        let mut frame = Frame {
+            bytes: line,
+            rows: 0,
+            kind: FrameKind::Error,
+        };
+        // The reader may be stalled (that may be why it timed out): wait a bounded time.
+        let deadline = Instant::now() + FINAL_LINE_WAIT;
+        loop {
+            match job.frames.try_send(frame) {
+                Ok(()) => return outcome,
+                Err(mpsc::error::TrySendError::Closed(_)) => return Outcome::Disconnected,
+                Err(mpsc::error::TrySendError::Full(f)) if Instant::now() < deadline => {
+                    frame = f;
+                    std::thread::sleep(Duration::from_millis(5));
+                }
+                Err(_) => return outcome,
+            }
+        }
+    }
+}
+
+fn cancelled_error(control: &QueryControl) -> GatewayError {
+    match control.reason() {
+        Some(CancelReason::Timeout) => GatewayError::Timeout,
+        Some(CancelReason::Shutdown) => GatewayError::ShuttingDown,
+        _ => GatewayError::Cancelled,
+    }
+}
+
+fn outcome_of(e: &GatewayError) -> Outcome {
+    match e {
+        GatewayError::Cancelled | GatewayError::ShuttingDown => Outcome::Cancelled,
+        GatewayError::Timeout => Outcome::Timeout,
+        _ => Outcome::Error,
+    }
+}
+
+fn log_error(e: &GatewayError) {
+    if e.is_server_fault() {
+        tracing::error!(code = e.code(), error = %e.log_chain(), "query failed");
+    } else {
+        tracing::debug!(code = e.code(), error = %e.log_chain(), "query refused or stopped");
+    }
+}
+
+/// Detaches the interrupt handle when dropped.
+struct Detach<'a>(&'a QueryControl);
+
+impl Drop for Detach<'_> {
+    fn drop(&mut self) {
+        self.0.detach();
+    }
+}

@@ -1,0 +1,210 @@
+//! The execution engine: admits queries, runs them on the executor actors, and hands the
+//! transport a bounded stream of protocol lines.
+//!
+//! Flow: [`Engine::start`] resolves the tenant, takes a slot of that tenant (one per pooled
+//! connection) and a global slot (one per executor thread), sends the job to the
+//! [`executor::QueryExecutor`] actors (a `SyncArbiter`: threads of their own, never the async
+//! runtime's), and waits until DuckDB has produced its first chunk or failed. Errors up to
+//! that point come back as a [`GatewayError`] (an HTTP status); after it, as an `error` line.
+//!
+//! Invariants:
+//! - Jobs never queue inside the actor mailbox: both slots are held before sending, and there
+//!   are exactly as many executor threads as global slots.
+//! - Between DuckDB and the transport there is one bounded channel (`stream_buffer` lines);
+//!   a reader that stops reading pauses the DuckDB fetch.
+//! - The stream always ends with an `end` or `error` line, unless the client is gone.
+
+pub mod control;
+pub mod duck;
+pub mod executor;
+pub mod tenant;
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use actix::{Addr, SyncArbiter};
+use bytes::Bytes;
+use tokio::sync::{mpsc, oneshot, Semaphore};
+use tokio_util::sync::CancellationToken;
+
+use crate::config::Config;
+use crate::error::GatewayError;
+use crate::metrics::Metrics;
+use crate::wire::{QueryRequest, TenantId};
+use control::{CancelOnDrop, CancelReason, QueryControl};
+use executor::{Job, QueryExecutor};
+use tenant::{DbSettings, TenantRegistry};
+
+/// Which transport serves a query (a metric label).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Transport {
+    Http,
+    Ws,
+    Sse,
+}
+
+impl Transport {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Http => "http",
+            Self::Ws => "ws",
+            Self::Sse => "sse",
+        }
+    }
+}
+
+/// What a line is, for the transports (framing, metrics).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum FrameKind {
+    Metadata,
+    Data,
+    End,
+    Error,
+}
+
+/// One protocol line on its way to the client.
+#[derive(Debug)]
+pub struct Frame {
+    pub bytes: Bytes,
+    pub rows: usize,
+    pub kind: FrameKind,
+}
+
+/// A query that has started: its lines arrive on `frames`, the metadata line first.
+pub struct RunningQuery {
+    pub query_id: Arc<str>,
+    pub accepted_at: Instant,
+    pub frames: mpsc::Receiver<Frame>,
+    pub control: Arc<QueryControl>,
+    /// Cancels the query (as a disconnect) when the stream is dropped before its end.
+    pub guard: CancelOnDrop,
+}
+
+/// Engine-wide settings, taken from [`Config`].
+#[derive(Debug, Clone)]
+pub struct EngineSettings {
+    pub chunk_rows: usize,
+    pub chunk_bytes: usize,
+    pub stream_buffer: usize,
+    pub queue_timeout: Duration,
+    pub query_timeout: Option<Duration>,
+}
+
+pub struct Engine {
+    registry: TenantRegistry,
+    executor: Addr<QueryExecutor>,
+    global_slots: Arc<Semaphore>,
+    settings: EngineSettings,
+    shutdown: CancellationToken,
+    metrics: Arc<Metrics>,
+}
+
+impl Engine {
+    /// Starts the executor threads. Must run inside an Actix system.
+    pub fn new(config: &Config, shutdown: CancellationToken, metrics: Arc<Metrics>) -> Self {
+        let registry = TenantRegistry::new(
+            &config.data_dir,
+            DbSettings {
+                threads: config.duckdb_threads,
+                memory_limit: config.duckdb_memory_limit.clone(),
+                preserve_insertion_order: config.preserve_insertion_order,
+                pool_size: config.pool_size,
+                checkout_timeout: config.queue_timeout.max(Duration::from_secs(1)),
+            },
+        );
+        let executor = SyncArbiter::start(config.max_queries, || QueryExecutor);
+        Self {
+            registry,
+            executor,
+            global_slots: Arc::new(Semaphore::new(config.max_queries)),
+            settings: EngineSettings {
+                chunk_rows: config.chunk_rows,
+                chunk_bytes: config.chunk_bytes,
+                stream_buffer: config.stream_buffer,
+                queue_timeout: config.queue_timeout,
+                query_timeout: config.query_timeout,
+            },
+            shutdown,
+            metrics,
+        }
+    }
+
+    pub fn metrics(&self) -> &Arc<Metrics> {
+        &self.metrics
+    }
+
+    pub fn is_shutting_down(&self) -> bool {
+        self.shutdown.is_cancelled()
+    }
+
+    /// Admits and starts a query. `parent` is the cancellation scope above the query (the
+    /// process, or a WebSocket connection); when it fires, the query stops with
+    /// `parent_reason`.
+    pub async fn start(
+        &self,
+        tenant: &TenantId,
+        request: QueryRequest,
+        transport: Transport,
+        query_id: Arc<str>,
+        parent: Option<(CancellationToken, CancelReason)>,
+    ) -> Result<RunningQuery, GatewayError> {
+        let accepted_at = Instant::now();
+        if self.shutdown.is_cancelled() {
+            return Err(GatewayError::ShuttingDown);
+        }
+        let tenant = self.registry.get(tenant).await?;
+        let wait = async {
+            let t = Arc::clone(&tenant.slots).acquire_owned().await;
+            let g = Arc::clone(&self.global_slots).acquire_owned().await;
+            (t, g)
+        };
+        let permits = tokio::select! {
+            p = tokio::time::timeout(self.settings.queue_timeout, wait) => match p {
+                Ok((Ok(t), Ok(g))) => (t, g),
+                // Semaphores are never closed; a timeout means every slot stayed busy.
+                _ => return Err(GatewayError::Overloaded),
+            },
+            _ = self.shutdown.cancelled() => return Err(GatewayError::ShuttingDown),
+        };
+
+        let control = QueryControl::new(self.metrics.interrupts.clone());
+        let guard = CancelOnDrop(Arc::clone(&control));
+        let (parent_token, parent_reason) =
+            parent.unwrap_or_else(|| (self.shutdown.clone(), CancelReason::Shutdown));
+        control.spawn_watcher(parent_token, parent_reason, self.settings.query_timeout);
+
+        let (tx, frames) = mpsc::channel(self.settings.stream_buffer);
+        let (started_tx, started_rx) = oneshot::channel();
+        let job = Job {
+            tenant,
+            chunk_rows: request.chunk_rows.unwrap_or(self.settings.chunk_rows),
+            chunk_bytes: self.settings.chunk_bytes,
+            request,
+            query_id: Arc::clone(&query_id),
+            control: Arc::clone(&control),
+            frames: tx,
+            permits,
+            accepted_at,
+            transport,
+            metrics: Arc::clone(&self.metrics),
+        };
+        self.executor.do_send(executor::Run {
+            job,
+            started: started_tx,
+        });
+        // If this future is dropped (client gone), `guard` cancels the query.
+        match started_rx.await {
+            Ok(Ok(())) => Ok(RunningQuery {
+                query_id,
+                accepted_at,
+                frames,
+                control,
+                guard,
+            }),
+            Ok(Err(e)) => Err(e),
+            Err(_) => Err(GatewayError::Internal(
+                "the executor dropped the query".into(),
+            )),
+        }
+    }
+}

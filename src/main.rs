@@ -1,0 +1,40 @@
+//! The `duckstream` binary: load config, set up logging, build the application, serve.
+
+use duckstream::{telemetry, Application, Config};
+
+#[actix_web::main]
+async fn main() -> std::process::ExitCode {
+    telemetry::init();
+    let config = match Config::load() {
+        Ok(c) => c,
+        Err(e) => {
+            eprintln!("duckstream: {e}");
+            return std::process::ExitCode::from(2);
+        }
+    };
+    let demo = config.demo;
+    let app = match Application::build(config).await {
+        Ok(app) => app,
+        Err(e) => {
+            eprintln!("duckstream: {e}");
+            return std::process::ExitCode::from(1);
+        }
+    };
+    let port = app.port();
+    tracing::info!(port, "duckstream listening");
+    if demo {
+        println!(
+            "duckstream is serving the demo tenant. Try:\n  \
+             curl -sS 'http://127.0.0.1:{port}/v1/demo/query' -d '{{\"sql\": \"SELECT * FROM parcels LIMIT 5\"}}'\n  \
+             curl -sS --compressed -H 'Accept-Encoding: zstd' 'http://127.0.0.1:{port}/v1/demo/query' \
+             -d '{{\"sql\": \"SELECT * FROM parcels\"}}' | wc -l"
+        );
+    }
+    match app.run_until_stopped().await {
+        Ok(()) => std::process::ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("duckstream: {e}");
+            std::process::ExitCode::from(1)
+        }
+    }
+}

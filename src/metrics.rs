@@ -1,0 +1,140 @@
+//! Prometheus metrics: one registry per [`crate::startup::Application`], served at `/metrics`.
+//!
+//! Naming follows Prometheus conventions: a `duckstream_` prefix, base units (seconds, bytes),
+//! `_total` on counters. Label sets are small and fixed: `transport` (http|ws|sse), `outcome`
+//! (ok|error|cancelled|disconnected|timeout), `code` (the gateway's error codes). SQL text and
+//! messages never become labels.
+
+use prometheus::{
+    exponential_buckets, Encoder as _, HistogramOpts, HistogramVec, IntCounter, IntCounterVec,
+    IntGaugeVec, Opts, Registry, TextEncoder,
+};
+
+/// How a query ended, as a metric label.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Outcome {
+    Ok,
+    Error,
+    Cancelled,
+    Disconnected,
+    Timeout,
+}
+
+impl Outcome {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Ok => "ok",
+            Self::Error => "error",
+            Self::Cancelled => "cancelled",
+            Self::Disconnected => "disconnected",
+            Self::Timeout => "timeout",
+        }
+    }
+}
+
+pub struct Metrics {
+    registry: Registry,
+    pub queries: IntCounterVec,
+    pub query_duration: HistogramVec,
+    pub ttfb: HistogramVec,
+    pub active_queries: IntGaugeVec,
+    pub rows_sent: IntCounterVec,
+    pub bytes_sent: IntCounterVec,
+    pub uncompressed_bytes: IntCounterVec,
+    pub errors: IntCounterVec,
+    pub interrupts: IntCounter,
+}
+
+impl Metrics {
+    pub fn new() -> Result<Self, prometheus::Error> {
+        let registry = Registry::new();
+        let queries = IntCounterVec::new(
+            Opts::new(
+                "duckstream_queries_total",
+                "Queries finished, by transport and outcome",
+            ),
+            &["transport", "outcome"],
+        )?;
+        let query_duration = HistogramVec::new(
+            HistogramOpts::new(
+                "duckstream_query_duration_seconds",
+                "From the request being accepted to the end of its stream",
+            )
+            .buckets(exponential_buckets(0.001, 2.5, 14)?),
+            &["transport", "outcome"],
+        )?;
+        let ttfb = HistogramVec::new(
+            HistogramOpts::new(
+                "duckstream_query_ttfb_seconds",
+                "From the request being accepted to the first data byte handed to the socket",
+            )
+            .buckets(exponential_buckets(0.0005, 2.0, 16)?),
+            &["transport"],
+        )?;
+        let active_queries = IntGaugeVec::new(
+            Opts::new("duckstream_active_queries", "Queries running now"),
+            &["transport"],
+        )?;
+        let rows_sent = IntCounterVec::new(
+            Opts::new(
+                "duckstream_rows_sent_total",
+                "Result rows handed to clients",
+            ),
+            &["transport"],
+        )?;
+        let bytes_sent = IntCounterVec::new(
+            Opts::new(
+                "duckstream_bytes_sent_total",
+                "Response bytes handed to clients, as sent (compressed if so)",
+            ),
+            &["transport"],
+        )?;
+        let uncompressed_bytes = IntCounterVec::new(
+            Opts::new(
+                "duckstream_uncompressed_bytes_total",
+                "NDJSON bytes produced, before compression",
+            ),
+            &["transport"],
+        )?;
+        let errors = IntCounterVec::new(
+            Opts::new(
+                "duckstream_query_errors_total",
+                "Queries that failed, by error code",
+            ),
+            &["code"],
+        )?;
+        let interrupts = IntCounter::new(
+            "duckstream_duckdb_interrupts_total",
+            "Running DuckDB queries interrupted (cancel, disconnect, timeout, shutdown)",
+        )?;
+        registry.register(Box::new(queries.clone()))?;
+        registry.register(Box::new(query_duration.clone()))?;
+        registry.register(Box::new(ttfb.clone()))?;
+        registry.register(Box::new(active_queries.clone()))?;
+        registry.register(Box::new(rows_sent.clone()))?;
+        registry.register(Box::new(bytes_sent.clone()))?;
+        registry.register(Box::new(uncompressed_bytes.clone()))?;
+        registry.register(Box::new(errors.clone()))?;
+        registry.register(Box::new(interrupts.clone()))?;
+        Ok(Self {
+            registry,
+            queries,
+            query_duration,
+            ttfb,
+            active_queries,
+            rows_sent,
+            bytes_sent,
+            uncompressed_bytes,
+            errors,
+            interrupts,
+        })
+    }
+
+    /// The Prometheus text exposition of every metric.
+    pub fn render(&self) -> String {
+        let mut buf = Vec::new();
+        // Encoding into a Vec cannot fail for the text format.
+        let _ = TextEncoder::new().encode(&self.registry.gather(), &mut buf);
+        String::from_utf8(buf).unwrap_or_default()
+    }
+}

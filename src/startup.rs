@@ -1,0 +1,207 @@
+//! Building and running the server: [`Application::build`] wires config, engine, metrics and
+//! routes; [`Application::run_until_stopped`] serves until a signal or [`Application::shutdown_token`].
+//! `main` and the integration tests start the server the same way.
+//!
+//! Shutdown path: SIGINT/SIGTERM (or the token) cancels the process token, which cancels every
+//! running query (each ends with an `error` line `shutting_down`), `/readyz` turns 503, and
+//! actix stops, waiting at most `shutdown_timeout` for streams to drain.
+
+use std::net::TcpListener;
+use std::sync::Arc;
+
+use actix_web::dev::Server;
+use actix_web::{error::InternalError, web, App, HttpResponse, HttpServer};
+use tokio_util::sync::CancellationToken;
+
+use crate::config::Config;
+use crate::engine::Engine;
+use crate::error::GatewayError;
+use crate::metrics::Metrics;
+use crate::transport::http;
+
+/// Shared by every handler.
+pub struct AppState {
+    pub engine: Engine,
+    pub zstd_level: i32,
+    pub stream_buffer: usize,
+    pub max_body_bytes: usize,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum StartupError {
+    #[error("cannot use data directory {path}: {source}")]
+    DataDir {
+        path: String,
+        source: std::io::Error,
+    },
+    #[error("cannot listen on {addr}: {source}")]
+    Bind {
+        addr: std::net::SocketAddr,
+        source: std::io::Error,
+    },
+    #[error("cannot create the demo tenant: {0}")]
+    Demo(String),
+    #[error("cannot set up metrics: {0}")]
+    Metrics(#[from] prometheus::Error),
+}
+
+pub struct Application {
+    port: u16,
+    server: Server,
+    shutdown: CancellationToken,
+}
+
+impl Application {
+    /// Validates the data directory, seeds the demo tenant if asked, binds, and prepares the
+    /// server (it serves once [`Self::run_until_stopped`] is awaited). Needs an Actix system.
+    pub async fn build(config: Config) -> Result<Self, StartupError> {
+        let data_dir = config.data_dir.clone();
+        std::fs::create_dir_all(&data_dir).map_err(|source| StartupError::DataDir {
+            path: data_dir.display().to_string(),
+            source,
+        })?;
+        if config.demo {
+            let (dir, rows) = (data_dir.clone(), config.demo_rows);
+            tokio::task::spawn_blocking(move || crate::demo::ensure_demo(&dir, rows))
+                .await
+                .map_err(|e| StartupError::Demo(e.to_string()))?
+                .map_err(|e| StartupError::Demo(e.to_string()))?;
+        }
+
+        let listener = TcpListener::bind(config.bind).map_err(|source| StartupError::Bind {
+            addr: config.bind,
+            source,
+        })?;
+        let port = listener
+            .local_addr()
+            .map_err(|source| StartupError::Bind {
+                addr: config.bind,
+                source,
+            })?
+            .port();
+
+        let shutdown = CancellationToken::new();
+        let metrics = Arc::new(Metrics::new()?);
+        let state = web::Data::new(AppState {
+            engine: Engine::new(&config, shutdown.clone(), metrics),
+            zstd_level: config.zstd_level,
+            stream_buffer: config.stream_buffer,
+            max_body_bytes: config.max_body_bytes,
+        });
+        let server = HttpServer::new(move || {
+            App::new()
+                .app_data(state.clone())
+                .app_data(web::QueryConfig::default().error_handler(|e, _| {
+                    let err = GatewayError::InvalidRequest(format!("query string: {e}"));
+                    InternalError::from_response(e, actix_web::ResponseError::error_response(&err))
+                        .into()
+                }))
+                .app_data(web::PathConfig::default().error_handler(|e, _| {
+                    let err = GatewayError::InvalidTenant;
+                    InternalError::from_response(e, actix_web::ResponseError::error_response(&err))
+                        .into()
+                }))
+                .route("/", web::get().to(index))
+                .route("/healthz", web::get().to(healthz))
+                .route("/readyz", web::get().to(readyz))
+                .route("/metrics", web::get().to(metrics_text))
+                .route("/v1/{tenant}/query", web::post().to(http::post_query))
+                .route("/v1/{tenant}/query", web::get().to(http::get_query))
+        })
+        .listen(listener)
+        .map_err(|source| StartupError::Bind {
+            addr: config.bind,
+            source,
+        })?
+        .disable_signals()
+        .shutdown_timeout(config.shutdown_timeout.as_secs().max(1))
+        .run();
+
+        Ok(Self {
+            port,
+            server,
+            shutdown,
+        })
+    }
+
+    pub fn port(&self) -> u16 {
+        self.port
+    }
+
+    /// Cancelling this token shuts the server down, as a signal would.
+    pub fn shutdown_token(&self) -> CancellationToken {
+        self.shutdown.clone()
+    }
+
+    /// Serves until SIGINT/SIGTERM or the shutdown token, then stops gracefully.
+    pub async fn run_until_stopped(self) -> std::io::Result<()> {
+        let handle = self.server.handle();
+        let token = self.shutdown.clone();
+        actix_web::rt::spawn(async move {
+            tokio::select! {
+                _ = token.cancelled() => {}
+                _ = wait_for_signal() => tracing::info!("signal received, shutting down"),
+            }
+            // Cancels every running query: their streams end with `shutting_down`.
+            token.cancel();
+            handle.stop(true).await;
+        });
+        let result = self.server.await;
+        self.shutdown.cancel();
+        result
+    }
+}
+
+async fn wait_for_signal() {
+    #[cfg(unix)]
+    {
+        use tokio::signal::unix::{signal, SignalKind};
+        match (
+            signal(SignalKind::interrupt()),
+            signal(SignalKind::terminate()),
+        ) {
+            (Ok(mut int), Ok(mut term)) => {
+                tokio::select! {
+                    _ = int.recv() => {}
+                    _ = term.recv() => {}
+                }
+            }
+            _ => std::future::pending().await,
+        }
+    }
+    #[cfg(not(unix))]
+    {
+        let _ = tokio::signal::ctrl_c().await;
+    }
+}
+
+async fn index() -> HttpResponse {
+    HttpResponse::Ok().content_type("text/plain; charset=utf-8").body(
+        "duckstream: POST /v1/{tenant}/query {\"sql\": \"...\"}, GET /v1/{tenant}/query?sql=...\n\
+         also /healthz, /readyz, /metrics\n",
+    )
+}
+
+async fn healthz() -> HttpResponse {
+    HttpResponse::Ok()
+        .content_type("application/json")
+        .body(r#"{"status":"ok"}"#)
+}
+
+async fn readyz(state: web::Data<AppState>) -> HttpResponse {
+    if state.engine.is_shutting_down() {
+        HttpResponse::ServiceUnavailable()
+            .content_type("application/json")
+            .body(r#"{"status":"shutting_down"}"#)
+    } else {
+        HttpResponse::Ok()
+            .content_type("application/json")
+            .body(r#"{"status":"ready"}"#)
+    }
+}
+
+async fn metrics_text(state: web::Data<AppState>) -> HttpResponse {
+    HttpResponse::Ok()
+        .content_type("text/plain; version=0.0.4")
+        .body(state.engine.metrics().render())
+}

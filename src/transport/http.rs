@@ -1,0 +1,166 @@
+//! The HTTP transport: `POST /v1/{tenant}/query` (JSON body) and `GET /v1/{tenant}/query?sql=`,
+//! answered with a chunked `application/x-ndjson` body, zstd-encoded when the client accepts it.
+//!
+//! Invariants:
+//! - Errors before the stream starts are a status with a JSON `{code, message}` body; after it,
+//!   an `error` line (produced by the executor).
+//! - The response body owns the query's cancel guard: when actix drops it (client gone), the
+//!   query is interrupted.
+//! - Time to first byte is observed when the first chunk carrying a `data` line is handed to
+//!   actix, counted from the moment the request was accepted.
+
+use std::pin::Pin;
+use std::sync::Arc;
+use std::task::{Context, Poll};
+use std::time::Instant;
+
+use actix_web::http::header::{self, HeaderValue};
+use actix_web::{web, HttpRequest, HttpResponse};
+use bytes::Bytes;
+use futures_util::Stream;
+use prometheus::{Histogram, IntCounter};
+use serde::Deserialize;
+use tokio::sync::mpsc;
+
+use crate::compress::{self, WireChunk};
+use crate::engine::control::CancelOnDrop;
+use crate::engine::{Engine, Frame, Transport};
+use crate::error::GatewayError;
+use crate::startup::AppState;
+use crate::wire::{QueryRequest, TenantId};
+
+/// Query-string form of a query (`GET`).
+#[derive(Debug, Deserialize)]
+pub struct QueryParams {
+    sql: Option<String>,
+    params: Option<String>,
+    chunk_rows: Option<String>,
+}
+
+pub async fn post_query(
+    req: HttpRequest,
+    path: web::Path<String>,
+    payload: web::Payload,
+    state: web::Data<AppState>,
+) -> Result<HttpResponse, GatewayError> {
+    let tenant = TenantId::parse(&path)?;
+    let mut body = read_body(payload, state.max_body_bytes).await?;
+    let query = QueryRequest::from_json(&mut body)?;
+    run(&req, tenant, query, &state).await
+}
+
+pub async fn get_query(
+    req: HttpRequest,
+    path: web::Path<String>,
+    params: web::Query<QueryParams>,
+    state: web::Data<AppState>,
+) -> Result<HttpResponse, GatewayError> {
+    let tenant = TenantId::parse(&path)?;
+    let p = params.into_inner();
+    let query = QueryRequest::from_query_string(p.sql, p.params, p.chunk_rows)?;
+    run(&req, tenant, query, &state).await
+}
+
+/// Reads the request body, refusing it as soon as it passes `limit` bytes.
+async fn read_body(mut payload: web::Payload, limit: usize) -> Result<Vec<u8>, GatewayError> {
+    use futures_util::StreamExt;
+    let mut body = Vec::new();
+    while let Some(chunk) = payload.next().await {
+        let chunk =
+            chunk.map_err(|e| GatewayError::InvalidRequest(format!("request body: {e}")))?;
+        if body.len() + chunk.len() > limit {
+            return Err(GatewayError::PayloadTooLarge(limit));
+        }
+        body.extend_from_slice(&chunk);
+    }
+    Ok(body)
+}
+
+async fn run(
+    req: &HttpRequest,
+    tenant: TenantId,
+    query: QueryRequest,
+    state: &AppState,
+) -> Result<HttpResponse, GatewayError> {
+    let zstd = super::accepts_zstd(req.headers());
+    let query_id: Arc<str> = uuid::Uuid::new_v4().simple().to_string().into();
+    let engine: &Engine = &state.engine;
+    let running = engine
+        .start(&tenant, query, Transport::Http, Arc::clone(&query_id), None)
+        .await?;
+    let source = if zstd {
+        let rx = compress::spawn_stream(running.frames, state.zstd_level, state.stream_buffer)
+            .map_err(|e| GatewayError::Internal(Box::new(e)))?;
+        Source::Compressed(rx)
+    } else {
+        Source::Plain(running.frames)
+    };
+    let metrics = engine.metrics();
+    let label = [Transport::Http.as_str()];
+    let body = Body {
+        source,
+        accepted_at: running.accepted_at,
+        ttfb: Some(metrics.ttfb.with_label_values(&label)),
+        rows: metrics.rows_sent.with_label_values(&label),
+        bytes: metrics.bytes_sent.with_label_values(&label),
+        raw_bytes: metrics.uncompressed_bytes.with_label_values(&label),
+        _guard: running.guard,
+    };
+    let mut response = HttpResponse::Ok();
+    response
+        .content_type("application/x-ndjson")
+        .insert_header((header::CACHE_CONTROL, HeaderValue::from_static("no-store")))
+        .insert_header(("X-Accel-Buffering", "no"))
+        .insert_header(("X-Query-Id", query_id.as_ref()))
+        .insert_header((header::VARY, HeaderValue::from_static("accept-encoding")));
+    if zstd {
+        response.insert_header((header::CONTENT_ENCODING, HeaderValue::from_static("zstd")));
+    }
+    Ok(response.streaming(body))
+}
+
+enum Source {
+    Plain(mpsc::Receiver<Frame>),
+    Compressed(mpsc::Receiver<WireChunk>),
+}
+
+/// The response body: pulls chunks from the pipeline as actix asks for them.
+struct Body {
+    source: Source,
+    accepted_at: Instant,
+    ttfb: Option<Histogram>,
+    rows: IntCounter,
+    bytes: IntCounter,
+    raw_bytes: IntCounter,
+    /// Dropped with the body: interrupts the query if it has not ended.
+    _guard: CancelOnDrop,
+}
+
+impl Stream for Body {
+    type Item = Result<Bytes, std::convert::Infallible>;
+
+    fn poll_next(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Self::Item>> {
+        let this = self.get_mut();
+        let chunk = match &mut this.source {
+            Source::Plain(rx) => match rx.poll_recv(cx) {
+                Poll::Ready(Some(frame)) => WireChunk::plain(frame),
+                Poll::Ready(None) => return Poll::Ready(None),
+                Poll::Pending => return Poll::Pending,
+            },
+            Source::Compressed(rx) => match rx.poll_recv(cx) {
+                Poll::Ready(Some(chunk)) => chunk,
+                Poll::Ready(None) => return Poll::Ready(None),
+                Poll::Pending => return Poll::Pending,
+            },
+        };
+        if chunk.has_data {
+            if let Some(ttfb) = this.ttfb.take() {
+                ttfb.observe(this.accepted_at.elapsed().as_secs_f64());
+            }
+        }
+        this.rows.inc_by(chunk.rows as u64);
+        this.bytes.inc_by(chunk.bytes.len() as u64);
+        this.raw_bytes.inc_by(chunk.raw_len as u64);
+        Poll::Ready(Some(Ok(chunk.bytes)))
+    }
+}

@@ -1,0 +1,90 @@
+//! The protocol's lines (`metadata`, `data`, `end`, `error`) and the pre-stream error body.
+//!
+//! Invariant: every function here produces exactly one JSON object; the `*_line` functions end
+//! it with `\n`. The format is the contract in `docs/PROTOCOL.md`.
+
+use bytes::Bytes;
+
+use crate::encode::json::{write_int, write_key, write_str};
+
+/// One result column, as announced by the metadata line.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Column {
+    pub name: String,
+    pub type_name: String,
+}
+
+fn open(out: &mut Vec<u8>, kind: &str, query_id: &str) {
+    out.extend_from_slice(b"{\"type\":\"");
+    out.extend_from_slice(kind.as_bytes());
+    out.extend_from_slice(b"\",\"query_id\":");
+    write_str(out, query_id.as_bytes());
+}
+
+/// `{"type":"metadata","query_id":…,"columns":[{"name":…,"type":…},…]}`
+pub fn metadata_line(query_id: &str, columns: &[Column]) -> Bytes {
+    let mut out = Vec::with_capacity(128 + columns.len() * 40);
+    open(&mut out, "metadata", query_id);
+    out.extend_from_slice(b",\"columns\":[");
+    for (i, c) in columns.iter().enumerate() {
+        if i > 0 {
+            out.push(b',');
+        }
+        out.push(b'{');
+        write_key(&mut out, "name");
+        write_str(&mut out, c.name.as_bytes());
+        out.push(b',');
+        write_key(&mut out, "type");
+        write_str(&mut out, c.type_name.as_bytes());
+        out.push(b'}');
+    }
+    out.extend_from_slice(b"]}\n");
+    Bytes::from(out)
+}
+
+/// The start of a data line, up to and including `"rows":[`.
+pub fn data_prefix(out: &mut Vec<u8>, query_id: &str, seq: u64) {
+    open(out, "data", query_id);
+    out.extend_from_slice(b",\"seq\":");
+    write_int(out, seq);
+    out.extend_from_slice(b",\"rows\":[");
+}
+
+/// `{"type":"end","query_id":…,"rows":R,"chunks":C,"elapsed_ms":T}`
+pub fn end_line(query_id: &str, rows: u64, chunks: u64, elapsed_ms: u64) -> Bytes {
+    let mut out = Vec::with_capacity(96);
+    open(&mut out, "end", query_id);
+    out.extend_from_slice(b",\"rows\":");
+    write_int(&mut out, rows);
+    out.extend_from_slice(b",\"chunks\":");
+    write_int(&mut out, chunks);
+    out.extend_from_slice(b",\"elapsed_ms\":");
+    write_int(&mut out, elapsed_ms);
+    out.extend_from_slice(b"}\n");
+    Bytes::from(out)
+}
+
+/// `{"type":"error","query_id":…,"code":…,"message":…}`
+pub fn error_line(query_id: &str, code: &str, message: &str) -> Bytes {
+    let mut out = Vec::with_capacity(96 + message.len());
+    open(&mut out, "error", query_id);
+    out.extend_from_slice(b",\"code\":");
+    write_str(&mut out, code.as_bytes());
+    out.extend_from_slice(b",\"message\":");
+    write_str(&mut out, message.as_bytes());
+    out.extend_from_slice(b"}\n");
+    Bytes::from(out)
+}
+
+/// The body of an error answered before streaming: `{"code":…,"message":…}`.
+pub fn error_body(code: &str, message: &str) -> Bytes {
+    let mut out = Vec::with_capacity(48 + message.len());
+    out.push(b'{');
+    write_key(&mut out, "code");
+    write_str(&mut out, code.as_bytes());
+    out.push(b',');
+    write_key(&mut out, "message");
+    write_str(&mut out, message.as_bytes());
+    out.push(b'}');
+    Bytes::from(out)
+}

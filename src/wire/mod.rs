@@ -1,0 +1,236 @@
+//! Wire types: everything a client sends or receives, validated at the edge.
+//!
+//! Requests are parsed with simd-json into typed values ([`TenantId`], [`QueryRequest`]);
+//! nothing past this module sees raw client input. Responses are built by [`lines`].
+//!
+//! Invariants: a [`TenantId`] always matches `[a-z0-9_-]{1,64}` (so it is a safe file name);
+//! a [`QueryRequest`] always has a non-empty `sql` and `chunk_rows` within bounds.
+
+pub mod lines;
+
+use std::fmt;
+
+use simd_json::{BorrowedValue, StaticNode};
+
+use crate::engine::duck::Param;
+use crate::error::GatewayError;
+
+/// The largest `chunk_rows` a client may ask for.
+pub const MAX_CHUNK_ROWS: usize = 100_000;
+
+/// A validated tenant name.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct TenantId(String);
+
+impl TenantId {
+    pub fn parse(s: &str) -> Result<Self, GatewayError> {
+        let ok = !s.is_empty()
+            && s.len() <= 64
+            && s.bytes()
+                .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'_' || b == b'-');
+        if ok {
+            Ok(Self(s.to_string()))
+        } else {
+            Err(GatewayError::InvalidTenant)
+        }
+    }
+
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+impl fmt::Display for TenantId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+/// A validated query.
+#[derive(Debug, Clone, PartialEq)]
+pub struct QueryRequest {
+    pub sql: String,
+    pub params: Vec<Param>,
+    /// Rows per `data` line; `None` takes the server's default.
+    pub chunk_rows: Option<usize>,
+}
+
+fn invalid(msg: impl Into<String>) -> GatewayError {
+    GatewayError::InvalidRequest(msg.into())
+}
+
+impl QueryRequest {
+    /// Parses a JSON body `{"sql": "...", "params": [...], "chunk_rows": 1000}`.
+    pub fn from_json(body: &mut [u8]) -> Result<Self, GatewayError> {
+        if body.iter().all(u8::is_ascii_whitespace) {
+            return Err(GatewayError::InvalidJson("the body is empty".into()));
+        }
+        let value = simd_json::to_borrowed_value(body)
+            .map_err(|e| GatewayError::InvalidJson(e.to_string()))?;
+        let BorrowedValue::Object(obj) = &value else {
+            return Err(invalid("the body must be a JSON object"));
+        };
+        for key in obj.keys() {
+            if !matches!(key.as_ref(), "sql" | "params" | "chunk_rows") {
+                return Err(invalid(format!(
+                    "unknown field `{key}` (expected sql, params, chunk_rows)"
+                )));
+            }
+        }
+        let sql = match obj.get("sql") {
+            Some(BorrowedValue::String(s)) => s.to_string(),
+            Some(_) => return Err(invalid("`sql` must be a string")),
+            None => return Err(invalid("missing field `sql`")),
+        };
+        let params = match obj.get("params") {
+            None | Some(BorrowedValue::Static(StaticNode::Null)) => Vec::new(),
+            Some(BorrowedValue::Array(items)) => params_from(items)?,
+            Some(_) => return Err(invalid("`params` must be an array")),
+        };
+        let chunk_rows = match obj.get("chunk_rows") {
+            None | Some(BorrowedValue::Static(StaticNode::Null)) => None,
+            Some(BorrowedValue::Static(StaticNode::I64(n))) => Some(chunk_rows(*n as i128)?),
+            Some(BorrowedValue::Static(StaticNode::U64(n))) => Some(chunk_rows(*n as i128)?),
+            Some(_) => return Err(invalid("`chunk_rows` must be an integer")),
+        };
+        Self::new(sql, params, chunk_rows)
+    }
+
+    /// Builds a request from URL query parameters (`sql`, `params` as a JSON array, `chunk_rows`).
+    pub fn from_query_string(
+        sql: Option<String>,
+        params: Option<String>,
+        chunk_rows_text: Option<String>,
+    ) -> Result<Self, GatewayError> {
+        let sql = sql.ok_or_else(|| invalid("missing query parameter `sql`"))?;
+        let params = match params {
+            None => Vec::new(),
+            Some(text) => {
+                let mut bytes = text.into_bytes();
+                let value = simd_json::to_borrowed_value(&mut bytes)
+                    .map_err(|e| GatewayError::InvalidJson(format!("`params`: {e}")))?;
+                match value {
+                    BorrowedValue::Array(items) => params_from(&items)?,
+                    _ => return Err(invalid("`params` must be a JSON array")),
+                }
+            }
+        };
+        let chunk_rows = match chunk_rows_text {
+            None => None,
+            Some(t) => Some(chunk_rows(
+                t.trim()
+                    .parse::<i128>()
+                    .map_err(|_| invalid("`chunk_rows` must be an integer"))?,
+            )?),
+        };
+        Self::new(sql, params, chunk_rows)
+    }
+
+    fn new(
+        sql: String,
+        params: Vec<Param>,
+        chunk_rows: Option<usize>,
+    ) -> Result<Self, GatewayError> {
+        if sql.trim().is_empty() {
+            return Err(invalid("`sql` is empty"));
+        }
+        if sql.contains('\0') {
+            return Err(invalid("`sql` contains a NUL character"));
+        }
+        Ok(Self {
+            sql,
+            params,
+            chunk_rows,
+        })
+    }
+}
+
+fn chunk_rows(n: i128) -> Result<usize, GatewayError> {
+    if (1..=MAX_CHUNK_ROWS as i128).contains(&n) {
+        Ok(n as usize)
+    } else {
+        Err(invalid(format!(
+            "`chunk_rows` must be between 1 and {MAX_CHUNK_ROWS}"
+        )))
+    }
+}
+
+/// JSON params to bind values. Arrays and objects are bound as their JSON text, which DuckDB
+/// casts to the parameter's type (`'[1,2]'` to `INTEGER[]`, for instance).
+fn params_from(items: &[BorrowedValue<'_>]) -> Result<Vec<Param>, GatewayError> {
+    use simd_json::prelude::Writable;
+    items
+        .iter()
+        .map(|v| {
+            Ok(match v {
+                BorrowedValue::Static(StaticNode::Null) => Param::Null,
+                BorrowedValue::Static(StaticNode::Bool(b)) => Param::Bool(*b),
+                BorrowedValue::Static(StaticNode::I64(n)) => Param::Int(*n),
+                // simd-json reads every non-negative integer as u64: bind those that fit as
+                // BIGINT, like negative ones, so that `?` infers the same type either way.
+                BorrowedValue::Static(StaticNode::U64(n)) => match i64::try_from(*n) {
+                    Ok(i) => Param::Int(i),
+                    Err(_) => Param::UInt(*n),
+                },
+                BorrowedValue::Static(StaticNode::F64(f)) => Param::Float(*f),
+                BorrowedValue::String(s) => {
+                    if s.contains('\0') {
+                        return Err(GatewayError::InvalidParams(
+                            "a parameter contains a NUL character".into(),
+                        ));
+                    }
+                    Param::Text(s.to_string())
+                }
+                other => Param::Text(other.encode()),
+            })
+        })
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn parse(s: &str) -> Result<QueryRequest, GatewayError> {
+        QueryRequest::from_json(&mut s.as_bytes().to_vec())
+    }
+
+    #[test]
+    fn tenant_names_are_validated() {
+        assert!(TenantId::parse("demo_1-x").is_ok());
+        for bad in ["", "Demo", "../x", "a/b", "a.duckdb", &"x".repeat(65)] {
+            assert!(TenantId::parse(bad).is_err(), "{bad}");
+        }
+    }
+
+    #[test]
+    fn bodies_are_parsed_and_checked() {
+        let q =
+            parse(r#"{"sql":"SELECT ?","params":[1,-2,1.5,"a",null,true,[1,2]],"chunk_rows":10}"#)
+                .unwrap();
+        assert_eq!(q.chunk_rows, Some(10));
+        assert_eq!(
+            q.params,
+            vec![
+                Param::Int(1),
+                Param::Int(-2),
+                Param::Float(1.5),
+                Param::Text("a".into()),
+                Param::Null,
+                Param::Bool(true),
+                Param::Text("[1,2]".into())
+            ]
+        );
+        assert_eq!(parse("{").unwrap_err().code(), "invalid_json");
+        assert_eq!(parse("{}").unwrap_err().code(), "invalid_request");
+        assert_eq!(parse(r#"{"sql":1}"#).unwrap_err().code(), "invalid_request");
+        assert_eq!(
+            parse(r#"{"sql":"x","chunk_rows":0}"#).unwrap_err().code(),
+            "invalid_request"
+        );
+        assert_eq!(
+            parse(r#"{"sql":"x","params":{}}"#).unwrap_err().code(),
+            "invalid_request"
+        );
+    }
+}

@@ -1,0 +1,170 @@
+use std::path::Path;
+use std::time::Duration;
+
+use duckstream::{Application, Config};
+use serde_json::Value;
+use tempfile::TempDir;
+use tokio_util::sync::CancellationToken;
+
+/// A running server with its own data directory. Stops when dropped.
+pub struct TestApp {
+    pub base: String,
+    pub dir: TempDir,
+    pub client: reqwest::Client,
+    pub shutdown: CancellationToken,
+    pub stopped: tokio::sync::oneshot::Receiver<std::io::Result<()>>,
+}
+
+impl Drop for TestApp {
+    fn drop(&mut self) {
+        self.shutdown.cancel();
+    }
+}
+
+/// Creates `<dir>/<tenant>.duckdb` by running `sql` through the `duckdb` crate.
+pub fn create_tenant(dir: &Path, tenant: &str, sql: &str) {
+    let conn = duckdb::Connection::open(dir.join(format!("{tenant}.duckdb"))).unwrap();
+    conn.execute_batch(sql).unwrap();
+}
+
+pub const FIXTURE: &str = "
+    CREATE TYPE mood AS ENUM ('sad', 'ok', 'happy');
+    CREATE TABLE people (id INTEGER, name VARCHAR, feeling mood);
+    INSERT INTO people VALUES (1, 'Ada', 'happy'), (2, 'Grace', 'ok'), (3, NULL, NULL);
+";
+
+pub async fn spawn_app() -> TestApp {
+    spawn_app_with(|_| {}).await
+}
+
+pub async fn spawn_app_with(tweak: impl FnOnce(&mut Config)) -> TestApp {
+    duckstream::telemetry::init();
+    let dir = tempfile::tempdir().unwrap();
+    create_tenant(dir.path(), "t", FIXTURE);
+    let mut config = Config::for_tests(dir.path());
+    tweak(&mut config);
+    let app = Application::build(config).await.expect("server builds");
+    let base = format!("http://127.0.0.1:{}", app.port());
+    let shutdown = app.shutdown_token();
+    let (tx, stopped) = tokio::sync::oneshot::channel();
+    actix_web::rt::spawn(async move {
+        let _ = tx.send(app.run_until_stopped().await);
+    });
+    TestApp {
+        base,
+        dir,
+        client: reqwest::Client::new(),
+        shutdown,
+        stopped,
+    }
+}
+
+/// A parsed NDJSON response.
+pub struct Lines {
+    pub status: u16,
+    pub raw: String,
+    pub lines: Vec<Value>,
+}
+
+impl Lines {
+    pub fn kinds(&self) -> Vec<&str> {
+        self.lines
+            .iter()
+            .map(|l| l["type"].as_str().unwrap())
+            .collect()
+    }
+
+    /// The text of the `rows` arrays of every data line, joined (exact JSON as sent).
+    pub fn data_rows_text(&self) -> Vec<String> {
+        self.raw
+            .lines()
+            .filter(|l| l.starts_with("{\"type\":\"data\""))
+            .map(|l| {
+                let start = l.find("\"rows\":").unwrap() + 7;
+                l[start..l.len() - 1].to_string()
+            })
+            .collect()
+    }
+
+    pub fn last(&self) -> &Value {
+        self.lines.last().unwrap()
+    }
+
+    pub fn rows(&self) -> Vec<Value> {
+        self.lines
+            .iter()
+            .filter(|l| l["type"] == "data")
+            .flat_map(|l| l["rows"].as_array().unwrap().clone())
+            .collect()
+    }
+}
+
+impl TestApp {
+    pub fn url(&self, path: &str) -> String {
+        format!("{}{}", self.base, path)
+    }
+
+    pub async fn post(&self, tenant: &str, body: &str) -> reqwest::Response {
+        self.client
+            .post(self.url(&format!("/v1/{tenant}/query")))
+            .header("content-type", "application/json")
+            .body(body.to_string())
+            .send()
+            .await
+            .unwrap()
+    }
+
+    /// Runs `sql` on tenant `t` and reads the whole (uncompressed) response.
+    pub async fn query(&self, sql: &str) -> Lines {
+        let body = serde_json::json!({ "sql": sql }).to_string();
+        read_lines(self.post("t", &body).await).await
+    }
+
+    pub async fn metrics(&self) -> String {
+        self.client
+            .get(self.url("/metrics"))
+            .send()
+            .await
+            .unwrap()
+            .text()
+            .await
+            .unwrap()
+    }
+
+    /// The value of one sample (`name{labels}` exactly as rendered), 0 if absent.
+    pub async fn metric(&self, sample: &str) -> f64 {
+        metric_value(&self.metrics().await, sample)
+    }
+
+    /// Polls a metric until `pred` holds (or panics after 10 s).
+    pub async fn wait_metric(&self, sample: &str, pred: impl Fn(f64) -> bool) -> f64 {
+        for _ in 0..200 {
+            let v = self.metric(sample).await;
+            if pred(v) {
+                return v;
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        panic!(
+            "metric {sample} never satisfied the condition: {}",
+            self.metrics().await
+        );
+    }
+}
+
+pub fn metric_value(text: &str, sample: &str) -> f64 {
+    text.lines()
+        .find_map(|l| l.strip_prefix(sample).and_then(|r| r.strip_prefix(' ')))
+        .map(|v| v.trim().parse().unwrap())
+        .unwrap_or(0.0)
+}
+
+pub async fn read_lines(resp: reqwest::Response) -> Lines {
+    let status = resp.status().as_u16();
+    let raw = resp.text().await.unwrap();
+    let lines = raw
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("bad line {l}: {e}")))
+        .collect();
+    Lines { status, raw, lines }
+}

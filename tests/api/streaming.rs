@@ -1,0 +1,204 @@
+//! Streaming behaviour: incremental delivery, zstd, completeness, disconnects.
+
+use std::io::Write;
+
+use futures::StreamExt;
+
+use crate::helpers::{read_lines, spawn_app, spawn_app_with};
+
+const BIG: &str = "SELECT i, i * 2 AS j, 'row ' || i AS s FROM range(50000000) t(i)";
+
+#[actix_web::test]
+async fn zstd_body_decodes_to_the_plain_stream() {
+    let app = spawn_app().await;
+    let body = serde_json::json!({
+        "sql": "SELECT i, i::VARCHAR AS s, i / 7 AS f FROM range(100000) t(i) ORDER BY i",
+        "chunk_rows": 777
+    })
+    .to_string();
+    let plain = app
+        .client
+        .post(app.url("/v1/t/query"))
+        .body(body.clone())
+        .send()
+        .await
+        .unwrap();
+    assert!(plain.headers().get("content-encoding").is_none());
+    let plain_id = plain.headers()["x-query-id"].to_str().unwrap().to_string();
+    let plain = plain.bytes().await.unwrap();
+
+    let zstd = app
+        .client
+        .post(app.url("/v1/t/query"))
+        .header("accept-encoding", "gzip, zstd")
+        .body(body)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(zstd.headers()["content-encoding"], "zstd");
+    assert_eq!(zstd.headers()["content-type"], "application/x-ndjson");
+    let zstd_id = zstd.headers()["x-query-id"].to_str().unwrap().to_string();
+    let compressed = zstd.bytes().await.unwrap();
+    assert!(
+        compressed.len() * 3 < plain.len(),
+        "zstd should shrink NDJSON"
+    );
+
+    // A real zstd decoder, limited to an 8 MiB window as browsers are.
+    let mut decoder = zstd::stream::read::Decoder::new(&compressed[..]).unwrap();
+    decoder.window_log_max(23).unwrap();
+    let mut decoded = Vec::new();
+    std::io::copy(&mut decoder, &mut decoded).unwrap();
+
+    let normalize = |text: &str, id: &str| {
+        let text = text.replace(id, "QID");
+        // elapsed_ms is the only other field that differs between two runs.
+        let end = text.rfind("\"elapsed_ms\":").unwrap();
+        text[..end].to_string()
+    };
+    let plain_text = String::from_utf8(plain.to_vec()).unwrap();
+    let decoded_text = String::from_utf8(decoded).unwrap();
+    assert_eq!(
+        normalize(&decoded_text, &zstd_id),
+        normalize(&plain_text, &plain_id)
+    );
+    assert!(plain_text.ends_with("}\n"));
+    // 100000 rows in lines of 777.
+    assert_eq!(
+        plain_text.lines().count(),
+        1 + 100_000usize.div_ceil(777) + 1
+    );
+}
+
+#[actix_web::test]
+async fn first_rows_arrive_while_the_query_runs_then_a_hangup_interrupts_it() {
+    let app = spawn_app_with(|c| c.pool_size = 1).await;
+    for compressed in [false, true] {
+        let mut req = app
+            .client
+            .post(app.url("/v1/t/query"))
+            .body(serde_json::json!({ "sql": BIG }).to_string());
+        if compressed {
+            req = req.header("accept-encoding", "zstd");
+        }
+        let resp = req.send().await.unwrap();
+        assert_eq!(resp.status(), 200);
+        let mut stream = resp.bytes_stream();
+        let mut decoder = zstd::stream::write::Decoder::new(Vec::new()).unwrap();
+        let mut plain = Vec::new();
+        // Read until the first data line has arrived.
+        loop {
+            let bytes = stream.next().await.expect("stream ended early").unwrap();
+            let text = if compressed {
+                decoder.write_all(&bytes).unwrap();
+                decoder.flush().unwrap();
+                decoder.get_ref().clone()
+            } else {
+                plain.extend_from_slice(&bytes);
+                plain.clone()
+            };
+            let text = String::from_utf8_lossy(&text).to_string();
+            if let Some(line) = text
+                .lines()
+                .nth(1)
+                .filter(|_| text.matches('\n').count() >= 2)
+            {
+                assert!(line.starts_with("{\"type\":\"data\""), "{line}");
+                assert!(
+                    line.contains("\"seq\":0,\"rows\":[[0,0,\"row 0\"]"),
+                    "{line}"
+                );
+                break;
+            }
+        }
+        // The query is still running: 50M rows cannot have been produced yet.
+        assert_eq!(
+            app.metric("duckstream_active_queries{transport=\"http\"}")
+                .await,
+            1.0
+        );
+        drop(stream);
+        // The hang-up cancels it: counted as a disconnect, DuckDB interrupted, slot freed.
+        let n = if compressed { 2.0 } else { 1.0 };
+        app.wait_metric(
+            "duckstream_queries_total{outcome=\"disconnected\",transport=\"http\"}",
+            |v| v == n,
+        )
+        .await;
+        app.wait_metric("duckstream_duckdb_interrupts_total", |v| v >= n)
+            .await;
+        app.wait_metric("duckstream_active_queries{transport=\"http\"}", |v| {
+            v == 0.0
+        })
+        .await;
+        // The single pooled connection answers the next query.
+        let next = app.query("SELECT 42 AS answer").await;
+        assert_eq!(next.data_rows_text(), ["[[42]]"]);
+    }
+}
+
+#[actix_web::test]
+async fn empty_results_and_big_results_are_complete() {
+    let app = spawn_app().await;
+    let empty = app.query("SELECT * FROM range(0) t(i)").await;
+    assert_eq!(empty.kinds(), ["metadata", "end"]);
+    assert_eq!(empty.last()["rows"], 0);
+    assert_eq!(empty.last()["chunks"], 0);
+    assert_eq!(empty.lines[0]["columns"][0]["name"], "i");
+    assert_eq!(empty.lines[0]["columns"][0]["type"], "BIGINT");
+
+    let n: u64 = 1_234_567;
+    let resp = app
+        .post(
+            "t",
+            &serde_json::json!({
+                "sql": format!("SELECT i, i * 3 AS j FROM range({n}) t(i)"),
+                "chunk_rows": 5000
+            })
+            .to_string(),
+        )
+        .await;
+    let out = read_lines(resp).await;
+    let qid = out.lines[0]["query_id"].as_str().unwrap().to_string();
+    let (mut count, mut sum_i, mut sum_j, mut seq) = (0u64, 0u64, 0u64, 0u64);
+    for line in &out.lines[1..out.lines.len() - 1] {
+        assert_eq!(line["type"], "data");
+        assert_eq!(line["query_id"], qid.as_str());
+        assert_eq!(line["seq"], seq);
+        seq += 1;
+        let rows = line["rows"].as_array().unwrap();
+        assert!(rows.len() <= 5000);
+        for r in rows {
+            count += 1;
+            sum_i += r[0].as_u64().unwrap();
+            sum_j += r[1].as_u64().unwrap();
+        }
+    }
+    let end = out.last();
+    assert_eq!(end["type"], "end");
+    assert_eq!(count, n);
+    assert_eq!(end["rows"], n);
+    assert_eq!(end["chunks"], seq);
+    assert_eq!(sum_i, n * (n - 1) / 2);
+    assert_eq!(sum_j, 3 * n * (n - 1) / 2);
+    assert!(end["elapsed_ms"].as_u64().is_some());
+}
+
+#[actix_web::test]
+async fn get_requests_stream_too() {
+    let app = spawn_app().await;
+    let resp = app
+        .client
+        .get(app.url("/v1/t/query"))
+        .query(&[
+            ("sql", "SELECT ? + i AS v FROM range(3) t(i)"),
+            ("params", "[10]"),
+            ("chunk_rows", "2"),
+        ])
+        .send()
+        .await
+        .unwrap();
+    let out = read_lines(resp).await;
+    assert_eq!(out.status, 200, "{}", out.raw);
+    assert_eq!(out.data_rows_text(), ["[[10],[11]]", "[[12]]"]);
+}
