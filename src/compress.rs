@@ -101,7 +101,13 @@ pub fn spawn_stream(
                 if flushed.is_err() {
                     return;
                 }
-                let bytes = Bytes::from(std::mem::take(enc.get_mut()));
+                // Hand the output over and start the next one at the same size, so the
+                // encoder does not regrow its buffer from zero for every batch.
+                let capacity = enc.get_ref().capacity();
+                let bytes = Bytes::from(std::mem::replace(
+                    enc.get_mut(),
+                    Vec::with_capacity(capacity),
+                ));
                 let chunk = WireChunk {
                     bytes,
                     raw_len,

@@ -52,7 +52,7 @@ impl Default for Config {
             max_queries: 64,
             chunk_rows: 1000,
             chunk_bytes: 1 << 20,
-            zstd_level: 3,
+            zstd_level: 1,
             duckdb_threads: None,
             duckdb_memory_limit: None,
             preserve_insertion_order: false,
@@ -304,7 +304,7 @@ mod tests {
         .unwrap();
         assert_eq!(c.pool_size, 7);
         assert_eq!(c.chunk_rows, 20);
-        assert_eq!(c.zstd_level, 3);
+        assert_eq!(c.zstd_level, 1);
     }
 
     #[test]
