@@ -462,8 +462,26 @@ mod tests {
             seed
         };
         let mut values = vec![
-            0.1, 0.2, 0.3, 0.1 + 0.2, 1.0, -1.0, 3.0, 1e-5, 0.00001, 0.000011, 999999999.999999,
-            123456.5, 51191.036, -3.579308, 1e9 - 1e-6, 0.5e-5, 1e-4, 2.5, 100.0, 1e8,
+            0.1,
+            0.2,
+            0.3,
+            0.1 + 0.2,
+            1.0,
+            -1.0,
+            3.0,
+            1e-5,
+            0.00001,
+            0.000011,
+            999999999.999999,
+            123456.5,
+            51191.036,
+            -3.579308,
+            1e9 - 1e-6,
+            0.5e-5,
+            1e-4,
+            2.5,
+            100.0,
+            1e8,
         ];
         for _ in 0..200_000 {
             let r = next();
@@ -479,7 +497,11 @@ mod tests {
             let mut ours = Vec::new();
             write_f64(&mut ours, v);
             let mut buf = ryu::Buffer::new();
-            assert_eq!(std::str::from_utf8(&ours).unwrap(), buf.format_finite(v), "{v:e}");
+            assert_eq!(
+                std::str::from_utf8(&ours).unwrap(),
+                buf.format_finite(v),
+                "{v:e}"
+            );
         }
     }
 

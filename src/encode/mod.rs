@@ -260,11 +260,11 @@ unsafe fn write_value(col: &Col<'_>, row: usize, out: &mut Vec<u8>) {
             Plan::I8 => json::write_i64(out, col.get::<i8>(row).into()),
             Plan::I16 => json::write_i64(out, col.get::<i16>(row).into()),
             Plan::I32 => json::write_i64(out, col.get::<i32>(row).into()),
-            Plan::I64 => json::write_i64(out, col.get::<i64>(row).into()),
+            Plan::I64 => json::write_i64(out, col.get::<i64>(row)),
             Plan::U8 => json::write_u64(out, col.get::<u8>(row).into()),
             Plan::U16 => json::write_u64(out, col.get::<u16>(row).into()),
             Plan::U32 => json::write_u64(out, col.get::<u32>(row).into()),
-            Plan::U64 => json::write_u64(out, col.get::<u64>(row).into()),
+            Plan::U64 => json::write_u64(out, col.get::<u64>(row)),
             Plan::I128 => json::write_int(out, col.i128_at(row)),
             Plan::U128 => {
                 let h: ffi::duckdb_uhugeint = col.get(row);
