@@ -6,6 +6,8 @@
 //! another bounded channel; a slow client still pauses DuckDB through both.
 //!
 //! Invariants:
+//! - [`spawn_frames`] produces independent zstd frames that record their content size, one per
+//!   batch of lines, so that each WebSocket message decodes on its own (`fzstd` in a browser).
 //! - [`spawn_stream`] produces one zstd frame for the whole response, flushed after each batch
 //!   of lines that were ready together, so a decoder can always output every line sent so far.
 //! - The window stays at or below 8 MiB (levels above 19 are refused by the config).
@@ -59,6 +61,77 @@ fn zstd_default_window_log(level: i32) -> u32 {
         4 => 22,
         _ => 23,
     }
+}
+
+/// One compressed (or plain) message for a message-based transport.
+#[derive(Debug)]
+pub struct WireMessage {
+    pub bytes: Bytes,
+    pub raw_len: usize,
+    pub rows: usize,
+    pub has_data: bool,
+    /// Holds the query's final line (`end` or `error`).
+    pub last: bool,
+}
+
+/// Batches of ready lines become one message once they reach this many bytes.
+const MAX_MESSAGE: usize = 256 * 1024;
+
+/// Groups the lines that are ready together into messages, compressing each into an
+/// independent zstd frame when `level` is set. Runs on a thread of its own.
+pub fn spawn_frames(
+    mut input: mpsc::Receiver<Frame>,
+    level: Option<i32>,
+    capacity: usize,
+) -> std::io::Result<mpsc::Receiver<WireMessage>> {
+    let (tx, rx) = mpsc::channel(capacity);
+    let mut compressor = match level {
+        Some(l) => Some(zstd::bulk::Compressor::new(l)?),
+        None => None,
+    };
+    std::thread::Builder::new()
+        .name("zstd-frames".into())
+        .spawn(move || {
+            let mut batch = Vec::with_capacity(64 * 1024);
+            while let Some(first) = input.blocking_recv() {
+                batch.clear();
+                let (mut rows, mut has_data, mut last) = (0, false, false);
+                let mut frame = Some(first);
+                while let Some(f) = frame.take() {
+                    batch.extend_from_slice(&f.bytes);
+                    rows += f.rows;
+                    has_data |= f.kind == FrameKind::Data;
+                    last |= matches!(f.kind, FrameKind::End | FrameKind::Error);
+                    if batch.len() < MAX_MESSAGE && !last {
+                        frame = input.try_recv().ok();
+                    }
+                }
+                let bytes = match compressor.as_mut() {
+                    // A one-shot frame records its content size (zstd's default).
+                    Some(c) => match c.compress(&batch) {
+                        Ok(v) => Bytes::from(v),
+                        Err(_) => return,
+                    },
+                    None => Bytes::copy_from_slice(&batch),
+                };
+                let message = WireMessage {
+                    bytes,
+                    raw_len: batch.len(),
+                    rows,
+                    has_data,
+                    last,
+                };
+                if tx.blocking_send(message).is_err() || last {
+                    return;
+                }
+            }
+        })?;
+    Ok(rx)
+}
+
+/// Compresses one small line into an independent frame, inline (control lines only).
+pub fn compress_small(line: &[u8], level: i32) -> std::io::Result<Vec<u8>> {
+    zstd::bulk::compress(line, level)
 }
 
 /// Compresses `input` into one zstd stream on a new thread; returns the compressed chunks.

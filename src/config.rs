@@ -38,6 +38,17 @@ pub struct Config {
     pub queue_timeout: Duration,
     pub shutdown_timeout: Duration,
     pub max_body_bytes: usize,
+    /// WebSocket: queries running at once on one connection.
+    pub ws_max_queries: usize,
+    /// WebSocket: bytes queued for one connection before its queries pause.
+    pub ws_send_budget_bytes: usize,
+    /// WebSocket: a client that takes no data for this long is closed (1008, slow consumer).
+    pub ws_slow_consumer_timeout: Duration,
+    pub ws_ping_interval: Duration,
+    /// WebSocket: a client silent (no pong, no message) for this long is closed.
+    pub ws_pong_timeout: Duration,
+    /// WebSocket: the largest client message (bigger ones close the socket with 1009).
+    pub ws_max_message_bytes: usize,
     /// Create the `demo` tenant at start when it is missing.
     pub demo: bool,
     pub demo_rows: u64,
@@ -48,7 +59,7 @@ impl Default for Config {
         Self {
             bind: SocketAddr::from(([127, 0, 0, 1], 8080)),
             data_dir: PathBuf::from("./data"),
-            pool_size: 4,
+            pool_size: 8,
             max_queries: 64,
             chunk_rows: 1000,
             chunk_bytes: 1 << 20,
@@ -61,6 +72,12 @@ impl Default for Config {
             queue_timeout: Duration::from_secs(10),
             shutdown_timeout: Duration::from_secs(5),
             max_body_bytes: 1 << 20,
+            ws_max_queries: 16,
+            ws_send_budget_bytes: 8 << 20,
+            ws_slow_consumer_timeout: Duration::from_secs(30),
+            ws_ping_interval: Duration::from_secs(10),
+            ws_pong_timeout: Duration::from_secs(30),
+            ws_max_message_bytes: 1 << 20,
             demo: true,
             demo_rows: 10_000_000,
         }
@@ -117,6 +134,24 @@ pub struct Overrides {
     /// Largest accepted request body, in bytes
     #[arg(long, env = "DUCKSTREAM_MAX_BODY_BYTES")]
     pub max_body_bytes: Option<usize>,
+    /// WebSocket: queries running at once on one connection
+    #[arg(long, env = "DUCKSTREAM_WS_MAX_QUERIES")]
+    pub ws_max_queries: Option<usize>,
+    /// WebSocket: bytes queued per connection before its queries pause
+    #[arg(long, env = "DUCKSTREAM_WS_SEND_BUDGET_BYTES")]
+    pub ws_send_budget_bytes: Option<usize>,
+    /// WebSocket: seconds a client may take no data before it is closed (1008)
+    #[arg(long, env = "DUCKSTREAM_WS_SLOW_CONSUMER_SECS")]
+    pub ws_slow_consumer_secs: Option<u64>,
+    /// WebSocket: seconds between server pings
+    #[arg(long, env = "DUCKSTREAM_WS_PING_INTERVAL_SECS")]
+    pub ws_ping_interval_secs: Option<u64>,
+    /// WebSocket: seconds without a pong before the connection is closed
+    #[arg(long, env = "DUCKSTREAM_WS_PONG_TIMEOUT_SECS")]
+    pub ws_pong_timeout_secs: Option<u64>,
+    /// WebSocket: largest client message in bytes (bigger closes with 1009)
+    #[arg(long, env = "DUCKSTREAM_WS_MAX_MESSAGE_BYTES")]
+    pub ws_max_message_bytes: Option<usize>,
     /// Create the demo tenant at start if it is missing
     #[arg(long, env = "DUCKSTREAM_DEMO")]
     pub demo: Option<bool>,
@@ -208,6 +243,16 @@ impl Config {
             demo,
             demo_rows
         );
+        set!(ws_max_queries, ws_send_budget_bytes, ws_max_message_bytes);
+        if let Some(s) = o.ws_slow_consumer_secs {
+            self.ws_slow_consumer_timeout = Duration::from_secs(s);
+        }
+        if let Some(s) = o.ws_ping_interval_secs {
+            self.ws_ping_interval = Duration::from_secs(s);
+        }
+        if let Some(s) = o.ws_pong_timeout_secs {
+            self.ws_pong_timeout = Duration::from_secs(s);
+        }
         if let Some(t) = o.duckdb_threads {
             self.duckdb_threads = (t > 0).then_some(t);
         }
@@ -253,6 +298,24 @@ impl Config {
         }
         if self.max_body_bytes < 64 {
             return Err(invalid("max_body_bytes", "must be at least 64"));
+        }
+        if !(1..=1024).contains(&self.ws_max_queries) {
+            return Err(invalid("ws_max_queries", "must be between 1 and 1024"));
+        }
+        if self.ws_send_budget_bytes < 64 * 1024 {
+            return Err(invalid("ws_send_budget_bytes", "must be at least 65536"));
+        }
+        if self.ws_max_message_bytes < 1024 {
+            return Err(invalid("ws_max_message_bytes", "must be at least 1024"));
+        }
+        if self.ws_ping_interval.is_zero() || self.ws_pong_timeout <= self.ws_ping_interval {
+            return Err(invalid(
+                "ws_pong_timeout_secs",
+                "must be longer than ws_ping_interval_secs (both above 0)",
+            ));
+        }
+        if self.ws_slow_consumer_timeout.is_zero() {
+            return Err(invalid("ws_slow_consumer_secs", "must be above 0"));
         }
         if let Some(m) = &self.duckdb_memory_limit {
             let ok = m
@@ -305,6 +368,18 @@ mod tests {
         assert_eq!(c.pool_size, 7);
         assert_eq!(c.chunk_rows, 20);
         assert_eq!(c.zstd_level, 1);
+        let c = Config::from_cli(cli(&[
+            "--ws-slow-consumer-secs",
+            "3",
+            "--ws-max-queries",
+            "2",
+            "--ws-pong-timeout-secs",
+            "40",
+        ]))
+        .unwrap();
+        assert_eq!(c.ws_slow_consumer_timeout, Duration::from_secs(3));
+        assert_eq!(c.ws_max_queries, 2);
+        assert_eq!(c.ws_pong_timeout, Duration::from_secs(40));
     }
 
     #[test]

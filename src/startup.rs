@@ -18,6 +18,7 @@ use crate::engine::Engine;
 use crate::error::GatewayError;
 use crate::metrics::Metrics;
 use crate::transport::http;
+use crate::transport::ws::{self, WsSettings};
 
 /// Shared by every handler.
 pub struct AppState {
@@ -25,6 +26,7 @@ pub struct AppState {
     pub zstd_level: i32,
     pub stream_buffer: usize,
     pub max_body_bytes: usize,
+    pub ws: WsSettings,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -87,6 +89,14 @@ impl Application {
             zstd_level: config.zstd_level,
             stream_buffer: config.stream_buffer,
             max_body_bytes: config.max_body_bytes,
+            ws: WsSettings {
+                max_queries: config.ws_max_queries,
+                send_budget_bytes: config.ws_send_budget_bytes,
+                slow_consumer_timeout: config.ws_slow_consumer_timeout,
+                ping_interval: config.ws_ping_interval,
+                pong_timeout: config.ws_pong_timeout,
+                max_message_bytes: config.ws_max_message_bytes,
+            },
         });
         let server = HttpServer::new(move || {
             App::new()
@@ -107,6 +117,7 @@ impl Application {
                 .route("/metrics", web::get().to(metrics_text))
                 .route("/v1/{tenant}/query", web::post().to(http::post_query))
                 .route("/v1/{tenant}/query", web::get().to(http::get_query))
+                .route("/v1/{tenant}/ws", web::get().to(ws::ws_query))
         })
         .listen(listener)
         .map_err(|source| StartupError::Bind {
@@ -177,7 +188,8 @@ async fn wait_for_signal() {
 
 async fn index() -> HttpResponse {
     HttpResponse::Ok().content_type("text/plain; charset=utf-8").body(
-        "duckstream: POST /v1/{tenant}/query {\"sql\": \"...\"}, GET /v1/{tenant}/query?sql=...\n\
+        "duckstream: POST /v1/{tenant}/query {\"sql\": \"...\"}, GET /v1/{tenant}/query?sql=...,\n\
+         GET /v1/{tenant}/ws (WebSocket)\n\
          also /healthz, /readyz, /metrics\n",
     )
 }

@@ -119,6 +119,11 @@ impl QueryControl {
         self.finished.cancel();
     }
 
+    /// Resolves once the query has finished (its last line was handed over, or it failed).
+    pub fn finished(&self) -> tokio_util::sync::WaitForCancellationFuture<'_> {
+        self.finished.cancelled()
+    }
+
     pub fn is_finished(&self) -> bool {
         self.finished.is_cancelled()
     }

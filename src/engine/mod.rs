@@ -133,6 +133,16 @@ impl Engine {
         &self.metrics
     }
 
+    /// Checks that the tenant exists (for transports that must refuse before upgrading).
+    pub async fn check_tenant(&self, tenant: &TenantId) -> Result<(), GatewayError> {
+        self.registry.get(tenant).await.map(|_| ())
+    }
+
+    /// The process-wide shutdown token (the root of the cancellation tree).
+    pub fn shutdown_token(&self) -> &CancellationToken {
+        &self.shutdown
+    }
+
     pub fn is_shutting_down(&self) -> bool {
         self.shutdown.is_cancelled()
     }

@@ -15,10 +15,17 @@ pub struct Column {
 }
 
 fn open(out: &mut Vec<u8>, kind: &str, query_id: &str) {
+    open_opt(out, kind, Some(query_id));
+}
+
+fn open_opt(out: &mut Vec<u8>, kind: &str, query_id: Option<&str>) {
     out.extend_from_slice(b"{\"type\":\"");
     out.extend_from_slice(kind.as_bytes());
     out.extend_from_slice(b"\",\"query_id\":");
-    write_str(out, query_id.as_bytes());
+    match query_id {
+        Some(id) => write_str(out, id.as_bytes()),
+        None => out.extend_from_slice(b"null"),
+    }
 }
 
 /// `{"type":"metadata","query_id":…,"columns":[{"name":…,"type":…},…]}`
@@ -66,8 +73,13 @@ pub fn end_line(query_id: &str, rows: u64, chunks: u64, elapsed_ms: u64) -> Byte
 
 /// `{"type":"error","query_id":…,"code":…,"message":…}`
 pub fn error_line(query_id: &str, code: &str, message: &str) -> Bytes {
+    error_line_for(Some(query_id), code, message)
+}
+
+/// An error line that may not belong to a query (`"query_id":null`), such as a bad message.
+pub fn error_line_for(query_id: Option<&str>, code: &str, message: &str) -> Bytes {
     let mut out = Vec::with_capacity(96 + message.len());
-    open(&mut out, "error", query_id);
+    open_opt(&mut out, "error", query_id);
     out.extend_from_slice(b",\"code\":");
     write_str(&mut out, code.as_bytes());
     out.extend_from_slice(b",\"message\":");
@@ -87,4 +99,9 @@ pub fn error_body(code: &str, message: &str) -> Bytes {
     write_str(&mut out, message.as_bytes());
     out.push(b'}');
     Bytes::from(out)
+}
+
+/// The answer to a WebSocket `ping` message.
+pub fn pong_line() -> Bytes {
+    Bytes::from_static(b"{\"type\":\"pong\"}\n")
 }

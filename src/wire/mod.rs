@@ -89,8 +89,12 @@ impl QueryRequest {
         };
         let chunk_rows = match obj.get("chunk_rows") {
             None | Some(BorrowedValue::Static(StaticNode::Null)) => None,
-            Some(BorrowedValue::Static(StaticNode::I64(n))) => Some(chunk_rows(*n as i128)?),
-            Some(BorrowedValue::Static(StaticNode::U64(n))) => Some(chunk_rows(*n as i128)?),
+            Some(BorrowedValue::Static(StaticNode::I64(n))) => {
+                Some(chunk_rows_in_range(*n as i128)?)
+            }
+            Some(BorrowedValue::Static(StaticNode::U64(n))) => {
+                Some(chunk_rows_in_range(*n as i128)?)
+            }
             Some(_) => return Err(invalid("`chunk_rows` must be an integer")),
         };
         Self::new(sql, params, chunk_rows)
@@ -117,7 +121,7 @@ impl QueryRequest {
         };
         let chunk_rows = match chunk_rows_text {
             None => None,
-            Some(t) => Some(chunk_rows(
+            Some(t) => Some(chunk_rows_in_range(
                 t.trim()
                     .parse::<i128>()
                     .map_err(|_| invalid("`chunk_rows` must be an integer"))?,
@@ -145,7 +149,7 @@ impl QueryRequest {
     }
 }
 
-fn chunk_rows(n: i128) -> Result<usize, GatewayError> {
+fn chunk_rows_in_range(n: i128) -> Result<usize, GatewayError> {
     if (1..=MAX_CHUNK_ROWS as i128).contains(&n) {
         Ok(n as usize)
     } else {
@@ -185,6 +189,107 @@ fn params_from(items: &[BorrowedValue<'_>]) -> Result<Vec<Param>, GatewayError> 
             })
         })
         .collect()
+}
+
+/// The longest query `id` a WebSocket client may choose.
+pub const MAX_QUERY_ID_LEN: usize = 128;
+
+/// A message from a WebSocket client.
+#[derive(Debug, Clone, PartialEq)]
+pub enum ClientMessage {
+    Query { id: String, request: QueryRequest },
+    Cancel { id: String },
+    Ping,
+}
+
+/// A message that could not be understood: what is wrong, and its `id` if it had one.
+#[derive(Debug, Clone, PartialEq)]
+pub struct BadMessage {
+    pub id: Option<String>,
+    pub reason: String,
+}
+
+impl ClientMessage {
+    /// Parses a text frame: `{"type":"query","id":…,"sql":…,"params":[…],"chunk_rows":…}`,
+    /// `{"type":"cancel","id":…}` or `{"type":"ping"}`.
+    pub fn parse(text: &mut [u8]) -> Result<Self, BadMessage> {
+        let bad = |id: Option<&str>, reason: String| BadMessage {
+            id: id.map(str::to_string),
+            reason,
+        };
+        let value = simd_json::to_borrowed_value(text)
+            .map_err(|e| bad(None, format!("invalid JSON: {e}")))?;
+        let BorrowedValue::Object(obj) = &value else {
+            return Err(bad(None, "a message must be a JSON object".into()));
+        };
+        let id = match obj.get("id") {
+            None => None,
+            Some(BorrowedValue::String(s)) if !s.is_empty() && s.len() <= MAX_QUERY_ID_LEN => {
+                Some(s.as_ref())
+            }
+            Some(_) => {
+                return Err(bad(
+                    None,
+                    format!("`id` must be a string of 1 to {MAX_QUERY_ID_LEN} characters"),
+                ))
+            }
+        };
+        let kind = match obj.get("type") {
+            Some(BorrowedValue::String(s)) => s.as_ref(),
+            Some(_) => return Err(bad(id, "`type` must be a string".into())),
+            None => return Err(bad(id, "missing field `type`".into())),
+        };
+        let need_id = || id.ok_or_else(|| bad(None, format!("missing field `id` in a {kind}")));
+        match kind {
+            "ping" => Ok(Self::Ping),
+            "cancel" => Ok(Self::Cancel {
+                id: need_id()?.to_string(),
+            }),
+            "query" => {
+                let id = need_id()?;
+                for key in obj.keys() {
+                    if !matches!(
+                        key.as_ref(),
+                        "type" | "id" | "sql" | "params" | "chunk_rows"
+                    ) {
+                        return Err(bad(Some(id), format!("unknown field `{key}`")));
+                    }
+                }
+                let sql = match obj.get("sql") {
+                    Some(BorrowedValue::String(s)) => s.to_string(),
+                    Some(_) => return Err(bad(Some(id), "`sql` must be a string".into())),
+                    None => return Err(bad(Some(id), "missing field `sql`".into())),
+                };
+                let params = match obj.get("params") {
+                    None | Some(BorrowedValue::Static(StaticNode::Null)) => Vec::new(),
+                    Some(BorrowedValue::Array(items)) => {
+                        params_from(items).map_err(|e| bad(Some(id), e.to_string()))?
+                    }
+                    Some(_) => return Err(bad(Some(id), "`params` must be an array".into())),
+                };
+                let chunk_rows = match obj.get("chunk_rows") {
+                    None | Some(BorrowedValue::Static(StaticNode::Null)) => None,
+                    Some(BorrowedValue::Static(StaticNode::I64(n))) => Some(*n as i128),
+                    Some(BorrowedValue::Static(StaticNode::U64(n))) => Some(*n as i128),
+                    Some(_) => return Err(bad(Some(id), "`chunk_rows` must be an integer".into())),
+                };
+                let chunk_rows = chunk_rows
+                    .map(chunk_rows_in_range)
+                    .transpose()
+                    .map_err(|e| bad(Some(id), e.to_string()))?;
+                let request = QueryRequest::new(sql, params, chunk_rows)
+                    .map_err(|e| bad(Some(id), e.to_string()))?;
+                Ok(Self::Query {
+                    id: id.to_string(),
+                    request,
+                })
+            }
+            other => Err(bad(
+                id,
+                format!("unknown message type `{other}` (expected query, cancel, ping)"),
+            )),
+        }
+    }
 }
 
 #[cfg(test)]
@@ -232,5 +337,36 @@ mod tests {
             parse(r#"{"sql":"x","params":{}}"#).unwrap_err().code(),
             "invalid_request"
         );
+    }
+
+    #[test]
+    fn client_messages_are_parsed_and_checked() {
+        let p = |s: &str| ClientMessage::parse(&mut s.as_bytes().to_vec());
+        assert_eq!(p(r#"{"type":"ping"}"#), Ok(ClientMessage::Ping));
+        assert_eq!(
+            p(r#"{"type":"cancel","id":"a"}"#),
+            Ok(ClientMessage::Cancel { id: "a".into() })
+        );
+        match p(r#"{"type":"query","id":"q","sql":"SELECT 1","chunk_rows":5}"#) {
+            Ok(ClientMessage::Query { id, request }) => {
+                assert_eq!(id, "q");
+                assert_eq!(request.chunk_rows, Some(5));
+            }
+            other => panic!("{other:?}"),
+        }
+        let e = p(r#"{"type":"query","id":"q"}"#).unwrap_err();
+        assert_eq!(e.id.as_deref(), Some("q"));
+        assert!(e.reason.contains("sql"));
+        assert!(p(r#"{"type":"query","sql":"x"}"#)
+            .unwrap_err()
+            .reason
+            .contains("id"));
+        assert!(p(r#"{"type":"nope"}"#)
+            .unwrap_err()
+            .reason
+            .contains("unknown"));
+        assert!(p("[1]").is_err());
+        assert!(p("{").unwrap_err().reason.contains("JSON"));
+        assert!(p(r#"{"type":"query","id":"q","sql":1}"#).is_err());
     }
 }

@@ -168,3 +168,77 @@ pub async fn read_lines(resp: reqwest::Response) -> Lines {
         .collect();
     Lines { status, raw, lines }
 }
+
+/// The real `duckstream` binary in a child process (for measurements of the server alone).
+pub struct ServerProcess {
+    pub app: TestApp,
+    child: std::process::Child,
+}
+
+impl ServerProcess {
+    /// Starts the binary on a free port with a temporary data dir holding tenant `t`.
+    pub fn start(extra: &[&str]) -> Self {
+        use std::io::BufRead;
+        let dir = tempfile::tempdir().unwrap();
+        create_tenant(dir.path(), "t", FIXTURE);
+        let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_duckstream"))
+            .args(["--bind", "127.0.0.1:0", "--demo", "false", "--data-dir"])
+            .arg(dir.path())
+            .args(extra)
+            .env("RUST_LOG", "info")
+            .env("NO_COLOR", "1")
+            .stdout(std::process::Stdio::piped())
+            .spawn()
+            .expect("the duckstream binary starts");
+        let stdout = child.stdout.take().unwrap();
+        let mut lines = std::io::BufReader::new(stdout).lines();
+        let port = loop {
+            let line = lines.next().expect("server output").unwrap();
+            if let Some(rest) = line
+                .split("port=")
+                .nth(1)
+                .filter(|_| line.contains("listening"))
+            {
+                let digits: String = rest.chars().filter(char::is_ascii_digit).collect();
+                break digits.parse::<u16>().unwrap();
+            }
+        };
+        // Keep draining its output so that it never blocks on a full pipe.
+        std::thread::spawn(move || for _ in lines {});
+        let app = TestApp {
+            base: format!("http://127.0.0.1:{port}"),
+            dir,
+            client: reqwest::Client::new(),
+            shutdown: CancellationToken::new(),
+            stopped: tokio::sync::oneshot::channel().1,
+        };
+        Self { app, child }
+    }
+
+    fn status_mib(&self, key: &str) -> f64 {
+        let status = std::fs::read_to_string(format!("/proc/{}/status", self.child.id())).unwrap();
+        let kb: f64 = status
+            .lines()
+            .find(|l| l.starts_with(key))
+            .and_then(|l| l.split_whitespace().nth(1))
+            .unwrap()
+            .parse()
+            .unwrap();
+        kb / 1024.0
+    }
+
+    pub fn rss_mib(&self) -> f64 {
+        self.status_mib("VmRSS:")
+    }
+
+    pub fn peak_rss_mib(&self) -> f64 {
+        self.status_mib("VmHWM:")
+    }
+}
+
+impl Drop for ServerProcess {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}

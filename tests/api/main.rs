@@ -6,3 +6,4 @@ mod helpers;
 mod lifecycle;
 mod streaming;
 mod types;
+mod ws;

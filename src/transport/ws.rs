@@ -1,0 +1,446 @@
+//! The WebSocket transport: `GET /v1/{tenant}/ws[?compression=zstd|none]`, many queries per
+//! connection, each answered with protocol lines tagged with the client's `id`.
+//!
+//! Shape (actix/examples style): one session task per connection runs a single loop over
+//! client messages, outgoing messages, the heartbeat and shutdown, and has a single exit point
+//! that cancels the connection's queries and closes the socket. Each query runs in a task of its
+//! own that starts it on the engine and forwards its messages (compressed on a thread of the
+//! query's own, see [`crate::compress::spawn_frames`]) to the session through one bounded
+//! channel, so queries interleave fairly (first come, first served, one message at a time).
+//!
+//! Invariants:
+//! - Every server message holds complete NDJSON lines of one query; with `zstd` it is one
+//!   binary message holding one independent zstd frame with its content size; with `none`, a
+//!   text message.
+//! - Memory per connection is bounded: messages waiting for the socket hold permits of a byte
+//!   budget (`ws_send_budget_bytes`); when it is spent, queries pause, and so does DuckDB.
+//! - A client that takes no data for `ws_slow_consumer_timeout` is closed with 1008; one silent
+//!   for `ws_pong_timeout` with 1001; a message over `ws_max_message_bytes` closes with 1009.
+//! - Closing the socket (either side) or shutting down cancels every query of the connection.
+//! - Bad client input is answered with an `error` line `bad_message`; it never closes the socket
+//!   (except an oversized message) and is never logged above debug.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use actix_web::{web, HttpRequest, HttpResponse};
+use actix_ws::{AggregatedMessage, AggregatedMessageStream, CloseCode, CloseReason, Session};
+use bytes::Bytes;
+use serde::Deserialize;
+use tokio::sync::{mpsc, OwnedSemaphorePermit, Semaphore};
+use tokio_util::sync::CancellationToken;
+
+use crate::compress::{self, WireMessage};
+use crate::engine::control::CancelReason;
+use crate::engine::Transport;
+use crate::error::GatewayError;
+use crate::startup::AppState;
+use crate::wire::lines;
+use crate::wire::{BadMessage, ClientMessage, QueryRequest, TenantId};
+
+/// WebSocket settings, from [`crate::config::Config`].
+#[derive(Debug, Clone)]
+pub struct WsSettings {
+    pub max_queries: usize,
+    pub send_budget_bytes: usize,
+    pub slow_consumer_timeout: Duration,
+    pub ping_interval: Duration,
+    pub pong_timeout: Duration,
+    pub max_message_bytes: usize,
+}
+
+#[derive(Debug, Deserialize)]
+pub struct WsParams {
+    compression: Option<String>,
+}
+
+/// Messages queued between the query tasks and the session: few, since each holds budget.
+const OUT_QUEUE: usize = 8;
+/// How long a close frame may wait to get into a full send queue.
+const CLOSE_GRACE: Duration = Duration::from_secs(10);
+
+pub async fn ws_query(
+    req: HttpRequest,
+    body: web::Payload,
+    path: web::Path<String>,
+    params: web::Query<WsParams>,
+    state: web::Data<AppState>,
+) -> Result<HttpResponse, actix_web::Error> {
+    let tenant = TenantId::parse(&path)?;
+    let level = match params.compression.as_deref() {
+        None | Some("zstd") => Some(state.zstd_level),
+        Some("none") => None,
+        Some(other) => {
+            return Err(GatewayError::InvalidRequest(format!(
+                "compression must be zstd or none, not `{other}`"
+            ))
+            .into())
+        }
+    };
+    if state.engine.is_shutting_down() {
+        return Err(GatewayError::ShuttingDown.into());
+    }
+    state.engine.check_tenant(&tenant).await?;
+    let (response, session, stream) = actix_ws::handle(&req, body)?;
+    let limit = state.ws.max_message_bytes;
+    let stream = stream
+        .max_frame_size(limit)
+        .aggregate_continuations()
+        .max_continuation_size(limit);
+    let (out_tx, out_rx) = mpsc::channel(OUT_QUEUE);
+    let connection = Connection {
+        token: state.engine.shutdown_token().child_token(),
+        budget: Arc::new(Semaphore::new(state.ws.send_budget_bytes)),
+        queries: HashMap::new(),
+        out_tx,
+        tenant,
+        level,
+        state,
+    };
+    actix_web::rt::spawn(connection.run(session, stream, out_rx));
+    Ok(response)
+}
+
+/// One message on its way to the socket.
+struct Outgoing {
+    id: Arc<str>,
+    message: WireMessage,
+    /// Set on the query's first message with rows: when the query was accepted (for TTFB).
+    first_data_of: Option<Instant>,
+    /// Budget held until the message is handed to the socket.
+    _permit: Option<OwnedSemaphorePermit>,
+}
+
+struct Connection {
+    state: web::Data<AppState>,
+    tenant: TenantId,
+    level: Option<i32>,
+    /// Cancels every query of this connection (a child of the process's shutdown token).
+    token: CancellationToken,
+    budget: Arc<Semaphore>,
+    /// Running queries by client id, with the token that cancels each.
+    queries: HashMap<String, CancellationToken>,
+    out_tx: mpsc::Sender<Outgoing>,
+}
+
+/// Why the loop ended: a close frame to send, or none (the client is gone).
+type Exit = Option<CloseReason>;
+
+fn close(code: CloseCode, why: &str) -> Exit {
+    Some(CloseReason {
+        code,
+        description: Some(why.to_string()),
+    })
+}
+
+impl Connection {
+    async fn run(
+        mut self,
+        mut session: Session,
+        mut stream: AggregatedMessageStream,
+        mut out_rx: mpsc::Receiver<Outgoing>,
+    ) {
+        let settings = self.state.ws.clone();
+        let metrics = Arc::clone(self.state.engine.metrics());
+        let label = [Transport::Ws.as_str()];
+        let (rows, bytes, raw) = (
+            metrics.rows_sent.with_label_values(&label),
+            metrics.bytes_sent.with_label_values(&label),
+            metrics.uncompressed_bytes.with_label_values(&label),
+        );
+        let ttfb = metrics.ttfb.with_label_values(&label);
+        let mut heartbeat = tokio::time::interval(settings.ping_interval);
+        heartbeat.tick().await;
+        let mut last_heard = Instant::now();
+        let shutdown = self.state.engine.shutdown_token().clone();
+
+        let exit: Exit = loop {
+            tokio::select! {
+                _ = shutdown.cancelled() => break close(CloseCode::Away, "server shutting down"),
+                msg = stream.recv() => {
+                    last_heard = Instant::now();
+                    match msg {
+                        None | Some(Ok(AggregatedMessage::Close(_))) => break None,
+                        Some(Ok(AggregatedMessage::Text(text))) => {
+                            let reply = self.on_text(text.into_bytes().to_vec());
+                            if let Some(line) = reply {
+                                if let Err(exit) = self.send_now(&mut session, line, &settings).await {
+                                    break exit;
+                                }
+                            }
+                        }
+                        Some(Ok(AggregatedMessage::Binary(_))) => {
+                            let line = lines::error_line_for(
+                                None,
+                                "bad_message",
+                                "binary messages are not accepted: send JSON text",
+                            );
+                            if let Err(exit) = self.send_now(&mut session, line, &settings).await {
+                                break exit;
+                            }
+                        }
+                        Some(Ok(AggregatedMessage::Ping(payload))) => {
+                            if session.pong(&payload).await.is_err() {
+                                break None;
+                            }
+                        }
+                        Some(Ok(AggregatedMessage::Pong(_))) => {}
+                        Some(Err(actix_ws::ProtocolError::Overflow)) => {
+                            break close(CloseCode::Size, "message too big");
+                        }
+                        Some(Err(e)) => {
+                            tracing::debug!(error = %e, "websocket protocol error");
+                            break close(CloseCode::Protocol, "protocol error");
+                        }
+                    }
+                }
+                Some(out) = out_rx.recv() => {
+                    if out.message.last {
+                        self.queries.remove(out.id.as_ref());
+                    }
+                    let n = out.message.bytes.len() as u64;
+                    let (r, raw_len) = (out.message.rows as u64, out.message.raw_len as u64);
+                    match self.send(&mut session, out.message.bytes, &settings).await {
+                        Ok(()) => {
+                            if let Some(accepted) = out.first_data_of {
+                                ttfb.observe(accepted.elapsed().as_secs_f64());
+                            }
+                            rows.inc_by(r);
+                            bytes.inc_by(n);
+                            raw.inc_by(raw_len);
+                        }
+                        Err(exit) => break exit,
+                    }
+                }
+                _ = heartbeat.tick() => {
+                    if last_heard.elapsed() > settings.pong_timeout {
+                        break close(CloseCode::Away, "no pong");
+                    }
+                    if session.ping(b"").await.is_err() {
+                        break None;
+                    }
+                }
+            }
+        };
+
+        // The single exit: cancel the connection's queries, then close the socket.
+        self.token.cancel();
+        if let Some(reason) = exit {
+            tracing::debug!(code = ?reason.code, why = ?reason.description, "closing websocket");
+            // A slow consumer's queue is full: the close frame waits its turn behind what is
+            // queued, for a bounded time, then the connection is dropped anyway.
+            let _ = tokio::time::timeout(CLOSE_GRACE, session.close(Some(reason))).await;
+        }
+    }
+
+    /// Handles one text message; returns a line to answer with right away, if any.
+    fn on_text(&mut self, mut text: Vec<u8>) -> Option<Bytes> {
+        match ClientMessage::parse(&mut text) {
+            Ok(ClientMessage::Ping) => Some(lines::pong_line()),
+            Ok(ClientMessage::Cancel { id }) => match self.queries.get(&id) {
+                Some(token) => {
+                    token.cancel();
+                    None
+                }
+                None => Some(lines::error_line_for(
+                    Some(&id),
+                    "unknown_query",
+                    "no running query has this id",
+                )),
+            },
+            Ok(ClientMessage::Query { id, request }) => self.start_query(id, request),
+            Err(BadMessage { id, reason }) => {
+                tracing::debug!(reason, "bad websocket message");
+                Some(lines::error_line_for(id.as_deref(), "bad_message", &reason))
+            }
+        }
+    }
+
+    fn start_query(&mut self, id: String, request: QueryRequest) -> Option<Bytes> {
+        if self.queries.contains_key(&id) {
+            return Some(lines::error_line(
+                &id,
+                "duplicate_id",
+                "a query with this id is still running on this connection",
+            ));
+        }
+        if self.queries.len() >= self.state.ws.max_queries {
+            return Some(lines::error_line(
+                &id,
+                "too_many_queries",
+                &format!(
+                    "this connection already runs {} queries; wait for one to end",
+                    self.queries.len()
+                ),
+            ));
+        }
+        let cancel = CancellationToken::new();
+        self.queries.insert(id.clone(), cancel.clone());
+        let task = QueryTask {
+            state: self.state.clone(),
+            tenant: self.tenant.clone(),
+            id: id.into(),
+            request,
+            connection: self.token.clone(),
+            cancel,
+            out: self.out_tx.clone(),
+            budget: Arc::clone(&self.budget),
+            level: self.level,
+        };
+        actix_web::rt::spawn(task.run());
+        None
+    }
+
+    /// Sends a control line (pong, bad message) in this connection's framing.
+    async fn send_now(
+        &self,
+        session: &mut Session,
+        line: Bytes,
+        settings: &WsSettings,
+    ) -> Result<(), Exit> {
+        let bytes = match self.level {
+            Some(level) => match compress::compress_small(&line, level) {
+                Ok(v) => Bytes::from(v),
+                Err(_) => return Err(close(CloseCode::Error, "compression failed")),
+            },
+            None => line,
+        };
+        self.send(session, bytes, settings).await
+    }
+
+    /// Hands one message to the socket, closing slow consumers.
+    async fn send(
+        &self,
+        session: &mut Session,
+        bytes: Bytes,
+        settings: &WsSettings,
+    ) -> Result<(), Exit> {
+        let sent = match self.level {
+            Some(_) => {
+                tokio::time::timeout(settings.slow_consumer_timeout, session.binary(bytes)).await
+            }
+            None => {
+                let text = match bytestring::ByteString::try_from(bytes) {
+                    Ok(t) => t,
+                    Err(_) => return Err(close(CloseCode::Error, "invalid UTF-8")),
+                };
+                tokio::time::timeout(settings.slow_consumer_timeout, session.text(text)).await
+            }
+        };
+        match sent {
+            Ok(Ok(())) => Ok(()),
+            Ok(Err(_closed)) => Err(None),
+            Err(_elapsed) => Err(close(CloseCode::Policy, "slow consumer")),
+        }
+    }
+}
+
+/// Runs one query of a connection and forwards its messages to the session.
+struct QueryTask {
+    state: web::Data<AppState>,
+    tenant: TenantId,
+    id: Arc<str>,
+    request: QueryRequest,
+    connection: CancellationToken,
+    cancel: CancellationToken,
+    out: mpsc::Sender<Outgoing>,
+    budget: Arc<Semaphore>,
+    level: Option<i32>,
+}
+
+impl QueryTask {
+    async fn run(self) {
+        let engine = &self.state.engine;
+        let parent = Some((self.connection.clone(), CancelReason::Disconnected));
+        let start = engine.start(
+            &self.tenant,
+            self.request.clone(),
+            Transport::Ws,
+            Arc::clone(&self.id),
+            parent,
+        );
+        let started = tokio::select! {
+            r = start => r,
+            _ = self.cancel.cancelled() => Err(GatewayError::Cancelled),
+            _ = self.connection.cancelled() => return,
+        };
+        let running = match started {
+            Ok(r) => r,
+            Err(e) => return self.fail(e).await,
+        };
+        let accepted_at = running.accepted_at;
+        let control = Arc::clone(&running.control);
+        let _guard = running.guard;
+        let mut messages =
+            match compress::spawn_frames(running.frames, self.level, self.state.stream_buffer) {
+                Ok(rx) => rx,
+                Err(e) => return self.fail(GatewayError::Internal(Box::new(e))).await,
+            };
+        // A client `cancel` interrupts the running query; the executor then sends `cancelled`.
+        let cancel = self.cancel.clone();
+        let watched = Arc::clone(&control);
+        actix_web::rt::spawn(async move {
+            tokio::select! {
+                _ = cancel.cancelled() => watched.cancel(CancelReason::Client),
+                _ = watched.finished() => {}
+            }
+        });
+        let mut first_data = Some(accepted_at);
+        while let Some(message) = messages.recv().await {
+            let last = message.last;
+            let first_data_of = if message.has_data {
+                first_data.take()
+            } else {
+                None
+            };
+            let Some(permit) = self.permit(message.bytes.len()).await else {
+                return;
+            };
+            let out = Outgoing {
+                id: Arc::clone(&self.id),
+                message,
+                first_data_of,
+                _permit: Some(permit),
+            };
+            if self.out.send(out).await.is_err() || last {
+                return;
+            }
+        }
+    }
+
+    /// Budget for `len` bytes (a message larger than the whole budget takes all of it).
+    async fn permit(&self, len: usize) -> Option<OwnedSemaphorePermit> {
+        let n = len.clamp(1, self.state.ws.send_budget_bytes) as u32;
+        tokio::select! {
+            p = Arc::clone(&self.budget).acquire_many_owned(n) => p.ok(),
+            _ = self.connection.cancelled() => None,
+        }
+    }
+
+    /// The query failed before it started: its only line is the error.
+    async fn fail(&self, e: GatewayError) {
+        let line = lines::error_line(&self.id, e.code(), &e.client_message());
+        let raw_len = line.len();
+        let bytes = match self.level {
+            Some(level) => match compress::compress_small(&line, level) {
+                Ok(v) => Bytes::from(v),
+                Err(_) => return,
+            },
+            None => line,
+        };
+        let out = Outgoing {
+            id: Arc::clone(&self.id),
+            message: WireMessage {
+                bytes,
+                raw_len,
+                rows: 0,
+                has_data: false,
+                last: true,
+            },
+            first_data_of: None,
+            _permit: None,
+        };
+        let _ = self.out.send(out).await;
+    }
+}

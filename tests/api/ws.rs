@@ -1,0 +1,369 @@
+//! The WebSocket transport, with a real WebSocket client (tokio-tungstenite).
+
+use std::collections::HashMap;
+use std::time::Duration;
+
+use futures::{SinkExt, StreamExt};
+use serde_json::{json, Value};
+use tokio_tungstenite::tungstenite::protocol::frame::coding::CloseCode;
+use tokio_tungstenite::tungstenite::Message;
+
+use crate::helpers::{spawn_app, spawn_app_with, TestApp};
+
+type Ws =
+    tokio_tungstenite::WebSocketStream<tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>>;
+
+async fn connect(app: &TestApp, query: &str) -> Ws {
+    let url = format!("{}/v1/t/ws{query}", app.base.replace("http://", "ws://"));
+    let (ws, _) = tokio_tungstenite::connect_async(url)
+        .await
+        .expect("websocket connects");
+    ws
+}
+
+async fn send(ws: &mut Ws, v: Value) {
+    ws.send(Message::text(v.to_string())).await.unwrap();
+}
+
+/// Decodes one server message into its NDJSON lines: a binary message must be one
+/// independent zstd frame that records its content size.
+fn lines_of(msg: &Message) -> Vec<Value> {
+    let text = match msg {
+        Message::Binary(b) => {
+            let size = zstd::zstd_safe::get_frame_content_size(b).expect("a zstd frame");
+            let decoded = zstd::decode_all(&b[..]).expect("decodes with a fresh decoder");
+            assert_eq!(size, Some(decoded.len() as u64), "content size recorded");
+            String::from_utf8(decoded).unwrap()
+        }
+        Message::Text(t) => t.to_string(),
+        other => panic!("unexpected message {other:?}"),
+    };
+    assert!(text.ends_with('\n'), "whole lines only: {text:?}");
+    text.lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect()
+}
+
+/// Reads lines until `done` says stop; returns them in arrival order.
+async fn read_until(ws: &mut Ws, mut done: impl FnMut(&Value) -> bool) -> Vec<Value> {
+    let mut all = Vec::new();
+    loop {
+        let msg = tokio::time::timeout(Duration::from_secs(60), ws.next())
+            .await
+            .expect("a message within 60 s")
+            .expect("socket open")
+            .unwrap();
+        if matches!(msg, Message::Ping(_) | Message::Pong(_)) {
+            continue;
+        }
+        let mut stop = false;
+        for line in lines_of(&msg) {
+            stop |= done(&line);
+            all.push(line);
+        }
+        if stop {
+            return all;
+        }
+    }
+}
+
+fn is_final(l: &Value) -> bool {
+    l["type"] == "end" || l["type"] == "error"
+}
+
+#[actix_web::test]
+async fn ten_queries_share_one_socket_fairly_and_exactly() {
+    let app = spawn_app().await;
+    let mut ws = connect(&app, "").await;
+    // A big one first, then nine small ones.
+    send(
+        &mut ws,
+        json!({"type":"query","id":"big","sql":"SELECT i, i % 7 AS m FROM range(10000000) t(i)"}),
+    )
+    .await;
+    for k in 1..10 {
+        let n = k * 1000;
+        send(&mut ws, json!({"type":"query","id":format!("q{k}"),"sql":"SELECT i FROM range(?) t(i)","params":[n],"chunk_rows":700})).await;
+    }
+    let mut ends = Vec::new();
+    let mut rows: HashMap<String, (u64, u64)> = HashMap::new();
+    let mut seqs: HashMap<String, u64> = HashMap::new();
+    let lines = read_until(&mut ws, |l| {
+        if is_final(l) {
+            ends.push(l["query_id"].as_str().unwrap().to_string());
+        }
+        ends.len() == 10
+    })
+    .await;
+    for l in &lines {
+        let id = l["query_id"].as_str().unwrap().to_string();
+        match l["type"].as_str().unwrap() {
+            "data" => {
+                let seq = seqs.entry(id.clone()).or_insert(0);
+                assert_eq!(l["seq"], *seq, "seq of {id}");
+                *seq += 1;
+                let e = rows.entry(id).or_insert((0, 0));
+                for r in l["rows"].as_array().unwrap() {
+                    e.0 += 1;
+                    e.1 += r[0].as_u64().unwrap();
+                }
+            }
+            "end" => {
+                let (n, sum) = rows.get(&id).copied().unwrap_or((0, 0));
+                assert_eq!(l["rows"], n, "{id}");
+                let expected = if id == "big" {
+                    10_000_000
+                } else {
+                    id[1..].parse::<u64>().unwrap() * 1000
+                };
+                assert_eq!(n, expected, "{id}");
+                assert_eq!(sum, expected * (expected - 1) / 2, "{id}");
+            }
+            "metadata" => {}
+            other => panic!("unexpected {other}: {l}"),
+        }
+    }
+    assert_eq!(
+        ends.last().unwrap(),
+        "big",
+        "small queries finish before the big one: {ends:?}"
+    );
+    assert_eq!(ends.iter().filter(|e| e.as_str() != "big").count(), 9);
+}
+
+#[actix_web::test]
+async fn cancel_interrupts_and_the_socket_stays_usable() {
+    let app = spawn_app().await;
+    let mut ws = connect(&app, "").await;
+    send(
+        &mut ws,
+        json!({"type":"query","id":"c","sql":"SELECT i FROM range(100000000) t(i)"}),
+    )
+    .await;
+    read_until(&mut ws, |l| l["type"] == "data").await;
+    send(&mut ws, json!({"type":"cancel","id":"c"})).await;
+    let lines = read_until(&mut ws, is_final).await;
+    let last = lines.last().unwrap();
+    assert_eq!(last["type"], "error", "{last}");
+    assert_eq!(last["code"], "cancelled");
+    assert_eq!(last["query_id"], "c");
+    app.wait_metric("duckstream_active_queries{transport=\"ws\"}", |v| v == 0.0)
+        .await;
+    assert!(app.metric("duckstream_duckdb_interrupts_total").await >= 1.0);
+    assert_eq!(
+        app.metric("duckstream_queries_total{outcome=\"cancelled\",transport=\"ws\"}")
+            .await,
+        1.0
+    );
+
+    send(
+        &mut ws,
+        json!({"type":"query","id":"c","sql":"SELECT 40 + 2 AS x"}),
+    )
+    .await;
+    let lines = read_until(&mut ws, is_final).await;
+    assert_eq!(
+        lines.iter().find(|l| l["type"] == "data").unwrap()["rows"],
+        json!([[42]])
+    );
+    assert_eq!(lines.last().unwrap()["type"], "end");
+
+    send(&mut ws, json!({"type":"ping"})).await;
+    let pong = read_until(&mut ws, |_| true).await;
+    assert_eq!(pong[0], json!({"type":"pong"}));
+}
+
+#[actix_web::test]
+async fn dropping_the_connection_interrupts_its_queries() {
+    let app = spawn_app_with(|c| c.pool_size = 1).await;
+    let mut ws = connect(&app, "?compression=none").await;
+    send(
+        &mut ws,
+        json!({"type":"query","id":"a","sql":"SELECT i FROM range(100000000) t(i)"}),
+    )
+    .await;
+    let first = read_until(&mut ws, |l| l["type"] == "data").await;
+    assert_eq!(first[0]["type"], "metadata");
+    drop(ws); // TCP closed without a close frame
+    app.wait_metric(
+        "duckstream_queries_total{outcome=\"disconnected\",transport=\"ws\"}",
+        |v| v == 1.0,
+    )
+    .await;
+    app.wait_metric("duckstream_active_queries{transport=\"ws\"}", |v| v == 0.0)
+        .await;
+    assert!(app.metric("duckstream_duckdb_interrupts_total").await >= 1.0);
+    // The tenant's only pooled connection is back and healthy.
+    let out = app.query("SELECT count(*) AS n FROM people").await;
+    assert_eq!(out.data_rows_text(), ["[[3]]"]);
+}
+
+#[actix_web::test]
+async fn a_paused_reader_pauses_duckdb_and_a_stuck_one_is_closed() {
+    // The real binary in its own process, so that its RSS is the server's alone.
+    let server = crate::helpers::ServerProcess::start(&["--ws-slow-consumer-secs", "3"]);
+    let app = &server.app;
+    let mut ws = connect(app, "").await;
+    let sql = "SELECT i, 'some text to make rows wider ' || i AS s FROM range(10000000) t(i)";
+    send(&mut ws, json!({"type":"query","id":"slow","sql":sql})).await;
+    let mut count = 0u64;
+    let mut sum = 0u64;
+    let mut tally = |l: &Value| {
+        if l["type"] == "data" {
+            for r in l["rows"].as_array().unwrap() {
+                count += 1;
+                sum += r[0].as_u64().unwrap();
+            }
+        }
+    };
+    for l in read_until(&mut ws, |l| l["type"] == "data").await {
+        tally(&l);
+    }
+    let idle = server.rss_mib();
+    // Stop reading for 2.6 s (less than the 3 s timeout): the server must hold, not buffer.
+    // Once the socket buffers are full, nothing more is sent: two samples 0.5 s apart agree.
+    let paused_at = std::time::Instant::now();
+    let mut sent = app
+        .metric("duckstream_rows_sent_total{transport=\"ws\"}")
+        .await;
+    let mut held = false;
+    while paused_at.elapsed() < Duration::from_millis(2100) {
+        tokio::time::sleep(Duration::from_millis(500)).await;
+        let now = app
+            .metric("duckstream_rows_sent_total{transport=\"ws\"}")
+            .await;
+        held |= now == sent;
+        sent = now;
+    }
+    assert!(held, "the server kept sending while the reader was paused");
+    let paused = server.rss_mib();
+    assert!(
+        paused - idle < 64.0,
+        "RSS grew {idle:.0} -> {paused:.0} MiB while paused"
+    );
+    assert!(sent < 10_000_000.0, "the stream had not finished: {sent}");
+    // Resume: the stream completes, exactly.
+    let lines = read_until(&mut ws, is_final).await;
+    for l in &lines {
+        tally(l);
+    }
+    let end = lines.last().unwrap();
+    assert_eq!(end["type"], "end", "{end}");
+    assert_eq!(end["rows"], 10_000_000);
+    assert_eq!(count, 10_000_000);
+    assert_eq!(sum, 10_000_000 * 9_999_999 / 2);
+    assert!(server.peak_rss_mib() - idle < 64.0);
+
+    // Now a client that never reads again: closed with 1008 after the timeout. Plain text
+    // rows, so that the stream outgrows what the kernel's socket buffers can absorb (up to
+    // 36 MiB on loopback here).
+    let mut stuck = connect(app, "?compression=none").await;
+    let wide = "SELECT i, repeat('x', 200) AS s FROM range(100000000) t(i)";
+    send(&mut stuck, json!({"type":"query","id":"stuck","sql":wide})).await;
+    tokio::time::sleep(Duration::from_secs(7)).await;
+    assert!(server.rss_mib() - idle < 64.0, "bounded while stuck");
+    let mut code = None;
+    loop {
+        let next = tokio::time::timeout(Duration::from_secs(20), stuck.next()).await;
+        match next {
+            Ok(Some(Ok(Message::Close(Some(frame))))) => {
+                code = Some((frame.code, frame.reason.to_string()));
+                break;
+            }
+            Ok(Some(Ok(Message::Text(t)))) => {
+                assert!(
+                    !t.contains("\"type\":\"end\""),
+                    "not closed: {}",
+                    &t[t.len().saturating_sub(300)..]
+                )
+            }
+            Ok(Some(Ok(_))) => {}
+            _ => break,
+        }
+    }
+    assert_eq!(code, Some((CloseCode::Policy, "slow consumer".to_string())));
+    app.wait_metric("duckstream_active_queries{transport=\"ws\"}", |v| v == 0.0)
+        .await;
+}
+
+#[actix_web::test]
+async fn bad_messages_get_bad_message_and_the_socket_keeps_working() {
+    let app = spawn_app().await;
+    let mut ws = connect(&app, "?compression=none").await;
+    let bad = [
+        "{not json".to_string(),
+        json!({"type":"nope","id":"x"}).to_string(),
+        json!({"type":"query","id":"x"}).to_string(),
+        json!({"type":"query","sql":"SELECT 1"}).to_string(),
+        json!({"type":"query","id":"x","sql":1}).to_string(),
+        json!({"type":"query","id":"x","sql":"SELECT 1","chunk_rows":"many"}).to_string(),
+        json!({"type":"query","id":7,"sql":"SELECT 1"}).to_string(),
+        json!({"type":"cancel"}).to_string(),
+        json!(["query"]).to_string(),
+    ];
+    for text in &bad {
+        ws.send(Message::text(text.clone())).await.unwrap();
+        let lines = read_until(&mut ws, |_| true).await;
+        assert_eq!(lines[0]["type"], "error", "{text}");
+        assert_eq!(lines[0]["code"], "bad_message", "{text}: {}", lines[0]);
+        assert!(!lines[0]["message"].as_str().unwrap().is_empty());
+    }
+    ws.send(Message::binary(vec![1u8, 2, 3])).await.unwrap();
+    let lines = read_until(&mut ws, |_| true).await;
+    assert_eq!(lines[0]["code"], "bad_message");
+
+    // SQL errors arrive as error lines for that id.
+    send(&mut ws, json!({"type":"query","id":"e","sql":"SELEC 1"})).await;
+    let lines = read_until(&mut ws, is_final).await;
+    assert_eq!(lines.last().unwrap()["code"], "invalid_sql");
+    assert_eq!(lines.last().unwrap()["query_id"], "e");
+
+    // Still usable.
+    send(
+        &mut ws,
+        json!({"type":"query","id":"ok","sql":"SELECT 'fine' AS v"}),
+    )
+    .await;
+    let lines = read_until(&mut ws, is_final).await;
+    assert_eq!(lines[1]["rows"], json!([["fine"]]));
+
+    // Too big: closed with 1009.
+    let huge = json!({"type":"query","id":"h","sql": "x".repeat(2 << 20)}).to_string();
+    ws.send(Message::text(huge)).await.unwrap();
+    let mut code = None;
+    while let Some(Ok(msg)) = ws.next().await {
+        if let Message::Close(Some(frame)) = msg {
+            code = Some(frame.code);
+            break;
+        }
+    }
+    assert_eq!(code, Some(CloseCode::Size));
+}
+
+#[actix_web::test]
+async fn caps_and_duplicate_ids_are_refused() {
+    let app = spawn_app_with(|c| c.ws_max_queries = 2).await;
+    let mut ws = connect(&app, "?compression=none").await;
+    let long = "SELECT i FROM range(1000000000) t(i)";
+    send(&mut ws, json!({"type":"query","id":"a","sql":long})).await;
+    send(&mut ws, json!({"type":"query","id":"a","sql":"SELECT 1"})).await;
+    send(&mut ws, json!({"type":"query","id":"b","sql":long})).await;
+    send(&mut ws, json!({"type":"query","id":"c","sql":"SELECT 1"})).await;
+    let mut codes = HashMap::new();
+    read_until(&mut ws, |l| {
+        if l["type"] == "error" {
+            codes.insert(
+                l["code"].as_str().unwrap().to_string(),
+                l["query_id"].clone(),
+            );
+        }
+        codes.len() == 2
+    })
+    .await;
+    assert_eq!(codes["duplicate_id"], "a");
+    assert_eq!(codes["too_many_queries"], "c");
+    // An unknown tenant is refused before the upgrade.
+    let url = format!("{}/v1/nobody/ws", app.base.replace("http://", "ws://"));
+    let err = tokio_tungstenite::connect_async(url).await.unwrap_err();
+    assert!(err.to_string().contains("404"), "{err}");
+}
