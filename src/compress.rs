@@ -35,17 +35,6 @@ pub struct WireChunk {
     pub has_data: bool,
 }
 
-impl WireChunk {
-    pub fn plain(frame: Frame) -> Self {
-        Self {
-            raw_len: frame.bytes.len(),
-            rows: frame.rows,
-            has_data: frame.kind == FrameKind::Data,
-            bytes: frame.bytes,
-        }
-    }
-}
-
 fn encoder(level: i32) -> std::io::Result<zstd::stream::write::Encoder<'static, Vec<u8>>> {
     let mut enc = zstd::stream::write::Encoder::new(Vec::with_capacity(64 * 1024), level)?;
     enc.include_checksum(true)?;
@@ -134,11 +123,39 @@ pub fn compress_small(line: &[u8], level: i32) -> std::io::Result<Vec<u8>> {
     zstd::bulk::compress(line, level)
 }
 
+/// How lines are laid out in a byte stream: bare NDJSON, or as server-sent events.
+pub trait Framing: Send + Unpin + 'static {
+    /// Writes one frame (a line, or a keep-alive) to `out`.
+    fn write(&mut self, frame: &Frame, out: &mut dyn Write) -> std::io::Result<()>;
+
+    /// The frame's bytes on the wire, uncompressed.
+    fn to_bytes(&mut self, frame: Frame) -> Bytes {
+        let mut out = Vec::with_capacity(frame.bytes.len() + 64);
+        // Writing into a Vec cannot fail.
+        let _ = self.write(&frame, &mut out);
+        Bytes::from(out)
+    }
+}
+
+/// Bare NDJSON: lines as they are (keep-alives write nothing).
+pub struct Ndjson;
+
+impl Framing for Ndjson {
+    fn write(&mut self, frame: &Frame, out: &mut dyn Write) -> std::io::Result<()> {
+        out.write_all(&frame.bytes)
+    }
+
+    fn to_bytes(&mut self, frame: Frame) -> Bytes {
+        frame.bytes
+    }
+}
+
 /// Compresses `input` into one zstd stream on a new thread; returns the compressed chunks.
 pub fn spawn_stream(
     mut input: mpsc::Receiver<Frame>,
     level: i32,
     capacity: usize,
+    mut framing: impl Framing,
 ) -> std::io::Result<mpsc::Receiver<WireChunk>> {
     let (tx, rx) = mpsc::channel(capacity);
     let mut enc = encoder(level)?;
@@ -158,7 +175,7 @@ pub fn spawn_stream(
                     rows += f.rows;
                     has_data |= f.kind == FrameKind::Data;
                     last |= matches!(f.kind, FrameKind::End | FrameKind::Error);
-                    if enc.write_all(&f.bytes).is_err() {
+                    if framing.write(&f, &mut enc).is_err() {
                         return;
                     }
                     if raw_len < MAX_BATCH && !last {

@@ -49,6 +49,8 @@ pub struct Config {
     pub ws_pong_timeout: Duration,
     /// WebSocket: the largest client message (bigger ones close the socket with 1009).
     pub ws_max_message_bytes: usize,
+    /// SSE: a `: keepalive` comment after this long without an event.
+    pub sse_keepalive: Duration,
     /// Create the `demo` tenant at start when it is missing.
     pub demo: bool,
     pub demo_rows: u64,
@@ -78,6 +80,7 @@ impl Default for Config {
             ws_ping_interval: Duration::from_secs(10),
             ws_pong_timeout: Duration::from_secs(30),
             ws_max_message_bytes: 1 << 20,
+            sse_keepalive: Duration::from_secs(15),
             demo: true,
             demo_rows: 10_000_000,
         }
@@ -152,6 +155,9 @@ pub struct Overrides {
     /// WebSocket: largest client message in bytes (bigger closes with 1009)
     #[arg(long, env = "DUCKSTREAM_WS_MAX_MESSAGE_BYTES")]
     pub ws_max_message_bytes: Option<usize>,
+    /// SSE: seconds without an event before a keep-alive comment
+    #[arg(long, env = "DUCKSTREAM_SSE_KEEPALIVE_SECS")]
+    pub sse_keepalive_secs: Option<u64>,
     /// Create the demo tenant at start if it is missing
     #[arg(long, env = "DUCKSTREAM_DEMO")]
     pub demo: Option<bool>,
@@ -253,6 +259,9 @@ impl Config {
         if let Some(s) = o.ws_pong_timeout_secs {
             self.ws_pong_timeout = Duration::from_secs(s);
         }
+        if let Some(s) = o.sse_keepalive_secs {
+            self.sse_keepalive = Duration::from_secs(s);
+        }
         if let Some(t) = o.duckdb_threads {
             self.duckdb_threads = (t > 0).then_some(t);
         }
@@ -313,6 +322,9 @@ impl Config {
                 "ws_pong_timeout_secs",
                 "must be longer than ws_ping_interval_secs (both above 0)",
             ));
+        }
+        if self.sse_keepalive.is_zero() {
+            return Err(invalid("sse_keepalive_secs", "must be above 0"));
         }
         if self.ws_slow_consumer_timeout.is_zero() {
             return Err(invalid("ws_slow_consumer_secs", "must be above 0"));

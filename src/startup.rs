@@ -17,8 +17,8 @@ use crate::config::Config;
 use crate::engine::Engine;
 use crate::error::GatewayError;
 use crate::metrics::Metrics;
-use crate::transport::http;
 use crate::transport::ws::{self, WsSettings};
+use crate::transport::{http, sse};
 
 /// Shared by every handler.
 pub struct AppState {
@@ -27,6 +27,7 @@ pub struct AppState {
     pub stream_buffer: usize,
     pub max_body_bytes: usize,
     pub ws: WsSettings,
+    pub sse_keepalive: std::time::Duration,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -97,6 +98,7 @@ impl Application {
                 pong_timeout: config.ws_pong_timeout,
                 max_message_bytes: config.ws_max_message_bytes,
             },
+            sse_keepalive: config.sse_keepalive,
         });
         let server = HttpServer::new(move || {
             App::new()
@@ -118,6 +120,8 @@ impl Application {
                 .route("/v1/{tenant}/query", web::post().to(http::post_query))
                 .route("/v1/{tenant}/query", web::get().to(http::get_query))
                 .route("/v1/{tenant}/ws", web::get().to(ws::ws_query))
+                .route("/v1/{tenant}/sse", web::get().to(sse::get_sse))
+                .route("/v1/{tenant}/sse", web::post().to(sse::post_sse))
         })
         .listen(listener)
         .map_err(|source| StartupError::Bind {
@@ -189,7 +193,7 @@ async fn wait_for_signal() {
 async fn index() -> HttpResponse {
     HttpResponse::Ok().content_type("text/plain; charset=utf-8").body(
         "duckstream: POST /v1/{tenant}/query {\"sql\": \"...\"}, GET /v1/{tenant}/query?sql=...,\n\
-         GET /v1/{tenant}/ws (WebSocket)\n\
+         GET /v1/{tenant}/ws (WebSocket), GET|POST /v1/{tenant}/sse (server-sent events)\n\
          also /healthz, /readyz, /metrics\n",
     )
 }

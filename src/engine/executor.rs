@@ -45,6 +45,8 @@ pub struct Job {
     pub accepted_at: Instant,
     pub transport: Transport,
     pub metrics: Arc<Metrics>,
+    /// Answer `started` once the statement is prepared and bound, before it runs (SSE).
+    pub start_early: bool,
 }
 
 /// Runs `job`; `started` is answered once the stream starts or the query is refused.
@@ -209,6 +211,16 @@ impl Running {
                 return reject(GatewayError::InvalidParams(e.message));
             }
         }
+        // SSE starts its response once the statement is prepared and bound (it keeps the
+        // line alive with comments while DuckDB works); the others wait for the first chunk,
+        // so that more errors still get a status.
+        if job.start_early {
+            if let Some(started) = self.started.take() {
+                if started.send(Ok(())).is_err() {
+                    return Ended::Gone;
+                }
+            }
+        }
         let mut result = match stmt.execute_streaming() {
             Ok(r) => r,
             Err(e) => return self.reject_execution(e, job),
@@ -284,10 +296,11 @@ impl Running {
         Ended::Complete
     }
 
-    /// An execution error before the first line: still answerable with a status.
+    /// An execution error before the first line: answerable with a status unless the
+    /// response already started (SSE).
     fn reject_execution(&mut self, e: DuckError, job: &Job) -> Ended {
         match execution_error(e, &job.control) {
-            Ended::Failed(e) => Ended::Rejected(e),
+            Ended::Failed(e) if self.started.is_some() => Ended::Rejected(e),
             other => other,
         }
     }
@@ -314,6 +327,8 @@ impl Running {
                     Err(_) => self.finish_failed(job, cancelled_error(&job.control)),
                 }
             }
+            // The response already started (SSE): the refusal becomes the final line.
+            Ended::Rejected(e) if self.started.is_none() => self.finish_failed(job, e),
             Ended::Rejected(e) => {
                 log_error(&e);
                 let outcome = outcome_of(&e);

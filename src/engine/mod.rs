@@ -60,6 +60,8 @@ pub enum FrameKind {
     Data,
     End,
     Error,
+    /// Nothing from DuckDB: a transport's keep-alive (SSE comment), carries no bytes.
+    Keepalive,
 }
 
 /// One protocol line on its way to the client.
@@ -195,6 +197,7 @@ impl Engine {
             frames: tx,
             permits,
             accepted_at,
+            start_early: transport == Transport::Sse,
             transport,
             metrics: Arc::clone(&self.metrics),
         };

@@ -15,16 +15,16 @@ use std::task::{Context, Poll};
 use std::time::Instant;
 
 use actix_web::http::header::{self, HeaderValue};
-use actix_web::{web, HttpRequest, HttpResponse};
+use actix_web::{web, HttpRequest, HttpResponse, HttpResponseBuilder};
 use bytes::Bytes;
 use futures_util::Stream;
 use prometheus::{Histogram, IntCounter};
 use serde::Deserialize;
 use tokio::sync::mpsc;
 
-use crate::compress::{self, WireChunk};
+use crate::compress::{self, Framing, WireChunk};
 use crate::engine::control::CancelOnDrop;
-use crate::engine::{Engine, Frame, Transport};
+use crate::engine::{Frame, FrameKind, RunningQuery, Transport};
 use crate::error::GatewayError;
 use crate::startup::AppState;
 use crate::wire::{QueryRequest, TenantId};
@@ -32,9 +32,9 @@ use crate::wire::{QueryRequest, TenantId};
 /// Query-string form of a query (`GET`).
 #[derive(Debug, Deserialize)]
 pub struct QueryParams {
-    sql: Option<String>,
-    params: Option<String>,
-    chunk_rows: Option<String>,
+    pub sql: Option<String>,
+    pub params: Option<String>,
+    pub chunk_rows: Option<String>,
 }
 
 pub async fn post_query(
@@ -62,7 +62,10 @@ pub async fn get_query(
 }
 
 /// Reads the request body, refusing it as soon as it passes `limit` bytes.
-async fn read_body(mut payload: web::Payload, limit: usize) -> Result<Vec<u8>, GatewayError> {
+pub(crate) async fn read_body(
+    mut payload: web::Payload,
+    limit: usize,
+) -> Result<Vec<u8>, GatewayError> {
     use futures_util::StreamExt;
     let mut body = Vec::new();
     while let Some(chunk) = payload.next().await {
@@ -84,19 +87,47 @@ async fn run(
 ) -> Result<HttpResponse, GatewayError> {
     let zstd = super::accepts_zstd(req.headers());
     let query_id: Arc<str> = uuid::Uuid::new_v4().simple().to_string().into();
-    let engine: &Engine = &state.engine;
-    let running = engine
+    let running = state
+        .engine
         .start(&tenant, query, Transport::Http, Arc::clone(&query_id), None)
         .await?;
+    let mut response = HttpResponse::Ok();
+    response.content_type("application/x-ndjson");
+    streaming_response(
+        response,
+        state,
+        running,
+        zstd,
+        compress::Ndjson,
+        Transport::Http,
+    )
+}
+
+/// Finishes a streaming response: the query's frames, laid out by `framing`, compressed on a
+/// thread of their own when `zstd`, counted as they are handed to actix.
+pub(crate) fn streaming_response<F: Framing>(
+    mut response: HttpResponseBuilder,
+    state: &AppState,
+    running: RunningQuery,
+    zstd: bool,
+    framing: F,
+    transport: Transport,
+) -> Result<HttpResponse, GatewayError> {
+    let query_id = Arc::clone(&running.query_id);
     let source = if zstd {
-        let rx = compress::spawn_stream(running.frames, state.zstd_level, state.stream_buffer)
-            .map_err(|e| GatewayError::Internal(Box::new(e)))?;
+        let rx = compress::spawn_stream(
+            running.frames,
+            state.zstd_level,
+            state.stream_buffer,
+            framing,
+        )
+        .map_err(|e| GatewayError::Internal(Box::new(e)))?;
         Source::Compressed(rx)
     } else {
-        Source::Plain(running.frames)
+        Source::Plain(running.frames, Box::new(framing))
     };
-    let metrics = engine.metrics();
-    let label = [Transport::Http.as_str()];
+    let metrics = state.engine.metrics();
+    let label = [transport.as_str()];
     let body = Body {
         source,
         accepted_at: running.accepted_at,
@@ -106,10 +137,11 @@ async fn run(
         raw_bytes: metrics.uncompressed_bytes.with_label_values(&label),
         _guard: running.guard,
     };
-    let mut response = HttpResponse::Ok();
     response
-        .content_type("application/x-ndjson")
-        .insert_header((header::CACHE_CONTROL, HeaderValue::from_static("no-store")))
+        .insert_header((
+            header::CACHE_CONTROL,
+            HeaderValue::from_static("no-cache, no-store"),
+        ))
         .insert_header(("X-Accel-Buffering", "no"))
         .insert_header(("X-Query-Id", query_id.as_ref()))
         .insert_header((header::VARY, HeaderValue::from_static("accept-encoding")));
@@ -120,7 +152,7 @@ async fn run(
 }
 
 enum Source {
-    Plain(mpsc::Receiver<Frame>),
+    Plain(mpsc::Receiver<Frame>, Box<dyn Framing>),
     Compressed(mpsc::Receiver<WireChunk>),
 }
 
@@ -142,8 +174,17 @@ impl Stream for Body {
     fn poll_next(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Self::Item>> {
         let this = self.get_mut();
         let chunk = match &mut this.source {
-            Source::Plain(rx) => match rx.poll_recv(cx) {
-                Poll::Ready(Some(frame)) => WireChunk::plain(frame),
+            Source::Plain(rx, framing) => match rx.poll_recv(cx) {
+                Poll::Ready(Some(frame)) => {
+                    let (rows, has_data) = (frame.rows, frame.kind == FrameKind::Data);
+                    let bytes = framing.to_bytes(frame);
+                    WireChunk {
+                        raw_len: bytes.len(),
+                        rows,
+                        has_data,
+                        bytes,
+                    }
+                }
                 Poll::Ready(None) => return Poll::Ready(None),
                 Poll::Pending => return Poll::Pending,
             },

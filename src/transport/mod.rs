@@ -6,6 +6,7 @@
 //! rows and bytes as they are handed to the socket.
 
 pub mod http;
+pub mod sse;
 pub mod ws;
 
 use actix_web::http::header::{HeaderMap, ACCEPT_ENCODING};

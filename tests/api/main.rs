@@ -4,6 +4,7 @@
 mod errors;
 mod helpers;
 mod lifecycle;
+mod sse;
 mod streaming;
 mod types;
 mod ws;

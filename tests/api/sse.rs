@@ -1,0 +1,207 @@
+//! The SSE transport, read by a real SSE parser (eventsource-stream).
+
+use std::io::Write;
+use std::time::Duration;
+
+use eventsource_stream::Eventsource;
+use futures::StreamExt;
+use serde_json::Value;
+
+use crate::helpers::{spawn_app, spawn_app_with, TestApp};
+
+struct Ev {
+    event: String,
+    id: String,
+    data: Value,
+}
+
+/// Opens an SSE stream; with `zstd`, decodes the body with a real streaming zstd decoder.
+async fn open(app: &TestApp, query: &[(&str, &str)], zstd: bool) -> reqwest::Response {
+    let mut req = app
+        .client
+        .get(app.url("/v1/t/sse"))
+        .query(query)
+        .header("accept", "text/event-stream");
+    if zstd {
+        req = req.header("accept-encoding", "zstd");
+    }
+    let resp = req.send().await.unwrap();
+    assert_eq!(resp.status(), 200);
+    assert_eq!(resp.headers()["content-type"], "text/event-stream");
+    assert_eq!(resp.headers()["x-accel-buffering"], "no");
+    assert!(resp.headers()["cache-control"]
+        .to_str()
+        .unwrap()
+        .contains("no-cache"));
+    assert_eq!(resp.headers().get("content-encoding").is_some(), zstd);
+    resp
+}
+
+fn events(resp: reqwest::Response, zstd: bool) -> impl futures::Stream<Item = Ev> {
+    let mut decoder = zstd::stream::write::Decoder::new(Vec::new()).unwrap();
+    resp.bytes_stream()
+        .map(move |chunk| {
+            let chunk = chunk.unwrap();
+            if !zstd {
+                return Ok::<_, std::io::Error>(chunk);
+            }
+            decoder.write_all(&chunk)?;
+            decoder.flush()?;
+            Ok(bytes::Bytes::from(std::mem::take(decoder.get_mut())))
+        })
+        .eventsource()
+        .map(|e| {
+            let e = e.unwrap();
+            Ev {
+                event: e.event,
+                id: e.id,
+                data: serde_json::from_str(&e.data).unwrap(),
+            }
+        })
+}
+
+#[actix_web::test]
+async fn events_carry_exact_rows_in_order_with_and_without_zstd() {
+    let app = spawn_app().await;
+    for zstd in [false, true] {
+        let resp = open(
+            &app,
+            &[
+                ("sql", "SELECT i, i * 2 AS j FROM range(?) t(i) ORDER BY i"),
+                ("params", "[25000]"),
+                ("chunk_rows", "1000"),
+            ],
+            zstd,
+        )
+        .await;
+        let all: Vec<Ev> = events(resp, zstd).collect().await;
+        assert_eq!(all.len(), 1 + 25 + 1);
+        let qid = all[0].data["query_id"].as_str().unwrap().to_string();
+        let mut next = 0u64;
+        for (n, ev) in all.iter().enumerate() {
+            assert_eq!(ev.id, format!("{qid}:{n}"));
+            assert_eq!(ev.event, ev.data["type"].as_str().unwrap());
+            if ev.event == "data" {
+                for r in ev.data["rows"].as_array().unwrap() {
+                    assert_eq!(r[0], next);
+                    assert_eq!(r[1], next * 2);
+                    next += 1;
+                }
+            }
+        }
+        assert_eq!(all[0].event, "metadata");
+        assert_eq!(all.last().unwrap().event, "end");
+        assert_eq!(all.last().unwrap().data["rows"], 25000);
+        assert_eq!(next, 25000);
+    }
+    // POST takes the HTTP query's JSON body.
+    let resp = app
+        .client
+        .post(app.url("/v1/t/sse"))
+        .body(r#"{"sql": "SELECT name FROM people ORDER BY id"}"#)
+        .send()
+        .await
+        .unwrap();
+    let all: Vec<Ev> = events(resp, false).collect().await;
+    assert_eq!(
+        all[1].data["rows"],
+        serde_json::json!([["Ada"], ["Grace"], [null]])
+    );
+}
+
+#[actix_web::test]
+async fn keepalive_comments_flow_while_duckdb_works() {
+    let app = spawn_app_with(|c| c.sse_keepalive = Duration::from_millis(300)).await;
+    let resp = open(
+        &app,
+        &[(
+            "sql",
+            "SELECT count(*) AS n FROM range(3000000000) t(i) WHERE i % 7 = 3",
+        )],
+        false,
+    )
+    .await;
+    let text = resp.text().await.unwrap();
+    let first_event = text.find("event: metadata").unwrap();
+    assert!(
+        text[..first_event].contains(": keepalive\n\n"),
+        "{}",
+        &text[..first_event.min(200)]
+    );
+    assert!(text.contains("event: end"));
+}
+
+#[actix_web::test]
+async fn closing_the_stream_interrupts_the_query() {
+    let app = spawn_app().await;
+    let resp = open(
+        &app,
+        &[("sql", "SELECT i FROM range(100000000) t(i)")],
+        true,
+    )
+    .await;
+    let mut evs = Box::pin(events(resp, true));
+    assert_eq!(evs.next().await.unwrap().event, "metadata");
+    assert_eq!(evs.next().await.unwrap().event, "data");
+    drop(evs);
+    app.wait_metric(
+        "duckstream_queries_total{outcome=\"disconnected\",transport=\"sse\"}",
+        |v| v == 1.0,
+    )
+    .await;
+    app.wait_metric("duckstream_active_queries{transport=\"sse\"}", |v| v == 0.0)
+        .await;
+    assert!(app.metric("duckstream_duckdb_interrupts_total").await >= 1.0);
+}
+
+#[actix_web::test]
+async fn a_reconnect_is_refused_instead_of_rerun() {
+    let app = spawn_app().await;
+    let resp = app
+        .client
+        .get(app.url("/v1/t/sse"))
+        .query(&[("sql", "SELECT 1")])
+        .header("last-event-id", "abc123:7")
+        .send()
+        .await
+        .unwrap();
+    let all: Vec<Ev> = events(resp, false).collect().await;
+    assert_eq!(all.len(), 1);
+    assert_eq!(all[0].event, "error");
+    assert_eq!(all[0].data["code"], "resume_unsupported");
+    assert_eq!(all[0].data["query_id"], "abc123");
+    assert_eq!(
+        app.metric("duckstream_queries_total{outcome=\"ok\",transport=\"sse\"}")
+            .await,
+        0.0
+    );
+
+    // Bad input is a 4xx with a JSON body, before any stream.
+    for (query, status, code) in [
+        (vec![("sql", "SELEC 1")], 400, "invalid_sql"),
+        (vec![], 400, "invalid_request"),
+        (
+            vec![("sql", "SELECT 1"), ("params", "[1]")],
+            400,
+            "invalid_params",
+        ),
+    ] {
+        let resp = app
+            .client
+            .get(app.url("/v1/t/sse"))
+            .query(&query)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(resp.status().as_u16(), status);
+        let v: Value = serde_json::from_slice(&resp.bytes().await.unwrap()).unwrap();
+        assert_eq!(v["code"], code);
+    }
+    let resp = app
+        .client
+        .get(app.url("/v1/nobody/sse?sql=SELECT%201"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 404);
+}
