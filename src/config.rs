@@ -51,6 +51,8 @@ pub struct Config {
     pub ws_max_message_bytes: usize,
     /// SSE: a `: keepalive` comment after this long without an event.
     pub sse_keepalive: Duration,
+    /// Origins allowed to read responses from a browser (`*` for any); empty: no CORS headers.
+    pub cors_allow_origins: Vec<String>,
     /// Create the `demo` tenant at start when it is missing.
     pub demo: bool,
     pub demo_rows: u64,
@@ -81,6 +83,7 @@ impl Default for Config {
             ws_pong_timeout: Duration::from_secs(30),
             ws_max_message_bytes: 1 << 20,
             sse_keepalive: Duration::from_secs(15),
+            cors_allow_origins: Vec::new(),
             demo: true,
             demo_rows: 10_000_000,
         }
@@ -155,6 +158,9 @@ pub struct Overrides {
     /// WebSocket: largest client message in bytes (bigger closes with 1009)
     #[arg(long, env = "DUCKSTREAM_WS_MAX_MESSAGE_BYTES")]
     pub ws_max_message_bytes: Option<usize>,
+    /// Origins allowed to read responses in a browser, comma-separated (`*` for any)
+    #[arg(long, env = "DUCKSTREAM_CORS_ALLOW_ORIGINS", value_delimiter = ',')]
+    pub cors_allow_origins: Option<Vec<String>>,
     /// SSE: seconds without an event before a keep-alive comment
     #[arg(long, env = "DUCKSTREAM_SSE_KEEPALIVE_SECS")]
     pub sse_keepalive_secs: Option<u64>,
@@ -250,6 +256,7 @@ impl Config {
             demo_rows
         );
         set!(ws_max_queries, ws_send_budget_bytes, ws_max_message_bytes);
+        set!(cors_allow_origins);
         if let Some(s) = o.ws_slow_consumer_secs {
             self.ws_slow_consumer_timeout = Duration::from_secs(s);
         }

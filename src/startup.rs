@@ -9,7 +9,8 @@
 use std::net::TcpListener;
 use std::sync::Arc;
 
-use actix_web::dev::Server;
+use actix_web::dev::{Server, Service as _};
+use actix_web::http::header;
 use actix_web::{error::InternalError, web, App, HttpResponse, HttpServer};
 use tokio_util::sync::CancellationToken;
 
@@ -100,8 +101,29 @@ impl Application {
             },
             sse_keepalive: config.sse_keepalive,
         });
+        let cors = Arc::new(config.cors_allow_origins.clone());
         let server = HttpServer::new(move || {
+            let cors = Arc::clone(&cors);
             App::new()
+                .wrap_fn(move |req, srv| {
+                    // CORS for browsers on other origins (EventSource, fetch): only the
+                    // configured origins get `Access-Control-Allow-Origin`.
+                    let origin = req.headers().get(header::ORIGIN).cloned();
+                    let allowed = origin.filter(|o| {
+                        let o = o.to_str().unwrap_or_default();
+                        cors.iter().any(|a| a == "*" || a == o)
+                    });
+                    let fut = srv.call(req);
+                    async move {
+                        let mut res = fut.await?;
+                        if let Some(origin) = allowed {
+                            let h = res.headers_mut();
+                            h.insert(header::ACCESS_CONTROL_ALLOW_ORIGIN, origin);
+                            h.append(header::VARY, header::HeaderValue::from_static("origin"));
+                        }
+                        Ok(res)
+                    }
+                })
                 .app_data(state.clone())
                 .app_data(web::QueryConfig::default().error_handler(|e, _| {
                     let err = GatewayError::InvalidRequest(format!("query string: {e}"));

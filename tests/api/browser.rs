@@ -1,0 +1,94 @@
+//! A real browser: headless Chromium opens an `EventSource` on a zstd-encoded stream and counts
+//! the rows. Needs node, playwright-core and /usr/bin/chromium, which `scripts/test.sh` installs
+//! (it sets DUCKSTREAM_TOOLS to where playwright-core lives).
+
+use std::io::{Read, Write};
+use std::net::TcpListener;
+
+use crate::helpers::spawn_app_with;
+
+/// Serves one HTML page (any path) from a thread, on another origin than the gateway.
+fn serve_page(html: String) -> String {
+    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = listener.local_addr().unwrap();
+    std::thread::spawn(move || {
+        for stream in listener.incoming().flatten() {
+            let mut stream = stream;
+            let mut buf = [0u8; 4096];
+            let _ = stream.read(&mut buf);
+            let head = format!(
+                "HTTP/1.1 200 OK\r\nContent-Type: text/html; charset=utf-8\r\nContent-Length: {}\r\nConnection: close\r\n\r\n",
+                html.len()
+            );
+            let _ = stream.write_all(head.as_bytes());
+            let _ = stream.write_all(html.as_bytes());
+        }
+    });
+    format!("http://{addr}/")
+}
+
+#[actix_web::test]
+async fn chromium_eventsource_reads_a_zstd_stream() {
+    let app = spawn_app_with(|c| c.cors_allow_origins = vec!["*".into()]).await;
+    let rows = 150_000;
+    let sse = format!(
+        "{}/v1/t/sse?sql={}&chunk_rows=2000",
+        app.base,
+        "SELECT%20i%2C%20'r'%20%7C%7C%20i%20AS%20s%20FROM%20range(150000)%20t(i)%20ORDER%20BY%20i"
+    );
+    let html = format!(
+        r#"<!doctype html><meta charset="utf-8"><script>
+const es = new EventSource({sse:?});
+let rows = 0, first = null, events = 0;
+es.addEventListener("metadata", () => events++);
+es.addEventListener("data", (e) => {{
+  events++;
+  const m = JSON.parse(e.data);
+  if (first === null) first = m.rows[0];
+  rows += m.rows.length;
+}});
+es.addEventListener("end", (e) => {{
+  es.close();
+  window.result = {{ rows, first, events: events + 1, end: JSON.parse(e.data) }};
+}});
+es.addEventListener("error", (e) => {{
+  es.close();
+  window.result = {{ error: e.data || "connection error", rows }};
+}});
+</script>"#
+    );
+    let page = serve_page(html);
+    let tools = std::env::var("DUCKSTREAM_TOOLS").expect(
+        "DUCKSTREAM_TOOLS (set by scripts/test.sh) points at the installed playwright-core",
+    );
+    let script = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/browser/sse_page.cjs");
+    let out = tokio::process::Command::new("node")
+        .arg(script)
+        .arg(&page)
+        .env("NODE_PATH", format!("{tools}/node_modules"))
+        .current_dir(&tools)
+        .output()
+        .await
+        .expect("node runs");
+    assert!(
+        out.status.success(),
+        "browser driver failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let result: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(result["rows"], rows, "{result}");
+    assert_eq!(result["first"], serde_json::json!([0, "r0"]), "{result}");
+    assert_eq!(result["end"]["rows"], rows);
+    assert_eq!(result["events"], 1 + rows / 2000 + 1);
+    // The browser got it zstd-encoded: far fewer bytes on the wire than NDJSON produced.
+    let sent = app
+        .metric("duckstream_bytes_sent_total{transport=\"sse\"}")
+        .await;
+    let raw = app
+        .metric("duckstream_uncompressed_bytes_total{transport=\"sse\"}")
+        .await;
+    assert!(
+        raw > 0.0 && sent < raw / 2.0,
+        "sent {sent} of {raw} bytes: not compressed?"
+    );
+}
