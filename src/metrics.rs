@@ -3,11 +3,11 @@
 //! Naming follows Prometheus conventions: a `duckstream_` prefix, base units (seconds, bytes),
 //! `_total` on counters. Label sets are small and fixed: `transport` (http|ws|sse), `outcome`
 //! (ok|error|cancelled|disconnected|timeout), `code` (the gateway's error codes). SQL text and
-//! messages never become labels.
+//! messages never become labels. Histograms are observed once per query, never per row.
 
 use prometheus::{
-    exponential_buckets, Encoder as _, HistogramOpts, HistogramVec, IntCounter, IntCounterVec,
-    IntGaugeVec, Opts, Registry, TextEncoder,
+    exponential_buckets, CounterVec, Encoder as _, Histogram, HistogramOpts, HistogramVec,
+    IntCounter, IntCounterVec, IntGaugeVec, Opts, Registry, TextEncoder,
 };
 
 /// How a query ended, as a metric label.
@@ -43,6 +43,10 @@ pub struct Metrics {
     pub uncompressed_bytes: IntCounterVec,
     pub errors: IntCounterVec,
     pub interrupts: IntCounter,
+    pub active_connections: IntGaugeVec,
+    pub pool_wait: Histogram,
+    pub slow_consumer_disconnects: IntCounterVec,
+    pub backpressure_wait: CounterVec,
 }
 
 impl Metrics {
@@ -68,7 +72,8 @@ impl Metrics {
                 "duckstream_query_ttfb_seconds",
                 "From the request being accepted to the first data byte handed to the socket",
             )
-            .buckets(exponential_buckets(0.0005, 2.0, 16)?),
+            // 100 µs … 13 s.
+            .buckets(exponential_buckets(0.0001, 2.0, 18)?),
             &["transport"],
         )?;
         let active_queries = IntGaugeVec::new(
@@ -107,6 +112,42 @@ impl Metrics {
             "duckstream_duckdb_interrupts_total",
             "Running DuckDB queries interrupted (cancel, disconnect, timeout, shutdown)",
         )?;
+        let active_connections = IntGaugeVec::new(
+            Opts::new(
+                "duckstream_active_connections",
+                "Open client connections streaming results: WebSockets, and HTTP/SSE responses in flight",
+            ),
+            &["transport"],
+        )?;
+        let pool_wait = Histogram::with_opts(
+            HistogramOpts::new(
+                "duckstream_pool_wait_seconds",
+                "Time a query waited for a free connection of its tenant and an executor thread",
+            )
+            .buckets(exponential_buckets(0.00001, 4.0, 12)?),
+        )?;
+        let slow_consumer_disconnects = IntCounterVec::new(
+            Opts::new(
+                "duckstream_slow_consumer_disconnects_total",
+                "Connections closed because the client took no data for the slow-consumer timeout",
+            ),
+            &["transport"],
+        )?;
+        let backpressure_wait = CounterVec::new(
+            Opts::new(
+                "duckstream_backpressure_wait_seconds_total",
+                "Time executors spent waiting for a slow reader (DuckDB paused)",
+            ),
+            &["transport"],
+        )?;
+        registry.register(Box::new(active_connections.clone()))?;
+        registry.register(Box::new(pool_wait.clone()))?;
+        registry.register(Box::new(slow_consumer_disconnects.clone()))?;
+        registry.register(Box::new(backpressure_wait.clone()))?;
+        #[cfg(target_os = "linux")]
+        registry.register(Box::new(
+            prometheus::process_collector::ProcessCollector::for_self(),
+        ))?;
         registry.register(Box::new(queries.clone()))?;
         registry.register(Box::new(query_duration.clone()))?;
         registry.register(Box::new(ttfb.clone()))?;
@@ -116,6 +157,24 @@ impl Metrics {
         registry.register(Box::new(uncompressed_bytes.clone()))?;
         registry.register(Box::new(errors.clone()))?;
         registry.register(Box::new(interrupts.clone()))?;
+        // Create every series up front, so dashboards see zeros instead of gaps.
+        for t in ["http", "ws", "sse"] {
+            for o in ["ok", "error", "cancelled", "disconnected", "timeout"] {
+                queries.with_label_values(&[t, o]);
+            }
+            for v in [
+                &rows_sent,
+                &bytes_sent,
+                &uncompressed_bytes,
+                &slow_consumer_disconnects,
+            ] {
+                v.with_label_values(&[t]);
+            }
+            active_queries.with_label_values(&[t]);
+            active_connections.with_label_values(&[t]);
+            backpressure_wait.with_label_values(&[t]);
+            ttfb.with_label_values(&[t]);
+        }
         Ok(Self {
             registry,
             queries,
@@ -127,6 +186,10 @@ impl Metrics {
             uncompressed_bytes,
             errors,
             interrupts,
+            active_connections,
+            pool_wait,
+            slow_consumer_disconnects,
+            backpressure_wait,
         })
     }
 

@@ -81,6 +81,7 @@ impl Handler<Run> for QueryExecutor {
             started: Some(started),
             rows: 0,
             lines: 0,
+            blocked: Duration::ZERO,
         };
         let ended = run.execute(&job);
         let outcome = run.finish(&job, ended);
@@ -94,6 +95,10 @@ impl Handler<Run> for QueryExecutor {
             .query_duration
             .with_label_values(&[transport, outcome.as_str()])
             .observe(elapsed.as_secs_f64());
+        job.metrics
+            .backpressure_wait
+            .with_label_values(&[transport])
+            .inc_by(run.blocked.as_secs_f64());
         active.dec();
         tracing::debug!(
             outcome = outcome.as_str(),
@@ -120,6 +125,8 @@ struct Running {
     started: Option<oneshot::Sender<Result<(), GatewayError>>>,
     rows: u64,
     lines: u64,
+    /// Time spent waiting for the reader (the channel was full).
+    blocked: Duration,
 }
 
 /// Maps a DuckDB error during execution to the gateway's, honouring why it was interrupted.
@@ -141,19 +148,23 @@ fn cancelled(control: &QueryControl) -> Ended {
 
 impl Running {
     /// Sends a frame, waiting for room or cancellation.
-    fn send(&self, job: &Job, frame: Frame) -> Result<(), Ended> {
+    fn send(&mut self, job: &Job, frame: Frame) -> Result<(), Ended> {
         let frame = match job.frames.try_send(frame) {
             Ok(()) => return Ok(()),
             Err(mpsc::error::TrySendError::Closed(_)) => return Err(Ended::Gone),
             Err(mpsc::error::TrySendError::Full(f)) => f,
         };
-        futures_executor::block_on(async {
+        // The reader is behind: DuckDB pauses here until it catches up.
+        let waiting = Instant::now();
+        let sent = futures_executor::block_on(async {
             tokio::select! {
                 biased;
                 _ = job.control.cancelled() => Err(cancelled(&job.control)),
                 r = job.frames.send(frame) => r.map_err(|_| Ended::Gone),
             }
-        })
+        });
+        self.blocked += waiting.elapsed();
+        sent
     }
 
     fn send_line(&mut self, job: &Job, line: Line) -> Result<(), Ended> {

@@ -170,6 +170,7 @@ impl Engine {
             let g = Arc::clone(&self.global_slots).acquire_owned().await;
             (t, g)
         };
+        let waiting = Instant::now();
         let permits = tokio::select! {
             p = tokio::time::timeout(self.settings.queue_timeout, wait) => match p {
                 Ok((Ok(t), Ok(g))) => (t, g),
@@ -178,6 +179,9 @@ impl Engine {
             },
             _ = self.shutdown.cancelled() => return Err(GatewayError::ShuttingDown),
         };
+        self.metrics
+            .pool_wait
+            .observe(waiting.elapsed().as_secs_f64());
 
         let control = QueryControl::new(self.metrics.interrupts.clone());
         let guard = CancelOnDrop(Arc::clone(&control));

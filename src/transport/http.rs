@@ -18,7 +18,7 @@ use actix_web::http::header::{self, HeaderValue};
 use actix_web::{web, HttpRequest, HttpResponse, HttpResponseBuilder};
 use bytes::Bytes;
 use futures_util::Stream;
-use prometheus::{Histogram, IntCounter};
+use prometheus::{Histogram, IntCounter, IntGauge};
 use serde::Deserialize;
 use tokio::sync::mpsc;
 
@@ -128,7 +128,10 @@ pub(crate) fn streaming_response<F: Framing>(
     };
     let metrics = state.engine.metrics();
     let label = [transport.as_str()];
+    let connection = metrics.active_connections.with_label_values(&label);
+    connection.inc();
     let body = Body {
+        connection,
         source,
         accepted_at: running.accepted_at,
         ttfb: Some(metrics.ttfb.with_label_values(&label)),
@@ -158,6 +161,8 @@ enum Source {
 
 /// The response body: pulls chunks from the pipeline as actix asks for them.
 struct Body {
+    /// The `active_connections` gauge, decremented when the body is dropped.
+    connection: IntGauge,
     source: Source,
     accepted_at: Instant,
     ttfb: Option<Histogram>,
@@ -166,6 +171,12 @@ struct Body {
     raw_bytes: IntCounter,
     /// Dropped with the body: interrupts the query if it has not ended.
     _guard: CancelOnDrop,
+}
+
+impl Drop for Body {
+    fn drop(&mut self) {
+        self.connection.dec();
+    }
 }
 
 impl Stream for Body {

@@ -150,6 +150,8 @@ impl Connection {
             metrics.uncompressed_bytes.with_label_values(&label),
         );
         let ttfb = metrics.ttfb.with_label_values(&label);
+        let connections = metrics.active_connections.with_label_values(&label);
+        connections.inc();
         let mut heartbeat = tokio::time::interval(settings.ping_interval);
         heartbeat.tick().await;
         let mut last_heard = Instant::now();
@@ -226,6 +228,13 @@ impl Connection {
 
         // The single exit: cancel the connection's queries, then close the socket.
         self.token.cancel();
+        connections.dec();
+        if matches!(&exit, Some(r) if r.code == CloseCode::Policy) {
+            metrics
+                .slow_consumer_disconnects
+                .with_label_values(&label)
+                .inc();
+        }
         if let Some(reason) = exit {
             tracing::debug!(code = ?reason.code, why = ?reason.description, "closing websocket");
             // A slow consumer's queue is full: the close frame waits its turn behind what is

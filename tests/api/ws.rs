@@ -284,6 +284,10 @@ async fn a_paused_reader_pauses_duckdb_and_a_stuck_one_is_closed() {
     assert_eq!(code, Some((CloseCode::Policy, "slow consumer".to_string())));
     app.wait_metric("duckstream_active_queries{transport=\"ws\"}", |v| v == 0.0)
         .await;
+    let slow = "duckstream_slow_consumer_disconnects_total{transport=\"ws\"}";
+    assert_eq!(app.metric(slow).await, 1.0);
+    let waited = "duckstream_backpressure_wait_seconds_total{transport=\"ws\"}";
+    assert!(app.metric(waited).await > 1.0);
 }
 
 #[actix_web::test]
