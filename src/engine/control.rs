@@ -68,6 +68,9 @@ impl QueryControl {
     }
 
     /// Cancels the query (first reason wins) and interrupts DuckDB if it is running.
+    ///
+    /// DuckDB is interrupted *before* the token wakes the executor, so a running query is
+    /// always interrupted (and counted), even when the executor was only waiting to send.
     pub fn cancel(&self, reason: CancelReason) {
         if self.finished.is_cancelled() {
             return;
@@ -75,14 +78,17 @@ impl QueryControl {
         let _ = self
             .reason
             .compare_exchange(0, reason as u8, Ordering::AcqRel, Ordering::Acquire);
-        self.cancelled.cancel();
-        let mut guard = self.interrupt.lock().unwrap_or_else(|p| p.into_inner());
-        if let Some(handle) = guard.take() {
-            // SAFETY: attached handles are detached under this lock before their connection
-            // is released, so the connection is alive here. Taken: one interrupt per query.
-            unsafe { handle.interrupt() };
-            self.interrupts.inc();
+        {
+            let mut guard = self.interrupt.lock().unwrap_or_else(|p| p.into_inner());
+            if let Some(handle) = guard.take() {
+                // SAFETY: attached handles are detached under this lock before their
+                // connection is released, so the connection is alive here. Taken: one
+                // interrupt per query.
+                unsafe { handle.interrupt() };
+                self.interrupts.inc();
+            }
         }
+        self.cancelled.cancel();
     }
 
     pub fn reason(&self) -> Option<CancelReason> {
@@ -102,7 +108,10 @@ impl QueryControl {
     /// nothing) when the query was cancelled before it got a connection.
     pub fn attach(&self, handle: InterruptHandle) -> bool {
         let mut guard = self.interrupt.lock().unwrap_or_else(|p| p.into_inner());
-        if self.cancelled.is_cancelled() {
+        // The reason is recorded before `cancel` takes this lock: checking it here (not the
+        // token, which is cancelled after the lock) means a concurrent cancel either finds the
+        // handle attached or makes this attach fail.
+        if self.reason.load(Ordering::Acquire) != 0 {
             return false;
         }
         *guard = Some(handle);

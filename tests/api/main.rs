@@ -6,6 +6,7 @@ mod errors;
 mod helpers;
 mod lifecycle;
 mod sse;
+mod stack;
 mod streaming;
 mod types;
 mod ws;

@@ -1,0 +1,77 @@
+#!/usr/bin/env python3
+"""Generates grafana/dashboards/duckstream.json (run it after editing PANELS; the JSON is
+committed). Every PromQL expression here is evaluated against a real Prometheus by the
+end-to-end test, with $__rate_interval replaced by a concrete window."""
+import json
+import os
+
+R = "$__rate_interval"
+PANELS = [
+    ("Time to first byte p50 / p95 / p99", "s", [
+        (f"histogram_quantile({q}, sum by (le, transport) (rate(duckstream_query_ttfb_seconds_bucket[{R}])))",
+         f"p{int(q * 100)} {{{{transport}}}}") for q in (0.5, 0.95, 0.99)]),
+    ("Rows per second", "short", [
+        (f"sum by (transport) (rate(duckstream_rows_sent_total[{R}]))", "{{transport}}")]),
+    ("Bytes per second on the wire", "Bps", [
+        (f"sum by (transport) (rate(duckstream_bytes_sent_total[{R}]))", "{{transport}}")]),
+    ("Compression ratio (NDJSON bytes / wire bytes)", "none", [
+        (f"sum by (transport) (rate(duckstream_uncompressed_bytes_total[{R}])) / sum by (transport) (rate(duckstream_bytes_sent_total[{R}]))",
+         "{{transport}}")]),
+    ("Active queries", "short", [("sum by (transport) (duckstream_active_queries)", "{{transport}}")]),
+    ("Active connections", "short", [("sum by (transport) (duckstream_active_connections)", "{{transport}}")]),
+    ("Query outcomes per second", "short", [
+        (f"sum by (transport, outcome) (rate(duckstream_queries_total[{R}]))", "{{transport}} {{outcome}}")]),
+    ("Query duration p95", "s", [
+        (f"histogram_quantile(0.95, sum by (le, transport) (rate(duckstream_query_duration_seconds_bucket[{R}])))",
+         "{{transport}}")]),
+    ("Errors per second by code", "short", [
+        (f"sum by (code) (rate(duckstream_query_errors_total[{R}])) or vector(0)", "{{code}}")]),
+    ("Pool wait p50 / p99", "s", [
+        (f"histogram_quantile({q}, sum by (le) (rate(duckstream_pool_wait_seconds_bucket[{R}])))", f"p{int(q * 100)}")
+        for q in (0.5, 0.99)]),
+    ("Slow-consumer disconnects", "short", [
+        (f"sum by (transport) (increase(duckstream_slow_consumer_disconnects_total[{R}]))", "{{transport}}")]),
+    ("Backpressure: executor time waiting for readers", "percentunit", [
+        (f"sum by (transport) (rate(duckstream_backpressure_wait_seconds_total[{R}]))", "{{transport}}")]),
+    ("Gateway RSS", "bytes", [("process_resident_memory_bytes{job=\"duckstream\"}", "RSS")]),
+    ("Gateway CPU (cores)", "short", [(f"rate(process_cpu_seconds_total{{job=\"duckstream\"}}[{R}])", "CPU")]),
+]
+
+
+def main():
+    panels = []
+    for i, (title, unit, targets) in enumerate(PANELS):
+        panels.append({
+            "id": i + 1,
+            "type": "timeseries",
+            "title": title,
+            "datasource": {"type": "prometheus", "uid": "prometheus"},
+            "gridPos": {"h": 8, "w": 12, "x": (i % 2) * 12, "y": (i // 2) * 8},
+            "fieldConfig": {"defaults": {"unit": unit}, "overrides": []},
+            "options": {"legend": {"displayMode": "list", "placement": "bottom"}},
+            "targets": [
+                {"refId": chr(ord("A") + j), "expr": expr, "legendFormat": legend,
+                 "datasource": {"type": "prometheus", "uid": "prometheus"}}
+                for j, (expr, legend) in enumerate(targets)
+            ],
+        })
+    dashboard = {
+        "uid": "duckstream",
+        "title": "duckstream",
+        "tags": ["duckstream"],
+        "timezone": "browser",
+        "schemaVersion": 39,
+        "version": 1,
+        "refresh": "5s",
+        "time": {"from": "now-15m", "to": "now"},
+        "panels": panels,
+    }
+    out = os.path.join(os.path.dirname(__file__), "dashboards", "duckstream.json")
+    with open(out, "w") as f:
+        json.dump(dashboard, f, indent=2)
+        f.write("\n")
+    print(out)
+
+
+if __name__ == "__main__":
+    main()
