@@ -163,7 +163,11 @@ impl Connection {
                 msg = stream.recv() => {
                     last_heard = Instant::now();
                     match msg {
-                        None | Some(Ok(AggregatedMessage::Close(_))) => break None,
+                        None => break None,
+                        // Answer the client's close frame with ours (RFC 6455 §5.5.1).
+                        Some(Ok(AggregatedMessage::Close(reason))) => {
+                            break Some(reason.unwrap_or_else(|| CloseCode::Normal.into()));
+                        }
                         Some(Ok(AggregatedMessage::Text(text))) => {
                             let reply = self.on_text(text.into_bytes().to_vec());
                             if let Some(line) = reply {

