@@ -5,6 +5,7 @@ mod browser;
 mod errors;
 mod helpers;
 mod lifecycle;
+mod observability;
 mod sse;
 mod stack;
 mod streaming;
