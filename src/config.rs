@@ -42,6 +42,8 @@ pub struct Config {
     pub ws_max_queries: usize,
     /// WebSocket: bytes queued for one connection before its queries pause.
     pub ws_send_budget_bytes: usize,
+    /// WebSocket: bytes queued for all connections together before their queries pause.
+    pub ws_total_budget_bytes: usize,
     /// WebSocket: a client that takes no data for this long is closed (1008, slow consumer).
     pub ws_slow_consumer_timeout: Duration,
     pub ws_ping_interval: Duration,
@@ -78,6 +80,7 @@ impl Default for Config {
             max_body_bytes: 1 << 20,
             ws_max_queries: 16,
             ws_send_budget_bytes: 8 << 20,
+            ws_total_budget_bytes: 256 << 20,
             ws_slow_consumer_timeout: Duration::from_secs(30),
             ws_ping_interval: Duration::from_secs(10),
             ws_pong_timeout: Duration::from_secs(30),
@@ -146,6 +149,9 @@ pub struct Overrides {
     /// WebSocket: bytes queued per connection before its queries pause
     #[arg(long, env = "DUCKSTREAM_WS_SEND_BUDGET_BYTES")]
     pub ws_send_budget_bytes: Option<usize>,
+    /// WebSocket: bytes queued for all connections together before their queries pause
+    #[arg(long, env = "DUCKSTREAM_WS_TOTAL_BUDGET_BYTES")]
+    pub ws_total_budget_bytes: Option<usize>,
     /// WebSocket: seconds a client may take no data before it is closed (1008)
     #[arg(long, env = "DUCKSTREAM_WS_SLOW_CONSUMER_SECS")]
     pub ws_slow_consumer_secs: Option<u64>,
@@ -255,7 +261,12 @@ impl Config {
             demo,
             demo_rows
         );
-        set!(ws_max_queries, ws_send_budget_bytes, ws_max_message_bytes);
+        set!(
+            ws_max_queries,
+            ws_send_budget_bytes,
+            ws_total_budget_bytes,
+            ws_max_message_bytes
+        );
         set!(cors_allow_origins);
         if let Some(s) = o.ws_slow_consumer_secs {
             self.ws_slow_consumer_timeout = Duration::from_secs(s);
@@ -320,6 +331,14 @@ impl Config {
         }
         if self.ws_send_budget_bytes < 64 * 1024 {
             return Err(invalid("ws_send_budget_bytes", "must be at least 65536"));
+        }
+        if self.ws_total_budget_bytes < self.ws_send_budget_bytes
+            || self.ws_total_budget_bytes > u32::MAX as usize
+        {
+            return Err(invalid(
+                "ws_total_budget_bytes",
+                "must be at least ws_send_budget_bytes and below 4 GiB",
+            ));
         }
         if self.ws_max_message_bytes < 1024 {
             return Err(invalid("ws_max_message_bytes", "must be at least 1024"));

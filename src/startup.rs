@@ -94,6 +94,7 @@ impl Application {
             ws: WsSettings {
                 max_queries: config.ws_max_queries,
                 send_budget_bytes: config.ws_send_budget_bytes,
+                total_budget: Arc::new(tokio::sync::Semaphore::new(config.ws_total_budget_bytes)),
                 slow_consumer_timeout: config.ws_slow_consumer_timeout,
                 ping_interval: config.ws_ping_interval,
                 pong_timeout: config.ws_pong_timeout,

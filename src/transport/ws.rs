@@ -12,8 +12,9 @@
 //! - Every server message holds complete NDJSON lines of one query; with `zstd` it is one
 //!   binary message holding one independent zstd frame with its content size; with `none`, a
 //!   text message.
-//! - Memory per connection is bounded: messages waiting for the socket hold permits of a byte
-//!   budget (`ws_send_budget_bytes`); when it is spent, queries pause, and so does DuckDB.
+//! - Memory is bounded per connection and for the process: messages waiting for the socket hold
+//!   permits of the connection's byte budget (`ws_send_budget_bytes`) and of one shared by all
+//!   connections (`ws_total_budget_bytes`); when either is spent, queries pause, and so does DuckDB.
 //! - A client that takes no data for `ws_slow_consumer_timeout` is closed with 1008; one silent
 //!   for `ws_pong_timeout` with 1001; a message over `ws_max_message_bytes` closes with 1009.
 //! - Closing the socket (either side) or shutting down cancels every query of the connection.
@@ -44,6 +45,8 @@ use crate::wire::{BadMessage, ClientMessage, QueryRequest, TenantId};
 pub struct WsSettings {
     pub max_queries: usize,
     pub send_budget_bytes: usize,
+    /// Shared by every connection: bounds the memory all sockets can hold together.
+    pub total_budget: Arc<Semaphore>,
     pub slow_consumer_timeout: Duration,
     pub ping_interval: Duration,
     pub pong_timeout: Duration,
@@ -108,8 +111,9 @@ struct Outgoing {
     message: WireMessage,
     /// Set on the query's first message with rows: when the query was accepted (for TTFB).
     first_data_of: Option<Instant>,
-    /// Budget held until the message is handed to the socket.
-    _permit: Option<OwnedSemaphorePermit>,
+    /// Budget (the connection's and the process's) held until the message is handed to the
+    /// socket.
+    _permit: Option<(OwnedSemaphorePermit, OwnedSemaphorePermit)>,
 }
 
 struct Connection {
@@ -422,11 +426,17 @@ impl QueryTask {
         }
     }
 
-    /// Budget for `len` bytes (a message larger than the whole budget takes all of it).
-    async fn permit(&self, len: usize) -> Option<OwnedSemaphorePermit> {
+    /// Budget for `len` bytes from the connection, then from the process (a message larger
+    /// than a whole budget takes all of it).
+    async fn permit(&self, len: usize) -> Option<(OwnedSemaphorePermit, OwnedSemaphorePermit)> {
         let n = len.clamp(1, self.state.ws.send_budget_bytes) as u32;
+        let total = Arc::clone(&self.state.ws.total_budget);
         tokio::select! {
-            p = Arc::clone(&self.budget).acquire_many_owned(n) => p.ok(),
+            p = async {
+                let own = Arc::clone(&self.budget).acquire_many_owned(n).await.ok()?;
+                let shared = total.acquire_many_owned(n).await.ok()?;
+                Some((own, shared))
+            } => p,
             _ = self.connection.cancelled() => None,
         }
     }
