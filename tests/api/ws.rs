@@ -206,7 +206,7 @@ async fn dropping_the_connection_interrupts_its_queries() {
 #[actix_web::test]
 async fn a_paused_reader_pauses_duckdb_and_a_stuck_one_is_closed() {
     // The real binary in its own process, so that its RSS is the server's alone.
-    let server = crate::helpers::ServerProcess::start(&["--ws-slow-consumer-secs", "3"]);
+    let server = crate::helpers::ServerProcess::start(&["--ws-slow-consumer-secs", "5"]);
     let app = &server.app;
     let mut ws = connect(app, "").await;
     let sql = "SELECT i, 'some text to make rows wider ' || i AS s FROM range(10000000) t(i)";
@@ -225,7 +225,7 @@ async fn a_paused_reader_pauses_duckdb_and_a_stuck_one_is_closed() {
         tally(&l);
     }
     let idle = server.rss_mib();
-    // Stop reading for 2.6 s (less than the 3 s timeout): the server must hold, not buffer.
+    // Stop reading for 2.6 s (well under the 5 s timeout): the server must hold, not buffer.
     // Once the socket buffers are full, nothing more is sent: two samples 0.5 s apart agree.
     let paused_at = std::time::Instant::now();
     let mut sent = app
@@ -265,7 +265,7 @@ async fn a_paused_reader_pauses_duckdb_and_a_stuck_one_is_closed() {
     let mut stuck = connect(app, "?compression=none").await;
     let wide = "SELECT i, repeat('x', 200) AS s FROM range(100000000) t(i)";
     send(&mut stuck, json!({"type":"query","id":"stuck","sql":wide})).await;
-    tokio::time::sleep(Duration::from_secs(7)).await;
+    tokio::time::sleep(Duration::from_secs(9)).await;
     assert!(server.rss_mib() - idle < 64.0, "bounded while stuck");
     let mut code = None;
     loop {
