@@ -187,10 +187,21 @@ pub struct Overrides {
 )]
 pub struct Cli {
     /// TOML file with settings (same names as the flags, with underscores)
-    #[arg(long, env = "DUCKSTREAM_CONFIG")]
+    #[arg(long, env = "DUCKSTREAM_CONFIG", global = true)]
     pub config: Option<PathBuf>,
     #[command(flatten)]
     pub overrides: Overrides,
+    #[command(subcommand)]
+    pub command: Option<Command>,
+}
+
+/// What the binary does; with no subcommand, it serves.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::Subcommand)]
+pub enum Command {
+    /// Serve (the default).
+    Serve,
+    /// Create the demo tenant in the data directory (if missing) and exit; for images.
+    SeedDemo,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -218,8 +229,10 @@ fn invalid(name: &'static str, reason: impl Into<String>) -> ConfigError {
 
 impl Config {
     /// Loads the layers from the real command line and environment.
-    pub fn load() -> Result<Self, ConfigError> {
-        Self::from_cli(Cli::parse())
+    pub fn load() -> Result<(Self, Command), ConfigError> {
+        let cli = Cli::parse();
+        let command = cli.command.unwrap_or(Command::Serve);
+        Ok((Self::from_cli(cli)?, command))
     }
 
     /// Builds the configuration from parsed arguments (env already merged by clap).

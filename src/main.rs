@@ -1,17 +1,31 @@
 //! The `duckstream` binary: load config, set up logging, build the application, serve.
 
+use duckstream::config::Command;
 use duckstream::{telemetry, Application, Config};
 
 #[actix_web::main]
 async fn main() -> std::process::ExitCode {
     telemetry::init();
-    let config = match Config::load() {
+    let (config, command) = match Config::load() {
         Ok(c) => c,
         Err(e) => {
             eprintln!("duckstream: {e}");
             return std::process::ExitCode::from(2);
         }
     };
+    if command == Command::SeedDemo {
+        let (dir, rows) = (config.data_dir.clone(), config.demo_rows);
+        let seeded = std::fs::create_dir_all(&dir)
+            .map_err(|e| e.to_string())
+            .and_then(|()| duckstream::demo::ensure_demo(&dir, rows).map_err(|e| e.to_string()));
+        return match seeded {
+            Ok(()) => std::process::ExitCode::SUCCESS,
+            Err(e) => {
+                eprintln!("duckstream: cannot create the demo tenant: {e}");
+                std::process::ExitCode::from(1)
+            }
+        };
+    }
     let demo = config.demo;
     let app = match Application::build(config).await {
         Ok(app) => app,
