@@ -29,8 +29,8 @@ pub enum GatewayError {
     TenantNotFound(String),
     #[error("{0}")]
     InvalidSql(String),
-    #[error("{0} statements return no result set; this endpoint runs queries only")]
-    NotAQuery(&'static str),
+    #[error("{0}")]
+    Forbidden(String),
     #[error("{0}")]
     InvalidParams(String),
     #[error(transparent)]
@@ -61,7 +61,7 @@ impl GatewayError {
             Self::InvalidTenant => "invalid_tenant",
             Self::TenantNotFound(_) => "tenant_not_found",
             Self::InvalidSql(_) => "invalid_sql",
-            Self::NotAQuery(_) => "not_a_query",
+            Self::Forbidden(_) => "forbidden",
             Self::InvalidParams(_) => "invalid_params",
             Self::UnsupportedType(_) => "unsupported_type",
             Self::QueryFailed(_) => "query_failed",
@@ -77,6 +77,7 @@ impl GatewayError {
     pub fn status(&self) -> StatusCode {
         match self {
             Self::TenantNotFound(_) => StatusCode::NOT_FOUND,
+            Self::Forbidden(_) => StatusCode::FORBIDDEN,
             Self::PayloadTooLarge(_) => StatusCode::PAYLOAD_TOO_LARGE,
             Self::Cancelled => StatusCode::from_u16(499).unwrap_or(StatusCode::BAD_REQUEST),
             Self::Timeout => StatusCode::GATEWAY_TIMEOUT,

@@ -134,7 +134,28 @@ fn execution_error(e: DuckError, control: &QueryControl) -> Ended {
     if e.kind == DuckErrorKind::Interrupted || control.is_cancelled() {
         return cancelled(control);
     }
+    if is_sandbox_refusal(&e.message) {
+        return Ended::Failed(GatewayError::Forbidden(e.message));
+    }
     Ended::Failed(GatewayError::QueryFailed(e.message))
+}
+
+/// DuckDB refused the SQL: a sandbox refusal (its permission errors, the locked
+/// configuration, several statements at once) is `forbidden`, anything else `invalid_sql`.
+fn sql_error(e: DuckError) -> GatewayError {
+    if is_sandbox_refusal(&e.message) {
+        GatewayError::Forbidden(e.message)
+    } else {
+        GatewayError::InvalidSql(e.message)
+    }
+}
+
+fn is_sandbox_refusal(message: &str) -> bool {
+    message.starts_with("Permission Error")
+        || message.contains("configuration has been locked")
+        || message.contains("multiple statements")
+        // A feature of an extension that queries may not install or load.
+        || (message.contains("but it exists in the") && message.contains("extension"))
 }
 
 fn cancelled(control: &QueryControl) -> Ended {
@@ -205,10 +226,12 @@ impl Running {
 
         let mut stmt = match conn.prepare(&job.request.sql) {
             Ok(s) => s,
-            Err(e) => return reject(GatewayError::InvalidSql(e.message)),
+            Err(e) => return reject(sql_error(e)),
         };
         if let StatementKind::Other(kind) = stmt.kind() {
-            return reject(GatewayError::NotAQuery(kind));
+            return reject(GatewayError::Forbidden(format!(
+                "{kind} statements are not allowed: queries are read-only"
+            )));
         }
         let expected = stmt.param_count();
         if expected != job.request.params.len() {

@@ -32,6 +32,9 @@ pub struct DbSettings {
 }
 
 impl DbSettings {
+    /// The database-wide settings, then the sandbox: no files or URLs outside the database, no
+    /// extension installs or loads, and the configuration locked so a query cannot undo any
+    /// of it.
     fn init_sql(&self) -> String {
         let mut sql = format!(
             "SET preserve_insertion_order = {};",
@@ -43,6 +46,10 @@ impl DbSettings {
         if let Some(m) = &self.memory_limit {
             sql.push_str(&format!(" SET memory_limit = '{}';", m.replace('\'', "''")));
         }
+        sql.push_str(
+            " SET autoinstall_known_extensions = false; SET autoload_known_extensions = false;\
+             SET enable_external_access = false; SET lock_configuration = true;",
+        );
         sql
     }
 }
@@ -73,15 +80,25 @@ impl r2d2::ManageConnection for ConnectionManager {
     }
 }
 
-/// The pool's init hook: applies [`DbSettings`] to each new connection.
+/// The pool's init hook: applies [`DbSettings`] and the sandbox before a connection is used.
+///
+/// The settings are database-wide and the last one locks the configuration, so the first
+/// connection applies them (under the lock, before any connection is handed out) and later
+/// ones find them in force.
 #[derive(Debug)]
 struct InitHook {
     sql: String,
+    applied: Mutex<bool>,
 }
 
 impl r2d2::CustomizeConnection<Connection, DuckError> for InitHook {
     fn on_acquire(&self, conn: &mut Connection) -> Result<(), DuckError> {
-        conn.execute_batch(&self.sql)
+        let mut applied = self.applied.lock().unwrap_or_else(|p| p.into_inner());
+        if !*applied {
+            conn.execute_batch(&self.sql)?;
+            *applied = true;
+        }
+        Ok(())
     }
 }
 
@@ -114,6 +131,7 @@ impl Tenant {
             .thread_pool(Arc::clone(&self.scheduler))
             .connection_customizer(Box::new(InitHook {
                 sql: self.settings.init_sql(),
+                applied: Mutex::new(false),
             }))
             .build_unchecked(ConnectionManager { db });
         tracing::info!(tenant = %self.id, path = %self.path.display(), "opened tenant database");

@@ -84,8 +84,8 @@ async fn bad_requests_get_their_codes() {
         &app,
         "t",
         r#"{"sql": "CREATE TABLE x (i INTEGER)"}"#,
-        400,
-        "not_a_query",
+        403,
+        "forbidden",
     )
     .await;
     assert!(m.contains("CREATE"), "{m}");
@@ -93,18 +93,11 @@ async fn bad_requests_get_their_codes() {
         &app,
         "t",
         r#"{"sql": "INSERT INTO people VALUES (9, 'x', NULL)"}"#,
-        400,
-        "not_a_query",
+        403,
+        "forbidden",
     )
     .await;
-    expect_error(
-        &app,
-        "t",
-        r#"{"sql": "SET threads = 1"}"#,
-        400,
-        "not_a_query",
-    )
-    .await;
+    expect_error(&app, "t", r#"{"sql": "SET threads = 1"}"#, 403, "forbidden").await;
     // Refused before running: the table was not created, the row not inserted.
     expect_error(
         &app,

@@ -6,6 +6,7 @@ mod errors;
 mod helpers;
 mod lifecycle;
 mod observability;
+mod sandbox;
 mod sse;
 mod stack;
 mod streaming;
