@@ -34,6 +34,10 @@ pub struct Config {
     /// Encoded lines buffered per query between DuckDB and the client.
     pub stream_buffer: usize,
     pub query_timeout: Option<Duration>,
+    /// Rows a result may hold; past it the stream ends with `limit_exceeded`.
+    pub max_result_rows: Option<u64>,
+    /// NDJSON bytes a result's data lines may hold; past it, `limit_exceeded`.
+    pub max_result_bytes: Option<u64>,
     /// How long a query may wait for a free connection of its tenant.
     pub queue_timeout: Duration,
     pub shutdown_timeout: Duration,
@@ -75,6 +79,8 @@ impl Default for Config {
             preserve_insertion_order: false,
             stream_buffer: 4,
             query_timeout: None,
+            max_result_rows: None,
+            max_result_bytes: None,
             queue_timeout: Duration::from_secs(10),
             shutdown_timeout: Duration::from_secs(5),
             max_body_bytes: 1 << 20,
@@ -134,6 +140,12 @@ pub struct Overrides {
     /// Cancel queries running longer than this many seconds (0 = never)
     #[arg(long, env = "DUCKSTREAM_QUERY_TIMEOUT_SECS")]
     pub query_timeout_secs: Option<u64>,
+    /// Rows a result may hold before it ends with limit_exceeded (0 = no limit)
+    #[arg(long, env = "DUCKSTREAM_MAX_RESULT_ROWS")]
+    pub max_result_rows: Option<u64>,
+    /// NDJSON bytes a result may hold before it ends with limit_exceeded (0 = no limit)
+    #[arg(long, env = "DUCKSTREAM_MAX_RESULT_BYTES")]
+    pub max_result_bytes: Option<u64>,
     /// Seconds a query may wait for a free connection of its tenant
     #[arg(long, env = "DUCKSTREAM_QUEUE_TIMEOUT_SECS")]
     pub queue_timeout_secs: Option<u64>,
@@ -301,6 +313,12 @@ impl Config {
         }
         if let Some(s) = o.query_timeout_secs {
             self.query_timeout = (s > 0).then(|| Duration::from_secs(s));
+        }
+        if let Some(n) = o.max_result_rows {
+            self.max_result_rows = (n > 0).then_some(n);
+        }
+        if let Some(n) = o.max_result_bytes {
+            self.max_result_bytes = (n > 0).then_some(n);
         }
         if let Some(s) = o.queue_timeout_secs {
             self.queue_timeout = Duration::from_secs(s);

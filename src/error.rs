@@ -37,6 +37,8 @@ pub enum GatewayError {
     UnsupportedType(#[from] crate::encode::UnsupportedType),
     #[error("{0}")]
     QueryFailed(String),
+    #[error("{0}")]
+    LimitExceeded(String),
     #[error("the query was cancelled")]
     Cancelled,
     #[error("the query ran longer than the server's query timeout")]
@@ -65,9 +67,10 @@ impl GatewayError {
             Self::InvalidParams(_) => "invalid_params",
             Self::UnsupportedType(_) => "unsupported_type",
             Self::QueryFailed(_) => "query_failed",
+            Self::LimitExceeded(_) => "limit_exceeded",
             Self::Cancelled => "cancelled",
             Self::Timeout => "timeout",
-            Self::Overloaded => "overloaded",
+            Self::Overloaded => "too_busy",
             Self::ShuttingDown => "shutting_down",
             Self::TenantUnavailable(_) => "tenant_unavailable",
             Self::Internal(_) => "internal",
@@ -81,9 +84,8 @@ impl GatewayError {
             Self::PayloadTooLarge(_) => StatusCode::PAYLOAD_TOO_LARGE,
             Self::Cancelled => StatusCode::from_u16(499).unwrap_or(StatusCode::BAD_REQUEST),
             Self::Timeout => StatusCode::GATEWAY_TIMEOUT,
-            Self::Overloaded | Self::ShuttingDown | Self::TenantUnavailable(_) => {
-                StatusCode::SERVICE_UNAVAILABLE
-            }
+            Self::Overloaded => StatusCode::TOO_MANY_REQUESTS,
+            Self::ShuttingDown | Self::TenantUnavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
             Self::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
             _ => StatusCode::BAD_REQUEST,
         }

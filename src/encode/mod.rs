@@ -31,6 +31,29 @@ pub struct Line {
 pub struct Encoder {
     plans: Vec<Plan>,
     line: LineBuf,
+    limits: ResultLimits,
+}
+
+/// The most a result may hold; `push` stops at the first row that would pass either.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ResultLimits {
+    pub max_rows: u64,
+    pub max_bytes: u64,
+}
+
+impl ResultLimits {
+    pub const NONE: Self = Self {
+        max_rows: u64::MAX,
+        max_bytes: u64::MAX,
+    };
+}
+
+/// Whether `push` consumed its chunk or stopped at a limit.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Flow {
+    Continue,
+    /// The result reached a limit; the rows before it were emitted or are pending.
+    LimitReached,
 }
 
 /// The line being built, and the counters across lines.
@@ -42,6 +65,8 @@ struct LineBuf {
     rows_in_line: usize,
     seq: u64,
     rows: u64,
+    /// Bytes of the lines emitted so far.
+    bytes: u64,
     capacity: usize,
 }
 
@@ -57,9 +82,17 @@ impl Encoder {
                 rows_in_line: 0,
                 seq: 0,
                 rows: 0,
+                bytes: 0,
                 capacity: 64 * 1024,
             },
+            limits: ResultLimits::NONE,
         }
+    }
+
+    /// Caps the result (rows and NDJSON bytes of its data lines).
+    pub fn with_limits(mut self, limits: ResultLimits) -> Self {
+        self.limits = limits;
+        self
     }
 
     /// Rows emitted so far (in closed lines).
@@ -82,8 +115,9 @@ impl Encoder {
         &mut self,
         chunk: &DataChunk,
         mut emit: impl FnMut(Line) -> Result<(), E>,
-    ) -> Result<(), E> {
+    ) -> Result<Flow, E> {
         let n = chunk.len();
+        let limits = self.limits;
         // SAFETY: the vectors belong to `chunk`, which outlives `cols`; plans match the
         // result's column types (both come from the same prepared statement).
         let cols: Vec<Col<'_>> = self
@@ -94,6 +128,11 @@ impl Encoder {
             .collect();
         let line = &mut self.line;
         for row in 0..n {
+            if line.rows + line.rows_in_line as u64 >= limits.max_rows
+                || line.bytes + line.buf.len() as u64 >= limits.max_bytes
+            {
+                return Ok(Flow::LimitReached);
+            }
             if line.rows_in_line == 0 {
                 line.open();
             } else {
@@ -114,7 +153,7 @@ impl Encoder {
                 emit(line.close())?;
             }
         }
-        Ok(())
+        Ok(Flow::Continue)
     }
 
     /// Closes the open line, if it holds any rows.
@@ -136,6 +175,7 @@ impl LineBuf {
         let rows = std::mem::take(&mut self.rows_in_line);
         self.seq += 1;
         self.rows += rows as u64;
+        self.bytes += self.buf.len() as u64;
         Line {
             bytes: Bytes::from(std::mem::take(&mut self.buf)),
             rows,

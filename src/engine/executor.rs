@@ -22,7 +22,7 @@ use super::control::{CancelReason, QueryControl};
 use super::duck::{DuckError, DuckErrorKind, StatementKind};
 use super::tenant::Tenant;
 use super::{Frame, FrameKind, Transport};
-use crate::encode::{Encoder, Line, Plan};
+use crate::encode::{Encoder, Flow, Line, Plan, ResultLimits};
 use crate::error::GatewayError;
 use crate::metrics::{Metrics, Outcome};
 use crate::wire::lines::{self, Column};
@@ -47,6 +47,7 @@ pub struct Job {
     pub metrics: Arc<Metrics>,
     /// Answer `started` once the statement is prepared and bound, before it runs (SSE).
     pub start_early: bool,
+    pub limits: ResultLimits,
 }
 
 /// Runs `job`; `started` is answered once the stream starts or the query is refused.
@@ -297,7 +298,8 @@ impl Running {
             return end;
         }
 
-        let mut encoder = Encoder::new(plans, &job.query_id, job.chunk_rows, job.chunk_bytes);
+        let mut encoder = Encoder::new(plans, &job.query_id, job.chunk_rows, job.chunk_bytes)
+            .with_limits(job.limits);
         let mut last_sent = Instant::now();
         while let Some(c) = chunk.take() {
             let mut failed = None;
@@ -306,8 +308,21 @@ impl Running {
                 self.send_line(job, line).map_err(|e| failed = Some(e))
             });
             drop(c);
-            if pushed.is_err() {
-                return failed.unwrap_or(Ended::Gone);
+            match pushed {
+                Err(()) => return failed.unwrap_or(Ended::Gone),
+                Ok(Flow::LimitReached) => {
+                    // Send the allowed part, then say why the stream ends there.
+                    if let Some(line) = encoder.flush() {
+                        if let Err(end) = self.send_line(job, line) {
+                            return end;
+                        }
+                    }
+                    return Ended::Failed(GatewayError::LimitExceeded(format!(
+                        "the result passed the server's limit ({} rows, {} bytes); add LIMIT or narrow the query",
+                        job.limits.max_rows, job.limits.max_bytes
+                    )));
+                }
+                Ok(Flow::Continue) => {}
             }
             if encoder.pending_rows() > 0 && last_sent.elapsed() >= LINE_MAX_AGE {
                 if let Some(line) = encoder.flush() {

@@ -90,6 +90,7 @@ pub struct EngineSettings {
     pub stream_buffer: usize,
     pub queue_timeout: Duration,
     pub query_timeout: Option<Duration>,
+    pub limits: crate::encode::ResultLimits,
 }
 
 pub struct Engine {
@@ -125,6 +126,10 @@ impl Engine {
                 stream_buffer: config.stream_buffer,
                 queue_timeout: config.queue_timeout,
                 query_timeout: config.query_timeout,
+                limits: crate::encode::ResultLimits {
+                    max_rows: config.max_result_rows.unwrap_or(u64::MAX),
+                    max_bytes: config.max_result_bytes.unwrap_or(u64::MAX),
+                },
             },
             shutdown,
             metrics,
@@ -202,6 +207,7 @@ impl Engine {
             permits,
             accepted_at,
             start_early: transport == Transport::Sse,
+            limits: self.settings.limits,
             transport,
             metrics: Arc::clone(&self.metrics),
         };

@@ -200,3 +200,54 @@ async fn an_error_after_the_first_byte_is_a_final_error_line() {
         1.0
     );
 }
+
+#[actix_web::test]
+async fn results_past_the_limits_end_with_limit_exceeded() {
+    let app = crate::helpers::spawn_app_with(|c| c.max_result_rows = Some(2500)).await;
+    let body = r#"{"sql": "SELECT i FROM range(10000) t(i) ORDER BY i", "chunk_rows": 1000}"#;
+    let out = read_lines(app.post("t", body).await).await;
+    assert_eq!(out.status, 200);
+    assert_eq!(out.rows().len(), 2500, "exactly the allowed part");
+    assert_eq!(out.rows()[2499], serde_json::json!([2499]));
+    assert_eq!(out.last()["type"], "error");
+    assert_eq!(out.last()["code"], "limit_exceeded");
+    let ok = app.query("SELECT 1 AS one").await;
+    assert_eq!(ok.data_rows_text(), ["[[1]]"]);
+
+    let app = crate::helpers::spawn_app_with(|c| c.max_result_bytes = Some(50_000)).await;
+    let body = r#"{"sql": "SELECT repeat('x', 100) AS s FROM range(100000)"}"#;
+    let out = read_lines(app.post("t", body).await).await;
+    assert_eq!(out.last()["code"], "limit_exceeded");
+    let sent: usize = out
+        .raw
+        .lines()
+        .filter(|l| l.contains("\"type\":\"data\""))
+        .map(str::len)
+        .sum();
+    assert!(sent < 50_000 + 2_000, "{sent} bytes of data lines");
+}
+
+#[actix_web::test]
+async fn a_full_tenant_answers_too_busy() {
+    let app = crate::helpers::spawn_app_with(|c| {
+        c.pool_size = 1;
+        c.queue_timeout = std::time::Duration::from_secs(1);
+    })
+    .await;
+    // Hold the tenant's only connection with a stream nobody reads.
+    let hold = app
+        .post("t", r#"{"sql": "SELECT i FROM range(1000000000) t(i)"}"#)
+        .await;
+    assert_eq!(hold.status(), 200);
+    let resp = app.post("t", r#"{"sql": "SELECT 1"}"#).await;
+    assert_eq!(resp.status(), 429);
+    let v: serde_json::Value = serde_json::from_slice(&resp.bytes().await.unwrap()).unwrap();
+    assert_eq!(v["code"], "too_busy");
+    drop(hold);
+    app.wait_metric("duckstream_active_queries{transport=\"http\"}", |v| {
+        v == 0.0
+    })
+    .await;
+    let ok = app.query("SELECT 2 AS two").await;
+    assert_eq!(ok.data_rows_text(), ["[[2]]"]);
+}
