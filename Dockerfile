@@ -14,6 +14,6 @@ COPY --from=build /src/target/release/duckstream /usr/local/bin/duckstream
 RUN duckstream --data-dir /data seed-demo
 VOLUME /data
 EXPOSE 8080
-ENV DUCKSTREAM_BIND=0.0.0.0:8080 DUCKSTREAM_DATA_DIR=/data
+ENV DUCKSTREAM_BIND=0.0.0.0:8080 DUCKSTREAM_DATA_DIR=/data DUCKSTREAM_INSECURE=true
 HEALTHCHECK --interval=5s --timeout=2s --start-period=60s CMD curl -fsS http://127.0.0.1:8080/readyz || exit 1
 ENTRYPOINT ["/usr/local/bin/duckstream"]

@@ -59,6 +59,9 @@ pub struct Config {
     pub sse_keepalive: Duration,
     /// Origins allowed to read responses from a browser (`*` for any); empty: no CORS headers.
     pub cors_allow_origins: Vec<String>,
+    /// Serve without authentication on a non-loopback address (there is no tenants file yet,
+    /// so every tenant is open to whoever reaches the port).
+    pub insecure: bool,
     /// Create the `demo` tenant at start when it is missing.
     pub demo: bool,
     pub demo_rows: u64,
@@ -93,6 +96,7 @@ impl Default for Config {
             ws_max_message_bytes: 1 << 20,
             sse_keepalive: Duration::from_secs(15),
             cors_allow_origins: Vec::new(),
+            insecure: false,
             demo: true,
             demo_rows: 10_000_000,
         }
@@ -182,6 +186,9 @@ pub struct Overrides {
     /// SSE: seconds without an event before a keep-alive comment
     #[arg(long, env = "DUCKSTREAM_SSE_KEEPALIVE_SECS")]
     pub sse_keepalive_secs: Option<u64>,
+    /// Allow serving without authentication on a non-loopback address
+    #[arg(long, env = "DUCKSTREAM_INSECURE", num_args = 0..=1, default_missing_value = "true")]
+    pub insecure: Option<bool>,
     /// Create the demo tenant at start if it is missing
     #[arg(long, env = "DUCKSTREAM_DEMO")]
     pub demo: Option<bool>,
@@ -292,7 +299,7 @@ impl Config {
             ws_total_budget_bytes,
             ws_max_message_bytes
         );
-        set!(cors_allow_origins);
+        set!(cors_allow_origins, insecure);
         if let Some(s) = o.ws_slow_consumer_secs {
             self.ws_slow_consumer_timeout = Duration::from_secs(s);
         }
@@ -397,6 +404,17 @@ impl Config {
                 ));
             }
         }
+        if !self.bind.ip().is_loopback() && !self.insecure {
+            return Err(invalid(
+                "bind",
+                format!(
+                    "{} is not a loopback address and there is no authentication: every tenant \
+                     would be open to the network. Bind to 127.0.0.1, or pass --insecure \
+                     (DUCKSTREAM_INSECURE=true) if something in front of duckstream guards it",
+                    self.bind
+                ),
+            ));
+        }
         if self.data_dir.as_os_str().is_empty() {
             return Err(invalid("data_dir", "must not be empty"));
         }
@@ -458,5 +476,9 @@ mod tests {
         let e = Config::from_cli(cli(&["--duckdb-memory-limit", "lots"])).unwrap_err();
         assert!(e.to_string().contains("duckdb_memory_limit"), "{e}");
         assert!(Cli::try_parse_from(["duckstream", "--bind", "nope"]).is_err());
+        let e = Config::from_cli(cli(&["--bind", "0.0.0.0:8080"])).unwrap_err();
+        assert!(e.to_string().contains("--insecure"), "{e}");
+        let c = Config::from_cli(cli(&["--bind", "0.0.0.0:8080", "--insecure"])).unwrap();
+        assert!(c.insecure);
     }
 }
