@@ -33,6 +33,8 @@ pub struct WireChunk {
     pub rows: usize,
     /// Carries at least one `data` line.
     pub has_data: bool,
+    /// Carries the query's final line (`end` or `error`).
+    pub last: bool,
 }
 
 fn encoder(level: i32) -> std::io::Result<zstd::stream::write::Encoder<'static, Vec<u8>>> {
@@ -203,6 +205,7 @@ pub fn spawn_stream(
                     raw_len,
                     rows,
                     has_data,
+                    last,
                 };
                 if tx.blocking_send(chunk).is_err() {
                     return;
@@ -217,6 +220,7 @@ pub fn spawn_stream(
                         raw_len: 0,
                         rows: 0,
                         has_data: false,
+                        last: false,
                     });
                 }
             }

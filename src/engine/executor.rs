@@ -31,7 +31,7 @@ use crate::wire::QueryRequest;
 /// A partial line is sent once it is this old, so slow queries still trickle rows out.
 const LINE_MAX_AGE: Duration = Duration::from_millis(50);
 /// How long a final `error` line may wait for a stalled reader.
-const FINAL_LINE_WAIT: Duration = Duration::from_secs(5);
+const FINAL_LINE_WAIT: Duration = Duration::from_secs(15);
 
 pub struct Job {
     pub tenant: Arc<Tenant>,

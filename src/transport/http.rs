@@ -133,6 +133,7 @@ pub(crate) fn streaming_response<F: Framing>(
     let body = Body {
         connection,
         source,
+        finished: false,
         accepted_at: running.accepted_at,
         ttfb: Some(metrics.ttfb.with_label_values(&label)),
         rows: metrics.rows_sent.with_label_values(&label),
@@ -164,6 +165,8 @@ struct Body {
     /// The `active_connections` gauge, decremented when the body is dropped.
     connection: IntGauge,
     source: Source,
+    /// The final line went out (or the body already failed).
+    finished: bool,
     accepted_at: Instant,
     ttfb: Option<Histogram>,
     rows: IntCounter,
@@ -173,6 +176,20 @@ struct Body {
     _guard: CancelOnDrop,
 }
 
+impl Body {
+    /// The pipeline ended. Without a final line, the body fails instead of ending cleanly, so
+    /// that actix aborts the response and the client sees a broken stream, not a short one.
+    fn end_of_stream(&mut self) -> Option<Result<Bytes, std::io::Error>> {
+        if self.finished {
+            return None;
+        }
+        self.finished = true;
+        Some(Err(std::io::Error::other(
+            "the stream ended without its final line",
+        )))
+    }
+}
+
 impl Drop for Body {
     fn drop(&mut self) {
         self.connection.dec();
@@ -180,7 +197,7 @@ impl Drop for Body {
 }
 
 impl Stream for Body {
-    type Item = Result<Bytes, std::convert::Infallible>;
+    type Item = Result<Bytes, std::io::Error>;
 
     fn poll_next(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Self::Item>> {
         let this = self.get_mut();
@@ -188,23 +205,26 @@ impl Stream for Body {
             Source::Plain(rx, framing) => match rx.poll_recv(cx) {
                 Poll::Ready(Some(frame)) => {
                     let (rows, has_data) = (frame.rows, frame.kind == FrameKind::Data);
+                    let last = matches!(frame.kind, FrameKind::End | FrameKind::Error);
                     let bytes = framing.to_bytes(frame);
                     WireChunk {
                         raw_len: bytes.len(),
                         rows,
                         has_data,
+                        last,
                         bytes,
                     }
                 }
-                Poll::Ready(None) => return Poll::Ready(None),
+                Poll::Ready(None) => return Poll::Ready(this.end_of_stream()),
                 Poll::Pending => return Poll::Pending,
             },
             Source::Compressed(rx) => match rx.poll_recv(cx) {
                 Poll::Ready(Some(chunk)) => chunk,
-                Poll::Ready(None) => return Poll::Ready(None),
+                Poll::Ready(None) => return Poll::Ready(this.end_of_stream()),
                 Poll::Pending => return Poll::Pending,
             },
         };
+        this.finished |= chunk.last;
         if chunk.has_data {
             if let Some(ttfb) = this.ttfb.take() {
                 ttfb.observe(this.accepted_at.elapsed().as_secs_f64());
