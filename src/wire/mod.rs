@@ -18,6 +18,46 @@ use crate::error::GatewayError;
 /// The largest `chunk_rows` a client may ask for.
 pub const MAX_CHUNK_ROWS: usize = 100_000;
 
+/// The deepest JSON nesting accepted. simd-json builds (and drops) values recursively, so
+/// deeper input would overflow a worker's stack: it is refused before parsing.
+pub const MAX_JSON_DEPTH: usize = 64;
+
+/// Whether `bytes` nests arrays/objects deeper than `max` (strings are skipped, escapes too).
+fn too_deep(bytes: &[u8], max: usize) -> bool {
+    let (mut depth, mut in_string, mut escaped) = (0usize, false, false);
+    for &b in bytes {
+        if in_string {
+            match (escaped, b) {
+                (true, _) => escaped = false,
+                (false, b'\\') => escaped = true,
+                (false, b'"') => in_string = false,
+                _ => {}
+            }
+            continue;
+        }
+        match b {
+            b'"' => in_string = true,
+            b'[' | b'{' => {
+                depth += 1;
+                if depth > max {
+                    return true;
+                }
+            }
+            b']' | b'}' => depth = depth.saturating_sub(1),
+            _ => {}
+        }
+    }
+    false
+}
+
+/// Parses JSON with simd-json after refusing input nested deeper than [`MAX_JSON_DEPTH`].
+fn parse_json(bytes: &mut [u8]) -> Result<BorrowedValue<'_>, String> {
+    if too_deep(bytes, MAX_JSON_DEPTH) {
+        return Err(format!("nested deeper than {MAX_JSON_DEPTH} levels"));
+    }
+    simd_json::to_borrowed_value(bytes).map_err(|e| e.to_string())
+}
+
 /// A validated tenant name.
 #[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub struct TenantId(String);
@@ -65,8 +105,7 @@ impl QueryRequest {
         if body.iter().all(u8::is_ascii_whitespace) {
             return Err(GatewayError::InvalidJson("the body is empty".into()));
         }
-        let value = simd_json::to_borrowed_value(body)
-            .map_err(|e| GatewayError::InvalidJson(e.to_string()))?;
+        let value = parse_json(body).map_err(GatewayError::InvalidJson)?;
         let BorrowedValue::Object(obj) = &value else {
             return Err(invalid("the body must be a JSON object"));
         };
@@ -111,7 +150,7 @@ impl QueryRequest {
             None => Vec::new(),
             Some(text) => {
                 let mut bytes = text.into_bytes();
-                let value = simd_json::to_borrowed_value(&mut bytes)
+                let value = parse_json(&mut bytes)
                     .map_err(|e| GatewayError::InvalidJson(format!("`params`: {e}")))?;
                 match value {
                     BorrowedValue::Array(items) => params_from(&items)?,
@@ -217,8 +256,7 @@ impl ClientMessage {
             id: id.map(str::to_string),
             reason,
         };
-        let value = simd_json::to_borrowed_value(text)
-            .map_err(|e| bad(None, format!("invalid JSON: {e}")))?;
+        let value = parse_json(text).map_err(|e| bad(None, format!("invalid JSON: {e}")))?;
         let BorrowedValue::Object(obj) = &value else {
             return Err(bad(None, "a message must be a JSON object".into()));
         };
@@ -337,6 +375,24 @@ mod tests {
             parse(r#"{"sql":"x","params":{}}"#).unwrap_err().code(),
             "invalid_request"
         );
+    }
+
+    #[test]
+    fn deep_nesting_is_refused_before_parsing() {
+        let deep = format!("{}{}", "[".repeat(100_000), "]".repeat(100_000));
+        assert_eq!(parse(&deep).unwrap_err().code(), "invalid_json");
+        let quoted = format!(r#"{{"sql": "SELECT '{}'"}}"#, "[".repeat(1000));
+        assert!(
+            parse(&quoted).is_ok(),
+            "brackets inside strings do not count"
+        );
+        let mut msg = format!(
+            r#"{{"type":"ping","x":{}{}}}"#,
+            "{\"a\":".repeat(5000),
+            "}".repeat(5000)
+        )
+        .into_bytes();
+        assert!(ClientMessage::parse(&mut msg).is_err());
     }
 
     #[test]

@@ -4,6 +4,7 @@
 mod browser;
 mod errors;
 mod helpers;
+mod hostile;
 mod lifecycle;
 mod observability;
 mod sandbox;
