@@ -42,6 +42,8 @@ pub struct Config {
     pub queue_timeout: Duration,
     pub shutdown_timeout: Duration,
     pub max_body_bytes: usize,
+    /// How long a request body may take to arrive.
+    pub body_timeout: Duration,
     /// WebSocket: queries running at once on one connection.
     pub ws_max_queries: usize,
     /// WebSocket: bytes queued for one connection before its queries pause.
@@ -87,6 +89,7 @@ impl Default for Config {
             queue_timeout: Duration::from_secs(10),
             shutdown_timeout: Duration::from_secs(5),
             max_body_bytes: 1 << 20,
+            body_timeout: Duration::from_secs(10),
             ws_max_queries: 16,
             ws_send_budget_bytes: 8 << 20,
             ws_total_budget_bytes: 256 << 20,
@@ -159,6 +162,9 @@ pub struct Overrides {
     /// Largest accepted request body, in bytes
     #[arg(long, env = "DUCKSTREAM_MAX_BODY_BYTES")]
     pub max_body_bytes: Option<usize>,
+    /// Seconds a request body may take to arrive (slow senders get 408)
+    #[arg(long, env = "DUCKSTREAM_BODY_TIMEOUT_SECS")]
+    pub body_timeout_secs: Option<u64>,
     /// WebSocket: queries running at once on one connection
     #[arg(long, env = "DUCKSTREAM_WS_MAX_QUERIES")]
     pub ws_max_queries: Option<usize>,
@@ -308,6 +314,9 @@ impl Config {
         }
         if let Some(s) = o.ws_pong_timeout_secs {
             self.ws_pong_timeout = Duration::from_secs(s);
+        }
+        if let Some(s) = o.body_timeout_secs {
+            self.body_timeout = Duration::from_secs(s.max(1));
         }
         if let Some(s) = o.sse_keepalive_secs {
             self.sse_keepalive = Duration::from_secs(s);

@@ -23,6 +23,8 @@ pub enum GatewayError {
     InvalidRequest(String),
     #[error("the request body is larger than {0} bytes")]
     PayloadTooLarge(usize),
+    #[error("the request body did not arrive within {0} s")]
+    BodyTimeout(u64),
     #[error("invalid tenant name: use 1 to 64 of a-z, 0-9, '_' and '-'")]
     InvalidTenant,
     #[error("tenant '{0}' not found")]
@@ -60,6 +62,7 @@ impl GatewayError {
             Self::InvalidJson(_) => "invalid_json",
             Self::InvalidRequest(_) => "invalid_request",
             Self::PayloadTooLarge(_) => "payload_too_large",
+            Self::BodyTimeout(_) => "request_timeout",
             Self::InvalidTenant => "invalid_tenant",
             Self::TenantNotFound(_) => "tenant_not_found",
             Self::InvalidSql(_) => "invalid_sql",
@@ -82,6 +85,7 @@ impl GatewayError {
             Self::TenantNotFound(_) => StatusCode::NOT_FOUND,
             Self::Forbidden(_) => StatusCode::FORBIDDEN,
             Self::PayloadTooLarge(_) => StatusCode::PAYLOAD_TOO_LARGE,
+            Self::BodyTimeout(_) => StatusCode::REQUEST_TIMEOUT,
             Self::Cancelled => StatusCode::from_u16(499).unwrap_or(StatusCode::BAD_REQUEST),
             Self::Timeout => StatusCode::GATEWAY_TIMEOUT,
             Self::Overloaded => StatusCode::TOO_MANY_REQUESTS,

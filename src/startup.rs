@@ -29,6 +29,7 @@ pub struct AppState {
     pub max_body_bytes: usize,
     pub ws: WsSettings,
     pub sse_keepalive: std::time::Duration,
+    pub body_timeout: std::time::Duration,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -101,6 +102,7 @@ impl Application {
                 max_message_bytes: config.ws_max_message_bytes,
             },
             sse_keepalive: config.sse_keepalive,
+            body_timeout: config.body_timeout,
         });
         let cors = Arc::new(config.cors_allow_origins.clone());
         let server = HttpServer::new(move || {

@@ -44,7 +44,7 @@ pub async fn post_query(
     state: web::Data<AppState>,
 ) -> Result<HttpResponse, GatewayError> {
     let tenant = TenantId::parse(&path)?;
-    let mut body = read_body(payload, state.max_body_bytes).await?;
+    let mut body = read_body(payload, state.max_body_bytes, state.body_timeout).await?;
     let query = QueryRequest::from_json(&mut body)?;
     run(&req, tenant, query, &state).await
 }
@@ -61,8 +61,19 @@ pub async fn get_query(
     run(&req, tenant, query, &state).await
 }
 
-/// Reads the request body, refusing it as soon as it passes `limit` bytes.
+/// Reads the request body, refusing it as soon as it passes `limit` bytes, or when it takes
+/// longer than `timeout` to arrive (a body trickled byte by byte).
 pub(crate) async fn read_body(
+    payload: web::Payload,
+    limit: usize,
+    timeout: std::time::Duration,
+) -> Result<Vec<u8>, GatewayError> {
+    tokio::time::timeout(timeout, read_body_unbounded(payload, limit))
+        .await
+        .map_err(|_| GatewayError::BodyTimeout(timeout.as_secs()))?
+}
+
+async fn read_body_unbounded(
     mut payload: web::Payload,
     limit: usize,
 ) -> Result<Vec<u8>, GatewayError> {

@@ -89,7 +89,7 @@ pub async fn post_sse(
     if let Some(resp) = refuse_resume(&req) {
         return Ok(resp);
     }
-    let mut body = read_body(payload, state.max_body_bytes).await?;
+    let mut body = read_body(payload, state.max_body_bytes, state.body_timeout).await?;
     let query = QueryRequest::from_json(&mut body)?;
     run(&req, tenant, query, &state).await
 }

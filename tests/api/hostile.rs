@@ -36,7 +36,7 @@ fn expand(s: &str) -> Vec<u8> {
 
 #[actix_web::test]
 async fn hostile_requests_get_their_answers_and_the_server_recovers() {
-    let server = ServerProcess::start(&[]);
+    let server = ServerProcess::start(&["--body-timeout-secs", "1"]);
     let app = &server.app;
     // Warm up, then take the baseline.
     app.query("SELECT count(*) FROM people").await;
@@ -77,6 +77,33 @@ async fn hostile_requests_get_their_answers_and_the_server_recovers() {
         n += 1;
     }
     assert!(n >= 30, "{n} cases");
+
+    // Slowloris: a body trickled a byte at a time is cut off with 408.
+    {
+        use tokio::io::{AsyncReadExt, AsyncWriteExt};
+        let addr = app.base.trim_start_matches("http://").to_string();
+        let mut s = tokio::net::TcpStream::connect(&addr).await.unwrap();
+        let body = br#"{"sql": "SELECT 1"}"#;
+        let head = format!(
+            "POST /v1/t/query HTTP/1.1\r\nHost: x\r\nContent-Length: {}\r\n\r\n",
+            body.len()
+        );
+        s.write_all(head.as_bytes()).await.unwrap();
+        let started = std::time::Instant::now();
+        for b in body.iter() {
+            if s.write_all(&[*b]).await.is_err() {
+                break;
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(300)).await;
+        }
+        let mut reply = Vec::new();
+        let _ = tokio::time::timeout(std::time::Duration::from_secs(5), s.read_to_end(&mut reply))
+            .await;
+        let text = String::from_utf8_lossy(&reply);
+        assert!(text.starts_with("HTTP/1.1 408"), "{text}");
+        assert!(text.contains("request_timeout"), "{text}");
+        assert!(started.elapsed() < std::time::Duration::from_secs(10));
+    }
     // Still right, and memory back near where it started.
     let out = app.query("SELECT id, name FROM people ORDER BY id").await;
     assert_eq!(
