@@ -376,3 +376,54 @@ async fn caps_and_duplicate_ids_are_refused() {
     let err = tokio_tungstenite::connect_async(url).await.unwrap_err();
     assert!(err.to_string().contains("404"), "{err}");
 }
+
+#[actix_web::test]
+async fn floods_and_foreign_cancels_are_harmless() {
+    let app = spawn_app().await;
+    // A flood: 2000 messages at once, each answered in order, then a normal query.
+    let mut ws = connect(&app, "?compression=none").await;
+    for i in 0..2000 {
+        let text = if i % 2 == 0 {
+            "{\"type\":\"ping\"}".to_string()
+        } else {
+            format!("garbage {i}")
+        };
+        ws.feed(Message::text(text)).await.unwrap();
+    }
+    ws.flush().await.unwrap();
+    let mut replies = 0;
+    read_until(&mut ws, |l| {
+        replies += 1;
+        assert!(l["type"] == "pong" || l["code"] == "bad_message", "{l}");
+        replies == 2000
+    })
+    .await;
+    send(
+        &mut ws,
+        json!({"type":"query","id":"after","sql":"SELECT 7 AS n"}),
+    )
+    .await;
+    let lines = read_until(&mut ws, is_final).await;
+    assert_eq!(lines[1]["rows"], json!([[7]]));
+
+    // Another connection cannot cancel this one's query by guessing its id.
+    let mut other = connect(&app, "?compression=none").await;
+    send(
+        &mut ws,
+        json!({"type":"query","id":"mine","sql":"SELECT i FROM range(100000000) t(i)"}),
+    )
+    .await;
+    read_until(&mut ws, |l| l["type"] == "data").await;
+    send(&mut other, json!({"type":"cancel","id":"mine"})).await;
+    let reply = read_until(&mut other, |_| true).await;
+    assert_eq!(reply[0]["code"], "unknown_query");
+    // The victim's query keeps streaming.
+    let more = read_until(&mut ws, |l| {
+        l["type"] == "data" && l["seq"].as_u64() > Some(5)
+    })
+    .await;
+    assert!(
+        more.iter().all(|l| l["type"] == "data"),
+        "no error line for the victim"
+    );
+}
