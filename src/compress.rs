@@ -92,7 +92,7 @@ pub fn spawn_frames(
                     batch.extend_from_slice(&f.bytes);
                     rows += f.rows;
                     has_data |= f.kind == FrameKind::Data;
-                    last |= matches!(f.kind, FrameKind::End | FrameKind::Error);
+                    last |= f.kind.is_final();
                     if batch.len() < MAX_MESSAGE && !last {
                         frame = input.try_recv().ok();
                     }
@@ -176,7 +176,7 @@ pub fn spawn_stream(
                     raw_len += f.bytes.len();
                     rows += f.rows;
                     has_data |= f.kind == FrameKind::Data;
-                    last |= matches!(f.kind, FrameKind::End | FrameKind::Error);
+                    last |= f.kind.is_final();
                     if framing.write(&f, &mut enc).is_err() {
                         return;
                     }

@@ -95,16 +95,6 @@ impl Encoder {
         self
     }
 
-    /// Rows emitted so far (in closed lines).
-    pub fn rows(&self) -> u64 {
-        self.line.rows
-    }
-
-    /// Lines emitted so far.
-    pub fn lines(&self) -> u64 {
-        self.line.seq
-    }
-
     /// Rows waiting in the open line.
     pub fn pending_rows(&self) -> usize {
         self.line.rows_in_line

@@ -162,9 +162,7 @@ fn is_sandbox_refusal(message: &str) -> bool {
 fn cancelled(control: &QueryControl) -> Ended {
     match control.reason() {
         Some(CancelReason::Disconnected) | None => Ended::Gone,
-        Some(CancelReason::Client) => Ended::Failed(GatewayError::Cancelled),
-        Some(CancelReason::Timeout) => Ended::Failed(GatewayError::Timeout),
-        Some(CancelReason::Shutdown) => Ended::Failed(GatewayError::ShuttingDown),
+        Some(_) => Ended::Failed(cancelled_error(control)),
     }
 }
 

@@ -64,6 +64,13 @@ pub enum FrameKind {
     Keepalive,
 }
 
+impl FrameKind {
+    /// The query's last line (`end` or `error`).
+    pub fn is_final(self) -> bool {
+        matches!(self, Self::End | Self::Error)
+    }
+}
+
 /// One protocol line on its way to the client.
 #[derive(Debug)]
 pub struct Frame {

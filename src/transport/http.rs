@@ -44,8 +44,7 @@ pub async fn post_query(
     state: web::Data<AppState>,
 ) -> Result<HttpResponse, GatewayError> {
     let tenant = TenantId::parse(&path)?;
-    let mut body = read_body(payload, state.max_body_bytes, state.body_timeout).await?;
-    let query = QueryRequest::from_json(&mut body)?;
+    let query = json_request(payload, &state).await?;
     run(&req, tenant, query, &state).await
 }
 
@@ -56,14 +55,29 @@ pub async fn get_query(
     state: web::Data<AppState>,
 ) -> Result<HttpResponse, GatewayError> {
     let tenant = TenantId::parse(&path)?;
-    let p = params.into_inner();
-    let query = QueryRequest::from_query_string(p.sql, p.params, p.chunk_rows)?;
+    let query = params.into_inner().into_request()?;
     run(&req, tenant, query, &state).await
+}
+
+impl QueryParams {
+    /// The query these URL parameters describe (GET on `/query` and `/sse`).
+    pub(crate) fn into_request(self) -> Result<QueryRequest, GatewayError> {
+        QueryRequest::from_query_string(self.sql, self.params, self.chunk_rows)
+    }
+}
+
+/// The query a JSON body describes (POST on `/query` and `/sse`), read within the limits.
+pub(crate) async fn json_request(
+    payload: web::Payload,
+    state: &AppState,
+) -> Result<QueryRequest, GatewayError> {
+    let mut body = read_body(payload, state.max_body_bytes, state.body_timeout).await?;
+    QueryRequest::from_json(&mut body)
 }
 
 /// Reads the request body, refusing it as soon as it passes `limit` bytes, or when it takes
 /// longer than `timeout` to arrive (a body trickled byte by byte).
-pub(crate) async fn read_body(
+async fn read_body(
     payload: web::Payload,
     limit: usize,
     timeout: std::time::Duration,
@@ -96,34 +110,33 @@ async fn run(
     query: QueryRequest,
     state: &AppState,
 ) -> Result<HttpResponse, GatewayError> {
-    let zstd = super::accepts_zstd(req.headers());
-    let query_id: Arc<str> = uuid::Uuid::new_v4().simple().to_string().into();
     let running = state
         .engine
-        .start(&tenant, query, Transport::Http, Arc::clone(&query_id), None)
+        .start(&tenant, query, Transport::Http, super::new_query_id(), None)
         .await?;
     let mut response = HttpResponse::Ok();
     response.content_type("application/x-ndjson");
     streaming_response(
+        req,
         response,
         state,
         running,
-        zstd,
         compress::Ndjson,
         Transport::Http,
     )
 }
 
 /// Finishes a streaming response: the query's frames, laid out by `framing`, compressed on a
-/// thread of their own when `zstd`, counted as they are handed to actix.
+/// thread of their own when the request accepts zstd, counted as they are handed to actix.
 pub(crate) fn streaming_response<F: Framing>(
+    req: &HttpRequest,
     mut response: HttpResponseBuilder,
     state: &AppState,
     running: RunningQuery,
-    zstd: bool,
     framing: F,
     transport: Transport,
 ) -> Result<HttpResponse, GatewayError> {
+    let zstd = super::accepts_zstd(req.headers());
     let query_id = Arc::clone(&running.query_id);
     let source = if zstd {
         let rx = compress::spawn_stream(
@@ -216,7 +229,7 @@ impl Stream for Body {
             Source::Plain(rx, framing) => match rx.poll_recv(cx) {
                 Poll::Ready(Some(frame)) => {
                     let (rows, has_data) = (frame.rows, frame.kind == FrameKind::Data);
-                    let last = matches!(frame.kind, FrameKind::End | FrameKind::Error);
+                    let last = frame.kind.is_final();
                     let bytes = framing.to_bytes(frame);
                     WireChunk {
                         raw_len: bytes.len(),

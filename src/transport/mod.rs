@@ -11,6 +11,11 @@ pub mod ws;
 
 use actix_web::http::header::{HeaderMap, ACCEPT_ENCODING};
 
+/// A fresh id for a query that the client did not name (HTTP, SSE).
+pub fn new_query_id() -> std::sync::Arc<str> {
+    uuid::Uuid::new_v4().simple().to_string().into()
+}
+
 /// Whether the client accepts a zstd body (`Accept-Encoding: zstd`, with q > 0).
 pub fn accepts_zstd(headers: &HeaderMap) -> bool {
     headers

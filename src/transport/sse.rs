@@ -22,7 +22,7 @@ use actix_web::http::header::{self, HeaderValue};
 use actix_web::{web, HttpRequest, HttpResponse};
 use tokio::sync::mpsc;
 
-use super::http::{read_body, streaming_response, QueryParams};
+use super::http::{json_request, streaming_response, QueryParams};
 use crate::compress::Framing;
 use crate::engine::{Frame, FrameKind, Transport};
 use crate::error::GatewayError;
@@ -74,8 +74,7 @@ pub async fn get_sse(
     if let Some(resp) = refuse_resume(&req) {
         return Ok(resp);
     }
-    let p = params.into_inner();
-    let query = QueryRequest::from_query_string(p.sql, p.params, p.chunk_rows)?;
+    let query = params.into_inner().into_request()?;
     run(&req, tenant, query, &state).await
 }
 
@@ -89,8 +88,7 @@ pub async fn post_sse(
     if let Some(resp) = refuse_resume(&req) {
         return Ok(resp);
     }
-    let mut body = read_body(payload, state.max_body_bytes, state.body_timeout).await?;
-    let query = QueryRequest::from_json(&mut body)?;
+    let query = json_request(payload, &state).await?;
     run(&req, tenant, query, &state).await
 }
 
@@ -132,18 +130,17 @@ async fn run(
     query: QueryRequest,
     state: &AppState,
 ) -> Result<HttpResponse, GatewayError> {
-    let zstd = super::accepts_zstd(req.headers());
-    let query_id: Arc<str> = uuid::Uuid::new_v4().simple().to_string().into();
+    let query_id = super::new_query_id();
     let mut running = state
         .engine
         .start(&tenant, query, Transport::Sse, Arc::clone(&query_id), None)
         .await?;
     running.frames = with_keepalive(running.frames, state.sse_keepalive, state.stream_buffer);
     streaming_response(
+        req,
         event_stream(),
         state,
         running,
-        zstd,
         SseFraming::new(query_id),
         Transport::Sse,
     )
