@@ -8,27 +8,21 @@ bytes on the wire, and the server's peak RSS (VmHWM, reset before each request).
 Usage: bench_sse.py --bin target/release/duckstream --db /tmp/bench/bench.duckdb [--repeat 3]
 """
 import argparse
-import os
 import socket
 import statistics
 import subprocess
-import tempfile
 import time
 import urllib.parse
-import urllib.request
 
 import zstandard
+
+from benchlib import gateway, reset_peak, status
+
 
 SQL = "SELECT * FROM parcels"
 ROWS = 10_000_000
 
 
-def status(pid, key):
-    with open(f"/proc/{pid}/status") as f:
-        for line in f:
-            if line.startswith(key + ":"):
-                return int(line.split()[1]) / 1024
-    return float("nan")
 
 
 def first_data(port, path, zstd):
@@ -75,21 +69,7 @@ def main():
     ap.add_argument("--db", default="/tmp/bench/bench.duckdb")
     ap.add_argument("--repeat", type=int, default=3)
     a = ap.parse_args()
-    data = tempfile.mkdtemp()
-    os.symlink(os.path.abspath(a.db), os.path.join(data, "bench.duckdb"))
-    s = socket.socket()
-    s.bind(("127.0.0.1", 0))
-    port = s.getsockname()[1]
-    s.close()
-    proc = subprocess.Popen([a.bin, "--bind", f"127.0.0.1:{port}", "--data-dir", data, "--demo", "false"],
-                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    try:
-        for _ in range(100):
-            try:
-                urllib.request.urlopen(f"http://127.0.0.1:{port}/healthz")
-                break
-            except OSError:
-                time.sleep(0.1)
+    with gateway(a.bin, a.db) as (port, pid):
         q = urllib.parse.quote(SQL)
         paths = {"http": f"/v1/bench/query?sql={q}", "sse": f"/v1/bench/sse?sql={q}"}
         base = f"http://127.0.0.1:{port}"
@@ -102,23 +82,19 @@ def main():
                 for _ in range(a.repeat):
                     firsts.append(first_data(port, paths[transport], enc == "zstd"))
                     time.sleep(0.5)
-                    with open(f"/proc/{proc.pid}/clear_refs", "w") as f:
-                        f.write("5")
-                    befores.append(status(proc.pid, "VmRSS"))
+                    reset_peak(pid)
+                    befores.append(status(pid, "VmRSS"))
                     hdr = ["-H", "Accept-Encoding: zstd"] if enc == "zstd" else []
                     out = subprocess.run(["curl", "-sS", "-o", "/dev/null", "-w", "%{time_total} %{size_download}",
                                           *hdr, base + paths[transport]], check=True, capture_output=True, text=True).stdout
                     t, n = out.split()
                     totals.append(float(t))
                     sizes.append(int(n))
-                    peaks.append(status(proc.pid, "VmHWM"))
+                    peaks.append(status(pid, "VmHWM"))
                 med = statistics.median
                 print(f"| {transport} | {enc} | {med(firsts) * 1000:.1f} | {med(totals):.2f} | "
                       f"{ROWS / med(totals) / 1e6:.2f} M | {med(sizes) / 1e6:,.0f} | {med(peaks):.0f} ({med(befores):.0f}) |",
                       flush=True)
-    finally:
-        proc.terminate()
-        proc.wait(timeout=30)
 
 
 if __name__ == "__main__":

@@ -11,25 +11,17 @@ Needs the bench venv (websockets, zstandard): ~/.cache/duckstream-bench/.venv/bi
 import argparse
 import asyncio
 import json
-import os
-import socket
-import subprocess
-import tempfile
 import time
-import urllib.request
 
 import websockets
 import zstandard
 
+from benchlib import gateway, reset_peak, status
+
+
 QUERIES = {"Q1": "SELECT * FROM parcels LIMIT 1000000", "Q2": "SELECT * FROM parcels"}
 
 
-def status(pid, key):
-    with open(f"/proc/{pid}/status") as f:
-        for line in f:
-            if line.startswith(key + ":"):
-                return int(line.split()[1]) / 1024
-    return float("nan")
 
 
 async def one(url, sql, qid, compression):
@@ -57,8 +49,7 @@ async def one(url, sql, qid, compression):
 
 async def case(port, pid, label, sql, sockets, compression):
     url = f"ws://127.0.0.1:{port}/v1/bench/ws?compression={compression}"
-    with open(f"/proc/{pid}/clear_refs", "w") as f:
-        f.write("5")
+    reset_peak(pid)
     idle = status(pid, "VmRSS")
     t0 = time.perf_counter()
     results = await asyncio.gather(*(one(url, sql, f"s{i}", compression) for i in range(sockets)))
@@ -90,25 +81,8 @@ def main():
     ap.add_argument("--sockets", type=int, default=8)
     ap.add_argument("--repeat", type=int, default=1)
     a = ap.parse_args()
-    data = tempfile.mkdtemp()
-    os.symlink(os.path.abspath(a.db), os.path.join(data, "bench.duckdb"))
-    s = socket.socket()
-    s.bind(("127.0.0.1", 0))
-    port = s.getsockname()[1]
-    s.close()
-    proc = subprocess.Popen([a.bin, "--bind", f"127.0.0.1:{port}", "--data-dir", data, "--demo", "false"],
-                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    try:
-        for _ in range(100):
-            try:
-                urllib.request.urlopen(f"http://127.0.0.1:{port}/healthz")
-                break
-            except OSError:
-                time.sleep(0.1)
-        asyncio.run(main_async(a, port, proc.pid))
-    finally:
-        proc.terminate()
-        proc.wait(timeout=30)
+    with gateway(a.bin, a.db) as (port, pid):
+        asyncio.run(main_async(a, port, pid))
 
 
 if __name__ == "__main__":

@@ -1,0 +1,48 @@
+"""Shared by the bench_*.py scripts: start the gateway on a scratch data dir that links the
+benchmark database as tenant `bench`, and read its memory from /proc."""
+import contextlib
+import os
+import socket
+import subprocess
+import tempfile
+import time
+import urllib.request
+
+
+def status(pid, key):
+    """A /proc/PID/status field (VmRSS, VmHWM, ...) in MiB."""
+    with open(f"/proc/{pid}/status") as f:
+        for line in f:
+            if line.startswith(key + ":"):
+                return int(line.split()[1]) / 1024
+    return float("nan")
+
+
+def reset_peak(pid):
+    """Resets VmHWM to the current RSS."""
+    with open(f"/proc/{pid}/clear_refs", "w") as f:
+        f.write("5")
+
+
+@contextlib.contextmanager
+def gateway(binary, db):
+    """Runs the gateway on a free loopback port until the block ends; yields (port, pid)."""
+    data = tempfile.mkdtemp()
+    os.symlink(os.path.abspath(db), os.path.join(data, "bench.duckdb"))
+    s = socket.socket()
+    s.bind(("127.0.0.1", 0))
+    port = s.getsockname()[1]
+    s.close()
+    proc = subprocess.Popen([binary, "--bind", f"127.0.0.1:{port}", "--data-dir", data, "--demo", "false"],
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        for _ in range(100):
+            try:
+                urllib.request.urlopen(f"http://127.0.0.1:{port}/healthz")
+                break
+            except OSError:
+                time.sleep(0.1)
+        yield port, proc.pid
+    finally:
+        proc.terminate()
+        proc.wait(timeout=30)
