@@ -1,24 +1,10 @@
 // SSE load: each iteration reads one event stream to its `end` event.
-// Env: BASE, TENANT, SQL, DURATION (20s), VUS (8).
+// Env: see common.js.
 import http from "k6/http";
 import { check } from "k6";
-import { Counter, Trend } from "k6/metrics";
+import { BASE, TENANT, SQL, rows, scenarioOptions, ttfd } from "./common.js";
 
-const BASE = __ENV.BASE || "http://127.0.0.1:8080";
-const TENANT = __ENV.TENANT || "demo";
-const SQL = __ENV.SQL || "SELECT * FROM parcels LIMIT 20000";
-const ttfd = new Trend("time_to_first_data", true);
-const rows = new Counter("rows_received");
-
-export const options = {
-  scenarios: {
-    sse: { executor: "constant-vus", vus: Number(__ENV.VUS || 8), duration: __ENV.DURATION || "20s" },
-  },
-  thresholds: {
-    checks: ["rate>0.99"],
-    time_to_first_data: ["p(95)<1000"],
-  },
-};
+export const options = scenarioOptions("sse");
 
 export default function () {
   const res = http.get(`${BASE}/v1/${TENANT}/sse?sql=${encodeURIComponent(SQL)}&chunk_rows=1000`, {

@@ -1,31 +1,20 @@
 // WebSocket load: each socket runs several queries at once, cancels one of them, and checks
 // that every query ends (`end`, or `error` with code `cancelled` for the cancelled one).
 // Plain-text frames (compression=none): k6 cannot decode zstd frames.
-// Env: BASE, TENANT, SQL, DURATION (20s), VUS (8), QUERIES (4 per socket).
+// Env: see common.js; QUERIES (4 per socket).
 import { WebSocket } from "k6/experimental/websockets";
 import { check } from "k6";
-import { Counter, Trend } from "k6/metrics";
+import { Counter } from "k6/metrics";
+import { BASE, TENANT, SQL, rows, scenarioOptions, ttfd } from "./common.js";
 
-const BASE = (__ENV.BASE || "http://127.0.0.1:8080").replace(/^http/, "ws");
-const TENANT = __ENV.TENANT || "demo";
-const SQL = __ENV.SQL || "SELECT * FROM parcels LIMIT 20000";
+const WS_BASE = BASE.replace(/^http/, "ws");
 const PER_SOCKET = Number(__ENV.QUERIES || 4);
-const ttfd = new Trend("time_to_first_data", true);
-const rows = new Counter("rows_received");
 const ended = new Counter("queries_ended");
 
-export const options = {
-  scenarios: {
-    ws: { executor: "constant-vus", vus: Number(__ENV.VUS || 8), duration: __ENV.DURATION || "20s" },
-  },
-  thresholds: {
-    checks: ["rate>0.99"],
-    time_to_first_data: ["p(95)<1000"],
-  },
-};
+export const options = scenarioOptions("ws");
 
 export default function () {
-  const ws = new WebSocket(`${BASE}/v1/${TENANT}/ws?compression=none`);
+  const ws = new WebSocket(`${WS_BASE}/v1/${TENANT}/ws?compression=none`);
   const sent = {};
   const first = {};
   let open = PER_SOCKET + 1;

@@ -152,6 +152,17 @@ impl TestApp {
     }
 }
 
+/// The case lines of a file in `tests/data/` (without `#` comments and blank lines).
+pub fn data_cases(file: &str) -> Vec<String> {
+    let path = format!("{}/tests/data/{file}", env!("CARGO_MANIFEST_DIR"));
+    std::fs::read_to_string(&path)
+        .unwrap_or_else(|e| panic!("{path}: {e}"))
+        .lines()
+        .filter(|l| !l.starts_with('#') && !l.trim().is_empty())
+        .map(str::to_string)
+        .collect()
+}
+
 pub fn metric_value(text: &str, sample: &str) -> f64 {
     text.lines()
         .find_map(|l| l.strip_prefix(sample).and_then(|r| r.strip_prefix(' ')))

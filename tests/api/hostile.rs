@@ -41,16 +41,8 @@ async fn hostile_requests_get_their_answers_and_the_server_recovers() {
     // Warm up, then take the baseline.
     app.query("SELECT count(*) FROM people").await;
     let baseline = server.rss_mib();
-    let cases = std::fs::read_to_string(concat!(
-        env!("CARGO_MANIFEST_DIR"),
-        "/tests/data/hostile.tsv"
-    ))
-    .unwrap();
     let mut n = 0;
-    for line in cases
-        .lines()
-        .filter(|l| !l.starts_with('#') && !l.trim().is_empty())
-    {
+    for line in crate::helpers::data_cases("hostile.tsv") {
         let cols: Vec<&str> = line.split('\t').collect();
         let [method, path, body, status, code] = cols[..] else {
             panic!("bad case line {line}")

@@ -7,16 +7,8 @@ use crate::helpers::spawn_app;
 #[actix_web::test]
 async fn every_escape_is_refused_and_nothing_changes() {
     let app = spawn_app().await;
-    let cases = std::fs::read_to_string(concat!(
-        env!("CARGO_MANIFEST_DIR"),
-        "/tests/data/sandbox.tsv"
-    ))
-    .unwrap();
     let mut n = 0;
-    for line in cases
-        .lines()
-        .filter(|l| !l.starts_with('#') && !l.trim().is_empty())
-    {
+    for line in crate::helpers::data_cases("sandbox.tsv") {
         let (code, sql) = line.split_once('\t').unwrap();
         let body = serde_json::json!({ "sql": sql }).to_string();
         let resp = app.post("t", &body).await;
