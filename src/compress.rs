@@ -24,7 +24,8 @@ use crate::engine::{Frame, FrameKind};
 /// Batches of ready lines are flushed once they reach this many input bytes.
 const MAX_BATCH: usize = 512 * 1024;
 
-/// A piece of the response body, as it goes on the wire.
+/// A piece of a response body, or one message of a message-based transport, as it goes on
+/// the wire.
 #[derive(Debug)]
 pub struct WireChunk {
     pub bytes: Bytes,
@@ -35,6 +36,43 @@ pub struct WireChunk {
     pub has_data: bool,
     /// Carries the query's final line (`end` or `error`).
     pub last: bool,
+}
+
+/// What a batch of lines carried (the wire chunk without its bytes).
+struct Batch {
+    raw_len: usize,
+    rows: usize,
+    has_data: bool,
+    last: bool,
+}
+
+/// Takes `first` and the frames already waiting behind it, up to `max` input bytes and never
+/// past a final line, handing each to `each`. Batching what is ready means fewer flushes and
+/// messages under load, and no waiting when there is nothing more.
+fn batch(
+    first: Frame,
+    input: &mut mpsc::Receiver<Frame>,
+    max: usize,
+    mut each: impl FnMut(&Frame) -> std::io::Result<()>,
+) -> std::io::Result<Batch> {
+    let mut b = Batch {
+        raw_len: 0,
+        rows: 0,
+        has_data: false,
+        last: false,
+    };
+    let mut frame = Some(first);
+    while let Some(f) = frame.take() {
+        b.raw_len += f.bytes.len();
+        b.rows += f.rows;
+        b.has_data |= f.kind == FrameKind::Data;
+        b.last |= f.kind.is_final();
+        each(&f)?;
+        if b.raw_len < max && !b.last {
+            frame = input.try_recv().ok();
+        }
+    }
+    Ok(b)
 }
 
 fn encoder(level: i32) -> std::io::Result<zstd::stream::write::Encoder<'static, Vec<u8>>> {
@@ -54,17 +92,6 @@ fn zstd_default_window_log(level: i32) -> u32 {
     }
 }
 
-/// One compressed (or plain) message for a message-based transport.
-#[derive(Debug)]
-pub struct WireMessage {
-    pub bytes: Bytes,
-    pub raw_len: usize,
-    pub rows: usize,
-    pub has_data: bool,
-    /// Holds the query's final line (`end` or `error`).
-    pub last: bool,
-}
-
 /// Batches of ready lines become one message once they reach this many bytes.
 const MAX_MESSAGE: usize = 256 * 1024;
 
@@ -74,7 +101,7 @@ pub fn spawn_frames(
     mut input: mpsc::Receiver<Frame>,
     level: Option<i32>,
     capacity: usize,
-) -> std::io::Result<mpsc::Receiver<WireMessage>> {
+) -> std::io::Result<mpsc::Receiver<WireChunk>> {
     let (tx, rx) = mpsc::channel(capacity);
     let mut compressor = match level {
         Some(l) => Some(zstd::bulk::Compressor::new(l)?),
@@ -83,36 +110,31 @@ pub fn spawn_frames(
     std::thread::Builder::new()
         .name("zstd-frames".into())
         .spawn(move || {
-            let mut batch = Vec::with_capacity(64 * 1024);
+            let mut buf = Vec::with_capacity(64 * 1024);
             while let Some(first) = input.blocking_recv() {
-                batch.clear();
-                let (mut rows, mut has_data, mut last) = (0, false, false);
-                let mut frame = Some(first);
-                while let Some(f) = frame.take() {
-                    batch.extend_from_slice(&f.bytes);
-                    rows += f.rows;
-                    has_data |= f.kind == FrameKind::Data;
-                    last |= f.kind.is_final();
-                    if batch.len() < MAX_MESSAGE && !last {
-                        frame = input.try_recv().ok();
-                    }
-                }
+                buf.clear();
+                let Ok(b) = batch(first, &mut input, MAX_MESSAGE, |f| {
+                    buf.extend_from_slice(&f.bytes);
+                    Ok(())
+                }) else {
+                    return;
+                };
                 let bytes = match compressor.as_mut() {
                     // A one-shot frame records its content size (zstd's default).
-                    Some(c) => match c.compress(&batch) {
+                    Some(c) => match c.compress(&buf) {
                         Ok(v) => Bytes::from(v),
                         Err(_) => return,
                     },
-                    None => Bytes::copy_from_slice(&batch),
+                    None => Bytes::copy_from_slice(&buf),
                 };
-                let message = WireMessage {
+                let message = WireChunk {
                     bytes,
-                    raw_len: batch.len(),
-                    rows,
-                    has_data,
-                    last,
+                    raw_len: b.raw_len,
+                    rows: b.rows,
+                    has_data: b.has_data,
+                    last: b.last,
                 };
-                if tx.blocking_send(message).is_err() || last {
+                if tx.blocking_send(message).is_err() || b.last {
                     return;
                 }
             }
@@ -169,22 +191,11 @@ pub fn spawn_stream(
                 let Some(first) = input.blocking_recv() else {
                     break;
                 };
-                let (mut raw_len, mut rows, mut has_data) = (0, 0, false);
-                let mut last = false;
-                let mut frame = Some(first);
-                while let Some(f) = frame.take() {
-                    raw_len += f.bytes.len();
-                    rows += f.rows;
-                    has_data |= f.kind == FrameKind::Data;
-                    last |= f.kind.is_final();
-                    if framing.write(&f, &mut enc).is_err() {
-                        return;
-                    }
-                    if raw_len < MAX_BATCH && !last {
-                        frame = input.try_recv().ok();
-                    }
-                }
-                let flushed = if last {
+                let Ok(b) = batch(first, &mut input, MAX_BATCH, |f| framing.write(f, &mut enc))
+                else {
+                    return;
+                };
+                let flushed = if b.last {
                     open = false;
                     enc.do_finish()
                 } else {
@@ -202,10 +213,10 @@ pub fn spawn_stream(
                 ));
                 let chunk = WireChunk {
                     bytes,
-                    raw_len,
-                    rows,
-                    has_data,
-                    last,
+                    raw_len: b.raw_len,
+                    rows: b.rows,
+                    has_data: b.has_data,
+                    last: b.last,
                 };
                 if tx.blocking_send(chunk).is_err() {
                     return;

@@ -32,7 +32,7 @@ use serde::Deserialize;
 use tokio::sync::{mpsc, OwnedSemaphorePermit, Semaphore};
 use tokio_util::sync::CancellationToken;
 
-use crate::compress::{self, WireMessage};
+use crate::compress::{self, WireChunk};
 use crate::engine::control::CancelReason;
 use crate::engine::Transport;
 use crate::error::GatewayError;
@@ -108,7 +108,7 @@ pub async fn ws_query(
 /// One message on its way to the socket.
 struct Outgoing {
     id: Arc<str>,
-    message: WireMessage,
+    message: WireChunk,
     /// Set on the query's first message with rows: when the query was accepted (for TTFB).
     first_data_of: Option<Instant>,
     /// Budget (the connection's and the process's) held until the message is handed to the
@@ -454,7 +454,7 @@ impl QueryTask {
         };
         let out = Outgoing {
             id: Arc::clone(&self.id),
-            message: WireMessage {
+            message: WireChunk {
                 bytes,
                 raw_len,
                 rows: 0,
