@@ -6,12 +6,26 @@
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
+use std::sync::Arc;
 use std::time::Duration;
 
 use clap::{Args, Parser};
 use serde::Deserialize;
 
+use crate::auth::token::MIN_SECRET_BYTES;
+use crate::engine::tenant::check_memory_limit;
+use crate::tenants::{TenantsFile, TenantsFileError};
 use crate::wire::MAX_CHUNK_ROWS;
+
+/// A secret setting: never printed by `Debug`.
+#[derive(Clone, PartialEq, Eq)]
+pub struct Secret(pub String);
+
+impl std::fmt::Debug for Secret {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Secret(..)")
+    }
+}
 
 /// Validated settings for one gateway process.
 #[derive(Debug, Clone)]
@@ -61,9 +75,21 @@ pub struct Config {
     pub sse_keepalive: Duration,
     /// Origins allowed to read responses from a browser (`*` for any); empty: no CORS headers.
     pub cors_allow_origins: Vec<String>,
-    /// Serve without authentication on a non-loopback address (there is no tenants file yet,
-    /// so every tenant is open to whoever reaches the port).
+    /// Serve without authentication (no tenants file) on a non-loopback address: every tenant
+    /// is open to whoever reaches the port.
     pub insecure: bool,
+    /// The tenants file (keys, limits); `None`: no authentication.
+    pub tenants_file: Option<PathBuf>,
+    /// The tenants file, loaded and checked (from `tenants_file`, or set by an embedder).
+    pub tenants: Option<Arc<TenantsFile>>,
+    /// HS256 secret for tokens; `None`: a random one per process (tokens die with it).
+    pub token_secret: Option<Secret>,
+    /// Lifetime of a token when the request names none.
+    pub token_ttl: Duration,
+    /// The longest lifetime a token may be issued with.
+    pub token_max_ttl: Duration,
+    /// Open streams and WebSockets per tenant (the tenants file may set its own).
+    pub max_connections_per_tenant: usize,
     /// Create the `demo` tenant at start when it is missing.
     pub demo: bool,
     pub demo_rows: u64,
@@ -100,6 +126,12 @@ impl Default for Config {
             sse_keepalive: Duration::from_secs(15),
             cors_allow_origins: Vec::new(),
             insecure: false,
+            tenants_file: None,
+            tenants: None,
+            token_secret: None,
+            token_ttl: Duration::from_secs(300),
+            token_max_ttl: Duration::from_secs(3600),
+            max_connections_per_tenant: 1024,
             demo: true,
             demo_rows: 10_000_000,
         }
@@ -195,6 +227,21 @@ pub struct Overrides {
     /// Allow serving without authentication on a non-loopback address
     #[arg(long, env = "DUCKSTREAM_INSECURE", num_args = 0..=1, default_missing_value = "true")]
     pub insecure: Option<bool>,
+    /// Tenants file (TOML): API key hashes, admin keys, per-tenant limits; turns auth on
+    #[arg(long, env = "DUCKSTREAM_TENANTS_FILE")]
+    pub tenants_file: Option<PathBuf>,
+    /// Secret (at least 32 bytes) that signs tokens; default: random per process
+    #[arg(long, env = "DUCKSTREAM_TOKEN_SECRET", hide_env_values = true)]
+    pub token_secret: Option<String>,
+    /// Seconds a token lives when the request names no ttl_secs
+    #[arg(long, env = "DUCKSTREAM_TOKEN_TTL_SECS")]
+    pub token_ttl_secs: Option<u64>,
+    /// The longest token lifetime, in seconds
+    #[arg(long, env = "DUCKSTREAM_TOKEN_MAX_TTL_SECS")]
+    pub token_max_ttl_secs: Option<u64>,
+    /// Open streams and WebSockets per tenant
+    #[arg(long, env = "DUCKSTREAM_MAX_CONNECTIONS_PER_TENANT")]
+    pub max_connections_per_tenant: Option<usize>,
     /// Create the demo tenant at start if it is missing
     #[arg(long, env = "DUCKSTREAM_DEMO")]
     pub demo: Option<bool>,
@@ -227,6 +274,8 @@ pub enum Command {
     Serve,
     /// Create the demo tenant in the data directory (if missing) and exit; for images.
     SeedDemo,
+    /// Print a new API key and the hash to put in the tenants file, then exit.
+    Keygen,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -243,6 +292,8 @@ pub enum ConfigError {
     },
     #[error("invalid setting {name}: {reason}")]
     Invalid { name: &'static str, reason: String },
+    #[error(transparent)]
+    Tenants(#[from] TenantsFileError),
 }
 
 fn invalid(name: &'static str, reason: impl Into<String>) -> ConfigError {
@@ -275,6 +326,9 @@ impl Config {
             config.apply(file);
         }
         config.apply(cli.overrides);
+        if let Some(path) = &config.tenants_file {
+            config.tenants = Some(Arc::new(TenantsFile::load(path)?));
+        }
         config.validate()?;
         Ok(config)
     }
@@ -305,7 +359,19 @@ impl Config {
             ws_total_budget_bytes,
             ws_max_message_bytes
         );
-        set!(cors_allow_origins, insecure);
+        set!(cors_allow_origins, insecure, max_connections_per_tenant);
+        if let Some(p) = o.tenants_file {
+            self.tenants_file = Some(p);
+        }
+        if let Some(t) = o.token_secret {
+            self.token_secret = Some(Secret(t));
+        }
+        if let Some(s) = o.token_ttl_secs {
+            self.token_ttl = Duration::from_secs(s);
+        }
+        if let Some(s) = o.token_max_ttl_secs {
+            self.token_max_ttl = Duration::from_secs(s);
+        }
         if let Some(s) = o.ws_slow_consumer_secs {
             self.ws_slow_consumer_timeout = Duration::from_secs(s);
         }
@@ -403,23 +469,35 @@ impl Config {
             return Err(invalid("ws_slow_consumer_secs", "must be above 0"));
         }
         if let Some(m) = &self.duckdb_memory_limit {
-            let ok = m
-                .trim_end()
-                .trim_end_matches(|c: char| c.is_ascii_alphabetic() || c == '%');
-            if ok.trim().parse::<f64>().map(|v| v <= 0.0).unwrap_or(true) {
-                return Err(invalid(
-                    "duckdb_memory_limit",
-                    format!("'{m}' is not a size such as 4GB, 512MiB or 50%"),
-                ));
-            }
+            check_memory_limit(m).map_err(|e| invalid("duckdb_memory_limit", e))?;
         }
-        if !self.bind.ip().is_loopback() && !self.insecure {
+        if self
+            .token_secret
+            .as_ref()
+            .is_some_and(|s| s.0.len() < MIN_SECRET_BYTES)
+        {
+            return Err(invalid(
+                "token_secret",
+                format!("must be at least {MIN_SECRET_BYTES} bytes"),
+            ));
+        }
+        if self.token_ttl.is_zero() || self.token_ttl > self.token_max_ttl {
+            return Err(invalid(
+                "token_ttl_secs",
+                "must be above 0 and at most token_max_ttl_secs",
+            ));
+        }
+        if self.max_connections_per_tenant == 0 {
+            return Err(invalid("max_connections_per_tenant", "must be at least 1"));
+        }
+        if !self.bind.ip().is_loopback() && !self.insecure && self.tenants.is_none() {
             return Err(invalid(
                 "bind",
                 format!(
                     "{} is not a loopback address and there is no authentication: every tenant \
-                     would be open to the network. Bind to 127.0.0.1, or pass --insecure \
-                     (DUCKSTREAM_INSECURE=true) if something in front of duckstream guards it",
+                     would be open to the network. Give a tenants file (--tenants-file), bind \
+                     to 127.0.0.1, or pass --insecure (DUCKSTREAM_INSECURE=true) if something \
+                     in front of duckstream guards it",
                     self.bind
                 ),
             ));
@@ -489,5 +567,26 @@ mod tests {
         assert!(e.to_string().contains("--insecure"), "{e}");
         let c = Config::from_cli(cli(&["--bind", "0.0.0.0:8080", "--insecure"])).unwrap();
         assert!(c.insecure);
+        let e = Config::from_cli(cli(&["--token-secret", "short"])).unwrap_err();
+        assert!(e.to_string().contains("token_secret"), "{e}");
+        assert!(!format!("{:?}", Secret("hunter2".into())).contains("hunter2"));
+    }
+
+    #[test]
+    fn a_tenants_file_allows_a_public_bind() {
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("tenants.toml");
+        std::fs::write(&file, "[tenants.acme]\nmax_queries = 3\n").unwrap();
+        let c = Config::from_cli(cli(&[
+            "--bind",
+            "0.0.0.0:8080",
+            "--tenants-file",
+            file.to_str().unwrap(),
+        ]))
+        .unwrap();
+        assert!(c.tenants.is_some());
+        std::fs::write(&file, "[tenants.acme]\nmax_queries = 0\n").unwrap();
+        let e = Config::from_cli(cli(&["--tenants-file", file.to_str().unwrap()])).unwrap_err();
+        assert!(e.to_string().contains("tenants.acme"), "{e}");
     }
 }

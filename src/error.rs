@@ -27,6 +27,14 @@ pub enum GatewayError {
     BodyTimeout(u64),
     #[error("invalid tenant name: use 1 to 64 of a-z, 0-9, '_' and '-'")]
     InvalidTenant,
+    #[error("{0}")]
+    Unauthenticated(String),
+    #[error("the token has expired: ask for a new one")]
+    TokenExpired,
+    #[error("{0}")]
+    AccessDenied(String),
+    #[error("the tenant already has {0} connections open; close one or retry later")]
+    TooManyConnections(usize),
     #[error("tenant '{0}' not found")]
     TenantNotFound(String),
     #[error("{0}")]
@@ -64,6 +72,10 @@ impl GatewayError {
             Self::PayloadTooLarge(_) => "payload_too_large",
             Self::BodyTimeout(_) => "request_timeout",
             Self::InvalidTenant => "invalid_tenant",
+            Self::Unauthenticated(_) => "unauthenticated",
+            Self::TokenExpired => "token_expired",
+            Self::AccessDenied(_) => "access_denied",
+            Self::TooManyConnections(_) => "too_many_connections",
             Self::TenantNotFound(_) => "tenant_not_found",
             Self::InvalidSql(_) => "invalid_sql",
             Self::Forbidden(_) => "forbidden",
@@ -83,7 +95,9 @@ impl GatewayError {
     pub fn status(&self) -> StatusCode {
         match self {
             Self::TenantNotFound(_) => StatusCode::NOT_FOUND,
-            Self::Forbidden(_) => StatusCode::FORBIDDEN,
+            Self::Forbidden(_) | Self::AccessDenied(_) => StatusCode::FORBIDDEN,
+            Self::Unauthenticated(_) | Self::TokenExpired => StatusCode::UNAUTHORIZED,
+            Self::TooManyConnections(_) => StatusCode::TOO_MANY_REQUESTS,
             Self::PayloadTooLarge(_) => StatusCode::PAYLOAD_TOO_LARGE,
             Self::BodyTimeout(_) => StatusCode::REQUEST_TIMEOUT,
             Self::Cancelled => StatusCode::from_u16(499).unwrap_or(StatusCode::BAD_REQUEST),
@@ -124,7 +138,11 @@ impl ResponseError for GatewayError {
     }
 
     fn error_response(&self) -> HttpResponse {
-        HttpResponse::build(self.status())
+        let mut response = HttpResponse::build(self.status());
+        if self.status() == StatusCode::UNAUTHORIZED {
+            response.insert_header(("WWW-Authenticate", "Bearer realm=\"duckstream\""));
+        }
+        response
             .content_type("application/json")
             .body(lines::error_body(self.code(), &self.client_message()))
     }

@@ -2,6 +2,7 @@
 //! tenant's own database and streams the result as NDJSON (optionally zstd) while DuckDB
 //! produces it. See `docs/ARCHITECTURE.md` for the map and `docs/PROTOCOL.md` for the contract.
 
+pub mod auth;
 pub mod compress;
 pub mod config;
 pub mod demo;
@@ -11,6 +12,7 @@ pub mod error;
 pub mod metrics;
 pub mod startup;
 pub mod telemetry;
+pub mod tenants;
 pub mod transport;
 pub mod wire;
 

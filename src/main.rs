@@ -13,6 +13,21 @@ async fn main() -> std::process::ExitCode {
             return std::process::ExitCode::from(2);
         }
     };
+    if command == Command::Keygen {
+        return match duckstream::auth::keys::generate_key() {
+            Ok(key) => {
+                let hash = duckstream::auth::keys::KeyHash::of(&key).to_stored();
+                println!("key:  {key}\nhash: {hash}");
+                println!("Give the key to the client; put the hash in the tenants file:");
+                println!("  [tenants.<name>]\n  keys = [\"{hash}\"]");
+                std::process::ExitCode::SUCCESS
+            }
+            Err(e) => {
+                eprintln!("duckstream: no randomness for a key: {e}");
+                std::process::ExitCode::from(1)
+            }
+        };
+    }
     if command == Command::SeedDemo {
         let (dir, rows) = (config.data_dir.clone(), config.demo_rows);
         let seeded = std::fs::create_dir_all(&dir)
@@ -36,7 +51,7 @@ async fn main() -> std::process::ExitCode {
     };
     let port = app.port();
     tracing::info!(port, "duckstream listening");
-    if demo {
+    if demo && app.is_open() {
         println!(
             "duckstream is serving the demo tenant. Try:\n  \
              curl -sS 'http://127.0.0.1:{port}/v1/demo/query' -d '{{\"sql\": \"SELECT * FROM parcels LIMIT 5\"}}'\n  \

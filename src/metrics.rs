@@ -47,6 +47,8 @@ pub struct Metrics {
     pub pool_wait: Histogram,
     pub slow_consumer_disconnects: IntCounterVec,
     pub backpressure_wait: CounterVec,
+    pub auth_failures: IntCounterVec,
+    pub connections_refused: IntCounter,
 }
 
 impl Metrics {
@@ -140,6 +142,29 @@ impl Metrics {
             ),
             &["transport"],
         )?;
+        let auth_failures = IntCounterVec::new(
+            Opts::new(
+                "duckstream_auth_failures_total",
+                "Requests refused by authentication or authorisation, by reason",
+            ),
+            &["reason"],
+        )?;
+        let connections_refused = IntCounter::new(
+            "duckstream_connections_refused_total",
+            "Streams and WebSockets refused because their tenant had max_connections open",
+        )?;
+        registry.register(Box::new(auth_failures.clone()))?;
+        registry.register(Box::new(connections_refused.clone()))?;
+        for r in [
+            "missing",
+            "invalid_key",
+            "invalid_token",
+            "expired",
+            "denied",
+            "bad_request",
+        ] {
+            auth_failures.with_label_values(&[r]);
+        }
         registry.register(Box::new(active_connections.clone()))?;
         registry.register(Box::new(pool_wait.clone()))?;
         registry.register(Box::new(slow_consumer_disconnects.clone()))?;
@@ -190,6 +215,8 @@ impl Metrics {
             pool_wait,
             slow_consumer_disconnects,
             backpressure_wait,
+            auth_failures,
+            connections_refused,
         })
     }
 

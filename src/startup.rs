@@ -14,16 +14,41 @@ use actix_web::http::header;
 use actix_web::{error::InternalError, web, App, HttpResponse, HttpServer};
 use tokio_util::sync::CancellationToken;
 
+use crate::auth::token::TokenSigner;
+use crate::auth::{Access, Authenticator, TokenTtl};
 use crate::config::Config;
 use crate::engine::Engine;
 use crate::error::GatewayError;
 use crate::metrics::Metrics;
 use crate::transport::ws::{self, WsSettings};
 use crate::transport::{http, sse};
+use crate::wire::TenantId;
+
+impl AppState {
+    /// Checks the request's credential for `tenant`, counting refusals by reason.
+    pub fn authorize(
+        &self,
+        req: &actix_web::HttpRequest,
+        tenant: &TenantId,
+    ) -> Result<Access, GatewayError> {
+        self.auth
+            .authorize(req.headers(), req.query_string(), tenant)
+            .map_err(|e| {
+                self.engine
+                    .metrics()
+                    .auth_failures
+                    .with_label_values(&[e.reason()])
+                    .inc();
+                tracing::debug!(%tenant, reason = e.reason(), "request refused");
+                e.into()
+            })
+    }
+}
 
 /// Shared by every handler.
 pub struct AppState {
     pub engine: Engine,
+    pub auth: Authenticator,
     pub zstd_level: i32,
     pub stream_buffer: usize,
     pub max_body_bytes: usize,
@@ -48,10 +73,13 @@ pub enum StartupError {
     Demo(String),
     #[error("cannot set up metrics: {0}")]
     Metrics(#[from] prometheus::Error),
+    #[error("no randomness for the token secret: {0}")]
+    Random(getrandom::Error),
 }
 
 pub struct Application {
     port: u16,
+    open: bool,
     server: Server,
     shutdown: CancellationToken,
 }
@@ -87,8 +115,33 @@ impl Application {
 
         let shutdown = CancellationToken::new();
         let metrics = Arc::new(Metrics::new()?);
+        let signer = match &config.token_secret {
+            Some(secret) => TokenSigner::new(secret.0.as_bytes()),
+            None => {
+                if config.tenants.is_some() {
+                    tracing::warn!(
+                        "no token_secret: tokens are signed with a random secret and are valid \
+                         on this process only, until it restarts"
+                    );
+                }
+                TokenSigner::random().map_err(StartupError::Random)?
+            }
+        };
+        let auth = Authenticator::new(
+            config.tenants.as_deref(),
+            signer,
+            TokenTtl {
+                default_secs: config.token_ttl.as_secs(),
+                max_secs: config.token_max_ttl.as_secs(),
+            },
+        );
+        let open = auth.is_open();
+        if open && !config.bind.ip().is_loopback() {
+            tracing::warn!(bind = %config.bind, "no tenants file: every tenant is open (--insecure)");
+        }
         let state = web::Data::new(AppState {
             engine: Engine::new(&config, shutdown.clone(), metrics),
+            auth,
             zstd_level: config.zstd_level,
             stream_buffer: config.stream_buffer,
             max_body_bytes: config.max_body_bytes,
@@ -147,6 +200,7 @@ impl Application {
                 .route("/v1/{tenant}/ws", web::get().to(ws::ws_query))
                 .route("/v1/{tenant}/sse", web::get().to(sse::get_sse))
                 .route("/v1/{tenant}/sse", web::post().to(sse::post_sse))
+                .route("/v1/{tenant}/tokens", web::post().to(http::post_token))
         })
         .listen(listener)
         .map_err(|source| StartupError::Bind {
@@ -159,6 +213,7 @@ impl Application {
 
         Ok(Self {
             port,
+            open,
             server,
             shutdown,
         })
@@ -166,6 +221,11 @@ impl Application {
 
     pub fn port(&self) -> u16 {
         self.port
+    }
+
+    /// Whether the server runs without authentication (no tenants file).
+    pub fn is_open(&self) -> bool {
+        self.open
     }
 
     /// Cancelling this token shuts the server down, as a signal would.
@@ -218,7 +278,8 @@ async fn wait_for_signal() {
 async fn index() -> HttpResponse {
     HttpResponse::Ok().content_type("text/plain; charset=utf-8").body(
         "duckstream: POST /v1/{tenant}/query {\"sql\": \"...\"}, GET /v1/{tenant}/query?sql=...,\n\
-         GET /v1/{tenant}/ws (WebSocket), GET|POST /v1/{tenant}/sse (server-sent events)\n\
+         GET /v1/{tenant}/ws (WebSocket), GET|POST /v1/{tenant}/sse (server-sent events),\n\
+         POST /v1/{tenant}/tokens (a token for browsers, with an API key)\n\
          also /healthz, /readyz, /metrics\n",
     )
 }

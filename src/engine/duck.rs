@@ -441,6 +441,31 @@ impl DataChunk {
     pub fn vector(&self, idx: usize) -> ffi::duckdb_vector {
         unsafe { ffi::duckdb_data_chunk_get_vector(self.raw, idx as u64) }
     }
+
+    /// The text in row `row` of column `col`, which must be a VARCHAR column; `None` for NULL.
+    pub fn varchar(&self, col: usize, row: usize) -> Option<String> {
+        if row >= self.len() {
+            return None;
+        }
+        let vector = self.vector(col);
+        // SAFETY: `row` is within the chunk; a VARCHAR vector holds 16-byte duckdb_string_t
+        // values (inlined up to 12 bytes, else a pointer), valid while the chunk lives.
+        unsafe {
+            let validity = ffi::duckdb_vector_get_validity(vector);
+            if !validity.is_null() && !ffi::duckdb_validity_row_is_valid(validity, row as u64) {
+                return None;
+            }
+            let p = (ffi::duckdb_vector_get_data(vector) as *const u8).add(row * 16);
+            let len = (p as *const u32).read_unaligned() as usize;
+            let bytes = if len <= 12 {
+                std::slice::from_raw_parts(p.add(4), len)
+            } else {
+                let ptr = (p.add(8) as *const *const u8).read_unaligned();
+                std::slice::from_raw_parts(ptr, len)
+            };
+            Some(String::from_utf8_lossy(bytes).into_owned())
+        }
+    }
 }
 
 impl Drop for DataChunk {

@@ -19,7 +19,8 @@ use actix::{Actor, Handler, Message, SyncContext};
 use tokio::sync::{mpsc, oneshot, OwnedSemaphorePermit};
 
 use super::control::{CancelReason, QueryControl};
-use super::duck::{DuckError, DuckErrorKind, StatementKind};
+use super::duck::{Connection, DuckError, DuckErrorKind, Prepared, StatementKind};
+use super::tables::TableSet;
 use super::tenant::Tenant;
 use super::{Frame, FrameKind, Transport};
 use crate::encode::{Encoder, Flow, Line, Plan, ResultLimits};
@@ -48,6 +49,8 @@ pub struct Job {
     /// Answer `started` once the statement is prepared and bound, before it runs (SSE).
     pub start_early: bool,
     pub limits: ResultLimits,
+    /// The only tables the query may read (a token's `tables`); `None`: any.
+    pub tables: Option<Arc<TableSet>>,
 }
 
 /// Runs `job`; `started` is answered once the stream starts or the query is refused.
@@ -128,6 +131,58 @@ struct Running {
     lines: u64,
     /// Time spent waiting for the reader (the channel was full).
     blocked: Duration,
+}
+
+/// Binds the request's parameters, after checking that their number matches.
+fn bind_params(stmt: &mut Prepared<'_>, request: &QueryRequest) -> Result<(), GatewayError> {
+    let expected = stmt.param_count();
+    if expected != request.params.len() {
+        return Err(GatewayError::InvalidParams(format!(
+            "the statement takes {expected} parameter(s) but {} were given",
+            request.params.len()
+        )));
+    }
+    for (i, p) in request.params.iter().enumerate() {
+        stmt.bind(i + 1, p)
+            .map_err(|e| GatewayError::InvalidParams(e.message))?;
+    }
+    Ok(())
+}
+
+/// Refuses the query unless every table its plan reads is in `tables` (see
+/// [`super::tables`]): DuckDB plans the query once more, as `EXPLAIN (FORMAT json)` with the
+/// same parameters, and the plan names each scanned table.
+fn check_tables(conn: &Connection, job: &Job, tables: &TableSet) -> Result<(), Ended> {
+    let refused = |reason: String| Ended::Failed(GatewayError::Forbidden(reason));
+    let explain = format!("EXPLAIN (FORMAT json) {}", job.request.sql);
+    let mut stmt = conn.prepare(&explain).map_err(|e| {
+        refused(format!(
+            "this statement cannot be checked against the token's tables: {}",
+            e.message
+        ))
+    })?;
+    bind_params(&mut stmt, &job.request).map_err(Ended::Failed)?;
+    let mut result = stmt
+        .execute_streaming()
+        .map_err(|e| execution_error(e, &job.control))?;
+    let catalog = job.tenant.id.as_str();
+    let mut rows = 0;
+    while let Some(chunk) = result
+        .next_chunk()
+        .map_err(|e| execution_error(e, &job.control))?
+    {
+        for row in 0..chunk.len() {
+            let plan = chunk.varchar(1, row).unwrap_or_default();
+            tables
+                .check_plan(&mut plan.into_bytes(), catalog)
+                .map_err(refused)?;
+            rows += 1;
+        }
+    }
+    if rows == 0 {
+        return Err(refused("the query plan could not be read".into()));
+    }
+    Ok(())
 }
 
 /// Maps a DuckDB error during execution to the gateway's, honouring why it was interrupted.
@@ -232,16 +287,15 @@ impl Running {
                 "{kind} statements are not allowed: queries are read-only"
             )));
         }
-        let expected = stmt.param_count();
-        if expected != job.request.params.len() {
-            return reject(GatewayError::InvalidParams(format!(
-                "the statement takes {expected} parameter(s) but {} were given",
-                job.request.params.len()
-            )));
+        if let Err(e) = bind_params(&mut stmt, &job.request) {
+            return reject(e);
         }
-        for (i, p) in job.request.params.iter().enumerate() {
-            if let Err(e) = stmt.bind(i + 1, p) {
-                return reject(GatewayError::InvalidParams(e.message));
+        if let Some(tables) = &job.tables {
+            if let Err(e) = check_tables(&conn, job, tables) {
+                return match e {
+                    Ended::Failed(e) => Ended::Rejected(e),
+                    other => other,
+                };
             }
         }
         // SSE starts its response once the statement is prepared and bound (it keeps the

@@ -17,14 +17,17 @@
 pub mod control;
 pub mod duck;
 pub mod executor;
+pub mod tables;
 pub mod tenant;
+
+pub use tables::TableSet;
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use actix::{Addr, SyncArbiter};
 use bytes::Bytes;
-use tokio::sync::{mpsc, oneshot, Semaphore};
+use tokio::sync::{mpsc, oneshot, OwnedSemaphorePermit, Semaphore};
 use tokio_util::sync::CancellationToken;
 
 use crate::config::Config;
@@ -33,7 +36,7 @@ use crate::metrics::Metrics;
 use crate::wire::{QueryRequest, TenantId};
 use control::{CancelOnDrop, CancelReason, QueryControl};
 use executor::{Job, QueryExecutor};
-use tenant::{DbSettings, TenantRegistry};
+use tenant::{DbSettings, Tenant, TenantLimits, TenantRegistry};
 
 /// Which transport serves a query (a metric label).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -87,6 +90,14 @@ pub struct RunningQuery {
     pub control: Arc<QueryControl>,
     /// Cancels the query (as a disconnect) when the stream is dropped before its end.
     pub guard: CancelOnDrop,
+    /// The tenant's connection slot this stream holds (HTTP, SSE; a WebSocket holds one for
+    /// the whole connection instead, see [`Engine::connect`]).
+    pub connection: Option<ConnectionSlot>,
+}
+
+/// One of a tenant's `max_connections`, held while a stream or WebSocket is open.
+pub struct ConnectionSlot {
+    _permit: OwnedSemaphorePermit,
 }
 
 /// Engine-wide settings, taken from [`Config`].
@@ -96,8 +107,6 @@ pub struct EngineSettings {
     pub chunk_bytes: usize,
     pub stream_buffer: usize,
     pub queue_timeout: Duration,
-    pub query_timeout: Option<Duration>,
-    pub limits: crate::encode::ResultLimits,
 }
 
 pub struct Engine {
@@ -115,12 +124,25 @@ impl Engine {
         let registry = TenantRegistry::new(
             &config.data_dir,
             DbSettings {
-                threads: config.duckdb_threads,
-                memory_limit: config.duckdb_memory_limit.clone(),
                 preserve_insertion_order: config.preserve_insertion_order,
-                pool_size: config.pool_size,
                 checkout_timeout: config.queue_timeout.max(Duration::from_secs(1)),
             },
+            TenantLimits {
+                max_queries: config.pool_size,
+                max_connections: config.max_connections_per_tenant,
+                query_timeout: config.query_timeout,
+                result: crate::encode::ResultLimits {
+                    max_rows: config.max_result_rows.unwrap_or(u64::MAX),
+                    max_bytes: config.max_result_bytes.unwrap_or(u64::MAX),
+                },
+                threads: config.duckdb_threads,
+                memory_limit: config.duckdb_memory_limit.clone(),
+            },
+            config
+                .tenants
+                .as_ref()
+                .map(|t| t.limit_overrides())
+                .unwrap_or_default(),
         );
         let executor = SyncArbiter::start(config.max_queries, || QueryExecutor);
         Self {
@@ -132,11 +154,6 @@ impl Engine {
                 chunk_bytes: config.chunk_bytes,
                 stream_buffer: config.stream_buffer,
                 queue_timeout: config.queue_timeout,
-                query_timeout: config.query_timeout,
-                limits: crate::encode::ResultLimits {
-                    max_rows: config.max_result_rows.unwrap_or(u64::MAX),
-                    max_bytes: config.max_result_bytes.unwrap_or(u64::MAX),
-                },
             },
             shutdown,
             metrics,
@@ -147,9 +164,28 @@ impl Engine {
         &self.metrics
     }
 
-    /// Checks that the tenant exists (for transports that must refuse before upgrading).
+    /// Checks that the tenant exists.
     pub async fn check_tenant(&self, tenant: &TenantId) -> Result<(), GatewayError> {
         self.registry.get(tenant).await.map(|_| ())
+    }
+
+    /// Takes one of the tenant's connection slots, for a WebSocket (which must refuse before
+    /// upgrading): `tenant_not_found`, or `too_many_connections` when all are taken.
+    pub async fn connect(&self, tenant: &TenantId) -> Result<ConnectionSlot, GatewayError> {
+        let tenant = self.registry.get(tenant).await?;
+        self.connection_slot(&tenant)
+    }
+
+    fn connection_slot(&self, tenant: &Tenant) -> Result<ConnectionSlot, GatewayError> {
+        match Arc::clone(&tenant.connections).try_acquire_owned() {
+            Ok(permit) => Ok(ConnectionSlot { _permit: permit }),
+            Err(_) => {
+                self.metrics.connections_refused.inc();
+                Err(GatewayError::TooManyConnections(
+                    tenant.limits.max_connections,
+                ))
+            }
+        }
     }
 
     /// The process-wide shutdown token (the root of the cancellation tree).
@@ -163,7 +199,7 @@ impl Engine {
 
     /// Admits and starts a query. `parent` is the cancellation scope above the query (the
     /// process, or a WebSocket connection); when it fires, the query stops with
-    /// `parent_reason`.
+    /// `parent_reason`. `tables`, when given, is all the query may read.
     pub async fn start(
         &self,
         tenant: &TenantId,
@@ -171,12 +207,18 @@ impl Engine {
         transport: Transport,
         query_id: Arc<str>,
         parent: Option<(CancellationToken, CancelReason)>,
+        tables: Option<Arc<TableSet>>,
     ) -> Result<RunningQuery, GatewayError> {
         let accepted_at = Instant::now();
         if self.shutdown.is_cancelled() {
             return Err(GatewayError::ShuttingDown);
         }
         let tenant = self.registry.get(tenant).await?;
+        // A WebSocket holds its slot for the whole connection; a stream holds one of its own.
+        let connection = match transport {
+            Transport::Ws => None,
+            Transport::Http | Transport::Sse => Some(self.connection_slot(&tenant)?),
+        };
         let wait = async {
             let t = Arc::clone(&tenant.slots).acquire_owned().await;
             let g = Arc::clone(&self.global_slots).acquire_owned().await;
@@ -199,7 +241,8 @@ impl Engine {
         let guard = CancelOnDrop(Arc::clone(&control));
         let (parent_token, parent_reason) =
             parent.unwrap_or_else(|| (self.shutdown.clone(), CancelReason::Shutdown));
-        control.spawn_watcher(parent_token, parent_reason, self.settings.query_timeout);
+        control.spawn_watcher(parent_token, parent_reason, tenant.limits.query_timeout);
+        let limits = tenant.limits.result;
 
         let (tx, frames) = mpsc::channel(self.settings.stream_buffer);
         let (started_tx, started_rx) = oneshot::channel();
@@ -214,7 +257,8 @@ impl Engine {
             permits,
             accepted_at,
             start_early: transport == Transport::Sse,
-            limits: self.settings.limits,
+            limits,
+            tables,
             transport,
             metrics: Arc::clone(&self.metrics),
         };
@@ -230,6 +274,7 @@ impl Engine {
                 frames,
                 control,
                 guard,
+                connection,
             }),
             Ok(Err(e)) => Err(e),
             Err(_) => Err(GatewayError::Internal(

@@ -8,6 +8,8 @@
 //!   async runtime.
 //! - `slots` has one permit per pooled connection: a query holds one while it runs, so pool
 //!   checkouts never wait and one busy tenant cannot occupy every executor thread.
+//! - A tenant's limits are fixed when it is first seen: the global settings, overridden by
+//!   its entry in the tenants file ([`TenantLimits::resolve`]).
 
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
@@ -18,20 +20,117 @@ use scheduled_thread_pool::ScheduledThreadPool;
 use tokio::sync::Semaphore;
 
 use super::duck::{Connection, Database, DuckError};
+use crate::encode::ResultLimits;
 use crate::error::GatewayError;
 use crate::wire::TenantId;
 
-/// Per-connection set-up run by the pool's init hook.
+/// What one tenant may use. Built from the global settings ([`Config`]) and the tenant's
+/// entry in the tenants file.
+#[derive(Debug, Clone)]
+pub struct TenantLimits {
+    /// Queries running at once (= pooled DuckDB connections).
+    pub max_queries: u32,
+    /// Open streams (HTTP, SSE) and WebSocket connections at once.
+    pub max_connections: usize,
+    pub query_timeout: Option<Duration>,
+    pub result: ResultLimits,
+    /// DuckDB `threads` of the tenant's database; `None`: every core.
+    pub threads: Option<u32>,
+    /// DuckDB `memory_limit` of the tenant's database; `None`: DuckDB's default.
+    pub memory_limit: Option<String>,
+}
+
+/// A tenant's limits as the tenants file states them: absent means "the global value", and
+/// 0 means "no limit" for the timeout and result limits (as in the global settings).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct LimitOverrides {
+    pub query_timeout_secs: Option<u64>,
+    pub max_result_rows: Option<u64>,
+    pub max_result_bytes: Option<u64>,
+    pub max_queries: Option<u32>,
+    pub max_connections: Option<usize>,
+    pub memory_limit: Option<String>,
+    pub threads: Option<u32>,
+}
+
+impl LimitOverrides {
+    pub fn validate(&self) -> Result<(), String> {
+        if self.max_queries.is_some_and(|n| !(1..=1024).contains(&n)) {
+            return Err("max_queries must be between 1 and 1024".into());
+        }
+        if self.max_connections == Some(0) {
+            return Err("max_connections must be at least 1".into());
+        }
+        if let Some(m) = &self.memory_limit {
+            check_memory_limit(m).map_err(|e| format!("memory_limit: {e}"))?;
+        }
+        Ok(())
+    }
+}
+
+impl TenantLimits {
+    /// The global limits with `o` laid over them.
+    pub fn resolve(&self, o: &LimitOverrides) -> Self {
+        let none_if_zero = |v: u64| (v > 0).then_some(v);
+        let mut l = self.clone();
+        if let Some(n) = o.max_queries {
+            l.max_queries = n;
+        }
+        if let Some(n) = o.max_connections {
+            l.max_connections = n;
+        }
+        if let Some(s) = o.query_timeout_secs {
+            l.query_timeout = none_if_zero(s).map(Duration::from_secs);
+        }
+        if let Some(n) = o.max_result_rows {
+            l.result.max_rows = none_if_zero(n).unwrap_or(u64::MAX);
+        }
+        if let Some(n) = o.max_result_bytes {
+            l.result.max_bytes = none_if_zero(n).unwrap_or(u64::MAX);
+        }
+        if let Some(t) = o.threads {
+            l.threads = (t > 0).then_some(t);
+        }
+        if let Some(m) = &o.memory_limit {
+            l.memory_limit = Some(m.clone());
+        }
+        l
+    }
+}
+
+/// Checks a DuckDB size (`4GB`, `512MiB`, `50%`) before DuckDB sees it, so that a typo fails
+/// at start instead of at a tenant's first query.
+pub fn check_memory_limit(m: &str) -> Result<(), String> {
+    let number = m
+        .trim_end()
+        .trim_end_matches(|c: char| c.is_ascii_alphabetic() || c == '%');
+    if number
+        .trim()
+        .parse::<f64>()
+        .map(|v| v <= 0.0)
+        .unwrap_or(true)
+    {
+        return Err(format!("'{m}' is not a size such as 4GB, 512MiB or 50%"));
+    }
+    Ok(())
+}
+
+/// Database-wide settings every tenant shares.
 #[derive(Debug, Clone)]
 pub struct DbSettings {
-    pub threads: Option<u32>,
-    pub memory_limit: Option<String>,
     pub preserve_insertion_order: bool,
-    pub pool_size: u32,
     pub checkout_timeout: Duration,
 }
 
-impl DbSettings {
+/// The settings one tenant's database opens with.
+#[derive(Debug, Clone)]
+struct DbInit {
+    threads: Option<u32>,
+    memory_limit: Option<String>,
+    preserve_insertion_order: bool,
+}
+
+impl DbInit {
     /// The database-wide settings, then the sandbox: no files or URLs outside the database, no
     /// extension installs or loads, and the configuration locked so a query cannot undo any
     /// of it.
@@ -105,8 +204,11 @@ impl r2d2::CustomizeConnection<Connection, DuckError> for InitHook {
 pub struct Tenant {
     pub id: TenantId,
     path: PathBuf,
+    pub limits: TenantLimits,
     /// One permit per pooled connection.
     pub slots: Arc<Semaphore>,
+    /// One permit per open stream or WebSocket ([`TenantLimits::max_connections`]).
+    pub connections: Arc<Semaphore>,
     pool: Mutex<Option<Pool>>,
     settings: Arc<DbSettings>,
     scheduler: Arc<ScheduledThreadPool>,
@@ -123,14 +225,19 @@ impl Tenant {
             return Err(GatewayError::TenantNotFound(self.id.to_string()));
         }
         let db = Database::open(&self.path, &[]).map_err(GatewayError::TenantUnavailable)?;
+        let init = DbInit {
+            threads: self.limits.threads,
+            memory_limit: self.limits.memory_limit.clone(),
+            preserve_insertion_order: self.settings.preserve_insertion_order,
+        };
         let pool = r2d2::Pool::builder()
-            .max_size(self.settings.pool_size)
+            .max_size(self.limits.max_queries)
             .min_idle(Some(0))
             .test_on_check_out(false)
             .connection_timeout(self.settings.checkout_timeout)
             .thread_pool(Arc::clone(&self.scheduler))
             .connection_customizer(Box::new(InitHook {
-                sql: self.settings.init_sql(),
+                sql: init.init_sql(),
                 applied: Mutex::new(false),
             }))
             .build_unchecked(ConnectionManager { db });
@@ -144,15 +251,24 @@ impl Tenant {
 pub struct TenantRegistry {
     data_dir: PathBuf,
     settings: Arc<DbSettings>,
+    defaults: TenantLimits,
+    overrides: HashMap<TenantId, LimitOverrides>,
     tenants: Mutex<HashMap<TenantId, Arc<Tenant>>>,
     scheduler: Arc<ScheduledThreadPool>,
 }
 
 impl TenantRegistry {
-    pub fn new(data_dir: &Path, settings: DbSettings) -> Self {
+    pub fn new(
+        data_dir: &Path,
+        settings: DbSettings,
+        defaults: TenantLimits,
+        overrides: HashMap<TenantId, LimitOverrides>,
+    ) -> Self {
         Self {
             data_dir: data_dir.to_path_buf(),
             settings: Arc::new(settings),
+            defaults,
+            overrides,
             tenants: Mutex::new(HashMap::new()),
             scheduler: Arc::new(
                 ScheduledThreadPool::builder()
@@ -181,10 +297,16 @@ impl TenantRegistry {
             return Err(GatewayError::TenantNotFound(id.to_string()));
         }
         let tenant = Arc::clone(self.lock().entry(id.clone()).or_insert_with(|| {
+            let limits = match self.overrides.get(id) {
+                Some(o) => self.defaults.resolve(o),
+                None => self.defaults.clone(),
+            };
             Arc::new(Tenant {
                 id: id.clone(),
                 path,
-                slots: Arc::new(Semaphore::new(self.settings.pool_size as usize)),
+                slots: Arc::new(Semaphore::new(limits.max_queries as usize)),
+                connections: Arc::new(Semaphore::new(limits.max_connections)),
+                limits,
                 pool: Mutex::new(None),
                 settings: Arc::clone(&self.settings),
                 scheduler: Arc::clone(&self.scheduler),

@@ -22,12 +22,13 @@ use prometheus::{Histogram, IntCounter, IntGauge};
 use serde::Deserialize;
 use tokio::sync::mpsc;
 
+use crate::auth::Access;
 use crate::compress::{self, Framing, WireChunk};
 use crate::engine::control::CancelOnDrop;
-use crate::engine::{Frame, FrameKind, RunningQuery, Transport};
+use crate::engine::{ConnectionSlot, Frame, FrameKind, RunningQuery, Transport};
 use crate::error::GatewayError;
 use crate::startup::AppState;
-use crate::wire::{QueryRequest, TenantId};
+use crate::wire::{QueryRequest, TenantId, TokenRequest};
 
 /// Query-string form of a query (`GET`).
 #[derive(Debug, Deserialize)]
@@ -44,8 +45,9 @@ pub async fn post_query(
     state: web::Data<AppState>,
 ) -> Result<HttpResponse, GatewayError> {
     let tenant = TenantId::parse(&path)?;
+    let access = state.authorize(&req, &tenant)?;
     let query = json_request(payload, &state).await?;
-    run(&req, tenant, query, &state).await
+    run(&req, access, query, &state).await
 }
 
 pub async fn get_query(
@@ -55,8 +57,38 @@ pub async fn get_query(
     state: web::Data<AppState>,
 ) -> Result<HttpResponse, GatewayError> {
     let tenant = TenantId::parse(&path)?;
+    let access = state.authorize(&req, &tenant)?;
     let query = params.into_inner().into_request()?;
-    run(&req, tenant, query, &state).await
+    run(&req, access, query, &state).await
+}
+
+/// `POST /v1/{tenant}/tokens`: a short-lived token for browsers, issued to an API key.
+pub async fn post_token(
+    req: HttpRequest,
+    path: web::Path<String>,
+    payload: web::Payload,
+    state: web::Data<AppState>,
+) -> Result<HttpResponse, GatewayError> {
+    let tenant = TenantId::parse(&path)?;
+    let access = state.authorize(&req, &tenant)?;
+    let mut body = read_body(payload, state.max_body_bytes, state.body_timeout).await?;
+    let request = TokenRequest::from_json(&mut body)?;
+    state.engine.check_tenant(&tenant).await?;
+    let issued = state.auth.issue(&access, request).map_err(|e| {
+        state
+            .engine
+            .metrics()
+            .auth_failures
+            .with_label_values(&[e.reason()])
+            .inc();
+        GatewayError::from(e)
+    })?;
+    tracing::info!(%tenant, expires_at = issued.expires_at, restricted = issued.tables.is_some(), "token issued");
+    let body = simd_json::serde::to_vec(&issued).map_err(|e| GatewayError::Internal(e.into()))?;
+    Ok(HttpResponse::Ok()
+        .content_type("application/json")
+        .insert_header((header::CACHE_CONTROL, HeaderValue::from_static("no-store")))
+        .body(body))
 }
 
 impl QueryParams {
@@ -106,13 +138,20 @@ async fn read_body_unbounded(
 
 async fn run(
     req: &HttpRequest,
-    tenant: TenantId,
+    access: Access,
     query: QueryRequest,
     state: &AppState,
 ) -> Result<HttpResponse, GatewayError> {
     let running = state
         .engine
-        .start(&tenant, query, Transport::Http, super::new_query_id(), None)
+        .start(
+            &access.tenant,
+            query,
+            Transport::Http,
+            super::new_query_id(),
+            None,
+            access.tables,
+        )
         .await?;
     let mut response = HttpResponse::Ok();
     response.content_type("application/x-ndjson");
@@ -164,6 +203,7 @@ pub(crate) fn streaming_response<F: Framing>(
         bytes: metrics.bytes_sent.with_label_values(&label),
         raw_bytes: metrics.uncompressed_bytes.with_label_values(&label),
         _guard: running.guard,
+        _slot: running.connection,
     };
     response
         .insert_header((
@@ -198,6 +238,8 @@ struct Body {
     raw_bytes: IntCounter,
     /// Dropped with the body: interrupts the query if it has not ended.
     _guard: CancelOnDrop,
+    /// The tenant's connection slot, freed with the body.
+    _slot: Option<ConnectionSlot>,
 }
 
 impl Body {

@@ -23,6 +23,7 @@ use actix_web::{web, HttpRequest, HttpResponse};
 use tokio::sync::mpsc;
 
 use super::http::{json_request, streaming_response, QueryParams};
+use crate::auth::Access;
 use crate::compress::Framing;
 use crate::engine::{Frame, FrameKind, Transport};
 use crate::error::GatewayError;
@@ -71,11 +72,12 @@ pub async fn get_sse(
     state: web::Data<AppState>,
 ) -> Result<HttpResponse, GatewayError> {
     let tenant = TenantId::parse(&path)?;
+    let access = state.authorize(&req, &tenant)?;
     if let Some(resp) = refuse_resume(&req) {
         return Ok(resp);
     }
     let query = params.into_inner().into_request()?;
-    run(&req, tenant, query, &state).await
+    run(&req, access, query, &state).await
 }
 
 pub async fn post_sse(
@@ -85,11 +87,12 @@ pub async fn post_sse(
     state: web::Data<AppState>,
 ) -> Result<HttpResponse, GatewayError> {
     let tenant = TenantId::parse(&path)?;
+    let access = state.authorize(&req, &tenant)?;
     if let Some(resp) = refuse_resume(&req) {
         return Ok(resp);
     }
     let query = json_request(payload, &state).await?;
-    run(&req, tenant, query, &state).await
+    run(&req, access, query, &state).await
 }
 
 fn event_stream() -> actix_web::HttpResponseBuilder {
@@ -126,14 +129,21 @@ fn refuse_resume(req: &HttpRequest) -> Option<HttpResponse> {
 
 async fn run(
     req: &HttpRequest,
-    tenant: TenantId,
+    access: Access,
     query: QueryRequest,
     state: &AppState,
 ) -> Result<HttpResponse, GatewayError> {
     let query_id = super::new_query_id();
     let mut running = state
         .engine
-        .start(&tenant, query, Transport::Sse, Arc::clone(&query_id), None)
+        .start(
+            &access.tenant,
+            query,
+            Transport::Sse,
+            Arc::clone(&query_id),
+            None,
+            access.tables,
+        )
         .await?;
     running.frames = with_keepalive(running.frames, state.sse_keepalive, state.stream_buffer);
     streaming_response(

@@ -32,9 +32,10 @@ use serde::Deserialize;
 use tokio::sync::{mpsc, OwnedSemaphorePermit, Semaphore};
 use tokio_util::sync::CancellationToken;
 
+use crate::auth::Access;
 use crate::compress::{self, WireChunk};
 use crate::engine::control::CancelReason;
-use crate::engine::Transport;
+use crate::engine::{ConnectionSlot, Transport};
 use crate::error::GatewayError;
 use crate::startup::AppState;
 use crate::wire::lines;
@@ -71,6 +72,7 @@ pub async fn ws_query(
     state: web::Data<AppState>,
 ) -> Result<HttpResponse, actix_web::Error> {
     let tenant = TenantId::parse(&path)?;
+    let access = state.authorize(&req, &tenant)?;
     let level = match params.compression.as_deref() {
         None | Some("zstd") => Some(state.zstd_level),
         Some("none") => None,
@@ -84,7 +86,7 @@ pub async fn ws_query(
     if state.engine.is_shutting_down() {
         return Err(GatewayError::ShuttingDown.into());
     }
-    state.engine.check_tenant(&tenant).await?;
+    let slot = state.engine.connect(&tenant).await?;
     let (response, session, stream) = actix_ws::handle(&req, body)?;
     let limit = state.ws.max_message_bytes;
     let stream = stream
@@ -97,9 +99,10 @@ pub async fn ws_query(
         budget: Arc::new(Semaphore::new(state.ws.send_budget_bytes)),
         queries: HashMap::new(),
         out_tx,
-        tenant,
+        access,
         level,
         state,
+        _slot: slot,
     };
     actix_web::rt::spawn(connection.run(session, stream, out_rx));
     Ok(response)
@@ -118,7 +121,10 @@ struct Outgoing {
 
 struct Connection {
     state: web::Data<AppState>,
-    tenant: TenantId,
+    /// What the connection's credential allows (checked again per query: tokens expire).
+    access: Access,
+    /// One of the tenant's `max_connections`, held until the connection ends.
+    _slot: ConnectionSlot,
     level: Option<i32>,
     /// Cancels every query of this connection (a child of the process's shutdown token).
     token: CancellationToken,
@@ -292,11 +298,15 @@ impl Connection {
                 ),
             ));
         }
+        if let Err(e) = self.access.check_fresh() {
+            let e = GatewayError::from(e);
+            return Some(lines::error_line(&id, e.code(), &e.client_message()));
+        }
         let cancel = CancellationToken::new();
         self.queries.insert(id.clone(), cancel.clone());
         let task = QueryTask {
             state: self.state.clone(),
-            tenant: self.tenant.clone(),
+            access: self.access.clone(),
             id: id.into(),
             request,
             connection: self.token.clone(),
@@ -356,7 +366,7 @@ impl Connection {
 /// Runs one query of a connection and forwards its messages to the session.
 struct QueryTask {
     state: web::Data<AppState>,
-    tenant: TenantId,
+    access: Access,
     id: Arc<str>,
     request: QueryRequest,
     connection: CancellationToken,
@@ -371,11 +381,12 @@ impl QueryTask {
         let engine = &self.state.engine;
         let parent = Some((self.connection.clone(), CancelReason::Disconnected));
         let start = engine.start(
-            &self.tenant,
+            &self.access.tenant,
             self.request.clone(),
             Transport::Ws,
             Arc::clone(&self.id),
             parent,
+            self.access.tables.clone(),
         );
         let started = tokio::select! {
             r = start => r,

@@ -58,6 +58,41 @@ fn parse_json(bytes: &mut [u8]) -> Result<BorrowedValue<'_>, String> {
     simd_json::to_borrowed_value(bytes).map_err(|e| e.to_string())
 }
 
+/// What a client asks of `POST /v1/{tenant}/tokens` (an empty body asks for the defaults).
+#[derive(Debug, Default, Clone, serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TokenRequest {
+    /// Seconds the token lives (default `token_ttl_secs`, at most `token_max_ttl_secs`).
+    pub ttl_secs: Option<u64>,
+    /// The only tables the token's queries may read (`table` or `schema.table`).
+    pub tables: Option<Vec<String>>,
+}
+
+impl TokenRequest {
+    pub fn from_json(body: &mut [u8]) -> Result<Self, GatewayError> {
+        if body.iter().all(u8::is_ascii_whitespace) {
+            return Ok(Self::default());
+        }
+        if too_deep(body, MAX_JSON_DEPTH) {
+            return Err(GatewayError::InvalidJson(format!(
+                "nested deeper than {MAX_JSON_DEPTH} levels"
+            )));
+        }
+        simd_json::serde::from_slice(body).map_err(|e| GatewayError::InvalidRequest(e.to_string()))
+    }
+}
+
+/// The answer of `POST /v1/{tenant}/tokens`.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct IssuedToken {
+    pub token: String,
+    pub tenant: String,
+    /// Unix seconds.
+    pub expires_at: u64,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub tables: Option<Vec<String>>,
+}
+
 /// A validated tenant name.
 #[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub struct TenantId(String);

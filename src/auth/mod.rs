@@ -1,0 +1,370 @@
+//! Who is asking, and for which tenant: API keys and signed tokens, checked at the edge before
+//! a request touches the engine.
+//!
+//! - With a tenants file, every tenant route needs a credential: `Authorization: Bearer <key>`
+//!   (a tenant's API key, or an admin key good for every tenant), or a token from
+//!   `POST /v1/{tenant}/tokens` as `Authorization: Bearer <token>` or `?token=<token>` (for
+//!   `EventSource` and WebSocket, which cannot set headers).
+//! - Without one, duckstream is open ([`Via::Open`]); the config then refuses any bind address
+//!   but loopback unless `--insecure` is given.
+//!
+//! Invariants:
+//! - A credential for tenant A is refused on tenant B with `access_denied` (403), whether or
+//!   not B exists: an outsider learns nothing about other tenants.
+//! - Only API keys issue tokens; a token cannot extend itself, and its `exp` is at most
+//!   `token_max_ttl_secs` away.
+//! - Keys and tokens are never logged; failures are counted by a fixed `reason`.
+
+pub mod keys;
+pub mod token;
+
+use std::collections::HashMap;
+use std::sync::Arc;
+
+use actix_web::http::header::{HeaderMap, AUTHORIZATION};
+
+use crate::engine::TableSet;
+use crate::error::GatewayError;
+use crate::tenants::TenantsFile;
+use crate::wire::{IssuedToken, TenantId, TokenRequest};
+use keys::KeyHash;
+use token::{Claims, TokenError, TokenSigner};
+
+/// How a request proved who it is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Via {
+    /// No tenants file: everyone may use every tenant.
+    Open,
+    ApiKey,
+    AdminKey,
+    Token,
+}
+
+/// What a request may do: which tenant, and (for tokens) which tables, until when.
+#[derive(Debug, Clone)]
+pub struct Access {
+    pub tenant: TenantId,
+    pub via: Via,
+    pub tables: Option<Arc<TableSet>>,
+    /// Unix seconds after which the credential is no longer valid (tokens).
+    pub expires_at: Option<u64>,
+}
+
+impl Access {
+    /// Refuses use of a token past its expiry (a WebSocket outlives the check at connect).
+    pub fn check_fresh(&self) -> Result<(), AuthError> {
+        match self.expires_at {
+            Some(exp) if exp <= token::now_secs() => Err(AuthError::Expired),
+            _ => Ok(()),
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum AuthError {
+    #[error("credentials required: send 'Authorization: Bearer <API key>' or '?token=<token>'")]
+    Missing,
+    #[error("the API key is not valid")]
+    InvalidKey,
+    #[error("the token is not valid: {0}")]
+    InvalidToken(TokenError),
+    #[error("the token has expired")]
+    Expired,
+    #[error("these credentials do not give access to tenant '{0}'")]
+    WrongTenant(String),
+    #[error("tokens can only be issued with an API key")]
+    TokenCannotIssue,
+    #[error("authentication is off (no tenants file): there are no tokens to issue")]
+    Disabled,
+    #[error("{0}")]
+    BadTokenRequest(String),
+}
+
+impl AuthError {
+    /// A fixed label for `duckstream_auth_failures_total`.
+    pub fn reason(&self) -> &'static str {
+        match self {
+            Self::Missing => "missing",
+            Self::InvalidKey => "invalid_key",
+            Self::InvalidToken(_) => "invalid_token",
+            Self::Expired => "expired",
+            Self::WrongTenant(_) | Self::TokenCannotIssue => "denied",
+            Self::Disabled | Self::BadTokenRequest(_) => "bad_request",
+        }
+    }
+}
+
+impl From<AuthError> for GatewayError {
+    fn from(e: AuthError) -> Self {
+        match e {
+            AuthError::Missing | AuthError::InvalidKey | AuthError::InvalidToken(_) => {
+                GatewayError::Unauthenticated(e.to_string())
+            }
+            AuthError::Expired => GatewayError::TokenExpired,
+            AuthError::WrongTenant(_) | AuthError::TokenCannotIssue => {
+                GatewayError::AccessDenied(e.to_string())
+            }
+            AuthError::Disabled | AuthError::BadTokenRequest(_) => {
+                GatewayError::InvalidRequest(e.to_string())
+            }
+        }
+    }
+}
+
+/// Who a key belongs to.
+#[derive(Debug, Clone)]
+enum Owner {
+    Admin,
+    Tenant(TenantId),
+}
+
+/// Token lifetimes.
+#[derive(Debug, Clone, Copy)]
+pub struct TokenTtl {
+    pub default_secs: u64,
+    pub max_secs: u64,
+}
+
+pub struct Authenticator {
+    /// `None`: no tenants file, open.
+    keys: Option<HashMap<KeyHash, Owner>>,
+    signer: TokenSigner,
+    ttl: TokenTtl,
+}
+
+impl Authenticator {
+    pub fn new(tenants: Option<&TenantsFile>, signer: TokenSigner, ttl: TokenTtl) -> Self {
+        let keys = tenants.map(|file| {
+            let admins = file.admin_keys.iter().map(|k| (k.clone(), Owner::Admin));
+            let tenants = file.tenants.iter().flat_map(|(id, t)| {
+                t.keys
+                    .iter()
+                    .map(move |k| (k.clone(), Owner::Tenant(id.clone())))
+            });
+            admins.chain(tenants).collect()
+        });
+        Self { keys, signer, ttl }
+    }
+
+    pub fn is_open(&self) -> bool {
+        self.keys.is_none()
+    }
+
+    /// Checks the request's credential for `tenant`.
+    pub fn authorize(
+        &self,
+        headers: &HeaderMap,
+        query_string: &str,
+        tenant: &TenantId,
+    ) -> Result<Access, AuthError> {
+        let Some(keys) = &self.keys else {
+            return Ok(Access {
+                tenant: tenant.clone(),
+                via: Via::Open,
+                tables: None,
+                expires_at: None,
+            });
+        };
+        match credential(headers, query_string)? {
+            Credential::Key(key) => match keys.get(&KeyHash::of(&key)) {
+                None => Err(AuthError::InvalidKey),
+                Some(Owner::Admin) => Ok(Access {
+                    tenant: tenant.clone(),
+                    via: Via::AdminKey,
+                    tables: None,
+                    expires_at: None,
+                }),
+                Some(Owner::Tenant(owner)) if owner == tenant => Ok(Access {
+                    tenant: tenant.clone(),
+                    via: Via::ApiKey,
+                    tables: None,
+                    expires_at: None,
+                }),
+                Some(Owner::Tenant(_)) => Err(AuthError::WrongTenant(tenant.to_string())),
+            },
+            Credential::Token(t) => {
+                let claims = self
+                    .signer
+                    .verify(&t, token::now_secs())
+                    .map_err(|e| match e {
+                        TokenError::Expired => AuthError::Expired,
+                        e => AuthError::InvalidToken(e),
+                    })?;
+                if claims.sub != tenant.as_str() {
+                    return Err(AuthError::WrongTenant(tenant.to_string()));
+                }
+                let tables = match &claims.tables {
+                    Some(names) => {
+                        Some(Arc::new(TableSet::parse(names).map_err(|_| {
+                            AuthError::InvalidToken(TokenError::Malformed)
+                        })?))
+                    }
+                    None => None,
+                };
+                Ok(Access {
+                    tenant: tenant.clone(),
+                    via: Via::Token,
+                    tables,
+                    expires_at: Some(claims.exp),
+                })
+            }
+        }
+    }
+
+    /// Issues a token for `access`'s tenant (which an API key must have proved).
+    pub fn issue(&self, access: &Access, request: TokenRequest) -> Result<IssuedToken, AuthError> {
+        match access.via {
+            Via::ApiKey | Via::AdminKey => {}
+            Via::Token => return Err(AuthError::TokenCannotIssue),
+            Via::Open => return Err(AuthError::Disabled),
+        }
+        let ttl = request.ttl_secs.unwrap_or(self.ttl.default_secs);
+        if ttl == 0 || ttl > self.ttl.max_secs {
+            return Err(AuthError::BadTokenRequest(format!(
+                "ttl_secs must be between 1 and {}",
+                self.ttl.max_secs
+            )));
+        }
+        let tables = match &request.tables {
+            Some(names) => Some(
+                TableSet::parse(names)
+                    .map_err(AuthError::BadTokenRequest)?
+                    .names(),
+            ),
+            None => None,
+        };
+        let claims = Claims::new(access.tenant.as_str(), token::now_secs(), ttl, tables);
+        Ok(IssuedToken {
+            token: self.signer.sign(&claims),
+            tenant: claims.sub.clone(),
+            expires_at: claims.exp,
+            tables: claims.tables,
+        })
+    }
+}
+
+enum Credential {
+    Key(String),
+    Token(String),
+}
+
+/// The request's credential: the `Authorization: Bearer` header (a key, or a token: three
+/// dot-separated parts), else `?token=`. Two different credentials are refused, not guessed.
+fn credential(headers: &HeaderMap, query_string: &str) -> Result<Credential, AuthError> {
+    let from_query = form_urlencoded::parse(query_string.as_bytes())
+        .find(|(k, _)| k == "token")
+        .map(|(_, v)| v.into_owned());
+    let from_header = match headers.get(AUTHORIZATION) {
+        None => None,
+        Some(v) => {
+            let v = v.to_str().map_err(|_| AuthError::InvalidKey)?;
+            let (scheme, value) = v.trim().split_once(' ').ok_or(AuthError::Missing)?;
+            if !scheme.eq_ignore_ascii_case("bearer") {
+                return Err(AuthError::Missing);
+            }
+            Some(value.trim().to_string())
+        }
+    };
+    match (from_header, from_query) {
+        (Some(h), Some(q)) if h != q => Err(AuthError::InvalidToken(TokenError::Malformed)),
+        (Some(v), _) if v.split('.').count() == 3 => Ok(Credential::Token(v)),
+        (Some(v), _) if !v.is_empty() => Ok(Credential::Key(v)),
+        (None, Some(q)) => Ok(Credential::Token(q)),
+        _ => Err(AuthError::Missing),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use actix_web::http::header::HeaderValue;
+
+    use super::*;
+
+    fn auth() -> Authenticator {
+        let file = TenantsFile::from_toml(&format!(
+            "admin_keys = [\"{}\"]\n[tenants.acme]\nkeys = [\"{}\"]\n[tenants.globex]\nkeys = [\"{}\"]\n",
+            KeyHash::of("root").to_stored(),
+            KeyHash::of("acme-key").to_stored(),
+            KeyHash::of("globex-key").to_stored(),
+        ))
+        .unwrap();
+        Authenticator::new(
+            Some(&file),
+            TokenSigner::new(vec![7u8; 32]),
+            TokenTtl {
+                default_secs: 60,
+                max_secs: 600,
+            },
+        )
+    }
+
+    fn bearer(v: &str) -> HeaderMap {
+        let mut h = HeaderMap::new();
+        h.insert(
+            AUTHORIZATION,
+            HeaderValue::from_str(&format!("Bearer {v}")).unwrap(),
+        );
+        h
+    }
+
+    #[test]
+    fn keys_and_tokens_open_their_own_tenant_only() {
+        let a = auth();
+        let acme = TenantId::parse("acme").unwrap();
+        let globex = TenantId::parse("globex").unwrap();
+        let none = HeaderMap::new();
+        assert_eq!(
+            a.authorize(&none, "", &acme).unwrap_err(),
+            AuthError::Missing
+        );
+        let got = a.authorize(&bearer("acme-key"), "", &acme).unwrap();
+        assert_eq!(got.via, Via::ApiKey);
+        assert!(matches!(
+            a.authorize(&bearer("acme-key"), "", &globex),
+            Err(AuthError::WrongTenant(_))
+        ));
+        assert_eq!(
+            a.authorize(&bearer("nope"), "", &acme).unwrap_err(),
+            AuthError::InvalidKey
+        );
+        assert_eq!(
+            a.authorize(&bearer("root"), "", &globex).unwrap().via,
+            Via::AdminKey
+        );
+
+        let issued = a
+            .issue(
+                &got,
+                TokenRequest {
+                    ttl_secs: None,
+                    tables: Some(vec!["Trips".into()]),
+                },
+            )
+            .unwrap();
+        assert_eq!(issued.tables, Some(vec!["trips".to_string()]));
+        let q = format!("sql=x&token={}", issued.token);
+        let via_token = a.authorize(&none, &q, &acme).unwrap();
+        assert_eq!(via_token.via, Via::Token);
+        assert!(via_token.tables.is_some());
+        assert!(a.authorize(&bearer(&issued.token), "", &acme).is_ok());
+        assert!(matches!(
+            a.authorize(&none, &q, &globex),
+            Err(AuthError::WrongTenant(_))
+        ));
+        // A token cannot mint tokens; lifetimes are bounded.
+        assert_eq!(
+            a.issue(&via_token, TokenRequest::default()).unwrap_err(),
+            AuthError::TokenCannotIssue
+        );
+        let too_long = TokenRequest {
+            ttl_secs: Some(601),
+            tables: None,
+        };
+        assert!(a.issue(&got, too_long).is_err());
+        // An API key passed as ?token= is not a token.
+        assert!(matches!(
+            a.authorize(&none, "token=acme-key", &acme),
+            Err(AuthError::InvalidToken(_))
+        ));
+    }
+}
