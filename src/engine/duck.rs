@@ -184,6 +184,43 @@ impl Connection {
         Ok(prepared)
     }
 
+    /// The names of the tables `sql` mentions (unqualified, unquoted; views resolved), from
+    /// DuckDB's parser and binder (`duckdb_get_table_names`). Fails for statements with
+    /// parameters.
+    pub fn table_names(&self, sql: &str) -> Result<Vec<String>, DuckError> {
+        let c_sql = c_string(sql)?;
+        // SAFETY: valid connection and string; the returned value (NULL on error) is
+        // destroyed below, as is each child value and string taken from it.
+        unsafe {
+            let mut list = ffi::duckdb_get_table_names(self.raw, c_sql.as_ptr(), false);
+            if list.is_null() {
+                return Err(DuckError::other(
+                    "the statement's tables could not be listed",
+                ));
+            }
+            let n = ffi::duckdb_get_list_size(list);
+            let mut names = Vec::with_capacity(n as usize);
+            for i in 0..n {
+                let mut child = ffi::duckdb_get_list_child(list, i);
+                if child.is_null() {
+                    continue;
+                }
+                let text = ffi::duckdb_get_varchar(child);
+                if !text.is_null() {
+                    names.push(
+                        std::ffi::CStr::from_ptr(text)
+                            .to_string_lossy()
+                            .into_owned(),
+                    );
+                    ffi::duckdb_free(text.cast());
+                }
+                ffi::duckdb_destroy_value(&mut child);
+            }
+            ffi::duckdb_destroy_value(&mut list);
+            Ok(names)
+        }
+    }
+
     /// A handle that can interrupt whatever this connection runs, from another thread.
     pub fn interrupt_handle(&self) -> InterruptHandle {
         InterruptHandle { raw: self.raw }

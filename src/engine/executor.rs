@@ -182,6 +182,17 @@ fn check_tables(conn: &Connection, job: &Job, tables: &TableSet) -> Result<(), E
     if rows == 0 {
         return Err(refused("the query plan could not be read".into()));
     }
+    // The names the statement mentions (its binder cannot take parameters: then the plan,
+    // checked above, is the whole check).
+    if job.request.params.is_empty() {
+        let names = conn.table_names(&job.request.sql).map_err(|e| {
+            refused(format!(
+                "the statement's tables could not be checked: {}",
+                e.message
+            ))
+        })?;
+        tables.check_names(&names).map_err(refused)?;
+    }
     Ok(())
 }
 

@@ -1,7 +1,13 @@
 //! Allowed tables: a token may name the only tables its queries can read. The check asks
-//! DuckDB, not the SQL text: the query's physical plan (`EXPLAIN (FORMAT json)`, bound with
-//! the query's own parameters) lists every table it scans, after views, CTEs, `query()` and
-//! `query_table()` (with computed or bound names) have been resolved.
+//! DuckDB, not the SQL text, twice:
+//! 1. the query's physical plan (`EXPLAIN (FORMAT json)`, bound with the query's own
+//!    parameters) lists every table it scans, after views, CTEs, `query()` and `query_table()`
+//!    (with computed or bound names) have been resolved;
+//! 2. DuckDB's binder lists the names of the tables the statement mentions
+//!    (`duckdb_get_table_names`, unqualified), which also catches statements that read a
+//!    table's schema without scanning it (`DESCRIBE t`). Each must be the table part of an
+//!    allowed name. The binder cannot take parameters: for a statement with parameters, only
+//!    the plan decides.
 //!
 //! Invariants (fail closed):
 //! - Every plan node that names a `Table` must name an allowed one in the tenant's own catalog.
@@ -108,6 +114,17 @@ impl TableSet {
         Ok(())
     }
 
+    /// Checks unqualified table names (as `duckdb_get_table_names` gives them).
+    pub fn check_names(&self, names: &[String]) -> Result<(), String> {
+        match names
+            .iter()
+            .find(|n| !self.entries.iter().any(|(_, t)| t.eq_ignore_ascii_case(n)))
+        {
+            Some(n) => Err(format!("the token does not allow reading table {n}")),
+            None => Ok(()),
+        }
+    }
+
     fn check_table(&self, qualified: &str, catalog: &str) -> Result<(), String> {
         let parts = split_qualified(qualified);
         let (cat, schema, table) = match parts.as_slice() {
@@ -185,6 +202,8 @@ mod tests {
         let r = br#"[{"name":"RANGE","children":[],"extra_info":{"Function":"RANGE"}}]"#;
         assert!(s.check_plan(&mut r.to_vec(), "acme").is_ok());
         assert!(s.check_plan(&mut b"not json".to_vec(), "acme").is_err());
+        assert!(s.check_names(&["TRIPS".into(), "zones".into()]).is_ok());
+        assert!(s.check_names(&["trips".into(), "secret".into()]).is_err());
     }
 
     #[test]

@@ -1,11 +1,13 @@
 //! Integration tests: the real server on 127.0.0.1:0 with a temporary data directory, real
 //! HTTP clients, real DuckDB.
 
+mod auth;
 mod browser;
 mod errors;
 mod helpers;
 mod hostile;
 mod lifecycle;
+mod limits;
 mod observability;
 mod sandbox;
 mod sse;

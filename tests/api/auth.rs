@@ -1,0 +1,456 @@
+//! Authentication and isolation between tenants: every case of `tests/data/auth.tsv` over
+//! HTTP, SSE and WebSocket, with API keys and tokens (expired, tampered, forged, unsigned,
+//! limited to tables), plus the token endpoint and a token expiring on an open WebSocket.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use base64::Engine as _;
+use duckstream::auth::keys::KeyHash;
+use duckstream::auth::token::{now_secs, Claims, TokenSigner};
+use duckstream::config::Secret;
+use duckstream::tenants::TenantsFile;
+use futures::{SinkExt, StreamExt};
+use serde_json::{json, Value};
+use tokio_tungstenite::tungstenite::client::IntoClientRequest;
+use tokio_tungstenite::tungstenite::Message;
+
+use crate::helpers::{create_tenant, data_cases, read_lines, spawn_app_with, TestApp};
+
+pub const SECRET: &str = "test secret: thirty-two bytes or more, fine";
+pub const ACME_KEY: &str = "acme-key-0123456789";
+pub const GLOBEX_KEY: &str = "globex-key-0123456789";
+pub const ADMIN_KEY: &str = "admin-key-0123456789";
+
+/// A server with a tenants file: `acme` (trips, secret, a view over secret, geo.zones) and
+/// `globex` (ledger), each with its own key, and an admin key. `extra` goes into acme's entry.
+pub async fn spawn_secure_app(acme_extra: &str) -> TestApp {
+    spawn_secure_app_with(acme_extra, |_| {}).await
+}
+
+/// [`spawn_secure_app`], with a change to the rest of the configuration.
+pub async fn spawn_secure_app_with(
+    acme_extra: &str,
+    tweak: impl FnOnce(&mut duckstream::Config),
+) -> TestApp {
+    let tenants = format!(
+        "admin_keys = [\"{}\"]\n[tenants.acme]\nkeys = [\"{}\"]\n{acme_extra}\n[tenants.globex]\nkeys = [\"{}\"]\n",
+        KeyHash::of(ADMIN_KEY).to_stored(),
+        KeyHash::of(ACME_KEY).to_stored(),
+        KeyHash::of(GLOBEX_KEY).to_stored(),
+    );
+    spawn_app_with(|c| {
+        create_tenant(
+            &c.data_dir,
+            "acme",
+            "CREATE TABLE trips AS SELECT range AS id FROM range(7);
+             CREATE TABLE secret (v VARCHAR); INSERT INTO secret VALUES ('acme-secret');
+             CREATE VIEW leak AS SELECT * FROM secret;
+             CREATE SCHEMA geo; CREATE TABLE geo.zones AS SELECT 1 AS z;",
+        );
+        create_tenant(
+            &c.data_dir,
+            "globex",
+            "CREATE TABLE ledger AS SELECT 'globex-data' AS v;",
+        );
+        c.tenants = Some(Arc::new(TenantsFile::from_toml(&tenants).unwrap()));
+        c.token_secret = Some(Secret(SECRET.into()));
+        tweak(c);
+    })
+    .await
+}
+
+/// How a request carries its credential.
+pub enum Cred {
+    None,
+    Header(String),
+    Query(String),
+}
+
+fn b64(v: &[u8]) -> String {
+    base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(v)
+}
+
+/// A token from the real endpoint, issued to `tenant`'s key.
+pub async fn issue(app: &TestApp, tenant: &str, body: Value) -> String {
+    let key = match tenant {
+        "acme" => ACME_KEY,
+        _ => GLOBEX_KEY,
+    };
+    let resp = app
+        .client
+        .post(app.url(&format!("/v1/{tenant}/tokens")))
+        .bearer_auth(key)
+        .body(body.to_string())
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 200);
+    let v: Value = json_of(resp).await;
+    v["token"].as_str().unwrap().to_string()
+}
+
+async fn credential(app: &TestApp, spec: &str) -> Cred {
+    let parts: Vec<&str> = spec.split(':').collect();
+    match parts[..] {
+        ["-"] => Cred::None,
+        ["key", who] => Cred::Header(
+            match who {
+                "acme" => ACME_KEY,
+                "globex" => GLOBEX_KEY,
+                "admin" => ADMIN_KEY,
+                _ => "no-such-key",
+            }
+            .to_string(),
+        ),
+        ["basic"] => Cred::None,
+        ["token", t] => Cred::Query(issue(app, t, json!({})).await),
+        ["token", t, tables] => {
+            let tables: Vec<&str> = tables.split('+').collect();
+            Cred::Query(issue(app, t, json!({ "tables": tables })).await)
+        }
+        ["bearer-token", t] => Cred::Header(issue(app, t, json!({})).await),
+        ["expired", t] => Cred::Query(TokenSigner::new(SECRET.as_bytes()).sign(&Claims::new(
+            t,
+            now_secs() - 120,
+            60,
+            None,
+        ))),
+        ["tampered", t, u] => {
+            let token = issue(app, t, json!({})).await;
+            let parts: Vec<&str> = token.split('.').collect();
+            let payload = serde_json::to_vec(&Claims::new(u, now_secs(), 300, None)).unwrap();
+            Cred::Query(format!("{}.{}.{}", parts[0], b64(&payload), parts[2]))
+        }
+        ["forged", t] => Cred::Query(
+            TokenSigner::new(b"another secret, also thirty-two bytes long".to_vec())
+                .sign(&Claims::new(t, now_secs(), 300, None)),
+        ),
+        ["alg-none", t] => {
+            let payload = serde_json::to_vec(&Claims::new(t, now_secs(), 300, None)).unwrap();
+            Cred::Query(format!(
+                "{}.{}.",
+                b64(br#"{"alg":"none","typ":"JWT"}"#),
+                b64(&payload)
+            ))
+        }
+        ["key-as-token", _] => Cred::Query(ACME_KEY.to_string()),
+        _ => panic!("unknown credential {spec}"),
+    }
+}
+
+/// `(status, first value or error code)` of one HTTP or SSE request.
+async fn over_http(
+    app: &TestApp,
+    transport: &str,
+    tenant: &str,
+    cred: &Cred,
+    sql: &str,
+    basic: bool,
+) -> (u16, String) {
+    let (path, get) = match transport {
+        "http-post" => ("query", false),
+        "http-get" => ("query", true),
+        "sse-get" => ("sse", true),
+        "sse-post" => ("sse", false),
+        other => panic!("unknown transport {other}"),
+    };
+    let mut query: Vec<(&str, &str)> = Vec::new();
+    if get {
+        query.push(("sql", sql));
+    }
+    if let Cred::Query(t) = cred {
+        query.push(("token", t));
+    }
+    let url = app.url(&format!("/v1/{tenant}/{path}"));
+    let mut req = if get {
+        app.client.get(url).query(&query)
+    } else {
+        app.client
+            .post(url)
+            .query(&query)
+            .body(json!({ "sql": sql }).to_string())
+    };
+    if let Cred::Header(h) = cred {
+        req = req.bearer_auth(h);
+    }
+    if basic {
+        req = req.basic_auth("acme", Some(ACME_KEY));
+    }
+    let resp = req.send().await.unwrap();
+    let status = resp.status().as_u16();
+    if status != 200 {
+        let v: Value = json_of(resp).await;
+        return (status, v["code"].as_str().unwrap().to_string());
+    }
+    let lines: Vec<Value> = if path == "sse" {
+        resp.text()
+            .await
+            .unwrap()
+            .lines()
+            .filter_map(|l| l.strip_prefix("data: "))
+            .map(|l| serde_json::from_str(l).unwrap())
+            .collect()
+    } else {
+        read_lines(resp).await.lines
+    };
+    (status, outcome(&lines))
+}
+
+/// `=first value` of a finished result, or the code of its error line.
+fn outcome(lines: &[Value]) -> String {
+    let last = lines.last().expect("some lines");
+    if last["type"] == "error" {
+        return last["code"].as_str().unwrap().to_string();
+    }
+    assert_eq!(last["type"], "end", "{lines:?}");
+    let first = lines
+        .iter()
+        .find(|l| l["type"] == "data")
+        .map(|l| l["rows"][0][0].clone())
+        .unwrap_or(Value::Null);
+    match first {
+        Value::String(s) => format!("={s}"),
+        v => format!("={v}"),
+    }
+}
+
+async fn json_of(resp: reqwest::Response) -> Value {
+    serde_json::from_slice(&resp.bytes().await.unwrap()).unwrap()
+}
+
+type Ws =
+    tokio_tungstenite::WebSocketStream<tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>>;
+
+/// Opens a WebSocket (uncompressed) with `cred`; `Err((status, code))` if the handshake is refused.
+pub async fn ws_connect(app: &TestApp, tenant: &str, cred: &Cred) -> Result<Ws, (u16, String)> {
+    let mut url = format!(
+        "{}/v1/{tenant}/ws?compression=none",
+        app.base.replace("http://", "ws://")
+    );
+    if let Cred::Query(t) = cred {
+        url.push_str(&format!("&token={t}"));
+    }
+    let mut request = url.into_client_request().unwrap();
+    if let Cred::Header(h) = cred {
+        request
+            .headers_mut()
+            .insert("authorization", format!("Bearer {h}").parse().unwrap());
+    }
+    match tokio_tungstenite::connect_async(request).await {
+        Ok((ws, _)) => Ok(ws),
+        Err(tokio_tungstenite::tungstenite::Error::Http(resp)) => {
+            let body: Value = serde_json::from_slice(resp.body().as_deref().unwrap()).unwrap();
+            Err((
+                resp.status().as_u16(),
+                body["code"].as_str().unwrap().to_string(),
+            ))
+        }
+        Err(e) => panic!("websocket: {e}"),
+    }
+}
+
+/// Runs one query on an open socket; returns its lines.
+async fn ws_query(ws: &mut Ws, id: &str, sql: &str) -> Vec<Value> {
+    let msg = json!({ "type": "query", "id": id, "sql": sql }).to_string();
+    ws.send(Message::text(msg)).await.unwrap();
+    let mut lines = Vec::new();
+    loop {
+        let msg = tokio::time::timeout(Duration::from_secs(30), ws.next())
+            .await
+            .expect("a message within 30 s")
+            .expect("socket open")
+            .unwrap();
+        let Message::Text(text) = msg else { continue };
+        for l in text.lines() {
+            let v: Value = serde_json::from_str(l).unwrap();
+            let done = v["type"] == "end" || v["type"] == "error";
+            lines.push(v);
+            if done {
+                return lines;
+            }
+        }
+    }
+}
+
+#[actix_web::test]
+async fn every_case_of_the_auth_matrix_gets_its_answer() {
+    let app = spawn_secure_app("").await;
+    let mut n = 0;
+    for line in data_cases("auth.tsv") {
+        let cols: Vec<&str> = line.split('\t').collect();
+        let [transport, tenant, spec, sql, status, expected] = cols[..] else {
+            panic!("bad case line {line}")
+        };
+        let cred = credential(&app, spec).await;
+        let got = if transport == "ws" {
+            match ws_connect(&app, tenant, &cred).await {
+                Err(refused) => refused,
+                Ok(mut ws) => {
+                    let lines = ws_query(&mut ws, "q", sql).await;
+                    ws.close(None).await.ok();
+                    (200, outcome(&lines))
+                }
+            }
+        } else {
+            over_http(&app, transport, tenant, &cred, sql, spec == "basic").await
+        };
+        assert_eq!(
+            (got.0.to_string(), got.1.as_str()),
+            (status.to_string(), expected),
+            "case: {line}"
+        );
+        n += 1;
+    }
+    assert!(n >= 60, "only {n} cases");
+    // Refusals are counted by reason.
+    assert!(
+        app.metric("duckstream_auth_failures_total{reason=\"denied\"}")
+            .await
+            >= 10.0
+    );
+    assert!(
+        app.metric("duckstream_auth_failures_total{reason=\"expired\"}")
+            .await
+            >= 3.0
+    );
+}
+
+#[actix_web::test]
+async fn a_bound_parameter_cannot_smuggle_a_table_past_a_token() {
+    let app = spawn_secure_app("").await;
+    let token = issue(&app, "acme", json!({ "tables": ["trips"] })).await;
+    let run = |sql: &'static str, params: Value| {
+        let (app, token) = (&app, &token);
+        async move {
+            app.client
+                .post(app.url("/v1/acme/query"))
+                .bearer_auth(token)
+                .body(json!({ "sql": sql, "params": params }).to_string())
+                .send()
+                .await
+                .unwrap()
+        }
+    };
+    let resp = run("SELECT * FROM query_table($1)", json!(["secret"])).await;
+    assert_eq!(resp.status(), 403);
+    let body: Value = json_of(resp).await;
+    assert_eq!(body["code"], "forbidden");
+    assert!(
+        body["message"].as_str().unwrap().contains("secret"),
+        "{body}"
+    );
+    // The same statement with an allowed table runs, with its parameter.
+    let lines =
+        read_lines(run("SELECT count(*) FROM query_table($1)", json!(["trips"])).await).await;
+    assert_eq!(lines.rows(), vec![json!([7])]);
+}
+
+#[actix_web::test]
+async fn the_token_endpoint_issues_only_to_keys_within_bounds() {
+    let app = spawn_secure_app("").await;
+    let post = |cred: String, tenant: &'static str, body: &'static str| {
+        let app = &app;
+        async move {
+            let resp = app
+                .client
+                .post(app.url(&format!("/v1/{tenant}/tokens")))
+                .bearer_auth(cred)
+                .body(body)
+                .send()
+                .await
+                .unwrap();
+            let status = resp.status().as_u16();
+            (status, json_of(resp).await)
+        }
+    };
+    let (status, v) = post(
+        ACME_KEY.into(),
+        "acme",
+        r#"{"ttl_secs": 60, "tables": ["Trips"]}"#,
+    )
+    .await;
+    assert_eq!(status, 200, "{v}");
+    assert_eq!(v["tenant"], "acme");
+    assert_eq!(v["tables"], json!(["trips"]));
+    let exp = v["expires_at"].as_u64().unwrap();
+    assert!((now_secs() + 55..=now_secs() + 61).contains(&exp), "{v}");
+    let token = v["token"].as_str().unwrap().to_string();
+    // The claims are what the response says, signed with the server's secret.
+    let claims = TokenSigner::new(SECRET.as_bytes())
+        .verify(&token, now_secs())
+        .unwrap();
+    assert_eq!((claims.sub.as_str(), claims.exp), ("acme", exp));
+
+    for (cred, tenant, body, status, code) in [
+        (token.clone(), "acme", "", 403, "access_denied"),
+        (ACME_KEY.to_string(), "globex", "", 403, "access_denied"),
+        (
+            ACME_KEY.to_string(),
+            "acme",
+            r#"{"ttl_secs": 100000}"#,
+            400,
+            "invalid_request",
+        ),
+        (
+            ACME_KEY.to_string(),
+            "acme",
+            r#"{"ttl_secs": 0}"#,
+            400,
+            "invalid_request",
+        ),
+        (
+            ACME_KEY.to_string(),
+            "acme",
+            r#"{"tables": ["a;b"]}"#,
+            400,
+            "invalid_request",
+        ),
+        (
+            ACME_KEY.to_string(),
+            "acme",
+            r#"{"tenant": "globex"}"#,
+            400,
+            "invalid_request",
+        ),
+        (ADMIN_KEY.to_string(), "ghost", "", 404, "tenant_not_found"),
+        ("nope".to_string(), "acme", "", 401, "unauthenticated"),
+    ] {
+        let (got, v) = post(cred, tenant, body).await;
+        assert_eq!(
+            (got, v["code"].as_str().unwrap()),
+            (status, code),
+            "{body}: {v}"
+        );
+    }
+    // The admin key issues for any tenant; the default lifetime applies.
+    let (status, v) = post(ADMIN_KEY.into(), "globex", "").await;
+    assert_eq!(status, 200);
+    assert_eq!(v["tenant"], "globex");
+    assert!(v["expires_at"].as_u64().unwrap() <= now_secs() + 300);
+
+    // Without a tenants file there is nothing to issue.
+    let open = spawn_app_with(|_| {}).await;
+    let resp = open
+        .client
+        .post(open.url("/v1/t/tokens"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 400);
+    assert_eq!(json_of(resp).await["code"], "invalid_request");
+}
+
+#[actix_web::test]
+async fn a_token_that_expires_on_an_open_websocket_stops_new_queries() {
+    let app = spawn_secure_app("").await;
+    let token = TokenSigner::new(SECRET.as_bytes()).sign(&Claims::new("acme", now_secs(), 2, None));
+    let mut ws = ws_connect(&app, "acme", &Cred::Query(token)).await.unwrap();
+    let first = ws_query(&mut ws, "a", "SELECT v FROM secret").await;
+    assert_eq!(outcome(&first), "=acme-secret");
+    tokio::time::sleep(Duration::from_millis(2100)).await;
+    let second = ws_query(&mut ws, "b", "SELECT v FROM secret").await;
+    assert_eq!(second.len(), 1, "{second:?}");
+    assert_eq!(second[0]["query_id"], "b");
+    assert_eq!(second[0]["code"], "token_expired");
+}

@@ -1,0 +1,118 @@
+//! Limits per tenant, from the tenants file: each ends with its code, leaves the other tenant
+//! alone, and the tenant's next query is served.
+
+use std::time::Duration;
+
+use serde_json::{json, Value};
+
+use crate::auth::{spawn_secure_app_with, ws_connect, Cred, ACME_KEY, GLOBEX_KEY};
+use crate::helpers::{read_lines, Lines, TestApp};
+
+const ACME_LIMITS: &str = "query_timeout_secs = 1
+max_result_rows = 5
+max_queries = 1
+max_connections = 2
+memory_limit = \"100MB\"
+threads = 1";
+
+async fn post(app: &TestApp, tenant: &str, sql: &str) -> reqwest::Response {
+    let key = if tenant == "acme" {
+        ACME_KEY
+    } else {
+        GLOBEX_KEY
+    };
+    app.client
+        .post(app.url(&format!("/v1/{tenant}/query")))
+        .bearer_auth(key)
+        .body(json!({ "sql": sql }).to_string())
+        .send()
+        .await
+        .unwrap()
+}
+
+async fn query(app: &TestApp, tenant: &str, sql: &str) -> Lines {
+    read_lines(post(app, tenant, sql).await).await
+}
+
+async fn refused(resp: reqwest::Response) -> (u16, String) {
+    let status = resp.status().as_u16();
+    let v: Value = serde_json::from_slice(&resp.bytes().await.unwrap()).unwrap();
+    (status, v["code"].as_str().unwrap().to_string())
+}
+
+#[actix_web::test]
+async fn result_limits_timeout_and_duckdb_settings_are_per_tenant() {
+    let app = spawn_secure_app_with(ACME_LIMITS, |_| {}).await;
+    // Rows: acme stops after 5, globex (no entry for it) gets all 100.
+    let out = query(&app, "acme", "SELECT i FROM range(100) t(i) ORDER BY i").await;
+    assert_eq!(out.rows().len(), 5);
+    assert_eq!(out.last()["code"], "limit_exceeded");
+    let out = query(&app, "globex", "SELECT i FROM range(100) t(i)").await;
+    assert_eq!(out.rows().len(), 100);
+    assert_eq!(out.last()["type"], "end");
+
+    // DuckDB settings of each tenant's database.
+    let settings = "SELECT current_setting('threads')::INT, current_setting('memory_limit')";
+    let acme = query(&app, "acme", settings).await.rows();
+    assert_eq!(acme, vec![json!([1, "95.3 MiB"])]);
+    let globex = query(&app, "globex", settings).await.rows();
+    assert_ne!(globex[0][1], "95.3 MiB", "{globex:?}");
+
+    // Timeout: DuckDB is interrupted after 1 s; globex has none and acme serves the next query.
+    let slow = "SELECT sum(i) FROM range(100000000000) t(i)";
+    assert_eq!(
+        refused(post(&app, "acme", slow).await).await,
+        (504, "timeout".into())
+    );
+    let out = query(&app, "acme", "SELECT count(*) FROM trips").await;
+    assert_eq!(out.rows(), vec![json!([7])]);
+    assert!(app.metric("duckstream_duckdb_interrupts_total").await >= 1.0);
+}
+
+#[actix_web::test]
+async fn concurrency_and_connections_are_capped_per_tenant() {
+    let limits = "query_timeout_secs = 0\nmax_queries = 1\nmax_connections = 2";
+    let app = spawn_secure_app_with(limits, |c| {
+        c.queue_timeout = Duration::from_secs(1);
+        c.query_timeout = Some(Duration::from_secs(1));
+    })
+    .await;
+    // acme runs one query at a time: a stream nobody reads holds its slot. (Its entry turns
+    // the global 1 s timeout off: 0 means no limit.)
+    let hold = post(&app, "acme", "SELECT i FROM range(1000000000) t(i)").await;
+    assert_eq!(hold.status(), 200);
+    assert_eq!(
+        refused(post(&app, "acme", "SELECT 1").await).await,
+        (429, "too_busy".into())
+    );
+    // globex is not affected.
+    assert_eq!(
+        query(&app, "globex", "SELECT 2").await.rows(),
+        vec![json!([2])]
+    );
+
+    // acme may hold two connections: the stream and one WebSocket; a third is refused.
+    let ws = ws_connect(&app, "acme", &Cred::Header(ACME_KEY.into()))
+        .await
+        .unwrap();
+    assert_eq!(
+        refused(post(&app, "acme", "SELECT 1").await).await,
+        (429, "too_many_connections".into())
+    );
+    let third = ws_connect(&app, "acme", &Cred::Header(ACME_KEY.into())).await;
+    assert_eq!(third.err(), Some((429, "too_many_connections".to_string())));
+    assert!(app.metric("duckstream_connections_refused_total").await >= 2.0);
+
+    // Closing them frees the slots.
+    drop(hold);
+    drop(ws);
+    for attempt in 0.. {
+        let resp = post(&app, "acme", "SELECT count(*) FROM trips").await;
+        if resp.status() == 200 {
+            assert_eq!(read_lines(resp).await.rows(), vec![json!([7])]);
+            break;
+        }
+        assert!(attempt < 100, "the slots were never freed");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
