@@ -33,6 +33,9 @@ PANELS = [
         (f"sum by (transport) (increase(duckstream_slow_consumer_disconnects_total[{R}]))", "{{transport}}")]),
     ("Backpressure: executor time waiting for readers", "percentunit", [
         (f"sum by (transport) (rate(duckstream_backpressure_wait_seconds_total[{R}]))", "{{transport}}")]),
+    ("Refused: authentication by reason, connections over a tenant's max", "short", [
+        (f"sum by (reason) (increase(duckstream_auth_failures_total[{R}]))", "auth {{reason}}"),
+        (f"increase(duckstream_connections_refused_total[{R}])", "too many connections")]),
     ("Gateway RSS", "bytes", [("process_resident_memory_bytes{job=\"duckstream\"}", "RSS")]),
     ("Gateway CPU (cores)", "short", [(f"rate(process_cpu_seconds_total{{job=\"duckstream\"}}[{R}])", "CPU")]),
 ]

@@ -201,6 +201,10 @@ impl Application {
                 .route("/v1/{tenant}/sse", web::get().to(sse::get_sse))
                 .route("/v1/{tenant}/sse", web::post().to(sse::post_sse))
                 .route("/v1/{tenant}/tokens", web::post().to(http::post_token))
+                .route(
+                    "/v1/{tenant}/{endpoint}",
+                    web::method(actix_web::http::Method::OPTIONS).to(preflight),
+                )
         })
         .listen(listener)
         .map_err(|source| StartupError::Bind {
@@ -282,6 +286,20 @@ async fn index() -> HttpResponse {
          POST /v1/{tenant}/tokens (a token for browsers, with an API key)\n\
          also /healthz, /readyz, /metrics\n",
     )
+}
+
+/// CORS preflight: a browser asks before sending `Authorization` or a JSON body from another
+/// origin. No credential is checked (browsers send none here); the CORS middleware adds
+/// `Access-Control-Allow-Origin` only for the configured origins, so others stay blocked.
+async fn preflight() -> HttpResponse {
+    HttpResponse::NoContent()
+        .insert_header((header::ACCESS_CONTROL_ALLOW_METHODS, "GET, POST"))
+        .insert_header((
+            header::ACCESS_CONTROL_ALLOW_HEADERS,
+            "authorization, content-type, accept-encoding, last-event-id",
+        ))
+        .insert_header((header::ACCESS_CONTROL_MAX_AGE, "600"))
+        .finish()
 }
 
 async fn healthz() -> HttpResponse {

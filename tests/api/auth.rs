@@ -454,3 +454,37 @@ async fn a_token_that_expires_on_an_open_websocket_stops_new_queries() {
     assert_eq!(second[0]["query_id"], "b");
     assert_eq!(second[0]["code"], "token_expired");
 }
+
+#[actix_web::test]
+async fn browsers_may_send_authorization_from_allowed_origins() {
+    let app = spawn_secure_app_with("", |c| {
+        c.cors_allow_origins = vec!["https://dash.example".into()]
+    })
+    .await;
+    let preflight = |origin: &'static str| {
+        app.client
+            .request(reqwest::Method::OPTIONS, app.url("/v1/acme/query"))
+            .header("origin", origin)
+            .header("access-control-request-method", "POST")
+            .header(
+                "access-control-request-headers",
+                "authorization, content-type",
+            )
+            .send()
+    };
+    let ok = preflight("https://dash.example").await.unwrap();
+    assert_eq!(ok.status(), 204);
+    let h = ok.headers();
+    assert_eq!(h["access-control-allow-origin"], "https://dash.example");
+    assert!(h["access-control-allow-headers"]
+        .to_str()
+        .unwrap()
+        .contains("authorization"));
+    assert!(h["access-control-allow-methods"]
+        .to_str()
+        .unwrap()
+        .contains("POST"));
+    // Another origin gets no allow-origin header: its browser blocks the request.
+    let other = preflight("https://evil.example").await.unwrap();
+    assert!(other.headers().get("access-control-allow-origin").is_none());
+}

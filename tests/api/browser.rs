@@ -5,6 +5,7 @@
 use std::io::{Read, Write};
 use std::net::TcpListener;
 
+use crate::auth::{issue, spawn_secure_app_with};
 use crate::helpers::spawn_app_with;
 
 /// Serves one HTML page (any path) from a thread, on another origin than the gateway.
@@ -25,6 +26,29 @@ fn serve_page(html: String) -> String {
         }
     });
     format!("http://{addr}/")
+}
+
+/// Serves `html` and loads it in headless Chromium; returns the page's `window.result`.
+async fn run_page(html: String) -> serde_json::Value {
+    let page = serve_page(html);
+    let tools = std::env::var("DUCKSTREAM_TOOLS").expect(
+        "DUCKSTREAM_TOOLS (set by scripts/test.sh) points at the installed playwright-core",
+    );
+    let script = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/browser/sse_page.cjs");
+    let out = tokio::process::Command::new("node")
+        .arg(script)
+        .arg(&page)
+        .env("NODE_PATH", format!("{tools}/node_modules"))
+        .current_dir(&tools)
+        .output()
+        .await
+        .expect("node runs");
+    assert!(
+        out.status.success(),
+        "browser driver failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    serde_json::from_slice(&out.stdout).unwrap()
 }
 
 #[actix_web::test]
@@ -57,25 +81,7 @@ es.addEventListener("error", (e) => {{
 }});
 </script>"#
     );
-    let page = serve_page(html);
-    let tools = std::env::var("DUCKSTREAM_TOOLS").expect(
-        "DUCKSTREAM_TOOLS (set by scripts/test.sh) points at the installed playwright-core",
-    );
-    let script = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/browser/sse_page.cjs");
-    let out = tokio::process::Command::new("node")
-        .arg(script)
-        .arg(&page)
-        .env("NODE_PATH", format!("{tools}/node_modules"))
-        .current_dir(&tools)
-        .output()
-        .await
-        .expect("node runs");
-    assert!(
-        out.status.success(),
-        "browser driver failed: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    let result: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let result = run_page(html).await;
     assert_eq!(result["rows"], rows, "{result}");
     assert_eq!(result["first"], serde_json::json!([0, "r0"]), "{result}");
     assert_eq!(result["end"]["rows"], rows);
@@ -90,5 +96,60 @@ es.addEventListener("error", (e) => {{
     assert!(
         raw > 0.0 && sent < raw / 2.0,
         "sent {sent} of {raw} bytes: not compressed?"
+    );
+}
+
+/// A browser cannot put a key in a header of an EventSource or a WebSocket: it gets a token
+/// (issued here, as a dashboard's backend would) and sends it as `?token=`. The same token
+/// opens nothing on another tenant.
+#[actix_web::test]
+async fn chromium_uses_a_token_for_eventsource_and_websocket() {
+    let app = spawn_secure_app_with("", |c| c.cors_allow_origins = vec!["*".into()]).await;
+    let token = issue(&app, "acme", serde_json::json!({ "tables": ["trips"] })).await;
+    let sql = "SELECT%20id%20FROM%20trips%20ORDER%20BY%20id";
+    let sse = format!("{}/v1/acme/sse?sql={sql}&token={token}", app.base);
+    let foreign = format!("{}/v1/globex/sse?sql=SELECT%201&token={token}", app.base);
+    let ws = format!(
+        "{}/v1/acme/ws?compression=none&token={token}",
+        app.base.replace("http://", "ws://")
+    );
+    let html = format!(
+        r#"<!doctype html><meta charset="utf-8"><script>
+const out = {{}};
+const done = () => {{ if ("sse" in out && "ws" in out && "foreign" in out) window.result = out; }};
+const es = new EventSource({sse:?});
+let sseRows = [];
+es.addEventListener("data", (e) => {{ sseRows = sseRows.concat(JSON.parse(e.data).rows); }});
+es.addEventListener("end", () => {{ es.close(); out.sse = sseRows; done(); }});
+es.addEventListener("error", (e) => {{ es.close(); out.sse = "error: " + (e.data || "connection"); done(); }});
+// Another tenant: the handshake is refused (401/403), which EventSource reports as an error.
+const other = new EventSource({foreign:?});
+other.onmessage = () => {{ out.foreign = "got data"; }};
+other.onerror = () => {{ other.close(); if (!("foreign" in out)) out.foreign = "refused"; done(); }};
+const ws = new WebSocket({ws:?});
+let wsRows = [];
+ws.onopen = () => ws.send(JSON.stringify({{ type: "query", id: "q", sql: "SELECT count(*) FROM trips" }}));
+ws.onmessage = (m) => {{
+  for (const line of m.data.split("\n").filter(Boolean)) {{
+    const v = JSON.parse(line);
+    if (v.type === "data") wsRows = wsRows.concat(v.rows);
+    if (v.type === "end" || v.type === "error") {{ out.ws = v.type === "end" ? wsRows : v.code; ws.close(); done(); }}
+  }}
+}};
+ws.onerror = () => {{ out.ws = "socket error"; done(); }};
+</script>"#
+    );
+    let result = run_page(html).await;
+    assert_eq!(
+        result["sse"],
+        serde_json::json!([[0], [1], [2], [3], [4], [5], [6]]),
+        "{result}"
+    );
+    assert_eq!(result["ws"], serde_json::json!([[7]]), "{result}");
+    assert_eq!(result["foreign"], "refused", "{result}");
+    assert!(
+        app.metric("duckstream_auth_failures_total{reason=\"denied\"}")
+            .await
+            >= 1.0
     );
 }
