@@ -54,6 +54,11 @@ pub struct Config {
     pub max_result_bytes: Option<u64>,
     /// How long a query may wait for a free connection of its tenant.
     pub queue_timeout: Duration,
+    /// Queries that may wait for a slot, per tenant (the tenants file may set its own); more
+    /// are refused at once with `too_busy`.
+    pub queue_size: usize,
+    /// Queries that may wait for a slot in the whole server.
+    pub max_queued: usize,
     pub shutdown_timeout: Duration,
     pub max_body_bytes: usize,
     /// How long a request body may take to arrive.
@@ -113,6 +118,8 @@ impl Default for Config {
             max_result_rows: None,
             max_result_bytes: None,
             queue_timeout: Duration::from_secs(10),
+            queue_size: 64,
+            max_queued: 1024,
             shutdown_timeout: Duration::from_secs(5),
             max_body_bytes: 1 << 20,
             body_timeout: Duration::from_secs(10),
@@ -188,6 +195,12 @@ pub struct Overrides {
     /// Seconds a query may wait for a free connection of its tenant
     #[arg(long, env = "DUCKSTREAM_QUEUE_TIMEOUT_SECS")]
     pub queue_timeout_secs: Option<u64>,
+    /// Queries that may wait for a slot per tenant (0 = none wait: too_busy at once)
+    #[arg(long, env = "DUCKSTREAM_QUEUE_SIZE")]
+    pub queue_size: Option<usize>,
+    /// Queries that may wait for a slot in the whole server
+    #[arg(long, env = "DUCKSTREAM_MAX_QUEUED")]
+    pub max_queued: Option<usize>,
     /// Seconds to wait for streams to end on shutdown
     #[arg(long, env = "DUCKSTREAM_SHUTDOWN_TIMEOUT_SECS")]
     pub shutdown_timeout_secs: Option<u64>,
@@ -360,6 +373,7 @@ impl Config {
             ws_max_message_bytes
         );
         set!(cors_allow_origins, insecure, max_connections_per_tenant);
+        set!(queue_size, max_queued);
         if let Some(p) = o.tenants_file {
             self.tenants_file = Some(p);
         }

@@ -49,6 +49,8 @@ pub enum GatewayError {
     QueryFailed(String),
     #[error("{0}")]
     LimitExceeded(String),
+    #[error("{0}")]
+    OutOfMemory(String),
     #[error("the query was cancelled")]
     Cancelled,
     #[error("the query ran longer than the server's query timeout")]
@@ -83,6 +85,7 @@ impl GatewayError {
             Self::UnsupportedType(_) => "unsupported_type",
             Self::QueryFailed(_) => "query_failed",
             Self::LimitExceeded(_) => "limit_exceeded",
+            Self::OutOfMemory(_) => "out_of_memory",
             Self::Cancelled => "cancelled",
             Self::Timeout => "timeout",
             Self::Overloaded => "too_busy",

@@ -10,6 +10,7 @@
 //! max_result_bytes = 1073741824
 //! max_queries = 4                      # concurrent queries (= pooled DuckDB connections)
 //! max_connections = 32                 # open HTTP/SSE streams and WebSockets
+//! queue_size = 16                      # queries that may wait for one of max_queries
 //! memory_limit = "2GB"                 # DuckDB memory_limit of the tenant's database
 //! threads = 2                          # DuckDB threads of the tenant's database
 //! ```
@@ -60,6 +61,7 @@ struct RawTenant {
     max_result_bytes: Option<u64>,
     max_queries: Option<u32>,
     max_connections: Option<usize>,
+    queue_size: Option<usize>,
     memory_limit: Option<String>,
     threads: Option<u32>,
 }
@@ -72,6 +74,7 @@ impl RawTenant {
             max_result_bytes: self.max_result_bytes,
             max_queries: self.max_queries,
             max_connections: self.max_connections,
+            queue_size: self.queue_size,
             memory_limit: self.memory_limit.clone(),
             threads: self.threads,
         }

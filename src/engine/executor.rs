@@ -204,6 +204,10 @@ fn execution_error(e: DuckError, control: &QueryControl) -> Ended {
     if is_sandbox_refusal(&e.message) {
         return Ended::Failed(GatewayError::Forbidden(e.message));
     }
+    if e.message.starts_with("Out of Memory Error") {
+        // The tenant's (or DuckDB's default) memory_limit, not the server's health.
+        return Ended::Failed(GatewayError::OutOfMemory(e.message));
+    }
     Ended::Failed(GatewayError::QueryFailed(e.message))
 }
 

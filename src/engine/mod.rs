@@ -36,7 +36,7 @@ use crate::metrics::Metrics;
 use crate::wire::{QueryRequest, TenantId};
 use control::{CancelOnDrop, CancelReason, QueryControl};
 use executor::{Job, QueryExecutor};
-use tenant::{DbSettings, Tenant, TenantLimits, TenantRegistry};
+use tenant::{DbSettings, Queue, Tenant, TenantLimits, TenantRegistry};
 
 /// Which transport serves a query (a metric label).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -113,6 +113,8 @@ pub struct Engine {
     registry: TenantRegistry,
     executor: Addr<QueryExecutor>,
     global_slots: Arc<Semaphore>,
+    /// Queries waiting for a slot, in the whole server (`max_queued`).
+    waiting: Queue,
     settings: EngineSettings,
     shutdown: CancellationToken,
     metrics: Arc<Metrics>,
@@ -130,6 +132,7 @@ impl Engine {
             TenantLimits {
                 max_queries: config.pool_size,
                 max_connections: config.max_connections_per_tenant,
+                queue_size: config.queue_size,
                 query_timeout: config.query_timeout,
                 result: crate::encode::ResultLimits {
                     max_rows: config.max_result_rows.unwrap_or(u64::MAX),
@@ -149,6 +152,7 @@ impl Engine {
             registry,
             executor,
             global_slots: Arc::new(Semaphore::new(config.max_queries)),
+            waiting: Queue::new(config.max_queued),
             settings: EngineSettings {
                 chunk_rows: config.chunk_rows,
                 chunk_bytes: config.chunk_bytes,
@@ -174,6 +178,38 @@ impl Engine {
     pub async fn connect(&self, tenant: &TenantId) -> Result<ConnectionSlot, GatewayError> {
         let tenant = self.registry.get(tenant).await?;
         self.connection_slot(&tenant)
+    }
+
+    /// A slot of the tenant and a global one: at once if both are free, else after waiting in
+    /// the tenant's and the server's bounded queues for at most `queue_timeout`. A full queue
+    /// or the timeout is `too_busy`.
+    async fn admit(
+        &self,
+        tenant: &Tenant,
+    ) -> Result<(OwnedSemaphorePermit, OwnedSemaphorePermit), GatewayError> {
+        if let Ok(t) = Arc::clone(&tenant.slots).try_acquire_owned() {
+            if let Ok(g) = Arc::clone(&self.global_slots).try_acquire_owned() {
+                return Ok((t, g));
+            }
+        }
+        let (Some(_in_tenant_queue), Some(_in_queue)) =
+            (tenant.waiting.join(), self.waiting.join())
+        else {
+            return Err(GatewayError::Overloaded);
+        };
+        let wait = async {
+            let t = Arc::clone(&tenant.slots).acquire_owned().await;
+            let g = Arc::clone(&self.global_slots).acquire_owned().await;
+            (t, g)
+        };
+        tokio::select! {
+            p = tokio::time::timeout(self.settings.queue_timeout, wait) => match p {
+                Ok((Ok(t), Ok(g))) => Ok((t, g)),
+                // Semaphores are never closed; a timeout means every slot stayed busy.
+                _ => Err(GatewayError::Overloaded),
+            },
+            _ = self.shutdown.cancelled() => Err(GatewayError::ShuttingDown),
+        }
     }
 
     fn connection_slot(&self, tenant: &Tenant) -> Result<ConnectionSlot, GatewayError> {
@@ -219,20 +255,8 @@ impl Engine {
             Transport::Ws => None,
             Transport::Http | Transport::Sse => Some(self.connection_slot(&tenant)?),
         };
-        let wait = async {
-            let t = Arc::clone(&tenant.slots).acquire_owned().await;
-            let g = Arc::clone(&self.global_slots).acquire_owned().await;
-            (t, g)
-        };
         let waiting = Instant::now();
-        let permits = tokio::select! {
-            p = tokio::time::timeout(self.settings.queue_timeout, wait) => match p {
-                Ok((Ok(t), Ok(g))) => (t, g),
-                // Semaphores are never closed; a timeout means every slot stayed busy.
-                _ => return Err(GatewayError::Overloaded),
-            },
-            _ = self.shutdown.cancelled() => return Err(GatewayError::ShuttingDown),
-        };
+        let permits = self.admit(&tenant).await?;
         self.metrics
             .pool_wait
             .observe(waiting.elapsed().as_secs_f64());

@@ -32,6 +32,8 @@ pub struct TenantLimits {
     pub max_queries: u32,
     /// Open streams (HTTP, SSE) and WebSocket connections at once.
     pub max_connections: usize,
+    /// Queries that may wait for one of `max_queries` (more: `too_busy` at once).
+    pub queue_size: usize,
     pub query_timeout: Option<Duration>,
     pub result: ResultLimits,
     /// DuckDB `threads` of the tenant's database; `None`: every core.
@@ -49,6 +51,7 @@ pub struct LimitOverrides {
     pub max_result_bytes: Option<u64>,
     pub max_queries: Option<u32>,
     pub max_connections: Option<usize>,
+    pub queue_size: Option<usize>,
     pub memory_limit: Option<String>,
     pub threads: Option<u32>,
 }
@@ -79,6 +82,9 @@ impl TenantLimits {
         if let Some(n) = o.max_connections {
             l.max_connections = n;
         }
+        if let Some(n) = o.queue_size {
+            l.queue_size = n;
+        }
         if let Some(s) = o.query_timeout_secs {
             l.query_timeout = none_if_zero(s).map(Duration::from_secs);
         }
@@ -95,6 +101,44 @@ impl TenantLimits {
             l.memory_limit = Some(m.clone());
         }
         l
+    }
+}
+
+/// A bounded count of waiters: [`Queue::join`] gives a place while there is room.
+#[derive(Debug)]
+pub struct Queue {
+    waiting: std::sync::atomic::AtomicUsize,
+    capacity: usize,
+}
+
+/// A place in a [`Queue`], left when dropped.
+pub struct QueuePlace<'q>(&'q Queue);
+
+impl Queue {
+    pub fn new(capacity: usize) -> Self {
+        Self {
+            waiting: std::sync::atomic::AtomicUsize::new(0),
+            capacity,
+        }
+    }
+
+    /// A place in the queue, or `None` when it is full.
+    pub fn join(&self) -> Option<QueuePlace<'_>> {
+        use std::sync::atomic::Ordering;
+        self.waiting
+            .fetch_update(Ordering::AcqRel, Ordering::Acquire, |n| {
+                (n < self.capacity).then_some(n + 1)
+            })
+            .ok()
+            .map(|_| QueuePlace(self))
+    }
+}
+
+impl Drop for QueuePlace<'_> {
+    fn drop(&mut self) {
+        self.0
+            .waiting
+            .fetch_sub(1, std::sync::atomic::Ordering::AcqRel);
     }
 }
 
@@ -209,6 +253,8 @@ pub struct Tenant {
     pub slots: Arc<Semaphore>,
     /// One permit per open stream or WebSocket ([`TenantLimits::max_connections`]).
     pub connections: Arc<Semaphore>,
+    /// Queries waiting for a slot now ([`TenantLimits::queue_size`]).
+    pub waiting: Queue,
     pool: Mutex<Option<Pool>>,
     settings: Arc<DbSettings>,
     scheduler: Arc<ScheduledThreadPool>,
@@ -306,6 +352,7 @@ impl TenantRegistry {
                 path,
                 slots: Arc::new(Semaphore::new(limits.max_queries as usize)),
                 connections: Arc::new(Semaphore::new(limits.max_connections)),
+                waiting: Queue::new(limits.queue_size),
                 limits,
                 pool: Mutex::new(None),
                 settings: Arc::clone(&self.settings),

@@ -58,6 +58,15 @@ async fn result_limits_timeout_and_duckdb_settings_are_per_tenant() {
     let globex = query(&app, "globex", settings).await.rows();
     assert_ne!(globex[0][1], "95.3 MiB", "{globex:?}");
 
+    // Memory: acme's 100 MB cannot hold this string; DuckDB says so, and the next query runs.
+    let big = "SELECT length(string_agg(range::VARCHAR, ',')) FROM range(30000000)";
+    let (status, code) = refused(post(&app, "acme", big).await).await;
+    assert_eq!((status, code.as_str()), (400, "out_of_memory"));
+    assert_eq!(
+        query(&app, "acme", "SELECT 3").await.rows(),
+        vec![json!([3])]
+    );
+
     // Timeout: DuckDB is interrupted after 1 s; globex has none and acme serves the next query.
     let slow = "SELECT sum(i) FROM range(100000000000) t(i)";
     assert_eq!(
@@ -113,6 +122,51 @@ async fn concurrency_and_connections_are_capped_per_tenant() {
             break;
         }
         assert!(attempt < 100, "the slots were never freed");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+#[actix_web::test]
+async fn wait_queues_are_bounded_per_tenant_and_overall() {
+    // acme: one query at a time and no one may wait; the queue timeout is long, so a refusal
+    // that comes back at all (the test's own bound is far shorter) comes from the queue bound.
+    let app = spawn_secure_app_with("max_queries = 1\nqueue_size = 0", |c| {
+        c.queue_timeout = Duration::from_secs(600);
+    })
+    .await;
+    let hold = post(&app, "acme", "SELECT i FROM range(1000000000) t(i)").await;
+    assert_eq!(hold.status(), 200);
+    let second = tokio::time::timeout(Duration::from_secs(60), post(&app, "acme", "SELECT 1"))
+        .await
+        .expect("refused at once, not after queue_timeout");
+    assert_eq!(refused(second).await, (429, "too_busy".into()));
+    assert_eq!(
+        query(&app, "globex", "SELECT 2").await.rows(),
+        vec![json!([2])]
+    );
+    drop(hold);
+
+    // The whole server: one executor and no waiting; globex is refused while acme runs.
+    let app = spawn_secure_app_with("", |c| {
+        c.max_queries = 1;
+        c.max_queued = 0;
+        c.queue_timeout = Duration::from_secs(600);
+    })
+    .await;
+    let hold = post(&app, "acme", "SELECT i FROM range(1000000000) t(i)").await;
+    assert_eq!(hold.status(), 200);
+    let other = tokio::time::timeout(Duration::from_secs(60), post(&app, "globex", "SELECT 1"))
+        .await
+        .expect("refused at once");
+    assert_eq!(refused(other).await, (429, "too_busy".into()));
+    drop(hold);
+    for attempt in 0.. {
+        let resp = post(&app, "globex", "SELECT 2").await;
+        if resp.status() == 200 {
+            assert_eq!(read_lines(resp).await.rows(), vec![json!([2])]);
+            break;
+        }
+        assert!(attempt < 100, "the executor was never freed");
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
 }
