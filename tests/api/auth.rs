@@ -65,6 +65,8 @@ pub enum Cred {
     None,
     Header(String),
     Query(String),
+    /// `(header, query)`.
+    Both(String, String),
 }
 
 fn b64(v: &[u8]) -> String {
@@ -135,6 +137,16 @@ async fn credential(app: &TestApp, spec: &str) -> Cred {
             ))
         }
         ["key-as-token", _] => Cred::Query(ACME_KEY.to_string()),
+        ["junk-token", n] => {
+            let part = "A".repeat(n.parse::<usize>().unwrap() / 3);
+            Cred::Query(format!("{part}.{part}.{part}"))
+        }
+        ["junk-key", n] => Cred::Header("k".repeat(n.parse().unwrap())),
+        ["two-credentials", t] => {
+            // A token in the query, and a different one (another tenant's key) in the header.
+            let token = issue(app, t, json!({})).await;
+            Cred::Both(GLOBEX_KEY.to_string(), token)
+        }
         _ => panic!("unknown credential {spec}"),
     }
 }
@@ -159,7 +171,7 @@ async fn over_http(
     if get {
         query.push(("sql", sql));
     }
-    if let Cred::Query(t) = cred {
+    if let Cred::Query(t) | Cred::Both(_, t) = cred {
         query.push(("token", t));
     }
     let url = app.url(&format!("/v1/{tenant}/{path}"));
@@ -171,7 +183,7 @@ async fn over_http(
             .query(&query)
             .body(json!({ "sql": sql }).to_string())
     };
-    if let Cred::Header(h) = cred {
+    if let Cred::Header(h) | Cred::Both(h, _) = cred {
         req = req.bearer_auth(h);
     }
     if basic {
@@ -228,11 +240,11 @@ pub async fn ws_connect(app: &TestApp, tenant: &str, cred: &Cred) -> Result<Ws, 
         "{}/v1/{tenant}/ws?compression=none",
         app.base.replace("http://", "ws://")
     );
-    if let Cred::Query(t) = cred {
+    if let Cred::Query(t) | Cred::Both(_, t) = cred {
         url.push_str(&format!("&token={t}"));
     }
     let mut request = url.into_client_request().unwrap();
-    if let Cred::Header(h) = cred {
+    if let Cred::Header(h) | Cred::Both(h, _) = cred {
         request
             .headers_mut()
             .insert("authorization", format!("Bearer {h}").parse().unwrap());
