@@ -184,41 +184,13 @@ impl Connection {
         Ok(prepared)
     }
 
-    /// The names of the tables `sql` mentions (unqualified, unquoted; views resolved), from
-    /// DuckDB's parser and binder (`duckdb_get_table_names`). Fails for statements with
-    /// parameters.
-    pub fn table_names(&self, sql: &str) -> Result<Vec<String>, DuckError> {
-        let c_sql = c_string(sql)?;
-        // SAFETY: valid connection and string; the returned value (NULL on error) is
-        // destroyed below, as is each child value and string taken from it.
-        unsafe {
-            let mut list = ffi::duckdb_get_table_names(self.raw, c_sql.as_ptr(), false);
-            if list.is_null() {
-                return Err(DuckError::other(
-                    "the statement's tables could not be listed",
-                ));
-            }
-            let n = ffi::duckdb_get_list_size(list);
-            let mut names = Vec::with_capacity(n as usize);
-            for i in 0..n {
-                let mut child = ffi::duckdb_get_list_child(list, i);
-                if child.is_null() {
-                    continue;
-                }
-                let text = ffi::duckdb_get_varchar(child);
-                if !text.is_null() {
-                    names.push(
-                        std::ffi::CStr::from_ptr(text)
-                            .to_string_lossy()
-                            .into_owned(),
-                    );
-                    ffi::duckdb_free(text.cast());
-                }
-                ffi::duckdb_destroy_value(&mut child);
-            }
-            ffi::duckdb_destroy_value(&mut list);
-            Ok(names)
-        }
+    /// Runs a one-value query (one VARCHAR column) with one bound parameter; the first row's
+    /// value, `None` for no row or NULL.
+    pub fn query_text(&self, sql: &str, param: &Param) -> Result<Option<String>, DuckError> {
+        let mut stmt = self.prepare(sql)?;
+        stmt.bind(1, param)?;
+        let mut result = stmt.execute_streaming()?;
+        Ok(result.next_chunk()?.and_then(|chunk| chunk.varchar(0, 0)))
     }
 
     /// A handle that can interrupt whatever this connection runs, from another thread.
@@ -284,7 +256,7 @@ pub enum Param {
 /// The kinds of statement, as far as the gateway cares.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum StatementKind {
-    /// Returns rows: SELECT (incl. VALUES, SHOW, DESCRIBE, SUMMARIZE), EXPLAIN, CALL, PRAGMA.
+    /// Returns rows: SELECT (incl. VALUES, SHOW, DESCRIBE, SUMMARIZE), EXPLAIN.
     Query,
     /// Anything else (DDL, DML, SET, COPY, ATTACH, ...), named for the error message.
     Other(&'static str),
@@ -302,9 +274,16 @@ impl Prepared<'_> {
         let t = unsafe { ffi::duckdb_prepared_statement_type(self.raw) };
         match t {
             ffi::duckdb_statement_type_DUCKDB_STATEMENT_TYPE_SELECT
-            | ffi::duckdb_statement_type_DUCKDB_STATEMENT_TYPE_EXPLAIN
-            | ffi::duckdb_statement_type_DUCKDB_STATEMENT_TYPE_CALL
-            | ffi::duckdb_statement_type_DUCKDB_STATEMENT_TYPE_PRAGMA => StatementKind::Query,
+            | ffi::duckdb_statement_type_DUCKDB_STATEMENT_TYPE_EXPLAIN => StatementKind::Query,
+            // CALL runs table functions, some with effects (`CHECKPOINT` is `CALL checkpoint()`);
+            // the read-only ones are `SELECT * FROM f(…)`.
+            ffi::duckdb_statement_type_DUCKDB_STATEMENT_TYPE_CALL => StatementKind::Other("CALL"),
+            // PRAGMA statements (and CHECKPOINT, which DuckDB parses as one) can change the
+            // connection past `lock_configuration` (enable_profiling, disable_optimizer...).
+            // Their read-only forms are table functions: `SELECT * FROM pragma_table_info(…)`.
+            ffi::duckdb_statement_type_DUCKDB_STATEMENT_TYPE_PRAGMA => {
+                StatementKind::Other("PRAGMA")
+            }
             ffi::duckdb_statement_type_DUCKDB_STATEMENT_TYPE_INSERT => {
                 StatementKind::Other("INSERT")
             }

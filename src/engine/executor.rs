@@ -19,8 +19,8 @@ use actix::{Actor, Handler, Message, SyncContext};
 use tokio::sync::{mpsc, oneshot, OwnedSemaphorePermit};
 
 use super::control::{CancelReason, QueryControl};
-use super::duck::{Connection, DuckError, DuckErrorKind, Prepared, StatementKind};
-use super::tables::TableSet;
+use super::duck::{Connection, DuckError, DuckErrorKind, Param, Prepared, StatementKind};
+use super::tables::{TableSet, REFUSED, WITHHELD};
 use super::tenant::Tenant;
 use super::{Frame, FrameKind, Transport};
 use crate::encode::{Encoder, Flow, Line, Plan, ResultLimits};
@@ -149,23 +149,40 @@ fn bind_params(stmt: &mut Prepared<'_>, request: &QueryRequest) -> Result<(), Ga
     Ok(())
 }
 
-/// Refuses the query unless every table its plan reads is in `tables` (see
-/// [`super::tables`]): DuckDB plans the query once more, as `EXPLAIN (FORMAT json)` with the
-/// same parameters, and the plan names each scanned table.
+/// Refuses the query unless every table it reads is in `tables` (see [`super::tables`]):
+/// DuckDB's parser gives its parse tree (names and table functions), then DuckDB plans it once
+/// more, as `EXPLAIN (FORMAT json)` with the same parameters, and the plan names each scanned
+/// table.
 fn check_tables(conn: &Connection, job: &Job, tables: &TableSet) -> Result<(), Ended> {
-    let refused = |reason: String| Ended::Failed(GatewayError::Forbidden(reason));
+    let refused = |reason: String| {
+        Ended::Failed(if reason == WITHHELD {
+            GatewayError::InvalidSql(reason)
+        } else {
+            GatewayError::Forbidden(reason)
+        })
+    };
+    let catalog = job.tenant.id.as_str();
+    // 1. The parse tree: the user's SQL is a bound value here, never SQL text.
+    let tree = conn
+        .query_text(
+            "SELECT json_serialize_sql($1::VARCHAR)",
+            &Param::Text(job.request.sql.clone()),
+        )
+        .map_err(|e| execution_error(e, &job.control))?
+        .ok_or_else(|| refused(REFUSED.into()))?;
+    tables
+        .check_parse_tree(&mut tree.into_bytes(), catalog)
+        .map_err(refused)?;
+    // 2. The plan, with the query's parameters. It names only allowed tables by now, so a
+    //    statement DuckDB cannot plan is the client's mistake (an unknown column...).
     let explain = format!("EXPLAIN (FORMAT json) {}", job.request.sql);
-    let mut stmt = conn.prepare(&explain).map_err(|e| {
-        refused(format!(
-            "this statement cannot be checked against the token's tables: {}",
-            e.message
-        ))
-    })?;
+    let mut stmt = conn
+        .prepare(&explain)
+        .map_err(|_| refused(WITHHELD.into()))?;
     bind_params(&mut stmt, &job.request).map_err(Ended::Failed)?;
     let mut result = stmt
         .execute_streaming()
         .map_err(|e| execution_error(e, &job.control))?;
-    let catalog = job.tenant.id.as_str();
     let mut rows = 0;
     while let Some(chunk) = result
         .next_chunk()
@@ -180,18 +197,7 @@ fn check_tables(conn: &Connection, job: &Job, tables: &TableSet) -> Result<(), E
         }
     }
     if rows == 0 {
-        return Err(refused("the query plan could not be read".into()));
-    }
-    // The names the statement mentions (its binder cannot take parameters: then the plan,
-    // checked above, is the whole check).
-    if job.request.params.is_empty() {
-        let names = conn.table_names(&job.request.sql).map_err(|e| {
-            refused(format!(
-                "the statement's tables could not be checked: {}",
-                e.message
-            ))
-        })?;
-        tables.check_names(&names).map_err(refused)?;
+        return Err(refused(REFUSED.into()));
     }
     Ok(())
 }
@@ -200,6 +206,9 @@ fn check_tables(conn: &Connection, job: &Job, tables: &TableSet) -> Result<(), E
 fn execution_error(e: DuckError, control: &QueryControl) -> Ended {
     if e.kind == DuckErrorKind::Interrupted || control.is_cancelled() {
         return cancelled(control);
+    }
+    if e.message.starts_with("INTERNAL Error") {
+        return Ended::Failed(GatewayError::Internal(Box::new(e)));
     }
     if is_sandbox_refusal(&e.message) {
         return Ended::Failed(GatewayError::Forbidden(e.message));
@@ -214,6 +223,10 @@ fn execution_error(e: DuckError, control: &QueryControl) -> Ended {
 /// DuckDB refused the SQL: a sandbox refusal (its permission errors, the locked
 /// configuration, several statements at once) is `forbidden`, anything else `invalid_sql`.
 fn sql_error(e: DuckError) -> GatewayError {
+    if e.message.starts_with("INTERNAL Error") {
+        // A DuckDB bug (its message carries a stack trace): logged, never shown.
+        return GatewayError::Internal(Box::new(e));
+    }
     if is_sandbox_refusal(&e.message) {
         GatewayError::Forbidden(e.message)
     } else {
@@ -293,8 +306,22 @@ impl Running {
         // Detach before `conn` drops back into the pool (drop order is reverse declaration).
         let _detach = Detach(&job.control);
 
+        // A table-limited token's statement is checked before DuckDB binds it (see
+        // `check_tables`): until then, DuckDB only parses it.
+        if let Some(tables) = &job.tables {
+            if let Err(e) = check_tables(&conn, job, tables) {
+                return match e {
+                    Ended::Failed(e) => Ended::Rejected(e),
+                    other => other,
+                };
+            }
+        }
         let mut stmt = match conn.prepare(&job.request.sql) {
             Ok(s) => s,
+            // DuckDB's messages name tables and columns: a table-limited token gets none.
+            Err(_) if job.tables.is_some() => {
+                return reject(GatewayError::InvalidSql(WITHHELD.into()))
+            }
             Err(e) => return reject(sql_error(e)),
         };
         if let StatementKind::Other(kind) = stmt.kind() {
@@ -304,14 +331,6 @@ impl Running {
         }
         if let Err(e) = bind_params(&mut stmt, &job.request) {
             return reject(e);
-        }
-        if let Some(tables) = &job.tables {
-            if let Err(e) = check_tables(&conn, job, tables) {
-                return match e {
-                    Ended::Failed(e) => Ended::Rejected(e),
-                    other => other,
-                };
-            }
         }
         // SSE starts its response once the statement is prepared and bound (it keeps the
         // line alive with comments while DuckDB works); the others wait for the first chunk,

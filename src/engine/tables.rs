@@ -1,20 +1,19 @@
 //! Allowed tables: a token may name the only tables its queries can read. The check asks
 //! DuckDB, not the SQL text, twice:
-//! 1. the query's physical plan (`EXPLAIN (FORMAT json)`, bound with the query's own
-//!    parameters) lists every table it scans, after views, CTEs, `query()` and `query_table()`
-//!    (with computed or bound names) have been resolved;
-//! 2. DuckDB's binder lists the names of the tables the statement mentions
-//!    (`duckdb_get_table_names`, unqualified), which also catches statements that read a
-//!    table's schema without scanning it (`DESCRIBE t`). Each must be the table part of an
-//!    allowed name. The binder cannot take parameters: for a statement with parameters, only
-//!    the plan decides.
+//! 1. **The parse tree** (`json_serialize_sql`, DuckDB's own parser; nothing is bound or
+//!    evaluated): every table the statement names must be allowed or a CTE in scope, every
+//!    table function must be one that reads no stored data ([`DATA_FREE_FUNCTIONS`]), and only
+//!    a plain `SELECT` passes. This refuses what a plan cannot show: tables chosen while
+//!    binding (`query_table(<expression>)`, `query()`, table macros such as
+//!    `histogram_values`), which could be chosen differently when the statement runs; scans
+//!    the optimizer removes (`count(*)` answered from statistics); `DESCRIBE t`.
+//! 2. **The plan** (`EXPLAIN (FORMAT json)`, bound with the query's own parameters): every
+//!    scanned table must be allowed, which follows views to the tables they read.
 //!
 //! Invariants (fail closed):
-//! - Every plan node that names a `Table` must name an allowed one in the tenant's own catalog.
-//! - Every table function in the plan must be one that reads no stored data
-//!   ([`DATA_FREE_FUNCTIONS`]); catalog functions (`duckdb_tables()`, `pragma_table_info`...)
-//!   would show other tables' names and columns, so they are refused.
-//! - A plan that cannot be produced or read refuses the query.
+//! - A statement DuckDB cannot serialize (not a SELECT), a plan that cannot be produced or
+//!   read, a `Table` or `Function` value that is not a plain string: refused.
+//! - Refusals name nothing ([`REFUSED`]): behind a view, a name would tell what the view reads.
 
 use simd_json::prelude::*;
 use simd_json::BorrowedValue;
@@ -28,6 +27,20 @@ pub const DATA_FREE_FUNCTIONS: &[&str] = &[
     "REPEAT",
     "REPEAT_ROW",
 ];
+
+/// The deepest parse tree or plan checked (DuckDB nests a few JSON levels per expression; its
+/// own limit is 1000 expression levels). Deeper ones are refused: parsing and walking recurse.
+const MAX_TREE_DEPTH: usize = 4096;
+
+/// What a refused query is told: the same words whatever was refused, so that refusals do not
+/// reveal the names of tables (or what a view reads).
+pub const REFUSED: &str =
+    "the query reads a table or table function that this token does not allow";
+
+/// What a table-limited token is told of an invalid statement: DuckDB's own messages suggest
+/// table and column names ("did you mean secret?").
+pub const WITHHELD: &str =
+    "the statement is not valid (DuckDB's message is withheld from tokens limited to tables)";
 
 /// The tables a token allows, normalised (DuckDB identifiers are case-insensitive).
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -87,23 +100,26 @@ impl TableSet {
     /// Checks the rows of `EXPLAIN (FORMAT json)` for a database whose catalog is `catalog`.
     /// The error says what was refused, in words safe for the client.
     pub fn check_plan(&self, plan_json: &mut [u8], catalog: &str) -> Result<(), String> {
-        let plan = simd_json::to_borrowed_value(plan_json)
-            .map_err(|e| format!("the query plan could not be read: {e}"))?;
+        if crate::wire::too_deep(plan_json, MAX_TREE_DEPTH) {
+            return Err(REFUSED.into());
+        }
+        let plan = simd_json::to_borrowed_value(plan_json).map_err(|_| REFUSED.to_string())?;
         let mut stack: Vec<&BorrowedValue> = match plan.as_array() {
             Some(nodes) => nodes.iter().collect(),
             None => vec![&plan],
         };
         while let Some(node) = stack.pop() {
             if let Some(extra) = node.get("extra_info") {
-                if let Some(table) = extra.get("Table").and_then(|t| t.as_str()) {
+                // DuckDB splits a value holding a newline into a list: anything but a string
+                // (a table named "a\nb") is refused rather than skipped.
+                if let Some(table) = extra.get("Table") {
+                    let table = table.as_str().ok_or(REFUSED)?;
                     self.check_table(table, catalog)?;
                 }
-                if let Some(f) = extra.get("Function").and_then(|f| f.as_str()) {
+                if let Some(f) = extra.get("Function") {
+                    let f = f.as_str().ok_or(REFUSED)?;
                     if !DATA_FREE_FUNCTIONS.contains(&f.to_ascii_uppercase().as_str()) {
-                        return Err(format!(
-                            "the table function {} is not available to a token limited to tables",
-                            f.to_lowercase()
-                        ));
+                        return Err(REFUSED.into());
                     }
                 }
             }
@@ -114,15 +130,122 @@ impl TableSet {
         Ok(())
     }
 
-    /// Checks unqualified table names (as `duckdb_get_table_names` gives them).
-    pub fn check_names(&self, names: &[String]) -> Result<(), String> {
-        match names
-            .iter()
-            .find(|n| !self.entries.iter().any(|(_, t)| t.eq_ignore_ascii_case(n)))
-        {
-            Some(n) => Err(format!("the token does not allow reading table {n}")),
-            None => Ok(()),
+    /// Checks DuckDB's parse tree of the statement (`json_serialize_sql` output).
+    pub fn check_parse_tree(&self, tree_json: &mut [u8], catalog: &str) -> Result<(), String> {
+        if crate::wire::too_deep(tree_json, MAX_TREE_DEPTH) {
+            return Err(REFUSED.into());
         }
+        let tree = simd_json::to_borrowed_value(tree_json).map_err(|_| REFUSED.to_string())?;
+        if tree.get("error").and_then(|e| e.as_bool()) != Some(false) {
+            // "not implemented": a statement other than SELECT; anything else: a syntax error.
+            let error_type = tree.get("error_type").and_then(|t| t.as_str());
+            return Err(if error_type == Some("not implemented") {
+                REFUSED
+            } else {
+                WITHHELD
+            }
+            .into());
+        }
+        if tree
+            .get("statements")
+            .and_then(|s| s.as_array())
+            .is_none_or(|s| s.len() != 1)
+        {
+            return Err(REFUSED.into());
+        }
+        let mut ctes = Vec::new();
+        self.walk(&tree, catalog, &mut ctes)
+    }
+
+    /// Visits every node; `ctes` holds the CTE names in scope, as DuckDB scopes them: a `WITH`
+    /// list's names are visible in its query node (and subqueries); each CTE body sees only
+    /// the CTEs before it; a recursive CTE sees itself only in its recursive part (`right`),
+    /// not in its anchor, where its name is the real table.
+    fn walk<'v>(
+        &self,
+        v: &'v BorrowedValue<'v>,
+        catalog: &str,
+        ctes: &mut Vec<&'v str>,
+    ) -> Result<(), String> {
+        if let Some(items) = v.as_array() {
+            return items.iter().try_for_each(|i| self.walk(i, catalog, ctes));
+        }
+        let Some(obj) = v.as_object() else {
+            return Ok(());
+        };
+        let scope = ctes.len();
+        let walked = self.walk_object(v, obj, catalog, ctes);
+        ctes.truncate(scope);
+        walked
+    }
+
+    fn walk_object<'v>(
+        &self,
+        v: &'v BorrowedValue<'v>,
+        obj: &'v simd_json::borrowed::Object<'v>,
+        catalog: &str,
+        ctes: &mut Vec<&'v str>,
+    ) -> Result<(), String> {
+        let text = |node: &'v BorrowedValue<'v>, key: &str| -> Result<&'v str, String> {
+            node.get(key)
+                .and_then(|s| s.as_str())
+                .ok_or_else(|| REFUSED.to_string())
+        };
+        if let Some(map) = v.get("cte_map") {
+            let entries = map.get("map").and_then(|m| m.as_array()).ok_or(REFUSED)?;
+            for entry in entries {
+                self.walk(entry.get("value").ok_or(REFUSED)?, catalog, ctes)?;
+                ctes.push(text(entry, "key")?);
+            }
+        }
+        let mut recursive_part = None;
+        match v.get("type").and_then(|t| t.as_str()) {
+            Some("BASE_TABLE") => {
+                let (cat, schema, table) = (
+                    text(v, "catalog_name")?,
+                    text(v, "schema_name")?,
+                    text(v, "table_name")?,
+                );
+                let is_cte = cat.is_empty()
+                    && schema.is_empty()
+                    && ctes.iter().any(|c| c.eq_ignore_ascii_case(table));
+                let cat_ok = cat.is_empty() || cat.eq_ignore_ascii_case(catalog);
+                let schema = if schema.is_empty() { "main" } else { schema };
+                let allowed = cat_ok && self.allows(schema, table);
+                if !(is_cte || allowed) {
+                    return Err(REFUSED.into());
+                }
+            }
+            Some("TABLE_FUNCTION") => {
+                let function = v.get("function").ok_or(REFUSED)?;
+                let name = text(function, "function_name")?;
+                let schema = function
+                    .get("schema")
+                    .and_then(|s| s.as_str())
+                    .unwrap_or("");
+                if !schema.is_empty()
+                    || !DATA_FREE_FUNCTIONS.contains(&name.to_ascii_uppercase().as_str())
+                {
+                    return Err(REFUSED.into());
+                }
+            }
+            // `SHOW TABLES` and the like name no table but list them.
+            Some("SHOW_REF") if !text(v, "table_name")?.is_empty() => return Err(REFUSED.into()),
+            Some("RECURSIVE_CTE_NODE") => recursive_part = Some(text(v, "cte_name")?),
+            _ => {}
+        }
+        for (key, child) in obj.iter() {
+            match key.as_ref() {
+                "cte_map" => {}
+                "right" if recursive_part.is_some() => {}
+                _ => self.walk(child, catalog, ctes)?,
+            }
+        }
+        if let (Some(name), Some(right)) = (recursive_part, v.get("right")) {
+            ctes.push(name);
+            self.walk(right, catalog, ctes)?;
+        }
+        Ok(())
     }
 
     fn check_table(&self, qualified: &str, catalog: &str) -> Result<(), String> {
@@ -131,14 +254,13 @@ impl TableSet {
             [c, s, t] => (c.as_str(), s.as_str(), t.as_str()),
             [s, t] => (catalog, s.as_str(), t.as_str()),
             [t] => (catalog, "main", t.as_str()),
-            _ => return Err("the query reads a table that cannot be identified".into()),
+            _ => return Err(REFUSED.into()),
         };
         if cat.eq_ignore_ascii_case(catalog) && self.allows(schema, table) {
             Ok(())
         } else {
-            Err(format!(
-                "the token does not allow reading table {qualified}"
-            ))
+            // Not named: behind a view, it would tell the client what the view reads.
+            Err(REFUSED.into())
         }
     }
 }
@@ -197,13 +319,13 @@ mod tests {
         assert!(s
             .check_plan(&mut plan("acme.main.\"trips.x\""), "acme")
             .is_err());
+        let split = br#"[{"name":"SEQ_SCAN","children":[],"extra_info":{"Table":["acme.main.\"tr","ips\""]}}]"#;
+        assert!(s.check_plan(&mut split.to_vec(), "acme").is_err());
         let f = br#"[{"name":"DUCKDB_TABLES","children":[],"extra_info":{"Function":"DUCKDB_TABLES"}}]"#;
         assert!(s.check_plan(&mut f.to_vec(), "acme").is_err());
         let r = br#"[{"name":"RANGE","children":[],"extra_info":{"Function":"RANGE"}}]"#;
         assert!(s.check_plan(&mut r.to_vec(), "acme").is_ok());
         assert!(s.check_plan(&mut b"not json".to_vec(), "acme").is_err());
-        assert!(s.check_names(&["TRIPS".into(), "zones".into()]).is_ok());
-        assert!(s.check_names(&["trips".into(), "secret".into()]).is_err());
     }
 
     #[test]

@@ -23,7 +23,7 @@ pub const MAX_CHUNK_ROWS: usize = 100_000;
 pub const MAX_JSON_DEPTH: usize = 64;
 
 /// Whether `bytes` nests arrays/objects deeper than `max` (strings are skipped, escapes too).
-fn too_deep(bytes: &[u8], max: usize) -> bool {
+pub(crate) fn too_deep(bytes: &[u8], max: usize) -> bool {
     let (mut depth, mut in_string, mut escaped) = (0usize, false, false);
     for &b in bytes {
         if in_string {

@@ -328,34 +328,60 @@ async fn every_case_of_the_auth_matrix_gets_its_answer() {
     );
 }
 
+/// A table chosen while binding could differ between the check and the run: DuckDB's parse
+/// tree refuses every table function that takes a table name, parameters or not. Ordinary
+/// parameterised queries run. Errors and refusals name no table.
 #[actix_web::test]
-async fn a_bound_parameter_cannot_smuggle_a_table_past_a_token() {
+async fn table_limited_tokens_bind_params_but_cannot_pick_tables_at_bind_time() {
     let app = spawn_secure_app("").await;
     let token = issue(&app, "acme", json!({ "tables": ["trips"] })).await;
     let run = |sql: &'static str, params: Value| {
         let (app, token) = (&app, &token);
         async move {
-            app.client
+            let resp = app
+                .client
                 .post(app.url("/v1/acme/query"))
                 .bearer_auth(token)
                 .body(json!({ "sql": sql, "params": params }).to_string())
                 .send()
                 .await
-                .unwrap()
+                .unwrap();
+            (resp.status().as_u16(), resp)
         }
     };
-    let resp = run("SELECT * FROM query_table($1)", json!(["secret"])).await;
-    assert_eq!(resp.status(), 403);
-    let body: Value = json_of(resp).await;
-    assert_eq!(body["code"], "forbidden");
-    assert!(
-        body["message"].as_str().unwrap().contains("secret"),
-        "{body}"
-    );
-    // The same statement with an allowed table runs, with its parameter.
-    let lines =
-        read_lines(run("SELECT count(*) FROM query_table($1)", json!(["trips"])).await).await;
-    assert_eq!(lines.rows(), vec![json!([7])]);
+    let trick = "SELECT * FROM query_table(CASE WHEN current_query() LIKE 'EXPLAIN%' \
+                 THEN 'trips' ELSE $1 END)";
+    for (sql, params) in [
+        (trick, json!(["secret"])),
+        ("SELECT * FROM query_table($1)", json!(["trips"])),
+        ("SELECT * FROM query($1)", json!(["SELECT v FROM secret"])),
+        ("SELECT count(*), max(v), $1::INT FROM secret", json!([1])),
+    ] {
+        let (status, resp) = run(sql, params).await;
+        let body = json_of(resp).await;
+        assert_eq!(
+            (status, body["code"].as_str()),
+            (403, Some("forbidden")),
+            "{sql}"
+        );
+    }
+    let (status, resp) = run("SELECT count(*) FROM trips WHERE id > $1", json!([2])).await;
+    assert_eq!(status, 200);
+    assert_eq!(read_lines(resp).await.rows(), vec![json!([4])]);
+    // Neither DuckDB's hints nor refusals say what exists or what a view reads.
+    for sql in [
+        "SELECT * FROM secre",
+        "SELECT nope FROM trips",
+        "SELECT * FROM leak",
+    ] {
+        let (status, resp) = run(sql, json!([])).await;
+        let body = json_of(resp).await;
+        assert!(status == 400 || status == 403, "{sql}: {body}");
+        let message = body["message"].as_str().unwrap().to_lowercase();
+        for leak in ["secret", "\"id\"", "candidate", "did you mean"] {
+            assert!(!message.contains(leak), "{sql}: {body}");
+        }
+    }
 }
 
 #[actix_web::test]
