@@ -6,7 +6,10 @@ the ratio. For build changes (DuckDB's assertions on or off, a new dependency...
     python3 scripts/bench_ab.py --a OLD_BINARY --b NEW_BINARY [--db /tmp/bench/bench.duckdb]
 """
 import argparse
+import os
+import shutil
 import statistics
+import tempfile
 import subprocess
 import time
 
@@ -26,7 +29,9 @@ def timed(port, sql, zstd):
     if zstd:
         args[1:1] = ["-H", "Accept-Encoding: zstd"]
     t = time.perf_counter()
-    subprocess.run(args, check=True)
+    out = subprocess.run(args + ["-w", "%{http_code}"], check=True, capture_output=True, text=True)
+    if out.stdout != "200":
+        raise SystemExit(f"HTTP {out.stdout} for {sql}")
     return time.perf_counter() - t
 
 
@@ -38,12 +43,16 @@ def main():
     p.add_argument("--repeat", type=int, default=3)
     o = p.parse_args()
     times = {(name, side): [] for name, _, _ in QUERIES for side in "ab"}
-    with gateway(o.a, o.db) as (pa, _), gateway(o.b, o.db) as (pb, _):
+    # DuckDB locks its file: the second gateway reads a copy.
+    copy = os.path.join(tempfile.mkdtemp(), "bench.duckdb")
+    shutil.copyfile(o.db, copy)
+    with gateway(o.a, o.db) as (pa, _), gateway(o.b, copy) as (pb, _):
         for name, sql, zstd in QUERIES:
             timed(pa, sql, zstd), timed(pb, sql, zstd)  # warm-up
             for _ in range(o.repeat):
                 times[(name, "a")].append(timed(pa, sql, zstd))
                 times[(name, "b")].append(timed(pb, sql, zstd))
+    shutil.rmtree(os.path.dirname(copy))
     print("| query | a (s) | b (s) | b / a |")
     print("|---|---|---|---|")
     for name, _, _ in QUERIES:
