@@ -3,6 +3,8 @@
 FROM rust:1.95-bookworm AS build
 WORKDIR /src
 COPY Cargo.toml Cargo.lock ./
+# DuckDB is compiled as a release build (NDEBUG): see .cargo/config.toml.
+COPY .cargo ./.cargo
 COPY src ./src
 RUN cargo build --release --locked --bin duckstream
 

@@ -48,6 +48,24 @@ fn compose_file_is_valid_and_its_mounts_exist() {
     assert!(root().join("Dockerfile").exists());
     let dockerfile = std::fs::read_to_string(root().join("Dockerfile")).unwrap();
     assert!(dockerfile.matches("FROM ").count() >= 2, "multi-stage");
+    // Every file the build stage copies from the context exists (e.g. .cargo/config.toml,
+    // which makes DuckDB a release build).
+    for line in dockerfile
+        .lines()
+        .filter(|l| l.starts_with("COPY ") && !l.contains("--from"))
+    {
+        let parts: Vec<&str> = line.split_whitespace().collect();
+        for src in &parts[1..parts.len() - 1] {
+            assert!(
+                root().join(src).exists(),
+                "Dockerfile copies {src}, which does not exist"
+            );
+        }
+    }
+    assert!(
+        dockerfile.contains("COPY .cargo"),
+        "the image must build DuckDB with NDEBUG"
+    );
 }
 
 #[test]
