@@ -19,7 +19,8 @@ use actix::{Actor, Handler, Message, SyncContext};
 use tokio::sync::{mpsc, oneshot, OwnedSemaphorePermit};
 
 use super::control::{CancelReason, QueryControl};
-use super::duck::{Connection, DuckError, DuckErrorKind, Param, Prepared, StatementKind};
+use super::duck::{Connection, DuckError, DuckErrorKind, Prepared, StatementKind};
+use super::parse_tree::{self, TreeError};
 use super::tables::{TableSet, REFUSED, WITHHELD};
 use super::tenant::Tenant;
 use super::{Frame, FrameKind, Transport};
@@ -28,6 +29,7 @@ use crate::error::GatewayError;
 use crate::metrics::{Metrics, Outcome};
 use crate::wire::lines::{self, Column};
 use crate::wire::QueryRequest;
+use simd_json::prelude::*;
 
 /// A partial line is sent once it is this old, so slow queries still trickle rows out.
 const LINE_MAX_AGE: Duration = Duration::from_millis(50);
@@ -149,36 +151,71 @@ fn bind_params(stmt: &mut Prepared<'_>, request: &QueryRequest) -> Result<(), Ga
     Ok(())
 }
 
-/// Refuses the query unless every table it reads is in `tables` (see [`super::tables`]):
-/// DuckDB's parser gives its parse tree (names and table functions), then DuckDB plans it once
-/// more, as `EXPLAIN (FORMAT json)` with the same parameters, and the plan names each scanned
-/// table.
-fn check_tables(conn: &Connection, job: &Job, tables: &TableSet) -> Result<(), Ended> {
-    let refused = |reason: String| {
-        Ended::Failed(if reason == WITHHELD {
-            GatewayError::InvalidSql(reason)
-        } else {
-            GatewayError::Forbidden(reason)
-        })
-    };
-    let catalog = job.tenant.id.as_str();
-    // 1. The parse tree: the user's SQL is a bound value here, never SQL text.
-    let tree = conn
-        .query_text(
-            "SELECT json_serialize_sql($1::VARCHAR)",
-            &Param::Text(job.request.sql.clone()),
-        )
+/// A refusal by a table check: `invalid_sql` for [`WITHHELD`], else `forbidden`.
+fn table_refusal(reason: String) -> Ended {
+    Ended::Failed(if reason == WITHHELD {
+        GatewayError::InvalidSql(reason)
+    } else {
+        GatewayError::Forbidden(reason)
+    })
+}
+
+/// The checks on DuckDB's parse tree (see [`super::parse_tree`]), before DuckDB binds the
+/// statement: lambda nesting for everyone; for a table-limited token, its tables (parse tree,
+/// then plan).
+fn check_tree(conn: &Connection, job: &Job) -> Result<(), Ended> {
+    let forbidden = |m: String| Ended::Failed(GatewayError::Forbidden(m));
+    let tree = parse_tree::fetch(conn, &job.request.sql)
         .map_err(|e| execution_error(e, &job.control))?
-        .ok_or_else(|| refused(REFUSED.into()))?;
-    tables
-        .check_parse_tree(&mut tree.into_bytes(), catalog)
-        .map_err(refused)?;
-    // 2. The plan, with the query's parameters. It names only allowed tables by now, so a
-    //    statement DuckDB cannot plan is the client's mistake (an unknown column...).
+        .unwrap_or_default();
+    let mut bytes = tree.into_bytes();
+    let tree = match parse_tree::parse(&mut bytes) {
+        Ok(tree) => tree,
+        Err(TreeError::TooDeep) => {
+            return Err(forbidden(format!(
+                "the statement nests deeper than {} levels",
+                parse_tree::MAX_TREE_DEPTH
+            )))
+        }
+        Err(TreeError::Unreadable) => return Err(table_refusal(REFUSED.into())),
+    };
+    // DuckDB serializes SELECT only: an EXPLAIN that may hold lambdas cannot be checked.
+    let unserializable = tree.get("error").and_then(|e| e.as_bool()) == Some(true)
+        && tree.get("error_type").and_then(|t| t.as_str()) == Some("not implemented");
+    if unserializable && job.tables.is_none() && parse_tree::may_have_lambdas(&job.request.sql) {
+        return Err(forbidden(
+            "lambdas are only accepted in SELECT statements (EXPLAIN cannot be checked)".into(),
+        ));
+    }
+    if parse_tree::lambda_nesting(&tree) > parse_tree::MAX_LAMBDA_NESTING {
+        return Err(forbidden(format!(
+            "lambdas nested more than {} deep are refused: DuckDB binds them in time that \
+             doubles with each level",
+            parse_tree::MAX_LAMBDA_NESTING
+        )));
+    }
+    if let Some(tables) = &job.tables {
+        let catalog = job.tenant.id.as_str();
+        tables
+            .check_parse_tree(&tree, catalog)
+            .map_err(table_refusal)?;
+        check_plan_tables(conn, job, tables)?;
+    }
+    Ok(())
+}
+
+/// Refuses the query unless every table its plan reads is in `tables`: DuckDB plans it once
+/// more, as `EXPLAIN (FORMAT json)` with the same parameters; with `explain_output = 'all'`
+/// (set for every database) the rows include the unoptimized plan, which keeps scans that the
+/// optimizer answers from statistics.
+fn check_plan_tables(conn: &Connection, job: &Job, tables: &TableSet) -> Result<(), Ended> {
+    let catalog = job.tenant.id.as_str();
+    // The parse tree names only allowed tables by now, so a statement DuckDB cannot plan is
+    // the client's mistake (an unknown column...).
     let explain = format!("EXPLAIN (FORMAT json) {}", job.request.sql);
     let mut stmt = conn
         .prepare(&explain)
-        .map_err(|_| refused(WITHHELD.into()))?;
+        .map_err(|_| table_refusal(WITHHELD.into()))?;
     bind_params(&mut stmt, &job.request).map_err(Ended::Failed)?;
     let mut result = stmt
         .execute_streaming()
@@ -192,12 +229,12 @@ fn check_tables(conn: &Connection, job: &Job, tables: &TableSet) -> Result<(), E
             let plan = chunk.varchar(1, row).unwrap_or_default();
             tables
                 .check_plan(&mut plan.into_bytes(), catalog)
-                .map_err(refused)?;
+                .map_err(table_refusal)?;
             rows += 1;
         }
     }
     if rows == 0 {
-        return Err(refused(REFUSED.into()));
+        return Err(table_refusal(REFUSED.into()));
     }
     Ok(())
 }
@@ -306,10 +343,10 @@ impl Running {
         // Detach before `conn` drops back into the pool (drop order is reverse declaration).
         let _detach = Detach(&job.control);
 
-        // A table-limited token's statement is checked before DuckDB binds it (see
-        // `check_tables`): until then, DuckDB only parses it.
-        if let Some(tables) = &job.tables {
-            if let Err(e) = check_tables(&conn, job, tables) {
+        // Checks on DuckDB's parse tree run before DuckDB binds the statement (`check_tree`):
+        // a table-limited token's always, anyone's when the text could hold lambdas.
+        if job.tables.is_some() || parse_tree::may_have_lambdas(&job.request.sql) {
+            if let Err(e) = check_tree(&conn, job) {
                 return match e {
                     Ended::Failed(e) => Ended::Rejected(e),
                     other => other,

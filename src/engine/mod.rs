@@ -17,6 +17,7 @@
 pub mod control;
 pub mod duck;
 pub mod executor;
+pub mod parse_tree;
 pub mod tables;
 pub mod tenant;
 

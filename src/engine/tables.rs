@@ -28,9 +28,24 @@ pub const DATA_FREE_FUNCTIONS: &[&str] = &[
     "REPEAT_ROW",
 ];
 
-/// The deepest parse tree or plan checked (DuckDB nests a few JSON levels per expression; its
-/// own limit is 1000 expression levels). Deeper ones are refused: parsing and walking recurse.
-const MAX_TREE_DEPTH: usize = 4096;
+/// Scalar functions a table-limited token may not call: they plan or run SQL given as text
+/// (which the parse tree holds as a string), or read the catalog, settings or sequences.
+pub const NAME_TAKING_FUNCTIONS: &[&str] = &[
+    "json_serialize_plan",
+    "json_serialize_sql",
+    "json_execute_serialized_sql",
+    "query",
+    "query_table",
+    "nextval",
+    "currval",
+    "current_setting",
+    "getvariable",
+    "pg_get_viewdef",
+    "pg_get_constraintdef",
+    "pg_get_expr",
+    "has_table_privilege",
+    "has_column_privilege",
+];
 
 /// What a refused query is told: the same words whatever was refused, so that refusals do not
 /// reveal the names of tables (or what a view reads).
@@ -100,7 +115,7 @@ impl TableSet {
     /// Checks the rows of `EXPLAIN (FORMAT json)` for a database whose catalog is `catalog`.
     /// The error says what was refused, in words safe for the client.
     pub fn check_plan(&self, plan_json: &mut [u8], catalog: &str) -> Result<(), String> {
-        if crate::wire::too_deep(plan_json, MAX_TREE_DEPTH) {
+        if crate::wire::too_deep(plan_json, super::parse_tree::MAX_TREE_DEPTH) {
             return Err(REFUSED.into());
         }
         let plan = simd_json::to_borrowed_value(plan_json).map_err(|_| REFUSED.to_string())?;
@@ -130,12 +145,9 @@ impl TableSet {
         Ok(())
     }
 
-    /// Checks DuckDB's parse tree of the statement (`json_serialize_sql` output).
-    pub fn check_parse_tree(&self, tree_json: &mut [u8], catalog: &str) -> Result<(), String> {
-        if crate::wire::too_deep(tree_json, MAX_TREE_DEPTH) {
-            return Err(REFUSED.into());
-        }
-        let tree = simd_json::to_borrowed_value(tree_json).map_err(|_| REFUSED.to_string())?;
+    /// Checks DuckDB's parse tree of the statement (`json_serialize_sql` output, parsed by
+    /// [`super::parse_tree::parse`]).
+    pub fn check_parse_tree(&self, tree: &BorrowedValue<'_>, catalog: &str) -> Result<(), String> {
         if tree.get("error").and_then(|e| e.as_bool()) != Some(false) {
             // "not implemented": a statement other than SELECT; anything else: a syntax error.
             let error_type = tree.get("error_type").and_then(|t| t.as_str());
@@ -154,7 +166,7 @@ impl TableSet {
             return Err(REFUSED.into());
         }
         let mut ctes = Vec::new();
-        self.walk(&tree, catalog, &mut ctes)
+        self.walk(tree, catalog, &mut ctes)
     }
 
     /// Visits every node; `ctes` holds the CTE names in scope, as DuckDB scopes them: a `WITH`
@@ -229,8 +241,21 @@ impl TableSet {
                     return Err(REFUSED.into());
                 }
             }
-            // `SHOW TABLES` and the like name no table but list them.
-            Some("SHOW_REF") if !text(v, "table_name")?.is_empty() => return Err(REFUSED.into()),
+            // `SHOW TABLES [FROM s]` and the like name no table but list them; the others
+            // (`DESCRIBE t`) carry the query they describe, walked below.
+            Some("SHOW_REF")
+                if !text(v, "table_name")?.is_empty()
+                    || v.get("query").is_none_or(|q| q.as_object().is_none()) =>
+            {
+                return Err(REFUSED.into())
+            }
+            // Scalar functions that plan or read other SQL, or name catalog objects.
+            Some("FUNCTION")
+                if NAME_TAKING_FUNCTIONS
+                    .contains(&text(v, "function_name")?.to_ascii_lowercase().as_str()) =>
+            {
+                return Err(REFUSED.into())
+            }
             Some("RECURSIVE_CTE_NODE") => recursive_part = Some(text(v, "cte_name")?),
             _ => {}
         }

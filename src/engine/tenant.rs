@@ -191,6 +191,7 @@ impl DbInit {
         }
         sql.push_str(
             " SET autoinstall_known_extensions = false; SET autoload_known_extensions = false;\
+             SET GLOBAL explain_output = 'all';\
              SET enable_external_access = false; SET lock_configuration = true;",
         );
         sql

@@ -46,7 +46,9 @@ pub async fn spawn_secure_app_with(
             "CREATE TABLE trips AS SELECT range AS id FROM range(7);
              CREATE TABLE secret (v VARCHAR); INSERT INTO secret VALUES ('acme-secret');
              CREATE VIEW leak AS SELECT * FROM secret;
-             CREATE SCHEMA geo; CREATE TABLE geo.zones AS SELECT 1 AS z;",
+             CREATE SCHEMA geo; CREATE TABLE geo.zones AS SELECT 1 AS z;
+             CREATE SEQUENCE seq1;
+             CREATE MACRO cnt() AS (SELECT count(*) FROM secret);",
         );
         create_tenant(
             &c.data_dir,
@@ -525,4 +527,64 @@ async fn browsers_may_send_authorization_from_allowed_origins() {
     // Another origin gets no allow-origin header: its browser blocks the request.
     let other = preflight("https://evil.example").await.unwrap();
     assert!(other.headers().get("access-control-allow-origin").is_none());
+}
+
+/// DuckDB binds lambdas nested in lambdas in time that doubles per level and cannot be
+/// interrupted: deep nesting is refused for everyone before DuckDB binds it; shallow runs.
+/// Statements nested past the parse-tree limit are refused too, and the server stays up.
+#[actix_web::test]
+async fn nested_lambdas_and_deep_trees_are_refused_before_binding() {
+    let app = spawn_secure_app("").await;
+    let token = issue(&app, "acme", json!({ "tables": ["trips"] })).await;
+    let nest = |n: usize| {
+        let mut e = "1".to_string();
+        for i in 0..n {
+            e = format!("list_transform([1], x{i} -> {e})");
+        }
+        format!("SELECT {e}")
+    };
+    let post = |cred: String, sql: String| {
+        let app = &app;
+        async move {
+            let resp = tokio::time::timeout(
+                Duration::from_secs(60),
+                app.client
+                    .post(app.url("/v1/acme/query"))
+                    .bearer_auth(cred)
+                    .body(json!({ "sql": sql }).to_string())
+                    .send(),
+            )
+            .await
+            .expect("answered, not stuck binding")
+            .unwrap();
+            (resp.status().as_u16(), resp)
+        }
+    };
+    for cred in [ACME_KEY.to_string(), token.clone()] {
+        let (status, resp) = post(cred.clone(), nest(40)).await;
+        let body = json_of(resp).await;
+        assert_eq!(
+            (status, body["code"].as_str()),
+            (403, Some("forbidden")),
+            "{body}"
+        );
+        assert!(
+            body["message"].as_str().unwrap().contains("lambdas"),
+            "{body}"
+        );
+        let (status, resp) = post(cred.clone(), nest(3)).await;
+        assert_eq!(status, 200);
+        assert_eq!(read_lines(resp).await.rows(), vec![json!([[[[1]]]])]);
+        // Far past DuckDB's own expression limit: refused one way or another, never a crash.
+        let deep = format!("SELECT {}1{}", "abs(".repeat(1500), ")".repeat(1500));
+        let (status, _) = post(cred.clone(), deep).await;
+        assert!((400..500).contains(&status), "{status}");
+        let within = format!("SELECT {}1{}", "abs(".repeat(100), ")".repeat(100));
+        let (status, resp) = post(cred.clone(), within).await;
+        assert_eq!(status, 200);
+        assert_eq!(read_lines(resp).await.rows(), vec![json!([1])]);
+    }
+    let (status, resp) = post(ACME_KEY.into(), "SELECT count(*) FROM trips".into()).await;
+    assert_eq!(status, 200);
+    assert_eq!(read_lines(resp).await.rows(), vec![json!([7])]);
 }
