@@ -2,13 +2,16 @@
 //! DuckDB, not the SQL text, twice:
 //! 1. **The parse tree** (`json_serialize_sql`, DuckDB's own parser; nothing is bound or
 //!    evaluated): every table the statement names must be allowed or a CTE in scope, every
-//!    table function must be one that reads no stored data ([`DATA_FREE_FUNCTIONS`]), and only
-//!    a plain `SELECT` passes. This refuses what a plan cannot show: tables chosen while
+//!    table function must be one that reads no stored data ([`DATA_FREE_FUNCTIONS`]), no
+//!    scalar function may plan SQL from text or read the catalog ([`NAME_TAKING_FUNCTIONS`]),
+//!    and only a plain `SELECT` passes. This refuses what a plan cannot show: tables chosen while
 //!    binding (`query_table(<expression>)`, `query()`, table macros such as
 //!    `histogram_values`), which could be chosen differently when the statement runs; scans
 //!    the optimizer removes (`count(*)` answered from statistics); `DESCRIBE t`.
-//! 2. **The plan** (`EXPLAIN (FORMAT json)`, bound with the query's own parameters): every
-//!    scanned table must be allowed, which follows views to the tables they read.
+//! 2. **The plan** (`EXPLAIN (FORMAT json)`, bound with the query's own parameters; with
+//!    `explain_output = 'all'` its rows include the unoptimized plan, which keeps scans the
+//!    optimizer answers from statistics, e.g. inside the tenant's own macros): every scanned
+//!    table must be allowed, which follows views to the tables they read.
 //!
 //! Invariants (fail closed):
 //! - A statement DuckDB cannot serialize (not a SELECT), a plan that cannot be produced or
