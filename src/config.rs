@@ -43,6 +43,9 @@ pub struct Config {
     pub duckdb_threads: Option<u32>,
     /// DuckDB memory limit per database, in DuckDB's syntax (`4GB`, `50%`); `None`: DuckDB's default.
     pub duckdb_memory_limit: Option<String>,
+    /// DuckDB `max_temp_directory_size` per database (how much a query may spill to disk);
+    /// `None`: DuckDB's default, 90 % of the free disk.
+    pub duckdb_max_temp_size: Option<String>,
     /// `false` (the default) lets DuckDB stream `LIMIT` and parallel scans in any order.
     pub preserve_insertion_order: bool,
     /// Encoded lines buffered per query between DuckDB and the client.
@@ -112,6 +115,7 @@ impl Default for Config {
             zstd_level: 1,
             duckdb_threads: None,
             duckdb_memory_limit: None,
+            duckdb_max_temp_size: None,
             preserve_insertion_order: false,
             stream_buffer: 4,
             query_timeout: None,
@@ -177,6 +181,9 @@ pub struct Overrides {
     /// DuckDB memory limit per database, e.g. 4GB or 50%
     #[arg(long, env = "DUCKSTREAM_DUCKDB_MEMORY_LIMIT")]
     pub duckdb_memory_limit: Option<String>,
+    /// DuckDB spill limit per database (max_temp_directory_size), e.g. 20GB
+    #[arg(long, env = "DUCKSTREAM_DUCKDB_MAX_TEMP_SIZE")]
+    pub duckdb_max_temp_size: Option<String>,
     /// Keep insertion order in results without ORDER BY (makes LIMIT blocking)
     #[arg(long, env = "DUCKSTREAM_PRESERVE_INSERTION_ORDER")]
     pub preserve_insertion_order: Option<bool>,
@@ -407,6 +414,9 @@ impl Config {
         if let Some(m) = o.duckdb_memory_limit {
             self.duckdb_memory_limit = (!m.trim().is_empty()).then_some(m);
         }
+        if let Some(m) = o.duckdb_max_temp_size {
+            self.duckdb_max_temp_size = (!m.trim().is_empty()).then_some(m);
+        }
         if let Some(s) = o.query_timeout_secs {
             self.query_timeout = (s > 0).then(|| Duration::from_secs(s));
         }
@@ -484,6 +494,9 @@ impl Config {
         }
         if let Some(m) = &self.duckdb_memory_limit {
             check_memory_limit(m).map_err(|e| invalid("duckdb_memory_limit", e))?;
+        }
+        if let Some(m) = &self.duckdb_max_temp_size {
+            check_memory_limit(m).map_err(|e| invalid("duckdb_max_temp_size", e))?;
         }
         if self
             .token_secret

@@ -12,6 +12,7 @@
 //! max_connections = 32                 # open HTTP/SSE streams and WebSockets
 //! queue_size = 16                      # queries that may wait for one of max_queries
 //! memory_limit = "2GB"                 # DuckDB memory_limit of the tenant's database
+//! max_temp_size = "20GB"               # DuckDB max_temp_directory_size (spill to disk)
 //! threads = 2                          # DuckDB threads of the tenant's database
 //! ```
 //!
@@ -63,6 +64,7 @@ struct RawTenant {
     max_connections: Option<usize>,
     queue_size: Option<usize>,
     memory_limit: Option<String>,
+    max_temp_size: Option<String>,
     threads: Option<u32>,
 }
 
@@ -76,6 +78,7 @@ impl RawTenant {
             max_connections: self.max_connections,
             queue_size: self.queue_size,
             memory_limit: self.memory_limit.clone(),
+            max_temp_size: self.max_temp_size.clone(),
             threads: self.threads,
         }
     }

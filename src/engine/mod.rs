@@ -141,6 +141,7 @@ impl Engine {
                 },
                 threads: config.duckdb_threads,
                 memory_limit: config.duckdb_memory_limit.clone(),
+                max_temp_size: config.duckdb_max_temp_size.clone(),
             },
             config
                 .tenants

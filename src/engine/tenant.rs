@@ -40,6 +40,8 @@ pub struct TenantLimits {
     pub threads: Option<u32>,
     /// DuckDB `memory_limit` of the tenant's database; `None`: DuckDB's default.
     pub memory_limit: Option<String>,
+    /// DuckDB `max_temp_directory_size` (spilling); `None`: DuckDB's default (90 % of the disk).
+    pub max_temp_size: Option<String>,
 }
 
 /// A tenant's limits as the tenants file states them: absent means "the global value", and
@@ -53,6 +55,7 @@ pub struct LimitOverrides {
     pub max_connections: Option<usize>,
     pub queue_size: Option<usize>,
     pub memory_limit: Option<String>,
+    pub max_temp_size: Option<String>,
     pub threads: Option<u32>,
 }
 
@@ -66,6 +69,9 @@ impl LimitOverrides {
         }
         if let Some(m) = &self.memory_limit {
             check_memory_limit(m).map_err(|e| format!("memory_limit: {e}"))?;
+        }
+        if let Some(m) = &self.max_temp_size {
+            check_memory_limit(m).map_err(|e| format!("max_temp_size: {e}"))?;
         }
         Ok(())
     }
@@ -99,6 +105,9 @@ impl TenantLimits {
         }
         if let Some(m) = &o.memory_limit {
             l.memory_limit = Some(m.clone());
+        }
+        if let Some(m) = &o.max_temp_size {
+            l.max_temp_size = Some(m.clone());
         }
         l
     }
@@ -171,6 +180,7 @@ pub struct DbSettings {
 struct DbInit {
     threads: Option<u32>,
     memory_limit: Option<String>,
+    max_temp_size: Option<String>,
     preserve_insertion_order: bool,
 }
 
@@ -188,6 +198,12 @@ impl DbInit {
         }
         if let Some(m) = &self.memory_limit {
             sql.push_str(&format!(" SET memory_limit = '{}';", m.replace('\'', "''")));
+        }
+        if let Some(m) = &self.max_temp_size {
+            sql.push_str(&format!(
+                " SET max_temp_directory_size = '{}';",
+                m.replace('\'', "''")
+            ));
         }
         sql.push_str(
             " SET autoinstall_known_extensions = false; SET autoload_known_extensions = false;\
@@ -275,6 +291,7 @@ impl Tenant {
         let init = DbInit {
             threads: self.limits.threads,
             memory_limit: self.limits.memory_limit.clone(),
+            max_temp_size: self.limits.max_temp_size.clone(),
             preserve_insertion_order: self.settings.preserve_insertion_order,
         };
         let pool = r2d2::Pool::builder()

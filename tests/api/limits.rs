@@ -13,6 +13,7 @@ max_result_rows = 5
 max_queries = 1
 max_connections = 2
 memory_limit = \"100MB\"
+max_temp_size = \"1MB\"
 threads = 1";
 
 async fn post(app: &TestApp, tenant: &str, sql: &str) -> reqwest::Response {
@@ -52,9 +53,10 @@ async fn result_limits_timeout_and_duckdb_settings_are_per_tenant() {
     assert_eq!(out.last()["type"], "end");
 
     // DuckDB settings of each tenant's database.
-    let settings = "SELECT current_setting('threads')::INT, current_setting('memory_limit')";
+    let settings = "SELECT current_setting('threads')::INT, current_setting('memory_limit'), \
+                    current_setting('max_temp_directory_size')";
     let acme = query(&app, "acme", settings).await.rows();
-    assert_eq!(acme, vec![json!([1, "95.3 MiB"])]);
+    assert_eq!(acme, vec![json!([1, "95.3 MiB", "976.5 KiB"])]);
     let globex = query(&app, "globex", settings).await.rows();
     assert_ne!(globex[0][1], "95.3 MiB", "{globex:?}");
 
@@ -65,6 +67,15 @@ async fn result_limits_timeout_and_duckdb_settings_are_per_tenant() {
     assert_eq!(
         query(&app, "acme", "SELECT 3").await.rows(),
         vec![json!([3])]
+    );
+    // Disk: a query that must spill more than acme's 1 MB of temp space ends the same way.
+    let spill = "SELECT count(*) FROM (SELECT DISTINCT range::VARCHAR || repeat('x', 50) \
+                 FROM range(5000000))";
+    let (status, code) = refused(post(&app, "acme", spill).await).await;
+    assert_eq!((status, code.as_str()), (400, "out_of_memory"));
+    assert_eq!(
+        query(&app, "acme", "SELECT 4").await.rows(),
+        vec![json!([4])]
     );
 
     // Timeout: DuckDB is interrupted after 1 s; globex has none and acme serves the next query.
