@@ -427,3 +427,47 @@ async fn floods_and_foreign_cancels_are_harmless() {
         "no error line for the victim"
     );
 }
+
+/// The heartbeat: a client that answers the server's pings (tungstenite does while it reads)
+/// stays connected past the pong timeout; one that goes silent is closed with 1001.
+#[actix_web::test]
+async fn silent_clients_are_closed_and_answering_ones_stay() {
+    let app = spawn_app_with(|c| {
+        c.ws_ping_interval = Duration::from_secs(1);
+        c.ws_pong_timeout = Duration::from_secs(2);
+    })
+    .await;
+    // Answering: read (and so pong) for three pong timeouts, then run a query.
+    let mut ws = connect(&app, "?compression=none").await;
+    let mut pings = 0;
+    let until = tokio::time::Instant::now() + Duration::from_secs(6);
+    while let Ok(Some(msg)) = tokio::time::timeout_at(until, ws.next()).await {
+        match msg.unwrap() {
+            Message::Ping(_) => pings += 1,
+            other => panic!("unexpected {other:?}"),
+        }
+    }
+    assert!(pings >= 2, "{pings} pings in 6 s");
+    send(
+        &mut ws,
+        json!({"type": "query", "id": "a", "sql": "SELECT 42"}),
+    )
+    .await;
+    let lines = read_until(&mut ws, is_final).await;
+    assert_eq!(lines.last().unwrap()["type"], "end", "{lines:?}");
+
+    // Silent: read nothing (no pongs) past the timeout; then the socket holds a close 1001.
+    let mut silent = connect(&app, "?compression=none").await;
+    tokio::time::sleep(Duration::from_secs(5)).await;
+    let code = loop {
+        let msg = tokio::time::timeout(Duration::from_secs(30), silent.next())
+            .await
+            .expect("the server closes a silent client");
+        match msg {
+            Some(Ok(Message::Close(frame))) => break frame.map(|f| f.code),
+            Some(Ok(Message::Ping(_))) => continue,
+            other => panic!("unexpected {other:?}"),
+        }
+    };
+    assert_eq!(code, Some(CloseCode::Away));
+}
