@@ -15,7 +15,7 @@ use actix_web::{error::InternalError, web, App, HttpResponse, HttpServer};
 use tokio_util::sync::CancellationToken;
 
 use crate::auth::token::TokenSigner;
-use crate::auth::{Access, Authenticator, TokenTtl};
+use crate::auth::{Access, AuthError, Authenticator, TokenTtl};
 use crate::config::Config;
 use crate::engine::Engine;
 use crate::error::GatewayError;
@@ -25,23 +25,28 @@ use crate::transport::{http, sse};
 use crate::wire::TenantId;
 
 impl AppState {
-    /// Checks the request's credential for `tenant`, counting refusals by reason.
+    /// The edge of every tenant route: the tenant named in the path, and what the request's
+    /// credential allows on it. Runs before a body is read or the engine is touched.
     pub fn authorize(
         &self,
         req: &actix_web::HttpRequest,
-        tenant: &TenantId,
+        tenant_in_path: &str,
     ) -> Result<Access, GatewayError> {
+        let tenant = TenantId::parse(tenant_in_path)?;
         self.auth
-            .authorize(req.headers(), req.query_string(), tenant)
-            .map_err(|e| {
-                self.engine
-                    .metrics()
-                    .auth_failures
-                    .with_label_values(&[e.reason()])
-                    .inc();
-                tracing::debug!(%tenant, reason = e.reason(), "request refused");
-                e.into()
-            })
+            .authorize(req.headers(), req.query_string(), &tenant)
+            .map_err(|e| self.auth_refused(&tenant, e))
+    }
+
+    /// Counts an authentication or authorisation refusal by reason; the client's error.
+    pub fn auth_refused(&self, tenant: &TenantId, e: AuthError) -> GatewayError {
+        self.engine
+            .metrics()
+            .auth_failures
+            .with_label_values(&[e.reason()])
+            .inc();
+        tracing::debug!(%tenant, reason = e.reason(), "request refused");
+        e.into()
     }
 }
 

@@ -28,7 +28,7 @@ use crate::engine::control::CancelOnDrop;
 use crate::engine::{ConnectionSlot, Frame, FrameKind, RunningQuery, Transport};
 use crate::error::GatewayError;
 use crate::startup::AppState;
-use crate::wire::{QueryRequest, TenantId, TokenRequest};
+use crate::wire::{QueryRequest, TokenRequest};
 
 /// Query-string form of a query (`GET`).
 #[derive(Debug, Deserialize)]
@@ -44,8 +44,7 @@ pub async fn post_query(
     payload: web::Payload,
     state: web::Data<AppState>,
 ) -> Result<HttpResponse, GatewayError> {
-    let tenant = TenantId::parse(&path)?;
-    let access = state.authorize(&req, &tenant)?;
+    let access = state.authorize(&req, &path)?;
     let query = json_request(payload, &state).await?;
     run(&req, access, query, &state).await
 }
@@ -56,8 +55,7 @@ pub async fn get_query(
     params: web::Query<QueryParams>,
     state: web::Data<AppState>,
 ) -> Result<HttpResponse, GatewayError> {
-    let tenant = TenantId::parse(&path)?;
-    let access = state.authorize(&req, &tenant)?;
+    let access = state.authorize(&req, &path)?;
     let query = params.into_inner().into_request()?;
     run(&req, access, query, &state).await
 }
@@ -69,21 +67,15 @@ pub async fn post_token(
     payload: web::Payload,
     state: web::Data<AppState>,
 ) -> Result<HttpResponse, GatewayError> {
-    let tenant = TenantId::parse(&path)?;
-    let access = state.authorize(&req, &tenant)?;
+    let access = state.authorize(&req, &path)?;
     let mut body = read_body(payload, state.max_body_bytes, state.body_timeout).await?;
     let request = TokenRequest::from_json(&mut body)?;
-    state.engine.check_tenant(&tenant).await?;
-    let issued = state.auth.issue(&access, request).map_err(|e| {
-        state
-            .engine
-            .metrics()
-            .auth_failures
-            .with_label_values(&[e.reason()])
-            .inc();
-        GatewayError::from(e)
-    })?;
-    tracing::info!(%tenant, expires_at = issued.expires_at, restricted = issued.tables.is_some(), "token issued");
+    state.engine.check_tenant(&access.tenant).await?;
+    let issued = state
+        .auth
+        .issue(&access, request)
+        .map_err(|e| state.auth_refused(&access.tenant, e))?;
+    tracing::info!(tenant = %access.tenant, expires_at = issued.expires_at, restricted = issued.tables.is_some(), "token issued");
     let body = simd_json::serde::to_vec(&issued).map_err(|e| GatewayError::Internal(e.into()))?;
     Ok(HttpResponse::Ok()
         .content_type("application/json")

@@ -29,7 +29,7 @@ use crate::engine::{Frame, FrameKind, Transport};
 use crate::error::GatewayError;
 use crate::startup::AppState;
 use crate::wire::lines;
-use crate::wire::{QueryRequest, TenantId};
+use crate::wire::QueryRequest;
 
 /// Lays protocol lines out as server-sent events.
 pub struct SseFraming {
@@ -71,8 +71,7 @@ pub async fn get_sse(
     params: web::Query<QueryParams>,
     state: web::Data<AppState>,
 ) -> Result<HttpResponse, GatewayError> {
-    let tenant = TenantId::parse(&path)?;
-    let access = state.authorize(&req, &tenant)?;
+    let access = state.authorize(&req, &path)?;
     if let Some(resp) = refuse_resume(&req) {
         return Ok(resp);
     }
@@ -86,8 +85,7 @@ pub async fn post_sse(
     payload: web::Payload,
     state: web::Data<AppState>,
 ) -> Result<HttpResponse, GatewayError> {
-    let tenant = TenantId::parse(&path)?;
-    let access = state.authorize(&req, &tenant)?;
+    let access = state.authorize(&req, &path)?;
     if let Some(resp) = refuse_resume(&req) {
         return Ok(resp);
     }

@@ -39,7 +39,7 @@ use crate::engine::{ConnectionSlot, Transport};
 use crate::error::GatewayError;
 use crate::startup::AppState;
 use crate::wire::lines;
-use crate::wire::{BadMessage, ClientMessage, QueryRequest, TenantId};
+use crate::wire::{BadMessage, ClientMessage, QueryRequest};
 
 /// WebSocket settings, from [`crate::config::Config`].
 #[derive(Debug, Clone)]
@@ -71,8 +71,7 @@ pub async fn ws_query(
     params: web::Query<WsParams>,
     state: web::Data<AppState>,
 ) -> Result<HttpResponse, actix_web::Error> {
-    let tenant = TenantId::parse(&path)?;
-    let access = state.authorize(&req, &tenant)?;
+    let access = state.authorize(&req, &path)?;
     let level = match params.compression.as_deref() {
         None | Some("zstd") => Some(state.zstd_level),
         Some("none") => None,
@@ -86,7 +85,7 @@ pub async fn ws_query(
     if state.engine.is_shutting_down() {
         return Err(GatewayError::ShuttingDown.into());
     }
-    let slot = state.engine.connect(&tenant).await?;
+    let slot = state.engine.connect(&access.tenant).await?;
     let (response, session, stream) = actix_ws::handle(&req, body)?;
     let limit = state.ws.max_message_bytes;
     let stream = stream
