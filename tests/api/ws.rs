@@ -5,6 +5,7 @@ use std::time::Duration;
 
 use futures::{SinkExt, StreamExt};
 use serde_json::{json, Value};
+use tokio::io::AsyncReadExt;
 use tokio_tungstenite::tungstenite::protocol::frame::coding::CloseCode;
 use tokio_tungstenite::tungstenite::Message;
 
@@ -428,6 +429,27 @@ async fn floods_and_foreign_cancels_are_harmless() {
     );
 }
 
+/// The code of the close frame in raw server-to-client WebSocket bytes (unmasked frames).
+fn close_code(mut raw: &[u8]) -> Option<u16> {
+    while raw.len() >= 2 {
+        let opcode = raw[0] & 0x0f;
+        let (len, head) = match raw[1] & 0x7f {
+            126 => (u16::from_be_bytes([raw[2], raw[3]]) as usize, 4),
+            127 => (
+                u64::from_be_bytes(raw[2..10].try_into().unwrap()) as usize,
+                10,
+            ),
+            n => (n as usize, 2),
+        };
+        let payload = &raw[head..head + len];
+        if opcode == 0x8 {
+            return Some(u16::from_be_bytes([payload[0], payload[1]]));
+        }
+        raw = &raw[head + len..];
+    }
+    None
+}
+
 /// The heartbeat: a client that answers the server's pings (tungstenite does while it reads)
 /// stays connected past the pong timeout; one that goes silent is closed with 1001.
 #[actix_web::test]
@@ -457,17 +479,18 @@ async fn silent_clients_are_closed_and_answering_ones_stay() {
     assert_eq!(lines.last().unwrap()["type"], "end", "{lines:?}");
 
     // Silent: read nothing (no pongs) past the timeout; then the socket holds a close 1001.
-    let mut silent = connect(&app, "?compression=none").await;
-    tokio::time::sleep(Duration::from_secs(5)).await;
-    let code = loop {
-        let msg = tokio::time::timeout(Duration::from_secs(30), silent.next())
-            .await
-            .expect("the server closes a silent client");
-        match msg {
-            Some(Ok(Message::Close(frame))) => break frame.map(|f| f.code),
-            Some(Ok(Message::Ping(_))) => continue,
-            other => panic!("unexpected {other:?}"),
-        }
+    // Read as raw bytes: a WebSocket client answers each buffered ping while reading, and
+    // writing that pong to the socket the server has closed fails before the close is read.
+    let silent = connect(&app, "?compression=none").await;
+    let tokio_tungstenite::MaybeTlsStream::Plain(mut tcp) = silent.into_inner() else {
+        panic!("plain TCP expected")
     };
+    tokio::time::sleep(Duration::from_secs(5)).await;
+    let mut raw = Vec::new();
+    tokio::time::timeout(Duration::from_secs(30), tcp.read_to_end(&mut raw))
+        .await
+        .expect("the server closes a silent client")
+        .unwrap();
+    let code = close_code(&raw).map(CloseCode::from);
     assert_eq!(code, Some(CloseCode::Away));
 }
