@@ -21,7 +21,7 @@ use tokio::sync::{mpsc, oneshot, OwnedSemaphorePermit};
 use super::control::{CancelReason, QueryControl};
 use super::duck::{Connection, DuckError, DuckErrorKind, Prepared, StatementKind};
 use super::parse_tree::{self, TreeError};
-use super::tables::{TableSet, REFUSED, WITHHELD};
+use super::tables::{Refusal, TableSet};
 use super::tenant::Tenant;
 use super::{Frame, FrameKind, Transport};
 use crate::encode::{Encoder, Flow, Line, Plan, ResultLimits};
@@ -151,12 +151,12 @@ fn bind_params(stmt: &mut Prepared<'_>, request: &QueryRequest) -> Result<(), Ga
     Ok(())
 }
 
-/// A refusal by a table check: `invalid_sql` for [`WITHHELD`], else `forbidden`.
-fn table_refusal(reason: String) -> Ended {
-    Ended::Failed(if reason == WITHHELD {
-        GatewayError::InvalidSql(reason)
-    } else {
-        GatewayError::Forbidden(reason)
+/// A refusal by a table check, as the client sees it.
+fn table_refusal(refusal: Refusal) -> Ended {
+    let message = refusal.message().to_string();
+    Ended::Failed(match refusal {
+        Refusal::Invalid => GatewayError::InvalidSql(message),
+        Refusal::NotAllowed => GatewayError::Forbidden(message),
     })
 }
 
@@ -177,7 +177,7 @@ fn check_tree(conn: &Connection, job: &Job) -> Result<(), Ended> {
                 parse_tree::MAX_TREE_DEPTH
             )))
         }
-        Err(TreeError::Unreadable) => return Err(table_refusal(REFUSED.into())),
+        Err(TreeError::Unreadable) => return Err(table_refusal(Refusal::NotAllowed)),
     };
     // DuckDB serializes SELECT only: an EXPLAIN that may hold lambdas cannot be checked.
     let unserializable = tree.get("error").and_then(|e| e.as_bool()) == Some(true)
@@ -215,7 +215,7 @@ fn check_plan_tables(conn: &Connection, job: &Job, tables: &TableSet) -> Result<
     let explain = format!("EXPLAIN (FORMAT json) {}", job.request.sql);
     let mut stmt = conn
         .prepare(&explain)
-        .map_err(|_| table_refusal(WITHHELD.into()))?;
+        .map_err(|_| table_refusal(Refusal::Invalid))?;
     bind_params(&mut stmt, &job.request).map_err(Ended::Failed)?;
     let mut result = stmt
         .execute_streaming()
@@ -234,7 +234,7 @@ fn check_plan_tables(conn: &Connection, job: &Job, tables: &TableSet) -> Result<
         }
     }
     if rows == 0 {
-        return Err(table_refusal(REFUSED.into()));
+        return Err(table_refusal(Refusal::NotAllowed));
     }
     Ok(())
 }
@@ -357,7 +357,7 @@ impl Running {
             Ok(s) => s,
             // DuckDB's messages name tables and columns: a table-limited token gets none.
             Err(_) if job.tables.is_some() => {
-                return reject(GatewayError::InvalidSql(WITHHELD.into()))
+                return reject(GatewayError::InvalidSql(Refusal::Invalid.message().into()))
             }
             Err(e) => return reject(sql_error(e)),
         };

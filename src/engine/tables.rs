@@ -50,6 +50,24 @@ pub const NAME_TAKING_FUNCTIONS: &[&str] = &[
     "has_column_privilege",
 ];
 
+/// Why a table check refused a statement. The client sees only [`Refusal::message`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Refusal {
+    /// It reads, or could read, something the token does not allow (`forbidden`).
+    NotAllowed,
+    /// It is not valid SQL; DuckDB's message is withheld (`invalid_sql`).
+    Invalid,
+}
+
+impl Refusal {
+    pub fn message(self) -> &'static str {
+        match self {
+            Self::NotAllowed => REFUSED,
+            Self::Invalid => WITHHELD,
+        }
+    }
+}
+
 /// What a refused query is told: the same words whatever was refused, so that refusals do not
 /// reveal the names of tables (or what a view reads).
 pub const REFUSED: &str =
@@ -109,19 +127,24 @@ impl TableSet {
             .collect()
     }
 
-    fn allows(&self, schema: &str, table: &str) -> bool {
-        self.entries
-            .iter()
-            .any(|(s, t)| s.eq_ignore_ascii_case(schema) && t.eq_ignore_ascii_case(table))
+    /// Whether `cat.schema.table` is allowed in the tenant's database (`catalog`); an empty
+    /// catalog is the tenant's, an empty schema is `main`, as DuckDB resolves them.
+    fn allows(&self, cat: &str, schema: &str, table: &str, catalog: &str) -> bool {
+        let schema = if schema.is_empty() { "main" } else { schema };
+        (cat.is_empty() || cat.eq_ignore_ascii_case(catalog))
+            && self
+                .entries
+                .iter()
+                .any(|(s, t)| s.eq_ignore_ascii_case(schema) && t.eq_ignore_ascii_case(table))
     }
 
     /// Checks the rows of `EXPLAIN (FORMAT json)` for a database whose catalog is `catalog`.
     /// The error says what was refused, in words safe for the client.
-    pub fn check_plan(&self, plan_json: &mut [u8], catalog: &str) -> Result<(), String> {
+    pub fn check_plan(&self, plan_json: &mut [u8], catalog: &str) -> Result<(), Refusal> {
         if crate::wire::too_deep(plan_json, super::parse_tree::MAX_TREE_DEPTH) {
-            return Err(REFUSED.into());
+            return Err(Refusal::NotAllowed);
         }
-        let plan = simd_json::to_borrowed_value(plan_json).map_err(|_| REFUSED.to_string())?;
+        let plan = simd_json::to_borrowed_value(plan_json).map_err(|_| Refusal::NotAllowed)?;
         let mut stack: Vec<&BorrowedValue> = match plan.as_array() {
             Some(nodes) => nodes.iter().collect(),
             None => vec![&plan],
@@ -131,13 +154,13 @@ impl TableSet {
                 // DuckDB splits a value holding a newline into a list: anything but a string
                 // (a table named "a\nb") is refused rather than skipped.
                 if let Some(table) = extra.get("Table") {
-                    let table = table.as_str().ok_or(REFUSED)?;
+                    let table = table.as_str().ok_or(Refusal::NotAllowed)?;
                     self.check_table(table, catalog)?;
                 }
                 if let Some(f) = extra.get("Function") {
-                    let f = f.as_str().ok_or(REFUSED)?;
+                    let f = f.as_str().ok_or(Refusal::NotAllowed)?;
                     if !DATA_FREE_FUNCTIONS.contains(&f.to_ascii_uppercase().as_str()) {
-                        return Err(REFUSED.into());
+                        return Err(Refusal::NotAllowed);
                     }
                 }
             }
@@ -150,23 +173,22 @@ impl TableSet {
 
     /// Checks DuckDB's parse tree of the statement (`json_serialize_sql` output, parsed by
     /// [`super::parse_tree::parse`]).
-    pub fn check_parse_tree(&self, tree: &BorrowedValue<'_>, catalog: &str) -> Result<(), String> {
+    pub fn check_parse_tree(&self, tree: &BorrowedValue<'_>, catalog: &str) -> Result<(), Refusal> {
         if tree.get("error").and_then(|e| e.as_bool()) != Some(false) {
             // "not implemented": a statement other than SELECT; anything else: a syntax error.
             let error_type = tree.get("error_type").and_then(|t| t.as_str());
             return Err(if error_type == Some("not implemented") {
-                REFUSED
+                Refusal::NotAllowed
             } else {
-                WITHHELD
-            }
-            .into());
+                Refusal::Invalid
+            });
         }
         if tree
             .get("statements")
             .and_then(|s| s.as_array())
             .is_none_or(|s| s.len() != 1)
         {
-            return Err(REFUSED.into());
+            return Err(Refusal::NotAllowed);
         }
         let mut ctes = Vec::new();
         self.walk(tree, catalog, &mut ctes)
@@ -181,7 +203,7 @@ impl TableSet {
         v: &'v BorrowedValue<'v>,
         catalog: &str,
         ctes: &mut Vec<&'v str>,
-    ) -> Result<(), String> {
+    ) -> Result<(), Refusal> {
         if let Some(items) = v.as_array() {
             return items.iter().try_for_each(|i| self.walk(i, catalog, ctes));
         }
@@ -200,16 +222,23 @@ impl TableSet {
         obj: &'v simd_json::borrowed::Object<'v>,
         catalog: &str,
         ctes: &mut Vec<&'v str>,
-    ) -> Result<(), String> {
-        let text = |node: &'v BorrowedValue<'v>, key: &str| -> Result<&'v str, String> {
+    ) -> Result<(), Refusal> {
+        let text = |node: &'v BorrowedValue<'v>, key: &str| -> Result<&'v str, Refusal> {
             node.get(key)
                 .and_then(|s| s.as_str())
-                .ok_or_else(|| REFUSED.to_string())
+                .ok_or(Refusal::NotAllowed)
         };
         if let Some(map) = v.get("cte_map") {
-            let entries = map.get("map").and_then(|m| m.as_array()).ok_or(REFUSED)?;
+            let entries = map
+                .get("map")
+                .and_then(|m| m.as_array())
+                .ok_or(Refusal::NotAllowed)?;
             for entry in entries {
-                self.walk(entry.get("value").ok_or(REFUSED)?, catalog, ctes)?;
+                self.walk(
+                    entry.get("value").ok_or(Refusal::NotAllowed)?,
+                    catalog,
+                    ctes,
+                )?;
                 ctes.push(text(entry, "key")?);
             }
         }
@@ -224,15 +253,13 @@ impl TableSet {
                 let is_cte = cat.is_empty()
                     && schema.is_empty()
                     && ctes.iter().any(|c| c.eq_ignore_ascii_case(table));
-                let cat_ok = cat.is_empty() || cat.eq_ignore_ascii_case(catalog);
-                let schema = if schema.is_empty() { "main" } else { schema };
-                let allowed = cat_ok && self.allows(schema, table);
+                let allowed = self.allows(cat, schema, table, catalog);
                 if !(is_cte || allowed) {
-                    return Err(REFUSED.into());
+                    return Err(Refusal::NotAllowed);
                 }
             }
             Some("TABLE_FUNCTION") => {
-                let function = v.get("function").ok_or(REFUSED)?;
+                let function = v.get("function").ok_or(Refusal::NotAllowed)?;
                 let name = text(function, "function_name")?;
                 let schema = function
                     .get("schema")
@@ -241,7 +268,7 @@ impl TableSet {
                 if !schema.is_empty()
                     || !DATA_FREE_FUNCTIONS.contains(&name.to_ascii_uppercase().as_str())
                 {
-                    return Err(REFUSED.into());
+                    return Err(Refusal::NotAllowed);
                 }
             }
             // `SHOW TABLES [FROM s]` and the like name no table but list them; the others
@@ -250,14 +277,14 @@ impl TableSet {
                 if !text(v, "table_name")?.is_empty()
                     || v.get("query").is_none_or(|q| q.as_object().is_none()) =>
             {
-                return Err(REFUSED.into())
+                return Err(Refusal::NotAllowed)
             }
             // Scalar functions that plan or read other SQL, or name catalog objects.
             Some("FUNCTION")
                 if NAME_TAKING_FUNCTIONS
                     .contains(&text(v, "function_name")?.to_ascii_lowercase().as_str()) =>
             {
-                return Err(REFUSED.into())
+                return Err(Refusal::NotAllowed)
             }
             Some("RECURSIVE_CTE_NODE") => recursive_part = Some(text(v, "cte_name")?),
             _ => {}
@@ -276,20 +303,16 @@ impl TableSet {
         Ok(())
     }
 
-    fn check_table(&self, qualified: &str, catalog: &str) -> Result<(), String> {
+    fn check_table(&self, qualified: &str, catalog: &str) -> Result<(), Refusal> {
         let parts = split_qualified(qualified);
-        let (cat, schema, table) = match parts.as_slice() {
-            [c, s, t] => (c.as_str(), s.as_str(), t.as_str()),
-            [s, t] => (catalog, s.as_str(), t.as_str()),
-            [t] => (catalog, "main", t.as_str()),
-            _ => return Err(REFUSED.into()),
+        let allowed = match parts.as_slice() {
+            [c, s, t] => self.allows(c, s, t, catalog),
+            [s, t] => self.allows("", s, t, catalog),
+            [t] => self.allows("", "", t, catalog),
+            _ => false,
         };
-        if cat.eq_ignore_ascii_case(catalog) && self.allows(schema, table) {
-            Ok(())
-        } else {
-            // Not named: behind a view, it would tell the client what the view reads.
-            Err(REFUSED.into())
-        }
+        // Not named: behind a view, it would tell the client what the view reads.
+        allowed.then_some(()).ok_or(Refusal::NotAllowed)
     }
 }
 
