@@ -244,30 +244,32 @@ fn execution_error(e: DuckError, control: &QueryControl) -> Ended {
     if e.kind == DuckErrorKind::Interrupted || control.is_cancelled() {
         return cancelled(control);
     }
-    if e.message.starts_with("INTERNAL Error") {
-        return Ended::Failed(GatewayError::Internal(Box::new(e)));
-    }
-    if is_sandbox_refusal(&e.message) {
-        return Ended::Failed(GatewayError::Forbidden(e.message));
-    }
-    if e.message.starts_with("Out of Memory Error") {
-        // The tenant's (or DuckDB's default) memory_limit, not the server's health.
-        return Ended::Failed(GatewayError::OutOfMemory(e.message));
-    }
-    Ended::Failed(GatewayError::QueryFailed(e.message))
+    Ended::Failed(classify(e, |message| {
+        if message.starts_with("Out of Memory Error") {
+            // The tenant's (or DuckDB's default) memory_limit, not the server's health.
+            GatewayError::OutOfMemory(message)
+        } else {
+            GatewayError::QueryFailed(message)
+        }
+    }))
 }
 
 /// DuckDB refused the SQL: a sandbox refusal (its permission errors, the locked
 /// configuration, several statements at once) is `forbidden`, anything else `invalid_sql`.
 fn sql_error(e: DuckError) -> GatewayError {
+    classify(e, GatewayError::InvalidSql)
+}
+
+/// What every DuckDB error is first: a DuckDB bug (an `INTERNAL Error`, whose message carries a
+/// stack trace: logged, never shown) or a sandbox refusal; else what `otherwise` makes of the
+/// message.
+fn classify(e: DuckError, otherwise: impl FnOnce(String) -> GatewayError) -> GatewayError {
     if e.message.starts_with("INTERNAL Error") {
-        // A DuckDB bug (its message carries a stack trace): logged, never shown.
-        return GatewayError::Internal(Box::new(e));
-    }
-    if is_sandbox_refusal(&e.message) {
+        GatewayError::Internal(Box::new(e))
+    } else if is_sandbox_refusal(&e.message) {
         GatewayError::Forbidden(e.message)
     } else {
-        GatewayError::InvalidSql(e.message)
+        otherwise(e.message)
     }
 }
 
