@@ -8,13 +8,13 @@ import argparse
 import hashlib
 import json
 import os
-import socket
-import subprocess
 import tempfile
 import time
 import urllib.request
 
 import duckdb  # pip install duckdb==1.5.5 (only to create the tenant file)
+
+from benchlib import gateway
 
 
 def main():
@@ -29,26 +29,13 @@ def main():
     key = "dsk_bench_key"
     with open(os.path.join(d, "tenants.toml"), "w") as f:
         f.write('[tenants.acme]\nkeys = ["sha256:%s"]\n' % hashlib.sha256(key.encode()).hexdigest())
-    s = socket.socket()
-    s.bind(("127.0.0.1", 0))
-    port = s.getsockname()[1]
-    s.close()
-    proc = subprocess.Popen([o.bin, "--data-dir", d, "--demo", "false", "--bind", f"127.0.0.1:{port}",
-                             "--tenants-file", os.path.join(d, "tenants.toml")],
-                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    tenants = ["--tenants-file", os.path.join(d, "tenants.toml")]
+    with gateway(o.bin, extra=tenants, data=d) as (port, _):
+        def post(path, body, cred):
+            req = urllib.request.Request(f"http://127.0.0.1:{port}{path}", data=json.dumps(body).encode(),
+                                         headers={"Authorization": "Bearer " + cred})
+            return urllib.request.urlopen(req).read()
 
-    def post(path, body, cred):
-        req = urllib.request.Request(f"http://127.0.0.1:{port}{path}", data=json.dumps(body).encode(),
-                                     headers={"Authorization": "Bearer " + cred})
-        return urllib.request.urlopen(req).read()
-
-    try:
-        for _ in range(100):
-            try:
-                urllib.request.urlopen(f"http://127.0.0.1:{port}/healthz")
-                break
-            except OSError:
-                time.sleep(0.1)
         token = json.loads(post("/v1/acme/tokens", {"tables": ["trips"]}, key))["token"]
         sql = {"sql": "SELECT sum(v) FROM trips WHERE id < 500"}
         results = {"API key": [], "token limited to tables": []}
@@ -63,9 +50,6 @@ def main():
         print("|---|---|")
         for name, ms in results.items():
             print(f"| {name} | {' / '.join(f'{m:.2f}' for m in ms)} |")
-    finally:
-        proc.terminate()
-        proc.wait()
 
 
 if __name__ == "__main__":

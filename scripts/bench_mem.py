@@ -11,33 +11,10 @@ Extra gateway flags after `--` (default here: --pool-size 32 --max-queries 1024,
 import argparse
 import asyncio
 import json
-import os
-import socket
 import subprocess
-import tempfile
 import time
-import urllib.request
 
-from benchlib import status
-
-
-def start(binary, db, extra):
-    data = tempfile.mkdtemp()
-    os.symlink(os.path.abspath(db), os.path.join(data, "bench.duckdb"))
-    s = socket.socket()
-    s.bind(("127.0.0.1", 0))
-    port = s.getsockname()[1]
-    s.close()
-    proc = subprocess.Popen([binary, "--bind", f"127.0.0.1:{port}", "--data-dir", data, "--demo", "false",
-                             "--pool-size", "32", "--max-queries", "1024"] + extra,
-                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    for _ in range(100):
-        try:
-            urllib.request.urlopen(f"http://127.0.0.1:{port}/healthz")
-            break
-        except OSError:
-            time.sleep(0.1)
-    return port, proc
+from benchlib import gateway, status
 
 
 def watch(pid, seconds):
@@ -87,9 +64,8 @@ def main():
     p.add_argument("--seconds", type=int, default=15)
     p.add_argument("extra", nargs="*")
     o = p.parse_args()
-    port, proc = start(o.bin, o.db, o.extra)
-    try:
-        base = status(proc.pid, "VmRSS")
+    with gateway(o.bin, o.db, ["--pool-size", "32", "--max-queries", "1024", *o.extra]) as (port, pid):
+        base = status(pid, "VmRSS")
         if o.transport == "http":
             curls = []
             for _ in range(o.n):
@@ -98,16 +74,13 @@ def main():
                 if o.zstd:
                     args[1:1] = ["-H", "Accept-Encoding: zstd"]
                 curls.append(subprocess.Popen(args))
-            peak = watch(proc.pid, o.seconds)
+            peak = watch(pid, o.seconds)
             for c in curls:
                 c.kill()
         else:
-            peak = asyncio.run(ws_clients(port, o.n, o.stalled, o.seconds, proc.pid))
+            peak = asyncio.run(ws_clients(port, o.n, o.stalled, o.seconds, pid))
         what = f"{o.transport} n={o.n}" + (" zstd" if o.zstd else "") + (" stalled" if o.stalled else "")
         print(f"| {what} | {base:.0f} | {peak:.0f} | {(peak - base) / o.n:.1f} |")
-    finally:
-        proc.terminate()
-        proc.wait()
 
 
 if __name__ == "__main__":

@@ -25,16 +25,20 @@ def reset_peak(pid):
 
 
 @contextlib.contextmanager
-def gateway(binary, db):
-    """Runs the gateway on a free loopback port until the block ends; yields (port, pid)."""
-    data = tempfile.mkdtemp()
-    os.symlink(os.path.abspath(db), os.path.join(data, "bench.duckdb"))
+def gateway(binary, db=None, extra=(), data=None):
+    """Runs the gateway on a free loopback port until the block ends; yields (port, pid).
+    `db` is linked as tenant `bench` into a scratch data dir (or `data` is the data dir);
+    `extra` are more gateway flags."""
+    if data is None:
+        data = tempfile.mkdtemp()
+    if db is not None:
+        os.symlink(os.path.abspath(db), os.path.join(data, "bench.duckdb"))
     s = socket.socket()
     s.bind(("127.0.0.1", 0))
     port = s.getsockname()[1]
     s.close()
-    proc = subprocess.Popen([binary, "--bind", f"127.0.0.1:{port}", "--data-dir", data, "--demo", "false"],
-                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    proc = subprocess.Popen([binary, "--bind", f"127.0.0.1:{port}", "--data-dir", data, "--demo", "false",
+                             *extra], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     try:
         for _ in range(100):
             try:
