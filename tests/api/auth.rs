@@ -15,7 +15,7 @@ use serde_json::{json, Value};
 use tokio_tungstenite::tungstenite::client::IntoClientRequest;
 use tokio_tungstenite::tungstenite::Message;
 
-use crate::helpers::{create_tenant, data_cases, read_lines, spawn_app_with, TestApp};
+use crate::helpers::{create_tenant, data_cases, json_of, read_lines, spawn_app_with, TestApp};
 
 pub const SECRET: &str = "test secret: thirty-two bytes or more, fine";
 pub const ACME_KEY: &str = "acme-key-0123456789";
@@ -227,10 +227,6 @@ fn outcome(lines: &[Value]) -> String {
         Value::String(s) => format!("={s}"),
         v => format!("={v}"),
     }
-}
-
-async fn json_of(resp: reqwest::Response) -> Value {
-    serde_json::from_slice(&resp.bytes().await.unwrap()).unwrap()
 }
 
 type Ws =

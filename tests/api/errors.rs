@@ -12,7 +12,7 @@ async fn expect_error(
     let resp = app.post(tenant, body).await;
     assert_eq!(resp.status().as_u16(), status, "status for {body}");
     assert_eq!(resp.headers()["content-type"], "application/json");
-    let v: serde_json::Value = serde_json::from_slice(&resp.bytes().await.unwrap()).unwrap();
+    let v = crate::helpers::json_of(resp).await;
     assert_eq!(v["code"], code, "code for {body}: {v}");
     v["message"].as_str().unwrap().to_string()
 }
@@ -168,7 +168,7 @@ async fn bad_requests_get_their_codes() {
         .await
         .unwrap();
     assert_eq!(resp.status(), 400);
-    let v: serde_json::Value = serde_json::from_slice(&resp.bytes().await.unwrap()).unwrap();
+    let v = crate::helpers::json_of(resp).await;
     assert_eq!(v["code"], "invalid_json");
 
     // Still serving.
@@ -241,7 +241,7 @@ async fn a_full_tenant_answers_too_busy() {
     assert_eq!(hold.status(), 200);
     let resp = app.post("t", r#"{"sql": "SELECT 1"}"#).await;
     assert_eq!(resp.status(), 429);
-    let v: serde_json::Value = serde_json::from_slice(&resp.bytes().await.unwrap()).unwrap();
+    let v = crate::helpers::json_of(resp).await;
     assert_eq!(v["code"], "too_busy");
     drop(hold);
     app.wait_metric("duckstream_active_queries{transport=\"http\"}", |v| {

@@ -170,6 +170,11 @@ pub fn metric_value(text: &str, sample: &str) -> f64 {
         .unwrap_or(0.0)
 }
 
+/// A JSON response body (an error's `{code, message}`, the token endpoint's answer).
+pub async fn json_of(resp: reqwest::Response) -> Value {
+    serde_json::from_slice(&resp.bytes().await.unwrap()).unwrap()
+}
+
 pub async fn read_lines(resp: reqwest::Response) -> Lines {
     let status = resp.status().as_u16();
     let raw = resp.text().await.unwrap();

@@ -3,7 +3,7 @@
 
 use std::time::Duration;
 
-use serde_json::{json, Value};
+use serde_json::json;
 
 use crate::auth::{spawn_secure_app_with, ws_connect, Cred, ACME_KEY, GLOBEX_KEY};
 use crate::helpers::{read_lines, Lines, TestApp};
@@ -37,7 +37,7 @@ async fn query(app: &TestApp, tenant: &str, sql: &str) -> Lines {
 
 async fn refused(resp: reqwest::Response) -> (u16, String) {
     let status = resp.status().as_u16();
-    let v: Value = serde_json::from_slice(&resp.bytes().await.unwrap()).unwrap();
+    let v = crate::helpers::json_of(resp).await;
     (status, v["code"].as_str().unwrap().to_string())
 }
 

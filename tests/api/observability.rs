@@ -95,7 +95,7 @@ async fn promql(client: &reqwest::Client, prom: &str, expr: &str) -> Vec<Value> 
         .send()
         .await
         .unwrap();
-    let v: Value = serde_json::from_slice(&resp.bytes().await.unwrap()).unwrap();
+    let v = crate::helpers::json_of(resp).await;
     assert_eq!(v["status"], "success", "{expr}: {v}");
     v["data"]["result"].as_array().unwrap().clone()
 }

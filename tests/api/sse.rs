@@ -194,7 +194,7 @@ async fn a_reconnect_is_refused_instead_of_rerun() {
             .await
             .unwrap();
         assert_eq!(resp.status().as_u16(), status);
-        let v: Value = serde_json::from_slice(&resp.bytes().await.unwrap()).unwrap();
+        let v = crate::helpers::json_of(resp).await;
         assert_eq!(v["code"], code);
     }
     let resp = app
