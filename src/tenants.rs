@@ -52,6 +52,9 @@ struct RawFile {
     tenants: BTreeMap<String, RawTenant>,
 }
 
+/// A tenant's entry as written. The limit fields repeat [`LimitOverrides`]'s on purpose:
+/// serde cannot refuse unknown fields of a struct that `flatten`s another, and a misspelt
+/// limit must fail at start, not be ignored.
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
 struct RawTenant {
