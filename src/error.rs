@@ -1,19 +1,19 @@
-//! The gateway's error type: one enum, a stable `code` per variant, an HTTP status, and a
-//! message that is safe to show a client.
+//! The gateway's error type: one enum, one stable `code` per variant (the variant's name in
+//! snake case), and a message that is safe to show a client.
 //!
 //! Invariants:
+//! - Every code a client can see is a variant here: transports never write a code by hand.
 //! - `code()` strings are part of the protocol (`docs/PROTOCOL.md`): never rename one.
 //! - `client_message()` never contains internal detail for `Internal`/`TenantUnavailable`;
 //!   the cause chain goes to the logs only (`log_chain`).
 //! - DuckDB's own messages for SQL errors *are* shown: they describe the client's SQL.
+//! - Nothing here knows HTTP: statuses are mapped at the HTTP edge (`crate::transport::edge`).
 
 use std::error::Error as _;
 
-use actix_web::http::StatusCode;
-use actix_web::{HttpResponse, ResponseError};
-
-use crate::engine::duck::DuckError;
-use crate::wire::lines;
+use crate::duck::DuckError;
+use crate::encode::UnsupportedType;
+use crate::wire::WireError;
 
 #[derive(Debug, thiserror::Error)]
 pub enum GatewayError {
@@ -24,7 +24,7 @@ pub enum GatewayError {
     #[error("the request body is larger than {0} bytes")]
     PayloadTooLarge(usize),
     #[error("the request body did not arrive within {0} s")]
-    BodyTimeout(u64),
+    RequestTimeout(u64),
     #[error("invalid tenant name: use 1 to 64 of a-z, 0-9, '_' and '-'")]
     InvalidTenant,
     #[error("{0}")]
@@ -44,7 +44,7 @@ pub enum GatewayError {
     #[error("{0}")]
     InvalidParams(String),
     #[error(transparent)]
-    UnsupportedType(#[from] crate::encode::UnsupportedType),
+    UnsupportedType(#[from] UnsupportedType),
     #[error("{0}")]
     QueryFailed(String),
     #[error("{0}")]
@@ -56,23 +56,73 @@ pub enum GatewayError {
     #[error("the query ran longer than the server's query timeout")]
     Timeout,
     #[error("too many queries are waiting for this tenant; retry later")]
-    Overloaded,
+    TooBusy,
     #[error("the server is shutting down")]
     ShuttingDown,
     #[error("the tenant's database could not be opened")]
     TenantUnavailable(#[source] DuckError),
+    /// A WebSocket message that could not be understood.
+    #[error("{0}")]
+    BadMessage(String),
+    /// A WebSocket `cancel` for an id with no running query.
+    #[error("no running query has this id")]
+    UnknownQuery,
+    /// A WebSocket `query` whose id is still running on the connection.
+    #[error("a query with this id is still running on this connection")]
+    DuplicateId,
+    /// A WebSocket connection already runs its `ws_max_queries`.
+    #[error("this connection already runs {0} queries; wait for one to end")]
+    TooManyQueries(usize),
+    /// An SSE reconnect (`Last-Event-ID`): a query stream cannot be resumed.
+    #[error(
+        "a finished or interrupted query stream cannot be resumed; close the EventSource on \
+         end/error and open a new one to run the query again"
+    )]
+    ResumeUnsupported,
     #[error("internal error")]
     Internal(#[source] Box<dyn std::error::Error + Send + Sync>),
 }
 
 impl GatewayError {
+    /// Every code, for metrics that must show each from the start.
+    pub const CODES: &'static [&'static str] = &[
+        "invalid_json",
+        "invalid_request",
+        "payload_too_large",
+        "request_timeout",
+        "invalid_tenant",
+        "unauthenticated",
+        "token_expired",
+        "access_denied",
+        "too_many_connections",
+        "tenant_not_found",
+        "invalid_sql",
+        "forbidden",
+        "invalid_params",
+        "unsupported_type",
+        "query_failed",
+        "limit_exceeded",
+        "out_of_memory",
+        "cancelled",
+        "timeout",
+        "too_busy",
+        "shutting_down",
+        "tenant_unavailable",
+        "bad_message",
+        "unknown_query",
+        "duplicate_id",
+        "too_many_queries",
+        "resume_unsupported",
+        "internal",
+    ];
+
     /// The stable code clients switch on.
     pub fn code(&self) -> &'static str {
         match self {
             Self::InvalidJson(_) => "invalid_json",
             Self::InvalidRequest(_) => "invalid_request",
             Self::PayloadTooLarge(_) => "payload_too_large",
-            Self::BodyTimeout(_) => "request_timeout",
+            Self::RequestTimeout(_) => "request_timeout",
             Self::InvalidTenant => "invalid_tenant",
             Self::Unauthenticated(_) => "unauthenticated",
             Self::TokenExpired => "token_expired",
@@ -88,27 +138,15 @@ impl GatewayError {
             Self::OutOfMemory(_) => "out_of_memory",
             Self::Cancelled => "cancelled",
             Self::Timeout => "timeout",
-            Self::Overloaded => "too_busy",
+            Self::TooBusy => "too_busy",
             Self::ShuttingDown => "shutting_down",
             Self::TenantUnavailable(_) => "tenant_unavailable",
+            Self::BadMessage(_) => "bad_message",
+            Self::UnknownQuery => "unknown_query",
+            Self::DuplicateId => "duplicate_id",
+            Self::TooManyQueries(_) => "too_many_queries",
+            Self::ResumeUnsupported => "resume_unsupported",
             Self::Internal(_) => "internal",
-        }
-    }
-
-    pub fn status(&self) -> StatusCode {
-        match self {
-            Self::TenantNotFound(_) => StatusCode::NOT_FOUND,
-            Self::Forbidden(_) | Self::AccessDenied(_) => StatusCode::FORBIDDEN,
-            Self::Unauthenticated(_) | Self::TokenExpired => StatusCode::UNAUTHORIZED,
-            Self::TooManyConnections(_) => StatusCode::TOO_MANY_REQUESTS,
-            Self::PayloadTooLarge(_) => StatusCode::PAYLOAD_TOO_LARGE,
-            Self::BodyTimeout(_) => StatusCode::REQUEST_TIMEOUT,
-            Self::Cancelled => StatusCode::from_u16(499).unwrap_or(StatusCode::BAD_REQUEST),
-            Self::Timeout => StatusCode::GATEWAY_TIMEOUT,
-            Self::Overloaded => StatusCode::TOO_MANY_REQUESTS,
-            Self::ShuttingDown | Self::TenantUnavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
-            Self::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
-            _ => StatusCode::BAD_REQUEST,
         }
     }
 
@@ -133,20 +171,53 @@ impl GatewayError {
         }
         s
     }
+
+    /// An internal error from any cause (logged, never shown).
+    pub fn internal(cause: impl Into<Box<dyn std::error::Error + Send + Sync>>) -> Self {
+        Self::Internal(cause.into())
+    }
 }
 
-impl ResponseError for GatewayError {
-    fn status_code(&self) -> StatusCode {
-        self.status()
-    }
-
-    fn error_response(&self) -> HttpResponse {
-        let mut response = HttpResponse::build(self.status());
-        if self.status() == StatusCode::UNAUTHORIZED {
-            response.insert_header(("WWW-Authenticate", "Bearer realm=\"duckstream\""));
+impl From<WireError> for GatewayError {
+    fn from(e: WireError) -> Self {
+        match e {
+            WireError::InvalidJson(m) => Self::InvalidJson(m),
+            WireError::InvalidRequest(m) => Self::InvalidRequest(m),
+            WireError::InvalidTenant => Self::InvalidTenant,
+            WireError::InvalidParams(m) => Self::InvalidParams(m),
         }
-        response
-            .content_type("application/json")
-            .body(lines::error_body(self.code(), &self.client_message()))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn codes_are_the_variant_names_in_snake_case() {
+        let all = [
+            GatewayError::InvalidJson(String::new()),
+            GatewayError::RequestTimeout(1),
+            GatewayError::TooBusy,
+            GatewayError::TooManyQueries(1),
+            GatewayError::ResumeUnsupported,
+            GatewayError::internal("x"),
+        ];
+        for e in all {
+            let name = format!("{e:?}");
+            let name = name.split(['(', ' ']).next().unwrap_or_default();
+            let snake: String = name
+                .chars()
+                .enumerate()
+                .flat_map(|(i, c)| {
+                    let sep = (i > 0 && c.is_ascii_uppercase()).then_some('_');
+                    sep.into_iter()
+                        .chain(std::iter::once(c.to_ascii_lowercase()))
+                })
+                .collect();
+            assert_eq!(e.code(), snake, "{name}");
+            assert!(GatewayError::CODES.contains(&e.code()), "{name}");
+        }
+        assert_eq!(GatewayError::CODES.len(), 28);
     }
 }

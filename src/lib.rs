@@ -1,20 +1,23 @@
 //! duckstream: a real-time query gateway. Clients send SQL; duckstream runs it on DuckDB in the
 //! tenant's own database and streams the result as NDJSON (optionally zstd) while DuckDB
 //! produces it. See `docs/ARCHITECTURE.md` for the map and `docs/PROTOCOL.md` for the contract.
+//!
+//! Layers, each importing only those below it (checked by `tests/layers.rs`):
+//! `app` (and `config`) → `transport` → `auth`, `engine` → `error` → `encode` → `duck` →
+//! `wire`, `metrics`.
 
+pub mod app;
 pub mod auth;
-pub mod compress;
 pub mod config;
 pub mod demo;
-pub mod encode;
-pub mod engine;
-pub mod error;
-pub mod metrics;
-pub mod startup;
+pub(crate) mod duck;
+pub(crate) mod encode;
+pub(crate) mod engine;
+pub(crate) mod error;
+pub(crate) mod metrics;
 pub mod telemetry;
-pub mod tenants;
-pub mod transport;
+pub(crate) mod transport;
 pub mod wire;
 
+pub use app::Application;
 pub use config::Config;
-pub use startup::Application;

@@ -29,7 +29,7 @@ async fn main() -> std::process::ExitCode {
         };
     }
     if command == Command::SeedDemo {
-        let (dir, rows) = (config.data_dir.clone(), config.demo_rows);
+        let (dir, rows) = (config.server.data_dir.clone(), config.server.demo_rows);
         let seeded = std::fs::create_dir_all(&dir)
             .map_err(|e| e.to_string())
             .and_then(|()| duckstream::demo::ensure_demo(&dir, rows).map_err(|e| e.to_string()));
@@ -41,7 +41,7 @@ async fn main() -> std::process::ExitCode {
             }
         };
     }
-    let demo = config.demo;
+    let demo = config.server.demo;
     let app = match Application::build(config).await {
         Ok(app) => app,
         Err(e) => {

@@ -1,14 +1,38 @@
-//! Prometheus metrics: one registry per [`crate::startup::Application`], served at `/metrics`.
+//! Prometheus metrics: one registry per application, served at `/metrics`.
 //!
 //! Naming follows Prometheus conventions: a `duckstream_` prefix, base units (seconds, bytes),
 //! `_total` on counters. Label sets are small and fixed: `transport` (http|ws|sse), `outcome`
 //! (ok|error|cancelled|disconnected|timeout), `code` (the gateway's error codes). SQL text and
 //! messages never become labels. Histograms are observed once per query, never per row.
+//!
+//! Invariant: every series of every family exists from the start (a fresh server's `/metrics`
+//! shows zeros, not gaps), because every label value is known up front.
 
 use prometheus::{
     exponential_buckets, CounterVec, Encoder as _, Histogram, HistogramOpts, HistogramVec,
     IntCounter, IntCounterVec, IntGaugeVec, Opts, Registry, TextEncoder,
 };
+
+/// Which transport serves a query: a metric label, and nothing else (the engine never
+/// branches on it).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Transport {
+    Http,
+    Ws,
+    Sse,
+}
+
+impl Transport {
+    pub const ALL: [Self; 3] = [Self::Http, Self::Ws, Self::Sse];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Http => "http",
+            Self::Ws => "ws",
+            Self::Sse => "sse",
+        }
+    }
+}
 
 /// How a query ended, as a metric label.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -21,6 +45,14 @@ pub enum Outcome {
 }
 
 impl Outcome {
+    pub const ALL: [Self; 5] = [
+        Self::Ok,
+        Self::Error,
+        Self::Cancelled,
+        Self::Disconnected,
+        Self::Timeout,
+    ];
+
     pub fn as_str(self) -> &'static str {
         match self {
             Self::Ok => "ok",
@@ -52,7 +84,8 @@ pub struct Metrics {
 }
 
 impl Metrics {
-    pub fn new() -> Result<Self, prometheus::Error> {
+    /// A registry with every family; `error_codes` are the values of the `code` label.
+    pub fn new(error_codes: &[&str]) -> Result<Self, prometheus::Error> {
         let registry = Registry::new();
         let queries = IntCounterVec::new(
             Opts::new(
@@ -183,9 +216,13 @@ impl Metrics {
         registry.register(Box::new(errors.clone()))?;
         registry.register(Box::new(interrupts.clone()))?;
         // Create every series up front, so dashboards see zeros instead of gaps.
-        for t in ["http", "ws", "sse"] {
-            for o in ["ok", "error", "cancelled", "disconnected", "timeout"] {
+        for code in error_codes {
+            errors.with_label_values(&[code]);
+        }
+        for t in Transport::ALL.map(Transport::as_str) {
+            for o in Outcome::ALL.map(Outcome::as_str) {
                 queries.with_label_values(&[t, o]);
+                query_duration.with_label_values(&[t, o]);
             }
             for v in [
                 &rows_sent,

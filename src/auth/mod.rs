@@ -23,10 +23,8 @@ use std::sync::Arc;
 
 use actix_web::http::header::{HeaderMap, AUTHORIZATION};
 
-use crate::engine::TableSet;
 use crate::error::GatewayError;
-use crate::tenants::TenantsFile;
-use crate::wire::{IssuedToken, TenantId, TokenRequest};
+use crate::wire::{IssuedToken, TableSet, TenantId, TokenRequest};
 use keys::KeyHash;
 use token::{Claims, TokenError, TokenSigner};
 
@@ -125,6 +123,13 @@ pub struct TokenTtl {
     pub max_secs: u64,
 }
 
+/// Whose keys are whose: the admin keys and each tenant's (from the tenants file).
+#[derive(Debug, Clone, Default)]
+pub struct KeyBook {
+    pub admin: Vec<KeyHash>,
+    pub tenants: Vec<(TenantId, Vec<KeyHash>)>,
+}
+
 pub struct Authenticator {
     /// `None`: no tenants file, open.
     keys: Option<HashMap<KeyHash, Owner>>,
@@ -133,13 +138,13 @@ pub struct Authenticator {
 }
 
 impl Authenticator {
-    pub fn new(tenants: Option<&TenantsFile>, signer: TokenSigner, ttl: TokenTtl) -> Self {
-        let keys = tenants.map(|file| {
-            let admins = file.admin_keys.iter().map(|k| (k.clone(), Owner::Admin));
-            let tenants = file.tenants.iter().flat_map(|(id, t)| {
-                t.keys
-                    .iter()
-                    .map(move |k| (k.clone(), Owner::Tenant(id.clone())))
+    /// With `keys`, every request needs a credential; without, the server is open.
+    pub fn new(keys: Option<KeyBook>, signer: TokenSigner, ttl: TokenTtl) -> Self {
+        let keys = keys.map(|book| {
+            let admins = book.admin.into_iter().map(|k| (k, Owner::Admin));
+            let tenants = book.tenants.into_iter().flat_map(|(id, keys)| {
+                keys.into_iter()
+                    .map(move |k| (k, Owner::Tenant(id.clone())))
             });
             admins.chain(tenants).collect()
         });
@@ -281,15 +286,14 @@ mod tests {
     use super::*;
 
     fn auth() -> Authenticator {
-        let file = TenantsFile::from_toml(&format!(
-            "admin_keys = [\"{}\"]\n[tenants.acme]\nkeys = [\"{}\"]\n[tenants.globex]\nkeys = [\"{}\"]\n",
-            KeyHash::of("root").to_stored(),
-            KeyHash::of("acme-key").to_stored(),
-            KeyHash::of("globex-key").to_stored(),
-        ))
-        .unwrap();
+        let tenant =
+            |name: &str, key: &str| (TenantId::parse(name).unwrap(), vec![KeyHash::of(key)]);
+        let book = KeyBook {
+            admin: vec![KeyHash::of("root")],
+            tenants: vec![tenant("acme", "acme-key"), tenant("globex", "globex-key")],
+        };
         Authenticator::new(
-            Some(&file),
+            Some(book),
             TokenSigner::new(vec![7u8; 32]),
             TokenTtl {
                 default_secs: 60,

@@ -7,10 +7,9 @@
 //! Invariant: every type `Plan::build` accepts has exactly one JSON form (`docs/PROTOCOL.md`);
 //! types without one are refused with [`UnsupportedType`] before the query runs.
 
-use duckdb::ffi;
-
-use super::json;
-use crate::engine::duck::LogicalType;
+use crate::duck::type_id::{self, TypeId};
+use crate::duck::LogicalType;
+use crate::wire::json;
 
 /// A type the encoder has no JSON form for (yet).
 #[derive(Debug, Clone, thiserror::Error)]
@@ -103,14 +102,12 @@ fn rendered_key(name: &str, prefix: &[u8]) -> Box<[u8]> {
     v.into_boxed_slice()
 }
 
-fn width_of(t: ffi::DUCKDB_TYPE) -> Width {
+fn width_of(t: TypeId) -> Width {
     match t {
-        ffi::DUCKDB_TYPE_DUCKDB_TYPE_UTINYINT | ffi::DUCKDB_TYPE_DUCKDB_TYPE_TINYINT => Width::W8,
-        ffi::DUCKDB_TYPE_DUCKDB_TYPE_USMALLINT | ffi::DUCKDB_TYPE_DUCKDB_TYPE_SMALLINT => {
-            Width::W16
-        }
-        ffi::DUCKDB_TYPE_DUCKDB_TYPE_UINTEGER | ffi::DUCKDB_TYPE_DUCKDB_TYPE_INTEGER => Width::W32,
-        ffi::DUCKDB_TYPE_DUCKDB_TYPE_BIGINT => Width::W64,
+        type_id::UTINYINT | type_id::TINYINT => Width::W8,
+        type_id::USMALLINT | type_id::SMALLINT => Width::W16,
+        type_id::UINTEGER | type_id::INTEGER => Width::W32,
+        type_id::BIGINT => Width::W64,
         _ => Width::W128,
     }
 }
@@ -123,56 +120,56 @@ impl Plan {
     }
 
     fn from_type(t: &LogicalType) -> Result<Plan, UnsupportedType> {
-        use ffi::*;
+        use type_id::*;
         Ok(match t.id() {
-            DUCKDB_TYPE_DUCKDB_TYPE_SQLNULL => Plan::Null,
-            DUCKDB_TYPE_DUCKDB_TYPE_BOOLEAN => Plan::Bool,
-            DUCKDB_TYPE_DUCKDB_TYPE_TINYINT => Plan::I8,
-            DUCKDB_TYPE_DUCKDB_TYPE_SMALLINT => Plan::I16,
-            DUCKDB_TYPE_DUCKDB_TYPE_INTEGER => Plan::I32,
-            DUCKDB_TYPE_DUCKDB_TYPE_BIGINT => Plan::I64,
-            DUCKDB_TYPE_DUCKDB_TYPE_UTINYINT => Plan::U8,
-            DUCKDB_TYPE_DUCKDB_TYPE_USMALLINT => Plan::U16,
-            DUCKDB_TYPE_DUCKDB_TYPE_UINTEGER => Plan::U32,
-            DUCKDB_TYPE_DUCKDB_TYPE_UBIGINT => Plan::U64,
-            DUCKDB_TYPE_DUCKDB_TYPE_HUGEINT => Plan::I128,
-            DUCKDB_TYPE_DUCKDB_TYPE_UHUGEINT => Plan::U128,
-            DUCKDB_TYPE_DUCKDB_TYPE_FLOAT => Plan::F32,
-            DUCKDB_TYPE_DUCKDB_TYPE_DOUBLE => Plan::F64,
-            DUCKDB_TYPE_DUCKDB_TYPE_DECIMAL => Plan::Decimal {
+            SQLNULL => Plan::Null,
+            BOOLEAN => Plan::Bool,
+            TINYINT => Plan::I8,
+            SMALLINT => Plan::I16,
+            INTEGER => Plan::I32,
+            BIGINT => Plan::I64,
+            UTINYINT => Plan::U8,
+            USMALLINT => Plan::U16,
+            UINTEGER => Plan::U32,
+            UBIGINT => Plan::U64,
+            HUGEINT => Plan::I128,
+            UHUGEINT => Plan::U128,
+            FLOAT => Plan::F32,
+            DOUBLE => Plan::F64,
+            DECIMAL => Plan::Decimal {
                 width: width_of(t.decimal_internal()),
                 scale: t.decimal_scale(),
             },
-            DUCKDB_TYPE_DUCKDB_TYPE_VARCHAR => Plan::Varchar,
-            DUCKDB_TYPE_DUCKDB_TYPE_BLOB => Plan::Blob,
-            DUCKDB_TYPE_DUCKDB_TYPE_BIT => Plan::Bit,
-            DUCKDB_TYPE_DUCKDB_TYPE_DATE => Plan::Date,
-            DUCKDB_TYPE_DUCKDB_TYPE_TIME => Plan::Time(MICROS),
-            DUCKDB_TYPE_DUCKDB_TYPE_TIME_NS => Plan::Time(NANOS),
-            DUCKDB_TYPE_DUCKDB_TYPE_TIME_TZ => Plan::TimeTz,
-            DUCKDB_TYPE_DUCKDB_TYPE_TIMESTAMP => Plan::Timestamp {
+            VARCHAR => Plan::Varchar,
+            BLOB => Plan::Blob,
+            BIT => Plan::Bit,
+            DATE => Plan::Date,
+            TIME => Plan::Time(MICROS),
+            TIME_NS => Plan::Time(NANOS),
+            TIME_TZ => Plan::TimeTz,
+            TIMESTAMP => Plan::Timestamp {
                 ticks: MICROS,
                 utc: false,
             },
-            DUCKDB_TYPE_DUCKDB_TYPE_TIMESTAMP_S => Plan::Timestamp {
+            TIMESTAMP_S => Plan::Timestamp {
                 ticks: SECONDS,
                 utc: false,
             },
-            DUCKDB_TYPE_DUCKDB_TYPE_TIMESTAMP_MS => Plan::Timestamp {
+            TIMESTAMP_MS => Plan::Timestamp {
                 ticks: MILLIS,
                 utc: false,
             },
-            DUCKDB_TYPE_DUCKDB_TYPE_TIMESTAMP_NS => Plan::Timestamp {
+            TIMESTAMP_NS => Plan::Timestamp {
                 ticks: NANOS,
                 utc: false,
             },
-            DUCKDB_TYPE_DUCKDB_TYPE_TIMESTAMP_TZ => Plan::Timestamp {
+            TIMESTAMP_TZ => Plan::Timestamp {
                 ticks: MICROS,
                 utc: true,
             },
-            DUCKDB_TYPE_DUCKDB_TYPE_INTERVAL => Plan::Interval,
-            DUCKDB_TYPE_DUCKDB_TYPE_UUID => Plan::Uuid,
-            DUCKDB_TYPE_DUCKDB_TYPE_ENUM => Plan::Enum {
+            INTERVAL => Plan::Interval,
+            UUID => Plan::Uuid,
+            ENUM => Plan::Enum {
                 width: width_of(t.enum_internal()),
                 values: t
                     .enum_values()
@@ -184,21 +181,19 @@ impl Plan {
                     })
                     .collect(),
             },
-            DUCKDB_TYPE_DUCKDB_TYPE_LIST => Plan::List(Box::new(Self::from_type(&t.list_child())?)),
-            DUCKDB_TYPE_DUCKDB_TYPE_ARRAY => {
-                Plan::Array(Box::new(Self::from_type(&t.array_child())?), t.array_size())
-            }
-            DUCKDB_TYPE_DUCKDB_TYPE_STRUCT => Plan::Struct(
+            LIST => Plan::List(Box::new(Self::from_type(&t.list_child())?)),
+            ARRAY => Plan::Array(Box::new(Self::from_type(&t.array_child())?), t.array_size()),
+            STRUCT => Plan::Struct(
                 t.struct_children()
                     .iter()
                     .map(|(name, child)| Ok((rendered_key(name, b""), Self::from_type(child)?)))
                     .collect::<Result<_, _>>()?,
             ),
-            DUCKDB_TYPE_DUCKDB_TYPE_MAP => Plan::Map(
+            MAP => Plan::Map(
                 Box::new(Self::from_type(&t.map_key())?),
                 Box::new(Self::from_type(&t.map_value())?),
             ),
-            DUCKDB_TYPE_DUCKDB_TYPE_UNION => Plan::Union(
+            UNION => Plan::Union(
                 t.union_members()
                     .iter()
                     .map(|(name, child)| Ok((rendered_key(name, b"{"), Self::from_type(child)?)))
@@ -224,52 +219,52 @@ fn ident(name: &str) -> String {
 
 /// DuckDB's name for a type, as `typeof()` prints it (`DECIMAL(18,3)`, `INTEGER[]`, ...).
 pub fn type_name(t: &LogicalType) -> String {
-    use ffi::*;
+    use type_id::*;
     if let Some(alias) = t.alias() {
         return alias;
     }
     let simple = match t.id() {
-        DUCKDB_TYPE_DUCKDB_TYPE_SQLNULL => "\"NULL\"",
-        DUCKDB_TYPE_DUCKDB_TYPE_BOOLEAN => "BOOLEAN",
-        DUCKDB_TYPE_DUCKDB_TYPE_TINYINT => "TINYINT",
-        DUCKDB_TYPE_DUCKDB_TYPE_SMALLINT => "SMALLINT",
-        DUCKDB_TYPE_DUCKDB_TYPE_INTEGER => "INTEGER",
-        DUCKDB_TYPE_DUCKDB_TYPE_BIGINT => "BIGINT",
-        DUCKDB_TYPE_DUCKDB_TYPE_UTINYINT => "UTINYINT",
-        DUCKDB_TYPE_DUCKDB_TYPE_USMALLINT => "USMALLINT",
-        DUCKDB_TYPE_DUCKDB_TYPE_UINTEGER => "UINTEGER",
-        DUCKDB_TYPE_DUCKDB_TYPE_UBIGINT => "UBIGINT",
-        DUCKDB_TYPE_DUCKDB_TYPE_HUGEINT => "HUGEINT",
-        DUCKDB_TYPE_DUCKDB_TYPE_UHUGEINT => "UHUGEINT",
-        DUCKDB_TYPE_DUCKDB_TYPE_FLOAT => "FLOAT",
-        DUCKDB_TYPE_DUCKDB_TYPE_DOUBLE => "DOUBLE",
-        DUCKDB_TYPE_DUCKDB_TYPE_VARCHAR => "VARCHAR",
-        DUCKDB_TYPE_DUCKDB_TYPE_BLOB => "BLOB",
-        DUCKDB_TYPE_DUCKDB_TYPE_BIT => "BIT",
-        DUCKDB_TYPE_DUCKDB_TYPE_BIGNUM => "BIGNUM",
-        DUCKDB_TYPE_DUCKDB_TYPE_DATE => "DATE",
-        DUCKDB_TYPE_DUCKDB_TYPE_TIME => "TIME",
-        DUCKDB_TYPE_DUCKDB_TYPE_TIME_NS => "TIME_NS",
-        DUCKDB_TYPE_DUCKDB_TYPE_TIME_TZ => "TIME WITH TIME ZONE",
-        DUCKDB_TYPE_DUCKDB_TYPE_TIMESTAMP => "TIMESTAMP",
-        DUCKDB_TYPE_DUCKDB_TYPE_TIMESTAMP_S => "TIMESTAMP_S",
-        DUCKDB_TYPE_DUCKDB_TYPE_TIMESTAMP_MS => "TIMESTAMP_MS",
-        DUCKDB_TYPE_DUCKDB_TYPE_TIMESTAMP_NS => "TIMESTAMP_NS",
-        DUCKDB_TYPE_DUCKDB_TYPE_TIMESTAMP_TZ => "TIMESTAMP WITH TIME ZONE",
-        DUCKDB_TYPE_DUCKDB_TYPE_INTERVAL => "INTERVAL",
-        DUCKDB_TYPE_DUCKDB_TYPE_UUID => "UUID",
-        DUCKDB_TYPE_DUCKDB_TYPE_GEOMETRY => "GEOMETRY",
-        DUCKDB_TYPE_DUCKDB_TYPE_VARIANT => "VARIANT",
+        SQLNULL => "\"NULL\"",
+        BOOLEAN => "BOOLEAN",
+        TINYINT => "TINYINT",
+        SMALLINT => "SMALLINT",
+        INTEGER => "INTEGER",
+        BIGINT => "BIGINT",
+        UTINYINT => "UTINYINT",
+        USMALLINT => "USMALLINT",
+        UINTEGER => "UINTEGER",
+        UBIGINT => "UBIGINT",
+        HUGEINT => "HUGEINT",
+        UHUGEINT => "UHUGEINT",
+        FLOAT => "FLOAT",
+        DOUBLE => "DOUBLE",
+        VARCHAR => "VARCHAR",
+        BLOB => "BLOB",
+        BIT => "BIT",
+        BIGNUM => "BIGNUM",
+        DATE => "DATE",
+        TIME => "TIME",
+        TIME_NS => "TIME_NS",
+        TIME_TZ => "TIME WITH TIME ZONE",
+        TIMESTAMP => "TIMESTAMP",
+        TIMESTAMP_S => "TIMESTAMP_S",
+        TIMESTAMP_MS => "TIMESTAMP_MS",
+        TIMESTAMP_NS => "TIMESTAMP_NS",
+        TIMESTAMP_TZ => "TIMESTAMP WITH TIME ZONE",
+        INTERVAL => "INTERVAL",
+        UUID => "UUID",
+        GEOMETRY => "GEOMETRY",
+        VARIANT => "VARIANT",
         _ => "",
     };
     if !simple.is_empty() {
         return simple.to_string();
     }
     match t.id() {
-        DUCKDB_TYPE_DUCKDB_TYPE_DECIMAL => {
+        DECIMAL => {
             format!("DECIMAL({},{})", t.decimal_width(), t.decimal_scale())
         }
-        DUCKDB_TYPE_DUCKDB_TYPE_ENUM => {
+        ENUM => {
             let values: Vec<String> = t
                 .enum_values()
                 .iter()
@@ -277,17 +272,17 @@ pub fn type_name(t: &LogicalType) -> String {
                 .collect();
             format!("ENUM({})", values.join(", "))
         }
-        DUCKDB_TYPE_DUCKDB_TYPE_LIST => format!("{}[]", type_name(&t.list_child())),
-        DUCKDB_TYPE_DUCKDB_TYPE_ARRAY => {
+        LIST => format!("{}[]", type_name(&t.list_child())),
+        ARRAY => {
             format!("{}[{}]", type_name(&t.array_child()), t.array_size())
         }
-        DUCKDB_TYPE_DUCKDB_TYPE_MAP => format!(
+        MAP => format!(
             "MAP({}, {})",
             type_name(&t.map_key()),
             type_name(&t.map_value())
         ),
-        DUCKDB_TYPE_DUCKDB_TYPE_STRUCT | DUCKDB_TYPE_DUCKDB_TYPE_UNION => {
-            let (kw, members) = if t.id() == DUCKDB_TYPE_DUCKDB_TYPE_STRUCT {
+        STRUCT | UNION => {
+            let (kw, members) = if t.id() == STRUCT {
                 ("STRUCT", t.struct_children())
             } else {
                 ("UNION", t.union_members())

@@ -19,7 +19,7 @@ use std::time::Duration;
 use prometheus::IntCounter;
 use tokio_util::sync::CancellationToken;
 
-use super::duck::InterruptHandle;
+use crate::duck::InterruptHandle;
 
 /// Why a query stopped early.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -131,10 +131,6 @@ impl QueryControl {
     /// Resolves once the query has finished (its last line was handed over, or it failed).
     pub fn finished(&self) -> tokio_util::sync::WaitForCancellationFuture<'_> {
         self.finished.cancelled()
-    }
-
-    pub fn is_finished(&self) -> bool {
-        self.finished.is_cancelled()
     }
 
     /// Watches the parent token and the timeout until the query finishes. Runs on the async

@@ -8,8 +8,9 @@
 //! Invariants:
 //! - The interrupt handle is attached before anything can block in DuckDB and detached before
 //!   the connection returns to the pool (see [`super::control`]).
-//! - `started` is answered exactly once: `Err` before any line was produced, `Ok` when the first
-//!   chunk (or the end) is ready. After `Ok`, the metadata line is the first frame.
+//! - `started` is answered exactly once: `Err` before any frame was produced, `Ok` at the spec's
+//!   [`Start`] point. After `Ok`, the format's header is the first frame.
+//! - Nothing here depends on the format: the [`ResultEncoder`] makes every frame's bytes.
 //! - Every frame send waits on the bounded channel *or* cancellation, never forever.
 
 use std::sync::Arc;
@@ -19,15 +20,14 @@ use actix::{Actor, Handler, Message, SyncContext};
 use tokio::sync::{mpsc, oneshot, OwnedSemaphorePermit};
 
 use super::control::{CancelReason, QueryControl};
-use super::duck::{Connection, DuckError, DuckErrorKind, Prepared, StatementKind};
 use super::parse_tree::{self, TreeError};
 use super::tables::{Refusal, TableSet};
 use super::tenant::Tenant;
-use super::{Frame, FrameKind, Transport};
-use crate::encode::{Encoder, Flow, Line, Plan, ResultLimits};
+use super::{Frame, FrameKind, QuerySpec, Start};
+use crate::duck::{Connection, DuckError, DuckErrorKind, Prepared, StatementKind};
+use crate::encode::{self, ChunkSizes, Flow, Line, ResultEncoder, ResultLimits, Stopped};
 use crate::error::GatewayError;
 use crate::metrics::{Metrics, Outcome};
-use crate::wire::lines::{self, Column};
 use crate::wire::QueryRequest;
 use simd_json::prelude::*;
 
@@ -36,23 +36,29 @@ const LINE_MAX_AGE: Duration = Duration::from_millis(50);
 /// How long a final `error` line may wait for a stalled reader.
 const FINAL_LINE_WAIT: Duration = Duration::from_secs(15);
 
+/// A query admitted by the engine: its spec, and what the engine resolved for it.
 pub struct Job {
+    pub spec: QuerySpec,
     pub tenant: Arc<Tenant>,
-    pub request: QueryRequest,
-    pub query_id: Arc<str>,
-    pub chunk_rows: usize,
-    pub chunk_bytes: usize,
+    pub sizes: ChunkSizes,
+    /// The tenant's result limits and the spec's, the tighter of each.
+    pub limits: ResultLimits,
     pub control: Arc<QueryControl>,
     pub frames: mpsc::Sender<Frame>,
-    pub permits: (OwnedSemaphorePermit, OwnedSemaphorePermit),
+    /// The tenant's slot and the global one, held (never read) until the job is dropped.
+    pub _permits: (OwnedSemaphorePermit, OwnedSemaphorePermit),
     pub accepted_at: Instant,
-    pub transport: Transport,
     pub metrics: Arc<Metrics>,
-    /// Answer `started` once the statement is prepared and bound, before it runs (SSE).
-    pub start_early: bool,
-    pub limits: ResultLimits,
-    /// The only tables the query may read (a token's `tables`); `None`: any.
-    pub tables: Option<Arc<TableSet>>,
+}
+
+impl Job {
+    fn request(&self) -> &QueryRequest {
+        &self.spec.request
+    }
+
+    fn tables(&self) -> Option<&TableSet> {
+        self.spec.tables.as_deref()
+    }
 }
 
 /// Runs `job`; `started` is answered once the stream starts or the query is refused.
@@ -73,20 +79,20 @@ impl Handler<Run> for QueryExecutor {
     type Result = ();
 
     fn handle(&mut self, Run { job, started }: Run, _ctx: &mut SyncContext<Self>) {
-        let transport = job.transport.as_str();
+        let transport = job.spec.label.as_str();
         let active = job.metrics.active_queries.with_label_values(&[transport]);
         active.inc();
         let span = tracing::info_span!(
             "query",
-            query_id = %job.query_id,
+            query_id = %job.spec.query_id,
             tenant = %job.tenant.id,
             transport
         );
         let _enter = span.enter();
         let mut run = Running {
             started: Some(started),
+            encoder: None,
             rows: 0,
-            lines: 0,
             blocked: Duration::ZERO,
         };
         let ended = run.execute(&job);
@@ -129,8 +135,9 @@ enum Ended {
 
 struct Running {
     started: Option<oneshot::Sender<Result<(), GatewayError>>>,
+    /// The format's encoder, once the result's columns are known.
+    encoder: Option<Box<dyn ResultEncoder>>,
     rows: u64,
-    lines: u64,
     /// Time spent waiting for the reader (the channel was full).
     blocked: Duration,
 }
@@ -165,7 +172,7 @@ fn table_refusal(refusal: Refusal) -> Ended {
 /// then plan).
 fn check_tree(conn: &Connection, job: &Job) -> Result<(), Ended> {
     let forbidden = |m: String| Ended::Failed(GatewayError::Forbidden(m));
-    let tree = parse_tree::fetch(conn, &job.request.sql)
+    let tree = parse_tree::fetch(conn, &job.request().sql)
         .map_err(|e| execution_error(e, &job.control))?
         .unwrap_or_default();
     let mut bytes = tree.into_bytes();
@@ -182,7 +189,8 @@ fn check_tree(conn: &Connection, job: &Job) -> Result<(), Ended> {
     // DuckDB serializes SELECT only: an EXPLAIN that may hold lambdas cannot be checked.
     let unserializable = tree.get("error").and_then(|e| e.as_bool()) == Some(true)
         && tree.get("error_type").and_then(|t| t.as_str()) == Some("not implemented");
-    if unserializable && job.tables.is_none() && parse_tree::may_have_lambdas(&job.request.sql) {
+    if unserializable && job.tables().is_none() && parse_tree::may_have_lambdas(&job.request().sql)
+    {
         return Err(forbidden(
             "lambdas are only accepted in SELECT statements (EXPLAIN cannot be checked)".into(),
         ));
@@ -194,7 +202,7 @@ fn check_tree(conn: &Connection, job: &Job) -> Result<(), Ended> {
             parse_tree::MAX_LAMBDA_NESTING
         )));
     }
-    if let Some(tables) = &job.tables {
+    if let Some(tables) = job.tables() {
         let catalog = job.tenant.id.as_str();
         tables
             .check_parse_tree(&tree, catalog)
@@ -212,11 +220,11 @@ fn check_plan_tables(conn: &Connection, job: &Job, tables: &TableSet) -> Result<
     let catalog = job.tenant.id.as_str();
     // The parse tree names only allowed tables by now, so a statement DuckDB cannot plan is
     // the client's mistake (an unknown column...).
-    let explain = format!("EXPLAIN (FORMAT json) {}", job.request.sql);
+    let explain = format!("EXPLAIN (FORMAT json) {}", job.request().sql);
     let mut stmt = conn
         .prepare(&explain)
         .map_err(|_| table_refusal(Refusal::Invalid))?;
-    bind_params(&mut stmt, &job.request).map_err(Ended::Failed)?;
+    bind_params(&mut stmt, job.request()).map_err(Ended::Failed)?;
     let mut result = stmt
         .execute_streaming()
         .map_err(|e| execution_error(e, &job.control))?;
@@ -311,7 +319,6 @@ impl Running {
 
     fn send_line(&mut self, job: &Job, line: Line) -> Result<(), Ended> {
         self.rows += line.rows as u64;
-        self.lines += 1;
         self.send(
             job,
             Frame {
@@ -347,7 +354,7 @@ impl Running {
 
         // Checks on DuckDB's parse tree run before DuckDB binds the statement (`check_tree`):
         // a table-limited token's always, anyone's when the text could hold lambdas.
-        if job.tables.is_some() || parse_tree::may_have_lambdas(&job.request.sql) {
+        if job.tables().is_some() || parse_tree::may_have_lambdas(&job.request().sql) {
             if let Err(e) = check_tree(&conn, job) {
                 return match e {
                     Ended::Failed(e) => Ended::Rejected(e),
@@ -355,10 +362,10 @@ impl Running {
                 };
             }
         }
-        let mut stmt = match conn.prepare(&job.request.sql) {
+        let mut stmt = match conn.prepare(&job.request().sql) {
             Ok(s) => s,
             // DuckDB's messages name tables and columns: a table-limited token gets none.
-            Err(_) if job.tables.is_some() => {
+            Err(_) if job.tables().is_some() => {
                 return reject(GatewayError::InvalidSql(Refusal::Invalid.message().into()))
             }
             Err(e) => return reject(sql_error(e)),
@@ -368,13 +375,13 @@ impl Running {
                 "{kind} statements are not allowed: queries are read-only"
             )));
         }
-        if let Err(e) = bind_params(&mut stmt, &job.request) {
+        if let Err(e) = bind_params(&mut stmt, job.request()) {
             return reject(e);
         }
-        // SSE starts its response once the statement is prepared and bound (it keeps the
-        // line alive with comments while DuckDB works); the others wait for the first chunk,
-        // so that more errors still get a status.
-        if job.start_early {
+        // A caller that keeps the line alive while DuckDB works starts its response once the
+        // statement is prepared and bound; the others wait for the first chunk, so that more
+        // errors still get a status.
+        if job.spec.start == Start::Bound {
             if let Some(started) = self.started.take() {
                 if started.send(Ok(())).is_err() {
                     return Ended::Gone;
@@ -386,21 +393,16 @@ impl Running {
             Err(e) => return self.reject_execution(e, job),
         };
         // Column types come from the executed result: parameter types are resolved there.
-        let mut columns = Vec::with_capacity(result.column_count());
-        let mut plans = Vec::with_capacity(result.column_count());
-        for i in 0..result.column_count() {
-            match Plan::build(&result.column_type(i)) {
-                Ok((plan, type_name)) => {
-                    plans.push(plan);
-                    columns.push(Column {
-                        name: result.column_name(i),
-                        type_name,
-                    });
-                }
+        let columns: Vec<_> = (0..result.column_count())
+            .map(|i| (result.column_name(i), result.column_type(i)))
+            .collect();
+        let spec = &job.spec;
+        let mut encoder =
+            match encode::encoder(spec.format, &columns, &spec.query_id, job.sizes, job.limits) {
+                Ok(e) => e,
                 Err(e) => return reject(e.into()),
-            }
-        }
-        let mut chunk = match result.next_chunk() {
+            };
+        let chunk = match result.next_chunk() {
             Ok(c) => c,
             Err(e) => return self.reject_execution(e, job),
         };
@@ -411,30 +413,45 @@ impl Running {
                 return Ended::Gone;
             }
         }
-        let metadata = lines::metadata_line(&job.query_id, &columns);
-        if let Err(end) = self.send(
-            job,
-            Frame {
-                bytes: metadata,
-                rows: 0,
-                kind: FrameKind::Metadata,
-            },
-        ) {
+        let header = Frame {
+            bytes: encoder.header(),
+            rows: 0,
+            kind: FrameKind::Metadata,
+        };
+        if let Err(end) = self.send(job, header) {
+            self.encoder = Some(encoder);
             return end;
         }
+        let ended = self.stream(job, &mut *encoder, chunk, &mut result);
+        self.encoder = Some(encoder);
+        ended
+    }
 
-        let mut encoder = Encoder::new(plans, &job.query_id, job.chunk_rows, job.chunk_bytes)
-            .with_limits(job.limits);
+    /// Encodes and sends every chunk, from `chunk` (the first) on.
+    fn stream(
+        &mut self,
+        job: &Job,
+        encoder: &mut dyn ResultEncoder,
+        mut chunk: Option<crate::duck::DataChunk>,
+        result: &mut crate::duck::Streaming<'_>,
+    ) -> Ended {
         let mut last_sent = Instant::now();
         while let Some(c) = chunk.take() {
             let mut failed = None;
-            let pushed = encoder.push(&c, |line| {
+            let pushed = encoder.push(&c, &mut |line| {
                 last_sent = Instant::now();
-                self.send_line(job, line).map_err(|e| failed = Some(e))
+                self.send_line(job, line).map_err(|e| {
+                    failed = Some(e);
+                    Stopped
+                })
             });
             drop(c);
             match pushed {
-                Err(()) => return failed.unwrap_or(Ended::Gone),
+                Err(Stopped) => {
+                    return failed.unwrap_or_else(|| {
+                        Ended::Failed(GatewayError::internal("a data chunk lacks a result column"))
+                    })
+                }
                 Ok(Flow::LimitReached) => {
                     // Send the allowed part, then say why the stream ends there.
                     if let Some(line) = encoder.flush() {
@@ -483,14 +500,13 @@ impl Running {
     fn finish(&mut self, job: &Job, ended: Ended) -> Outcome {
         match ended {
             Ended::Complete => {
-                let end = lines::end_line(
-                    &job.query_id,
-                    self.rows,
-                    self.lines,
-                    job.accepted_at.elapsed().as_millis() as u64,
-                );
+                let elapsed_ms = job.accepted_at.elapsed().as_millis() as u64;
+                let Some(encoder) = self.encoder.as_mut() else {
+                    return self
+                        .finish_failed(job, GatewayError::internal("no encoder at the end"));
+                };
                 let frame = Frame {
-                    bytes: end,
+                    bytes: encoder.end(elapsed_ms),
                     rows: 0,
                     kind: FrameKind::End,
                 };
@@ -521,9 +537,15 @@ impl Running {
         log_error(&e);
         job.metrics.errors.with_label_values(&[e.code()]).inc();
         let outcome = outcome_of(&e);
-        let line = lines::error_line(&job.query_id, e.code(), &e.client_message());
+        let spec = &job.spec;
+        let Some(bytes) =
+            encode::error_frame(spec.format, &spec.query_id, e.code(), &e.client_message())
+        else {
+            // The format cannot carry an error: ending without a final frame breaks the stream.
+            return outcome;
+        };
         let mut frame = Frame {
-            bytes: line,
+            bytes,
             rows: 0,
             kind: FrameKind::Error,
         };

@@ -1,28 +1,37 @@
 //! The execution engine: admits queries, runs them on the executor actors, and hands the
-//! transport a bounded stream of protocol lines.
+//! caller a bounded stream of encoded frames.
 //!
-//! Flow: [`Engine::start`] resolves the tenant, takes a slot of that tenant (one per pooled
-//! connection) and a global slot (one per executor thread), sends the job to the
+//! Flow: [`Engine::start`] takes a [`QuerySpec`] (what to run, for whom, in which format, with
+//! which limits), resolves the tenant, takes a slot of that tenant (one per pooled connection)
+//! and a global slot (one per executor thread), sends the job to the
 //! [`executor::QueryExecutor`] actors (a `SyncArbiter`: threads of their own, never the async
-//! runtime's), and waits until DuckDB has produced its first chunk or failed. Errors up to
-//! that point come back as a [`GatewayError`] (an HTTP status); after it, as an `error` line.
+//! runtime's), and waits until the spec's [`Start`] point or a failure. Errors up to that point
+//! come back as a [`GatewayError`]; after it, as the format's final error frame.
 //!
 //! Invariants:
+//! - The engine never knows which transport called it: everything that differs between callers
+//!   is a field of the [`QuerySpec`] (the transport is only a metrics label).
 //! - Jobs never queue inside the actor mailbox: both slots are held before sending, and there
 //!   are exactly as many executor threads as global slots.
-//! - Between DuckDB and the transport there is one bounded channel (`stream_buffer` lines);
+//! - Waiting for slots is bounded twice: at most `queue_size` queries wait per tenant and
+//!   `max_queued` in the server (places are semaphore permits taken without waiting), each for
+//!   at most `queue_timeout`; past either bound the answer is `too_busy`.
+//! - Between DuckDB and the caller there is one bounded channel (`stream_buffer` frames);
 //!   a reader that stops reading pauses the DuckDB fetch.
-//! - The stream always ends with an `end` or `error` line, unless the client is gone.
+//! - The stream always ends with an `end` or `error` frame, unless the reader is gone (or the
+//!   format cannot carry an error: then the frames stop without a final one).
 
 pub mod control;
-pub mod duck;
 pub mod executor;
 pub mod parse_tree;
 pub mod tables;
 pub mod tenant;
 
 pub use tables::TableSet;
+pub use tenant::TenantLimits;
 
+use std::collections::HashMap;
+use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -31,51 +40,32 @@ use bytes::Bytes;
 use tokio::sync::{mpsc, oneshot, OwnedSemaphorePermit, Semaphore};
 use tokio_util::sync::CancellationToken;
 
-use crate::config::Config;
+use crate::encode::ResultLimits;
 use crate::error::GatewayError;
-use crate::metrics::Metrics;
-use crate::wire::{QueryRequest, TenantId};
+use crate::metrics::{Metrics, Transport};
+use crate::wire::{Format, QueryRequest, TenantId};
 use control::{CancelOnDrop, CancelReason, QueryControl};
 use executor::{Job, QueryExecutor};
-use tenant::{DbSettings, Queue, Tenant, TenantLimits, TenantRegistry};
+use tenant::{DbSettings, Tenant, TenantRegistry};
 
-/// Which transport serves a query (a metric label).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Transport {
-    Http,
-    Ws,
-    Sse,
-}
-
-impl Transport {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Self::Http => "http",
-            Self::Ws => "ws",
-            Self::Sse => "sse",
-        }
-    }
-}
-
-/// What a line is, for the transports (framing, metrics).
+/// What a frame is, for the transports (framing, metrics).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum FrameKind {
+    /// The result's header (NDJSON: the `metadata` line).
     Metadata,
     Data,
     End,
     Error,
-    /// Nothing from DuckDB: a transport's keep-alive (SSE comment), carries no bytes.
-    Keepalive,
 }
 
 impl FrameKind {
-    /// The query's last line (`end` or `error`).
+    /// The query's last frame (`end` or `error`).
     pub fn is_final(self) -> bool {
         matches!(self, Self::End | Self::Error)
     }
 }
 
-/// One protocol line on its way to the client.
+/// One encoded piece of a result on its way to the client.
 #[derive(Debug)]
 pub struct Frame {
     pub bytes: Bytes,
@@ -83,7 +73,97 @@ pub struct Frame {
     pub kind: FrameKind,
 }
 
-/// A query that has started: its lines arrive on `frames`, the metadata line first.
+/// When [`Engine::start`] returns: the caller's response starts then, and errors before it are
+/// a status instead of a final frame.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub enum Start {
+    /// When DuckDB has produced the first chunk (or the end): most errors still get a status.
+    #[default]
+    FirstChunk,
+    /// As soon as the statement is prepared and bound, before it runs: for callers that keep
+    /// the line alive while DuckDB works (SSE's keep-alive comments).
+    Bound,
+}
+
+/// Everything the engine needs to run one query; the only input of [`Engine::start`]. A
+/// result cache or a live subscription keys on it (with the tenant's data version).
+#[derive(Debug, Clone)]
+pub struct QuerySpec {
+    pub tenant: TenantId,
+    /// Tags every frame (NDJSON: `query_id`).
+    pub query_id: Arc<str>,
+    pub request: QueryRequest,
+    pub format: Format,
+    /// The only tables the query may read (a token's); `None`: any.
+    pub tables: Option<Arc<TableSet>>,
+    /// Limits on top of the tenant's own (the tighter wins).
+    pub limits: ResultLimits,
+    /// Whether the stream holds one of the tenant's `max_connections` for its life (HTTP and
+    /// SSE streams do; a WebSocket holds one for the whole socket, see [`Engine::connect`]).
+    pub hold_connection: bool,
+    pub start: Start,
+    /// Bytes at which a batch closes; `None`: the server's `chunk_bytes`.
+    pub chunk_bytes: Option<usize>,
+    /// The cancellation scope above the query and the reason it gives (default: the process,
+    /// `shutting_down`).
+    pub parent: Option<(CancellationToken, CancelReason)>,
+    /// The metrics label.
+    pub label: Transport,
+}
+
+impl QuerySpec {
+    /// A spec with the defaults: a fresh query id, NDJSON, the tenant's limits, a connection
+    /// slot held, started at the first chunk, under the process's scope.
+    pub fn new(tenant: TenantId, request: QueryRequest, label: Transport) -> Self {
+        Self {
+            tenant,
+            query_id: new_query_id(),
+            request,
+            format: Format::Ndjson,
+            tables: None,
+            limits: ResultLimits::NONE,
+            hold_connection: true,
+            start: Start::FirstChunk,
+            chunk_bytes: None,
+            parent: None,
+            label,
+        }
+    }
+
+    pub fn query_id(mut self, id: Arc<str>) -> Self {
+        self.query_id = id;
+        self
+    }
+
+    pub fn tables(mut self, tables: Option<Arc<TableSet>>) -> Self {
+        self.tables = tables;
+        self
+    }
+
+    pub fn start(mut self, start: Start) -> Self {
+        self.start = start;
+        self
+    }
+
+    /// Runs without a connection slot of its own (its caller holds one).
+    pub fn without_connection_slot(mut self) -> Self {
+        self.hold_connection = false;
+        self
+    }
+
+    /// Runs under `token`: when it fires, the query stops with `reason`.
+    pub fn parent(mut self, token: CancellationToken, reason: CancelReason) -> Self {
+        self.parent = Some((token, reason));
+        self
+    }
+}
+
+/// A fresh id for a query that the client did not name.
+pub fn new_query_id() -> Arc<str> {
+    uuid::Uuid::new_v4().simple().to_string().into()
+}
+
+/// A query that has started: its frames arrive on `frames`, the header first.
 pub struct RunningQuery {
     pub query_id: Arc<str>,
     pub accepted_at: Instant,
@@ -91,8 +171,7 @@ pub struct RunningQuery {
     pub control: Arc<QueryControl>,
     /// Cancels the query (as a disconnect) when the stream is dropped before its end.
     pub guard: CancelOnDrop,
-    /// The tenant's connection slot this stream holds (HTTP, SSE; a WebSocket holds one for
-    /// the whole connection instead, see [`Engine::connect`]).
+    /// The tenant's connection slot this stream holds ([`QuerySpec::hold_connection`]).
     pub connection: Option<ConnectionSlot>,
 }
 
@@ -101,21 +180,36 @@ pub struct ConnectionSlot {
     _permit: OwnedSemaphorePermit,
 }
 
-/// Engine-wide settings, taken from [`Config`].
+/// What the engine runs with. Built by the application from its configuration.
 #[derive(Debug, Clone)]
 pub struct EngineSettings {
-    pub chunk_rows: usize,
-    pub chunk_bytes: usize,
-    pub stream_buffer: usize,
+    /// One `<tenant>.duckdb` per tenant.
+    pub data_dir: PathBuf,
+    /// Queries running at once in the whole server (= executor threads).
+    pub max_queries: usize,
+    /// Queries that may wait for a slot in the whole server.
+    pub max_queued: usize,
+    /// How long a query may wait for its slots before `too_busy`.
     pub queue_timeout: Duration,
+    /// Default rows per batch (a request may ask its own).
+    pub chunk_rows: usize,
+    /// A batch closes once it reaches this many bytes.
+    pub chunk_bytes: usize,
+    /// Frames buffered per query between DuckDB and the caller.
+    pub stream_buffer: usize,
+    pub preserve_insertion_order: bool,
+    /// The limits of a tenant without limits of its own.
+    pub limits: TenantLimits,
+    /// Tenants with limits of their own (already laid over the global ones).
+    pub tenant_limits: HashMap<TenantId, TenantLimits>,
 }
 
 pub struct Engine {
     registry: TenantRegistry,
     executor: Addr<QueryExecutor>,
     global_slots: Arc<Semaphore>,
-    /// Queries waiting for a slot, in the whole server (`max_queued`).
-    waiting: Queue,
+    /// Places for queries waiting for a slot, in the whole server (`max_queued`).
+    waiting: Semaphore,
     settings: EngineSettings,
     shutdown: CancellationToken,
     metrics: Arc<Metrics>,
@@ -123,51 +217,30 @@ pub struct Engine {
 
 impl Engine {
     /// Starts the executor threads. Must run inside an Actix system.
-    pub fn new(config: &Config, shutdown: CancellationToken, metrics: Arc<Metrics>) -> Self {
+    pub fn new(
+        settings: EngineSettings,
+        shutdown: CancellationToken,
+        metrics: Arc<Metrics>,
+    ) -> Self {
         let registry = TenantRegistry::new(
-            &config.data_dir,
+            &settings.data_dir,
             DbSettings {
-                preserve_insertion_order: config.preserve_insertion_order,
-                checkout_timeout: config.queue_timeout.max(Duration::from_secs(1)),
+                preserve_insertion_order: settings.preserve_insertion_order,
+                checkout_timeout: settings.queue_timeout.max(Duration::from_secs(1)),
             },
-            TenantLimits {
-                max_queries: config.pool_size,
-                max_connections: config.max_connections_per_tenant,
-                queue_size: config.queue_size,
-                query_timeout: config.query_timeout,
-                result: crate::encode::ResultLimits {
-                    max_rows: config.max_result_rows.unwrap_or(u64::MAX),
-                    max_bytes: config.max_result_bytes.unwrap_or(u64::MAX),
-                },
-                threads: config.duckdb_threads,
-                memory_limit: config.duckdb_memory_limit.clone(),
-                max_temp_size: config.duckdb_max_temp_size.clone(),
-            },
-            config
-                .tenants
-                .as_ref()
-                .map(|t| t.limit_overrides())
-                .unwrap_or_default(),
+            settings.limits.clone(),
+            settings.tenant_limits.clone(),
         );
-        let executor = SyncArbiter::start(config.max_queries, || QueryExecutor);
+        let executor = SyncArbiter::start(settings.max_queries, || QueryExecutor);
         Self {
             registry,
             executor,
-            global_slots: Arc::new(Semaphore::new(config.max_queries)),
-            waiting: Queue::new(config.max_queued),
-            settings: EngineSettings {
-                chunk_rows: config.chunk_rows,
-                chunk_bytes: config.chunk_bytes,
-                stream_buffer: config.stream_buffer,
-                queue_timeout: config.queue_timeout,
-            },
+            global_slots: Arc::new(Semaphore::new(settings.max_queries)),
+            waiting: Semaphore::new(settings.max_queued),
+            settings,
             shutdown,
             metrics,
         }
-    }
-
-    pub fn metrics(&self) -> &Arc<Metrics> {
-        &self.metrics
     }
 
     /// Checks that the tenant exists.
@@ -194,10 +267,10 @@ impl Engine {
                 return Ok((t, g));
             }
         }
-        let (Some(_in_tenant_queue), Some(_in_queue)) =
-            (tenant.waiting.join(), self.waiting.join())
+        let (Ok(_in_tenant_queue), Ok(_in_queue)) =
+            (tenant.waiting.try_acquire(), self.waiting.try_acquire())
         else {
-            return Err(GatewayError::Overloaded);
+            return Err(GatewayError::TooBusy);
         };
         let wait = async {
             let t = Arc::clone(&tenant.slots).acquire_owned().await;
@@ -208,7 +281,7 @@ impl Engine {
             p = tokio::time::timeout(self.settings.queue_timeout, wait) => match p {
                 Ok((Ok(t), Ok(g))) => Ok((t, g)),
                 // Semaphores are never closed; a timeout means every slot stayed busy.
-                _ => Err(GatewayError::Overloaded),
+                _ => Err(GatewayError::TooBusy),
             },
             _ = self.shutdown.cancelled() => Err(GatewayError::ShuttingDown),
         }
@@ -235,27 +308,17 @@ impl Engine {
         self.shutdown.is_cancelled()
     }
 
-    /// Admits and starts a query. `parent` is the cancellation scope above the query (the
-    /// process, or a WebSocket connection); when it fires, the query stops with
-    /// `parent_reason`. `tables`, when given, is all the query may read.
-    pub async fn start(
-        &self,
-        tenant: &TenantId,
-        request: QueryRequest,
-        transport: Transport,
-        query_id: Arc<str>,
-        parent: Option<(CancellationToken, CancelReason)>,
-        tables: Option<Arc<TableSet>>,
-    ) -> Result<RunningQuery, GatewayError> {
+    /// Admits and starts the query `spec` describes; returns at its [`Start`] point.
+    pub async fn start(&self, spec: QuerySpec) -> Result<RunningQuery, GatewayError> {
         let accepted_at = Instant::now();
         if self.shutdown.is_cancelled() {
             return Err(GatewayError::ShuttingDown);
         }
-        let tenant = self.registry.get(tenant).await?;
-        // A WebSocket holds its slot for the whole connection; a stream holds one of its own.
-        let connection = match transport {
-            Transport::Ws => None,
-            Transport::Http | Transport::Sse => Some(self.connection_slot(&tenant)?),
+        let tenant = self.registry.get(&spec.tenant).await?;
+        let connection = if spec.hold_connection {
+            Some(self.connection_slot(&tenant)?)
+        } else {
+            None
         };
         let waiting = Instant::now();
         let permits = self.admit(&tenant).await?;
@@ -265,27 +328,27 @@ impl Engine {
 
         let control = QueryControl::new(self.metrics.interrupts.clone());
         let guard = CancelOnDrop(Arc::clone(&control));
-        let (parent_token, parent_reason) =
-            parent.unwrap_or_else(|| (self.shutdown.clone(), CancelReason::Shutdown));
+        let (parent_token, parent_reason) = spec
+            .parent
+            .clone()
+            .unwrap_or_else(|| (self.shutdown.clone(), CancelReason::Shutdown));
         control.spawn_watcher(parent_token, parent_reason, tenant.limits.query_timeout);
-        let limits = tenant.limits.result;
 
         let (tx, frames) = mpsc::channel(self.settings.stream_buffer);
         let (started_tx, started_rx) = oneshot::channel();
+        let query_id = Arc::clone(&spec.query_id);
         let job = Job {
+            sizes: crate::encode::ChunkSizes {
+                rows: spec.request.chunk_rows.unwrap_or(self.settings.chunk_rows),
+                bytes: spec.chunk_bytes.unwrap_or(self.settings.chunk_bytes),
+            },
+            limits: tenant.limits.result.min(spec.limits),
             tenant,
-            chunk_rows: request.chunk_rows.unwrap_or(self.settings.chunk_rows),
-            chunk_bytes: self.settings.chunk_bytes,
-            request,
-            query_id: Arc::clone(&query_id),
+            spec,
             control: Arc::clone(&control),
             frames: tx,
-            permits,
+            _permits: permits,
             accepted_at,
-            start_early: transport == Transport::Sse,
-            limits,
-            tables,
-            transport,
             metrics: Arc::clone(&self.metrics),
         };
         self.executor.do_send(executor::Run {
@@ -303,9 +366,7 @@ impl Engine {
                 connection,
             }),
             Ok(Err(e)) => Err(e),
-            Err(_) => Err(GatewayError::Internal(
-                "the executor dropped the query".into(),
-            )),
+            Err(_) => Err(GatewayError::internal("the executor dropped the query")),
         }
     }
 }

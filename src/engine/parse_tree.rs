@@ -15,7 +15,7 @@
 use simd_json::prelude::*;
 use simd_json::BorrowedValue;
 
-use super::duck::{Connection, DuckError, Param};
+use crate::duck::{Connection, DuckError, Param};
 
 /// The deepest lambda nesting accepted.
 pub const MAX_LAMBDA_NESTING: usize = 8;

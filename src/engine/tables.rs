@@ -21,6 +21,8 @@
 use simd_json::prelude::*;
 use simd_json::BorrowedValue;
 
+pub use crate::wire::TableSet;
+
 /// Table functions a table-restricted query may use: they generate values, they read nothing.
 pub const DATA_FREE_FUNCTIONS: &[&str] = &[
     "RANGE",
@@ -78,66 +80,7 @@ pub const REFUSED: &str =
 pub const WITHHELD: &str =
     "the statement is not valid (DuckDB's message is withheld from tokens limited to tables)";
 
-/// The tables a token allows, normalised (DuckDB identifiers are case-insensitive).
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct TableSet {
-    /// `(schema, table)`; a name given without a schema is in `main`.
-    entries: Vec<(String, String)>,
-}
-
 impl TableSet {
-    /// Parses `table` or `schema.table` names (no quoting: names are plain identifiers).
-    pub fn parse(names: &[String]) -> Result<Self, String> {
-        if names.len() > 256 {
-            return Err("at most 256 tables".into());
-        }
-        let ident = |s: &str| {
-            !s.is_empty()
-                && s.len() <= 128
-                && s.chars()
-                    .all(|c| c.is_alphanumeric() || c == '_' || c == '$')
-        };
-        let mut entries = Vec::with_capacity(names.len());
-        for name in names {
-            let (schema, table) = match name.split_once('.') {
-                Some((s, t)) => (s, t),
-                None => ("main", name.as_str()),
-            };
-            if !ident(schema) || !ident(table) {
-                return Err(format!(
-                    "'{name}' is not a table name (table or schema.table, letters, digits, _)"
-                ));
-            }
-            entries.push((schema.to_lowercase(), table.to_lowercase()));
-        }
-        Ok(Self { entries })
-    }
-
-    /// The names as a token carries them.
-    pub fn names(&self) -> Vec<String> {
-        self.entries
-            .iter()
-            .map(|(s, t)| {
-                if s == "main" {
-                    t.clone()
-                } else {
-                    format!("{s}.{t}")
-                }
-            })
-            .collect()
-    }
-
-    /// Whether `cat.schema.table` is allowed in the tenant's database (`catalog`); an empty
-    /// catalog is the tenant's, an empty schema is `main`, as DuckDB resolves them.
-    fn allows(&self, cat: &str, schema: &str, table: &str, catalog: &str) -> bool {
-        let schema = if schema.is_empty() { "main" } else { schema };
-        (cat.is_empty() || cat.eq_ignore_ascii_case(catalog))
-            && self
-                .entries
-                .iter()
-                .any(|(s, t)| s.eq_ignore_ascii_case(schema) && t.eq_ignore_ascii_case(table))
-    }
-
     /// Checks the rows of `EXPLAIN (FORMAT json)` for a database whose catalog is `catalog`.
     /// The error says what was refused, in words safe for the client.
     pub fn check_plan(&self, plan_json: &mut [u8], catalog: &str) -> Result<(), Refusal> {

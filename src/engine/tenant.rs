@@ -8,8 +8,8 @@
 //!   async runtime.
 //! - `slots` has one permit per pooled connection: a query holds one while it runs, so pool
 //!   checkouts never wait and one busy tenant cannot occupy every executor thread.
-//! - A tenant's limits are fixed when it is first seen: the global settings, overridden by
-//!   its entry in the tenants file ([`TenantLimits::resolve`]).
+//! - A tenant's limits are fixed when it is first seen: its own (the tenants file's entry laid
+//!   over the global settings, by the configuration) or the global ones.
 
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
@@ -19,13 +19,13 @@ use std::time::Duration;
 use scheduled_thread_pool::ScheduledThreadPool;
 use tokio::sync::Semaphore;
 
-use super::duck::{Connection, Database, DuckError};
+use crate::duck::{Connection, Database, DuckError};
 use crate::encode::ResultLimits;
 use crate::error::GatewayError;
 use crate::wire::TenantId;
 
-/// What one tenant may use. Built from the global settings ([`Config`]) and the tenant's
-/// entry in the tenants file.
+/// What one tenant may use, resolved: the configuration lays a tenant's own limits over the
+/// global ones before the engine sees them.
 #[derive(Debug, Clone)]
 pub struct TenantLimits {
     /// Queries running at once (= pooled DuckDB connections).
@@ -42,130 +42,6 @@ pub struct TenantLimits {
     pub memory_limit: Option<String>,
     /// DuckDB `max_temp_directory_size` (spilling); `None`: DuckDB's default (90 % of the disk).
     pub max_temp_size: Option<String>,
-}
-
-/// A tenant's limits as the tenants file states them: absent means "the global value", and
-/// 0 means "no limit" for the timeout and result limits (as in the global settings).
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct LimitOverrides {
-    pub query_timeout_secs: Option<u64>,
-    pub max_result_rows: Option<u64>,
-    pub max_result_bytes: Option<u64>,
-    pub max_queries: Option<u32>,
-    pub max_connections: Option<usize>,
-    pub queue_size: Option<usize>,
-    pub memory_limit: Option<String>,
-    pub max_temp_size: Option<String>,
-    pub threads: Option<u32>,
-}
-
-impl LimitOverrides {
-    pub fn validate(&self) -> Result<(), String> {
-        if self.max_queries.is_some_and(|n| !(1..=1024).contains(&n)) {
-            return Err("max_queries must be between 1 and 1024".into());
-        }
-        if self.max_connections == Some(0) {
-            return Err("max_connections must be at least 1".into());
-        }
-        if let Some(m) = &self.memory_limit {
-            check_memory_limit(m).map_err(|e| format!("memory_limit: {e}"))?;
-        }
-        if let Some(m) = &self.max_temp_size {
-            check_memory_limit(m).map_err(|e| format!("max_temp_size: {e}"))?;
-        }
-        Ok(())
-    }
-}
-
-impl TenantLimits {
-    /// The global limits with `o` laid over them.
-    pub fn resolve(&self, o: &LimitOverrides) -> Self {
-        let none_if_zero = |v: u64| (v > 0).then_some(v);
-        let mut l = self.clone();
-        if let Some(n) = o.max_queries {
-            l.max_queries = n;
-        }
-        if let Some(n) = o.max_connections {
-            l.max_connections = n;
-        }
-        if let Some(n) = o.queue_size {
-            l.queue_size = n;
-        }
-        if let Some(s) = o.query_timeout_secs {
-            l.query_timeout = none_if_zero(s).map(Duration::from_secs);
-        }
-        if let Some(n) = o.max_result_rows {
-            l.result.max_rows = none_if_zero(n).unwrap_or(u64::MAX);
-        }
-        if let Some(n) = o.max_result_bytes {
-            l.result.max_bytes = none_if_zero(n).unwrap_or(u64::MAX);
-        }
-        if let Some(t) = o.threads {
-            l.threads = (t > 0).then_some(t);
-        }
-        if let Some(m) = &o.memory_limit {
-            l.memory_limit = Some(m.clone());
-        }
-        if let Some(m) = &o.max_temp_size {
-            l.max_temp_size = Some(m.clone());
-        }
-        l
-    }
-}
-
-/// A bounded count of waiters: [`Queue::join`] gives a place while there is room.
-#[derive(Debug)]
-pub struct Queue {
-    waiting: std::sync::atomic::AtomicUsize,
-    capacity: usize,
-}
-
-/// A place in a [`Queue`], left when dropped.
-pub struct QueuePlace<'q>(&'q Queue);
-
-impl Queue {
-    pub fn new(capacity: usize) -> Self {
-        Self {
-            waiting: std::sync::atomic::AtomicUsize::new(0),
-            capacity,
-        }
-    }
-
-    /// A place in the queue, or `None` when it is full.
-    pub fn join(&self) -> Option<QueuePlace<'_>> {
-        use std::sync::atomic::Ordering;
-        self.waiting
-            .fetch_update(Ordering::AcqRel, Ordering::Acquire, |n| {
-                (n < self.capacity).then_some(n + 1)
-            })
-            .ok()
-            .map(|_| QueuePlace(self))
-    }
-}
-
-impl Drop for QueuePlace<'_> {
-    fn drop(&mut self) {
-        self.0
-            .waiting
-            .fetch_sub(1, std::sync::atomic::Ordering::AcqRel);
-    }
-}
-
-/// Checks a DuckDB size (`4GB`, `512MiB`, `50%`) before DuckDB sees it, so that a typo fails
-/// at start instead of at a tenant's first query.
-pub fn check_memory_limit(m: &str) -> Result<(), String> {
-    let number = m
-        .trim_end()
-        .trim_end_matches(|c: char| c.is_ascii_alphabetic() || c == '%');
-    if number
-        .trim()
-        .parse::<f64>()
-        .map(|v| v <= 0.0)
-        .unwrap_or(true)
-    {
-        return Err(format!("'{m}' is not a size such as 4GB, 512MiB or 50%"));
-    }
-    Ok(())
 }
 
 /// Database-wide settings every tenant shares.
@@ -215,7 +91,6 @@ impl DbInit {
 }
 
 pub type Pool = r2d2::Pool<ConnectionManager>;
-pub type PooledConnection = r2d2::PooledConnection<ConnectionManager>;
 
 /// Hands out connections to one tenant's database.
 pub struct ConnectionManager {
@@ -270,8 +145,9 @@ pub struct Tenant {
     pub slots: Arc<Semaphore>,
     /// One permit per open stream or WebSocket ([`TenantLimits::max_connections`]).
     pub connections: Arc<Semaphore>,
-    /// Queries waiting for a slot now ([`TenantLimits::queue_size`]).
-    pub waiting: Queue,
+    /// Places for queries waiting for a slot ([`TenantLimits::queue_size`]): a waiter holds
+    /// one permit, taken without waiting (none left: `too_busy`).
+    pub waiting: Semaphore,
     pool: Mutex<Option<Pool>>,
     settings: Arc<DbSettings>,
     scheduler: Arc<ScheduledThreadPool>,
@@ -287,7 +163,7 @@ impl Tenant {
         if !self.path.is_file() {
             return Err(GatewayError::TenantNotFound(self.id.to_string()));
         }
-        let db = Database::open(&self.path, &[]).map_err(GatewayError::TenantUnavailable)?;
+        let db = Database::open(&self.path).map_err(GatewayError::TenantUnavailable)?;
         let init = DbInit {
             threads: self.limits.threads,
             memory_limit: self.limits.memory_limit.clone(),
@@ -316,7 +192,7 @@ pub struct TenantRegistry {
     data_dir: PathBuf,
     settings: Arc<DbSettings>,
     defaults: TenantLimits,
-    overrides: HashMap<TenantId, LimitOverrides>,
+    own_limits: HashMap<TenantId, TenantLimits>,
     tenants: Mutex<HashMap<TenantId, Arc<Tenant>>>,
     scheduler: Arc<ScheduledThreadPool>,
 }
@@ -326,13 +202,13 @@ impl TenantRegistry {
         data_dir: &Path,
         settings: DbSettings,
         defaults: TenantLimits,
-        overrides: HashMap<TenantId, LimitOverrides>,
+        own_limits: HashMap<TenantId, TenantLimits>,
     ) -> Self {
         Self {
             data_dir: data_dir.to_path_buf(),
             settings: Arc::new(settings),
             defaults,
-            overrides,
+            own_limits,
             tenants: Mutex::new(HashMap::new()),
             scheduler: Arc::new(
                 ScheduledThreadPool::builder()
@@ -361,16 +237,13 @@ impl TenantRegistry {
             return Err(GatewayError::TenantNotFound(id.to_string()));
         }
         let tenant = Arc::clone(self.lock().entry(id.clone()).or_insert_with(|| {
-            let limits = match self.overrides.get(id) {
-                Some(o) => self.defaults.resolve(o),
-                None => self.defaults.clone(),
-            };
+            let limits = self.own_limits.get(id).unwrap_or(&self.defaults).clone();
             Arc::new(Tenant {
                 id: id.clone(),
                 path,
                 slots: Arc::new(Semaphore::new(limits.max_queries as usize)),
                 connections: Arc::new(Semaphore::new(limits.max_connections)),
-                waiting: Queue::new(limits.queue_size),
+                waiting: Semaphore::new(limits.queue_size),
                 limits,
                 pool: Mutex::new(None),
                 settings: Arc::clone(&self.settings),

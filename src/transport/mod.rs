@@ -1,19 +1,43 @@
-//! Transports: how protocol lines reach clients. Each one turns a [`crate::engine::RunningQuery`]
-//! into its own framing; none of them touches DuckDB.
+//! Transports: how a query's frames reach clients. Each one turns a [`crate::engine::RunningQuery`]
+//! into its own framing (a chunked HTTP body, server-sent events, WebSocket messages); none of
+//! them touches DuckDB, and the engine never learns which one called it (it gets a
+//! [`crate::engine::QuerySpec`]).
+//!
+//! - [`edge`]: what every route shares at the HTTP edge: the [`edge::Authorized`] extractor,
+//!   bounded body reading, and the HTTP status of every error code.
+//! - [`body`]: the streaming response body shared by HTTP and SSE.
+//! - [`compress`]: the zstd stages (and the [`compress::Framing`] of byte streams).
+//! - [`http`], [`sse`], [`ws`]: the routes.
 //!
 //! Invariants: a transport owns the query's [`crate::engine::control::CancelOnDrop`] guard for
 //! as long as it delivers the stream, so a client that goes away cancels its query; it counts
 //! rows and bytes as they are handed to the socket.
 
+pub mod body;
+pub mod compress;
+pub mod edge;
 pub mod http;
 pub mod sse;
 pub mod ws;
 
+use std::time::Duration;
+
 use actix_web::http::header::{HeaderMap, ACCEPT_ENCODING};
 
-/// A fresh id for a query that the client did not name (HTTP, SSE).
-pub fn new_query_id() -> std::sync::Arc<str> {
-    uuid::Uuid::new_v4().simple().to_string().into()
+pub use ws::WsSettings;
+
+/// What the transports run with (built by the application from its configuration).
+#[derive(Debug, Clone)]
+pub struct Settings {
+    pub zstd_level: i32,
+    /// Frames buffered per query between each stage (the zstd stage, the SSE keep-alive).
+    pub stream_buffer: usize,
+    pub max_body_bytes: usize,
+    /// How long a request body may take to arrive.
+    pub body_timeout: Duration,
+    /// SSE: a `: keepalive` comment after this long without an event.
+    pub sse_keepalive: Duration,
+    pub ws: WsSettings,
 }
 
 /// Whether the client accepts a zstd body (`Accept-Encoding: zstd`, with q > 0).

@@ -22,16 +22,19 @@ use actix_web::http::header::{self, HeaderValue};
 use actix_web::{web, HttpRequest, HttpResponse};
 use tokio::sync::mpsc;
 
-use super::http::{json_request, streaming_response, QueryParams};
+use super::body::{streaming_response, Streamed};
+use super::compress::{Framing, Input, Piece};
+use super::edge::Authorized;
+use super::http::{json_request, QueryParams};
+use super::Settings;
 use crate::auth::Access;
-use crate::compress::Framing;
-use crate::engine::{Frame, FrameKind, Transport};
+use crate::engine::{new_query_id, Engine, Frame, FrameKind, QuerySpec, Start};
 use crate::error::GatewayError;
-use crate::startup::AppState;
+use crate::metrics::{Metrics, Transport};
 use crate::wire::lines;
 use crate::wire::QueryRequest;
 
-/// Lays protocol lines out as server-sent events.
+/// Lays frames out as server-sent events.
 pub struct SseFraming {
     query_id: Arc<str>,
     next: u64,
@@ -44,9 +47,12 @@ impl SseFraming {
 }
 
 impl Framing for SseFraming {
-    fn write(&mut self, frame: &Frame, out: &mut dyn Write) -> std::io::Result<()> {
+    fn write(&mut self, piece: &Piece, out: &mut dyn Write) -> std::io::Result<()> {
+        let frame = match piece {
+            Piece::Keepalive => return out.write_all(b": keepalive\n\n"),
+            Piece::Frame(f) => f,
+        };
         let kind = match frame.kind {
-            FrameKind::Keepalive => return out.write_all(b": keepalive\n\n"),
             FrameKind::Metadata => "metadata",
             FrameKind::Data => "data",
             FrameKind::End => "end",
@@ -66,31 +72,33 @@ impl Framing for SseFraming {
 }
 
 pub async fn get_sse(
+    Authorized(access): Authorized,
     req: HttpRequest,
-    path: web::Path<String>,
     params: web::Query<QueryParams>,
-    state: web::Data<AppState>,
+    engine: web::Data<Engine>,
+    settings: web::Data<Settings>,
+    metrics: web::Data<Metrics>,
 ) -> Result<HttpResponse, GatewayError> {
-    let access = state.authorize(&req, &path)?;
     if let Some(resp) = refuse_resume(&req) {
         return Ok(resp);
     }
     let query = params.into_inner().into_request()?;
-    run(&req, access, query, &state).await
+    run(&req, access, query, &engine, &settings, &metrics).await
 }
 
 pub async fn post_sse(
+    Authorized(access): Authorized,
     req: HttpRequest,
-    path: web::Path<String>,
     payload: web::Payload,
-    state: web::Data<AppState>,
+    engine: web::Data<Engine>,
+    settings: web::Data<Settings>,
+    metrics: web::Data<Metrics>,
 ) -> Result<HttpResponse, GatewayError> {
-    let access = state.authorize(&req, &path)?;
     if let Some(resp) = refuse_resume(&req) {
         return Ok(resp);
     }
-    let query = json_request(payload, &state).await?;
-    run(&req, access, query, &state).await
+    let query = json_request(payload, &settings).await?;
+    run(&req, access, query, &engine, &settings, &metrics).await
 }
 
 fn event_stream() -> actix_web::HttpResponseBuilder {
@@ -107,17 +115,14 @@ fn event_stream() -> actix_web::HttpResponseBuilder {
 fn refuse_resume(req: &HttpRequest) -> Option<HttpResponse> {
     let last = req.headers().get("last-event-id")?.to_str().unwrap_or("?");
     let query_id = last.rsplit_once(':').map(|(q, _)| q).unwrap_or(last);
-    let line = lines::error_line(
-        query_id,
-        "resume_unsupported",
-        "a finished or interrupted query stream cannot be resumed; close the EventSource on end/error and open a new one to run the query again",
-    );
+    let e = GatewayError::ResumeUnsupported;
+    let line = lines::error_line(query_id, e.code(), &e.client_message());
     let mut framing = SseFraming::new(query_id.into());
-    let bytes = framing.to_bytes(Frame {
+    let bytes = framing.to_bytes(Piece::Frame(Frame {
         bytes: line,
         rows: 0,
         kind: FrameKind::Error,
-    });
+    }));
     Some(
         event_stream()
             .insert_header(("X-Accel-Buffering", "no"))
@@ -129,54 +134,51 @@ async fn run(
     req: &HttpRequest,
     access: Access,
     query: QueryRequest,
-    state: &AppState,
+    engine: &Engine,
+    settings: &Settings,
+    metrics: &Metrics,
 ) -> Result<HttpResponse, GatewayError> {
-    let query_id = super::new_query_id();
-    let mut running = state
-        .engine
-        .start(
-            &access.tenant,
-            query,
-            Transport::Sse,
-            Arc::clone(&query_id),
-            None,
-            access.tables,
-        )
-        .await?;
-    running.frames = with_keepalive(running.frames, state.sse_keepalive, state.stream_buffer);
+    let query_id = new_query_id();
+    // The response starts once the statement is bound: keep-alives cover DuckDB's work.
+    let spec = QuerySpec::new(access.tenant, query, Transport::Sse)
+        .query_id(Arc::clone(&query_id))
+        .tables(access.tables)
+        .start(Start::Bound);
+    let running = engine.start(spec).await?;
+    let (every, capacity) = (settings.sse_keepalive, settings.stream_buffer);
     streaming_response(
-        req,
-        event_stream(),
-        state,
         running,
-        SseFraming::new(query_id),
-        Transport::Sse,
+        Streamed {
+            req,
+            response: event_stream(),
+            settings,
+            metrics,
+            stage: move |frames| Input::Pieces(with_keepalive(frames, every, capacity)),
+            framing: SseFraming::new(query_id),
+            transport: Transport::Sse,
+        },
     )
 }
 
-/// Forwards frames, adding a keep-alive frame whenever `every` passes without one. Moves
-/// `Bytes` only (no copying, no compression), so it runs on the async runtime.
+/// Forwards frames, adding a keep-alive whenever `every` passes without one. Moves `Bytes`
+/// only (no copying, no compression), so it runs on the async runtime.
 fn with_keepalive(
     mut input: mpsc::Receiver<Frame>,
     every: Duration,
     capacity: usize,
-) -> mpsc::Receiver<Frame> {
+) -> mpsc::Receiver<Piece> {
     let (tx, rx) = mpsc::channel(capacity);
     actix_web::rt::spawn(async move {
         loop {
-            let frame = tokio::select! {
+            let piece = tokio::select! {
                 f = input.recv() => match f {
-                    Some(f) => f,
+                    Some(f) => Piece::Frame(f),
                     None => return,
                 },
-                _ = tokio::time::sleep(every) => Frame {
-                    bytes: bytes::Bytes::new(),
-                    rows: 0,
-                    kind: FrameKind::Keepalive,
-                },
+                _ = tokio::time::sleep(every) => Piece::Keepalive,
                 _ = tx.closed() => return,
             };
-            if tx.send(frame).await.is_err() {
+            if tx.send(piece).await.is_err() {
                 return;
             }
         }

@@ -5,7 +5,7 @@
 //! client messages, outgoing messages, the heartbeat and shutdown, and has a single exit point
 //! that cancels the connection's queries and closes the socket. Each query runs in a task of its
 //! own that starts it on the engine and forwards its messages (compressed on a thread of the
-//! query's own, see [`crate::compress::spawn_frames`]) to the session through one bounded
+//! query's own, see [`super::compress::spawn_frames`]) to the session through one bounded
 //! channel, so queries interleave fairly (first come, first served, one message at a time).
 //!
 //! Invariants:
@@ -32,16 +32,18 @@ use serde::Deserialize;
 use tokio::sync::{mpsc, OwnedSemaphorePermit, Semaphore};
 use tokio_util::sync::CancellationToken;
 
+use super::compress::{self, WireChunk};
+use super::edge::Authorized;
+use super::Settings;
 use crate::auth::Access;
-use crate::compress::{self, WireChunk};
 use crate::engine::control::CancelReason;
-use crate::engine::{ConnectionSlot, Transport};
+use crate::engine::{ConnectionSlot, Engine, QuerySpec};
 use crate::error::GatewayError;
-use crate::startup::AppState;
+use crate::metrics::{Metrics, Transport};
 use crate::wire::lines;
 use crate::wire::{BadMessage, ClientMessage, QueryRequest};
 
-/// WebSocket settings, from [`crate::config::Config`].
+/// WebSocket settings.
 #[derive(Debug, Clone)]
 pub struct WsSettings {
     pub max_queries: usize,
@@ -65,15 +67,16 @@ const OUT_QUEUE: usize = 8;
 const CLOSE_GRACE: Duration = Duration::from_secs(10);
 
 pub async fn ws_query(
+    Authorized(access): Authorized,
     req: HttpRequest,
     body: web::Payload,
-    path: web::Path<String>,
     params: web::Query<WsParams>,
-    state: web::Data<AppState>,
+    engine: web::Data<Engine>,
+    settings: web::Data<Settings>,
+    metrics: web::Data<Metrics>,
 ) -> Result<HttpResponse, actix_web::Error> {
-    let access = state.authorize(&req, &path)?;
     let level = match params.compression.as_deref() {
-        None | Some("zstd") => Some(state.zstd_level),
+        None | Some("zstd") => Some(settings.zstd_level),
         Some("none") => None,
         Some(other) => {
             return Err(GatewayError::InvalidRequest(format!(
@@ -82,25 +85,27 @@ pub async fn ws_query(
             .into())
         }
     };
-    if state.engine.is_shutting_down() {
+    if engine.is_shutting_down() {
         return Err(GatewayError::ShuttingDown.into());
     }
-    let slot = state.engine.connect(&access.tenant).await?;
+    let slot = engine.connect(&access.tenant).await?;
     let (response, session, stream) = actix_ws::handle(&req, body)?;
-    let limit = state.ws.max_message_bytes;
+    let limit = settings.ws.max_message_bytes;
     let stream = stream
         .max_frame_size(limit)
         .aggregate_continuations()
         .max_continuation_size(limit);
     let (out_tx, out_rx) = mpsc::channel(OUT_QUEUE);
     let connection = Connection {
-        token: state.engine.shutdown_token().child_token(),
-        budget: Arc::new(Semaphore::new(state.ws.send_budget_bytes)),
+        token: engine.shutdown_token().child_token(),
+        budget: Arc::new(Semaphore::new(settings.ws.send_budget_bytes)),
         queries: HashMap::new(),
         out_tx,
         access,
         level,
-        state,
+        engine: engine.into_inner(),
+        settings: settings.into_inner(),
+        metrics: metrics.into_inner(),
         _slot: slot,
     };
     actix_web::rt::spawn(connection.run(session, stream, out_rx));
@@ -119,7 +124,9 @@ struct Outgoing {
 }
 
 struct Connection {
-    state: web::Data<AppState>,
+    engine: Arc<Engine>,
+    settings: Arc<Settings>,
+    metrics: Arc<Metrics>,
     /// What the connection's credential allows (checked again per query: tokens expire).
     access: Access,
     /// One of the tenant's `max_connections`, held until the connection ends.
@@ -150,8 +157,8 @@ impl Connection {
         mut stream: AggregatedMessageStream,
         mut out_rx: mpsc::Receiver<Outgoing>,
     ) {
-        let settings = self.state.ws.clone();
-        let metrics = Arc::clone(self.state.engine.metrics());
+        let settings = self.settings.ws.clone();
+        let metrics = Arc::clone(&self.metrics);
         let label = [Transport::Ws.as_str()];
         let (rows, bytes, raw) = (
             metrics.rows_sent.with_label_values(&label),
@@ -164,7 +171,7 @@ impl Connection {
         let mut heartbeat = tokio::time::interval(settings.ping_interval);
         heartbeat.tick().await;
         let mut last_heard = Instant::now();
-        let shutdown = self.state.engine.shutdown_token().clone();
+        let shutdown = self.engine.shutdown_token().clone();
 
         let exit: Exit = loop {
             tokio::select! {
@@ -186,10 +193,11 @@ impl Connection {
                             }
                         }
                         Some(Ok(AggregatedMessage::Binary(_))) => {
-                            let line = lines::error_line_for(
+                            let line = error_line(
                                 None,
-                                "bad_message",
-                                "binary messages are not accepted: send JSON text",
+                                GatewayError::BadMessage(
+                                    "binary messages are not accepted: send JSON text".into(),
+                                ),
                             );
                             if let Err(exit) = self.send_now(&mut session, line, &settings).await {
                                 break exit;
@@ -265,46 +273,32 @@ impl Connection {
                     token.cancel();
                     None
                 }
-                None => Some(lines::error_line_for(
-                    Some(&id),
-                    "unknown_query",
-                    "no running query has this id",
-                )),
+                None => Some(error_line(Some(&id), GatewayError::UnknownQuery)),
             },
             Ok(ClientMessage::Query { id, request }) => self.start_query(id, request),
             Err(BadMessage { id, reason }) => {
                 tracing::debug!(reason, "bad websocket message");
-                Some(lines::error_line_for(id.as_deref(), "bad_message", &reason))
+                Some(error_line(id.as_deref(), GatewayError::BadMessage(reason)))
             }
         }
     }
 
     fn start_query(&mut self, id: String, request: QueryRequest) -> Option<Bytes> {
         if self.queries.contains_key(&id) {
-            return Some(lines::error_line(
-                &id,
-                "duplicate_id",
-                "a query with this id is still running on this connection",
-            ));
+            return Some(error_line(Some(&id), GatewayError::DuplicateId));
         }
-        if self.queries.len() >= self.state.ws.max_queries {
-            return Some(lines::error_line(
-                &id,
-                "too_many_queries",
-                &format!(
-                    "this connection already runs {} queries; wait for one to end",
-                    self.queries.len()
-                ),
-            ));
+        if self.queries.len() >= self.settings.ws.max_queries {
+            let e = GatewayError::TooManyQueries(self.queries.len());
+            return Some(error_line(Some(&id), e));
         }
         if let Err(e) = self.access.check_fresh() {
-            let e = GatewayError::from(e);
-            return Some(lines::error_line(&id, e.code(), &e.client_message()));
+            return Some(error_line(Some(&id), e.into()));
         }
         let cancel = CancellationToken::new();
         self.queries.insert(id.clone(), cancel.clone());
         let task = QueryTask {
-            state: self.state.clone(),
+            engine: Arc::clone(&self.engine),
+            settings: Arc::clone(&self.settings),
             access: self.access.clone(),
             id: id.into(),
             request,
@@ -362,9 +356,15 @@ impl Connection {
     }
 }
 
+/// A line answering a message, in the error's code (`query_id` null when the message had none).
+fn error_line(id: Option<&str>, e: GatewayError) -> Bytes {
+    lines::error_line_for(id, e.code(), &e.client_message())
+}
+
 /// Runs one query of a connection and forwards its messages to the session.
 struct QueryTask {
-    state: web::Data<AppState>,
+    engine: Arc<Engine>,
+    settings: Arc<Settings>,
     access: Access,
     id: Arc<str>,
     request: QueryRequest,
@@ -377,16 +377,17 @@ struct QueryTask {
 
 impl QueryTask {
     async fn run(self) {
-        let engine = &self.state.engine;
-        let parent = Some((self.connection.clone(), CancelReason::Disconnected));
-        let start = engine.start(
-            &self.access.tenant,
+        // The socket holds the tenant's connection slot; the connection's token is the parent.
+        let spec = QuerySpec::new(
+            self.access.tenant.clone(),
             self.request.clone(),
             Transport::Ws,
-            Arc::clone(&self.id),
-            parent,
-            self.access.tables.clone(),
-        );
+        )
+        .query_id(Arc::clone(&self.id))
+        .tables(self.access.tables.clone())
+        .without_connection_slot()
+        .parent(self.connection.clone(), CancelReason::Disconnected);
+        let start = self.engine.start(spec);
         let started = tokio::select! {
             r = start => r,
             _ = self.cancel.cancelled() => Err(GatewayError::Cancelled),
@@ -400,9 +401,9 @@ impl QueryTask {
         let control = Arc::clone(&running.control);
         let _guard = running.guard;
         let mut messages =
-            match compress::spawn_frames(running.frames, self.level, self.state.stream_buffer) {
+            match compress::spawn_frames(running.frames, self.level, self.settings.stream_buffer) {
                 Ok(rx) => rx,
-                Err(e) => return self.fail(GatewayError::Internal(Box::new(e))).await,
+                Err(e) => return self.fail(GatewayError::internal(e)).await,
             };
         // A client `cancel` interrupts the running query; the executor then sends `cancelled`.
         let cancel = self.cancel.clone();
@@ -439,8 +440,8 @@ impl QueryTask {
     /// Budget for `len` bytes from the connection, then from the process (a message larger
     /// than a whole budget takes all of it).
     async fn permit(&self, len: usize) -> Option<(OwnedSemaphorePermit, OwnedSemaphorePermit)> {
-        let n = len.clamp(1, self.state.ws.send_budget_bytes) as u32;
-        let total = Arc::clone(&self.state.ws.total_budget);
+        let n = len.clamp(1, self.settings.ws.send_budget_bytes) as u32;
+        let total = Arc::clone(&self.settings.ws.total_budget);
         tokio::select! {
             p = async {
                 let own = Arc::clone(&self.budget).acquire_many_owned(n).await.ok()?;

@@ -5,7 +5,7 @@
 
 use bytes::Bytes;
 
-use crate::encode::json::{write_int, write_key, write_str};
+use super::json::{write_int, write_key, write_str};
 
 /// One result column, as announced by the metadata line.
 #[derive(Debug, Clone, PartialEq, Eq)]

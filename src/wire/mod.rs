@@ -3,17 +3,47 @@
 //! Requests are parsed with simd-json into typed values ([`TenantId`], [`QueryRequest`]);
 //! nothing past this module sees raw client input. Responses are built by [`lines`].
 //!
-//! Invariants: a [`TenantId`] always matches `[a-z0-9_-]{1,64}` (so it is a safe file name);
-//! a [`QueryRequest`] always has a non-empty `sql` and `chunk_rows` within bounds.
+//! Invariants:
+//! - This module is the bottom layer: it imports nothing else from the crate, so every layer
+//!   above may use its types. Its errors are [`WireError`]s, which the gateway's error type
+//!   takes in (`crate::error`).
+//! - A [`TenantId`] always matches `[a-z0-9_-]{1,64}` (so it is a safe file name); a
+//!   [`QueryRequest`] always has a non-empty `sql` and `chunk_rows` within bounds; a
+//!   [`TableSet`] holds only plain identifiers.
 
+pub mod json;
 pub mod lines;
+mod tables;
 
 use std::fmt;
 
 use simd_json::{BorrowedValue, StaticNode};
 
-use crate::engine::duck::Param;
-use crate::error::GatewayError;
+pub use tables::TableSet;
+
+/// Client input that does not make a valid request: each variant is one client-visible code.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum WireError {
+    #[error("invalid JSON: {0}")]
+    InvalidJson(String),
+    #[error("{0}")]
+    InvalidRequest(String),
+    #[error("invalid tenant name: use 1 to 64 of a-z, 0-9, '_' and '-'")]
+    InvalidTenant,
+    #[error("{0}")]
+    InvalidParams(String),
+}
+
+/// A value to bind to one of a statement's parameters, as the client sent it.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Param {
+    Null,
+    Bool(bool),
+    Int(i64),
+    UInt(u64),
+    Float(f64),
+    Text(String),
+}
 
 /// The largest `chunk_rows` a client may ask for.
 pub const MAX_CHUNK_ROWS: usize = 100_000;
@@ -69,16 +99,16 @@ pub struct TokenRequest {
 }
 
 impl TokenRequest {
-    pub fn from_json(body: &mut [u8]) -> Result<Self, GatewayError> {
+    pub fn from_json(body: &mut [u8]) -> Result<Self, WireError> {
         if body.iter().all(u8::is_ascii_whitespace) {
             return Ok(Self::default());
         }
         if too_deep(body, MAX_JSON_DEPTH) {
-            return Err(GatewayError::InvalidJson(format!(
+            return Err(WireError::InvalidJson(format!(
                 "nested deeper than {MAX_JSON_DEPTH} levels"
             )));
         }
-        simd_json::serde::from_slice(body).map_err(|e| GatewayError::InvalidRequest(e.to_string()))
+        simd_json::serde::from_slice(body).map_err(|e| WireError::InvalidRequest(e.to_string()))
     }
 }
 
@@ -98,7 +128,7 @@ pub struct IssuedToken {
 pub struct TenantId(String);
 
 impl TenantId {
-    pub fn parse(s: &str) -> Result<Self, GatewayError> {
+    pub fn parse(s: &str) -> Result<Self, WireError> {
         let ok = !s.is_empty()
             && s.len() <= 64
             && s.bytes()
@@ -106,7 +136,7 @@ impl TenantId {
         if ok {
             Ok(Self(s.to_string()))
         } else {
-            Err(GatewayError::InvalidTenant)
+            Err(WireError::InvalidTenant)
         }
     }
 
@@ -121,6 +151,15 @@ impl fmt::Display for TenantId {
     }
 }
 
+/// How a result is laid out on the wire. NDJSON is the protocol of `docs/PROTOCOL.md`; each
+/// format is one encoder in `crate::encode`.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Hash)]
+pub enum Format {
+    /// `metadata`, `data`…, `end` | `error` lines.
+    #[default]
+    Ndjson,
+}
+
 /// A validated query.
 #[derive(Debug, Clone, PartialEq)]
 pub struct QueryRequest {
@@ -130,17 +169,17 @@ pub struct QueryRequest {
     pub chunk_rows: Option<usize>,
 }
 
-fn invalid(msg: impl Into<String>) -> GatewayError {
-    GatewayError::InvalidRequest(msg.into())
+fn invalid(msg: impl Into<String>) -> WireError {
+    WireError::InvalidRequest(msg.into())
 }
 
 impl QueryRequest {
     /// Parses a JSON body `{"sql": "...", "params": [...], "chunk_rows": 1000}`.
-    pub fn from_json(body: &mut [u8]) -> Result<Self, GatewayError> {
+    pub fn from_json(body: &mut [u8]) -> Result<Self, WireError> {
         if body.iter().all(u8::is_ascii_whitespace) {
-            return Err(GatewayError::InvalidJson("the body is empty".into()));
+            return Err(WireError::InvalidJson("the body is empty".into()));
         }
-        let value = parse_json(body).map_err(GatewayError::InvalidJson)?;
+        let value = parse_json(body).map_err(WireError::InvalidJson)?;
         let BorrowedValue::Object(obj) = &value else {
             return Err(invalid("the body must be a JSON object"));
         };
@@ -179,14 +218,14 @@ impl QueryRequest {
         sql: Option<String>,
         params: Option<String>,
         chunk_rows_text: Option<String>,
-    ) -> Result<Self, GatewayError> {
+    ) -> Result<Self, WireError> {
         let sql = sql.ok_or_else(|| invalid("missing query parameter `sql`"))?;
         let params = match params {
             None => Vec::new(),
             Some(text) => {
                 let mut bytes = text.into_bytes();
                 let value = parse_json(&mut bytes)
-                    .map_err(|e| GatewayError::InvalidJson(format!("`params`: {e}")))?;
+                    .map_err(|e| WireError::InvalidJson(format!("`params`: {e}")))?;
                 match value {
                     BorrowedValue::Array(items) => params_from(&items)?,
                     _ => return Err(invalid("`params` must be a JSON array")),
@@ -204,11 +243,7 @@ impl QueryRequest {
         Self::new(sql, params, chunk_rows)
     }
 
-    fn new(
-        sql: String,
-        params: Vec<Param>,
-        chunk_rows: Option<usize>,
-    ) -> Result<Self, GatewayError> {
+    fn new(sql: String, params: Vec<Param>, chunk_rows: Option<usize>) -> Result<Self, WireError> {
         if sql.trim().is_empty() {
             return Err(invalid("`sql` is empty"));
         }
@@ -223,7 +258,7 @@ impl QueryRequest {
     }
 }
 
-fn chunk_rows_in_range(n: i128) -> Result<usize, GatewayError> {
+fn chunk_rows_in_range(n: i128) -> Result<usize, WireError> {
     if (1..=MAX_CHUNK_ROWS as i128).contains(&n) {
         Ok(n as usize)
     } else {
@@ -235,7 +270,7 @@ fn chunk_rows_in_range(n: i128) -> Result<usize, GatewayError> {
 
 /// JSON params to bind values. Arrays and objects are bound as their JSON text, which DuckDB
 /// casts to the parameter's type (`'[1,2]'` to `INTEGER[]`, for instance).
-fn params_from(items: &[BorrowedValue<'_>]) -> Result<Vec<Param>, GatewayError> {
+fn params_from(items: &[BorrowedValue<'_>]) -> Result<Vec<Param>, WireError> {
     use simd_json::prelude::Writable;
     items
         .iter()
@@ -253,7 +288,7 @@ fn params_from(items: &[BorrowedValue<'_>]) -> Result<Vec<Param>, GatewayError> 
                 BorrowedValue::Static(StaticNode::F64(f)) => Param::Float(*f),
                 BorrowedValue::String(s) => {
                     if s.contains('\0') {
-                        return Err(GatewayError::InvalidParams(
+                        return Err(WireError::InvalidParams(
                             "a parameter contains a NUL character".into(),
                         ));
                     }
@@ -369,8 +404,17 @@ impl ClientMessage {
 mod tests {
     use super::*;
 
-    fn parse(s: &str) -> Result<QueryRequest, GatewayError> {
+    fn parse(s: &str) -> Result<QueryRequest, WireError> {
         QueryRequest::from_json(&mut s.as_bytes().to_vec())
+    }
+
+    fn code(e: WireError) -> &'static str {
+        match e {
+            WireError::InvalidJson(_) => "invalid_json",
+            WireError::InvalidRequest(_) => "invalid_request",
+            WireError::InvalidTenant => "invalid_tenant",
+            WireError::InvalidParams(_) => "invalid_params",
+        }
     }
 
     #[test]
@@ -399,15 +443,15 @@ mod tests {
                 Param::Text("[1,2]".into())
             ]
         );
-        assert_eq!(parse("{").unwrap_err().code(), "invalid_json");
-        assert_eq!(parse("{}").unwrap_err().code(), "invalid_request");
-        assert_eq!(parse(r#"{"sql":1}"#).unwrap_err().code(), "invalid_request");
+        assert_eq!(code(parse("{").unwrap_err()), "invalid_json");
+        assert_eq!(code(parse("{}").unwrap_err()), "invalid_request");
+        assert_eq!(code(parse(r#"{"sql":1}"#).unwrap_err()), "invalid_request");
         assert_eq!(
-            parse(r#"{"sql":"x","chunk_rows":0}"#).unwrap_err().code(),
+            code(parse(r#"{"sql":"x","chunk_rows":0}"#).unwrap_err()),
             "invalid_request"
         );
         assert_eq!(
-            parse(r#"{"sql":"x","params":{}}"#).unwrap_err().code(),
+            code(parse(r#"{"sql":"x","params":{}}"#).unwrap_err()),
             "invalid_request"
         );
     }
@@ -415,7 +459,7 @@ mod tests {
     #[test]
     fn deep_nesting_is_refused_before_parsing() {
         let deep = format!("{}{}", "[".repeat(100_000), "]".repeat(100_000));
-        assert_eq!(parse(&deep).unwrap_err().code(), "invalid_json");
+        assert_eq!(code(parse(&deep).unwrap_err()), "invalid_json");
         let quoted = format!(r#"{{"sql": "SELECT '{}'"}}"#, "[".repeat(1000));
         assert!(
             parse(&quoted).is_ok(),

@@ -5,8 +5,8 @@
 use std::io::{Read, Write};
 use std::net::TcpListener;
 
-use crate::auth::{issue, spawn_secure_app_with};
 use crate::helpers::spawn_app_with;
+use crate::helpers::{issue, spawn_secure_app_with};
 
 /// Serves one HTML page (any path) from a thread, on another origin than the gateway.
 fn serve_page(html: String) -> String {
@@ -53,7 +53,7 @@ async fn run_page(html: String) -> serde_json::Value {
 
 #[actix_web::test]
 async fn chromium_eventsource_reads_a_zstd_stream() {
-    let app = spawn_app_with(|c| c.cors_allow_origins = vec!["*".into()]).await;
+    let app = spawn_app_with(|c| c.server.cors_allow_origins = vec!["*".into()]).await;
     let rows = 150_000;
     let sse = format!(
         "{}/v1/t/sse?sql={}&chunk_rows=2000",
@@ -104,7 +104,7 @@ es.addEventListener("error", (e) => {{
 /// opens nothing on another tenant.
 #[actix_web::test]
 async fn chromium_uses_a_token_for_eventsource_and_websocket() {
-    let app = spawn_secure_app_with("", |c| c.cors_allow_origins = vec!["*".into()]).await;
+    let app = spawn_secure_app_with("", |c| c.server.cors_allow_origins = vec!["*".into()]).await;
     let token = issue(&app, "acme", serde_json::json!({ "tables": ["trips"] })).await;
     let sql = "SELECT%20id%20FROM%20trips%20ORDER%20BY%20id";
     let sse = format!("{}/v1/acme/sse?sql={sql}&token={token}", app.base);

@@ -203,7 +203,7 @@ async fn an_error_after_the_first_byte_is_a_final_error_line() {
 
 #[actix_web::test]
 async fn results_past_the_limits_end_with_limit_exceeded() {
-    let app = crate::helpers::spawn_app_with(|c| c.max_result_rows = Some(2500)).await;
+    let app = crate::helpers::spawn_app_with(|c| c.limits.max_result_rows = Some(2500)).await;
     let body = r#"{"sql": "SELECT i FROM range(10000) t(i) ORDER BY i", "chunk_rows": 1000}"#;
     let out = read_lines(app.post("t", body).await).await;
     assert_eq!(out.status, 200);
@@ -214,7 +214,7 @@ async fn results_past_the_limits_end_with_limit_exceeded() {
     let ok = app.query("SELECT 1 AS one").await;
     assert_eq!(ok.data_rows_text(), ["[[1]]"]);
 
-    let app = crate::helpers::spawn_app_with(|c| c.max_result_bytes = Some(50_000)).await;
+    let app = crate::helpers::spawn_app_with(|c| c.limits.max_result_bytes = Some(50_000)).await;
     let body = r#"{"sql": "SELECT repeat('x', 100) AS s FROM range(100000)"}"#;
     let out = read_lines(app.post("t", body).await).await;
     assert_eq!(out.last()["code"], "limit_exceeded");
@@ -230,8 +230,8 @@ async fn results_past_the_limits_end_with_limit_exceeded() {
 #[actix_web::test]
 async fn a_full_tenant_answers_too_busy() {
     let app = crate::helpers::spawn_app_with(|c| {
-        c.pool_size = 1;
-        c.queue_timeout = std::time::Duration::from_secs(1);
+        c.limits.max_queries = Some(1);
+        c.engine.queue_timeout = std::time::Duration::from_secs(1);
     })
     .await;
     // Hold the tenant's only connection with a stream nobody reads.

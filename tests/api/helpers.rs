@@ -1,9 +1,15 @@
 use std::path::Path;
 use std::time::Duration;
 
+use std::sync::Arc;
+
+use duckstream::auth::keys::KeyHash;
+use duckstream::config::tenants::TenantsFile;
+use duckstream::config::Secret;
 use duckstream::{Application, Config};
 use serde_json::Value;
 use tempfile::TempDir;
+use tokio_tungstenite::tungstenite::client::IntoClientRequest;
 use tokio_util::sync::CancellationToken;
 
 /// A running server with its own data directory. Stops when dropped.
@@ -256,5 +262,112 @@ impl Drop for ServerProcess {
     fn drop(&mut self) {
         let _ = self.child.kill();
         let _ = self.child.wait();
+    }
+}
+
+// Secured servers (a tenants file), their credentials and clients, shared by the auth,
+// browser and limits tests.
+
+pub const SECRET: &str = "test secret: thirty-two bytes or more, fine";
+pub const ACME_KEY: &str = "acme-key-0123456789";
+pub const GLOBEX_KEY: &str = "globex-key-0123456789";
+pub const ADMIN_KEY: &str = "admin-key-0123456789";
+
+/// A server with a tenants file: `acme` (trips, secret, a view over secret, geo.zones) and
+/// `globex` (ledger), each with its own key, and an admin key. `extra` goes into acme's entry.
+pub async fn spawn_secure_app(acme_extra: &str) -> TestApp {
+    spawn_secure_app_with(acme_extra, |_| {}).await
+}
+
+/// [`spawn_secure_app`], with a change to the rest of the configuration.
+pub async fn spawn_secure_app_with(
+    acme_extra: &str,
+    tweak: impl FnOnce(&mut duckstream::Config),
+) -> TestApp {
+    let tenants = format!(
+        "admin_keys = [\"{}\"]\n[tenants.acme]\nkeys = [\"{}\"]\n{acme_extra}\n[tenants.globex]\nkeys = [\"{}\"]\n",
+        KeyHash::of(ADMIN_KEY).to_stored(),
+        KeyHash::of(ACME_KEY).to_stored(),
+        KeyHash::of(GLOBEX_KEY).to_stored(),
+    );
+    spawn_app_with(|c| {
+        create_tenant(
+            &c.server.data_dir,
+            "acme",
+            "CREATE TABLE trips AS SELECT range AS id FROM range(7);
+             CREATE TABLE secret (v VARCHAR); INSERT INTO secret VALUES ('acme-secret');
+             CREATE VIEW leak AS SELECT * FROM secret;
+             CREATE SCHEMA geo; CREATE TABLE geo.zones AS SELECT 1 AS z;
+             CREATE SEQUENCE seq1;
+             CREATE MACRO cnt() AS (SELECT count(*) FROM secret);",
+        );
+        create_tenant(
+            &c.server.data_dir,
+            "globex",
+            "CREATE TABLE ledger AS SELECT 'globex-data' AS v;",
+        );
+        c.auth.tenants = Some(Arc::new(TenantsFile::from_toml(&tenants).unwrap()));
+        c.auth.token_secret = Some(Secret(SECRET.into()));
+        tweak(c);
+    })
+    .await
+}
+
+/// How a request carries its credential.
+pub enum Cred {
+    None,
+    Header(String),
+    Query(String),
+    /// `(header, query)`.
+    Both(String, String),
+}
+
+/// A token from the real endpoint, issued to `tenant`'s key.
+pub async fn issue(app: &TestApp, tenant: &str, body: Value) -> String {
+    let key = match tenant {
+        "acme" => ACME_KEY,
+        _ => GLOBEX_KEY,
+    };
+    let resp = app
+        .client
+        .post(app.url(&format!("/v1/{tenant}/tokens")))
+        .bearer_auth(key)
+        .body(body.to_string())
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 200);
+    let v: Value = json_of(resp).await;
+    v["token"].as_str().unwrap().to_string()
+}
+
+pub type Ws =
+    tokio_tungstenite::WebSocketStream<tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>>;
+
+/// Opens a WebSocket (uncompressed) with `cred`; `Err((status, code))` if the handshake is refused.
+pub async fn ws_connect(app: &TestApp, tenant: &str, cred: &Cred) -> Result<Ws, (u16, String)> {
+    let mut url = format!(
+        "{}/v1/{tenant}/ws?compression=none",
+        app.base.replace("http://", "ws://")
+    );
+    if let Cred::Query(t) | Cred::Both(_, t) = cred {
+        url.push_str(&format!("&token={t}"));
+    }
+    let mut request = url.into_client_request().unwrap();
+    if let Cred::Header(h) | Cred::Both(h, _) = cred {
+        request
+            .headers_mut()
+            .insert("authorization", format!("Bearer {h}").parse().unwrap());
+    }
+    match tokio_tungstenite::connect_async(request).await {
+        Ok((ws, _)) => Ok(ws),
+        Err(tokio_tungstenite::tungstenite::Error::Http(resp)) => {
+            let body: Value = serde_json::from_slice(resp.body().as_deref().unwrap()).unwrap();
+            Err((
+                resp.status().as_u16(),
+                body["code"].as_str().unwrap().to_string(),
+            ))
+        }
+        Err(e) => panic!("websocket: {e}"),
     }
 }

@@ -29,6 +29,64 @@ async fn health_ready_and_metrics_endpoints() {
     );
 }
 
+/// A fresh server, before any request, already shows every series at 0, so that a dashboard
+/// shows zeros instead of "no data" (every family, every transport and outcome, every code).
+#[actix_web::test]
+async fn a_fresh_server_shows_every_series() {
+    let app = spawn_app().await;
+    let m = app.metrics().await;
+    let mut expected: Vec<String> = Vec::new();
+    for t in ["http", "sse", "ws"] {
+        for o in ["ok", "error", "cancelled", "disconnected", "timeout"] {
+            for family in [
+                "duckstream_queries_total",
+                "duckstream_query_duration_seconds_count",
+            ] {
+                expected.push(format!("{family}{{outcome=\"{o}\",transport=\"{t}\"}} 0"));
+            }
+        }
+        for family in [
+            "duckstream_rows_sent_total",
+            "duckstream_bytes_sent_total",
+            "duckstream_uncompressed_bytes_total",
+            "duckstream_active_queries",
+            "duckstream_active_connections",
+            "duckstream_slow_consumer_disconnects_total",
+            "duckstream_backpressure_wait_seconds_total",
+            "duckstream_query_ttfb_seconds_count",
+        ] {
+            expected.push(format!("{family}{{transport=\"{t}\"}} 0"));
+        }
+    }
+    for code in [
+        "too_busy",
+        "query_failed",
+        "internal",
+        "bad_message",
+        "resume_unsupported",
+    ] {
+        expected.push(format!(
+            "duckstream_query_errors_total{{code=\"{code}\"}} 0"
+        ));
+    }
+    for plain in [
+        "duckstream_duckdb_interrupts_total 0",
+        "duckstream_connections_refused_total 0",
+        "duckstream_pool_wait_seconds_count 0",
+        "duckstream_auth_failures_total{reason=\"denied\"} 0",
+    ] {
+        expected.push(plain.to_string());
+    }
+    let missing: Vec<&String> = expected
+        .iter()
+        .filter(|e| !m.lines().any(|l| l == e.as_str()))
+        .collect();
+    assert!(
+        missing.is_empty(),
+        "missing on a fresh server: {missing:?}\n{m}"
+    );
+}
+
 #[actix_web::test]
 async fn shutdown_cancels_running_queries_and_stops_quickly() {
     let mut app = spawn_app().await;

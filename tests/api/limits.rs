@@ -5,8 +5,8 @@ use std::time::Duration;
 
 use serde_json::json;
 
-use crate::auth::{spawn_secure_app_with, ws_connect, Cred, ACME_KEY, GLOBEX_KEY};
 use crate::helpers::{read_lines, Lines, TestApp};
+use crate::helpers::{spawn_secure_app_with, ws_connect, Cred, ACME_KEY, GLOBEX_KEY};
 
 const ACME_LIMITS: &str = "query_timeout_secs = 1
 max_result_rows = 5
@@ -93,8 +93,8 @@ async fn result_limits_timeout_and_duckdb_settings_are_per_tenant() {
 async fn concurrency_and_connections_are_capped_per_tenant() {
     let limits = "query_timeout_secs = 0\nmax_queries = 1\nmax_connections = 2";
     let app = spawn_secure_app_with(limits, |c| {
-        c.queue_timeout = Duration::from_secs(1);
-        c.query_timeout = Some(Duration::from_secs(1));
+        c.engine.queue_timeout = Duration::from_secs(1);
+        c.limits.query_timeout_secs = Some(1);
     })
     .await;
     // acme runs one query at a time: a stream nobody reads holds its slot. (Its entry turns
@@ -142,7 +142,7 @@ async fn wait_queues_are_bounded_per_tenant_and_overall() {
     // acme: one query at a time and no one may wait; the queue timeout is long, so a refusal
     // that comes back at all (the test's own bound is far shorter) comes from the queue bound.
     let app = spawn_secure_app_with("max_queries = 1\nqueue_size = 0", |c| {
-        c.queue_timeout = Duration::from_secs(600);
+        c.engine.queue_timeout = Duration::from_secs(600);
     })
     .await;
     let hold = post(&app, "acme", "SELECT i FROM range(1000000000) t(i)").await;
@@ -159,9 +159,9 @@ async fn wait_queues_are_bounded_per_tenant_and_overall() {
 
     // The whole server: one executor and no waiting; globex is refused while acme runs.
     let app = spawn_secure_app_with("", |c| {
-        c.max_queries = 1;
-        c.max_queued = 0;
-        c.queue_timeout = Duration::from_secs(600);
+        c.engine.max_queries = 1;
+        c.engine.max_queued = 0;
+        c.engine.queue_timeout = Duration::from_secs(600);
     })
     .await;
     let hold = post(&app, "acme", "SELECT i FROM range(1000000000) t(i)").await;

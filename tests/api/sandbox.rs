@@ -33,9 +33,18 @@ async fn every_escape_is_refused_and_nothing_changes() {
     ] {
         assert!(!std::path::Path::new(path).exists(), "{path} was written");
     }
-    // Ordinary read-only queries still work, table functions included.
+    // Ordinary read-only queries still work, table functions included, to a clean end.
     let ok = app
         .query("SELECT count(*) FROM range(10) UNION ALL SELECT count(*) FROM duckdb_tables()")
         .await;
     assert_eq!(ok.status, 200, "{}", ok.raw);
+    assert_eq!(ok.last()["type"], "end", "{}", ok.raw);
+    let mut counts: Vec<i64> = ok.rows().iter().map(|r| r[0].as_i64().unwrap()).collect();
+    counts.sort();
+    assert_eq!(
+        counts,
+        [1, 10],
+        "one table (people), ten numbers: {}",
+        ok.raw
+    );
 }

@@ -111,7 +111,7 @@ async fn events_carry_exact_rows_in_order_with_and_without_zstd() {
 
 #[actix_web::test]
 async fn keepalive_comments_flow_while_duckdb_works() {
-    let app = spawn_app_with(|c| c.sse_keepalive = Duration::from_millis(300)).await;
+    let app = spawn_app_with(|c| c.sse.keepalive = Duration::from_millis(300)).await;
     let resp = open(
         &app,
         &[(

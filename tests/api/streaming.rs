@@ -72,7 +72,7 @@ async fn zstd_body_decodes_to_the_plain_stream() {
 
 #[actix_web::test]
 async fn first_rows_arrive_while_the_query_runs_then_a_hangup_interrupts_it() {
-    let app = spawn_app_with(|c| c.pool_size = 1).await;
+    let app = spawn_app_with(|c| c.limits.max_queries = Some(1)).await;
     for compressed in [false, true] {
         let mut req = app
             .client

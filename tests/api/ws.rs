@@ -181,7 +181,7 @@ async fn cancel_interrupts_and_the_socket_stays_usable() {
 
 #[actix_web::test]
 async fn dropping_the_connection_interrupts_its_queries() {
-    let app = spawn_app_with(|c| c.pool_size = 1).await;
+    let app = spawn_app_with(|c| c.limits.max_queries = Some(1)).await;
     let mut ws = connect(&app, "?compression=none").await;
     send(
         &mut ws,
@@ -352,7 +352,7 @@ async fn bad_messages_get_bad_message_and_the_socket_keeps_working() {
 
 #[actix_web::test]
 async fn caps_and_duplicate_ids_are_refused() {
-    let app = spawn_app_with(|c| c.ws_max_queries = 2).await;
+    let app = spawn_app_with(|c| c.websocket.max_queries = 2).await;
     let mut ws = connect(&app, "?compression=none").await;
     let long = "SELECT i FROM range(1000000000) t(i)";
     send(&mut ws, json!({"type":"query","id":"a","sql":long})).await;
@@ -455,8 +455,8 @@ fn close_code(mut raw: &[u8]) -> Option<u16> {
 #[actix_web::test]
 async fn silent_clients_are_closed_and_answering_ones_stay() {
     let app = spawn_app_with(|c| {
-        c.ws_ping_interval = Duration::from_secs(1);
-        c.ws_pong_timeout = Duration::from_secs(2);
+        c.websocket.ping_interval = Duration::from_secs(1);
+        c.websocket.pong_timeout = Duration::from_secs(2);
     })
     .await;
     // Answering: read (and so pong) for three pong timeouts, then run a query.

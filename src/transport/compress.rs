@@ -1,4 +1,5 @@
-//! zstd compression as a pipeline stage on a thread of its own.
+//! zstd compression as a pipeline stage on a thread of its own, and the [`Framing`] of byte
+//! streams.
 //!
 //! Why a thread: on two cores, zstd is slower than DuckDB plus the JSON encoder, so it must run
 //! beside them, not after them on the same core, and never on the async runtime. The stage
@@ -15,11 +16,74 @@
 //!   executor's sends.
 
 use std::io::Write;
+use std::task::{Context, Poll};
 
 use bytes::Bytes;
 use tokio::sync::mpsc;
 
 use crate::engine::{Frame, FrameKind};
+
+/// What a byte stream (an HTTP or SSE body) carries: the query's frames, and the transport's
+/// own keep-alives between them.
+#[derive(Debug)]
+pub enum Piece {
+    Frame(Frame),
+    /// Nothing from the query: the transport shows the line is alive (SSE: a comment).
+    Keepalive,
+}
+
+impl Piece {
+    fn rows(&self) -> usize {
+        match self {
+            Self::Frame(f) => f.rows,
+            Self::Keepalive => 0,
+        }
+    }
+
+    fn kind(&self) -> Option<FrameKind> {
+        match self {
+            Self::Frame(f) => Some(f.kind),
+            Self::Keepalive => None,
+        }
+    }
+
+    fn len(&self) -> usize {
+        match self {
+            Self::Frame(f) => f.bytes.len(),
+            Self::Keepalive => 0,
+        }
+    }
+}
+
+/// The input of a byte stream: a query's frames as the engine sends them, or pieces from a
+/// stage in between (SSE's keep-alive).
+pub enum Input {
+    Frames(mpsc::Receiver<Frame>),
+    Pieces(mpsc::Receiver<Piece>),
+}
+
+impl Input {
+    fn blocking_recv(&mut self) -> Option<Piece> {
+        match self {
+            Self::Frames(rx) => rx.blocking_recv().map(Piece::Frame),
+            Self::Pieces(rx) => rx.blocking_recv(),
+        }
+    }
+
+    fn try_recv(&mut self) -> Option<Piece> {
+        match self {
+            Self::Frames(rx) => rx.try_recv().ok().map(Piece::Frame),
+            Self::Pieces(rx) => rx.try_recv().ok(),
+        }
+    }
+
+    pub fn poll_recv(&mut self, cx: &mut Context<'_>) -> Poll<Option<Piece>> {
+        match self {
+            Self::Frames(rx) => rx.poll_recv(cx).map(|f| f.map(Piece::Frame)),
+            Self::Pieces(rx) => rx.poll_recv(cx),
+        }
+    }
+}
 
 /// Batches of ready lines are flushed once they reach this many input bytes.
 const MAX_BATCH: usize = 512 * 1024;
@@ -46,14 +110,14 @@ struct Batch {
     last: bool,
 }
 
-/// Takes `first` and the frames already waiting behind it, up to `max` input bytes and never
-/// past a final line, handing each to `each`. Batching what is ready means fewer flushes and
-/// messages under load, and no waiting when there is nothing more.
+/// Takes `first` and the pieces already waiting behind it (`next`), up to `max` input bytes
+/// and never past a final frame, handing each to `each`. Batching what is ready means fewer
+/// flushes and messages under load, and no waiting when there is nothing more.
 fn batch(
-    first: Frame,
-    input: &mut mpsc::Receiver<Frame>,
+    first: Piece,
+    mut next: impl FnMut() -> Option<Piece>,
     max: usize,
-    mut each: impl FnMut(&Frame) -> std::io::Result<()>,
+    mut each: impl FnMut(&Piece) -> std::io::Result<()>,
 ) -> std::io::Result<Batch> {
     let mut b = Batch {
         raw_len: 0,
@@ -61,15 +125,15 @@ fn batch(
         has_data: false,
         last: false,
     };
-    let mut frame = Some(first);
-    while let Some(f) = frame.take() {
-        b.raw_len += f.bytes.len();
-        b.rows += f.rows;
-        b.has_data |= f.kind == FrameKind::Data;
-        b.last |= f.kind.is_final();
-        each(&f)?;
+    let mut piece = Some(first);
+    while let Some(p) = piece.take() {
+        b.raw_len += p.len();
+        b.rows += p.rows();
+        b.has_data |= p.kind() == Some(FrameKind::Data);
+        b.last |= p.kind().is_some_and(FrameKind::is_final);
+        each(&p)?;
         if b.raw_len < max && !b.last {
-            frame = input.try_recv().ok();
+            piece = next();
         }
     }
     Ok(b)
@@ -117,8 +181,11 @@ pub fn spawn_frames(
             let mut buf = Vec::with_capacity(64 * 1024);
             while let Some(first) = input.blocking_recv() {
                 buf.clear();
-                let Ok(b) = batch(first, &mut input, MAX_MESSAGE, |f| {
-                    buf.extend_from_slice(&f.bytes);
+                let next = || input.try_recv().ok().map(Piece::Frame);
+                let Ok(b) = batch(Piece::Frame(first), next, MAX_MESSAGE, |p| {
+                    if let Piece::Frame(f) = p {
+                        buf.extend_from_slice(&f.bytes);
+                    }
                     Ok(())
                 }) else {
                     return;
@@ -151,36 +218,43 @@ pub fn compress_small(line: &[u8], level: i32) -> std::io::Result<Vec<u8>> {
     zstd::bulk::compress(line, level)
 }
 
-/// How lines are laid out in a byte stream: bare NDJSON, or as server-sent events.
+/// How pieces are laid out in a byte stream: as they are (a chunked HTTP body), or as
+/// server-sent events.
 pub trait Framing: Send + Unpin + 'static {
-    /// Writes one frame (a line, or a keep-alive) to `out`.
-    fn write(&mut self, frame: &Frame, out: &mut dyn Write) -> std::io::Result<()>;
+    /// Writes one piece to `out`.
+    fn write(&mut self, piece: &Piece, out: &mut dyn Write) -> std::io::Result<()>;
 
-    /// The frame's bytes on the wire, uncompressed.
-    fn to_bytes(&mut self, frame: Frame) -> Bytes {
-        let mut out = Vec::with_capacity(frame.bytes.len() + 64);
+    /// The piece's bytes on the wire, uncompressed.
+    fn to_bytes(&mut self, piece: Piece) -> Bytes {
+        let mut out = Vec::with_capacity(piece.len() + 64);
         // Writing into a Vec cannot fail.
-        let _ = self.write(&frame, &mut out);
+        let _ = self.write(&piece, &mut out);
         Bytes::from(out)
     }
 }
 
-/// Bare NDJSON: lines as they are (keep-alives write nothing).
-pub struct Ndjson;
+/// Frames as they are (keep-alives write nothing): the HTTP body.
+pub struct Raw;
 
-impl Framing for Ndjson {
-    fn write(&mut self, frame: &Frame, out: &mut dyn Write) -> std::io::Result<()> {
-        out.write_all(&frame.bytes)
+impl Framing for Raw {
+    fn write(&mut self, piece: &Piece, out: &mut dyn Write) -> std::io::Result<()> {
+        match piece {
+            Piece::Frame(f) => out.write_all(&f.bytes),
+            Piece::Keepalive => Ok(()),
+        }
     }
 
-    fn to_bytes(&mut self, frame: Frame) -> Bytes {
-        frame.bytes
+    fn to_bytes(&mut self, piece: Piece) -> Bytes {
+        match piece {
+            Piece::Frame(f) => f.bytes,
+            Piece::Keepalive => Bytes::new(),
+        }
     }
 }
 
 /// Compresses `input` into one zstd stream on a new thread; returns the compressed chunks.
 pub fn spawn_stream(
-    mut input: mpsc::Receiver<Frame>,
+    mut input: Input,
     level: i32,
     capacity: usize,
     mut framing: impl Framing,
@@ -195,8 +269,8 @@ pub fn spawn_stream(
                 let Some(first) = input.blocking_recv() else {
                     break;
                 };
-                let Ok(b) = batch(first, &mut input, MAX_BATCH, |f| framing.write(f, &mut enc))
-                else {
+                let next = || input.try_recv();
+                let Ok(b) = batch(first, next, MAX_BATCH, |p| framing.write(p, &mut enc)) else {
                     return;
                 };
                 let flushed = if b.last {

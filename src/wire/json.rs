@@ -289,6 +289,7 @@ fn civil_from_days(days: i64) -> (i64, u32, u32) {
 #[inline(always)]
 unsafe fn put2(p: *mut u8, v: u32) {
     let d = v as usize * 2;
+    // SAFETY: `p` is valid for two writes (the caller's contract); `d + 1 < 200` as `v < 100`.
     unsafe {
         *p = PAIRS[d];
         *p.add(1) = PAIRS[d + 1];

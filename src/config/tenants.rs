@@ -16,18 +16,21 @@
 //! threads = 2                          # DuckDB threads of the tenant's database
 //! ```
 //!
+//! The limit keys are those of the config file's `[limits]` section ([`Limits`]), with the
+//! same meaning (0 = none, "" = DuckDB's default).
+//!
 //! Invariants:
 //! - The file holds key *hashes* only (`duckstream keygen` prints a key and its hash).
 //! - A file that exists has been checked whole: unknown fields, bad tenant names, bad hashes,
-//!   and a key used by two tenants are refused at start, naming the place.
+//!   invalid limits and a key used by two tenants are refused at start, naming the place.
 
 use std::collections::{BTreeMap, HashMap};
 use std::path::Path;
 
 use serde::Deserialize;
 
+use super::limits::Limits;
 use crate::auth::keys::KeyHash;
-use crate::engine::tenant::LimitOverrides;
 use crate::wire::TenantId;
 
 /// The parsed, checked tenants file.
@@ -37,10 +40,12 @@ pub struct TenantsFile {
     pub tenants: HashMap<TenantId, TenantEntry>,
 }
 
+/// One `[tenants.<name>]` table.
 #[derive(Debug, Clone, Default)]
 pub struct TenantEntry {
     pub keys: Vec<KeyHash>,
-    pub limits: LimitOverrides,
+    /// The tenant's own limits; absent fields come from the global `[limits]`.
+    pub limits: Limits,
 }
 
 #[derive(Deserialize)]
@@ -48,43 +53,9 @@ pub struct TenantEntry {
 struct RawFile {
     #[serde(default)]
     admin_keys: Vec<String>,
+    /// Each tenant's table as written: `keys` is taken out, the rest must be [`Limits`].
     #[serde(default)]
-    tenants: BTreeMap<String, RawTenant>,
-}
-
-/// A tenant's entry as written. The limit fields repeat [`LimitOverrides`]'s on purpose:
-/// serde cannot refuse unknown fields of a struct that `flatten`s another, and a misspelt
-/// limit must fail at start, not be ignored.
-#[derive(Deserialize)]
-#[serde(deny_unknown_fields)]
-struct RawTenant {
-    #[serde(default)]
-    keys: Vec<String>,
-    query_timeout_secs: Option<u64>,
-    max_result_rows: Option<u64>,
-    max_result_bytes: Option<u64>,
-    max_queries: Option<u32>,
-    max_connections: Option<usize>,
-    queue_size: Option<usize>,
-    memory_limit: Option<String>,
-    max_temp_size: Option<String>,
-    threads: Option<u32>,
-}
-
-impl RawTenant {
-    fn limits(&self) -> LimitOverrides {
-        LimitOverrides {
-            query_timeout_secs: self.query_timeout_secs,
-            max_result_rows: self.max_result_rows,
-            max_result_bytes: self.max_result_bytes,
-            max_queries: self.max_queries,
-            max_connections: self.max_connections,
-            queue_size: self.queue_size,
-            memory_limit: self.memory_limit.clone(),
-            max_temp_size: self.max_temp_size.clone(),
-            threads: self.threads,
-        }
-    }
+    tenants: BTreeMap<String, toml::Table>,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -131,28 +102,29 @@ impl TenantsFile {
         };
         let admin_keys = hashes("admin_keys", &raw.admin_keys)?;
         let mut tenants = HashMap::with_capacity(raw.tenants.len());
-        for (name, t) in raw.tenants {
+        for (name, mut table) in raw.tenants {
             let place = format!("tenants.{name}");
             let id = TenantId::parse(&name).map_err(|e| invalid(place.clone(), e.to_string()))?;
-            let keys = hashes(&place, &t.keys)?;
-            let limits = t.limits();
-            limits
-                .validate()
-                .map_err(|reason| invalid(place.clone(), reason))?;
+            let listed: Vec<String> = match table.remove("keys") {
+                None => Vec::new(),
+                Some(v) => v.try_into().map_err(|e: toml::de::Error| {
+                    invalid(place.clone(), format!("keys: {}", e.to_string().trim_end()))
+                })?,
+            };
+            let keys = hashes(&place, &listed)?;
+            // What is left are the limits: `Limits` refuses unknown fields.
+            let limits: Limits = table.try_into().map_err(|e: toml::de::Error| {
+                invalid(place.clone(), e.to_string().trim_end().into())
+            })?;
+            if let Some(p) = limits.problem() {
+                return Err(invalid(format!("{place}.{}", p.key), p.reason));
+            }
             tenants.insert(id, TenantEntry { keys, limits });
         }
         Ok(Self {
             admin_keys,
             tenants,
         })
-    }
-
-    /// Each tenant's limit overrides (for the engine).
-    pub fn limit_overrides(&self) -> HashMap<TenantId, LimitOverrides> {
-        self.tenants
-            .iter()
-            .map(|(id, t)| (id.clone(), t.limits.clone()))
-            .collect()
     }
 }
 
@@ -172,9 +144,9 @@ mod tests {
         assert_eq!(acme.keys, vec![KeyHash::of("abc")]);
         assert_eq!(acme.limits.max_queries, Some(2));
         assert_eq!(acme.limits.memory_limit.as_deref(), Some("1GB"));
-        assert!(f.tenants[&TenantId::parse("globex").unwrap()]
-            .keys
-            .is_empty());
+        let globex = &f.tenants[&TenantId::parse("globex").unwrap()];
+        assert!(globex.keys.is_empty());
+        assert_eq!(globex.limits, Limits::default());
     }
 
     #[test]
@@ -182,13 +154,18 @@ mod tests {
         for (text, needle) in [
             ("[tenants.\"../x\"]\n", "tenants.../x"),
             ("[tenants.a]\nkeys = [\"plain\"]\n", "tenants.a key 1"),
+            ("[tenants.a]\nkeys = \"plain\"\n", "tenants.a: keys"),
             (
                 &format!("admin_keys = [\"{A}\"]\n[tenants.a]\nkeys = [\"{A}\"]\n"),
                 "also listed for admin_keys",
             ),
             ("[tenants.a]\nmax_querys = 2\n", "unknown field"),
-            ("[tenants.a]\nmax_queries = 0\n", "max_queries"),
-            ("[tenants.a]\nmemory_limit = \"lots\"\n", "memory_limit"),
+            ("[tenants.a]\nmax_querys = 2\n", "tenants.a"),
+            ("[tenants.a]\nmax_queries = 0\n", "tenants.a.max_queries"),
+            (
+                "[tenants.a]\nmemory_limit = \"lots\"\n",
+                "tenants.a.memory_limit",
+            ),
             ("bogus = 1\n", "unknown field"),
         ] {
             let e = TenantsFile::from_toml(text).unwrap_err().to_string();

@@ -1,0 +1,255 @@
+//! The application: [`Application::build`] validates the configuration and wires engine,
+//! authentication, metrics and routes; [`Application::run_until_stopped`] serves until a signal
+//! or [`Application::shutdown_token`]. `main` and the integration tests start the server the
+//! same way.
+//!
+//! This is the composition root: the only module that turns the configuration into the
+//! settings of the layers below (engine, transports, auth), so none of them imports `config`.
+//!
+//! Shutdown path: SIGINT/SIGTERM (or the token) cancels the process token, which cancels every
+//! running query (each ends with an `error` line `shutting_down`), `/readyz` turns 503, and
+//! actix stops, waiting at most `shutdown_timeout` for streams to drain.
+
+mod routes;
+mod shutdown;
+mod state;
+
+use std::net::TcpListener;
+use std::sync::Arc;
+
+use actix_web::dev::{Server, Service as _};
+use actix_web::http::{Method, StatusCode};
+use actix_web::{App, HttpServer};
+use tokio_util::sync::CancellationToken;
+
+use crate::auth::token::TokenSigner;
+use crate::auth::{Authenticator, KeyBook, TokenTtl};
+use crate::config::{Config, ConfigError, Limits};
+use crate::encode::ResultLimits;
+use crate::engine::{Engine, EngineSettings, TenantLimits};
+use crate::error::GatewayError;
+use crate::metrics::Metrics;
+use crate::transport::{self, WsSettings};
+use state::AppState;
+
+#[derive(Debug, thiserror::Error)]
+pub enum StartupError {
+    #[error(transparent)]
+    Config(#[from] ConfigError),
+    #[error("cannot use data directory {path}: {source}")]
+    DataDir {
+        path: String,
+        source: std::io::Error,
+    },
+    #[error("cannot listen on {addr}: {source}")]
+    Bind {
+        addr: std::net::SocketAddr,
+        source: std::io::Error,
+    },
+    #[error("cannot create the demo tenant: {0}")]
+    Demo(String),
+    #[error("cannot set up metrics: {0}")]
+    Metrics(#[from] prometheus::Error),
+    #[error("no randomness for the token secret: {0}")]
+    Random(getrandom::Error),
+}
+
+pub struct Application {
+    port: u16,
+    open: bool,
+    server: Server,
+    shutdown: CancellationToken,
+}
+
+impl Application {
+    /// Validates `config`, the data directory, seeds the demo tenant if asked, binds, and
+    /// prepares the server (it serves once [`Self::run_until_stopped`] is awaited). Needs an
+    /// Actix system.
+    pub async fn build(config: Config) -> Result<Self, StartupError> {
+        config.validate()?;
+        let server_cfg = &config.server;
+        let data_dir = server_cfg.data_dir.clone();
+        std::fs::create_dir_all(&data_dir).map_err(|source| StartupError::DataDir {
+            path: data_dir.display().to_string(),
+            source,
+        })?;
+        if server_cfg.demo {
+            let (dir, rows) = (data_dir.clone(), server_cfg.demo_rows);
+            tokio::task::spawn_blocking(move || crate::demo::ensure_demo(&dir, rows))
+                .await
+                .map_err(|e| StartupError::Demo(e.to_string()))?
+                .map_err(|e| StartupError::Demo(e.to_string()))?;
+        }
+
+        let bind = server_cfg.bind;
+        let bind_error = |source| StartupError::Bind { addr: bind, source };
+        let listener = TcpListener::bind(bind).map_err(bind_error)?;
+        let port = listener.local_addr().map_err(bind_error)?.port();
+
+        let shutdown = CancellationToken::new();
+        let metrics = Arc::new(Metrics::new(GatewayError::CODES)?);
+        let auth = authenticator(&config)?;
+        let open = auth.is_open();
+        if open && !bind.ip().is_loopback() {
+            tracing::warn!(%bind, "no tenants file: every tenant is open (--insecure)");
+        }
+        let engine = Engine::new(
+            engine_settings(&config),
+            shutdown.clone(),
+            Arc::clone(&metrics),
+        );
+        let state = AppState::new(engine, auth, metrics, transport_settings(&config));
+        let origins = server_cfg.cors_allow_origins.clone();
+        let server = HttpServer::new(move || {
+            // The last `wrap` is the outermost: CORS answers preflights, the status fix sees
+            // its answer.
+            App::new()
+                .wrap(routes::cors(&origins))
+                .wrap_fn(|req, srv| {
+                    // actix-cors answers a preflight with 200; the protocol says 204 (no body).
+                    let preflight = req.method() == Method::OPTIONS;
+                    let fut = srv.call(req);
+                    async move {
+                        let mut res = fut.await?;
+                        if preflight && res.status() == StatusCode::OK {
+                            *res.response_mut().status_mut() = StatusCode::NO_CONTENT;
+                        }
+                        Ok(res)
+                    }
+                })
+                .configure(|cfg| state.register(cfg))
+                .configure(routes::configure)
+        })
+        .listen(listener)
+        .map_err(bind_error)?
+        .disable_signals()
+        .shutdown_timeout(config.server.shutdown_timeout.as_secs().max(1))
+        .run();
+
+        Ok(Self {
+            port,
+            open,
+            server,
+            shutdown,
+        })
+    }
+
+    pub fn port(&self) -> u16 {
+        self.port
+    }
+
+    /// Whether the server runs without authentication (no tenants file).
+    pub fn is_open(&self) -> bool {
+        self.open
+    }
+
+    /// Cancelling this token shuts the server down, as a signal would.
+    pub fn shutdown_token(&self) -> CancellationToken {
+        self.shutdown.clone()
+    }
+
+    /// Serves until SIGINT/SIGTERM or the shutdown token, then stops gracefully.
+    pub async fn run_until_stopped(self) -> std::io::Result<()> {
+        let handle = self.server.handle();
+        let token = self.shutdown.clone();
+        actix_web::rt::spawn(async move {
+            tokio::select! {
+                _ = token.cancelled() => {}
+                _ = shutdown::wait_for_signal() => tracing::info!("signal received, shutting down"),
+            }
+            // Cancels every running query: their streams end with `shutting_down`.
+            token.cancel();
+            handle.stop(true).await;
+        });
+        let result = self.server.await;
+        self.shutdown.cancel();
+        result
+    }
+}
+
+/// Keys from the tenants file (none: open), and the token signer.
+fn authenticator(config: &Config) -> Result<Authenticator, StartupError> {
+    let auth = &config.auth;
+    let signer = match &auth.token_secret {
+        Some(secret) => TokenSigner::new(secret.0.as_bytes()),
+        None => {
+            if auth.tenants.is_some() {
+                tracing::warn!(
+                    "no token_secret: tokens are signed with a random secret and are valid \
+                     on this process only, until it restarts"
+                );
+            }
+            TokenSigner::random().map_err(StartupError::Random)?
+        }
+    };
+    let keys = auth.tenants.as_deref().map(|file| KeyBook {
+        admin: file.admin_keys.clone(),
+        tenants: file
+            .tenants
+            .iter()
+            .map(|(id, t)| (id.clone(), t.keys.clone()))
+            .collect(),
+    });
+    let ttl = TokenTtl {
+        default_secs: auth.token_ttl.as_secs(),
+        max_secs: auth.token_max_ttl.as_secs(),
+    };
+    Ok(Authenticator::new(keys, signer, ttl))
+}
+
+/// What a tenant with `limits` may use, as the engine keeps it.
+fn tenant_limits(limits: &Limits) -> TenantLimits {
+    TenantLimits {
+        max_queries: limits.max_queries(),
+        max_connections: limits.max_connections(),
+        queue_size: limits.queue_size(),
+        query_timeout: limits.query_timeout(),
+        result: ResultLimits {
+            max_rows: limits.max_result_rows().unwrap_or(u64::MAX),
+            max_bytes: limits.max_result_bytes().unwrap_or(u64::MAX),
+        },
+        threads: limits.threads(),
+        memory_limit: limits.memory_limit().map(str::to_string),
+        max_temp_size: limits.max_temp_size().map(str::to_string),
+    }
+}
+
+fn engine_settings(config: &Config) -> EngineSettings {
+    let e = &config.engine;
+    EngineSettings {
+        data_dir: config.server.data_dir.clone(),
+        max_queries: e.max_queries,
+        max_queued: e.max_queued,
+        queue_timeout: e.queue_timeout,
+        chunk_rows: e.chunk_rows,
+        chunk_bytes: e.chunk_bytes,
+        stream_buffer: e.stream_buffer,
+        preserve_insertion_order: e.preserve_insertion_order,
+        limits: tenant_limits(&config.limits),
+        tenant_limits: config
+            .tenant_limits()
+            .iter()
+            .map(|(id, l)| (id.clone(), tenant_limits(l)))
+            .collect(),
+    }
+}
+
+fn transport_settings(config: &Config) -> transport::Settings {
+    let ws = &config.websocket;
+    transport::Settings {
+        zstd_level: config.engine.zstd_level,
+        stream_buffer: config.engine.stream_buffer,
+        max_body_bytes: config.server.max_body_bytes,
+        body_timeout: config.server.body_timeout,
+        sse_keepalive: config.sse.keepalive,
+        ws: WsSettings {
+            max_queries: ws.max_queries,
+            send_budget_bytes: ws.send_budget_bytes,
+            total_budget: Arc::new(tokio::sync::Semaphore::new(ws.total_budget_bytes)),
+            slow_consumer_timeout: ws.slow_consumer_timeout,
+            ping_interval: ws.ping_interval,
+            pong_timeout: ws.pong_timeout,
+            max_message_bytes: ws.max_message_bytes,
+        },
+    }
+}

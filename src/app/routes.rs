@@ -1,0 +1,96 @@
+//! The route table, the server's own routes (`/`, `/healthz`, `/readyz`, `/metrics`) and CORS.
+//!
+//! Invariants:
+//! - Every tenant route is under `/v1/{tenant}/` and its handler takes
+//!   `transport::edge::Authorized`, so none runs without a checked credential.
+//! - Malformed query strings and paths answer with the gateway's JSON error body, like every
+//!   other error.
+//! - CORS (actix-cors) allows only the configured origins; preflights need no credential.
+
+use actix_cors::Cors;
+use actix_web::http::{header, Method};
+use actix_web::{error::InternalError, web, HttpResponse};
+
+use crate::engine::Engine;
+use crate::error::GatewayError;
+use crate::metrics::Metrics;
+use crate::transport::{http, sse, ws};
+
+/// Registers every route.
+pub fn configure(cfg: &mut web::ServiceConfig) {
+    cfg.app_data(web::QueryConfig::default().error_handler(|e, _| {
+        let err = GatewayError::InvalidRequest(format!("query string: {e}"));
+        InternalError::from_response(e, actix_web::ResponseError::error_response(&err)).into()
+    }))
+    .app_data(web::PathConfig::default().error_handler(|e, _| {
+        let err = GatewayError::InvalidTenant;
+        InternalError::from_response(e, actix_web::ResponseError::error_response(&err)).into()
+    }))
+    .route("/", web::get().to(index))
+    .route("/healthz", web::get().to(healthz))
+    .route("/readyz", web::get().to(readyz))
+    .route("/metrics", web::get().to(metrics_text))
+    .route("/v1/{tenant}/query", web::post().to(http::post_query))
+    .route("/v1/{tenant}/query", web::get().to(http::get_query))
+    .route("/v1/{tenant}/ws", web::get().to(ws::ws_query))
+    .route("/v1/{tenant}/sse", web::get().to(sse::get_sse))
+    .route("/v1/{tenant}/sse", web::post().to(sse::post_sse))
+    .route("/v1/{tenant}/tokens", web::post().to(http::post_token));
+}
+
+/// CORS for browsers on other origins (`EventSource`, `fetch`): only `origins` (or any, with
+/// `*`) may read responses. A browser asks before sending `Authorization` or a JSON body; the
+/// preflight is answered without a credential (browsers send none there).
+pub fn cors(origins: &[String]) -> Cors {
+    let mut cors = Cors::default()
+        .allowed_methods([Method::GET, Method::POST])
+        .allowed_headers([
+            header::AUTHORIZATION,
+            header::CONTENT_TYPE,
+            header::ACCEPT_ENCODING,
+            header::HeaderName::from_static("last-event-id"),
+        ])
+        .expose_headers([header::HeaderName::from_static("x-query-id")])
+        .max_age(600);
+    for origin in origins {
+        cors = if origin == "*" {
+            cors.allow_any_origin()
+        } else {
+            cors.allowed_origin(origin)
+        };
+    }
+    cors
+}
+
+async fn index() -> HttpResponse {
+    HttpResponse::Ok().content_type("text/plain; charset=utf-8").body(
+        "duckstream: POST /v1/{tenant}/query {\"sql\": \"...\"}, GET /v1/{tenant}/query?sql=...,\n\
+         GET /v1/{tenant}/ws (WebSocket), GET|POST /v1/{tenant}/sse (server-sent events),\n\
+         POST /v1/{tenant}/tokens (a token for browsers, with an API key)\n\
+         also /healthz, /readyz, /metrics\n",
+    )
+}
+
+async fn healthz() -> HttpResponse {
+    HttpResponse::Ok()
+        .content_type("application/json")
+        .body(r#"{"status":"ok"}"#)
+}
+
+async fn readyz(engine: web::Data<Engine>) -> HttpResponse {
+    if engine.is_shutting_down() {
+        HttpResponse::ServiceUnavailable()
+            .content_type("application/json")
+            .body(r#"{"status":"shutting_down"}"#)
+    } else {
+        HttpResponse::Ok()
+            .content_type("application/json")
+            .body(r#"{"status":"ready"}"#)
+    }
+}
+
+async fn metrics_text(metrics: web::Data<Metrics>) -> HttpResponse {
+    HttpResponse::Ok()
+        .content_type("text/plain; version=0.0.4")
+        .body(metrics.render())
+}

@@ -1,0 +1,316 @@
+//! What one tenant may use, defined once: the same [`Limits`] is the `[limits]` section of the
+//! config file, the global flags (`--pool-size`, `--query-timeout-secs`, …) and each tenant's
+//! entry in the tenants file.
+//!
+//! Every field is optional: absent means "the layer below" ([`Limits::over`]), so one struct
+//! serves as a layer (file, environment, flags, a tenant's entry) and, laid over
+//! [`Limits::defaults`], as the resolved limits of a tenant.
+//!
+//! Invariants:
+//! - 0 means "none" for `query_timeout_secs`, `max_result_rows`, `max_result_bytes` and
+//!   `threads` (all cores); an empty `memory_limit` or `max_temp_size` means DuckDB's default.
+//!   The accessors ([`Limits::query_timeout`], [`Limits::memory_limit`], …) return that
+//!   meaning, so consumers never interpret 0 or "" themselves.
+//! - A limit that passed [`Limits::validate`] can be handed to DuckDB: sizes were checked
+//!   with [`check_size`] before DuckDB sees them.
+
+use std::time::Duration;
+
+use serde::Deserialize;
+
+/// Per-tenant limits; absent fields come from the layer below (see the module doc).
+///
+/// `Limits::default()` is the empty layer (changes nothing); [`Limits::defaults`] is the
+/// built-in global layer.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Deserialize, clap::Args)]
+#[serde(deny_unknown_fields)]
+pub struct Limits {
+    /// Cancel queries running longer than this many seconds (0 = never)
+    #[arg(long, env = "DUCKSTREAM_QUERY_TIMEOUT_SECS")]
+    pub query_timeout_secs: Option<u64>,
+    /// Rows a result may hold before it ends with limit_exceeded (0 = no limit)
+    #[arg(long, env = "DUCKSTREAM_MAX_RESULT_ROWS")]
+    pub max_result_rows: Option<u64>,
+    /// NDJSON bytes a result may hold before it ends with limit_exceeded (0 = no limit)
+    #[arg(long, env = "DUCKSTREAM_MAX_RESULT_BYTES")]
+    pub max_result_bytes: Option<u64>,
+    /// Pooled DuckDB connections per tenant (= its concurrent queries)
+    #[arg(
+        id = "pool_size",
+        long = "pool-size",
+        value_name = "POOL_SIZE",
+        env = "DUCKSTREAM_POOL_SIZE"
+    )]
+    pub max_queries: Option<u32>,
+    /// Open streams and WebSockets per tenant
+    #[arg(
+        id = "max_connections_per_tenant",
+        long = "max-connections-per-tenant",
+        value_name = "MAX_CONNECTIONS_PER_TENANT",
+        env = "DUCKSTREAM_MAX_CONNECTIONS_PER_TENANT"
+    )]
+    pub max_connections: Option<usize>,
+    /// Queries that may wait for a slot per tenant (0 = none wait: too_busy at once)
+    #[arg(long, env = "DUCKSTREAM_QUEUE_SIZE")]
+    pub queue_size: Option<usize>,
+    /// DuckDB memory limit per database, e.g. 4GB or 50%
+    #[arg(
+        id = "duckdb_memory_limit",
+        long = "duckdb-memory-limit",
+        value_name = "DUCKDB_MEMORY_LIMIT",
+        env = "DUCKSTREAM_DUCKDB_MEMORY_LIMIT"
+    )]
+    pub memory_limit: Option<String>,
+    /// DuckDB spill limit per database (max_temp_directory_size), e.g. 20GB
+    #[arg(
+        id = "duckdb_max_temp_size",
+        long = "duckdb-max-temp-size",
+        value_name = "DUCKDB_MAX_TEMP_SIZE",
+        env = "DUCKSTREAM_DUCKDB_MAX_TEMP_SIZE"
+    )]
+    pub max_temp_size: Option<String>,
+    /// DuckDB threads per database (0 = all cores)
+    #[arg(
+        id = "duckdb_threads",
+        long = "duckdb-threads",
+        value_name = "DUCKDB_THREADS",
+        env = "DUCKSTREAM_DUCKDB_THREADS"
+    )]
+    pub threads: Option<u32>,
+}
+
+/// Built-in global values of the limits that always have one (see [`Limits::defaults`]).
+const DEFAULT_MAX_QUERIES: u32 = 8;
+const DEFAULT_MAX_CONNECTIONS: usize = 1024;
+const DEFAULT_QUEUE_SIZE: usize = 64;
+
+/// The first limit [`Limits::validate`] refuses, with both of its names.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(super) struct Problem {
+    /// Its key in `[limits]` and in the tenants file (`max_queries`).
+    pub key: &'static str,
+    /// The global setting as messages have always named it: its flag with underscores
+    /// (`pool_size`).
+    pub setting: &'static str,
+    pub reason: String,
+}
+
+impl Limits {
+    /// The built-in global layer: 8 queries, 1024 connections and 64 waiting queries per
+    /// tenant; no timeout or result limit; DuckDB's own threads, memory and spill limits.
+    pub fn defaults() -> Limits {
+        Limits {
+            max_queries: Some(DEFAULT_MAX_QUERIES),
+            max_connections: Some(DEFAULT_MAX_CONNECTIONS),
+            queue_size: Some(DEFAULT_QUEUE_SIZE),
+            ..Limits::default()
+        }
+    }
+
+    /// `self` laid over `base`: each field `self` sets wins, the others come from `base`.
+    pub fn over(&self, base: &Limits) -> Limits {
+        // A struct literal (no `..`): a new field cannot be forgotten here.
+        Limits {
+            query_timeout_secs: self.query_timeout_secs.or(base.query_timeout_secs),
+            max_result_rows: self.max_result_rows.or(base.max_result_rows),
+            max_result_bytes: self.max_result_bytes.or(base.max_result_bytes),
+            max_queries: self.max_queries.or(base.max_queries),
+            max_connections: self.max_connections.or(base.max_connections),
+            queue_size: self.queue_size.or(base.queue_size),
+            memory_limit: self
+                .memory_limit
+                .clone()
+                .or_else(|| base.memory_limit.clone()),
+            max_temp_size: self
+                .max_temp_size
+                .clone()
+                .or_else(|| base.max_temp_size.clone()),
+            threads: self.threads.or(base.threads),
+        }
+    }
+
+    /// Refuses a limit the server could not run with. `place` says where these limits were
+    /// written (`limits`, `tenants.acme`); the message names the key there
+    /// (`tenants.acme.max_queries: must be between 1 and 1024`).
+    pub fn validate(&self, place: &str) -> Result<(), String> {
+        match self.problem() {
+            None => Ok(()),
+            Some(p) => Err(format!("{place}.{}: {}", p.key, p.reason)),
+        }
+    }
+
+    /// The first invalid limit, if any (what [`Limits::validate`] reports).
+    pub(super) fn problem(&self) -> Option<Problem> {
+        let problem = |key: &'static str, setting: &'static str, reason: String| {
+            Some(Problem {
+                key,
+                setting,
+                reason,
+            })
+        };
+        if self.max_queries.is_some_and(|n| !(1..=1024).contains(&n)) {
+            return problem(
+                "max_queries",
+                "pool_size",
+                "must be between 1 and 1024".into(),
+            );
+        }
+        if self.max_connections == Some(0) {
+            return problem(
+                "max_connections",
+                "max_connections_per_tenant",
+                "must be at least 1".into(),
+            );
+        }
+        if let Some(Err(e)) = self.memory_limit().map(check_size) {
+            return problem("memory_limit", "duckdb_memory_limit", e);
+        }
+        if let Some(Err(e)) = self.max_temp_size().map(check_size) {
+            return problem("max_temp_size", "duckdb_max_temp_size", e);
+        }
+        None
+    }
+
+    /// How long a query may run; `None`: no timeout (absent or 0).
+    pub fn query_timeout(&self) -> Option<Duration> {
+        self.query_timeout_secs
+            .filter(|&s| s > 0)
+            .map(Duration::from_secs)
+    }
+
+    /// Rows a result may hold; `None`: unlimited (absent or 0).
+    pub fn max_result_rows(&self) -> Option<u64> {
+        self.max_result_rows.filter(|&n| n > 0)
+    }
+
+    /// NDJSON bytes a result's data lines may hold; `None`: unlimited (absent or 0).
+    pub fn max_result_bytes(&self) -> Option<u64> {
+        self.max_result_bytes.filter(|&n| n > 0)
+    }
+
+    /// Queries running at once (= pooled DuckDB connections); absent: the built-in default.
+    pub fn max_queries(&self) -> u32 {
+        self.max_queries.unwrap_or(DEFAULT_MAX_QUERIES)
+    }
+
+    /// Open streams (HTTP, SSE) and WebSockets at once; absent: the built-in default.
+    pub fn max_connections(&self) -> usize {
+        self.max_connections.unwrap_or(DEFAULT_MAX_CONNECTIONS)
+    }
+
+    /// Queries that may wait for one of [`Limits::max_queries`]; absent: the built-in default.
+    pub fn queue_size(&self) -> usize {
+        self.queue_size.unwrap_or(DEFAULT_QUEUE_SIZE)
+    }
+
+    /// DuckDB `memory_limit` of the database; `None`: DuckDB's default (absent or empty).
+    pub fn memory_limit(&self) -> Option<&str> {
+        non_empty(&self.memory_limit)
+    }
+
+    /// DuckDB `max_temp_directory_size` (spilling); `None`: DuckDB's default, 90 % of the free
+    /// disk (absent or empty).
+    pub fn max_temp_size(&self) -> Option<&str> {
+        non_empty(&self.max_temp_size)
+    }
+
+    /// DuckDB `threads` of the database; `None`: every core (absent or 0).
+    pub fn threads(&self) -> Option<u32> {
+        self.threads.filter(|&t| t > 0)
+    }
+}
+
+fn non_empty(s: &Option<String>) -> Option<&str> {
+    s.as_deref().filter(|m| !m.trim().is_empty())
+}
+
+/// Checks a DuckDB size (`4GB`, `512MiB`, `50%`) before DuckDB sees it, so that a typo fails
+/// at start instead of at a tenant's first query.
+pub fn check_size(m: &str) -> Result<(), String> {
+    let number = m
+        .trim_end()
+        .trim_end_matches(|c: char| c.is_ascii_alphabetic() || c == '%');
+    if number
+        .trim()
+        .parse::<f64>()
+        .map(|v| v <= 0.0)
+        .unwrap_or(true)
+    {
+        return Err(format!("'{m}' is not a size such as 4GB, 512MiB or 50%"));
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_upper_layer_wins_field_by_field() {
+        let base = Limits {
+            query_timeout_secs: Some(9),
+            memory_limit: Some("4GB".into()),
+            ..Limits::defaults()
+        };
+        let top = Limits {
+            max_queries: Some(2),
+            query_timeout_secs: Some(0),
+            ..Limits::default()
+        };
+        let l = top.over(&base);
+        assert_eq!(l.max_queries(), 2);
+        assert_eq!(l.queue_size(), 64);
+        assert_eq!(l.query_timeout(), None, "0 in the upper layer turns it off");
+        assert_eq!(l.memory_limit(), Some("4GB"));
+        assert_eq!(Limits::default().over(&base), base);
+    }
+
+    #[test]
+    fn zero_and_empty_mean_none() {
+        let l = Limits {
+            query_timeout_secs: Some(0),
+            max_result_rows: Some(0),
+            max_result_bytes: Some(0),
+            threads: Some(0),
+            memory_limit: Some(" ".into()),
+            max_temp_size: Some(String::new()),
+            ..Limits::defaults()
+        };
+        assert_eq!(l.query_timeout(), None);
+        assert_eq!(l.max_result_rows(), None);
+        assert_eq!(l.max_result_bytes(), None);
+        assert_eq!(l.threads(), None);
+        assert_eq!(l.memory_limit(), None);
+        assert_eq!(l.max_temp_size(), None);
+        assert_eq!(l.validate("limits"), Ok(()));
+        let l = Limits {
+            query_timeout_secs: Some(3),
+            max_result_rows: Some(5),
+            threads: Some(2),
+            ..Limits::default()
+        };
+        assert_eq!(l.query_timeout(), Some(Duration::from_secs(3)));
+        assert_eq!(l.max_result_rows(), Some(5));
+        assert_eq!(l.threads(), Some(2));
+    }
+
+    #[test]
+    fn bad_limits_are_refused_by_key() {
+        let e = Limits {
+            max_queries: Some(0),
+            ..Limits::default()
+        }
+        .validate("tenants.acme")
+        .unwrap_err();
+        assert_eq!(e, "tenants.acme.max_queries: must be between 1 and 1024");
+        let e = Limits {
+            max_temp_size: Some("lots".into()),
+            ..Limits::default()
+        }
+        .validate("limits")
+        .unwrap_err();
+        assert!(e.starts_with("limits.max_temp_size: 'lots'"), "{e}");
+        assert!(check_size("50%").is_ok() && check_size("512MiB").is_ok());
+        assert!(check_size("0GB").is_err() && check_size("GB").is_err());
+    }
+}

@@ -1,0 +1,398 @@
+//! The NDJSON format (`docs/PROTOCOL.md`): a `metadata` line, `data` lines of rows as JSON
+//! arrays, then `end` or `error`.
+//!
+//! The hot loop of the gateway: it reads DuckDB's vectors in place (no Arrow, no intermediate
+//! values) and appends JSON text to the line being built.
+//!
+//! Invariants:
+//! - A line holds at most `chunk_rows` rows and is closed as soon as it reaches `chunk_bytes`
+//!   (so one line is never much larger than the byte cap plus one row).
+//! - `seq` counts emitted lines from 0 without gaps; `rows()` counts every row emitted.
+//! - Vectors are only read for rows `< chunk.len()` and, for nested types, within the child
+//!   ranges DuckDB reports; all pointer reads happen while the owning chunk is alive.
+
+use bytes::Bytes;
+
+use super::plan::{Plan, Width};
+use super::{ChunkSizes, Flow, Line, ResultEncoder, ResultLimits, Stopped};
+use crate::duck::{values, DataChunk, LogicalType, Vector};
+use crate::wire::json;
+use crate::wire::lines::{self, Column};
+
+/// Turns chunks into `data` lines.
+pub struct NdjsonEncoder {
+    columns: Vec<Column>,
+    plans: Vec<Plan>,
+    line: LineBuf,
+    limits: ResultLimits,
+}
+
+/// The line being built, and the counters across lines.
+struct LineBuf {
+    query_id: String,
+    chunk_rows: usize,
+    chunk_bytes: usize,
+    buf: Vec<u8>,
+    rows_in_line: usize,
+    seq: u64,
+    rows: u64,
+    /// Bytes of the lines emitted so far.
+    bytes: u64,
+    capacity: usize,
+}
+
+impl NdjsonEncoder {
+    /// An encoder for a result of `columns`, or the first column type without a JSON form.
+    pub fn new(
+        columns: &[(String, LogicalType)],
+        query_id: &str,
+        sizes: ChunkSizes,
+        limits: ResultLimits,
+    ) -> Result<Self, super::UnsupportedType> {
+        let mut plans = Vec::with_capacity(columns.len());
+        let mut described = Vec::with_capacity(columns.len());
+        for (name, t) in columns {
+            let (plan, type_name) = Plan::build(t)?;
+            plans.push(plan);
+            described.push(Column {
+                name: name.clone(),
+                type_name,
+            });
+        }
+        Ok(Self {
+            columns: described,
+            plans,
+            line: LineBuf {
+                query_id: query_id.to_string(),
+                chunk_rows: sizes.rows.max(1),
+                chunk_bytes: sizes.bytes.max(1),
+                buf: Vec::new(),
+                rows_in_line: 0,
+                seq: 0,
+                rows: 0,
+                bytes: 0,
+                capacity: 64 * 1024,
+            },
+            limits,
+        })
+    }
+}
+
+impl ResultEncoder for NdjsonEncoder {
+    fn header(&mut self) -> Bytes {
+        lines::metadata_line(&self.line.query_id, &self.columns)
+    }
+
+    fn pending_rows(&self) -> usize {
+        self.line.rows_in_line
+    }
+
+    fn push(
+        &mut self,
+        chunk: &DataChunk,
+        emit: &mut dyn FnMut(Line) -> Result<(), Stopped>,
+    ) -> Result<Flow, Stopped> {
+        let n = chunk.len();
+        let limits = self.limits;
+        let mut cols: Vec<Col<'_, '_>> = Vec::with_capacity(self.plans.len());
+        for (i, p) in self.plans.iter().enumerate() {
+            // A chunk always has the result's columns; a missing one ends the result short
+            // (the executor then fails the stream) rather than reading out of bounds.
+            let Some(vector) = chunk.vector(i) else {
+                return Err(Stopped);
+            };
+            // SAFETY: the vector belongs to `chunk`, which outlives `cols`; its type is the one
+            // `p` was built from (both come from the same executed statement).
+            cols.push(unsafe { Col::bind(p, vector) });
+        }
+        let line = &mut self.line;
+        for row in 0..n {
+            if line.rows + line.rows_in_line as u64 >= limits.max_rows
+                || line.bytes + line.buf.len() as u64 >= limits.max_bytes
+            {
+                return Ok(Flow::LimitReached);
+            }
+            if line.rows_in_line == 0 {
+                line.open();
+            } else {
+                line.buf.push(b',');
+            }
+            line.buf.reserve(64);
+            line.buf.push(b'[');
+            for (i, col) in cols.iter().enumerate() {
+                if i > 0 {
+                    line.buf.push(b',');
+                }
+                // SAFETY: row < n = the chunk's size.
+                unsafe { write_value(col, row, &mut line.buf) };
+            }
+            line.buf.push(b']');
+            line.rows_in_line += 1;
+            if line.rows_in_line >= line.chunk_rows || line.buf.len() >= line.chunk_bytes {
+                emit(line.close())?;
+            }
+        }
+        Ok(Flow::Continue)
+    }
+
+    fn flush(&mut self) -> Option<Line> {
+        (self.line.rows_in_line > 0).then(|| self.line.close())
+    }
+
+    fn end(&mut self, elapsed_ms: u64) -> Bytes {
+        lines::end_line(
+            &self.line.query_id,
+            self.line.rows,
+            self.line.seq,
+            elapsed_ms,
+        )
+    }
+}
+
+impl LineBuf {
+    fn open(&mut self) {
+        self.buf = Vec::with_capacity(self.capacity);
+        lines::data_prefix(&mut self.buf, &self.query_id, self.seq);
+    }
+
+    fn close(&mut self) -> Line {
+        self.buf.extend_from_slice(b"]}\n");
+        // Size the next buffer like this one, so that lines rarely reallocate.
+        self.capacity = self.buf.len().next_power_of_two().min(self.chunk_bytes * 2);
+        let rows = std::mem::take(&mut self.rows_in_line);
+        self.seq += 1;
+        self.rows += rows as u64;
+        self.bytes += self.buf.len() as u64;
+        Line {
+            bytes: Bytes::from(std::mem::take(&mut self.buf)),
+            rows,
+        }
+    }
+}
+
+/// A vector bound to its plan for one chunk.
+struct Col<'p, 'c> {
+    plan: &'p Plan,
+    data: *const u8,
+    validity: *const u64,
+    children: Vec<Col<'p, 'c>>,
+    _chunk: std::marker::PhantomData<Vector<'c>>,
+}
+
+static UNION_TAG: Plan = Plan::U8;
+
+impl<'p, 'c> Col<'p, 'c> {
+    /// # Safety
+    /// `vec`'s type must be the one `plan` was built from.
+    unsafe fn bind(plan: &'p Plan, vec: Vector<'c>) -> Self {
+        // SAFETY: every child access below is sound because the plan matches the vector's type (the
+        // caller's contract), so a List plan has a LIST vector, a Struct plan a STRUCT vector
+        // with one field per plan field, a Union plan its tag field first, and so on.
+        let children = unsafe {
+            match plan {
+                Plan::List(child) => vec![Col::bind(child, vec.list_child())],
+                Plan::Array(child, _) => vec![Col::bind(child, vec.array_child())],
+                Plan::Map(key, value) => {
+                    let entries = vec.list_child();
+                    vec![
+                        Col::bind(key, entries.struct_child(0)),
+                        Col::bind(value, entries.struct_child(1)),
+                    ]
+                }
+                Plan::Struct(fields) => fields
+                    .iter()
+                    .enumerate()
+                    .map(|(i, (_, p))| Col::bind(p, vec.struct_child(i)))
+                    .collect(),
+                Plan::Union(members) => std::iter::once(Col::bind(&UNION_TAG, vec.struct_child(0)))
+                    .chain(
+                        members
+                            .iter()
+                            .enumerate()
+                            .map(|(i, (_, p))| Col::bind(p, vec.struct_child(i + 1))),
+                    )
+                    .collect(),
+                _ => Vec::new(),
+            }
+        };
+        Col {
+            plan,
+            data: vec.data(),
+            validity: vec.validity(),
+            children,
+            _chunk: std::marker::PhantomData,
+        }
+    }
+
+    /// # Safety
+    /// `row` must be a row of the vector (see [`values`]).
+    #[inline(always)]
+    unsafe fn is_valid(&self, row: usize) -> bool {
+        // SAFETY: the caller's contract.
+        unsafe { values::is_valid(self.validity, row) }
+    }
+
+    /// # Safety
+    /// `row` must be a row of the vector, and `T` its physical type.
+    #[inline(always)]
+    unsafe fn get<T: Copy>(&self, row: usize) -> T {
+        // SAFETY: the caller's contract.
+        unsafe { values::get(self.data, row) }
+    }
+
+    /// # Safety
+    /// `row` must be a row of a VARCHAR, BLOB or BIT vector.
+    #[inline(always)]
+    unsafe fn bytes(&self, row: usize) -> &'c [u8] {
+        // SAFETY: the caller's contract; the bytes live as long as the chunk ('c).
+        unsafe { values::string_at(self.data, row) }
+    }
+}
+
+/// Appends `len` values of `col` from `offset` as a JSON array.
+///
+/// # Safety
+/// `offset..offset + len` must be rows of `col`: DuckDB's list entry (or array size) for a row
+/// of the parent vector gives such a range.
+unsafe fn write_list(col: &Col<'_, '_>, offset: usize, len: usize, out: &mut Vec<u8>) {
+    out.push(b'[');
+    for i in 0..len {
+        if i > 0 {
+            out.push(b',');
+        }
+        // SAFETY: `offset + i` is in the range the caller vouches for.
+        unsafe { write_value(col, offset + i, out) };
+    }
+    out.push(b']');
+}
+
+/// Appends the JSON form of `col[row]`.
+///
+/// # Safety
+/// `row` must be within the vector `col` was bound to.
+unsafe fn write_value(col: &Col<'_, '_>, row: usize, out: &mut Vec<u8>) {
+    // SAFETY: `row` is a row of `col` (the caller's contract), so every read below is within
+    // the vector, with the physical type its plan was built from; children are read at the
+    // rows their parent's entries give (list offsets, the same row for struct fields).
+    unsafe {
+        if !col.is_valid(row) {
+            out.extend_from_slice(b"null");
+            return;
+        }
+        match col.plan {
+            Plan::Null => out.extend_from_slice(b"null"),
+            Plan::Bool => out.extend_from_slice(if col.get::<u8>(row) != 0 {
+                b"true"
+            } else {
+                b"false"
+            }),
+            Plan::I8 => json::write_i64(out, col.get::<i8>(row).into()),
+            Plan::I16 => json::write_i64(out, col.get::<i16>(row).into()),
+            Plan::I32 => json::write_i64(out, col.get::<i32>(row).into()),
+            Plan::I64 => json::write_i64(out, col.get::<i64>(row)),
+            Plan::U8 => json::write_u64(out, col.get::<u8>(row).into()),
+            Plan::U16 => json::write_u64(out, col.get::<u16>(row).into()),
+            Plan::U32 => json::write_u64(out, col.get::<u32>(row).into()),
+            Plan::U64 => json::write_u64(out, col.get::<u64>(row)),
+            Plan::I128 => json::write_int(out, values::i128_at(col.data, row)),
+            Plan::U128 => json::write_int(out, values::u128_at(col.data, row)),
+            Plan::F32 => json::write_f32(out, col.get::<f32>(row)),
+            Plan::F64 => json::write_f64(out, col.get::<f64>(row)),
+            Plan::Decimal { width, scale } => {
+                let v: i128 = match width {
+                    Width::W8 => col.get::<i8>(row).into(),
+                    Width::W16 => col.get::<i16>(row).into(),
+                    Width::W32 => col.get::<i32>(row).into(),
+                    Width::W64 => col.get::<i64>(row).into(),
+                    Width::W128 => values::i128_at(col.data, row),
+                };
+                json::write_decimal(out, v, *scale)
+            }
+            Plan::Varchar => json::write_str(out, col.bytes(row)),
+            Plan::Blob => json::write_base64(out, col.bytes(row)),
+            Plan::Bit => json::write_bits(out, col.bytes(row)),
+            Plan::Date => json::write_date(out, col.get::<i32>(row)),
+            Plan::Time(t) => json::write_time(out, col.get::<i64>(row), t.per_sec as u64, t.digits),
+            Plan::TimeTz => {
+                let (micros, offset) = values::time_tz_at(col.data, row);
+                json::write_time_tz(out, micros, offset)
+            }
+            Plan::Timestamp { ticks, utc } => {
+                json::write_timestamp(out, col.get::<i64>(row), ticks.per_sec, ticks.digits, *utc)
+            }
+            Plan::Interval => {
+                let (months, days, micros) = values::interval_at(col.data, row);
+                json::write_interval(out, months, days, micros)
+            }
+            Plan::Uuid => {
+                let (lower, upper) = values::uuid_at(col.data, row);
+                json::write_uuid(out, lower, upper)
+            }
+            Plan::Enum { width, values } => {
+                let idx = match width {
+                    Width::W8 => col.get::<u8>(row) as usize,
+                    Width::W16 => col.get::<u16>(row) as usize,
+                    _ => col.get::<u32>(row) as usize,
+                };
+                match values.get(idx) {
+                    Some(v) => out.extend_from_slice(v),
+                    None => out.extend_from_slice(b"null"),
+                }
+            }
+            Plan::List(_) => {
+                let (offset, len) = values::list_entry_at(col.data, row);
+                write_list(&col.children[0], offset, len, out)
+            }
+            Plan::Array(_, size) => write_list(&col.children[0], row * size, *size, out),
+            Plan::Struct(fields) => {
+                out.push(b'{');
+                for (i, ((key, _), child)) in fields.iter().zip(&col.children).enumerate() {
+                    if i > 0 {
+                        out.push(b',');
+                    }
+                    out.extend_from_slice(key);
+                    write_value(child, row, out);
+                }
+                out.push(b'}');
+            }
+            Plan::Map(_, _) => {
+                let (offset, len) = values::list_entry_at(col.data, row);
+                let (keys, entries) = (&col.children[0], &col.children[1]);
+                out.push(b'{');
+                let mut scratch = Vec::new();
+                for i in offset..offset + len {
+                    if i > offset {
+                        out.push(b',');
+                    }
+                    // Keys become JSON object keys: a string key as is, any other key as
+                    // the text of its JSON form (`1` -> "1").
+                    if matches!(keys.plan, Plan::Varchar) && keys.is_valid(i) {
+                        json::write_str(out, keys.bytes(i));
+                    } else {
+                        scratch.clear();
+                        write_value(keys, i, &mut scratch);
+                        if scratch.first() == Some(&b'"') {
+                            out.extend_from_slice(&scratch);
+                        } else {
+                            json::write_str(out, &scratch);
+                        }
+                    }
+                    out.push(b':');
+                    write_value(entries, i, out);
+                }
+                out.push(b'}');
+            }
+            Plan::Union(members) => {
+                let tag = col.children[0].get::<u8>(row) as usize;
+                match (members.get(tag), col.children.get(tag + 1)) {
+                    (Some((prefix, _)), Some(member)) => {
+                        out.extend_from_slice(prefix);
+                        write_value(member, row, out);
+                        out.push(b'}');
+                    }
+                    _ => out.extend_from_slice(b"null"),
+                }
+            }
+        }
+    }
+}

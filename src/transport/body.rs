@@ -1,0 +1,196 @@
+//! The streaming response body shared by the HTTP and SSE transports: pieces laid out by a
+//! [`Framing`], optionally through the zstd stage, handed to actix as it asks for them.
+//!
+//! Invariants:
+//! - The body owns the query's cancel guard and connection slot: when actix drops it (client
+//!   gone), the query is interrupted and the slot freed.
+//! - A stream that ends without its final frame fails the body, so the client sees a broken
+//!   stream, never a clean short result.
+//! - Time to first byte is observed when the first chunk carrying data is handed to actix,
+//!   counted from the moment the request was accepted.
+
+use std::pin::Pin;
+use std::task::{Context, Poll};
+use std::time::Instant;
+
+use actix_web::http::header::{self, HeaderValue};
+use actix_web::{HttpRequest, HttpResponse, HttpResponseBuilder};
+use bytes::Bytes;
+use futures_util::Stream;
+use prometheus::{Histogram, IntCounter, IntGauge};
+use tokio::sync::mpsc;
+
+use super::compress::{self, Framing, Input, Piece, WireChunk};
+use super::Settings;
+use crate::engine::control::CancelOnDrop;
+use crate::engine::{ConnectionSlot, Frame, FrameKind, RunningQuery};
+use crate::error::GatewayError;
+use crate::metrics::{Metrics, Transport};
+
+/// A response that streams a query: what [`streaming_response`] needs besides the query.
+pub struct Streamed<'a, F, S> {
+    pub req: &'a HttpRequest,
+    pub response: HttpResponseBuilder,
+    pub settings: &'a Settings,
+    pub metrics: &'a Metrics,
+    /// What reads the query's frames: [`Input::Frames`], or a stage in between (SSE's
+    /// keep-alive).
+    pub stage: S,
+    pub framing: F,
+    pub transport: Transport,
+}
+
+/// Finishes a streaming response: the query's pieces, laid out by `framing`, compressed on a
+/// thread of their own when the request accepts zstd, counted as they are handed to actix.
+/// The body owns the query's cancel guard and connection slot.
+pub fn streaming_response<F, S>(
+    running: RunningQuery,
+    streamed: Streamed<'_, F, S>,
+) -> Result<HttpResponse, GatewayError>
+where
+    F: Framing,
+    S: FnOnce(mpsc::Receiver<Frame>) -> Input,
+{
+    let Streamed {
+        req,
+        mut response,
+        settings,
+        metrics,
+        stage,
+        framing,
+        transport,
+    } = streamed;
+    let RunningQuery {
+        query_id,
+        accepted_at,
+        frames,
+        guard,
+        connection: slot,
+        ..
+    } = running;
+    let input = stage(frames);
+    let zstd = super::accepts_zstd(req.headers());
+    let source = if zstd {
+        let rx =
+            compress::spawn_stream(input, settings.zstd_level, settings.stream_buffer, framing)
+                .map_err(GatewayError::internal)?;
+        Source::Compressed(rx)
+    } else {
+        Source::Plain(input, Box::new(framing))
+    };
+    let label = [transport.as_str()];
+    let connection = metrics.active_connections.with_label_values(&label);
+    connection.inc();
+    let body = Body {
+        connection,
+        source,
+        finished: false,
+        accepted_at,
+        ttfb: Some(metrics.ttfb.with_label_values(&label)),
+        rows: metrics.rows_sent.with_label_values(&label),
+        bytes: metrics.bytes_sent.with_label_values(&label),
+        raw_bytes: metrics.uncompressed_bytes.with_label_values(&label),
+        _guard: guard,
+        _slot: slot,
+    };
+    response
+        .insert_header((
+            header::CACHE_CONTROL,
+            HeaderValue::from_static("no-cache, no-store"),
+        ))
+        .insert_header(("X-Accel-Buffering", "no"))
+        .insert_header(("X-Query-Id", query_id.as_ref()))
+        .insert_header((header::VARY, HeaderValue::from_static("accept-encoding")));
+    if zstd {
+        response.insert_header((header::CONTENT_ENCODING, HeaderValue::from_static("zstd")));
+    }
+    Ok(response.streaming(body))
+}
+
+enum Source {
+    Plain(Input, Box<dyn Framing>),
+    Compressed(mpsc::Receiver<WireChunk>),
+}
+
+/// The response body: pulls chunks from the pipeline as actix asks for them.
+struct Body {
+    /// The `active_connections` gauge, decremented when the body is dropped.
+    connection: IntGauge,
+    source: Source,
+    /// The final line went out (or the body already failed).
+    finished: bool,
+    accepted_at: Instant,
+    ttfb: Option<Histogram>,
+    rows: IntCounter,
+    bytes: IntCounter,
+    raw_bytes: IntCounter,
+    /// Dropped with the body: interrupts the query if it has not ended.
+    _guard: CancelOnDrop,
+    /// The tenant's connection slot, freed with the body.
+    _slot: Option<ConnectionSlot>,
+}
+
+impl Body {
+    /// The pipeline ended. Without a final line, the body fails instead of ending cleanly, so
+    /// that actix aborts the response and the client sees a broken stream, not a short one.
+    fn end_of_stream(&mut self) -> Option<Result<Bytes, std::io::Error>> {
+        if self.finished {
+            return None;
+        }
+        self.finished = true;
+        Some(Err(std::io::Error::other(
+            "the stream ended without its final line",
+        )))
+    }
+}
+
+impl Drop for Body {
+    fn drop(&mut self) {
+        self.connection.dec();
+    }
+}
+
+impl Stream for Body {
+    type Item = Result<Bytes, std::io::Error>;
+
+    fn poll_next(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Self::Item>> {
+        let this = self.get_mut();
+        let chunk = match &mut this.source {
+            Source::Plain(rx, framing) => match rx.poll_recv(cx) {
+                Poll::Ready(Some(piece)) => {
+                    let (rows, kind) = match &piece {
+                        Piece::Frame(f) => (f.rows, Some(f.kind)),
+                        Piece::Keepalive => (0, None),
+                    };
+                    let has_data = kind == Some(FrameKind::Data);
+                    let last = kind.is_some_and(FrameKind::is_final);
+                    let bytes = framing.to_bytes(piece);
+                    WireChunk {
+                        raw_len: bytes.len(),
+                        rows,
+                        has_data,
+                        last,
+                        bytes,
+                    }
+                }
+                Poll::Ready(None) => return Poll::Ready(this.end_of_stream()),
+                Poll::Pending => return Poll::Pending,
+            },
+            Source::Compressed(rx) => match rx.poll_recv(cx) {
+                Poll::Ready(Some(chunk)) => chunk,
+                Poll::Ready(None) => return Poll::Ready(this.end_of_stream()),
+                Poll::Pending => return Poll::Pending,
+            },
+        };
+        this.finished |= chunk.last;
+        if chunk.has_data {
+            if let Some(ttfb) = this.ttfb.take() {
+                ttfb.observe(this.accepted_at.elapsed().as_secs_f64());
+            }
+        }
+        this.rows.inc_by(chunk.rows as u64);
+        this.bytes.inc_by(chunk.bytes.len() as u64);
+        this.raw_bytes.inc_by(chunk.raw_len as u64);
+        Poll::Ready(Some(Ok(chunk.bytes)))
+    }
+}

@@ -1,0 +1,134 @@
+//! The HTTP edge every route shares: who is asking ([`Authorized`]), request bodies read within
+//! bounds, and how each error code becomes an HTTP status.
+//!
+//! Invariants:
+//! - A tenant route takes [`Authorized`] as an argument, so it cannot run without a checked
+//!   credential: actix extracts it (tenant from the path, then the credential) before the
+//!   handler body runs, and so before a body is read or the engine is touched.
+//! - Refusals are counted by a fixed reason (`duckstream_auth_failures_total`); credentials are
+//!   never logged.
+//! - The status of every code is decided here, in one match (`docs/PROTOCOL.md` lists them).
+
+use std::future::{ready, Ready};
+use std::time::Duration;
+
+use actix_web::dev::Payload;
+use actix_web::http::StatusCode;
+use actix_web::{web, FromRequest, HttpRequest, HttpResponse, ResponseError};
+
+use crate::auth::{Access, AuthError, Authenticator};
+use crate::error::GatewayError;
+use crate::metrics::Metrics;
+use crate::wire::{lines, TenantId};
+
+/// A request whose credential was checked for the tenant in its path (`/v1/{tenant}/…`).
+pub struct Authorized(pub Access);
+
+impl FromRequest for Authorized {
+    type Error = GatewayError;
+    type Future = Ready<Result<Self, GatewayError>>;
+
+    fn from_request(req: &HttpRequest, _: &mut Payload) -> Self::Future {
+        ready(authorize(req).map(Authorized))
+    }
+}
+
+fn authorize(req: &HttpRequest) -> Result<Access, GatewayError> {
+    let tenant = TenantId::parse(req.match_info().get("tenant").unwrap_or_default())?;
+    let (Some(auth), Some(metrics)) = (
+        req.app_data::<web::Data<Authenticator>>(),
+        req.app_data::<web::Data<Metrics>>(),
+    ) else {
+        return Err(GatewayError::internal(
+            "the authenticator is not registered",
+        ));
+    };
+    auth.authorize(req.headers(), req.query_string(), &tenant)
+        .map_err(|e| refused(metrics, &tenant, e))
+}
+
+/// Counts an authentication or authorisation refusal by reason; the client's error.
+pub fn refused(metrics: &Metrics, tenant: &TenantId, e: AuthError) -> GatewayError {
+    metrics.auth_failures.with_label_values(&[e.reason()]).inc();
+    tracing::debug!(%tenant, reason = e.reason(), "request refused");
+    e.into()
+}
+
+/// Reads the request body, refusing it as soon as it passes `limit` bytes, or when it takes
+/// longer than `timeout` to arrive (a body trickled byte by byte).
+pub async fn read_body(
+    payload: web::Payload,
+    limit: usize,
+    timeout: Duration,
+) -> Result<Vec<u8>, GatewayError> {
+    tokio::time::timeout(timeout, read_body_unbounded(payload, limit))
+        .await
+        .map_err(|_| GatewayError::RequestTimeout(timeout.as_secs()))?
+}
+
+async fn read_body_unbounded(
+    mut payload: web::Payload,
+    limit: usize,
+) -> Result<Vec<u8>, GatewayError> {
+    use futures_util::StreamExt;
+    let mut body = Vec::new();
+    while let Some(chunk) = payload.next().await {
+        let chunk =
+            chunk.map_err(|e| GatewayError::InvalidRequest(format!("request body: {e}")))?;
+        if body.len() + chunk.len() > limit {
+            return Err(GatewayError::PayloadTooLarge(limit));
+        }
+        body.extend_from_slice(&chunk);
+    }
+    Ok(body)
+}
+
+/// The HTTP status of an error answered before streaming.
+pub fn status(e: &GatewayError) -> StatusCode {
+    use GatewayError as E;
+    match e {
+        E::TenantNotFound(_) => StatusCode::NOT_FOUND,
+        E::Forbidden(_) | E::AccessDenied(_) => StatusCode::FORBIDDEN,
+        E::Unauthenticated(_) | E::TokenExpired => StatusCode::UNAUTHORIZED,
+        E::TooManyConnections(_) | E::TooBusy | E::TooManyQueries(_) => {
+            StatusCode::TOO_MANY_REQUESTS
+        }
+        E::PayloadTooLarge(_) => StatusCode::PAYLOAD_TOO_LARGE,
+        E::RequestTimeout(_) => StatusCode::REQUEST_TIMEOUT,
+        // 499: nginx's "client closed request"; the client cancelled.
+        E::Cancelled => StatusCode::from_u16(499).unwrap_or(StatusCode::BAD_REQUEST),
+        E::Timeout => StatusCode::GATEWAY_TIMEOUT,
+        E::ShuttingDown | E::TenantUnavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
+        E::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
+        E::InvalidJson(_)
+        | E::InvalidRequest(_)
+        | E::InvalidTenant
+        | E::InvalidSql(_)
+        | E::InvalidParams(_)
+        | E::UnsupportedType(_)
+        | E::QueryFailed(_)
+        | E::LimitExceeded(_)
+        | E::OutOfMemory(_)
+        | E::BadMessage(_)
+        | E::UnknownQuery
+        | E::DuplicateId
+        | E::ResumeUnsupported => StatusCode::BAD_REQUEST,
+    }
+}
+
+impl ResponseError for GatewayError {
+    fn status_code(&self) -> StatusCode {
+        status(self)
+    }
+
+    fn error_response(&self) -> HttpResponse {
+        let status = status(self);
+        let mut response = HttpResponse::build(status);
+        if status == StatusCode::UNAUTHORIZED {
+            response.insert_header(("WWW-Authenticate", "Bearer realm=\"duckstream\""));
+        }
+        response
+            .content_type("application/json")
+            .body(lines::error_body(self.code(), &self.client_message()))
+    }
+}
