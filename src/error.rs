@@ -193,16 +193,50 @@ impl From<WireError> for GatewayError {
 mod tests {
     use super::*;
 
-    #[test]
-    fn codes_are_the_variant_names_in_snake_case() {
-        let all = [
-            GatewayError::InvalidJson(String::new()),
+    /// One of each variant.
+    fn every_variant() -> Vec<GatewayError> {
+        let s = String::new;
+        let duck = DuckError {
+            message: s(),
+            kind: crate::duck::DuckErrorKind::Other,
+        };
+        vec![
+            GatewayError::InvalidJson(s()),
+            GatewayError::InvalidRequest(s()),
+            GatewayError::PayloadTooLarge(1),
             GatewayError::RequestTimeout(1),
+            GatewayError::InvalidTenant,
+            GatewayError::Unauthenticated(s()),
+            GatewayError::TokenExpired,
+            GatewayError::AccessDenied(s()),
+            GatewayError::TooManyConnections(1),
+            GatewayError::TenantNotFound(s()),
+            GatewayError::InvalidSql(s()),
+            GatewayError::Forbidden(s()),
+            GatewayError::InvalidParams(s()),
+            GatewayError::UnsupportedType(UnsupportedType(s())),
+            GatewayError::QueryFailed(s()),
+            GatewayError::LimitExceeded(s()),
+            GatewayError::OutOfMemory(s()),
+            GatewayError::Cancelled,
+            GatewayError::Timeout,
             GatewayError::TooBusy,
+            GatewayError::ShuttingDown,
+            GatewayError::TenantUnavailable(duck),
+            GatewayError::BadMessage(s()),
+            GatewayError::UnknownQuery,
+            GatewayError::DuplicateId,
             GatewayError::TooManyQueries(1),
             GatewayError::ResumeUnsupported,
             GatewayError::internal("x"),
-        ];
+        ]
+    }
+
+    #[test]
+    fn codes_are_the_variant_names_in_snake_case() {
+        let all = every_variant();
+        assert_eq!(all.len(), GatewayError::CODES.len());
+        let mut seen = std::collections::HashSet::new();
         for e in all {
             let name = format!("{e:?}");
             let name = name.split(['(', ' ']).next().unwrap_or_default();
@@ -217,7 +251,14 @@ mod tests {
                 .collect();
             assert_eq!(e.code(), snake, "{name}");
             assert!(GatewayError::CODES.contains(&e.code()), "{name}");
+            assert!(seen.insert(e.code()), "{name} twice");
         }
-        assert_eq!(GatewayError::CODES.len(), 28);
+    }
+
+    #[test]
+    fn internal_detail_is_never_shown() {
+        let e = GatewayError::internal("secret path /var/lib/x");
+        assert_eq!(e.client_message(), "internal error");
+        assert!(e.log_chain().contains("/var/lib/x"));
     }
 }
