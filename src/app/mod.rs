@@ -225,6 +225,8 @@ fn engine_settings(config: &Config) -> EngineSettings {
         chunk_bytes: e.chunk_bytes,
         stream_buffer: e.stream_buffer,
         preserve_insertion_order: e.preserve_insertion_order,
+        extensions: e.extensions.clone(),
+        extension_repository: e.extension_repository.clone(),
         limits: tenant_limits(&config.limits),
         tenant_limits: config
             .tenant_limits()

@@ -194,6 +194,12 @@ pub struct EngineSettings {
     pub zstd_level: i32,
     /// `false` (the default) lets DuckDB stream `LIMIT` and parallel scans in any order.
     pub preserve_insertion_order: bool,
+    /// DuckDB extensions every tenant database loads before its configuration is locked.
+    pub extensions: Vec<String>,
+    /// Where they come from: a local repository laid out as DuckDB's `INSTALL … FROM`
+    /// expects (`DIR/v1.5.5/linux_amd64/spatial.duckdb_extension`); `None`: DuckDB's official
+    /// repository (needs internet once, then DuckDB's extension directory caches it).
+    pub extension_repository: Option<PathBuf>,
 }
 
 impl Default for EngineSettings {
@@ -207,6 +213,8 @@ impl Default for EngineSettings {
             stream_buffer: 4,
             zstd_level: 1,
             preserve_insertion_order: false,
+            extensions: vec!["spatial".to_string()],
+            extension_repository: None,
         }
     }
 }
@@ -239,12 +247,25 @@ pub struct EngineLayer {
     /// Keep insertion order in results without ORDER BY (makes LIMIT blocking)
     #[arg(long, env = "DUCKSTREAM_PRESERVE_INSERTION_ORDER")]
     pub preserve_insertion_order: Option<bool>,
+    /// DuckDB extensions every tenant database loads, comma-separated (empty: none)
+    #[arg(long, env = "DUCKSTREAM_EXTENSIONS", value_delimiter = ',')]
+    pub extensions: Option<Vec<String>>,
+    /// Local extension repository (DIR/v1.5.5/linux_amd64/NAME.duckdb_extension); default:
+    /// DuckDB's official repository
+    #[arg(long, env = "DUCKSTREAM_EXTENSION_REPOSITORY")]
+    pub extension_repository: Option<PathBuf>,
 }
 
 impl EngineSettings {
     fn apply(&mut self, layer: EngineLayer) {
         set!(self, layer; max_queries, max_queued, chunk_rows, chunk_bytes, stream_buffer);
         set!(self, layer; zstd_level, preserve_insertion_order);
+        if let Some(list) = layer.extensions {
+            self.extensions = list.into_iter().filter(|e| !e.trim().is_empty()).collect();
+        }
+        if let Some(dir) = layer.extension_repository {
+            self.extension_repository = Some(dir);
+        }
         set_secs!(self, layer; queue_timeout_secs => queue_timeout);
     }
 }
@@ -608,6 +629,16 @@ impl Config {
             return Err(invalid(
                 "zstd_level",
                 "must be between -7 and 19 (higher levels need windows browsers refuse)",
+            ));
+        }
+        // Extension names go into SQL (`LOAD name`): plain identifiers only.
+        if let Some(bad) = engine.extensions.iter().find(|e| {
+            !e.bytes()
+                .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'_')
+        }) {
+            return Err(invalid(
+                "extensions",
+                format!("'{bad}' is not an extension name (a-z, 0-9, _)"),
             ));
         }
         if !(1..=1024).contains(&engine.stream_buffer) {

@@ -173,7 +173,7 @@ fn table_refusal(refusal: Refusal) -> Ended {
 fn check_tree(conn: &Connection, job: &Job) -> Result<(), Ended> {
     let forbidden = |m: String| Ended::Failed(GatewayError::Forbidden(m));
     let tree = parse_tree::fetch(conn, &job.request().sql)
-        .map_err(|e| execution_error(e, &job.control))?
+        .map_err(|e| execution_error(e, job))?
         .unwrap_or_default();
     let mut bytes = tree.into_bytes();
     let tree = match parse_tree::parse(&mut bytes) {
@@ -186,14 +186,27 @@ fn check_tree(conn: &Connection, job: &Job) -> Result<(), Ended> {
         }
         Err(TreeError::Unreadable) => return Err(table_refusal(Refusal::NotAllowed)),
     };
-    // DuckDB serializes SELECT only: an EXPLAIN that may hold lambdas cannot be checked.
+    // DuckDB serializes SELECT only: an EXPLAIN that may hold lambdas or private functions
+    // cannot be checked.
+    let sql = &job.request().sql;
     let unserializable = tree.get("error").and_then(|e| e.as_bool()) == Some(true)
         && tree.get("error_type").and_then(|t| t.as_str()) == Some("not implemented");
-    if unserializable && job.tables().is_none() && parse_tree::may_have_lambdas(&job.request().sql)
-    {
+    if unserializable && job.tables().is_none() && parse_tree::may_have_lambdas(sql) {
         return Err(forbidden(
             "lambdas are only accepted in SELECT statements (EXPLAIN cannot be checked)".into(),
         ));
+    }
+    if unserializable && job.tables().is_none() && parse_tree::may_name_private(sql) {
+        // Only what could name one: `EXPLAIN SELECT 1` still runs.
+        if let Some(kind) = unserializable_private(sql) {
+            return Err(forbidden(kind));
+        }
+    }
+    if let Some(name) = parse_tree::private_function(&tree) {
+        return Err(forbidden(format!(
+            "{name} is not available to queries: it reads server files, settings or paths, or \
+             plans SQL from text"
+        )));
     }
     if parse_tree::lambda_nesting(&tree) > parse_tree::MAX_LAMBDA_NESTING {
         return Err(forbidden(format!(
@@ -212,6 +225,19 @@ fn check_tree(conn: &Connection, job: &Job) -> Result<(), Ended> {
     Ok(())
 }
 
+/// For a statement DuckDB cannot serialize (EXPLAIN, SHOW…): a refusal if its text names a
+/// private function as a word.
+fn unserializable_private(sql: &str) -> Option<String> {
+    let lower = sql.to_ascii_lowercase();
+    let words: Vec<&str> = lower
+        .split(|c: char| !(c.is_ascii_alphanumeric() || c == '_'))
+        .collect();
+    parse_tree::PRIVATE_FUNCTIONS
+        .iter()
+        .find(|p| words.contains(p))
+        .map(|p| format!("{p} is not available to queries (and EXPLAIN cannot be checked)"))
+}
+
 /// Refuses the query unless every table its plan reads is in `tables`: DuckDB plans it once
 /// more, as `EXPLAIN (FORMAT json)` with the same parameters; with `explain_output = 'all'`
 /// (set for every database) the rows include the unoptimized plan, which keeps scans that the
@@ -227,12 +253,9 @@ fn check_plan_tables(conn: &Connection, job: &Job, tables: &TableSet) -> Result<
     bind_params(&mut stmt, job.request()).map_err(Ended::Failed)?;
     let mut result = stmt
         .execute_streaming()
-        .map_err(|e| execution_error(e, &job.control))?;
+        .map_err(|e| execution_error(e, job))?;
     let mut rows = 0;
-    while let Some(chunk) = result
-        .next_chunk()
-        .map_err(|e| execution_error(e, &job.control))?
-    {
+    while let Some(chunk) = result.next_chunk().map_err(|e| execution_error(e, job))? {
         for row in 0..chunk.len() {
             let plan = chunk.varchar(1, row).unwrap_or_default();
             tables
@@ -248,11 +271,12 @@ fn check_plan_tables(conn: &Connection, job: &Job, tables: &TableSet) -> Result<
 }
 
 /// Maps a DuckDB error during execution to the gateway's, honouring why it was interrupted.
-fn execution_error(e: DuckError, control: &QueryControl) -> Ended {
+fn execution_error(e: DuckError, job: &Job) -> Ended {
+    let control = &job.control;
     if e.kind == DuckErrorKind::Interrupted || control.is_cancelled() {
         return cancelled(control);
     }
-    Ended::Failed(classify(e, |message| {
+    Ended::Failed(classify(e, &job.tenant, |message| {
         if message.starts_with("Out of Memory Error") {
             // The tenant's (or DuckDB's default) memory_limit, not the server's health.
             GatewayError::OutOfMemory(message)
@@ -264,29 +288,48 @@ fn execution_error(e: DuckError, control: &QueryControl) -> Ended {
 
 /// DuckDB refused the SQL: a sandbox refusal (its permission errors, the locked
 /// configuration, several statements at once) is `forbidden`, anything else `invalid_sql`.
-fn sql_error(e: DuckError) -> GatewayError {
-    classify(e, GatewayError::InvalidSql)
+fn sql_error(e: DuckError, job: &Job) -> GatewayError {
+    classify(e, &job.tenant, GatewayError::InvalidSql)
 }
 
 /// What every DuckDB error is first: a DuckDB bug (an `INTERNAL Error`, whose message carries a
-/// stack trace: logged, never shown) or a sandbox refusal; else what `otherwise` makes of the
-/// message.
-fn classify(e: DuckError, otherwise: impl FnOnce(String) -> GatewayError) -> GatewayError {
+/// stack trace: logged, never shown), a function of an extension the server loads but could
+/// not (`extension_unavailable`), or a sandbox refusal; else what `otherwise` makes of the
+/// message. Server paths in the message are replaced before a client sees it.
+fn classify(
+    e: DuckError,
+    tenant: &Tenant,
+    otherwise: impl FnOnce(String) -> GatewayError,
+) -> GatewayError {
     if e.message.starts_with("INTERNAL Error") {
-        GatewayError::Internal(Box::new(e))
-    } else if is_sandbox_refusal(&e.message) {
-        GatewayError::Forbidden(e.message)
-    } else {
-        otherwise(e.message)
+        return GatewayError::Internal(Box::new(e));
     }
+    let message = tenant.redact(&e.message);
+    match missing_extension(&message) {
+        Some(ext) if tenant.loads_extension(ext) => GatewayError::ExtensionUnavailable(format!(
+            "the query needs DuckDB's {ext} extension, which this server could not load \
+             (its operator can point --extension-repository at a copy)"
+        )),
+        // A feature of an extension that queries may not install or load.
+        Some(_) => GatewayError::Forbidden(message),
+        None if is_sandbox_refusal(&message) => GatewayError::Forbidden(message),
+        None => otherwise(message),
+    }
+}
+
+/// The extension DuckDB names for a function or type it does not have ("… is not in the
+/// catalog, but it exists in the spatial extension.").
+fn missing_extension(message: &str) -> Option<&str> {
+    let (_, rest) = message.split_once("but it exists in the ")?;
+    let (name, _) = rest.split_once(" extension")?;
+    (!name.is_empty() && name.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_'))
+        .then_some(name)
 }
 
 fn is_sandbox_refusal(message: &str) -> bool {
     message.starts_with("Permission Error")
         || message.contains("configuration has been locked")
         || message.contains("multiple statements")
-        // A feature of an extension that queries may not install or load.
-        || (message.contains("but it exists in the") && message.contains("extension"))
 }
 
 fn cancelled(control: &QueryControl) -> Ended {
@@ -353,8 +396,13 @@ impl Running {
         let _detach = Detach(&job.control);
 
         // Checks on DuckDB's parse tree run before DuckDB binds the statement (`check_tree`):
-        // a table-limited token's always, anyone's when the text could hold lambdas.
-        if job.tables().is_some() || parse_tree::may_have_lambdas(&job.request().sql) {
+        // a table-limited token's always, anyone's when the text could hold lambdas or name a
+        // private function.
+        let sql = &job.request().sql;
+        if job.tables().is_some()
+            || parse_tree::may_have_lambdas(sql)
+            || parse_tree::may_name_private(sql)
+        {
             if let Err(e) = check_tree(&conn, job) {
                 return match e {
                     Ended::Failed(e) => Ended::Rejected(e),
@@ -368,7 +416,7 @@ impl Running {
             Err(_) if job.tables().is_some() => {
                 return reject(GatewayError::InvalidSql(Refusal::Invalid.message().into()))
             }
-            Err(e) => return reject(sql_error(e)),
+            Err(e) => return reject(sql_error(e, job)),
         };
         if let StatementKind::Other(kind) = stmt.kind() {
             return reject(GatewayError::Forbidden(format!(
@@ -476,7 +524,7 @@ impl Running {
             }
             chunk = match result.next_chunk() {
                 Ok(c) => c,
-                Err(e) => return execution_error(e, &job.control),
+                Err(e) => return execution_error(e, job),
             };
         }
         if let Some(line) = encoder.flush() {
@@ -490,7 +538,7 @@ impl Running {
     /// An execution error before the first line: answerable with a status unless the
     /// response already started (SSE).
     fn reject_execution(&mut self, e: DuckError, job: &Job) -> Ended {
-        match execution_error(e, &job.control) {
+        match execution_error(e, job) {
             Ended::Failed(e) if self.started.is_some() => Ended::Rejected(e),
             other => other,
         }

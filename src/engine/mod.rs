@@ -158,6 +158,26 @@ impl QuerySpec {
     }
 }
 
+/// The paths no client message may name: the data directory (as given and resolved), the home
+/// directory (DuckDB's extension and secret directories live there), the extension repository.
+/// Longest first, so that the most specific is replaced.
+fn private_paths(settings: &EngineSettings) -> Vec<String> {
+    let mut dirs = vec![settings.data_dir.clone()];
+    dirs.extend(std::path::absolute(&settings.data_dir).ok());
+    dirs.extend(std::fs::canonicalize(&settings.data_dir).ok());
+    dirs.extend(std::env::var_os("HOME").map(PathBuf::from));
+    dirs.extend(settings.extension_repository.clone());
+    let mut paths: Vec<String> = dirs
+        .iter()
+        .map(|d| d.display().to_string().trim_end_matches('/').to_string())
+        // A relative `./data` or `/` would redact ordinary words and every slash.
+        .filter(|p| p.len() > 1 && p.starts_with('/'))
+        .collect();
+    paths.sort_by_key(|p| std::cmp::Reverse(p.len()));
+    paths.dedup();
+    paths
+}
+
 /// A fresh id for a query that the client did not name.
 pub fn new_query_id() -> Arc<str> {
     uuid::Uuid::new_v4().simple().to_string().into()
@@ -198,6 +218,11 @@ pub struct EngineSettings {
     /// Frames buffered per query between DuckDB and the caller.
     pub stream_buffer: usize,
     pub preserve_insertion_order: bool,
+    /// DuckDB extensions every tenant database loads (`spatial`).
+    pub extensions: Vec<String>,
+    /// A local repository for them (`DIR/v1.5.5/linux_amd64/NAME.duckdb_extension`); `None`:
+    /// DuckDB's official repository.
+    pub extension_repository: Option<PathBuf>,
     /// The limits of a tenant without limits of its own.
     pub limits: TenantLimits,
     /// Tenants with limits of their own (already laid over the global ones).
@@ -227,6 +252,10 @@ impl Engine {
             DbSettings {
                 preserve_insertion_order: settings.preserve_insertion_order,
                 checkout_timeout: settings.queue_timeout.max(Duration::from_secs(1)),
+                extensions: settings.extensions.clone(),
+                extension_repository: settings.extension_repository.clone(),
+                missing_extensions: Default::default(),
+                private_paths: private_paths(&settings),
             },
             settings.limits.clone(),
             settings.tenant_limits.clone(),

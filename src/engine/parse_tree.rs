@@ -7,6 +7,14 @@
 //!   one such statement would hold an executor thread for good. Statements nesting lambdas
 //!   deeper than [`MAX_LAMBDA_NESTING`] are refused. The tree is only fetched when the text
 //!   could hold a lambda ([`may_have_lambdas`]), so ordinary queries pay nothing.
+//! - **Server-private functions, for every client** ([`PRIVATE_FUNCTIONS`]): those that read
+//!   server files (the spatial extension's `ST_Read` family, which brings GDAL's own virtual
+//!   file systems; `ST_Read_Meta` crashed the process on an unreadable file in spatial 1.5.5),
+//!   show server paths or settings (`pragma_database_list`, `duckdb_settings()`,
+//!   `current_setting()` but for the [`READABLE_SETTINGS`], given as a constant), or plan SQL from text at bind time (`query()`, `query_table()`), which
+//!   would hide the others from this check. The sandbox (no external access) already stops the
+//!   file reads; this check keeps clients from reaching the code at all. The tree is fetched
+//!   only when the text could name one ([`may_name_private`]).
 //! - **Allowed tables** for table-limited tokens ([`super::tables`]).
 //!
 //! Invariant: a tree deeper than [`MAX_TREE_DEPTH`] JSON levels is refused before it is parsed
@@ -29,6 +37,100 @@ pub enum TreeError {
     TooDeep,
     /// Not valid JSON (never expected from DuckDB).
     Unreadable,
+}
+
+/// Functions no client may call (lower case), whether as a function or a table name
+/// (`FROM pragma_database_list`). See the module's comment for why each is here.
+pub const PRIVATE_FUNCTIONS: &[&str] = &[
+    "st_read",
+    "st_readosm",
+    "st_readshp",
+    "st_read_meta",
+    "pragma_database_list",
+    "duckdb_databases",
+    "duckdb_settings",
+    "duckdb_extensions",
+    "duckdb_temporary_files",
+    "duckdb_secrets",
+    "duckdb_logs",
+    "which_secret",
+    "current_setting",
+    "getenv",
+    "query",
+    "query_table",
+];
+
+/// Settings `current_setting()` may read: those that hold no server path (an allowlist, so
+/// that a new path-valued setting of DuckDB stays private).
+pub const READABLE_SETTINGS: &[&str] = &[
+    "threads",
+    "worker_threads",
+    "memory_limit",
+    "max_memory",
+    "max_temp_directory_size",
+    "preserve_insertion_order",
+    "timezone",
+    "calendar",
+    "default_order",
+    "default_null_order",
+    "explain_output",
+    "enable_progress_bar",
+    "access_mode",
+];
+
+/// Whether `sql` could name a [`PRIVATE_FUNCTIONS`] entry (a substring test: a false positive
+/// only costs fetching the parse tree).
+pub fn may_name_private(sql: &str) -> bool {
+    let lower = sql.to_ascii_lowercase();
+    [
+        "st_read", "pragma_", "duckdb_", "secret", "setting", "getenv", "query",
+    ]
+    .iter()
+    .any(|stem| lower.contains(stem))
+}
+
+/// The first private function the tree calls or scans, if any.
+pub fn private_function<'v>(v: &'v BorrowedValue<'v>) -> Option<&'v str> {
+    if let Some(items) = v.as_array() {
+        return items.iter().find_map(private_function);
+    }
+    let obj = v.as_object()?;
+    for key in ["function_name", "table_name"] {
+        if let Some(name) = v.get(key).and_then(|n| n.as_str()) {
+            if PRIVATE_FUNCTIONS
+                .iter()
+                .any(|p| p.eq_ignore_ascii_case(name))
+                && !reads_a_readable_setting(v, name)
+            {
+                return Some(name);
+            }
+        }
+    }
+    obj.values().find_map(private_function)
+}
+
+/// `current_setting('<a READABLE_SETTINGS entry>')`: one argument, a string constant.
+fn reads_a_readable_setting(v: &BorrowedValue<'_>, name: &str) -> bool {
+    if !name.eq_ignore_ascii_case("current_setting") {
+        return false;
+    }
+    let Some([arg]) = v
+        .get("children")
+        .and_then(|c| c.as_array())
+        .map(|c| c.as_slice())
+    else {
+        return false;
+    };
+    let value = arg.get("value");
+    let is_text = value
+        .and_then(|v| v.get("type"))
+        .and_then(|t| t.get("id"))
+        .and_then(|i| i.as_str())
+        == Some("VARCHAR");
+    let setting = value.and_then(|v| v.get("value")).and_then(|s| s.as_str());
+    arg.get("class").and_then(|c| c.as_str()) == Some("CONSTANT")
+        && is_text
+        && setting.is_some_and(|s| READABLE_SETTINGS.iter().any(|r| r.eq_ignore_ascii_case(s)))
 }
 
 /// Whether `sql` could contain a lambda: `->`, `lambda`, or a list comprehension's `FOR`.
@@ -82,6 +184,44 @@ pub fn lambda_nesting(v: &BorrowedValue<'_>) -> usize {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn private_functions_are_found_anywhere_in_the_tree() {
+        let tree = |json: &str| json.as_bytes().to_vec();
+        let mut t = tree(
+            r#"{"statements":[{"from_table":{"type":"TABLE_FUNCTION","function":{"class":"FUNCTION","function_name":"ST_Read_Meta"}}}]}"#,
+        );
+        assert_eq!(
+            private_function(&parse(&mut t).unwrap()),
+            Some("ST_Read_Meta")
+        );
+        let mut t = tree(
+            r#"{"statements":[{"from_table":{"type":"BASE_TABLE","table_name":"pragma_database_list"}}]}"#,
+        );
+        assert!(private_function(&parse(&mut t).unwrap()).is_some());
+        let mut t = tree(
+            r#"{"statements":[{"select_list":[{"class":"FUNCTION","function_name":"st_area"}]}]}"#,
+        );
+        assert_eq!(private_function(&parse(&mut t).unwrap()), None);
+        let call = |arg: &str| {
+            format!(
+                r#"{{"statements":[{{"select_list":[{{"class":"FUNCTION","function_name":"current_setting","children":[{arg}]}}]}}]}}"#
+            )
+            .into_bytes()
+        };
+        let constant = |s: &str| {
+            format!(r#"{{"class":"CONSTANT","value":{{"type":{{"id":"VARCHAR"}},"value":"{s}"}}}}"#)
+        };
+        let mut t = call(&constant("Threads"));
+        assert_eq!(private_function(&parse(&mut t).unwrap()), None);
+        let mut t = call(&constant("secret_directory"));
+        assert!(private_function(&parse(&mut t).unwrap()).is_some());
+        let mut t = call(r#"{"class":"FUNCTION","function_name":"lower","children":[]}"#);
+        assert!(private_function(&parse(&mut t).unwrap()).is_some());
+        assert!(may_name_private("SELECT * FROM ST_READ('x')"));
+        assert!(may_name_private("select current_setting('x')"));
+        assert!(!may_name_private("SELECT ST_Area(geom) FROM parcels"));
+    }
 
     #[test]
     fn lambda_candidates_are_spotted_by_their_words() {

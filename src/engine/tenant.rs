@@ -44,11 +44,47 @@ pub struct TenantLimits {
     pub max_temp_size: Option<String>,
 }
 
+/// `message` with every path of `private` (longest first) replaced by `<server path>`.
+pub fn redact(message: &str, private: &[String]) -> String {
+    let mut out = message.to_string();
+    for p in private {
+        out = out.replace(p.as_str(), "<server path>");
+    }
+    out
+}
+
 /// Database-wide settings every tenant shares.
-#[derive(Debug, Clone)]
+#[derive(Debug)]
 pub struct DbSettings {
     pub preserve_insertion_order: bool,
     pub checkout_timeout: Duration,
+    /// Extensions every database loads (before the configuration is locked).
+    pub extensions: Vec<String>,
+    /// A local repository for them; `None`: DuckDB's official one.
+    pub extension_repository: Option<PathBuf>,
+    /// Extensions that failed to load: each is warned about once per process, not per tenant.
+    pub missing_extensions: Mutex<std::collections::HashSet<String>>,
+    /// Server paths (the data directory, the home directory, the extension repository) that
+    /// no message to a client may name, longest first.
+    pub private_paths: Vec<String>,
+}
+
+impl DbSettings {
+    /// `INSTALL` (from the configured repository) and `LOAD` of one extension.
+    fn load_sql(&self, name: &str) -> String {
+        match &self.extension_repository {
+            Some(dir) => format!(
+                "INSTALL {name} FROM '{}'; LOAD {name};",
+                dir.display().to_string().replace('\'', "''")
+            ),
+            None => format!("INSTALL {name}; LOAD {name};"),
+        }
+    }
+
+    /// Whether `name` is an extension the server loads (or tried to).
+    pub fn loads(&self, name: &str) -> bool {
+        self.extensions.iter().any(|e| e.eq_ignore_ascii_case(name))
+    }
 }
 
 /// The settings one tenant's database opens with.
@@ -61,10 +97,8 @@ struct DbInit {
 }
 
 impl DbInit {
-    /// The database-wide settings, then the sandbox: no files or URLs outside the database, no
-    /// extension installs or loads, and the configuration locked so a query cannot undo any
-    /// of it.
-    fn init_sql(&self) -> String {
+    /// The database-wide settings.
+    fn settings_sql(&self) -> String {
         let mut sql = format!(
             "SET preserve_insertion_order = {};",
             self.preserve_insertion_order
@@ -81,14 +115,17 @@ impl DbInit {
                 m.replace('\'', "''")
             ));
         }
-        sql.push_str(
-            " SET autoinstall_known_extensions = false; SET autoload_known_extensions = false;\
-             SET GLOBAL explain_output = 'all';\
-             SET enable_external_access = false; SET lock_configuration = true;",
-        );
+        sql.push_str(" SET GLOBAL explain_output = 'all';");
         sql
     }
 }
+
+/// The sandbox, applied after the extensions are loaded: no files or URLs outside the
+/// database, no extension installs or loads, and the configuration locked so a query cannot
+/// undo any of it.
+const SANDBOX_SQL: &str = "SET autoinstall_known_extensions = false; \
+    SET autoload_known_extensions = false; SET enable_external_access = false; \
+    SET lock_configuration = true;";
 
 pub type Pool = r2d2::Pool<ConnectionManager>;
 
@@ -115,14 +152,18 @@ impl r2d2::ManageConnection for ConnectionManager {
     }
 }
 
-/// The pool's init hook: applies [`DbSettings`] and the sandbox before a connection is used.
+/// The pool's init hook: applies the settings, loads the extensions, then the sandbox, before
+/// a connection is used.
 ///
 /// The settings are database-wide and the last one locks the configuration, so the first
 /// connection applies them (under the lock, before any connection is handed out) and later
-/// ones find them in force.
+/// ones find them in force. An extension that cannot be loaded is logged (once per process)
+/// and skipped: the database still serves, and its functions answer `extension_unavailable`.
 #[derive(Debug)]
 struct InitHook {
-    sql: String,
+    tenant: TenantId,
+    settings_sql: String,
+    db: Arc<DbSettings>,
     applied: Mutex<bool>,
 }
 
@@ -130,7 +171,37 @@ impl r2d2::CustomizeConnection<Connection, DuckError> for InitHook {
     fn on_acquire(&self, conn: &mut Connection) -> Result<(), DuckError> {
         let mut applied = self.applied.lock().unwrap_or_else(|p| p.into_inner());
         if !*applied {
-            conn.execute_batch(&self.sql)?;
+            conn.execute_batch(&self.settings_sql)?;
+            for name in &self.db.extensions {
+                // One failure is enough: later tenants do not wait for it again (an INSTALL
+                // from an unreachable repository can take seconds).
+                let known_missing = self
+                    .db
+                    .missing_extensions
+                    .lock()
+                    .unwrap_or_else(|p| p.into_inner())
+                    .contains(name);
+                if known_missing {
+                    continue;
+                }
+                if let Err(e) = conn.execute_batch(&self.db.load_sql(name)) {
+                    let mut missing = self
+                        .db
+                        .missing_extensions
+                        .lock()
+                        .unwrap_or_else(|p| p.into_inner());
+                    if missing.insert(name.clone()) {
+                        tracing::warn!(
+                            extension = %name,
+                            tenant = %self.tenant,
+                            error = %e,
+                            "cannot load a DuckDB extension: its functions will answer \
+                             extension_unavailable (set --extension-repository)"
+                        );
+                    }
+                }
+            }
+            conn.execute_batch(SANDBOX_SQL)?;
             *applied = true;
         }
         Ok(())
@@ -154,6 +225,16 @@ pub struct Tenant {
 }
 
 impl Tenant {
+    /// Whether this server loads the extension `name` into tenant databases.
+    pub fn loads_extension(&self, name: &str) -> bool {
+        self.settings.loads(name)
+    }
+
+    /// `message` without the server's paths (a client must not learn where files live).
+    pub fn redact(&self, message: &str) -> String {
+        redact(message, &self.settings.private_paths)
+    }
+
     /// The tenant's pool, opening the database on first use. Blocking: executor threads only.
     pub fn pool(&self) -> Result<Pool, GatewayError> {
         let mut guard = self.pool.lock().unwrap_or_else(|p| p.into_inner());
@@ -177,7 +258,9 @@ impl Tenant {
             .connection_timeout(self.settings.checkout_timeout)
             .thread_pool(Arc::clone(&self.scheduler))
             .connection_customizer(Box::new(InitHook {
-                sql: init.init_sql(),
+                tenant: self.id.clone(),
+                settings_sql: init.settings_sql(),
+                db: Arc::clone(&self.settings),
                 applied: Mutex::new(false),
             }))
             .build_unchecked(ConnectionManager { db });
@@ -255,5 +338,23 @@ impl TenantRegistry {
 
     fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<TenantId, Arc<Tenant>>> {
         self.tenants.lock().unwrap_or_else(|p| p.into_inner())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn server_paths_are_redacted_longest_first() {
+        let private = vec!["/srv/data/tenants".to_string(), "/srv/data".to_string()];
+        assert_eq!(
+            redact(
+                r#"IO Error: Cannot open "/srv/data/tenants/acme.duckdb" or /srv/data/x"#,
+                &private
+            ),
+            r#"IO Error: Cannot open "<server path>/acme.duckdb" or <server path>/x"#
+        );
+        assert_eq!(redact("no paths here", &private), "no paths here");
     }
 }

@@ -100,6 +100,8 @@ pub fn status(e: &GatewayError) -> StatusCode {
         E::Timeout => StatusCode::GATEWAY_TIMEOUT,
         E::ShuttingDown | E::TenantUnavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
         E::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
+        // The server lacks what the query needs; the client cannot fix the query.
+        E::ExtensionUnavailable(_) => StatusCode::NOT_IMPLEMENTED,
         E::InvalidJson(_)
         | E::InvalidRequest(_)
         | E::InvalidTenant

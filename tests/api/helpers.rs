@@ -48,6 +48,7 @@ pub async fn spawn_app_with(tweak: impl FnOnce(&mut Config)) -> TestApp {
     let dir = tempfile::tempdir().unwrap();
     create_tenant(dir.path(), "t", FIXTURE);
     let mut config = Config::for_tests(dir.path());
+    config.engine.extension_repository = Some(extension_repository());
     tweak(&mut config);
     let app = Application::build(config).await.expect("server builds");
     let base = format!("http://127.0.0.1:{}", app.port());
@@ -63,6 +64,22 @@ pub async fn spawn_app_with(tweak: impl FnOnce(&mut Config)) -> TestApp {
         shutdown,
         stopped,
     }
+}
+
+/// The local DuckDB extension repository that `scripts/test.sh` prepares (spatial, from
+/// PyPI's official wheel). Every test server loads spatial from it.
+pub fn extension_repository() -> std::path::PathBuf {
+    let dir = std::env::var_os("DUCKSTREAM_TEST_EXTENSION_REPOSITORY")
+        .map(std::path::PathBuf::from)
+        .unwrap_or_else(|| "/var/tmp/duckstream-tools/extensions".into());
+    assert!(
+        dir.join("v1.5.5/linux_amd64/spatial.duckdb_extension")
+            .is_file(),
+        "no spatial extension in {}: run the tests with ./scripts/test.sh, which prepares it \
+         (scripts/extensions.sh)",
+        dir.display()
+    );
+    dir
 }
 
 /// A parsed NDJSON response.

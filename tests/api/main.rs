@@ -10,6 +10,7 @@ mod lifecycle;
 mod limits;
 mod observability;
 mod sandbox;
+mod spatial;
 mod sse;
 mod stack;
 mod streaming;
