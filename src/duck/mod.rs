@@ -763,6 +763,16 @@ impl LogicalType {
             .collect()
     }
 
+    /// The coordinate reference system of a GEOMETRY type (`EPSG:4326`), if it has one.
+    pub fn geometry_crs(&self) -> Option<String> {
+        if self.id() != type_id::GEOMETRY {
+            return None;
+        }
+        // SAFETY: a live GEOMETRY type; the CRS (or null) is allocated for us to free.
+        let crs = unsafe { owned_str(ffi::duckdb_geometry_type_get_crs(self.raw)) };
+        (!crs.is_empty()).then_some(crs)
+    }
+
     /// A LIST's element type.
     pub fn list_child(&self) -> LogicalType {
         // SAFETY: a live logical type; DuckDB answers null for other types, which `id` reads

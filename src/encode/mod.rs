@@ -16,13 +16,14 @@
 //! - `push` stops at the first row that would pass the [`ResultLimits`].
 //! - Encoders read DuckDB's vectors only through [`crate::duck`]; they never call its C API.
 
+pub mod geometry;
 pub mod ndjson;
 pub mod plan;
 
 use bytes::Bytes;
 
 use crate::duck::{DataChunk, LogicalType};
-use crate::wire::Format;
+use crate::wire::{Format, GeometryFormat};
 pub use plan::UnsupportedType;
 
 /// One finished batch of rows (NDJSON: one `data` line).
@@ -61,12 +62,24 @@ pub struct ChunkSizes {
     pub bytes: usize,
 }
 
-/// Whether `push` consumed its chunk or stopped at a limit.
+/// How values are written, from the request.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Options {
+    pub geometry: GeometryFormat,
+}
+
+/// Whether `push` consumed its chunk or stopped at a limit or a bad value.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Flow {
     Continue,
     /// The result reached a limit; the rows before it were emitted or are pending.
     LimitReached,
+    /// A value could not be encoded (malformed WKB); the rows before it were emitted or are
+    /// pending, the bad row was dropped.
+    Invalid {
+        column: usize,
+        reason: &'static str,
+    },
 }
 
 /// The consumer of a batch refused it (the client is gone, the query was cancelled): stop.
@@ -112,10 +125,11 @@ pub fn encoder(
     query_id: &str,
     sizes: ChunkSizes,
     limits: ResultLimits,
+    options: Options,
 ) -> Result<Box<dyn ResultEncoder>, UnsupportedType> {
     match format {
         Format::Ndjson => Ok(Box::new(ndjson::NdjsonEncoder::new(
-            columns, query_id, sizes, limits,
+            columns, query_id, sizes, limits, options,
         )?)),
     }
 }

@@ -13,11 +13,15 @@
 
 use bytes::Bytes;
 
+use std::cell::Cell;
+
+use super::geometry::{self, BadWkb};
 use super::plan::{Plan, Width};
-use super::{ChunkSizes, Flow, Line, ResultEncoder, ResultLimits, Stopped};
+use super::{ChunkSizes, Flow, Line, Options, ResultEncoder, ResultLimits, Stopped};
 use crate::duck::{values, DataChunk, LogicalType, Vector};
 use crate::wire::json;
 use crate::wire::lines::{self, Column};
+use crate::wire::GeometryFormat;
 
 /// Turns chunks into `data` lines.
 pub struct NdjsonEncoder {
@@ -25,6 +29,10 @@ pub struct NdjsonEncoder {
     plans: Vec<Plan>,
     line: LineBuf,
     limits: ResultLimits,
+    /// Whether a column holds GEOMETRY (the only values that can fail to encode).
+    fallible: bool,
+    /// The first value that failed to encode in the current row, and its column.
+    bad: Cell<Option<(usize, BadWkb)>>,
 }
 
 /// The line being built, and the counters across lines.
@@ -48,17 +56,20 @@ impl NdjsonEncoder {
         query_id: &str,
         sizes: ChunkSizes,
         limits: ResultLimits,
+        options: Options,
     ) -> Result<Self, super::UnsupportedType> {
         let mut plans = Vec::with_capacity(columns.len());
         let mut described = Vec::with_capacity(columns.len());
         for (name, t) in columns {
-            let (plan, type_name) = Plan::build(t)?;
+            let (plan, type_name) = Plan::build(t, options.geometry)?;
             plans.push(plan);
             described.push(Column {
                 name: name.clone(),
                 type_name,
+                crs: t.geometry_crs(),
             });
         }
+        let fallible = plans.iter().any(Plan::holds_geometry);
         Ok(Self {
             columns: described,
             plans,
@@ -74,6 +85,8 @@ impl NdjsonEncoder {
                 capacity: 64 * 1024,
             },
             limits,
+            fallible,
+            bad: Cell::new(None),
         })
     }
 }
@@ -103,7 +116,7 @@ impl ResultEncoder for NdjsonEncoder {
             };
             // SAFETY: the vector belongs to `chunk`, which outlives `cols`; its type is the one
             // `p` was built from (both come from the same executed statement).
-            cols.push(unsafe { Col::bind(p, vector) });
+            cols.push(unsafe { Col::bind(p, vector, i, &self.bad) });
         }
         let line = &mut self.line;
         for row in 0..n {
@@ -114,7 +127,9 @@ impl ResultEncoder for NdjsonEncoder {
             }
             if line.rows_in_line == 0 {
                 line.open();
-            } else {
+            }
+            let row_start = line.buf.len();
+            if line.rows_in_line > 0 {
                 line.buf.push(b',');
             }
             line.buf.reserve(64);
@@ -127,6 +142,16 @@ impl ResultEncoder for NdjsonEncoder {
                 unsafe { write_value(col, row, &mut line.buf) };
             }
             line.buf.push(b']');
+            if self.fallible {
+                if let Some((column, e)) = self.bad.take() {
+                    // Drop the bad row: the line ends with the rows before it.
+                    line.buf.truncate(row_start);
+                    return Ok(Flow::Invalid {
+                        column,
+                        reason: e.0,
+                    });
+                }
+            }
             line.rows_in_line += 1;
             if line.rows_in_line >= line.chunk_rows || line.buf.len() >= line.chunk_bytes {
                 emit(line.close())?;
@@ -176,6 +201,10 @@ struct Col<'p, 'c> {
     data: *const u8,
     validity: *const u64,
     children: Vec<Col<'p, 'c>>,
+    /// The result column this vector belongs to (nested vectors: their top column).
+    column: usize,
+    /// Where a value that cannot be encoded is reported (the encoder's).
+    bad: &'p Cell<Option<(usize, BadWkb)>>,
     _chunk: std::marker::PhantomData<Vector<'c>>,
 }
 
@@ -184,32 +213,41 @@ static UNION_TAG: Plan = Plan::U8;
 impl<'p, 'c> Col<'p, 'c> {
     /// # Safety
     /// `vec`'s type must be the one `plan` was built from.
-    unsafe fn bind(plan: &'p Plan, vec: Vector<'c>) -> Self {
+    unsafe fn bind(
+        plan: &'p Plan,
+        vec: Vector<'c>,
+        column: usize,
+        bad: &'p Cell<Option<(usize, BadWkb)>>,
+    ) -> Self {
+        let bind = |p: &'p Plan, v: Vector<'c>| {
+            // SAFETY: the caller's contract, passed on to the child of the matching type.
+            unsafe { Col::bind(p, v, column, bad) }
+        };
         // SAFETY: every child access below is sound because the plan matches the vector's type (the
         // caller's contract), so a List plan has a LIST vector, a Struct plan a STRUCT vector
         // with one field per plan field, a Union plan its tag field first, and so on.
         let children = unsafe {
             match plan {
-                Plan::List(child) => vec![Col::bind(child, vec.list_child())],
-                Plan::Array(child, _) => vec![Col::bind(child, vec.array_child())],
+                Plan::List(child) => vec![bind(child, vec.list_child())],
+                Plan::Array(child, _) => vec![bind(child, vec.array_child())],
                 Plan::Map(key, value) => {
                     let entries = vec.list_child();
                     vec![
-                        Col::bind(key, entries.struct_child(0)),
-                        Col::bind(value, entries.struct_child(1)),
+                        bind(key, entries.struct_child(0)),
+                        bind(value, entries.struct_child(1)),
                     ]
                 }
                 Plan::Struct(fields) => fields
                     .iter()
                     .enumerate()
-                    .map(|(i, (_, p))| Col::bind(p, vec.struct_child(i)))
+                    .map(|(i, (_, p))| bind(p, vec.struct_child(i)))
                     .collect(),
-                Plan::Union(members) => std::iter::once(Col::bind(&UNION_TAG, vec.struct_child(0)))
+                Plan::Union(members) => std::iter::once(bind(&UNION_TAG, vec.struct_child(0)))
                     .chain(
                         members
                             .iter()
                             .enumerate()
-                            .map(|(i, (_, p))| Col::bind(p, vec.struct_child(i + 1))),
+                            .map(|(i, (_, p))| bind(p, vec.struct_child(i + 1))),
                     )
                     .collect(),
                 _ => Vec::new(),
@@ -220,6 +258,8 @@ impl<'p, 'c> Col<'p, 'c> {
             data: vec.data(),
             validity: vec.validity(),
             children,
+            column,
+            bad,
             _chunk: std::marker::PhantomData,
         }
     }
@@ -310,6 +350,23 @@ unsafe fn write_value(col: &Col<'_, '_>, row: usize, out: &mut Vec<u8>) {
             }
             Plan::Varchar => json::write_str(out, col.bytes(row)),
             Plan::Blob => json::write_base64(out, col.bytes(row)),
+            Plan::Geometry(form) => {
+                let wkb = col.bytes(row);
+                let written = match form {
+                    GeometryFormat::GeoJson => geometry::write_geojson(out, wkb),
+                    GeometryFormat::Wkt => geometry::write_wkt(out, wkb),
+                    GeometryFormat::Wkb => {
+                        json::write_base64(out, wkb);
+                        Ok(())
+                    }
+                };
+                if let Err(e) = written {
+                    // The row is dropped by `push`; keep the first error only.
+                    if col.bad.get().is_none() {
+                        col.bad.set(Some((col.column, e)));
+                    }
+                }
+            }
             Plan::Bit => json::write_bits(out, col.bytes(row)),
             Plan::Date => json::write_date(out, col.get::<i32>(row)),
             Plan::Time(t) => json::write_time(out, col.get::<i64>(row), t.per_sec as u64, t.digits),

@@ -9,7 +9,7 @@
 
 use crate::duck::type_id::{self, TypeId};
 use crate::duck::LogicalType;
-use crate::wire::json;
+use crate::wire::{json, GeometryFormat};
 
 /// A type the encoder has no JSON form for (yet).
 #[derive(Debug, Clone, thiserror::Error)]
@@ -82,6 +82,8 @@ pub enum Plan {
     },
     Interval,
     Uuid,
+    /// WKB, written as the request's `geometry` option says.
+    Geometry(GeometryFormat),
     /// Dictionary entries, already rendered as JSON strings.
     Enum {
         width: Width,
@@ -94,6 +96,21 @@ pub enum Plan {
     Map(Box<Plan>, Box<Plan>),
     /// Members with their rendered `{"name":` prefixes.
     Union(Vec<(Box<[u8]>, Plan)>),
+}
+
+impl Plan {
+    /// Whether values of this plan (or of a nested one) are GEOMETRY.
+    pub fn holds_geometry(&self) -> bool {
+        match self {
+            Plan::Geometry(_) => true,
+            Plan::List(p) | Plan::Array(p, _) => p.holds_geometry(),
+            Plan::Map(k, v) => k.holds_geometry() || v.holds_geometry(),
+            Plan::Struct(fields) | Plan::Union(fields) => {
+                fields.iter().any(|(_, p)| p.holds_geometry())
+            }
+            _ => false,
+        }
+    }
 }
 
 fn rendered_key(name: &str, prefix: &[u8]) -> Box<[u8]> {
@@ -113,13 +130,18 @@ fn width_of(t: TypeId) -> Width {
 }
 
 impl Plan {
-    /// The plan for a column of type `t`, and its display name.
-    pub fn build(t: &LogicalType) -> Result<(Plan, String), UnsupportedType> {
-        let plan = Self::from_type(t)?;
+    /// The plan for a column of type `t`, and its display name; GEOMETRY values are written
+    /// in `geometry`'s form.
+    pub fn build(
+        t: &LogicalType,
+        geometry: GeometryFormat,
+    ) -> Result<(Plan, String), UnsupportedType> {
+        let plan = Self::from_type(t, geometry)?;
         Ok((plan, type_name(t)))
     }
 
-    fn from_type(t: &LogicalType) -> Result<Plan, UnsupportedType> {
+    fn from_type(t: &LogicalType, geometry: GeometryFormat) -> Result<Plan, UnsupportedType> {
+        let child = |c: &LogicalType| Self::from_type(c, geometry);
         use type_id::*;
         Ok(match t.id() {
             SQLNULL => Plan::Null,
@@ -169,6 +191,7 @@ impl Plan {
             },
             INTERVAL => Plan::Interval,
             UUID => Plan::Uuid,
+            GEOMETRY => Plan::Geometry(geometry),
             ENUM => Plan::Enum {
                 width: width_of(t.enum_internal()),
                 values: t
@@ -181,26 +204,38 @@ impl Plan {
                     })
                     .collect(),
             },
-            LIST => Plan::List(Box::new(Self::from_type(&t.list_child())?)),
-            ARRAY => Plan::Array(Box::new(Self::from_type(&t.array_child())?), t.array_size()),
+            LIST => Plan::List(Box::new(child(&t.list_child())?)),
+            ARRAY => Plan::Array(Box::new(child(&t.array_child())?), t.array_size()),
             STRUCT => Plan::Struct(
                 t.struct_children()
                     .iter()
-                    .map(|(name, child)| Ok((rendered_key(name, b""), Self::from_type(child)?)))
+                    .map(|(name, child)| {
+                        Ok((rendered_key(name, b""), Self::from_type(child, geometry)?))
+                    })
                     .collect::<Result<_, _>>()?,
             ),
             MAP => Plan::Map(
-                Box::new(Self::from_type(&t.map_key())?),
-                Box::new(Self::from_type(&t.map_value())?),
+                Box::new(child(&t.map_key())?),
+                Box::new(child(&t.map_value())?),
             ),
             UNION => Plan::Union(
                 t.union_members()
                     .iter()
-                    .map(|(name, child)| Ok((rendered_key(name, b"{"), Self::from_type(child)?)))
+                    .map(|(name, child)| {
+                        Ok((rendered_key(name, b"{"), Self::from_type(child, geometry)?))
+                    })
                     .collect::<Result<_, _>>()?,
             ),
             _ => return Err(UnsupportedType(type_name(t))),
         })
+    }
+}
+
+/// `GEOMETRY`, or `GEOMETRY('EPSG:4326')` with its CRS, as `typeof()` prints it.
+fn geometry_type_name(t: &LogicalType) -> String {
+    match t.geometry_crs() {
+        Some(crs) => format!("GEOMETRY('{}')", crs.replace('\'', "''")),
+        None => "GEOMETRY".to_string(),
     }
 }
 
@@ -253,7 +288,7 @@ pub fn type_name(t: &LogicalType) -> String {
         TIMESTAMP_TZ => "TIMESTAMP WITH TIME ZONE",
         INTERVAL => "INTERVAL",
         UUID => "UUID",
-        GEOMETRY => "GEOMETRY",
+        GEOMETRY => return geometry_type_name(t),
         VARIANT => "VARIANT",
         _ => "",
     };

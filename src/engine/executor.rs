@@ -445,11 +445,20 @@ impl Running {
             .map(|i| (result.column_name(i), result.column_type(i)))
             .collect();
         let spec = &job.spec;
-        let mut encoder =
-            match encode::encoder(spec.format, &columns, &spec.query_id, job.sizes, job.limits) {
-                Ok(e) => e,
-                Err(e) => return reject(e.into()),
-            };
+        let options = encode::Options {
+            geometry: spec.request.geometry,
+        };
+        let mut encoder = match encode::encoder(
+            spec.format,
+            &columns,
+            &spec.query_id,
+            job.sizes,
+            job.limits,
+            options,
+        ) {
+            Ok(e) => e,
+            Err(e) => return reject(e.into()),
+        };
         let chunk = match result.next_chunk() {
             Ok(c) => c,
             Err(e) => return self.reject_execution(e, job),
@@ -510,6 +519,18 @@ impl Running {
                     return Ended::Failed(GatewayError::LimitExceeded(format!(
                         "the result passed the server's limit ({} rows, {} bytes); add LIMIT or narrow the query",
                         job.limits.max_rows, job.limits.max_bytes
+                    )));
+                }
+                Ok(Flow::Invalid { column, reason }) => {
+                    // Send the rows before the bad one, then say why the stream ends there.
+                    if let Some(line) = encoder.flush() {
+                        if let Err(end) = self.send_line(job, line) {
+                            return end;
+                        }
+                    }
+                    return Ended::Failed(GatewayError::QueryFailed(format!(
+                        "column {} holds a value that cannot be encoded: malformed WKB ({reason})",
+                        column + 1
                     )));
                 }
                 Ok(Flow::Continue) => {}

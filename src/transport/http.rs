@@ -28,16 +28,17 @@ pub struct QueryParams {
     pub sql: Option<String>,
     pub params: Option<String>,
     pub chunk_rows: Option<String>,
+    pub geometry: Option<String>,
 }
 
 impl QueryParams {
     /// The query these URL parameters describe.
     pub fn into_request(self) -> Result<QueryRequest, GatewayError> {
-        Ok(QueryRequest::from_query_string(
-            self.sql,
-            self.params,
-            self.chunk_rows,
-        )?)
+        let geometry = self.geometry;
+        Ok(
+            QueryRequest::from_query_string(self.sql, self.params, self.chunk_rows)?
+                .with_geometry(geometry.as_deref())?,
+        )
     }
 }
 

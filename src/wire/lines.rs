@@ -12,6 +12,8 @@ use super::json::{write_int, write_key, write_str};
 pub struct Column {
     pub name: String,
     pub type_name: String,
+    /// A GEOMETRY column's coordinate reference system (`EPSG:4326`), when DuckDB has one.
+    pub crs: Option<String>,
 }
 
 fn open(out: &mut Vec<u8>, kind: &str, query_id: &str) {
@@ -28,7 +30,7 @@ fn open_opt(out: &mut Vec<u8>, kind: &str, query_id: Option<&str>) {
     }
 }
 
-/// `{"type":"metadata","query_id":…,"columns":[{"name":…,"type":…},…]}`
+/// `{"type":"metadata","query_id":…,"columns":[{"name":…,"type":…[,"crs":…]},…]}`
 pub fn metadata_line(query_id: &str, columns: &[Column]) -> Bytes {
     let mut out = Vec::with_capacity(128 + columns.len() * 40);
     open(&mut out, "metadata", query_id);
@@ -43,6 +45,11 @@ pub fn metadata_line(query_id: &str, columns: &[Column]) -> Bytes {
         out.push(b',');
         write_key(&mut out, "type");
         write_str(&mut out, c.type_name.as_bytes());
+        if let Some(crs) = &c.crs {
+            out.push(b',');
+            write_key(&mut out, "crs");
+            write_str(&mut out, crs.as_bytes());
+        }
         out.push(b'}');
     }
     out.extend_from_slice(b"]}\n");

@@ -160,6 +160,32 @@ pub enum Format {
     Ndjson,
 }
 
+/// How GEOMETRY values are written in rows (the request's `geometry` option).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Hash)]
+pub enum GeometryFormat {
+    /// A GeoJSON geometry object (`{"type":"Point","coordinates":[1.0,2.0]}`).
+    #[default]
+    GeoJson,
+    /// A WKT string (`"POINT (1 2)"`), as `ST_AsText` writes it.
+    Wkt,
+    /// The WKB bytes, base64 (standard alphabet, padded), like BLOB values.
+    Wkb,
+}
+
+impl GeometryFormat {
+    /// `geojson`, `wkt` or `wkb`.
+    pub fn parse(s: &str) -> Result<Self, WireError> {
+        match s {
+            "geojson" => Ok(Self::GeoJson),
+            "wkt" => Ok(Self::Wkt),
+            "wkb" => Ok(Self::Wkb),
+            other => Err(invalid(format!(
+                "`geometry` must be geojson, wkt or wkb, not `{other}`"
+            ))),
+        }
+    }
+}
+
 /// A validated query.
 #[derive(Debug, Clone, PartialEq)]
 pub struct QueryRequest {
@@ -167,6 +193,8 @@ pub struct QueryRequest {
     pub params: Vec<Param>,
     /// Rows per `data` line; `None` takes the server's default.
     pub chunk_rows: Option<usize>,
+    /// How GEOMETRY values are written.
+    pub geometry: GeometryFormat,
 }
 
 fn invalid(msg: impl Into<String>) -> WireError {
@@ -184,9 +212,9 @@ impl QueryRequest {
             return Err(invalid("the body must be a JSON object"));
         };
         for key in obj.keys() {
-            if !matches!(key.as_ref(), "sql" | "params" | "chunk_rows") {
+            if !matches!(key.as_ref(), "sql" | "params" | "chunk_rows" | "geometry") {
                 return Err(invalid(format!(
-                    "unknown field `{key}` (expected sql, params, chunk_rows)"
+                    "unknown field `{key}` (expected sql, params, chunk_rows, geometry)"
                 )));
             }
         }
@@ -210,7 +238,15 @@ impl QueryRequest {
             }
             Some(_) => return Err(invalid("`chunk_rows` must be an integer")),
         };
-        Self::new(sql, params, chunk_rows)
+        Self::new(sql, params, chunk_rows)?.with_geometry(geometry_field(obj.get("geometry"))?)
+    }
+
+    /// Sets the `geometry` option from its text (`None`: the default, GeoJSON).
+    pub fn with_geometry(mut self, text: Option<&str>) -> Result<Self, WireError> {
+        if let Some(t) = text {
+            self.geometry = GeometryFormat::parse(t)?;
+        }
+        Ok(self)
     }
 
     /// Builds a request from URL query parameters (`sql`, `params` as a JSON array, `chunk_rows`).
@@ -254,7 +290,17 @@ impl QueryRequest {
             sql,
             params,
             chunk_rows,
+            geometry: GeometryFormat::default(),
         })
+    }
+}
+
+/// The text of a `geometry` field (absent or null: none).
+fn geometry_field<'v>(v: Option<&'v BorrowedValue<'v>>) -> Result<Option<&'v str>, WireError> {
+    match v {
+        None | Some(BorrowedValue::Static(StaticNode::Null)) => Ok(None),
+        Some(BorrowedValue::String(s)) => Ok(Some(s.as_ref())),
+        Some(_) => Err(invalid("`geometry` must be a string")),
     }
 }
 
@@ -358,7 +404,7 @@ impl ClientMessage {
                 for key in obj.keys() {
                     if !matches!(
                         key.as_ref(),
-                        "type" | "id" | "sql" | "params" | "chunk_rows"
+                        "type" | "id" | "sql" | "params" | "chunk_rows" | "geometry"
                     ) {
                         return Err(bad(Some(id), format!("unknown field `{key}`")));
                     }
@@ -386,6 +432,7 @@ impl ClientMessage {
                     .transpose()
                     .map_err(|e| bad(Some(id), e.to_string()))?;
                 let request = QueryRequest::new(sql, params, chunk_rows)
+                    .and_then(|r| r.with_geometry(geometry_field(obj.get("geometry"))?))
                     .map_err(|e| bad(Some(id), e.to_string()))?;
                 Ok(Self::Query {
                     id: id.to_string(),

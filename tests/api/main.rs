@@ -4,6 +4,7 @@
 mod auth;
 mod browser;
 mod errors;
+mod geometry;
 mod helpers;
 mod hostile;
 mod lifecycle;
