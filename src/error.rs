@@ -61,6 +61,12 @@ pub enum GatewayError {
     ShuttingDown,
     #[error("the tenant's database could not be opened")]
     TenantUnavailable(#[source] DuckError),
+    /// The tenant was deleted while the query waited or ran.
+    #[error("the tenant was deleted")]
+    TenantDeleted,
+    /// `POST /v1/admin/tenants` for a name that has a database already.
+    #[error("tenant '{0}' exists already")]
+    TenantExists(String),
     /// A function of an extension the server loads, but could not (spatial, …).
     #[error("{0}")]
     ExtensionUnavailable(String),
@@ -112,6 +118,8 @@ impl GatewayError {
         "shutting_down",
         "tenant_unavailable",
         "extension_unavailable",
+        "tenant_deleted",
+        "tenant_exists",
         "bad_message",
         "unknown_query",
         "duplicate_id",
@@ -146,6 +154,8 @@ impl GatewayError {
             Self::ShuttingDown => "shutting_down",
             Self::TenantUnavailable(_) => "tenant_unavailable",
             Self::ExtensionUnavailable(_) => "extension_unavailable",
+            Self::TenantDeleted => "tenant_deleted",
+            Self::TenantExists(_) => "tenant_exists",
             Self::BadMessage(_) => "bad_message",
             Self::UnknownQuery => "unknown_query",
             Self::DuplicateId => "duplicate_id",
@@ -229,6 +239,8 @@ mod tests {
             GatewayError::ShuttingDown,
             GatewayError::TenantUnavailable(duck),
             GatewayError::ExtensionUnavailable(s()),
+            GatewayError::TenantDeleted,
+            GatewayError::TenantExists(s()),
             GatewayError::BadMessage(s()),
             GatewayError::UnknownQuery,
             GatewayError::DuplicateId,

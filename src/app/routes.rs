@@ -14,7 +14,7 @@ use actix_web::{error::InternalError, web, HttpResponse};
 use crate::engine::Engine;
 use crate::error::GatewayError;
 use crate::metrics::Metrics;
-use crate::transport::{http, sse, ws};
+use crate::transport::{admin, http, sse, ws};
 
 /// Registers every route.
 pub fn configure(cfg: &mut web::ServiceConfig) {
@@ -30,6 +30,13 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
     .route("/healthz", web::get().to(healthz))
     .route("/readyz", web::get().to(readyz))
     .route("/metrics", web::get().to(metrics_text))
+    // Before the tenant routes: `admin` is a reserved name, never a tenant.
+    .route("/v1/admin/tenants", web::post().to(admin::create_tenant))
+    .route("/v1/admin/tenants", web::get().to(admin::list_tenants))
+    .route(
+        "/v1/admin/tenants/{name}",
+        web::delete().to(admin::delete_tenant),
+    )
     .route("/v1/{tenant}/query", web::post().to(http::post_query))
     .route("/v1/{tenant}/query", web::get().to(http::get_query))
     .route("/v1/{tenant}/ws", web::get().to(ws::ws_query))
@@ -43,14 +50,17 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
 /// preflight is answered without a credential (browsers send none there).
 pub fn cors(origins: &[String]) -> Cors {
     let mut cors = Cors::default()
-        .allowed_methods([Method::GET, Method::POST])
+        .allowed_methods([Method::GET, Method::POST, Method::DELETE])
         .allowed_headers([
             header::AUTHORIZATION,
             header::CONTENT_TYPE,
             header::ACCEPT_ENCODING,
             header::HeaderName::from_static("last-event-id"),
         ])
-        .expose_headers([header::HeaderName::from_static("x-query-id")])
+        .expose_headers([
+            header::HeaderName::from_static("x-query-id"),
+            header::HeaderName::from_static("x-data-version"),
+        ])
         .max_age(600);
     for origin in origins {
         cors = if origin == "*" {
@@ -67,6 +77,7 @@ async fn index() -> HttpResponse {
         "duckstream: POST /v1/{tenant}/query {\"sql\": \"...\"}, GET /v1/{tenant}/query?sql=...,\n\
          GET /v1/{tenant}/ws (WebSocket), GET|POST /v1/{tenant}/sse (server-sent events),\n\
          POST /v1/{tenant}/tokens (a token for browsers, with an API key)\n\
+         POST|GET /v1/admin/tenants, DELETE /v1/admin/tenants/{name} (an admin key)\n\
          also /healthz, /readyz, /metrics\n",
     )
 }

@@ -72,6 +72,8 @@ pub enum AuthError {
     WrongTenant(String),
     #[error("tokens can only be issued with an API key")]
     TokenCannotIssue,
+    #[error("the admin routes need an admin key")]
+    AdminOnly,
     #[error("authentication is off (no tenants file): there are no tokens to issue")]
     Disabled,
     #[error("{0}")]
@@ -86,7 +88,7 @@ impl AuthError {
             Self::InvalidKey => "invalid_key",
             Self::InvalidToken(_) => "invalid_token",
             Self::Expired => "expired",
-            Self::WrongTenant(_) | Self::TokenCannotIssue => "denied",
+            Self::WrongTenant(_) | Self::TokenCannotIssue | Self::AdminOnly => "denied",
             Self::Disabled | Self::BadTokenRequest(_) => "bad_request",
         }
     }
@@ -99,7 +101,7 @@ impl From<AuthError> for GatewayError {
                 GatewayError::Unauthenticated(e.to_string())
             }
             AuthError::Expired => GatewayError::TokenExpired,
-            AuthError::WrongTenant(_) | AuthError::TokenCannotIssue => {
+            AuthError::WrongTenant(_) | AuthError::TokenCannotIssue | AuthError::AdminOnly => {
                 GatewayError::AccessDenied(e.to_string())
             }
             AuthError::Disabled | AuthError::BadTokenRequest(_) => {
@@ -213,6 +215,27 @@ impl Authenticator {
                     expires_at: Some(claims.exp),
                 })
             }
+        }
+    }
+
+    /// Checks the request's credential for the admin routes: an admin key (with a tenants
+    /// file). `Ok(false)`: the server is open, and the caller must restrict the request
+    /// itself (to loopback).
+    pub fn authorize_admin(
+        &self,
+        headers: &HeaderMap,
+        query_string: &str,
+    ) -> Result<bool, AuthError> {
+        let Some(keys) = &self.keys else {
+            return Ok(false);
+        };
+        match credential(headers, query_string)? {
+            Credential::Key(key) => match keys.get(&KeyHash::of(&key)) {
+                None => Err(AuthError::InvalidKey),
+                Some(Owner::Admin) => Ok(true),
+                Some(Owner::Tenant(_)) => Err(AuthError::AdminOnly),
+            },
+            Credential::Token(_) => Err(AuthError::AdminOnly),
         }
     }
 

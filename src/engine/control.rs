@@ -2,7 +2,8 @@
 //! it and the executor thread that runs it.
 //!
 //! The cancellation tree is process → connection → query: a query watches its parent token
-//! (the process's shutdown token, or its WebSocket connection's), its own timeout, and direct
+//! (the process's shutdown token, or its WebSocket connection's), its tenant's (cancelled when
+//! the tenant is deleted), its own timeout, and direct
 //! cancels (a client's `cancel`, a dropped response). Whichever comes first records its
 //! [`CancelReason`] and interrupts DuckDB.
 //!
@@ -33,6 +34,8 @@ pub enum CancelReason {
     Timeout = 3,
     /// The server is shutting down.
     Shutdown = 4,
+    /// The query's tenant is being deleted.
+    TenantDeleted = 5,
 }
 
 impl CancelReason {
@@ -42,6 +45,7 @@ impl CancelReason {
             2 => Self::Disconnected,
             3 => Self::Timeout,
             4 => Self::Shutdown,
+            5 => Self::TenantDeleted,
             _ => return None,
         })
     }
@@ -139,6 +143,7 @@ impl QueryControl {
         self: &Arc<Self>,
         parent: CancellationToken,
         parent_reason: CancelReason,
+        tenant_deleted: CancellationToken,
         timeout: Option<Duration>,
     ) {
         let this = Arc::clone(self);
@@ -153,6 +158,7 @@ impl QueryControl {
                 _ = this.finished.cancelled() => {}
                 _ = this.cancelled.cancelled() => {}
                 _ = parent.cancelled() => this.cancel(parent_reason),
+                _ = tenant_deleted.cancelled() => this.cancel(CancelReason::TenantDeleted),
                 _ = timeout => this.cancel(CancelReason::Timeout),
             }
         });

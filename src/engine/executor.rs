@@ -69,7 +69,22 @@ pub struct Run {
     pub started: oneshot::Sender<Result<(), GatewayError>>,
 }
 
+/// A piece of DuckDB work that is not a query (creating a tenant's database, reading its
+/// catalog for the admin routes): it runs on an executor thread like a query, holding the same
+/// slots, so DuckDB still never runs on the async runtime.
+#[derive(Message)]
+#[rtype(result = "()")]
+pub struct Task(pub Box<dyn FnOnce() + Send>);
+
 pub struct QueryExecutor;
+
+impl Handler<Task> for QueryExecutor {
+    type Result = ();
+
+    fn handle(&mut self, Task(task): Task, _ctx: &mut SyncContext<Self>) {
+        task();
+    }
+}
 
 impl Actor for QueryExecutor {
     type Context = SyncContext<Self>;
@@ -638,13 +653,16 @@ fn cancelled_error(control: &QueryControl) -> GatewayError {
     match control.reason() {
         Some(CancelReason::Timeout) => GatewayError::Timeout,
         Some(CancelReason::Shutdown) => GatewayError::ShuttingDown,
+        Some(CancelReason::TenantDeleted) => GatewayError::TenantDeleted,
         _ => GatewayError::Cancelled,
     }
 }
 
 fn outcome_of(e: &GatewayError) -> Outcome {
     match e {
-        GatewayError::Cancelled | GatewayError::ShuttingDown => Outcome::Cancelled,
+        GatewayError::Cancelled | GatewayError::ShuttingDown | GatewayError::TenantDeleted => {
+            Outcome::Cancelled
+        }
         GatewayError::Timeout => Outcome::Timeout,
         _ => Outcome::Error,
     }

@@ -43,6 +43,7 @@ use tokio_util::sync::CancellationToken;
 use crate::encode::ResultLimits;
 use crate::error::GatewayError;
 use crate::metrics::{Metrics, Transport};
+use crate::wire::admin::{DatasetInfo, TenantInfo};
 use crate::wire::{Format, QueryRequest, TenantId};
 use control::{CancelOnDrop, CancelReason, QueryControl};
 use executor::{Job, QueryExecutor};
@@ -178,6 +179,33 @@ fn private_paths(settings: &EngineSettings) -> Vec<String> {
     paths
 }
 
+/// The tables of a tenant's database with their row counts (DuckDB's catalog). Blocking: on
+/// an executor thread, holding a slot of the tenant.
+fn datasets_of(tenant: &Tenant) -> Result<Vec<DatasetInfo>, GatewayError> {
+    let pool = tenant.pool()?;
+    let conn = pool
+        .get()
+        .map_err(|e| GatewayError::internal(format!("no pooled connection: {e}")))?;
+    let sql = "SELECT CASE WHEN schema_name = 'main' THEN table_name \
+               ELSE schema_name || '.' || table_name END, estimated_size::VARCHAR \
+               FROM duckdb_tables() WHERE NOT internal AND NOT temporary ORDER BY 1";
+    let mut stmt = conn.prepare(sql).map_err(GatewayError::internal)?;
+    let mut result = stmt.execute_streaming().map_err(GatewayError::internal)?;
+    let mut out = Vec::new();
+    while let Some(chunk) = result.next_chunk().map_err(GatewayError::internal)? {
+        for row in 0..chunk.len() {
+            out.push(DatasetInfo {
+                name: chunk.varchar(0, row).unwrap_or_default(),
+                rows: chunk
+                    .varchar(1, row)
+                    .and_then(|n| n.parse().ok())
+                    .unwrap_or(0),
+            });
+        }
+    }
+    Ok(out)
+}
+
 /// A fresh id for a query that the client did not name.
 pub fn new_query_id() -> Arc<str> {
     uuid::Uuid::new_v4().simple().to_string().into()
@@ -193,6 +221,8 @@ pub struct RunningQuery {
     pub guard: CancelOnDrop,
     /// The tenant's connection slot this stream holds ([`QuerySpec::hold_connection`]).
     pub connection: Option<ConnectionSlot>,
+    /// The tenant's data version when the query was admitted.
+    pub data_version: u64,
 }
 
 /// One of a tenant's `max_connections`, held while a stream or WebSocket is open.
@@ -230,7 +260,9 @@ pub struct EngineSettings {
 }
 
 pub struct Engine {
-    registry: TenantRegistry,
+    registry: Arc<TenantRegistry>,
+    /// Serialises the admin operations (create, delete) with each other.
+    admin: tokio::sync::Mutex<()>,
     executor: Addr<QueryExecutor>,
     global_slots: Arc<Semaphore>,
     /// Places for queries waiting for a slot, in the whole server (`max_queued`).
@@ -262,7 +294,8 @@ impl Engine {
         );
         let executor = SyncArbiter::start(settings.max_queries, || QueryExecutor);
         Self {
-            registry,
+            registry: Arc::new(registry),
+            admin: tokio::sync::Mutex::new(()),
             executor,
             global_slots: Arc::new(Semaphore::new(settings.max_queries)),
             waiting: Semaphore::new(settings.max_queued),
@@ -313,6 +346,7 @@ impl Engine {
                 _ => Err(GatewayError::TooBusy),
             },
             _ = self.shutdown.cancelled() => Err(GatewayError::ShuttingDown),
+            _ = tenant.deleted.cancelled() => Err(GatewayError::TenantDeleted),
         }
     }
 
@@ -361,11 +395,17 @@ impl Engine {
             .parent
             .clone()
             .unwrap_or_else(|| (self.shutdown.clone(), CancelReason::Shutdown));
-        control.spawn_watcher(parent_token, parent_reason, tenant.limits.query_timeout);
+        control.spawn_watcher(
+            parent_token,
+            parent_reason,
+            tenant.deleted.clone(),
+            tenant.limits.query_timeout,
+        );
 
         let (tx, frames) = mpsc::channel(self.settings.stream_buffer);
         let (started_tx, started_rx) = oneshot::channel();
         let query_id = Arc::clone(&spec.query_id);
+        let data_version = tenant.data_version();
         let job = Job {
             sizes: crate::encode::ChunkSizes {
                 rows: spec.request.chunk_rows.unwrap_or(self.settings.chunk_rows),
@@ -393,9 +433,122 @@ impl Engine {
                 control,
                 guard,
                 connection,
+                data_version,
             }),
             Ok(Err(e)) => Err(e),
             Err(_) => Err(GatewayError::internal("the executor dropped the query")),
         }
+    }
+
+    /// Runs `task` on an executor thread, holding a global slot (and a slot of `tenant`, so
+    /// the pool has a connection for it): DuckDB work that is not a query.
+    async fn run_task<T: Send + 'static>(
+        &self,
+        tenant: Option<&Tenant>,
+        task: impl FnOnce() -> T + Send + 'static,
+    ) -> Result<T, GatewayError> {
+        let permits = match tenant {
+            Some(t) => {
+                let (t, g) = self.admit(t).await?;
+                (Some(t), g)
+            }
+            None => {
+                let g = tokio::select! {
+                    g = Arc::clone(&self.global_slots).acquire_owned() => {
+                        g.map_err(|_| GatewayError::ShuttingDown)?
+                    }
+                    _ = self.shutdown.cancelled() => return Err(GatewayError::ShuttingDown),
+                };
+                (None, g)
+            }
+        };
+        let (tx, rx) = oneshot::channel();
+        self.executor.do_send(executor::Task(Box::new(move || {
+            let _held = permits;
+            let _ = tx.send(task());
+        })));
+        rx.await
+            .map_err(|_| GatewayError::internal("the executor dropped a task"))
+    }
+
+    /// Provisions a tenant: a new, empty database (`tenant_exists` if it has one), data
+    /// version 1.
+    pub async fn create_tenant(&self, id: &TenantId) -> Result<TenantInfo, GatewayError> {
+        let _admin = self.admin.lock().await;
+        if self.registry.is_deleting(id) {
+            return Err(GatewayError::TenantExists(id.to_string()));
+        }
+        let registry = Arc::clone(&self.registry);
+        let name = id.clone();
+        self.run_task(None, move || registry.create_blocking(&name))
+            .await??;
+        self.registry
+            .set_data_version(id, 1)
+            .await
+            .map_err(GatewayError::internal)?;
+        tracing::info!(tenant = %id, "tenant created");
+        self.tenant_info(id).await
+    }
+
+    /// Every tenant with its datasets (row counts from DuckDB's catalog), size and version.
+    pub async fn list_tenants(&self) -> Result<Vec<TenantInfo>, GatewayError> {
+        let found = self.registry.scan().await.map_err(GatewayError::internal)?;
+        let mut out = Vec::with_capacity(found.len());
+        for (id, _) in found {
+            match self.tenant_info(&id).await {
+                Ok(info) => out.push(info),
+                // Deleted meanwhile: not listed.
+                Err(GatewayError::TenantNotFound(_) | GatewayError::TenantDeleted) => {}
+                Err(e) => return Err(e),
+            }
+        }
+        Ok(out)
+    }
+
+    async fn tenant_info(&self, id: &TenantId) -> Result<TenantInfo, GatewayError> {
+        let tenant = self.registry.get(id).await?;
+        let t = Arc::clone(&tenant);
+        let datasets = self
+            .run_task(Some(&tenant), move || datasets_of(&t))
+            .await??;
+        let bytes = tokio::fs::metadata(self.registry.path_of(id))
+            .await
+            .map(|m| m.len())
+            .unwrap_or(0);
+        Ok(TenantInfo {
+            name: id.to_string(),
+            bytes,
+            data_version: tenant.data_version(),
+            datasets,
+        })
+    }
+
+    /// Deletes a tenant: its running and waiting queries end with `tenant_deleted`, new ones
+    /// get `tenant_not_found`, and once none holds a connection its files are removed.
+    pub async fn delete_tenant(&self, id: &TenantId) -> Result<(), GatewayError> {
+        let _admin = self.admin.lock().await;
+        let tenant = self.registry.get(id).await?;
+        if !self.registry.start_deleting(id) {
+            return Err(GatewayError::TenantNotFound(id.to_string()));
+        }
+        tenant.deleted.cancel();
+        // Every slot back means no query holds a connection: then the database can close.
+        let all = tenant.limits.max_queries;
+        let drained = tokio::time::timeout(
+            Duration::from_secs(30),
+            Arc::clone(&tenant.slots).acquire_many_owned(all),
+        )
+        .await;
+        if !matches!(drained, Ok(Ok(_))) {
+            tracing::warn!(tenant = %id, "queries did not stop within 30 s; deleting anyway");
+        }
+        tenant.close();
+        drop(tenant);
+        self.registry
+            .finish_deleting(id)
+            .await
+            .map_err(GatewayError::internal)?;
+        tracing::info!(tenant = %id, "tenant deleted");
+        Ok(())
     }
 }

@@ -219,12 +219,27 @@ pub struct Tenant {
     /// Places for queries waiting for a slot ([`TenantLimits::queue_size`]): a waiter holds
     /// one permit, taken without waiting (none left: `too_busy`).
     pub waiting: Semaphore,
+    /// Cancelled when the tenant is deleted: its queries stop with `tenant_deleted`.
+    pub deleted: tokio_util::sync::CancellationToken,
+    /// The data version (kept in `<tenant>.version`; see [`TenantRegistry::data_version`]).
+    version: std::sync::atomic::AtomicU64,
     pool: Mutex<Option<Pool>>,
     settings: Arc<DbSettings>,
     scheduler: Arc<ScheduledThreadPool>,
 }
 
 impl Tenant {
+    /// The data version now.
+    pub fn data_version(&self) -> u64 {
+        self.version.load(std::sync::atomic::Ordering::Acquire)
+    }
+
+    /// Closes the tenant's database (once no query holds a connection: the caller holds every
+    /// slot). Later queries would open it again; the registry no longer hands this tenant out.
+    pub fn close(&self) {
+        *self.pool.lock().unwrap_or_else(|p| p.into_inner()) = None;
+    }
+
     /// Whether this server loads the extension `name` into tenant databases.
     pub fn loads_extension(&self, name: &str) -> bool {
         self.settings.loads(name)
@@ -277,6 +292,8 @@ pub struct TenantRegistry {
     defaults: TenantLimits,
     own_limits: HashMap<TenantId, TenantLimits>,
     tenants: Mutex<HashMap<TenantId, Arc<Tenant>>>,
+    /// Tenants being deleted: refused by `get` until their files are gone.
+    deleting: Mutex<std::collections::HashSet<TenantId>>,
     scheduler: Arc<ScheduledThreadPool>,
 }
 
@@ -293,6 +310,7 @@ impl TenantRegistry {
             defaults,
             own_limits,
             tenants: Mutex::new(HashMap::new()),
+            deleting: Mutex::new(Default::default()),
             scheduler: Arc::new(
                 ScheduledThreadPool::builder()
                     .num_threads(1)
@@ -306,8 +324,107 @@ impl TenantRegistry {
         self.data_dir.join(format!("{id}.duckdb"))
     }
 
+    /// The file that holds the tenant's data version (a decimal number).
+    fn version_path(&self, id: &TenantId) -> PathBuf {
+        self.data_dir.join(format!("{id}.version"))
+    }
+
+    /// The tenant's data version: 0 for a database put in place by hand, 1 once provisioned,
+    /// bumped by every write the gateway makes.
+    pub async fn data_version(&self, id: &TenantId) -> u64 {
+        tokio::fs::read_to_string(self.version_path(id))
+            .await
+            .ok()
+            .and_then(|t| t.trim().parse().ok())
+            .unwrap_or(0)
+    }
+
+    /// Writes the data version atomically (a temporary file renamed over the old one), so a
+    /// crash leaves the old version or the new one.
+    pub async fn set_data_version(&self, id: &TenantId, version: u64) -> std::io::Result<()> {
+        let path = self.version_path(id);
+        let tmp = path.with_extension("version.tmp");
+        tokio::fs::write(&tmp, format!("{version}\n")).await?;
+        tokio::fs::rename(&tmp, &path).await?;
+        if let Some(t) = self.loaded(id) {
+            t.version
+                .store(version, std::sync::atomic::Ordering::Release);
+        }
+        Ok(())
+    }
+
+    /// Every tenant in the data directory (a `<name>.duckdb` with a valid name), sorted, with
+    /// its file size.
+    pub async fn scan(&self) -> std::io::Result<Vec<(TenantId, u64)>> {
+        let mut dir = tokio::fs::read_dir(&self.data_dir).await?;
+        let mut found = Vec::new();
+        while let Some(entry) = dir.next_entry().await? {
+            let name = entry.file_name();
+            let Some(stem) = name.to_str().and_then(|n| n.strip_suffix(".duckdb")) else {
+                continue;
+            };
+            let (Ok(id), Ok(meta)) = (TenantId::parse(stem), entry.metadata().await) else {
+                continue;
+            };
+            if meta.is_file() && !self.is_deleting(&id) {
+                found.push((id, meta.len()));
+            }
+        }
+        found.sort();
+        Ok(found)
+    }
+
+    /// Creates an empty database for `id` (on the calling thread: an executor's). Refuses a
+    /// name that has a database already.
+    pub fn create_blocking(&self, id: &TenantId) -> Result<(), GatewayError> {
+        let path = self.path_of(id);
+        if path.exists() {
+            return Err(GatewayError::TenantExists(id.to_string()));
+        }
+        Database::open(&path).map_err(GatewayError::TenantUnavailable)?;
+        Ok(())
+    }
+
+    /// Marks `id` as being deleted (`get` refuses it from now on); `false` if it already was.
+    pub fn start_deleting(&self, id: &TenantId) -> bool {
+        self.deleting_lock().insert(id.clone())
+    }
+
+    pub fn is_deleting(&self, id: &TenantId) -> bool {
+        self.deleting_lock().contains(id)
+    }
+
+    /// Forgets the tenant and removes its files (database, WAL, data version); then a
+    /// tenant of the same name can be created again.
+    pub async fn finish_deleting(&self, id: &TenantId) -> std::io::Result<()> {
+        self.lock().remove(id);
+        let db = self.path_of(id);
+        let wal = db.with_extension("duckdb.wal");
+        let mut result = Ok(());
+        for path in [db, wal, self.version_path(id)] {
+            match tokio::fs::remove_file(&path).await {
+                Err(e) if e.kind() != std::io::ErrorKind::NotFound => result = Err(e),
+                _ => {}
+            }
+        }
+        self.deleting_lock().remove(id);
+        result
+    }
+
+    /// The tenant if it is open already (queries have used it), without touching the disk.
+    pub fn loaded(&self, id: &TenantId) -> Option<Arc<Tenant>> {
+        self.lock().get(id).cloned()
+    }
+
+    fn deleting_lock(&self) -> std::sync::MutexGuard<'_, std::collections::HashSet<TenantId>> {
+        self.deleting.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
     /// The tenant, if its file exists. Checks the file system without blocking the runtime.
     pub async fn get(&self, id: &TenantId) -> Result<Arc<Tenant>, GatewayError> {
+        if self.is_deleting(id) {
+            return Err(GatewayError::TenantNotFound(id.to_string()));
+        }
         if let Some(t) = self.lock().get(id) {
             return Ok(Arc::clone(t));
         }
@@ -319,6 +436,7 @@ impl TenantRegistry {
         if !exists {
             return Err(GatewayError::TenantNotFound(id.to_string()));
         }
+        let version = self.data_version(id).await;
         let tenant = Arc::clone(self.lock().entry(id.clone()).or_insert_with(|| {
             let limits = self.own_limits.get(id).unwrap_or(&self.defaults).clone();
             Arc::new(Tenant {
@@ -328,6 +446,8 @@ impl TenantRegistry {
                 connections: Arc::new(Semaphore::new(limits.max_connections)),
                 waiting: Semaphore::new(limits.queue_size),
                 limits,
+                deleted: Default::default(),
+                version: version.into(),
                 pool: Mutex::new(None),
                 settings: Arc::clone(&self.settings),
                 scheduler: Arc::clone(&self.scheduler),

@@ -66,6 +66,7 @@ where
         frames,
         guard,
         connection: slot,
+        data_version,
         ..
     } = running;
     let input = stage(frames);
@@ -100,6 +101,7 @@ where
         ))
         .insert_header(("X-Accel-Buffering", "no"))
         .insert_header(("X-Query-Id", query_id.as_ref()))
+        .insert_header(("X-Data-Version", data_version.to_string()))
         .insert_header((header::VARY, HeaderValue::from_static("accept-encoding")));
     if zstd {
         response.insert_header((header::CONTENT_ENCODING, HeaderValue::from_static("zstd")));

@@ -47,8 +47,9 @@ fn authorize(req: &HttpRequest) -> Result<Access, GatewayError> {
         .map_err(|e| refused(metrics, &tenant, e))
 }
 
-/// Counts an authentication or authorisation refusal by reason; the client's error.
-pub fn refused(metrics: &Metrics, tenant: &TenantId, e: AuthError) -> GatewayError {
+/// Counts an authentication or authorisation refusal by reason; the client's error. `tenant`
+/// is what was asked for (a tenant, or `admin`), for the log.
+pub fn refused(metrics: &Metrics, tenant: impl std::fmt::Display, e: AuthError) -> GatewayError {
     metrics.auth_failures.with_label_values(&[e.reason()]).inc();
     tracing::debug!(%tenant, reason = e.reason(), "request refused");
     e.into()
@@ -102,6 +103,8 @@ pub fn status(e: &GatewayError) -> StatusCode {
         E::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
         // The server lacks what the query needs; the client cannot fix the query.
         E::ExtensionUnavailable(_) => StatusCode::NOT_IMPLEMENTED,
+        E::TenantExists(_) => StatusCode::CONFLICT,
+        E::TenantDeleted => StatusCode::GONE,
         E::InvalidJson(_)
         | E::InvalidRequest(_)
         | E::InvalidTenant

@@ -7,12 +7,13 @@
 //!   bounded body reading, and the HTTP status of every error code.
 //! - [`body`]: the streaming response body shared by HTTP and SSE.
 //! - [`compress`]: the zstd stages (and the [`compress::Framing`] of byte streams).
-//! - [`http`], [`sse`], [`ws`]: the routes.
+//! - [`http`], [`sse`], [`ws`]: the query routes; [`admin`]: provisioning tenants.
 //!
 //! Invariants: a transport owns the query's [`crate::engine::control::CancelOnDrop`] guard for
 //! as long as it delivers the stream, so a client that goes away cancels its query; it counts
 //! rows and bytes as they are handed to the socket.
 
+pub mod admin;
 pub mod body;
 pub mod compress;
 pub mod edge;

@@ -11,6 +11,7 @@
 //!   [`QueryRequest`] always has a non-empty `sql` and `chunk_rows` within bounds; a
 //!   [`TableSet`] holds only plain identifiers.
 
+pub mod admin;
 pub mod json;
 pub mod lines;
 mod tables;
@@ -128,8 +129,12 @@ pub struct IssuedToken {
 pub struct TenantId(String);
 
 impl TenantId {
+    /// Names that cannot be tenants: `admin` is the admin routes' (`/v1/admin/…`).
+    pub const RESERVED: &'static [&'static str] = &["admin"];
+
     pub fn parse(s: &str) -> Result<Self, WireError> {
-        let ok = !s.is_empty()
+        let ok = !Self::RESERVED.contains(&s)
+            && !s.is_empty()
             && s.len() <= 64
             && s.bytes()
                 .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'_' || b == b'-');
@@ -467,7 +472,15 @@ mod tests {
     #[test]
     fn tenant_names_are_validated() {
         assert!(TenantId::parse("demo_1-x").is_ok());
-        for bad in ["", "Demo", "../x", "a/b", "a.duckdb", &"x".repeat(65)] {
+        for bad in [
+            "",
+            "Demo",
+            "../x",
+            "a/b",
+            "a.duckdb",
+            "admin",
+            &"x".repeat(65),
+        ] {
             assert!(TenantId::parse(bad).is_err(), "{bad}");
         }
     }

@@ -1,6 +1,7 @@
 //! Integration tests: the real server on 127.0.0.1:0 with a temporary data directory, real
 //! HTTP clients, real DuckDB.
 
+mod admin;
 mod auth;
 mod browser;
 mod errors;
