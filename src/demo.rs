@@ -1,5 +1,8 @@
 //! The demo tenant: a deterministic synthetic `parcels` table (the shape of the geospatial
-//! service duckstream comes from), created at start when `demo.duckdb` is missing.
+//! service duckstream comes from), with real geometry beside it: `parcel_points` (each
+//! parcel's location as a GEOMETRY point) and `zones` (648 polygons, a 10° grid over the
+//! world); created at start when `demo.duckdb` is missing. `parcels` keeps the shape the
+//! benchmarks use.
 //!
 //! Invariants: the file appears atomically (built under a temporary name, then renamed), so a
 //! crash never leaves a half-built demo; the same row count gives the same data (every value is
@@ -104,6 +107,23 @@ ORDER BY i"
     )
 }
 
+/// The geometry beside `parcels`: a point per parcel, and a 10° grid of zones named by their
+/// south-west corner (`cell 0,40`). Core DuckDB builds both (WKT casts): no extension needed.
+pub const GEOMETRY_SQL: &str = "
+CREATE TABLE parcel_points AS
+SELECT id, ('POINT(' || lon || ' ' || lat || ')')::GEOMETRY AS geom FROM parcels ORDER BY id;
+CREATE TABLE zones AS
+SELECT x * 18 + y AS id,
+       'cell ' || (x * 10 - 180) || ',' || (y * 10 - 90) AS name,
+       ('POLYGON((' || (x * 10 - 180) || ' ' || (y * 10 - 90) || ', '
+                    || (x * 10 - 170) || ' ' || (y * 10 - 90) || ', '
+                    || (x * 10 - 170) || ' ' || (y * 10 - 80) || ', '
+                    || (x * 10 - 180) || ' ' || (y * 10 - 80) || ', '
+                    || (x * 10 - 180) || ' ' || (y * 10 - 90) || '))')::GEOMETRY AS geom
+FROM range(36) a(x), range(18) b(y)
+ORDER BY id;
+";
+
 /// Creates `<data_dir>/demo.duckdb` unless it exists. Blocking (DuckDB work): call it from a
 /// blocking thread.
 pub fn ensure_demo(data_dir: &Path, rows: u64) -> Result<(), duckdb::Error> {
@@ -119,6 +139,7 @@ pub fn ensure_demo(data_dir: &Path, rows: u64) -> Result<(), duckdb::Error> {
     {
         let conn = duckdb::Connection::open(&tmp)?;
         conn.execute_batch(&parcels_sql(rows))?;
+        conn.execute_batch(GEOMETRY_SQL)?;
         conn.execute_batch("CHECKPOINT")?;
     }
     std::fs::rename(&tmp, &path).map_err(|e| duckdb::Error::ToSqlConversionFailure(Box::new(e)))?;

@@ -97,3 +97,39 @@ async fn without_the_extension_the_server_serves_and_says_what_is_missing() {
     .await;
     assert_eq!(ok.rows(), vec![json!([2])]);
 }
+
+/// The demo's spatial join (README): every parcel point falls in one zone of the grid, and a
+/// zone's count is what a plain lon/lat range over `parcels` gives.
+#[actix_web::test]
+async fn the_demo_spatial_join_counts_every_parcel_once() {
+    let app = spawn_app_with(|c| {
+        duckstream::demo::ensure_demo(&c.server.data_dir, 20_000).unwrap();
+    })
+    .await;
+    let q = |sql: &str| {
+        let body = json!({ "sql": sql }).to_string();
+        let app = &app;
+        async move { crate::helpers::read_lines(app.post("demo", &body).await).await }
+    };
+    let join = q(
+        "SELECT z.name, count(*) AS parcels FROM zones z JOIN parcel_points p \
+                  ON ST_Contains(z.geom, p.geom) GROUP BY z.name ORDER BY parcels DESC, z.name",
+    )
+    .await;
+    assert_eq!(join.last()["type"], "end", "{}", join.raw);
+    let rows = join.rows();
+    let total: i64 = rows.iter().map(|r| r[1].as_i64().unwrap()).sum();
+    assert_eq!(total, 20_000);
+    let top = &rows[0];
+    let corner: Vec<i64> = top[0].as_str().unwrap()[5..]
+        .split(',')
+        .map(|n| n.parse().unwrap())
+        .collect();
+    let plain = q(&format!(
+        "SELECT count(*) FROM parcels WHERE lon > {x} AND lon < {x} + 10 AND lat > {y} AND lat < {y} + 10",
+        x = corner[0],
+        y = corner[1]
+    ))
+    .await;
+    assert_eq!(plain.rows(), vec![json!([top[1]])], "{}", top);
+}
