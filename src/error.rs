@@ -64,6 +64,12 @@ pub enum GatewayError {
     /// The tenant was deleted while the query waited or ran.
     #[error("the tenant was deleted")]
     TenantDeleted,
+    /// `DELETE /v1/{tenant}/datasets/{name}` for a table that does not exist.
+    #[error("dataset '{0}' not found")]
+    DatasetNotFound(String),
+    /// An upload DuckDB could not load (a bad row, an unreadable file): DuckDB's message.
+    #[error("{0}")]
+    InvalidUpload(String),
     /// `POST /v1/admin/tenants` for a name that has a database already.
     #[error("tenant '{0}' exists already")]
     TenantExists(String),
@@ -120,6 +126,8 @@ impl GatewayError {
         "extension_unavailable",
         "tenant_deleted",
         "tenant_exists",
+        "invalid_upload",
+        "dataset_not_found",
         "bad_message",
         "unknown_query",
         "duplicate_id",
@@ -155,6 +163,8 @@ impl GatewayError {
             Self::TenantUnavailable(_) => "tenant_unavailable",
             Self::ExtensionUnavailable(_) => "extension_unavailable",
             Self::TenantDeleted => "tenant_deleted",
+            Self::InvalidUpload(_) => "invalid_upload",
+            Self::DatasetNotFound(_) => "dataset_not_found",
             Self::TenantExists(_) => "tenant_exists",
             Self::BadMessage(_) => "bad_message",
             Self::UnknownQuery => "unknown_query",
@@ -241,6 +251,8 @@ mod tests {
             GatewayError::ExtensionUnavailable(s()),
             GatewayError::TenantDeleted,
             GatewayError::TenantExists(s()),
+            GatewayError::InvalidUpload(s()),
+            GatewayError::DatasetNotFound(s()),
             GatewayError::BadMessage(s()),
             GatewayError::UnknownQuery,
             GatewayError::DuplicateId,

@@ -98,6 +98,14 @@ impl Application {
             shutdown.clone(),
             Arc::clone(&metrics),
         );
+        // Spool files of uploads a crash interrupted: their data never committed.
+        engine
+            .clean_spool()
+            .await
+            .map_err(|source| StartupError::DataDir {
+                path: data_dir.join(".spool").display().to_string(),
+                source,
+            })?;
         let state = AppState::new(engine, auth, metrics, transport_settings(&config));
         let origins = server_cfg.cors_allow_origins.clone();
         let server = HttpServer::new(move || {
@@ -211,6 +219,7 @@ fn tenant_limits(limits: &Limits) -> TenantLimits {
         threads: limits.threads(),
         memory_limit: limits.memory_limit().map(str::to_string),
         max_temp_size: limits.max_temp_size().map(str::to_string),
+        max_upload_bytes: limits.max_upload_bytes(),
     }
 }
 

@@ -14,7 +14,7 @@ use actix_web::{error::InternalError, web, HttpResponse};
 use crate::engine::Engine;
 use crate::error::GatewayError;
 use crate::metrics::Metrics;
-use crate::transport::{admin, http, sse, ws};
+use crate::transport::{admin, datasets, http, sse, ws};
 
 /// Registers every route.
 pub fn configure(cfg: &mut web::ServiceConfig) {
@@ -42,7 +42,19 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
     .route("/v1/{tenant}/ws", web::get().to(ws::ws_query))
     .route("/v1/{tenant}/sse", web::get().to(sse::get_sse))
     .route("/v1/{tenant}/sse", web::post().to(sse::post_sse))
-    .route("/v1/{tenant}/tokens", web::post().to(http::post_token));
+    .route("/v1/{tenant}/tokens", web::post().to(http::post_token))
+    .route(
+        "/v1/{tenant}/datasets",
+        web::get().to(datasets::list_datasets),
+    )
+    .route(
+        "/v1/{tenant}/datasets/{name}",
+        web::put().to(datasets::put_dataset),
+    )
+    .route(
+        "/v1/{tenant}/datasets/{name}",
+        web::delete().to(datasets::delete_dataset),
+    );
 }
 
 /// CORS for browsers on other origins (`EventSource`, `fetch`): only `origins` (or any, with
@@ -50,7 +62,7 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
 /// preflight is answered without a credential (browsers send none there).
 pub fn cors(origins: &[String]) -> Cors {
     let mut cors = Cors::default()
-        .allowed_methods([Method::GET, Method::POST, Method::DELETE])
+        .allowed_methods([Method::GET, Method::POST, Method::PUT, Method::DELETE])
         .allowed_headers([
             header::AUTHORIZATION,
             header::CONTENT_TYPE,
@@ -77,6 +89,7 @@ async fn index() -> HttpResponse {
         "duckstream: POST /v1/{tenant}/query {\"sql\": \"...\"}, GET /v1/{tenant}/query?sql=...,\n\
          GET /v1/{tenant}/ws (WebSocket), GET|POST /v1/{tenant}/sse (server-sent events),\n\
          POST /v1/{tenant}/tokens (a token for browsers, with an API key)\n\
+         PUT|DELETE /v1/{tenant}/datasets/{name}, GET /v1/{tenant}/datasets (upload, list)\n\
          POST|GET /v1/admin/tenants, DELETE /v1/admin/tenants/{name} (an admin key)\n\
          also /healthz, /readyz, /metrics\n",
     )

@@ -77,12 +77,16 @@ pub struct Limits {
         env = "DUCKSTREAM_DUCKDB_THREADS"
     )]
     pub threads: Option<u32>,
+    /// Largest upload (request body, decompressed) per dataset write, in bytes
+    #[arg(long, env = "DUCKSTREAM_MAX_UPLOAD_BYTES")]
+    pub max_upload_bytes: Option<u64>,
 }
 
 /// Built-in global values of the limits that always have one (see [`Limits::defaults`]).
 const DEFAULT_MAX_QUERIES: u32 = 8;
 const DEFAULT_MAX_CONNECTIONS: usize = 1024;
 const DEFAULT_QUEUE_SIZE: usize = 64;
+const DEFAULT_MAX_UPLOAD_BYTES: u64 = 200 << 30;
 
 /// The first limit [`Limits::validate`] refuses, with both of its names.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -126,6 +130,7 @@ impl Limits {
                 .clone()
                 .or_else(|| base.max_temp_size.clone()),
             threads: self.threads.or(base.threads),
+            max_upload_bytes: self.max_upload_bytes.or(base.max_upload_bytes),
         }
     }
 
@@ -212,6 +217,11 @@ impl Limits {
     /// disk (absent or empty).
     pub fn max_temp_size(&self) -> Option<&str> {
         non_empty(&self.max_temp_size)
+    }
+
+    /// The largest upload; absent: the built-in default (200 GiB).
+    pub fn max_upload_bytes(&self) -> u64 {
+        self.max_upload_bytes.unwrap_or(DEFAULT_MAX_UPLOAD_BYTES)
     }
 
     /// DuckDB `threads` of the database; `None`: every core (absent or 0).

@@ -195,6 +195,21 @@ impl Connection {
         Ok(result.next_chunk()?.and_then(|chunk| chunk.varchar(0, 0)))
     }
 
+    /// Runs a small query whose columns are all VARCHAR and returns every row (NULL: `None`).
+    /// For the gateway's own catalog reads, never for client SQL.
+    pub fn query_rows(&self, sql: &str) -> Result<Vec<Vec<Option<String>>>, DuckError> {
+        let mut stmt = self.prepare(sql)?;
+        let mut result = stmt.execute_streaming()?;
+        let columns = result.column_count();
+        let mut rows = Vec::new();
+        while let Some(chunk) = result.next_chunk()? {
+            for row in 0..chunk.len() {
+                rows.push((0..columns).map(|c| chunk.varchar(c, row)).collect());
+            }
+        }
+        Ok(rows)
+    }
+
     /// A handle that can interrupt whatever this connection runs, from another thread.
     pub fn interrupt_handle(&self) -> InterruptHandle {
         InterruptHandle { raw: self.raw }

@@ -22,6 +22,7 @@
 //!   format cannot carry an error: then the frames stop without a final one).
 
 pub mod control;
+pub mod datasets;
 pub mod executor;
 pub mod parse_tree;
 pub mod tables;
@@ -44,6 +45,7 @@ use crate::encode::ResultLimits;
 use crate::error::GatewayError;
 use crate::metrics::{Metrics, Transport};
 use crate::wire::admin::{DatasetInfo, TenantInfo};
+use crate::wire::datasets::{DatasetDetail, DatasetName, UploadRequest};
 use crate::wire::{Format, QueryRequest, TenantId};
 use control::{CancelOnDrop, CancelReason, QueryControl};
 use executor::{Job, QueryExecutor};
@@ -288,6 +290,9 @@ impl Engine {
                 extension_repository: settings.extension_repository.clone(),
                 missing_extensions: Default::default(),
                 private_paths: private_paths(&settings),
+                spool_root: std::path::absolute(&settings.data_dir)
+                    .unwrap_or_else(|_| settings.data_dir.clone())
+                    .join(".spool"),
             },
             settings.limits.clone(),
             settings.tenant_limits.clone(),
@@ -550,5 +555,88 @@ impl Engine {
             .map_err(GatewayError::internal)?;
         tracing::info!(tenant = %id, "tenant deleted");
         Ok(())
+    }
+
+    /// A new spool file for an upload to `id` (in the tenant's spool directory).
+    pub async fn spool_file(&self, id: &TenantId, ext: &str) -> Result<PathBuf, GatewayError> {
+        let tenant = self.registry.get(id).await?;
+        let dir = tenant.spool_dir();
+        tokio::fs::create_dir_all(&dir)
+            .await
+            .map_err(GatewayError::internal)?;
+        Ok(dir.join(format!("{}.{ext}", uuid::Uuid::new_v4().simple())))
+    }
+
+    /// Loads the spool file into the dataset (one transaction; writes to a tenant are
+    /// serialised), then bumps the tenant's data version. Returns what was loaded and the new
+    /// version.
+    pub async fn upload(
+        &self,
+        id: &TenantId,
+        request: UploadRequest,
+        spool: PathBuf,
+    ) -> Result<(datasets::Loaded, u64), GatewayError> {
+        let tenant = self.registry.get(id).await?;
+        let _write = tenant.writes.lock().await;
+        let t = Arc::clone(&tenant);
+        let loaded = self
+            .run_task(Some(&tenant), move || datasets::load(&t, &request, &spool))
+            .await??;
+        let version = self.bump_version(&tenant).await?;
+        Ok((loaded, version))
+    }
+
+    /// The tenant's datasets.
+    pub async fn datasets(&self, id: &TenantId) -> Result<Vec<DatasetDetail>, GatewayError> {
+        let tenant = self.registry.get(id).await?;
+        let t = Arc::clone(&tenant);
+        self.run_task(Some(&tenant), move || datasets::list(&t))
+            .await?
+    }
+
+    /// Drops a dataset and bumps the data version; returns the new version.
+    pub async fn delete_dataset(
+        &self,
+        id: &TenantId,
+        name: DatasetName,
+    ) -> Result<u64, GatewayError> {
+        let tenant = self.registry.get(id).await?;
+        let _write = tenant.writes.lock().await;
+        let t = Arc::clone(&tenant);
+        let shown = name.as_str().to_string();
+        let existed = self
+            .run_task(Some(&tenant), move || datasets::drop(&t, &name))
+            .await??;
+        if !existed {
+            return Err(GatewayError::DatasetNotFound(shown));
+        }
+        self.bump_version(&tenant).await
+    }
+
+    async fn bump_version(&self, tenant: &Tenant) -> Result<u64, GatewayError> {
+        let version = tenant.data_version() + 1;
+        self.registry
+            .set_data_version(&tenant.id, version)
+            .await
+            .map_err(GatewayError::internal)?;
+        Ok(version)
+    }
+
+    /// The limits the tenant runs with.
+    pub async fn tenant_limits(&self, id: &TenantId) -> Result<TenantLimits, GatewayError> {
+        Ok(self.registry.get(id).await?.limits.clone())
+    }
+
+    /// The tenant's data version now.
+    pub async fn data_version(&self, id: &TenantId) -> Result<u64, GatewayError> {
+        Ok(self.registry.get(id).await?.data_version())
+    }
+
+    /// Removes what uploads left behind (a crash mid-upload): run once at start.
+    pub async fn clean_spool(&self) -> std::io::Result<()> {
+        match tokio::fs::remove_dir_all(self.registry.spool_root()).await {
+            Err(e) if e.kind() != std::io::ErrorKind::NotFound => Err(e),
+            _ => Ok(()),
+        }
     }
 }

@@ -42,6 +42,8 @@ pub struct TenantLimits {
     pub memory_limit: Option<String>,
     /// DuckDB `max_temp_directory_size` (spilling); `None`: DuckDB's default (90 % of the disk).
     pub max_temp_size: Option<String>,
+    /// The largest upload body (decompressed), in bytes.
+    pub max_upload_bytes: u64,
 }
 
 /// `message` with every path of `private` (longest first) replaced by `<server path>`.
@@ -67,6 +69,8 @@ pub struct DbSettings {
     /// Server paths (the data directory, the home directory, the extension repository) that
     /// no message to a client may name, longest first.
     pub private_paths: Vec<String>,
+    /// `<data_dir>/.spool`, absolute: one directory per tenant for uploads in flight.
+    pub spool_root: PathBuf,
 }
 
 impl DbSettings {
@@ -94,13 +98,17 @@ struct DbInit {
     memory_limit: Option<String>,
     max_temp_size: Option<String>,
     preserve_insertion_order: bool,
+    /// The tenant's spool directory: the one place outside the database DuckDB may read (the
+    /// gateway loads uploads from there; files are named at random and removed after).
+    spool: PathBuf,
 }
 
 impl DbInit {
     /// The database-wide settings.
     fn settings_sql(&self) -> String {
+        let spool = format!("{}/", self.spool.display()).replace('\'', "''");
         let mut sql = format!(
-            "SET preserve_insertion_order = {};",
+            "SET preserve_insertion_order = {}; SET allowed_directories = ['{spool}'];",
             self.preserve_insertion_order
         );
         if let Some(t) = self.threads {
@@ -221,6 +229,8 @@ pub struct Tenant {
     pub waiting: Semaphore,
     /// Cancelled when the tenant is deleted: its queries stop with `tenant_deleted`.
     pub deleted: tokio_util::sync::CancellationToken,
+    /// Held by a write (an upload, a dataset delete): writes to one tenant are serialised.
+    pub writes: tokio::sync::Mutex<()>,
     /// The data version (kept in `<tenant>.version`; see [`TenantRegistry::data_version`]).
     version: std::sync::atomic::AtomicU64,
     pool: Mutex<Option<Pool>>,
@@ -229,6 +239,11 @@ pub struct Tenant {
 }
 
 impl Tenant {
+    /// Where this tenant's uploads are spooled (absolute: DuckDB's `allowed_directories`).
+    pub fn spool_dir(&self) -> PathBuf {
+        self.settings.spool_root.join(self.id.as_str())
+    }
+
     /// The data version now.
     pub fn data_version(&self) -> u64 {
         self.version.load(std::sync::atomic::Ordering::Acquire)
@@ -260,11 +275,14 @@ impl Tenant {
             return Err(GatewayError::TenantNotFound(self.id.to_string()));
         }
         let db = Database::open(&self.path).map_err(GatewayError::TenantUnavailable)?;
+        let spool = self.spool_dir();
+        std::fs::create_dir_all(&spool).map_err(GatewayError::internal)?;
         let init = DbInit {
             threads: self.limits.threads,
             memory_limit: self.limits.memory_limit.clone(),
             max_temp_size: self.limits.max_temp_size.clone(),
             preserve_insertion_order: self.settings.preserve_insertion_order,
+            spool,
         };
         let pool = r2d2::Pool::builder()
             .max_size(self.limits.max_queries)
@@ -322,6 +340,11 @@ impl TenantRegistry {
 
     pub fn path_of(&self, id: &TenantId) -> PathBuf {
         self.data_dir.join(format!("{id}.duckdb"))
+    }
+
+    /// Where uploads are spooled (one directory per tenant).
+    pub fn spool_root(&self) -> &Path {
+        &self.settings.spool_root
     }
 
     /// The file that holds the tenant's data version (a decimal number).
@@ -447,6 +470,7 @@ impl TenantRegistry {
                 waiting: Semaphore::new(limits.queue_size),
                 limits,
                 deleted: Default::default(),
+                writes: tokio::sync::Mutex::new(()),
                 version: version.into(),
                 pool: Mutex::new(None),
                 settings: Arc::clone(&self.settings),

@@ -88,7 +88,7 @@ async fn read_body_unbounded(
 pub fn status(e: &GatewayError) -> StatusCode {
     use GatewayError as E;
     match e {
-        E::TenantNotFound(_) => StatusCode::NOT_FOUND,
+        E::TenantNotFound(_) | E::DatasetNotFound(_) => StatusCode::NOT_FOUND,
         E::Forbidden(_) | E::AccessDenied(_) => StatusCode::FORBIDDEN,
         E::Unauthenticated(_) | E::TokenExpired => StatusCode::UNAUTHORIZED,
         E::TooManyConnections(_) | E::TooBusy | E::TooManyQueries(_) => {
@@ -117,7 +117,8 @@ pub fn status(e: &GatewayError) -> StatusCode {
         | E::BadMessage(_)
         | E::UnknownQuery
         | E::DuplicateId
-        | E::ResumeUnsupported => StatusCode::BAD_REQUEST,
+        | E::ResumeUnsupported
+        | E::InvalidUpload(_) => StatusCode::BAD_REQUEST,
     }
 }
 

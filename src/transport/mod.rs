@@ -7,7 +7,8 @@
 //!   bounded body reading, and the HTTP status of every error code.
 //! - [`body`]: the streaming response body shared by HTTP and SSE.
 //! - [`compress`]: the zstd stages (and the [`compress::Framing`] of byte streams).
-//! - [`http`], [`sse`], [`ws`]: the query routes; [`admin`]: provisioning tenants.
+//! - [`http`], [`sse`], [`ws`]: the query routes; [`admin`]: provisioning tenants;
+//!   [`datasets`]: uploads and the dataset listing.
 //!
 //! Invariants: a transport owns the query's [`crate::engine::control::CancelOnDrop`] guard for
 //! as long as it delivers the stream, so a client that goes away cancels its query; it counts
@@ -16,6 +17,7 @@
 pub mod admin;
 pub mod body;
 pub mod compress;
+pub mod datasets;
 pub mod edge;
 pub mod http;
 pub mod sse;

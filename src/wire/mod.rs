@@ -12,6 +12,7 @@
 //!   [`TableSet`] holds only plain identifiers.
 
 pub mod admin;
+pub mod datasets;
 pub mod json;
 pub mod lines;
 mod tables;

@@ -1,0 +1,223 @@
+//! Writing datasets: loading an upload's spool file into a table, listing a tenant's tables,
+//! dropping one. Runs on an executor thread (blocking DuckDB work) with one of the tenant's
+//! slots, on one of its pooled connections.
+//!
+//! Invariants:
+//! - A write is one DuckDB transaction: a replace is `CREATE OR REPLACE TABLE … AS` inside it,
+//!   so concurrent readers see the old table or the new one, never a mix or none, and a failed
+//!   load (a bad row, too many skipped rows, an unreadable file) rolls back to the old one.
+//! - The spool file is read through DuckDB's readers, which may read only the tenant's spool
+//!   directory (`allowed_directories`, set before the configuration was locked).
+//! - Messages shown to the client have server paths redacted.
+
+use std::path::Path;
+
+use super::tenant::Tenant;
+use crate::duck::Connection;
+use crate::error::GatewayError;
+use crate::wire::datasets::{
+    ColumnInfo, DatasetDetail, DatasetName, GeometryColumn, RejectedRow, UploadFormat, UploadMode,
+    UploadRequest,
+};
+
+/// What a load did (the transport adds bytes, timing and the new version).
+#[derive(Debug)]
+pub struct Loaded {
+    pub rows: u64,
+    pub rejected: u64,
+    pub rejects: Vec<RejectedRow>,
+}
+
+fn quote_literal(s: &str) -> String {
+    format!("'{}'", s.replace('\'', "''"))
+}
+
+/// The table function that reads `path` in `format`.
+fn source(format: UploadFormat, path: &Path, store_rejects: bool) -> String {
+    let p = quote_literal(&path.display().to_string());
+    match format {
+        UploadFormat::Csv if store_rejects => format!("read_csv({p}, store_rejects = true)"),
+        UploadFormat::Csv => format!("read_csv({p})"),
+        UploadFormat::Ndjson => format!("read_json({p}, format = 'newline_delimited')"),
+        UploadFormat::Parquet => format!("read_parquet({p})"),
+        UploadFormat::GeoJson => format!("ST_Read({p})"),
+    }
+}
+
+fn count(conn: &Connection, sql: &str) -> Result<u64, crate::duck::DuckError> {
+    Ok(conn
+        .query_rows(sql)?
+        .first()
+        .and_then(|r| r.first().cloned().flatten())
+        .and_then(|n| n.parse().ok())
+        .unwrap_or(0))
+}
+
+/// Loads `spool` into the dataset, in one transaction.
+pub fn load(tenant: &Tenant, req: &UploadRequest, spool: &Path) -> Result<Loaded, GatewayError> {
+    let pool = tenant.pool()?;
+    let conn = pool
+        .get()
+        .map_err(|e| GatewayError::internal(format!("no pooled connection: {e}")))?;
+    let fail = |e: crate::duck::DuckError| GatewayError::InvalidUpload(tenant.redact(&e.message));
+    conn.execute_batch("BEGIN TRANSACTION").map_err(fail)?;
+    let loaded = load_in_transaction(&conn, req, spool);
+    let outcome = match loaded {
+        Ok(l) if l.rejected <= req.max_bad_rows => {
+            conn.execute_batch("COMMIT").map(|()| l).map_err(fail)
+        }
+        Ok(l) => {
+            let _ = conn.execute_batch("ROLLBACK");
+            let first = l
+                .rejects
+                .first()
+                .map(|r| format!(" (first: line {}: {})", r.line, r.message))
+                .unwrap_or_default();
+            Err(GatewayError::InvalidUpload(tenant.redact(&format!(
+                "{} rows could not be read, more than max_bad_rows = {}{first}; nothing was loaded",
+                l.rejected, req.max_bad_rows
+            ))))
+        }
+        Err(e) => {
+            let _ = conn.execute_batch("ROLLBACK");
+            Err(fail(e))
+        }
+    };
+    // The rejects tables are temporary tables of this pooled connection.
+    let _ = conn
+        .execute_batch("DROP TABLE IF EXISTS reject_errors; DROP TABLE IF EXISTS reject_scans;");
+    outcome
+}
+
+fn load_in_transaction(
+    conn: &Connection,
+    req: &UploadRequest,
+    spool: &Path,
+) -> Result<Loaded, crate::duck::DuckError> {
+    let table = format!("main.\"{}\"", req.dataset.as_str());
+    let src = source(req.format, spool, req.max_bad_rows > 0);
+    let exists = count(
+        conn,
+        &format!(
+            "SELECT count(*)::VARCHAR FROM duckdb_tables() WHERE schema_name = 'main' AND table_name = {}",
+            quote_literal(req.dataset.as_str())
+        ),
+    )? > 0;
+    let rows = if req.mode == UploadMode::Append && exists {
+        let before = count(conn, &format!("SELECT count(*)::VARCHAR FROM {table}"))?;
+        conn.execute_batch(&format!("INSERT INTO {table} BY NAME SELECT * FROM {src}"))?;
+        count(conn, &format!("SELECT count(*)::VARCHAR FROM {table}"))? - before
+    } else {
+        conn.execute_batch(&format!(
+            "CREATE OR REPLACE TABLE {table} AS SELECT * FROM {src}"
+        ))?;
+        count(conn, &format!("SELECT count(*)::VARCHAR FROM {table}"))?
+    };
+    let (rejected, rejects) = if req.max_bad_rows > 0 {
+        let n = count(conn, "SELECT count(*)::VARCHAR FROM reject_errors")?;
+        let first = conn
+            .query_rows(
+                "SELECT line::VARCHAR, error_message FROM reject_errors ORDER BY line LIMIT 10",
+            )?
+            .into_iter()
+            .map(|r| RejectedRow {
+                line: r
+                    .first()
+                    .cloned()
+                    .flatten()
+                    .and_then(|l| l.parse().ok())
+                    .unwrap_or(0),
+                message: r.get(1).cloned().flatten().unwrap_or_default(),
+            })
+            .collect();
+        (n, first)
+    } else {
+        (0, Vec::new())
+    };
+    Ok(Loaded {
+        rows,
+        rejected,
+        rejects,
+    })
+}
+
+/// The tenant's datasets (tables of `main`), with columns, geometry columns and row counts.
+pub fn list(tenant: &Tenant) -> Result<Vec<DatasetDetail>, GatewayError> {
+    let pool = tenant.pool()?;
+    let conn = pool
+        .get()
+        .map_err(|e| GatewayError::internal(format!("no pooled connection: {e}")))?;
+    let tables = conn
+        .query_rows(
+            "SELECT table_name, estimated_size::VARCHAR FROM duckdb_tables() \
+             WHERE schema_name = 'main' AND NOT internal AND NOT temporary ORDER BY 1",
+        )
+        .map_err(GatewayError::internal)?;
+    let columns = conn
+        .query_rows(
+            "SELECT table_name, column_name, data_type FROM duckdb_columns() \
+             WHERE schema_name = 'main' AND NOT internal ORDER BY table_name, column_index",
+        )
+        .map_err(GatewayError::internal)?;
+    let version = tenant.data_version();
+    Ok(tables
+        .into_iter()
+        .map(|t| {
+            let name = t.first().cloned().flatten().unwrap_or_default();
+            let cols: Vec<ColumnInfo> = columns
+                .iter()
+                .filter(|c| c.first().and_then(|n| n.as_deref()) == Some(name.as_str()))
+                .map(|c| ColumnInfo {
+                    name: c.get(1).cloned().flatten().unwrap_or_default(),
+                    type_name: c.get(2).cloned().flatten().unwrap_or_default(),
+                })
+                .collect();
+            let geometry_columns = cols
+                .iter()
+                .filter(|c| c.type_name.starts_with("GEOMETRY"))
+                .map(|c| GeometryColumn {
+                    name: c.name.clone(),
+                    crs: c
+                        .type_name
+                        .strip_prefix("GEOMETRY('")
+                        .and_then(|r| r.strip_suffix("')"))
+                        .map(|crs| crs.replace("''", "'")),
+                })
+                .collect();
+            DatasetDetail {
+                rows: t
+                    .get(1)
+                    .cloned()
+                    .flatten()
+                    .and_then(|n| n.parse().ok())
+                    .unwrap_or(0),
+                name,
+                columns: cols,
+                geometry_columns,
+                data_version: version,
+            }
+        })
+        .collect())
+}
+
+/// Drops the dataset; `false` if there was none.
+pub fn drop(tenant: &Tenant, name: &DatasetName) -> Result<bool, GatewayError> {
+    let pool = tenant.pool()?;
+    let conn = pool
+        .get()
+        .map_err(|e| GatewayError::internal(format!("no pooled connection: {e}")))?;
+    let exists = count(
+        &conn,
+        &format!(
+            "SELECT count(*)::VARCHAR FROM duckdb_tables() WHERE schema_name = 'main' AND table_name = {}",
+            quote_literal(name.as_str())
+        ),
+    )
+    .map_err(GatewayError::internal)?
+        > 0;
+    if exists {
+        conn.execute_batch(&format!("DROP TABLE main.\"{}\"", name.as_str()))
+            .map_err(GatewayError::internal)?;
+    }
+    Ok(exists)
+}

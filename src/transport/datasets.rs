@@ -1,0 +1,186 @@
+//! Datasets over HTTP: `PUT /v1/{tenant}/datasets/{name}?format=…&mode=…&max_bad_rows=…`
+//! (the data as the body), `GET /v1/{tenant}/datasets`, `DELETE /v1/{tenant}/datasets/{name}`.
+//!
+//! Invariants:
+//! - Writes need the tenant's API key or an admin key (in open mode: a loopback client); a
+//!   token never writes, and queries stay read-only.
+//! - The body streams to a spool file chunk by chunk (memory stays at one chunk whatever the
+//!   size), decompressed first when it is `Content-Encoding: gzip` or `zstd`; past the
+//!   tenant's `max_upload_bytes` (decompressed) the answer is 413 and nothing is kept. A body
+//!   that stops arriving for `body_timeout_secs`, or breaks, is refused the same way.
+//! - The spool file is removed whatever happens; DuckDB loads it on an executor thread.
+
+use std::time::{Duration, Instant};
+
+use actix_web::http::header;
+use actix_web::{web, HttpRequest, HttpResponse};
+use futures_util::StreamExt;
+use serde::Deserialize;
+use tokio::io::AsyncWriteExt;
+
+use super::edge::Authorized;
+use super::Settings;
+use crate::auth::{Access, Via};
+use crate::engine::Engine;
+use crate::error::GatewayError;
+use crate::wire::datasets::{DatasetName, UploadRequest, UploadResult};
+
+#[derive(Debug, Deserialize)]
+pub struct UploadParams {
+    format: Option<String>,
+    mode: Option<String>,
+    max_bad_rows: Option<String>,
+}
+
+/// Writes are for keys: the tenant's API key, an admin key, or (open mode) loopback.
+fn may_write(access: &Access, req: &HttpRequest) -> Result<(), GatewayError> {
+    match access.via {
+        Via::ApiKey | Via::AdminKey => Ok(()),
+        Via::Open if req.peer_addr().is_some_and(|a| a.ip().is_loopback()) => Ok(()),
+        Via::Open => Err(GatewayError::AccessDenied(
+            "without a tenants file, datasets are written from loopback clients only".into(),
+        )),
+        Via::Token => Err(GatewayError::AccessDenied(
+            "tokens cannot write datasets: use an API key".into(),
+        )),
+    }
+}
+
+pub async fn put_dataset(
+    Authorized(access): Authorized,
+    req: HttpRequest,
+    params: web::Query<UploadParams>,
+    payload: web::Payload,
+    engine: web::Data<Engine>,
+    settings: web::Data<Settings>,
+) -> Result<HttpResponse, GatewayError> {
+    may_write(&access, &req)?;
+    let started = Instant::now();
+    let content_type = req
+        .headers()
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok());
+    let request = UploadRequest::new(
+        req.match_info().get("name").unwrap_or_default(),
+        params.format.as_deref(),
+        content_type,
+        params.mode.as_deref(),
+        params.max_bad_rows.as_deref(),
+    )?;
+    check_encoding(&req)?;
+    let limit = engine.tenant_limits(&access.tenant).await?.max_upload_bytes;
+    let spool = engine
+        .spool_file(&access.tenant, request.format.extension())
+        .await?;
+    let received = spool_body(&req, payload, &spool, limit, settings.body_timeout).await;
+    let bytes = match received {
+        Ok(n) => n,
+        Err(e) => {
+            let _ = tokio::fs::remove_file(&spool).await;
+            return Err(e);
+        }
+    };
+    let dataset = request.dataset.as_str().to_string();
+    let loaded = engine.upload(&access.tenant, request, spool.clone()).await;
+    let _ = tokio::fs::remove_file(&spool).await;
+    let (loaded, version) = loaded?;
+    tracing::info!(tenant = %access.tenant, %dataset, rows = loaded.rows, bytes, version, "dataset written");
+    let result = UploadResult {
+        dataset,
+        rows: loaded.rows,
+        rejected: loaded.rejected,
+        rejects: loaded.rejects,
+        bytes,
+        elapsed_ms: started.elapsed().as_millis() as u64,
+        version,
+    };
+    let body = simd_json::serde::to_vec(&result).map_err(GatewayError::internal)?;
+    Ok(HttpResponse::Ok()
+        .content_type("application/json")
+        .insert_header(("X-Data-Version", version.to_string()))
+        .body(body))
+}
+
+/// Only encodings the body can be decoded from: none, gzip, zstd (deflate and br too).
+fn check_encoding(req: &HttpRequest) -> Result<(), GatewayError> {
+    match req
+        .headers()
+        .get(header::CONTENT_ENCODING)
+        .map(|v| v.to_str().unwrap_or("?").trim().to_ascii_lowercase())
+        .as_deref()
+    {
+        None | Some("identity" | "gzip" | "x-gzip" | "zstd" | "deflate" | "br") => Ok(()),
+        Some(other) => Err(GatewayError::InvalidRequest(format!(
+            "Content-Encoding `{other}` is not accepted: send gzip, zstd or none"
+        ))),
+    }
+}
+
+/// Streams the (decoded) body into `path`; its size, or 413 past `limit`.
+async fn spool_body(
+    req: &HttpRequest,
+    payload: web::Payload,
+    path: &std::path::Path,
+    limit: u64,
+    idle: Duration,
+) -> Result<u64, GatewayError> {
+    let mut body = actix_web::dev::Decompress::from_headers(payload.into_inner(), req.headers());
+    let mut file = tokio::fs::File::create(path)
+        .await
+        .map_err(GatewayError::internal)?;
+    let mut total = 0u64;
+    loop {
+        let next = tokio::time::timeout(idle, body.next())
+            .await
+            .map_err(|_| GatewayError::RequestTimeout(idle.as_secs()))?;
+        let Some(chunk) = next else { break };
+        let chunk = chunk.map_err(|e| {
+            GatewayError::InvalidRequest(format!("the body broke off or cannot be decoded: {e}"))
+        })?;
+        total += chunk.len() as u64;
+        if total > limit {
+            return Err(GatewayError::PayloadTooLarge(limit as usize));
+        }
+        file.write_all(&chunk)
+            .await
+            .map_err(GatewayError::internal)?;
+    }
+    file.flush().await.map_err(GatewayError::internal)?;
+    file.sync_all().await.map_err(GatewayError::internal)?;
+    Ok(total)
+}
+
+pub async fn list_datasets(
+    Authorized(access): Authorized,
+    engine: web::Data<Engine>,
+) -> Result<HttpResponse, GatewayError> {
+    #[derive(serde::Serialize)]
+    struct List {
+        datasets: Vec<crate::wire::datasets::DatasetDetail>,
+        data_version: u64,
+    }
+    let datasets = engine.datasets(&access.tenant).await?;
+    let data_version = engine.data_version(&access.tenant).await?;
+    let body = simd_json::serde::to_vec(&List {
+        datasets,
+        data_version,
+    })
+    .map_err(GatewayError::internal)?;
+    Ok(HttpResponse::Ok()
+        .content_type("application/json")
+        .insert_header(("X-Data-Version", data_version.to_string()))
+        .body(body))
+}
+
+pub async fn delete_dataset(
+    Authorized(access): Authorized,
+    req: HttpRequest,
+    engine: web::Data<Engine>,
+) -> Result<HttpResponse, GatewayError> {
+    may_write(&access, &req)?;
+    let name = DatasetName::parse(req.match_info().get("name").unwrap_or_default())?;
+    let version = engine.delete_dataset(&access.tenant, name).await?;
+    Ok(HttpResponse::NoContent()
+        .insert_header(("X-Data-Version", version.to_string()))
+        .finish())
+}

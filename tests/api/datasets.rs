@@ -1,0 +1,375 @@
+//! Uploads: each format (CSV, NDJSON, Parquet, GeoJSON), plain and compressed (gzip, zstd),
+//! replace and append, bad rows with and without `max_bad_rows`, an over-quota and a
+//! truncated body (nothing kept, no spool file left), a replace under concurrent readers that
+//! see the old or the new table, the listing with geometry columns and data versions, delete,
+//! and who may write.
+
+use std::io::Write;
+
+use serde_json::{json, Value};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+use crate::helpers::{
+    issue, json_of, read_lines, spawn_app, spawn_app_with, spawn_secure_app, TestApp, ACME_KEY,
+};
+
+async fn put(
+    app: &TestApp,
+    path_query: &str,
+    body: Vec<u8>,
+    encoding: Option<&str>,
+) -> reqwest::Response {
+    let mut req = app
+        .client
+        .put(app.url(&format!("/v1/t/datasets/{path_query}")))
+        .body(body);
+    if let Some(e) = encoding {
+        req = req.header("content-encoding", e);
+    }
+    req.send().await.unwrap()
+}
+
+async fn rows(app: &TestApp, sql: &str) -> Vec<Value> {
+    read_lines(app.post("t", &json!({ "sql": sql }).to_string()).await)
+        .await
+        .rows()
+}
+
+fn spool_is_empty(app: &TestApp) -> bool {
+    let dir = app.dir.path().join(".spool/t");
+    std::fs::read_dir(&dir)
+        .map(|d| d.count() == 0)
+        .unwrap_or(true)
+}
+
+fn gzip(data: &[u8]) -> Vec<u8> {
+    let mut e = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
+    e.write_all(data).unwrap();
+    e.finish().unwrap()
+}
+
+const CSV: &str = "id,name,score\n1,ada,9.5\n2,grace,8\n3,edsger,7.25\n";
+
+#[actix_web::test]
+async fn every_format_loads_plain_and_compressed_and_is_listed() {
+    let app = spawn_app().await;
+    let resp = put(&app, "scores?format=csv", CSV.into(), None).await;
+    assert_eq!(resp.status(), 200);
+    assert_eq!(resp.headers()["x-data-version"], "1");
+    let r = json_of(resp).await;
+    assert_eq!(
+        (
+            r["dataset"].clone(),
+            r["rows"].clone(),
+            r["rejected"].clone()
+        ),
+        (json!("scores"), json!(3), json!(0))
+    );
+    assert_eq!(r["version"], 1);
+    assert_eq!(r["bytes"], CSV.len());
+    assert_eq!(
+        rows(&app, "SELECT id, name, score FROM scores ORDER BY id").await,
+        vec![
+            json!([1, "ada", 9.5]),
+            json!([2, "grace", 8.0]),
+            json!([3, "edsger", 7.25])
+        ]
+    );
+
+    // gzip and zstd bodies, the format from Content-Type or the query string.
+    let resp = app
+        .client
+        .put(app.url("/v1/t/datasets/gz"))
+        .header("content-type", "text/csv")
+        .header("content-encoding", "gzip")
+        .body(gzip(CSV.as_bytes()))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(json_of(resp).await["rows"], 3);
+    let ndjson = "{\"k\":\"a\",\"v\":1}\n{\"k\":\"b\",\"v\":2}\n";
+    let z = zstd::bulk::compress(ndjson.as_bytes(), 3).unwrap();
+    let r = json_of(put(&app, "events?format=ndjson", z, Some("zstd")).await).await;
+    assert_eq!(r["rows"], 2, "{r}");
+    assert_eq!(
+        rows(&app, "SELECT sum(v) FROM events").await,
+        vec![json!([3])]
+    );
+
+    // Parquet, written by DuckDB itself.
+    let pq = app.dir.path().join("in.parquet");
+    let c = duckdb::Connection::open_in_memory().unwrap();
+    c.execute_batch(&format!(
+        "COPY (SELECT range AS n, range * 2 AS twice FROM range(1000)) TO '{}' (FORMAT parquet)",
+        pq.display()
+    ))
+    .unwrap();
+    let r = json_of(
+        put(
+            &app,
+            "numbers?format=parquet",
+            std::fs::read(&pq).unwrap(),
+            None,
+        )
+        .await,
+    )
+    .await;
+    assert_eq!(r["rows"], 1000, "{r}");
+    assert_eq!(
+        rows(&app, "SELECT sum(twice) FROM numbers").await,
+        vec![json!([999000])]
+    );
+
+    // GeoJSON: features' properties become columns, their geometry a GEOMETRY column.
+    let geojson = json!({"type": "FeatureCollection", "features": [
+        {"type": "Feature", "properties": {"name": "a"}, "geometry": {"type": "Point", "coordinates": [1, 2]}},
+        {"type": "Feature", "properties": {"name": "b"}, "geometry": {"type": "LineString", "coordinates": [[0, 0], [1, 1]]}}
+    ]});
+    let r = json_of(
+        put(
+            &app,
+            "shapes?format=geojson",
+            geojson.to_string().into(),
+            None,
+        )
+        .await,
+    )
+    .await;
+    assert_eq!(r["rows"], 2, "{r}");
+    let out = rows(&app, "SELECT name, geom FROM shapes ORDER BY name").await;
+    assert_eq!(out[0][1]["type"], "Point");
+    assert_eq!(out[1][1]["coordinates"], json!([[0.0, 0.0], [1.0, 1.0]]));
+
+    // The listing: columns, geometry columns, rows, the data version (five writes).
+    let resp = app
+        .client
+        .get(app.url("/v1/t/datasets"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.headers()["x-data-version"], "5");
+    let listed = json_of(resp).await;
+    let shapes = listed["datasets"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|d| d["name"] == "shapes")
+        .unwrap();
+    assert_eq!(shapes["rows"], 2);
+    assert_eq!(shapes["geometry_columns"][0]["name"], "geom");
+    let names: Vec<&str> = listed["datasets"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|d| d["name"].as_str().unwrap())
+        .collect();
+    assert_eq!(
+        names,
+        ["events", "gz", "numbers", "people", "scores", "shapes"]
+    );
+    assert!(spool_is_empty(&app));
+}
+
+#[actix_web::test]
+async fn append_bad_rows_quota_and_truncated_bodies() {
+    let app = spawn_app_with(|c| c.limits.max_upload_bytes = Some(4096)).await;
+    put(&app, "s?format=csv", CSV.into(), None).await;
+    let r = json_of(
+        put(
+            &app,
+            "s?format=csv&mode=append",
+            "id,name,score\n4,barbara,6\n".into(),
+            None,
+        )
+        .await,
+    )
+    .await;
+    assert_eq!(r["rows"], 1);
+    assert_eq!(rows(&app, "SELECT count(*) FROM s").await, vec![json!([4])]);
+
+    // A bad row fails the load by default (the line is named), and the table is untouched.
+    let bad = "id,name,score\n5,x,1\n6,y,not-a-number\n";
+    let resp = put(&app, "s?format=csv&mode=append", bad.into(), None).await;
+    assert_eq!(resp.status(), 400);
+    let e = json_of(resp).await;
+    assert_eq!(e["code"], "invalid_upload");
+    assert!(e["message"].as_str().unwrap().contains("line"), "{e}");
+    assert!(
+        !e["message"]
+            .as_str()
+            .unwrap()
+            .contains(&app.dir.path().display().to_string()),
+        "{e}"
+    );
+    assert_eq!(rows(&app, "SELECT count(*) FROM s").await, vec![json!([4])]);
+    // With max_bad_rows, it is skipped and reported with its line.
+    let r = json_of(
+        put(
+            &app,
+            "s?format=csv&mode=append&max_bad_rows=1",
+            bad.into(),
+            None,
+        )
+        .await,
+    )
+    .await;
+    assert_eq!(
+        (r["rows"].clone(), r["rejected"].clone()),
+        (json!(1), json!(1)),
+        "{r}"
+    );
+    assert_eq!(r["rejects"][0]["line"], 3, "{r}");
+    // More bad rows than allowed: nothing loaded.
+    let worse = "id,name,score\n7,x,a\n8,y,b\n";
+    let resp = put(
+        &app,
+        "s?format=csv&mode=append&max_bad_rows=1",
+        worse.into(),
+        None,
+    )
+    .await;
+    assert_eq!(json_of(resp).await["code"], "invalid_upload");
+    assert_eq!(rows(&app, "SELECT count(*) FROM s").await, vec![json!([5])]);
+
+    // Over the quota: 413, nothing kept.
+    let big = format!("id\n{}", "1\n".repeat(3000));
+    let resp = put(&app, "big?format=csv", big.into(), None).await;
+    assert_eq!(resp.status(), 413);
+    assert!(spool_is_empty(&app));
+    let listed = json_of(
+        app.client
+            .get(app.url("/v1/t/datasets"))
+            .send()
+            .await
+            .unwrap(),
+    )
+    .await;
+    assert!(listed["datasets"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .all(|d| d["name"] != "big"));
+
+    // A body cut short (the client promised more and hung up): nothing kept either.
+    let addr = app.base.trim_start_matches("http://").to_string();
+    let mut tcp = tokio::net::TcpStream::connect(&addr).await.unwrap();
+    tcp.write_all(b"PUT /v1/t/datasets/cut?format=csv HTTP/1.1\r\nHost: x\r\nContent-Length: 1000\r\n\r\nid\n1\n2\n")
+        .await
+        .unwrap();
+    tcp.shutdown().await.unwrap();
+    let mut answer = Vec::new();
+    let _ = tokio::time::timeout(
+        std::time::Duration::from_secs(5),
+        tcp.read_to_end(&mut answer),
+    )
+    .await;
+    for _ in 0..50 {
+        if spool_is_empty(&app) {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+    assert!(spool_is_empty(&app));
+    let listed = json_of(
+        app.client
+            .get(app.url("/v1/t/datasets"))
+            .send()
+            .await
+            .unwrap(),
+    )
+    .await;
+    assert!(listed["datasets"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .all(|d| d["name"] != "cut"));
+
+    // Delete: 204, the version moves, then 404.
+    let before = listed["data_version"].as_u64().unwrap();
+    let resp = app
+        .client
+        .delete(app.url("/v1/t/datasets/s"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 204);
+    assert_eq!(
+        resp.headers()["x-data-version"],
+        (before + 1).to_string().as_str()
+    );
+    let resp = app
+        .client
+        .delete(app.url("/v1/t/datasets/s"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(json_of(resp).await["code"], "dataset_not_found");
+}
+
+#[actix_web::test]
+async fn a_replace_is_atomic_for_concurrent_readers() {
+    let app = spawn_app().await;
+    let csv = |n: usize| {
+        let mut s = String::from("id\n");
+        for i in 0..n {
+            s.push_str(&format!("{i}\n"));
+        }
+        s
+    };
+    put(&app, "r?format=csv", csv(1000).into(), None).await;
+    let stop = tokio_util::sync::CancellationToken::new();
+    let readers: Vec<_> = (0..3)
+        .map(|_| {
+            let (client, url, stop) = (app.client.clone(), app.url("/v1/t/query"), stop.clone());
+            actix_web::rt::spawn(async move {
+                let mut seen = std::collections::BTreeSet::new();
+                while !stop.is_cancelled() {
+                    let resp = client
+                        .post(&url)
+                        .body(r#"{"sql": "SELECT count(*) FROM r"}"#)
+                        .send()
+                        .await
+                        .unwrap();
+                    let out = read_lines(resp).await;
+                    assert_eq!(out.status, 200, "{}", out.raw);
+                    seen.insert(out.rows()[0][0].as_u64().unwrap());
+                }
+                seen
+            })
+        })
+        .collect();
+    for round in 0..6 {
+        let n = if round % 2 == 0 { 2000 } else { 1000 };
+        let r = json_of(put(&app, "r?format=csv", csv(n).into(), None).await).await;
+        assert_eq!(r["rows"], n);
+    }
+    stop.cancel();
+    for r in readers {
+        let seen = r.await.unwrap();
+        assert!(!seen.is_empty());
+        assert!(seen.iter().all(|n| *n == 1000 || *n == 2000), "{seen:?}");
+    }
+}
+
+#[actix_web::test]
+async fn only_keys_write_and_tokens_never() {
+    let app = spawn_secure_app("").await;
+    let upload = |auth: Option<String>| {
+        let mut req = app
+            .client
+            .put(app.url("/v1/acme/datasets/up?format=csv"))
+            .body(CSV);
+        if let Some(a) = auth {
+            req = req.bearer_auth(a);
+        }
+        req.send()
+    };
+    assert_eq!(upload(None).await.unwrap().status(), 401);
+    let token = issue(&app, "acme", json!({})).await;
+    let resp = upload(Some(token)).await.unwrap();
+    assert_eq!(resp.status(), 403);
+    assert_eq!(json_of(resp).await["code"], "access_denied");
+    let resp = upload(Some(ACME_KEY.into())).await.unwrap();
+    assert_eq!(resp.status(), 200);
+    assert_eq!(json_of(resp).await["rows"], 3);
+}
