@@ -373,3 +373,90 @@ async fn only_keys_write_and_tokens_never() {
     assert_eq!(resp.status(), 200);
     assert_eq!(json_of(resp).await["rows"], 3);
 }
+
+/// `kill -9` while an upload's body arrives, and while DuckDB loads it: after a restart the
+/// dataset is the old one or the new one, never partial, and no spool file is left.
+#[actix_web::test]
+async fn a_kill_during_an_upload_keeps_the_old_or_the_new_dataset() {
+    use crate::helpers::ServerProcess;
+    const OLD: u64 = 1000;
+    const NEW: u64 = 3_000_000;
+    let csv = |n: u64| {
+        let mut s = String::with_capacity(n as usize * 8 + 3);
+        s.push_str("id\n");
+        for i in 0..n {
+            s.push_str(&i.to_string());
+            s.push('\n');
+        }
+        s.into_bytes()
+    };
+    let (old, new) = (csv(OLD), csv(NEW));
+    let mut server = ServerProcess::start(&[]);
+    let r = json_of(put(&server.app, "r?format=csv", old, None).await).await;
+    assert_eq!(r["rows"], OLD);
+    let count = |app: &TestApp| {
+        let (client, url) = (app.client.clone(), app.url("/v1/t/query"));
+        async move {
+            let resp = client
+                .post(url)
+                .body(r#"{"sql": "SELECT count(*) FROM r"}"#)
+                .send()
+                .await
+                .unwrap();
+            read_lines(resp).await.rows()[0][0].as_u64().unwrap()
+        }
+    };
+    for point in ["mid-body", "loading"] {
+        let addr = server.app.base.trim_start_matches("http://").to_string();
+        let spool = server.app.dir.path().join(".spool/t");
+        let body = new.clone();
+        let sender = actix_web::rt::spawn(async move {
+            let mut tcp = tokio::net::TcpStream::connect(&addr).await.unwrap();
+            let head = format!(
+                "PUT /v1/t/datasets/r?format=csv HTTP/1.1\r\nHost: x\r\nContent-Length: {}\r\n\r\n",
+                body.len()
+            );
+            tcp.write_all(head.as_bytes()).await.unwrap();
+            let half = body.len() / 2;
+            let _ = tcp.write_all(&body[..half]).await;
+            if point == "loading" {
+                let _ = tcp.write_all(&body[half..]).await;
+            }
+            // Hold the socket open until the server dies.
+            let mut sink = Vec::new();
+            let _ = tcp.read_to_end(&mut sink).await;
+        });
+        // Wait until the spool file holds half the body, or all of it (then DuckDB loads it).
+        let want = if point == "loading" {
+            new.len() as u64
+        } else {
+            new.len() as u64 / 4
+        };
+        let mut reached = false;
+        for _ in 0..300 {
+            let size = std::fs::read_dir(&spool)
+                .ok()
+                .and_then(|mut d| d.next())
+                .and_then(|e| e.ok())
+                .and_then(|e| e.metadata().ok())
+                .map(|m| m.len())
+                .unwrap_or(0);
+            if size >= want {
+                reached = true;
+                break;
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+        }
+        assert!(reached, "{point}: the upload never reached the spool");
+        let dir = server.kill();
+        let _ = sender.await;
+        server = ServerProcess::start_in(dir, &[]);
+        let n = count(&server.app).await;
+        assert!(n == OLD || n == NEW, "{point}: {n} rows after a kill");
+        // (The tenant's spool directory exists again once it is opened, but empty.)
+        assert!(spool_is_empty(&server.app), "{point}: spool left behind");
+    }
+    // And the server still takes a whole upload afterwards.
+    let r = json_of(put(&server.app, "r?format=csv", new, None).await).await;
+    assert_eq!(r["rows"], NEW);
+}

@@ -217,12 +217,19 @@ pub struct ServerProcess {
 impl ServerProcess {
     /// Starts the binary on a free port with a temporary data dir holding tenant `t`.
     pub fn start(extra: &[&str]) -> Self {
-        use std::io::BufRead;
         let dir = tempfile::tempdir().unwrap();
         create_tenant(dir.path(), "t", FIXTURE);
+        Self::start_in(dir, extra)
+    }
+
+    /// Starts the binary on the data dir `dir` (a restart after [`Self::kill`]).
+    pub fn start_in(dir: TempDir, extra: &[&str]) -> Self {
+        use std::io::BufRead;
         let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_duckstream"))
             .args(["--bind", "127.0.0.1:0", "--demo", "false", "--data-dir"])
             .arg(dir.path())
+            .arg("--extension-repository")
+            .arg(extension_repository())
             .args(extra)
             .env("RUST_LOG", "info")
             .env("NO_COLOR", "1")
@@ -264,6 +271,13 @@ impl ServerProcess {
             .parse()
             .unwrap();
         kb / 1024.0
+    }
+
+    /// `kill -9`: the process gets no chance to clean up. Returns its data dir.
+    pub fn kill(mut self) -> TempDir {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+        std::mem::replace(&mut self.app.dir, tempfile::tempdir().unwrap())
     }
 
     pub fn rss_mib(&self) -> f64 {
