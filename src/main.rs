@@ -13,6 +13,21 @@ async fn main() -> std::process::ExitCode {
             return std::process::ExitCode::from(2);
         }
     };
+    if let Command::Load(args) = command {
+        return match duckstream::app::load_offline(config, args).await {
+            Ok(result) => {
+                println!(
+                    "{}",
+                    simd_json::serde::to_string(&result).unwrap_or_default()
+                );
+                std::process::ExitCode::SUCCESS
+            }
+            Err(e) => {
+                eprintln!("duckstream: {e}");
+                std::process::ExitCode::from(1)
+            }
+        };
+    }
     if command == Command::Keygen {
         return match duckstream::auth::keys::generate_key() {
             Ok(key) => {

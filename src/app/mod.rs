@@ -175,6 +175,73 @@ impl Application {
     }
 }
 
+/// `duckstream load`: loads `args.file` into a dataset without serving, through the same
+/// engine path as an upload (the file is linked, or copied, into the tenant's spool); a
+/// missing tenant is provisioned first. The server must not be running on this data
+/// directory (DuckDB locks its files).
+pub async fn load_offline(
+    config: Config,
+    args: crate::config::LoadArgs,
+) -> Result<crate::wire::datasets::UploadResult, String> {
+    use crate::wire::datasets::{UploadRequest, UploadResult};
+    config.validate().map_err(|e| e.to_string())?;
+    let started = std::time::Instant::now();
+    let tenant = crate::wire::TenantId::parse(&args.tenant).map_err(|e| e.to_string())?;
+    let ext = args
+        .file
+        .extension()
+        .and_then(|e| e.to_str())
+        .map(|e| match e {
+            "jsonl" => "ndjson",
+            "geoparquet" => "parquet",
+            "json" => "geojson",
+            other => other,
+        })
+        .map(str::to_string);
+    let request = UploadRequest::new(
+        &args.dataset,
+        args.format.as_deref().or(ext.as_deref()),
+        None,
+        args.mode.as_deref(),
+        args.max_bad_rows.as_deref(),
+    )
+    .map_err(|e| e.to_string())?;
+    let bytes = std::fs::metadata(&args.file)
+        .map_err(|e| format!("{}: {e}", args.file.display()))?
+        .len();
+    let metrics = Arc::new(Metrics::new(GatewayError::CODES).map_err(|e| e.to_string())?);
+    let engine = Engine::new(engine_settings(&config), CancellationToken::new(), metrics);
+    // An operator loading into a tenant that does not exist yet provisions it.
+    if let Err(GatewayError::TenantNotFound(_)) = engine.data_version(&tenant).await {
+        engine
+            .create_tenant(&tenant)
+            .await
+            .map_err(|e| e.log_chain())?;
+    }
+    let spool = engine
+        .spool_file(&tenant, request.format.extension())
+        .await
+        .map_err(|e| e.log_chain())?;
+    if std::fs::hard_link(&args.file, &spool).is_err() {
+        tokio::fs::copy(&args.file, &spool)
+            .await
+            .map_err(|e| format!("cannot copy {} to the spool: {e}", args.file.display()))?;
+    }
+    let dataset = request.dataset.as_str().to_string();
+    let loaded = engine.upload(&tenant, request, spool.clone()).await;
+    let _ = tokio::fs::remove_file(&spool).await;
+    let (loaded, version) = loaded.map_err(|e| e.log_chain())?;
+    Ok(UploadResult {
+        dataset,
+        rows: loaded.rows,
+        rejected: loaded.rejected,
+        rejects: loaded.rejects,
+        bytes,
+        elapsed_ms: started.elapsed().as_millis() as u64,
+        version,
+    })
+}
+
 /// Keys from the tenants file (none: open), and the token signer.
 fn authenticator(config: &Config) -> Result<Authenticator, StartupError> {
     let auth = &config.auth;

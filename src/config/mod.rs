@@ -511,7 +511,7 @@ pub struct Cli {
 }
 
 /// What the binary does; with no subcommand, it serves.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::Subcommand)]
+#[derive(Debug, Clone, PartialEq, Eq, clap::Subcommand)]
 pub enum Command {
     /// Serve (the default).
     Serve,
@@ -519,6 +519,26 @@ pub enum Command {
     SeedDemo,
     /// Print a new API key and the hash to put in the tenants file, then exit.
     Keygen,
+    /// Load a file into a tenant's dataset, offline (the server must not be running on this
+    /// data directory), as `PUT /v1/{tenant}/datasets/{name}` would; prints the result.
+    Load(LoadArgs),
+}
+
+/// `duckstream load TENANT DATASET FILE`.
+#[derive(Debug, Clone, PartialEq, Eq, clap::Args)]
+pub struct LoadArgs {
+    pub tenant: String,
+    pub dataset: String,
+    pub file: PathBuf,
+    /// csv, ndjson, parquet or geojson (default: from the file's extension)
+    #[arg(long)]
+    pub format: Option<String>,
+    /// replace (default) or append
+    #[arg(long)]
+    pub mode: Option<String>,
+    /// Bad rows that may be skipped (CSV)
+    #[arg(long)]
+    pub max_bad_rows: Option<String>,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -550,7 +570,7 @@ impl Config {
     /// Loads the layers from the real command line and environment.
     pub fn load() -> Result<(Self, Command), ConfigError> {
         let cli = Cli::parse();
-        let command = cli.command.unwrap_or(Command::Serve);
+        let command = cli.command.clone().unwrap_or(Command::Serve);
         Ok((Self::from_cli(cli)?, command))
     }
 

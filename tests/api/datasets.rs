@@ -460,3 +460,53 @@ async fn a_kill_during_an_upload_keeps_the_old_or_the_new_dataset() {
     let r = json_of(put(&server.app, "r?format=csv", new, None).await).await;
     assert_eq!(r["rows"], NEW);
 }
+
+/// `duckstream load TENANT DATASET FILE`: the same load offline, a missing tenant provisioned;
+/// then the server serves it.
+#[actix_web::test]
+async fn the_load_command_loads_offline() {
+    use crate::helpers::{extension_repository, ServerProcess};
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("scores.csv");
+    std::fs::write(&file, CSV).unwrap();
+    let run = |extra: &[&str]| {
+        std::process::Command::new(env!("CARGO_BIN_EXE_duckstream"))
+            .args(["--demo", "false", "--data-dir"])
+            .arg(dir.path())
+            .arg("--extension-repository")
+            .arg(extension_repository())
+            .args(["load", "ops", "scores"])
+            .arg(&file)
+            .args(extra)
+            .output()
+            .unwrap()
+    };
+    // The result is the last line (logs go to stdout too).
+    let result = |out: &std::process::Output| -> Value {
+        let text = String::from_utf8_lossy(&out.stdout);
+        serde_json::from_str(text.lines().last().unwrap()).unwrap()
+    };
+    let out = run(&[]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let r = result(&out);
+    assert_eq!(
+        (r["rows"].clone(), r["version"].clone()),
+        (json!(3), json!(2))
+    );
+    let out = run(&["--mode", "append"]);
+    let r = result(&out);
+    assert_eq!(r["version"], 3);
+    let bad = run(&["--format", "xls"]);
+    assert!(!bad.status.success());
+    let server = ServerProcess::start_in(dir, &[]);
+    let resp = server
+        .app
+        .post("ops", r#"{"sql": "SELECT count(*), sum(id) FROM scores"}"#)
+        .await;
+    assert_eq!(resp.headers()["x-data-version"], "3");
+    assert_eq!(read_lines(resp).await.rows(), vec![json!([6, 12])]);
+}
