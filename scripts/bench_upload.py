@@ -1,0 +1,70 @@
+#!/usr/bin/env python3
+"""Upload speed and memory: a 10M-row CSV (~1 GB) PUT to duckstream beside DuckDB's own
+`CREATE TABLE … AS FROM read_csv(…)` on the same file, side by side, interleaved; and the
+gateway's peak RSS above idle during the upload (VmHWM, reset before each).
+
+    cd scripts && ~/.cache/duckstream-bench/.venv/bin/python bench_upload.py \\
+        --bin ../target/release/duckstream --repeat 2
+"""
+import argparse
+import os
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+
+import duckdb
+
+from benchlib import gateway, reset_peak, status
+
+
+def main():
+    p = argparse.ArgumentParser()
+    p.add_argument("--bin", default="../target/release/duckstream")
+    p.add_argument("--src", default="/tmp/bench/bench.duckdb")
+    p.add_argument("--csv", default="/tmp/bench/parcels.csv")
+    p.add_argument("--repeat", type=int, default=2)
+    o = p.parse_args()
+    if not os.path.exists(o.csv):
+        c = duckdb.connect(o.src, read_only=True)
+        c.execute(f"COPY parcels TO '{o.csv}.part' (HEADER)")
+        c.close()
+        os.replace(o.csv + ".part", o.csv)
+    size = os.path.getsize(o.csv)
+    data = tempfile.mkdtemp()
+    # An empty tenant to upload into.
+    duckdb.connect(os.path.join(data, "up.duckdb")).close()
+    t_gw, t_db, peaks, db_peaks = [], [], [], []
+    with gateway(o.bin, data=data) as (port, pid):
+        for _ in range(o.repeat):
+            idle = status(pid, "VmRSS")
+            reset_peak(pid)
+            t = time.perf_counter()
+            out = subprocess.run(["curl", "-sS", "-T", o.csv, "-o", "/dev/null", "-w", "%{http_code}",
+                                  f"http://127.0.0.1:{port}/v1/up/datasets/parcels?format=csv"],
+                                 check=True, capture_output=True, text=True)
+            assert out.stdout == "200", out
+            t_gw.append(time.perf_counter() - t)
+            peaks.append(status(pid, "VmHWM") - idle)
+            # DuckDB alone, in a process of its own so that its peak RSS is its own.
+            alone = os.path.join(tempfile.mkdtemp(), "alone.duckdb")
+            script = ("import duckdb, resource, sys, time\n"
+                      "c = duckdb.connect(sys.argv[1]); c.execute('SET enable_progress_bar = false'); base = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss\n"
+                      "t = time.perf_counter()\n"
+                      f"c.execute(\"CREATE TABLE parcels AS FROM read_csv('{o.csv}')\")\n"
+                      "print(time.perf_counter() - t, (resource.getrusage(resource.RUSAGE_SELF).ru_maxrss - base) / 1024)\n")
+            out = subprocess.run([sys.executable, "-c", script, alone], check=True, capture_output=True, text=True)
+            dt, peak = map(float, out.stdout.strip().splitlines()[-1].split())
+            t_db.append(dt)
+            db_peaks.append(peak)
+            os.remove(alone)
+    gw, db = statistics.median(t_gw), statistics.median(t_db)
+    print("| file | DuckDB CTAS read_csv | duckstream PUT | ratio | peak RSS above idle: DuckDB alone | duckstream |")
+    print("|---|---|---|---|---|---|")
+    print(f"| 10M rows, {size / 2**20:.0f} MiB CSV | {db:.2f} s ({size / db / 2**20:.0f} MiB/s) | "
+          f"{gw:.2f} s ({size / gw / 2**20:.0f} MiB/s) | {db / gw:.2f}× | {max(db_peaks):.0f} MiB | {max(peaks):.0f} MiB |")
+
+
+if __name__ == "__main__":
+    main()
