@@ -138,6 +138,28 @@ async fn every_format_loads_plain_and_compressed_and_is_listed() {
     assert_eq!(r["rows"], 2, "{r}");
     let out = rows(&app, "SELECT name, geom FROM shapes ORDER BY name").await;
     assert_eq!(out[0][1]["type"], "Point");
+    // Its geometry column has an R-tree index, which a bounding-box filter uses.
+    assert_eq!(
+        rows(
+            &app,
+            "SELECT index_name FROM duckdb_indexes() WHERE table_name = 'shapes'"
+        )
+        .await,
+        vec![json!(["shapes_geom_rtree"])]
+    );
+    let plan = rows(
+        &app,
+        "EXPLAIN SELECT name FROM shapes WHERE ST_Intersects(geom, ST_MakeEnvelope(0.5, 1.5, 1.5, 2.5))",
+    )
+    .await;
+    assert!(
+        plan.iter().any(|r| r.to_string().contains("RTREE")),
+        "{plan:?}"
+    );
+    assert_eq!(
+        rows(&app, "SELECT name FROM shapes WHERE ST_Intersects(geom, ST_MakeEnvelope(0.5, 1.5, 1.5, 2.5))").await,
+        vec![json!(["a"])]
+    );
     assert_eq!(out[1][1]["coordinates"], json!([[0.0, 0.0], [1.0, 1.0]]));
 
     // The listing: columns, geometry columns, rows, the data version (five writes).
@@ -157,6 +179,8 @@ async fn every_format_loads_plain_and_compressed_and_is_listed() {
         .unwrap();
     assert_eq!(shapes["rows"], 2);
     assert_eq!(shapes["geometry_columns"][0]["name"], "geom");
+    // GeoJSON's coordinates are WGS 84: the spatial extension's reader says so.
+    assert_eq!(shapes["geometry_columns"][0]["crs"], "EPSG:4326");
     let names: Vec<&str> = listed["datasets"]
         .as_array()
         .unwrap()
