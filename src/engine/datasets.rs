@@ -113,6 +113,7 @@ fn load_in_transaction(
         conn.execute_batch(&format!(
             "CREATE OR REPLACE TABLE {table} AS SELECT * FROM {src}"
         ))?;
+        to_geometry(conn, &req.dataset, &req.geometry_columns)?;
         index_geometry(conn, &req.dataset)?;
         count(conn, &format!("SELECT count(*)::VARCHAR FROM {table}"))?
     };
@@ -142,6 +143,44 @@ fn load_in_transaction(
         rejected,
         rejects,
     })
+}
+
+/// Turns the named WKT (text) or WKB (bytes) columns of a new table into GEOMETRY. A value
+/// that is not a geometry fails the load (DuckDB's message names it).
+fn to_geometry(
+    conn: &Connection,
+    dataset: &DatasetName,
+    columns: &[String],
+) -> Result<(), crate::duck::DuckError> {
+    for column in columns {
+        let types = conn.query_rows(&format!(
+            "SELECT data_type FROM duckdb_columns() WHERE schema_name = 'main' \
+             AND table_name = {} AND column_name = {}",
+            quote_literal(dataset.as_str()),
+            quote_literal(column)
+        ))?;
+        let Some(data_type) = types
+            .into_iter()
+            .next()
+            .and_then(|r| r.into_iter().next().flatten())
+        else {
+            return Err(crate::duck::DuckError {
+                message: format!("geometry_columns: the upload has no column `{column}`"),
+                kind: crate::duck::DuckErrorKind::Other,
+            });
+        };
+        let quoted = format!("\"{}\"", column.replace('"', "\"\""));
+        let using = match data_type.as_str() {
+            t if t.starts_with("GEOMETRY") => continue,
+            "BLOB" => format!("ST_GeomFromWKB({quoted})"),
+            _ => format!("{quoted}::VARCHAR::GEOMETRY"),
+        };
+        conn.execute_batch(&format!(
+            "ALTER TABLE main.\"{}\" ALTER COLUMN {quoted} SET DATA TYPE GEOMETRY USING {using}",
+            dataset.as_str()
+        ))?;
+    }
+    Ok(())
 }
 
 /// An R-tree index on every GEOMETRY column of a new table (the spatial extension's

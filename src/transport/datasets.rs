@@ -30,6 +30,7 @@ pub struct UploadParams {
     format: Option<String>,
     mode: Option<String>,
     max_bad_rows: Option<String>,
+    geometry_columns: Option<String>,
 }
 
 /// Writes are for keys: the tenant's API key, an admin key, or (open mode) loopback.
@@ -66,7 +67,8 @@ pub async fn put_dataset(
         content_type,
         params.mode.as_deref(),
         params.max_bad_rows.as_deref(),
-    )?;
+    )?
+    .with_geometry_columns(params.geometry_columns.as_deref())?;
     check_encoding(&req)?;
     let limit = engine.tenant_limits(&access.tenant).await?.max_upload_bytes;
     let spool = engine

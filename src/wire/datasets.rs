@@ -103,6 +103,9 @@ pub struct UploadRequest {
     pub mode: UploadMode,
     /// Bad rows that may be skipped (CSV); 0: any bad row fails the load.
     pub max_bad_rows: u64,
+    /// Columns holding WKT text or WKB bytes that become GEOMETRY (GeoJSON's and GeoParquet's
+    /// geometries are GEOMETRY already).
+    pub geometry_columns: Vec<String>,
 }
 
 impl UploadRequest {
@@ -145,7 +148,24 @@ impl UploadRequest {
             format,
             mode,
             max_bad_rows,
+            geometry_columns: Vec::new(),
         })
+    }
+
+    /// Sets the columns to turn into GEOMETRY (comma-separated names, as in the file).
+    pub fn with_geometry_columns(mut self, list: Option<&str>) -> Result<Self, WireError> {
+        for name in list.unwrap_or_default().split(',').map(str::trim) {
+            if name.is_empty() {
+                continue;
+            }
+            if name.len() > 128 || name.contains('"') || name.contains('\0') {
+                return Err(WireError::InvalidRequest(format!(
+                    "`geometry_columns`: `{name}` is not a column name"
+                )));
+            }
+            self.geometry_columns.push(name.to_string());
+        }
+        Ok(self)
     }
 }
 

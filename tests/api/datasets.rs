@@ -534,3 +534,73 @@ async fn the_load_command_loads_offline() {
     assert_eq!(resp.headers()["x-data-version"], "3");
     assert_eq!(read_lines(resp).await.rows(), vec![json!([6, 12])]);
 }
+
+/// WKT text columns the client names become GEOMETRY (with an R-tree), and stream as GeoJSON;
+/// a value that is no geometry fails the load; a name that is no column is refused.
+#[actix_web::test]
+async fn named_wkt_columns_become_geometry() {
+    let app = spawn_app().await;
+    let csv = "id,shape\n1,POINT (1 2)\n2,\"LINESTRING (0 0, 1 1)\"\n";
+    let r = json_of(
+        put(
+            &app,
+            "wkt?format=csv&geometry_columns=shape",
+            csv.into(),
+            None,
+        )
+        .await,
+    )
+    .await;
+    assert_eq!(r["rows"], 2, "{r}");
+    let out = rows(&app, "SELECT shape FROM wkt ORDER BY id").await;
+    assert_eq!(
+        out[0][0],
+        json!({"type": "Point", "coordinates": [1.0, 2.0]})
+    );
+    let listed = json_of(
+        app.client
+            .get(app.url("/v1/t/datasets"))
+            .send()
+            .await
+            .unwrap(),
+    )
+    .await;
+    let wkt = listed["datasets"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|d| d["name"] == "wkt")
+        .unwrap();
+    assert_eq!(wkt["geometry_columns"][0]["name"], "shape");
+    assert_eq!(
+        rows(
+            &app,
+            "SELECT index_name FROM duckdb_indexes() WHERE table_name = 'wkt'"
+        )
+        .await,
+        vec![json!(["wkt_shape_rtree"])]
+    );
+    let bad = "id,shape\n1,not a geometry\n";
+    let resp = put(
+        &app,
+        "wkt?format=csv&geometry_columns=shape",
+        bad.into(),
+        None,
+    )
+    .await;
+    assert_eq!(json_of(resp).await["code"], "invalid_upload");
+    assert_eq!(
+        rows(&app, "SELECT count(*) FROM wkt").await,
+        vec![json!([2])]
+    );
+    let resp = put(
+        &app,
+        "w2?format=csv&geometry_columns=nope",
+        csv.into(),
+        None,
+    )
+    .await;
+    let e = json_of(resp).await;
+    assert_eq!(e["code"], "invalid_upload");
+    assert!(e["message"].as_str().unwrap().contains("nope"), "{e}");
+}
