@@ -604,3 +604,79 @@ async fn named_wkt_columns_become_geometry() {
     assert_eq!(e["code"], "invalid_upload");
     assert!(e["message"].as_str().unwrap().contains("nope"), "{e}");
 }
+
+/// Two uploads to one dataset at once are serialised: both succeed, one after the other
+/// (distinct versions), and the table is whole: one or the other, never a mix.
+#[actix_web::test]
+async fn concurrent_uploads_to_one_dataset_are_serialised() {
+    let app = spawn_app().await;
+    let csv = |n: usize, v: usize| {
+        let mut s = String::from("id,v\n");
+        for i in 0..n {
+            s.push_str(&format!("{i},{v}\n"));
+        }
+        s.into_bytes()
+    };
+    let (a, b) = tokio::join!(
+        put(&app, "c?format=csv", csv(50_000, 1), None),
+        put(&app, "c?format=csv", csv(70_000, 2), None)
+    );
+    let (a, b) = (json_of(a).await, json_of(b).await);
+    let mut versions = [
+        a["version"].as_u64().unwrap(),
+        b["version"].as_u64().unwrap(),
+    ];
+    versions.sort();
+    assert_eq!(versions, [1, 2], "{a} {b}");
+    let out = rows(&app, "SELECT count(*), min(v), max(v) FROM c").await;
+    assert!(
+        out == vec![json!([50000, 1, 1])] || out == vec![json!([70000, 2, 2])],
+        "{out:?}"
+    );
+}
+
+/// GeoParquet (written by DuckDB with spatial): its geometry column is GEOMETRY after upload.
+#[actix_web::test]
+async fn geoparquet_geometries_arrive_as_geometry() {
+    let app = spawn_app().await;
+    let file = app.dir.path().join("in.parquet");
+    let c = duckdb::Connection::open_in_memory().unwrap();
+    c.execute_batch(&format!(
+        "LOAD '{}'; COPY (SELECT 1 AS id, ST_Point(4.89, 52.37) AS geom) TO '{}' (FORMAT parquet)",
+        crate::helpers::extension_repository()
+            .join("v1.5.5/linux_amd64/spatial.duckdb_extension")
+            .display(),
+        file.display()
+    ))
+    .unwrap();
+    let r = json_of(
+        put(
+            &app,
+            "places?format=geoparquet",
+            std::fs::read(&file).unwrap(),
+            None,
+        )
+        .await,
+    )
+    .await;
+    assert_eq!(r["rows"], 1, "{r}");
+    let listed = json_of(
+        app.client
+            .get(app.url("/v1/t/datasets"))
+            .send()
+            .await
+            .unwrap(),
+    )
+    .await;
+    let places = listed["datasets"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|d| d["name"] == "places")
+        .unwrap();
+    assert_eq!(places["geometry_columns"][0]["name"], "geom", "{places}");
+    assert_eq!(
+        rows(&app, "SELECT geom FROM places").await,
+        vec![json!([{"type": "Point", "coordinates": [4.89, 52.37]}])]
+    );
+}
