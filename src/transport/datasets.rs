@@ -9,6 +9,10 @@
 //!   tenant's `max_upload_bytes` (decompressed) the answer is 413 and nothing is kept. A body
 //!   that stops arriving for `body_timeout_secs`, or breaks, is refused the same way.
 //! - The spool file is removed whatever happens; DuckDB loads it on an executor thread.
+//! - With `Accept: application/x-ndjson` the answer streams: `progress` lines every second
+//!   while DuckDB loads, then one `result` (or `error`) line.
+//! - With `Accept: application/x-ndjson` the answer streams: `progress` lines every second
+//!   while DuckDB loads, then one `result` (or `error`) line.
 
 use std::time::{Duration, Instant};
 
@@ -82,25 +86,106 @@ pub async fn put_dataset(
             return Err(e);
         }
     };
-    let dataset = request.dataset.as_str().to_string();
-    let loaded = engine.upload(&access.tenant, request, spool.clone()).await;
-    let _ = tokio::fs::remove_file(&spool).await;
-    let (loaded, version) = loaded?;
-    tracing::info!(tenant = %access.tenant, %dataset, rows = loaded.rows, bytes, version, "dataset written");
-    let result = UploadResult {
-        dataset,
-        rows: loaded.rows,
-        rejected: loaded.rejected,
-        rejects: loaded.rejects,
+    let job = Load {
+        engine: engine.into_inner(),
+        tenant: access.tenant.clone(),
+        request,
+        spool,
         bytes,
-        elapsed_ms: started.elapsed().as_millis() as u64,
-        version,
+        started,
     };
+    if wants_progress(&req) {
+        return Ok(progress_response(job));
+    }
+    let result = job.run().await?;
     let body = simd_json::serde::to_vec(&result).map_err(GatewayError::internal)?;
     Ok(HttpResponse::Ok()
         .content_type("application/json")
-        .insert_header(("X-Data-Version", version.to_string()))
+        .insert_header(("X-Data-Version", result.version.to_string()))
         .body(body))
+}
+
+/// An upload whose body is spooled: what is left is DuckDB's load.
+struct Load {
+    engine: std::sync::Arc<Engine>,
+    tenant: crate::wire::TenantId,
+    request: UploadRequest,
+    spool: std::path::PathBuf,
+    bytes: u64,
+    started: Instant,
+}
+
+impl Load {
+    async fn run(self) -> Result<UploadResult, GatewayError> {
+        let dataset = self.request.dataset.as_str().to_string();
+        let loaded = self
+            .engine
+            .upload(&self.tenant, self.request, self.spool.clone())
+            .await;
+        let _ = tokio::fs::remove_file(&self.spool).await;
+        let (loaded, version) = loaded?;
+        tracing::info!(tenant = %self.tenant, %dataset, rows = loaded.rows, bytes = self.bytes, version, "dataset written");
+        Ok(UploadResult {
+            dataset,
+            rows: loaded.rows,
+            rejected: loaded.rejected,
+            rejects: loaded.rejects,
+            bytes: self.bytes,
+            elapsed_ms: self.started.elapsed().as_millis() as u64,
+            version,
+        })
+    }
+}
+
+/// Whether the client asked for the NDJSON answer with progress lines.
+fn wants_progress(req: &HttpRequest) -> bool {
+    req.headers()
+        .get_all(header::ACCEPT)
+        .filter_map(|v| v.to_str().ok())
+        .any(|v| v.contains("application/x-ndjson"))
+}
+
+/// The NDJSON answer: a `progress` line at once and every second while DuckDB loads (so the
+/// client, and every proxy between, sees the upload is alive), then the `result` or `error`
+/// line. The load goes on if the client leaves: it is committed or rolled back either way.
+fn progress_response(job: Load) -> HttpResponse {
+    use crate::wire::datasets::UploadLine;
+    let (tx, rx) = tokio::sync::mpsc::channel::<bytes::Bytes>(4);
+    let (bytes, started) = (job.bytes, job.started);
+    actix_web::rt::spawn(async move {
+        let load = job.run();
+        tokio::pin!(load);
+        let mut tick = tokio::time::interval(Duration::from_secs(1));
+        let outcome = loop {
+            tokio::select! {
+                r = &mut load => break r,
+                _ = tick.tick() => {
+                    let line = UploadLine::Progress {
+                        phase: "loading",
+                        bytes,
+                        elapsed_ms: started.elapsed().as_millis() as u64,
+                    };
+                    // A client that stopped reading still lets the load finish.
+                    let _ = tx.try_send(line.to_line().into());
+                }
+            }
+        };
+        let last = match outcome {
+            Ok(result) => UploadLine::Result(result),
+            Err(e) => UploadLine::Error {
+                code: e.code(),
+                message: e.client_message(),
+            },
+        };
+        let _ = tx.send(last.to_line().into()).await;
+    });
+    let body = futures_util::stream::unfold(rx, |mut rx| async move {
+        rx.recv().await.map(|b| (Ok::<_, std::io::Error>(b), rx))
+    });
+    HttpResponse::Ok()
+        .content_type("application/x-ndjson")
+        .insert_header((header::CACHE_CONTROL, "no-store"))
+        .streaming(body)
 }
 
 /// Only encodings the body can be decoded from: none, gzip, zstd (deflate and br too).

@@ -194,6 +194,32 @@ pub struct UploadResult {
     pub version: u64,
 }
 
+/// A line of an upload's NDJSON answer (when the client accepts `application/x-ndjson`):
+/// `progress` lines while DuckDB loads, then one `result` or `error` line.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(tag = "type", rename_all = "snake_case")]
+pub enum UploadLine {
+    Progress {
+        phase: &'static str,
+        bytes: u64,
+        elapsed_ms: u64,
+    },
+    Result(UploadResult),
+    Error {
+        code: &'static str,
+        message: String,
+    },
+}
+
+impl UploadLine {
+    /// The line, `\n`-terminated.
+    pub fn to_line(&self) -> Vec<u8> {
+        let mut v = simd_json::serde::to_vec(self).unwrap_or_default();
+        v.push(b'\n');
+        v
+    }
+}
+
 /// One column of a dataset.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct ColumnInfo {

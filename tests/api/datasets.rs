@@ -680,3 +680,45 @@ async fn geoparquet_geometries_arrive_as_geometry() {
         vec![json!([{"type": "Point", "coordinates": [4.89, 52.37]}])]
     );
 }
+
+/// With `Accept: application/x-ndjson` the answer streams `progress` lines while DuckDB loads,
+/// then the `result` line; a failed load ends with an `error` line instead.
+#[actix_web::test]
+async fn progress_lines_then_the_result() {
+    let app = spawn_app().await;
+    let mut body = String::from("id\n");
+    for i in 0..300_000 {
+        body.push_str(&format!("{i}\n"));
+    }
+    let send = |body: String| {
+        app.client
+            .put(app.url("/v1/t/datasets/p?format=csv"))
+            .header("accept", "application/x-ndjson")
+            .body(body)
+            .send()
+    };
+    let resp = send(body).await.unwrap();
+    assert_eq!(resp.status(), 200);
+    assert_eq!(resp.headers()["content-type"], "application/x-ndjson");
+    let out = read_lines(resp).await;
+    let kinds = out.kinds();
+    assert!(
+        kinds.len() >= 2 && kinds[..kinds.len() - 1].iter().all(|k| *k == "progress"),
+        "{kinds:?}"
+    );
+    assert_eq!(out.lines[0]["phase"], "loading");
+    assert_eq!(out.last()["type"], "result");
+    assert_eq!(out.last()["rows"], 300_000);
+    // Not Parquet at all: DuckDB's reader refuses it while loading.
+    let bad = app
+        .client
+        .put(app.url("/v1/t/datasets/p?format=parquet"))
+        .header("accept", "application/x-ndjson")
+        .body("not parquet")
+        .send()
+        .await
+        .unwrap();
+    let out = read_lines(bad).await;
+    assert_eq!(out.last()["type"], "error");
+    assert_eq!(out.last()["code"], "invalid_upload");
+}
