@@ -249,7 +249,11 @@ pub async fn list_datasets(
         datasets: Vec<crate::wire::datasets::DatasetDetail>,
         data_version: u64,
     }
-    let datasets = engine.datasets(&access.tenant).await?;
+    let mut datasets = engine.datasets(&access.tenant).await?;
+    // A table-limited token sees only its tables (names are what it must not learn).
+    if let Some(tables) = &access.tables {
+        datasets.retain(|d| tables.allows("", "main", &d.name, access.tenant.as_str()));
+    }
     let data_version = engine.data_version(&access.tenant).await?;
     let body = simd_json::serde::to_vec(&List {
         datasets,

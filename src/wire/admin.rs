@@ -24,6 +24,10 @@ impl CreateTenant {
                 "nested deeper than {MAX_JSON_DEPTH} levels"
             )));
         }
+        // Not JSON at all is `invalid_json`; JSON of the wrong shape, `invalid_request`.
+        if simd_json::to_borrowed_value(&mut body.to_vec()).is_err() {
+            return Err(WireError::InvalidJson("the body is not JSON".into()));
+        }
         let raw: RawCreateTenant = simd_json::serde::from_slice(body)
             .map_err(|e| WireError::InvalidRequest(e.to_string()))?;
         Ok(Self {
@@ -71,6 +75,6 @@ mod tests {
             p(r#"{"name":"a","x":1}"#),
             Err(WireError::InvalidRequest(_))
         ));
-        assert!(matches!(p("{"), Err(WireError::InvalidRequest(_))));
+        assert!(matches!(p("{"), Err(WireError::InvalidJson(_))));
     }
 }

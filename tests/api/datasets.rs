@@ -396,6 +396,24 @@ async fn only_keys_write_and_tokens_never() {
     let resp = upload(Some(ACME_KEY.into())).await.unwrap();
     assert_eq!(resp.status(), 200);
     assert_eq!(json_of(resp).await["rows"], 3);
+    // A token limited to `trips` lists only `trips`: other tables' names stay hidden.
+    let limited = issue(&app, "acme", json!({"tables": ["trips"]})).await;
+    let listed = json_of(
+        app.client
+            .get(app.url("/v1/acme/datasets"))
+            .bearer_auth(limited)
+            .send()
+            .await
+            .unwrap(),
+    )
+    .await;
+    let names: Vec<&str> = listed["datasets"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|d| d["name"].as_str().unwrap())
+        .collect();
+    assert_eq!(names, ["trips"]);
 }
 
 /// `kill -9` while an upload's body arrives, and while DuckDB loads it: after a restart the
