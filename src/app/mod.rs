@@ -303,6 +303,7 @@ fn engine_settings(config: &Config) -> EngineSettings {
         preserve_insertion_order: e.preserve_insertion_order,
         extensions: e.extensions.clone(),
         extension_repository: e.extension_repository.clone(),
+        extension_directory: e.extension_directory.clone(),
         limits: tenant_limits(&config.limits),
         tenant_limits: config
             .tenant_limits()

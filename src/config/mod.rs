@@ -200,6 +200,9 @@ pub struct EngineSettings {
     /// expects (`DIR/v1.5.5/linux_amd64/spatial.duckdb_extension`); `None`: DuckDB's official
     /// repository (needs internet once, then DuckDB's extension directory caches it).
     pub extension_repository: Option<PathBuf>,
+    /// Where DuckDB keeps installed extensions (`extension_directory`); `None`: its default,
+    /// `~/.duckdb/extensions`.
+    pub extension_directory: Option<PathBuf>,
 }
 
 impl Default for EngineSettings {
@@ -215,6 +218,7 @@ impl Default for EngineSettings {
             preserve_insertion_order: false,
             extensions: vec!["spatial".to_string()],
             extension_repository: None,
+            extension_directory: None,
         }
     }
 }
@@ -254,6 +258,9 @@ pub struct EngineLayer {
     /// DuckDB's official repository
     #[arg(long, env = "DUCKSTREAM_EXTENSION_REPOSITORY")]
     pub extension_repository: Option<PathBuf>,
+    /// Where DuckDB keeps installed extensions (default: ~/.duckdb/extensions)
+    #[arg(long, env = "DUCKSTREAM_EXTENSION_DIRECTORY")]
+    pub extension_directory: Option<PathBuf>,
 }
 
 impl EngineSettings {
@@ -265,6 +272,9 @@ impl EngineSettings {
         }
         if let Some(dir) = layer.extension_repository {
             self.extension_repository = Some(dir);
+        }
+        if let Some(dir) = layer.extension_directory {
+            self.extension_directory = Some(dir);
         }
         set_secs!(self, layer; queue_timeout_secs => queue_timeout);
     }

@@ -61,7 +61,13 @@ pub fn load(tenant: &Tenant, req: &UploadRequest, spool: &Path) -> Result<Loaded
     let conn = pool
         .get()
         .map_err(|e| GatewayError::internal(format!("no pooled connection: {e}")))?;
-    let fail = |e: crate::duck::DuckError| GatewayError::InvalidUpload(tenant.redact(&e.message));
+    let fail = |e: crate::duck::DuckError| match super::tenant::missing_extension(&e.message) {
+        // GeoJSON needs spatial's reader: without it the server lacks, not the upload.
+        Some(ext) if tenant.loads_extension(ext) => GatewayError::ExtensionUnavailable(format!(
+            "this upload needs DuckDB's {ext} extension, which this server could not load"
+        )),
+        _ => GatewayError::InvalidUpload(tenant.redact(&e.message)),
+    };
     conn.execute_batch("BEGIN TRANSACTION").map_err(fail)?;
     let loaded = load_in_transaction(&conn, req, spool);
     let outcome = match loaded {

@@ -320,7 +320,7 @@ fn classify(
         return GatewayError::Internal(Box::new(e));
     }
     let message = tenant.redact(&e.message);
-    match missing_extension(&message) {
+    match super::tenant::missing_extension(&message) {
         Some(ext) if tenant.loads_extension(ext) => GatewayError::ExtensionUnavailable(format!(
             "the query needs DuckDB's {ext} extension, which this server could not load \
              (its operator can point --extension-repository at a copy)"
@@ -330,15 +330,6 @@ fn classify(
         None if is_sandbox_refusal(&message) => GatewayError::Forbidden(message),
         None => otherwise(message),
     }
-}
-
-/// The extension DuckDB names for a function or type it does not have ("… is not in the
-/// catalog, but it exists in the spatial extension.").
-fn missing_extension(message: &str) -> Option<&str> {
-    let (_, rest) = message.split_once("but it exists in the ")?;
-    let (name, _) = rest.split_once(" extension")?;
-    (!name.is_empty() && name.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_'))
-        .then_some(name)
 }
 
 fn is_sandbox_refusal(message: &str) -> bool {

@@ -255,6 +255,8 @@ pub struct EngineSettings {
     /// A local repository for them (`DIR/v1.5.5/linux_amd64/NAME.duckdb_extension`); `None`:
     /// DuckDB's official repository.
     pub extension_repository: Option<PathBuf>,
+    /// Where DuckDB keeps installed extensions; `None`: its default.
+    pub extension_directory: Option<PathBuf>,
     /// The limits of a tenant without limits of its own.
     pub limits: TenantLimits,
     /// Tenants with limits of their own (already laid over the global ones).
@@ -288,6 +290,7 @@ impl Engine {
                 checkout_timeout: settings.queue_timeout.max(Duration::from_secs(1)),
                 extensions: settings.extensions.clone(),
                 extension_repository: settings.extension_repository.clone(),
+                extension_directory: settings.extension_directory.clone(),
                 missing_extensions: Default::default(),
                 private_paths: private_paths(&settings),
                 spool_root: std::path::absolute(&settings.data_dir)

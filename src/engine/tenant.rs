@@ -46,6 +46,15 @@ pub struct TenantLimits {
     pub max_upload_bytes: u64,
 }
 
+/// The extension DuckDB names for a function or type it does not have ("… is not in the
+/// catalog, but it exists in the spatial extension.").
+pub fn missing_extension(message: &str) -> Option<&str> {
+    let (_, rest) = message.split_once("but it exists in the ")?;
+    let (name, _) = rest.split_once(" extension")?;
+    (!name.is_empty() && name.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_'))
+        .then_some(name)
+}
+
 /// `message` with every path of `private` (longest first) replaced by `<server path>`.
 pub fn redact(message: &str, private: &[String]) -> String {
     let mut out = message.to_string();
@@ -64,6 +73,8 @@ pub struct DbSettings {
     pub extensions: Vec<String>,
     /// A local repository for them; `None`: DuckDB's official one.
     pub extension_repository: Option<PathBuf>,
+    /// Where DuckDB keeps installed extensions; `None`: its default (`~/.duckdb/extensions`).
+    pub extension_directory: Option<PathBuf>,
     /// Extensions that failed to load: each is warned about once per process, not per tenant.
     pub missing_extensions: Mutex<std::collections::HashSet<String>>,
     /// Server paths (the data directory, the home directory, the extension repository) that
@@ -74,15 +85,29 @@ pub struct DbSettings {
 }
 
 impl DbSettings {
-    /// `INSTALL` (from the configured repository) and `LOAD` of one extension.
-    fn load_sql(&self, name: &str) -> String {
+    /// `INSTALL` of one extension (from the configured repository) into DuckDB's extension
+    /// directory (`extension_directory`, if configured, first).
+    fn install_sql(&self, name: &str) -> String {
+        let quote = |p: &Path| format!("'{}'", p.display().to_string().replace('\'', "''"));
+        let dir = match &self.extension_directory {
+            Some(d) => format!("SET extension_directory = {};", quote(d)),
+            None => String::new(),
+        };
         match &self.extension_repository {
-            Some(dir) => format!(
-                "INSTALL {name} FROM '{}'; LOAD {name};",
-                dir.display().to_string().replace('\'', "''")
-            ),
-            None => format!("INSTALL {name}; LOAD {name};"),
+            Some(repo) => format!("{dir} INSTALL {name} FROM {};", quote(repo)),
+            None => format!("{dir} INSTALL {name};"),
         }
+    }
+
+    /// Installs (best effort: an extension installed earlier, even from another repository,
+    /// still loads) and loads `name`; the errors of both when it cannot be loaded.
+    fn load(&self, conn: &Connection, name: &str) -> Result<(), String> {
+        let installed = conn.execute_batch(&self.install_sql(name));
+        conn.execute_batch(&format!("LOAD {name};"))
+            .map_err(|load| match installed {
+                Ok(()) => load.message,
+                Err(install) => format!("{}; then: {}", install.message, load.message),
+            })
     }
 
     /// Whether `name` is an extension the server loads (or tried to).
@@ -192,7 +217,7 @@ impl r2d2::CustomizeConnection<Connection, DuckError> for InitHook {
                 if known_missing {
                     continue;
                 }
-                if let Err(e) = conn.execute_batch(&self.db.load_sql(name)) {
+                if let Err(e) = self.db.load(conn, name) {
                     let mut missing = self
                         .db
                         .missing_extensions

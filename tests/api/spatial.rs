@@ -61,11 +61,13 @@ async fn spatial_functions_transforms_and_joins_run() {
 
 #[actix_web::test]
 async fn without_the_extension_the_server_serves_and_says_what_is_missing() {
+    // An empty repository and an empty extension directory: nothing to install or load.
     let empty = tempfile::tempdir().unwrap();
-    let repo = empty.path().to_path_buf();
+    let (repo, installed) = (empty.path().join("repo"), empty.path().join("installed"));
     let app = spawn_app_with(move |c| {
         create_tenant(&c.server.data_dir, "geo", ZONES);
         c.engine.extension_repository = Some(repo);
+        c.engine.extension_directory = Some(installed);
     })
     .await;
     let resp = app
@@ -96,6 +98,52 @@ async fn without_the_extension_the_server_serves_and_says_what_is_missing() {
     )
     .await;
     assert_eq!(ok.rows(), vec![json!([2])]);
+    // A GeoJSON upload needs spatial's reader: the same code, not a bad upload.
+    let resp = app
+        .client
+        .put(app.url("/v1/geo/datasets/shapes?format=geojson"))
+        .body(r#"{"type":"FeatureCollection","features":[]}"#)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 501);
+    assert_eq!(json_of(resp).await["code"], "extension_unavailable");
+}
+
+/// An extension installed from one repository still loads when the server is pointed at
+/// another (DuckDB refuses the second INSTALL: "the origin is different").
+#[actix_web::test]
+async fn an_installed_extension_loads_whatever_the_repository() {
+    let scratch = tempfile::tempdir().unwrap();
+    let installed = scratch.path().join("installed");
+    let point = |app: crate::helpers::TestApp| async move {
+        crate::helpers::read_lines(
+            app.post(
+                "geo",
+                &json!({ "sql": "SELECT ST_AsText(ST_Point(1, 2))" }).to_string(),
+            )
+            .await,
+        )
+        .await
+    };
+    // First from the real repository, into this test's own extension directory.
+    let dir = installed.clone();
+    let first = spawn_app_with(move |c| {
+        create_tenant(&c.server.data_dir, "geo", ZONES);
+        c.engine.extension_directory = Some(dir);
+    })
+    .await;
+    assert_eq!(point(first).await.rows(), vec![json!(["POINT (1 2)"])]);
+    // Then pointed at another (empty) repository: the installed copy loads.
+    let (dir, repo) = (installed.clone(), scratch.path().join("elsewhere"));
+    let second = spawn_app_with(move |c| {
+        create_tenant(&c.server.data_dir, "geo", ZONES);
+        c.engine.extension_directory = Some(dir);
+        c.engine.extension_repository = Some(repo);
+    })
+    .await;
+    let out = point(second).await;
+    assert_eq!(out.rows(), vec![json!(["POINT (1 2)"])], "{}", out.raw);
 }
 
 /// The demo's spatial join (README): every parcel point falls in one zone of the grid, and a
