@@ -517,6 +517,8 @@ async fn the_load_command_loads_offline() {
             .arg(dir.path())
             .arg("--extension-repository")
             .arg(extension_repository())
+            .arg("--extension-directory")
+            .arg(crate::helpers::extension_directory())
             .args(["load", "ops", "scores"])
             .arg(&file)
             .args(extra)

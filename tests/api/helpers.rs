@@ -49,6 +49,7 @@ pub async fn spawn_app_with(tweak: impl FnOnce(&mut Config)) -> TestApp {
     create_tenant(dir.path(), "t", FIXTURE);
     let mut config = Config::for_tests(dir.path());
     config.engine.extension_repository = Some(extension_repository());
+    config.engine.extension_directory = Some(extension_directory());
     tweak(&mut config);
     let app = Application::build(config).await.expect("server builds");
     let base = format!("http://127.0.0.1:{}", app.port());
@@ -80,6 +81,26 @@ pub fn extension_repository() -> std::path::PathBuf {
         dir.display()
     );
     dir
+}
+
+/// The DuckDB extension directory of the test servers: spatial is installed there once per
+/// test process, before any server starts, so parallel servers only ever LOAD it.
+pub fn extension_directory() -> std::path::PathBuf {
+    static INSTALLED: std::sync::OnceLock<std::path::PathBuf> = std::sync::OnceLock::new();
+    INSTALLED
+        .get_or_init(|| {
+            // One directory for every run (INSTALL is idempotent), not one per process.
+            let dir = std::env::temp_dir().join("duckstream-test-extensions");
+            let conn = duckdb::Connection::open_in_memory().unwrap();
+            conn.execute_batch(&format!(
+                "SET extension_directory = '{}'; INSTALL spatial FROM '{}';",
+                dir.display(),
+                extension_repository().display()
+            ))
+            .unwrap();
+            dir
+        })
+        .clone()
 }
 
 /// A parsed NDJSON response.
@@ -230,6 +251,8 @@ impl ServerProcess {
             .arg(dir.path())
             .arg("--extension-repository")
             .arg(extension_repository())
+            .arg("--extension-directory")
+            .arg(extension_directory())
             .args(extra)
             .env("RUST_LOG", "info")
             .env("NO_COLOR", "1")
