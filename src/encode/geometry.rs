@@ -177,38 +177,12 @@ fn geometry(r: &mut Reader<'_>, out: &mut Vec<u8>, form: Out, depth: usize) -> R
             });
         }
     }
-    let point = 8 * h.dims();
     match h.kind {
-        1 => {
-            let coords = read_point(r, &h)?;
-            let empty = coords[..h.dims()].iter().all(|c| c.is_nan());
-            match (form, empty) {
-                (Out::GeoJson, true) => out.extend_from_slice(b"[]"),
-                (Out::Wkt, true) => out.extend_from_slice(b" EMPTY"),
-                (Out::GeoJson, false) => write_position(out, &coords, &h),
-                (Out::Wkt, false) => {
-                    out.extend_from_slice(b" (");
-                    write_wkt_point(out, &coords, &h);
-                    out.push(b')');
-                }
-            }
-        }
-        2 => {
-            let n = r.count(h.little, point)?;
+        1..=3 => {
             if form == Out::Wkt {
                 out.push(b' ');
             }
-            points(r, out, form, &h, n)?;
-        }
-        3 => {
-            let rings = r.count(h.little, 4)?;
-            if form == Out::Wkt {
-                out.push(b' ');
-            }
-            list(out, form, rings, |out| {
-                let n = r.count(h.little, point)?;
-                points(r, out, form, &h, n)
-            })?;
+            coordinates(r, out, form, &h, false)?;
         }
         // GeoJSON has no empty position: a MultiPoint's empty points are left out (as
         // `ST_AsGeoJSON` does).
@@ -222,7 +196,7 @@ fn geometry(r: &mut Reader<'_>, out: &mut Vec<u8>, form: Out, depth: usize) -> R
                     return Err(BadWkb("a member of another type than its collection"));
                 }
                 let coords = read_point(r, &m)?;
-                if coords[..m.dims()].iter().all(|c| c.is_nan()) {
+                if is_empty(&coords, &m) {
                     continue;
                 }
                 if !first {
@@ -270,31 +244,53 @@ fn member(
     if h.kind != kind {
         return Err(BadWkb("a member of another type than its collection"));
     }
+    coordinates(r, out, form, &h, true)
+}
+
+/// What follows the type of a Point, LineString or Polygon whose header `h` was read:
+/// GeoJSON's `coordinates` value, or WKT's `(1 2)`, `(0 0, 1 1)`, `((…))` or `EMPTY`. A point
+/// inside a MultiPoint (`bare_point`) is `1 2` in WKT, without parentheses.
+fn coordinates(
+    r: &mut Reader<'_>,
+    out: &mut Vec<u8>,
+    form: Out,
+    h: &Header,
+    bare_point: bool,
+) -> Result<(), BadWkb> {
     let point = 8 * h.dims();
-    match kind {
+    match h.kind {
         1 => {
-            let coords = read_point(r, &h)?;
-            let empty = coords[..h.dims()].iter().all(|c| c.is_nan());
-            match (form, empty) {
+            let coords = read_point(r, h)?;
+            match (form, is_empty(&coords, h)) {
                 (Out::GeoJson, true) => out.extend_from_slice(b"[]"),
                 (Out::Wkt, true) => out.extend_from_slice(b"EMPTY"),
-                (Out::GeoJson, false) => write_position(out, &coords, &h),
-                (Out::Wkt, false) => write_wkt_point(out, &coords, &h),
+                (Out::GeoJson, false) => write_position(out, &coords, h),
+                (Out::Wkt, false) if bare_point => write_wkt_point(out, &coords, h),
+                (Out::Wkt, false) => {
+                    out.push(b'(');
+                    write_wkt_point(out, &coords, h);
+                    out.push(b')');
+                }
             }
         }
         2 => {
             let n = r.count(h.little, point)?;
-            points(r, out, form, &h, n)?;
+            points(r, out, form, h, n)?;
         }
         _ => {
             let rings = r.count(h.little, 4)?;
             list(out, form, rings, |out| {
                 let n = r.count(h.little, point)?;
-                points(r, out, form, &h, n)
+                points(r, out, form, h, n)
             })?;
         }
     }
     Ok(())
+}
+
+/// An empty point: WKB writes it as NaN coordinates.
+fn is_empty(coords: &[f64; 4], h: &Header) -> bool {
+    coords[..h.dims()].iter().all(|c| c.is_nan())
 }
 
 /// `n` items written by `each`: `[a,b]` in GeoJSON, `(a, b)` in WKT, `EMPTY` for none in WKT.

@@ -17,6 +17,7 @@ use std::path::Path;
 use super::tenant::Tenant;
 use crate::duck::Connection;
 use crate::error::GatewayError;
+use crate::wire::admin::DatasetInfo;
 use crate::wire::datasets::{
     ColumnInfo, DatasetDetail, DatasetName, GeometryColumn, RejectedRow, UploadFormat, UploadMode,
     UploadRequest,
@@ -55,12 +56,18 @@ fn count(conn: &Connection, sql: &str) -> Result<u64, crate::duck::DuckError> {
         .unwrap_or(0))
 }
 
+/// Whether the dataset's table exists.
+fn table_exists(conn: &Connection, name: &DatasetName) -> Result<bool, crate::duck::DuckError> {
+    let sql = format!(
+        "SELECT count(*)::VARCHAR FROM duckdb_tables() WHERE schema_name = 'main' AND table_name = {}",
+        quote_literal(name.as_str())
+    );
+    Ok(count(conn, &sql)? > 0)
+}
+
 /// Loads `spool` into the dataset, in one transaction.
 pub fn load(tenant: &Tenant, req: &UploadRequest, spool: &Path) -> Result<Loaded, GatewayError> {
-    let pool = tenant.pool()?;
-    let conn = pool
-        .get()
-        .map_err(|e| GatewayError::internal(format!("no pooled connection: {e}")))?;
+    let conn = tenant.connection()?;
     let fail = |e: crate::duck::DuckError| match super::tenant::missing_extension(&e.message) {
         // GeoJSON needs spatial's reader: without it the server lacks, not the upload.
         Some(ext) if tenant.loads_extension(ext) => GatewayError::ExtensionUnavailable(format!(
@@ -104,13 +111,7 @@ fn load_in_transaction(
 ) -> Result<Loaded, crate::duck::DuckError> {
     let table = format!("main.\"{}\"", req.dataset.as_str());
     let src = source(req.format, spool, req.max_bad_rows > 0);
-    let exists = count(
-        conn,
-        &format!(
-            "SELECT count(*)::VARCHAR FROM duckdb_tables() WHERE schema_name = 'main' AND table_name = {}",
-            quote_literal(req.dataset.as_str())
-        ),
-    )? > 0;
+    let exists = table_exists(conn, &req.dataset)?;
     let rows = if req.mode == UploadMode::Append && exists {
         let before = count(conn, &format!("SELECT count(*)::VARCHAR FROM {table}"))?;
         conn.execute_batch(&format!("INSERT INTO {table} BY NAME SELECT * FROM {src}"))?;
@@ -220,12 +221,34 @@ fn index_geometry(conn: &Connection, dataset: &DatasetName) -> Result<(), crate:
     Ok(())
 }
 
+/// Every table of the tenant's database (`schema.table` outside `main`) with its row count, for
+/// the admin listing.
+pub fn catalog(tenant: &Tenant) -> Result<Vec<DatasetInfo>, GatewayError> {
+    let conn = tenant.connection()?;
+    let rows = conn
+        .query_rows(
+            "SELECT CASE WHEN schema_name = 'main' THEN table_name \
+             ELSE schema_name || '.' || table_name END, estimated_size::VARCHAR \
+             FROM duckdb_tables() WHERE NOT internal AND NOT temporary ORDER BY 1",
+        )
+        .map_err(GatewayError::internal)?;
+    Ok(rows
+        .into_iter()
+        .map(|r| DatasetInfo {
+            name: r.first().cloned().flatten().unwrap_or_default(),
+            rows: r
+                .get(1)
+                .cloned()
+                .flatten()
+                .and_then(|n| n.parse().ok())
+                .unwrap_or(0),
+        })
+        .collect())
+}
+
 /// The tenant's datasets (tables of `main`), with columns, geometry columns and row counts.
 pub fn list(tenant: &Tenant) -> Result<Vec<DatasetDetail>, GatewayError> {
-    let pool = tenant.pool()?;
-    let conn = pool
-        .get()
-        .map_err(|e| GatewayError::internal(format!("no pooled connection: {e}")))?;
+    let conn = tenant.connection()?;
     let tables = conn
         .query_rows(
             "SELECT table_name, estimated_size::VARCHAR FROM duckdb_tables() \
@@ -281,19 +304,8 @@ pub fn list(tenant: &Tenant) -> Result<Vec<DatasetDetail>, GatewayError> {
 
 /// Drops the dataset; `false` if there was none.
 pub fn drop(tenant: &Tenant, name: &DatasetName) -> Result<bool, GatewayError> {
-    let pool = tenant.pool()?;
-    let conn = pool
-        .get()
-        .map_err(|e| GatewayError::internal(format!("no pooled connection: {e}")))?;
-    let exists = count(
-        &conn,
-        &format!(
-            "SELECT count(*)::VARCHAR FROM duckdb_tables() WHERE schema_name = 'main' AND table_name = {}",
-            quote_literal(name.as_str())
-        ),
-    )
-    .map_err(GatewayError::internal)?
-        > 0;
+    let conn = tenant.connection()?;
+    let exists = table_exists(&conn, name).map_err(GatewayError::internal)?;
     if exists {
         conn.execute_batch(&format!("DROP TABLE main.\"{}\"", name.as_str()))
             .map_err(GatewayError::internal)?;

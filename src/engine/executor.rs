@@ -380,17 +380,9 @@ impl Running {
 
     fn execute(&mut self, job: &Job) -> Ended {
         let reject = |e| Ended::Rejected(e);
-        let pool = match job.tenant.pool() {
-            Ok(p) => p,
-            Err(e) => return reject(e),
-        };
-        let conn = match pool.get() {
+        let conn = match job.tenant.connection() {
             Ok(c) => c,
-            Err(e) => {
-                return reject(GatewayError::Internal(
-                    format!("no pooled connection: {e}").into(),
-                ))
-            }
+            Err(e) => return reject(e),
         };
         if !job.control.attach(conn.interrupt_handle()) {
             return match cancelled(&job.control) {

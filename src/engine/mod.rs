@@ -44,7 +44,7 @@ use tokio_util::sync::CancellationToken;
 use crate::encode::ResultLimits;
 use crate::error::GatewayError;
 use crate::metrics::{Metrics, Transport};
-use crate::wire::admin::{DatasetInfo, TenantInfo};
+use crate::wire::admin::TenantInfo;
 use crate::wire::datasets::{DatasetDetail, DatasetName, UploadRequest};
 use crate::wire::{Format, QueryRequest, TenantId};
 use control::{CancelOnDrop, CancelReason, QueryControl};
@@ -179,33 +179,6 @@ fn private_paths(settings: &EngineSettings) -> Vec<String> {
     paths.sort_by_key(|p| std::cmp::Reverse(p.len()));
     paths.dedup();
     paths
-}
-
-/// The tables of a tenant's database with their row counts (DuckDB's catalog). Blocking: on
-/// an executor thread, holding a slot of the tenant.
-fn datasets_of(tenant: &Tenant) -> Result<Vec<DatasetInfo>, GatewayError> {
-    let pool = tenant.pool()?;
-    let conn = pool
-        .get()
-        .map_err(|e| GatewayError::internal(format!("no pooled connection: {e}")))?;
-    let sql = "SELECT CASE WHEN schema_name = 'main' THEN table_name \
-               ELSE schema_name || '.' || table_name END, estimated_size::VARCHAR \
-               FROM duckdb_tables() WHERE NOT internal AND NOT temporary ORDER BY 1";
-    let mut stmt = conn.prepare(sql).map_err(GatewayError::internal)?;
-    let mut result = stmt.execute_streaming().map_err(GatewayError::internal)?;
-    let mut out = Vec::new();
-    while let Some(chunk) = result.next_chunk().map_err(GatewayError::internal)? {
-        for row in 0..chunk.len() {
-            out.push(DatasetInfo {
-                name: chunk.varchar(0, row).unwrap_or_default(),
-                rows: chunk
-                    .varchar(1, row)
-                    .and_then(|n| n.parse().ok())
-                    .unwrap_or(0),
-            });
-        }
-    }
-    Ok(out)
 }
 
 /// A fresh id for a query that the client did not name.
@@ -517,7 +490,7 @@ impl Engine {
         let tenant = self.registry.get(id).await?;
         let t = Arc::clone(&tenant);
         let datasets = self
-            .run_task(Some(&tenant), move || datasets_of(&t))
+            .run_task(Some(&tenant), move || datasets::catalog(&t))
             .await??;
         let bytes = tokio::fs::metadata(self.registry.path_of(id))
             .await

@@ -161,6 +161,7 @@ const SANDBOX_SQL: &str = "SET autoinstall_known_extensions = false; \
     SET lock_configuration = true;";
 
 pub type Pool = r2d2::Pool<ConnectionManager>;
+pub type PooledConnection = r2d2::PooledConnection<ConnectionManager>;
 
 /// Hands out connections to one tenant's database.
 pub struct ConnectionManager {
@@ -288,6 +289,14 @@ impl Tenant {
     /// `message` without the server's paths (a client must not learn where files live).
     pub fn redact(&self, message: &str) -> String {
         redact(message, &self.settings.private_paths)
+    }
+
+    /// One of the tenant's pooled connections (the caller holds one of its slots, so the
+    /// checkout does not wait). Blocking: executor threads only.
+    pub fn connection(&self) -> Result<PooledConnection, GatewayError> {
+        self.pool()?
+            .get()
+            .map_err(|e| GatewayError::internal(format!("no pooled connection: {e}")))
     }
 
     /// The tenant's pool, opening the database on first use. Blocking: executor threads only.

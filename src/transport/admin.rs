@@ -15,12 +15,10 @@ use std::future::{ready, Ready};
 use actix_web::dev::Payload;
 use actix_web::{web, FromRequest, HttpRequest, HttpResponse};
 
-use super::edge::{read_body, refused};
+use super::edge::{auth_parts, is_loopback, read_body, refused};
 use super::Settings;
-use crate::auth::Authenticator;
 use crate::engine::Engine;
 use crate::error::GatewayError;
-use crate::metrics::Metrics;
 use crate::wire::admin::CreateTenant;
 use crate::wire::TenantId;
 
@@ -37,17 +35,10 @@ impl FromRequest for AdminAuthorized {
 }
 
 fn authorize(req: &HttpRequest) -> Result<AdminAuthorized, GatewayError> {
-    let (Some(auth), Some(metrics)) = (
-        req.app_data::<web::Data<Authenticator>>(),
-        req.app_data::<web::Data<Metrics>>(),
-    ) else {
-        return Err(GatewayError::internal(
-            "the authenticator is not registered",
-        ));
-    };
+    let (auth, metrics) = auth_parts(req)?;
     match auth.authorize_admin(req.headers(), req.query_string()) {
         Ok(true) => Ok(AdminAuthorized),
-        Ok(false) if req.peer_addr().is_some_and(|a| a.ip().is_loopback()) => Ok(AdminAuthorized),
+        Ok(false) if is_loopback(req) => Ok(AdminAuthorized),
         Ok(false) => Err(GatewayError::AccessDenied(
             "without a tenants file the admin routes are served to loopback clients only".into(),
         )),

@@ -35,16 +35,27 @@ impl FromRequest for Authorized {
 
 fn authorize(req: &HttpRequest) -> Result<Access, GatewayError> {
     let tenant = TenantId::parse(req.match_info().get("tenant").unwrap_or_default())?;
-    let (Some(auth), Some(metrics)) = (
-        req.app_data::<web::Data<Authenticator>>(),
-        req.app_data::<web::Data<Metrics>>(),
-    ) else {
-        return Err(GatewayError::internal(
-            "the authenticator is not registered",
-        ));
-    };
+    let (auth, metrics) = auth_parts(req)?;
     auth.authorize(req.headers(), req.query_string(), &tenant)
         .map_err(|e| refused(metrics, &tenant, e))
+}
+
+/// The authenticator and the metrics its refusals are counted in, as the app registered them.
+pub fn auth_parts(req: &HttpRequest) -> Result<(&Authenticator, &Metrics), GatewayError> {
+    match (
+        req.app_data::<web::Data<Authenticator>>(),
+        req.app_data::<web::Data<Metrics>>(),
+    ) {
+        (Some(auth), Some(metrics)) => Ok((auth, metrics)),
+        _ => Err(GatewayError::internal(
+            "the authenticator is not registered",
+        )),
+    }
+}
+
+/// Whether the request comes from this machine (what open mode allows to write and admin).
+pub fn is_loopback(req: &HttpRequest) -> bool {
+    req.peer_addr().is_some_and(|a| a.ip().is_loopback())
 }
 
 /// Counts an authentication or authorisation refusal by reason; the client's error. `tenant`
