@@ -6,7 +6,7 @@ use futures::StreamExt;
 use serde_json::{json, Value};
 
 use crate::helpers::{
-    json_of, read_lines, spawn_app, spawn_secure_app, TestApp, ACME_KEY, ADMIN_KEY,
+    json_of, named, names, read_lines, spawn_app, spawn_secure_app, TestApp, ACME_KEY, ADMIN_KEY,
 };
 
 async fn create(app: &TestApp, name: &str, key: Option<&str>) -> reqwest::Response {
@@ -66,13 +66,7 @@ async fn tenants_are_created_listed_and_deleted() {
     assert_eq!(read_lines(resp).await.rows(), vec![json!([42])]);
     // The fixture tenant was put in place by hand: version 0, its table and row count.
     let listed = list(&app, None).await;
-    let names: Vec<&str> = listed["tenants"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|t| t["name"].as_str().unwrap())
-        .collect();
-    assert_eq!(names, ["acme", "t"]);
+    assert_eq!(names(&listed["tenants"]), ["acme", "t"]);
     let t = &listed["tenants"][1];
     assert_eq!(t["data_version"], 0);
     assert_eq!(t["datasets"], json!([{"name": "people", "rows": 3}]));
@@ -130,13 +124,7 @@ async fn with_a_tenants_file_only_admin_keys_provision_and_its_limits_apply() {
     assert_eq!(delete(&app, "acme", Some(ADMIN_KEY)).await.status(), 204);
     assert_eq!(create(&app, "acme", Some(ADMIN_KEY)).await.status(), 201);
     let listed = list(&app, Some(ADMIN_KEY)).await;
-    let acme = listed["tenants"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .find(|t| t["name"] == "acme")
-        .unwrap()
-        .clone();
+    let acme = named(&listed["tenants"], "acme");
     assert_eq!(acme["datasets"], json!([]));
     let resp = app
         .client

@@ -10,7 +10,8 @@ use serde_json::{json, Value};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
 use crate::helpers::{
-    issue, json_of, read_lines, spawn_app, spawn_app_with, spawn_secure_app, TestApp, ACME_KEY,
+    issue, json_of, named, names, read_lines, spawn_app, spawn_app_with, spawn_secure_app, TestApp,
+    ACME_KEY,
 };
 
 async fn put(
@@ -33,6 +34,18 @@ async fn rows(app: &TestApp, sql: &str) -> Vec<Value> {
     read_lines(app.post("t", &json!({ "sql": sql }).to_string()).await)
         .await
         .rows()
+}
+
+/// `GET /v1/t/datasets`, as JSON.
+async fn listing(app: &TestApp) -> Value {
+    json_of(
+        app.client
+            .get(app.url("/v1/t/datasets"))
+            .send()
+            .await
+            .unwrap(),
+    )
+    .await
 }
 
 fn spool_is_empty(app: &TestApp) -> bool {
@@ -171,24 +184,13 @@ async fn every_format_loads_plain_and_compressed_and_is_listed() {
         .unwrap();
     assert_eq!(resp.headers()["x-data-version"], "5");
     let listed = json_of(resp).await;
-    let shapes = listed["datasets"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .find(|d| d["name"] == "shapes")
-        .unwrap();
+    let shapes = named(&listed["datasets"], "shapes");
     assert_eq!(shapes["rows"], 2);
     assert_eq!(shapes["geometry_columns"][0]["name"], "geom");
     // GeoJSON's coordinates are WGS 84: the spatial extension's reader says so.
     assert_eq!(shapes["geometry_columns"][0]["crs"], "EPSG:4326");
-    let names: Vec<&str> = listed["datasets"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|d| d["name"].as_str().unwrap())
-        .collect();
     assert_eq!(
-        names,
+        names(&listed["datasets"]),
         ["events", "gz", "numbers", "people", "scores", "shapes"]
     );
     assert!(spool_is_empty(&app));
@@ -260,14 +262,7 @@ async fn append_bad_rows_quota_and_truncated_bodies() {
     let resp = put(&app, "big?format=csv", big.into(), None).await;
     assert_eq!(resp.status(), 413);
     assert!(spool_is_empty(&app));
-    let listed = json_of(
-        app.client
-            .get(app.url("/v1/t/datasets"))
-            .send()
-            .await
-            .unwrap(),
-    )
-    .await;
+    let listed = listing(&app).await;
     assert!(listed["datasets"]
         .as_array()
         .unwrap()
@@ -294,14 +289,7 @@ async fn append_bad_rows_quota_and_truncated_bodies() {
         tokio::time::sleep(std::time::Duration::from_millis(100)).await;
     }
     assert!(spool_is_empty(&app));
-    let listed = json_of(
-        app.client
-            .get(app.url("/v1/t/datasets"))
-            .send()
-            .await
-            .unwrap(),
-    )
-    .await;
+    let listed = listing(&app).await;
     assert!(listed["datasets"]
         .as_array()
         .unwrap()
@@ -407,13 +395,7 @@ async fn only_keys_write_and_tokens_never() {
             .unwrap(),
     )
     .await;
-    let names: Vec<&str> = listed["datasets"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|d| d["name"].as_str().unwrap())
-        .collect();
-    assert_eq!(names, ["trips"]);
+    assert_eq!(names(&listed["datasets"]), ["trips"]);
 }
 
 /// `kill -9` while an upload's body arrives, and while DuckDB loads it: after a restart the
@@ -577,20 +559,8 @@ async fn named_wkt_columns_become_geometry() {
         out[0][0],
         json!({"type": "Point", "coordinates": [1.0, 2.0]})
     );
-    let listed = json_of(
-        app.client
-            .get(app.url("/v1/t/datasets"))
-            .send()
-            .await
-            .unwrap(),
-    )
-    .await;
-    let wkt = listed["datasets"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .find(|d| d["name"] == "wkt")
-        .unwrap();
+    let listed = listing(&app).await;
+    let wkt = named(&listed["datasets"], "wkt");
     assert_eq!(wkt["geometry_columns"][0]["name"], "shape");
     assert_eq!(
         rows(
@@ -680,20 +650,8 @@ async fn geoparquet_geometries_arrive_as_geometry() {
     )
     .await;
     assert_eq!(r["rows"], 1, "{r}");
-    let listed = json_of(
-        app.client
-            .get(app.url("/v1/t/datasets"))
-            .send()
-            .await
-            .unwrap(),
-    )
-    .await;
-    let places = listed["datasets"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .find(|d| d["name"] == "places")
-        .unwrap();
+    let listed = listing(&app).await;
+    let places = named(&listed["datasets"], "places");
     assert_eq!(places["geometry_columns"][0]["name"], "geom", "{places}");
     assert_eq!(
         rows(&app, "SELECT geom FROM places").await,

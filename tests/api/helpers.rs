@@ -214,6 +214,24 @@ pub fn metric_value(text: &str, sample: &str) -> f64 {
         .unwrap_or(0.0)
 }
 
+/// The `name` of every item of a JSON array (a listing's datasets or tenants), in order.
+pub fn names(list: &Value) -> Vec<&str> {
+    list.as_array()
+        .unwrap()
+        .iter()
+        .map(|item| item["name"].as_str().unwrap())
+        .collect()
+}
+
+/// The item of a JSON array whose `name` is `name`.
+pub fn named<'a>(list: &'a Value, name: &str) -> &'a Value {
+    list.as_array()
+        .unwrap()
+        .iter()
+        .find(|item| item["name"] == name)
+        .unwrap_or_else(|| panic!("no {name} in {list}"))
+}
+
 /// A JSON response body (an error's `{code, message}`, the token endpoint's answer).
 pub async fn json_of(resp: reqwest::Response) -> Value {
     serde_json::from_slice(&resp.bytes().await.unwrap()).unwrap()
