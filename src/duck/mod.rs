@@ -821,29 +821,40 @@ impl LogicalType {
 
     /// A STRUCT's fields, with their names (empty for other types).
     pub fn struct_children(&self) -> Vec<(String, LogicalType)> {
-        // SAFETY: a live logical type; 0 for a type that is not a STRUCT.
-        let n = unsafe { ffi::duckdb_struct_type_child_count(self.raw) };
-        (0..n)
-            // SAFETY: `i` is below the field count; names and types are ours to free.
-            .map(|i| unsafe {
-                (
-                    owned_str(ffi::duckdb_struct_type_child_name(self.raw, i)),
-                    Self::from_raw(ffi::duckdb_struct_type_child_type(self.raw, i)),
-                )
-            })
-            .collect()
+        self.named_children(
+            ffi::duckdb_struct_type_child_count,
+            ffi::duckdb_struct_type_child_name,
+            ffi::duckdb_struct_type_child_type,
+        )
     }
 
     /// A UNION's members, with their names (empty for other types).
     pub fn union_members(&self) -> Vec<(String, LogicalType)> {
-        // SAFETY: a live logical type; 0 for a type that is not a UNION.
-        let n = unsafe { ffi::duckdb_union_type_member_count(self.raw) };
+        self.named_children(
+            ffi::duckdb_union_type_member_count,
+            ffi::duckdb_union_type_member_name,
+            ffi::duckdb_union_type_member_type,
+        )
+    }
+
+    /// The named children of a STRUCT or UNION, through its C API triple (count, name, type).
+    fn named_children(
+        &self,
+        count: unsafe extern "C" fn(ffi::duckdb_logical_type) -> ffi::idx_t,
+        name: unsafe extern "C" fn(ffi::duckdb_logical_type, ffi::idx_t) -> *mut c_char,
+        child: unsafe extern "C" fn(
+            ffi::duckdb_logical_type,
+            ffi::idx_t,
+        ) -> ffi::duckdb_logical_type,
+    ) -> Vec<(String, LogicalType)> {
+        // SAFETY: a live logical type; DuckDB answers 0 for a type of another kind.
+        let n = unsafe { count(self.raw) };
         (0..n)
-            // SAFETY: `i` is below the member count; names and types are ours to free.
+            // SAFETY: `i` is below the count; names and types are ours to free.
             .map(|i| unsafe {
                 (
-                    owned_str(ffi::duckdb_union_type_member_name(self.raw, i)),
-                    Self::from_raw(ffi::duckdb_union_type_member_type(self.raw, i)),
+                    owned_str(name(self.raw, i)),
+                    Self::from_raw(child(self.raw, i)),
                 )
             })
             .collect()
