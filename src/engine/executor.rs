@@ -185,7 +185,7 @@ fn table_refusal(refusal: Refusal) -> Ended {
 /// The checks on DuckDB's parse tree (see [`super::parse_tree`]), before DuckDB binds the
 /// statement: lambda nesting for everyone; for a table-limited token, its tables (parse tree,
 /// then plan).
-fn check_tree(conn: &Connection, job: &Job) -> Result<(), Ended> {
+fn check_tree(conn: &Connection, job: &Job, hints: parse_tree::TextHints) -> Result<(), Ended> {
     let forbidden = |m: String| Ended::Failed(GatewayError::Forbidden(m));
     let tree = parse_tree::fetch(conn, &job.request().sql)
         .map_err(|e| execution_error(e, job))?
@@ -206,12 +206,12 @@ fn check_tree(conn: &Connection, job: &Job) -> Result<(), Ended> {
     let sql = &job.request().sql;
     let unserializable = tree.get("error").and_then(|e| e.as_bool()) == Some(true)
         && tree.get("error_type").and_then(|t| t.as_str()) == Some("not implemented");
-    if unserializable && job.tables().is_none() && parse_tree::may_have_lambdas(sql) {
+    if unserializable && job.tables().is_none() && hints.lambdas {
         return Err(forbidden(
             "lambdas are only accepted in SELECT statements (EXPLAIN cannot be checked)".into(),
         ));
     }
-    if unserializable && job.tables().is_none() && parse_tree::may_name_private(sql) {
+    if unserializable && job.tables().is_none() && hints.private {
         // Only what could name one: `EXPLAIN SELECT 1` still runs.
         if let Some(kind) = unserializable_private(sql) {
             return Err(forbidden(kind));
@@ -396,12 +396,9 @@ impl Running {
         // Checks on DuckDB's parse tree run before DuckDB binds the statement (`check_tree`):
         // a table-limited token's always, anyone's when the text could hold lambdas or name a
         // private function.
-        let sql = &job.request().sql;
-        if job.tables().is_some()
-            || parse_tree::may_have_lambdas(sql)
-            || parse_tree::may_name_private(sql)
-        {
-            if let Err(e) = check_tree(&conn, job) {
+        let hints = parse_tree::TextHints::of(&job.request().sql);
+        if job.tables().is_some() || hints.lambdas || hints.private {
+            if let Err(e) = check_tree(&conn, job, hints) {
                 return match e {
                     Ended::Failed(e) => Ended::Rejected(e),
                     other => other,

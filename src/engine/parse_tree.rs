@@ -6,7 +6,7 @@
 //!   doubles with each level (24 levels: 7 s; 40: days), and binding cannot be interrupted, so
 //!   one such statement would hold an executor thread for good. Statements nesting lambdas
 //!   deeper than [`MAX_LAMBDA_NESTING`] are refused. The tree is only fetched when the text
-//!   could hold a lambda ([`may_have_lambdas`]), so ordinary queries pay nothing.
+//!   could hold a lambda ([`TextHints`]), so ordinary queries pay nothing.
 //! - **Server-private functions, for every client** ([`PRIVATE_FUNCTIONS`]): those that read
 //!   server files (the spatial extension's `ST_Read` family, which brings GDAL's own virtual
 //!   file systems; `ST_Read_Meta` crashed the process on an unreadable file in spatial 1.5.5),
@@ -14,7 +14,7 @@
 //!   `current_setting()` but for the [`READABLE_SETTINGS`], given as a constant), or plan SQL from text at bind time (`query()`, `query_table()`), which
 //!   would hide the others from this check. The sandbox (no external access) already stops the
 //!   file reads; this check keeps clients from reaching the code at all. The tree is fetched
-//!   only when the text could name one ([`may_name_private`]).
+//!   only when the text could name one ([`TextHints`]).
 //! - **Allowed tables** for table-limited tokens ([`super::tables`]).
 //!
 //! Invariant: a tree deeper than [`MAX_TREE_DEPTH`] JSON levels is refused before it is parsed
@@ -78,10 +78,28 @@ pub const READABLE_SETTINGS: &[&str] = &[
     "access_mode",
 ];
 
-/// Whether `sql` could name a [`PRIVATE_FUNCTIONS`] entry (a substring test: a false positive
-/// only costs fetching the parse tree).
-pub fn may_name_private(sql: &str) -> bool {
-    let lower = sql.to_ascii_lowercase();
+/// What a statement's text could hold, read from one lower-cased copy (queries pay one copy,
+/// not one per check).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct TextHints {
+    /// It could hold a lambda: `->`, `lambda`, or a list comprehension's `FOR`.
+    pub lambdas: bool,
+    /// It could name a [`PRIVATE_FUNCTIONS`] entry (a substring test: a false positive only
+    /// costs fetching the parse tree).
+    pub private: bool,
+}
+
+impl TextHints {
+    pub fn of(sql: &str) -> Self {
+        let lower = sql.to_ascii_lowercase();
+        Self {
+            lambdas: lambda_words(&lower),
+            private: private_words(&lower),
+        }
+    }
+}
+
+fn private_words(lower: &str) -> bool {
     [
         "st_read", "pragma_", "duckdb_", "secret", "setting", "getenv", "query",
     ]
@@ -133,14 +151,12 @@ fn reads_a_readable_setting(v: &BorrowedValue<'_>, name: &str) -> bool {
         && setting.is_some_and(|s| READABLE_SETTINGS.iter().any(|r| r.eq_ignore_ascii_case(s)))
 }
 
-/// Whether `sql` could contain a lambda: `->`, `lambda`, or a list comprehension's `FOR`.
-pub fn may_have_lambdas(sql: &str) -> bool {
-    let lower = sql.to_ascii_lowercase();
+fn lambda_words(lower: &str) -> bool {
     lower.contains("->")
         || lower.contains("lambda")
         || lower
             .match_indices("for")
-            .any(|(i, _)| is_word_boundary(&lower, i) && is_word_boundary(&lower, i + 3))
+            .any(|(i, _)| is_word_boundary(lower, i) && is_word_boundary(lower, i + 3))
 }
 
 fn is_word_boundary(s: &str, i: usize) -> bool {
@@ -218,19 +234,19 @@ mod tests {
         assert!(private_function(&parse(&mut t).unwrap()).is_some());
         let mut t = call(r#"{"class":"FUNCTION","function_name":"lower","children":[]}"#);
         assert!(private_function(&parse(&mut t).unwrap()).is_some());
-        assert!(may_name_private("SELECT * FROM ST_READ('x')"));
-        assert!(may_name_private("select current_setting('x')"));
-        assert!(!may_name_private("SELECT ST_Area(geom) FROM parcels"));
+        assert!(TextHints::of("SELECT * FROM ST_READ('x')").private);
+        assert!(TextHints::of("select current_setting('x')").private);
+        assert!(!TextHints::of("SELECT ST_Area(geom) FROM parcels").private);
     }
 
     #[test]
     fn lambda_candidates_are_spotted_by_their_words() {
-        assert!(may_have_lambdas("SELECT list_transform(l, x -> x + 1)"));
-        assert!(may_have_lambdas("SELECT list_transform(l, LAMBDA x: x)"));
-        assert!(may_have_lambdas("SELECT [x FOR x IN l]"));
-        assert!(may_have_lambdas("SELECT [x\nfor\tx IN l]"));
-        assert!(!may_have_lambdas("SELECT format('{}', 1), fork FROM t"));
-        assert!(!may_have_lambdas("SELECT * FROM trips WHERE id > 3"));
+        assert!(TextHints::of("SELECT list_transform(l, x -> x + 1)").lambdas);
+        assert!(TextHints::of("SELECT list_transform(l, LAMBDA x: x)").lambdas);
+        assert!(TextHints::of("SELECT [x FOR x IN l]").lambdas);
+        assert!(TextHints::of("SELECT [x\nfor\tx IN l]").lambdas);
+        assert!(!TextHints::of("SELECT format('{}', 1), fork FROM t").lambdas);
+        assert!(!TextHints::of("SELECT * FROM trips WHERE id > 3").lambdas);
     }
 
     #[test]
