@@ -11,8 +11,6 @@
 //! - The spool file is removed whatever happens; DuckDB loads it on an executor thread.
 //! - With `Accept: application/x-ndjson` the answer streams: `progress` lines every second
 //!   while DuckDB loads, then one `result` (or `error`) line.
-//! - With `Accept: application/x-ndjson` the answer streams: `progress` lines every second
-//!   while DuckDB loads, then one `result` (or `error`) line.
 
 use std::time::{Duration, Instant};
 
