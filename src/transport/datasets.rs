@@ -78,7 +78,10 @@ pub async fn put_dataset(
         .await?;
     let received = spool_body(&req, payload, &spool, limit, settings.body_timeout).await;
     let bytes = match received {
-        Ok(n) => n,
+        Ok(n) => {
+            tracing::info!(tenant = %access.tenant, bytes = n, elapsed_ms = started.elapsed().as_millis() as u64, "upload body received");
+            n
+        }
         Err(e) => {
             let _ = tokio::fs::remove_file(&spool).await;
             return Err(e);
