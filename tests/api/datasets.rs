@@ -189,9 +189,17 @@ async fn every_format_loads_plain_and_compressed_and_is_listed() {
             (Some("zstd"), zstd::bulk::compress(&body, 3).unwrap()),
         ] {
             let name = format!("{format}_{}", encoding.unwrap_or("plain"));
-            let r = json_of(put(&app, &format!("{name}?format={format}"), encoded, encoding).await).await;
-            assert_eq!((r["rows"].clone(), r["bytes"].clone()), (json!(n), json!(body.len())), "{name}: {r}");
-            assert_eq!(rows(&app, &format!("SELECT count(*) FROM {name}")).await, vec![json!([n])]);
+            let r = json_of(put(&app, &format!("{name}?format={format}"), encoded, encoding).await)
+                .await;
+            assert_eq!(
+                (r["rows"].clone(), r["bytes"].clone()),
+                (json!(n), json!(body.len())),
+                "{name}: {r}"
+            );
+            assert_eq!(
+                rows(&app, &format!("SELECT count(*) FROM {name}")).await,
+                vec![json!([n])]
+            );
         }
         for encoding in ["plain", "gzip", "zstd"] {
             let resp = app
