@@ -64,6 +64,10 @@ pub enum GatewayError {
     /// The tenant was deleted while the query waited or ran.
     #[error("the tenant was deleted")]
     TenantDeleted,
+    /// A `POST` query with `If-None-Match` naming the result's current ETag (RFC 9110: a
+    /// failed precondition on a method other than GET or HEAD is 412).
+    #[error("the result has not changed since the ETag given in If-None-Match")]
+    PreconditionFailed,
     /// `DELETE /v1/{tenant}/datasets/{name}` for a table that does not exist.
     #[error("dataset '{0}' not found")]
     DatasetNotFound(String),
@@ -128,6 +132,7 @@ impl GatewayError {
         "tenant_exists",
         "invalid_upload",
         "dataset_not_found",
+        "precondition_failed",
         "bad_message",
         "unknown_query",
         "duplicate_id",
@@ -165,6 +170,7 @@ impl GatewayError {
             Self::TenantDeleted => "tenant_deleted",
             Self::InvalidUpload(_) => "invalid_upload",
             Self::DatasetNotFound(_) => "dataset_not_found",
+            Self::PreconditionFailed => "precondition_failed",
             Self::TenantExists(_) => "tenant_exists",
             Self::BadMessage(_) => "bad_message",
             Self::UnknownQuery => "unknown_query",
@@ -253,6 +259,7 @@ mod tests {
             GatewayError::TenantExists(s()),
             GatewayError::InvalidUpload(s()),
             GatewayError::DatasetNotFound(s()),
+            GatewayError::PreconditionFailed,
             GatewayError::BadMessage(s()),
             GatewayError::UnknownQuery,
             GatewayError::DuplicateId,

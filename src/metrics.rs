@@ -81,6 +81,14 @@ pub struct Metrics {
     pub backpressure_wait: CounterVec,
     pub auth_failures: IntCounterVec,
     pub connections_refused: IntCounter,
+    /// Statements DuckDB ran for clients (one-shot queries and re-runs alike; not the
+    /// gateway's own EXPLAINs and catalog reads).
+    pub executions: IntCounter,
+    pub cache_hits: IntCounter,
+    pub cache_misses: IntCounter,
+    pub cache_evictions: IntCounter,
+    pub cache_bytes: prometheus::IntGauge,
+    pub executions_saved: IntCounter,
 }
 
 impl Metrics {
@@ -186,6 +194,38 @@ impl Metrics {
             "duckstream_connections_refused_total",
             "Streams and WebSockets refused because their tenant had max_connections open",
         )?;
+        let executions = IntCounter::new(
+            "duckstream_duckdb_executions_total",
+            "Statements DuckDB ran for clients (one-shot queries and subscription re-runs)",
+        )?;
+        let cache_hits = IntCounter::new(
+            "duckstream_cache_hits_total",
+            "Answers served from the result cache",
+        )?;
+        let cache_misses = IntCounter::new(
+            "duckstream_cache_misses_total",
+            "Cacheable requests that found no current result in the cache",
+        )?;
+        let cache_evictions = IntCounter::new(
+            "duckstream_cache_evictions_total",
+            "Cached results dropped to stay within the byte budget",
+        )?;
+        let cache_bytes =
+            prometheus::IntGauge::new("duckstream_cache_bytes", "Bytes the result cache holds")?;
+        let executions_saved = IntCounter::new(
+            "duckstream_executions_saved_total",
+            "DuckDB executions not run because a cached or shared result answered",
+        )?;
+        for c in [
+            &executions,
+            &cache_hits,
+            &cache_misses,
+            &cache_evictions,
+            &executions_saved,
+        ] {
+            registry.register(Box::new(c.clone()))?;
+        }
+        registry.register(Box::new(cache_bytes.clone()))?;
         registry.register(Box::new(auth_failures.clone()))?;
         registry.register(Box::new(connections_refused.clone()))?;
         for r in [
@@ -254,6 +294,12 @@ impl Metrics {
             backpressure_wait,
             auth_failures,
             connections_refused,
+            executions,
+            cache_hits,
+            cache_misses,
+            cache_evictions,
+            cache_bytes,
+            executions_saved,
         })
     }
 

@@ -287,6 +287,7 @@ fn tenant_limits(limits: &Limits) -> TenantLimits {
         memory_limit: limits.memory_limit().map(str::to_string),
         max_temp_size: limits.max_temp_size().map(str::to_string),
         max_upload_bytes: limits.max_upload_bytes(),
+        cache_ttl: limits.cache_ttl(),
     }
 }
 
@@ -304,6 +305,10 @@ fn engine_settings(config: &Config) -> EngineSettings {
         extensions: e.extensions.clone(),
         extension_repository: e.extension_repository.clone(),
         extension_directory: e.extension_directory.clone(),
+        cache: crate::engine::cache::CacheSettings {
+            max_bytes: e.cache_bytes,
+            max_entry_bytes: e.cache_max_entry_bytes,
+        },
         limits: tenant_limits(&config.limits),
         tenant_limits: config
             .tenant_limits()

@@ -68,10 +68,13 @@ pub fn cors(origins: &[String]) -> Cors {
             header::CONTENT_TYPE,
             header::ACCEPT_ENCODING,
             header::HeaderName::from_static("last-event-id"),
+            header::IF_NONE_MATCH,
         ])
         .expose_headers([
             header::HeaderName::from_static("x-query-id"),
             header::HeaderName::from_static("x-data-version"),
+            header::HeaderName::from_static("x-cache"),
+            header::ETAG,
         ])
         .max_age(600);
     for origin in origins {

@@ -80,6 +80,10 @@ pub struct Limits {
     /// Largest upload (request body, decompressed) per dataset write, in bytes
     #[arg(long, env = "DUCKSTREAM_MAX_UPLOAD_BYTES")]
     pub max_upload_bytes: Option<u64>,
+    /// Seconds a cached result may be answered (absent = until a table it read is written;
+    /// 0 = this tenant's results are never cached)
+    #[arg(long, env = "DUCKSTREAM_CACHE_TTL_SECS")]
+    pub cache_ttl_secs: Option<u64>,
 }
 
 /// Built-in global values of the limits that always have one (see [`Limits::defaults`]).
@@ -131,6 +135,7 @@ impl Limits {
                 .or_else(|| base.max_temp_size.clone()),
             threads: self.threads.or(base.threads),
             max_upload_bytes: self.max_upload_bytes.or(base.max_upload_bytes),
+            cache_ttl_secs: self.cache_ttl_secs.or(base.cache_ttl_secs),
         }
     }
 
@@ -174,6 +179,12 @@ impl Limits {
             return problem("max_temp_size", "duckdb_max_temp_size", e);
         }
         None
+    }
+
+    /// How long a cached result may be answered; `None`: until its tables change; zero: never
+    /// cached.
+    pub fn cache_ttl(&self) -> Option<Duration> {
+        self.cache_ttl_secs.map(Duration::from_secs)
     }
 
     /// How long a query may run; `None`: no timeout (absent or 0).

@@ -203,6 +203,10 @@ pub struct EngineSettings {
     /// Where DuckDB keeps installed extensions (`extension_directory`); `None`: its default,
     /// `~/.duckdb/extensions`.
     pub extension_directory: Option<PathBuf>,
+    /// The result cache's byte budget (0: no cache).
+    pub cache_bytes: u64,
+    /// The largest result the cache keeps, in bytes.
+    pub cache_max_entry_bytes: usize,
 }
 
 impl Default for EngineSettings {
@@ -219,6 +223,8 @@ impl Default for EngineSettings {
             extensions: vec!["spatial".to_string()],
             extension_repository: None,
             extension_directory: None,
+            cache_bytes: 256 << 20,
+            cache_max_entry_bytes: 16 << 20,
         }
     }
 }
@@ -261,12 +267,19 @@ pub struct EngineLayer {
     /// Where DuckDB keeps installed extensions (default: ~/.duckdb/extensions)
     #[arg(long, env = "DUCKSTREAM_EXTENSION_DIRECTORY")]
     pub extension_directory: Option<PathBuf>,
+    /// Bytes of finished results the cache keeps (0 = no cache)
+    #[arg(long, env = "DUCKSTREAM_CACHE_BYTES")]
+    pub cache_bytes: Option<u64>,
+    /// The largest result the cache keeps, in bytes
+    #[arg(long, env = "DUCKSTREAM_CACHE_MAX_ENTRY_BYTES")]
+    pub cache_max_entry_bytes: Option<usize>,
 }
 
 impl EngineSettings {
     fn apply(&mut self, layer: EngineLayer) {
         set!(self, layer; max_queries, max_queued, chunk_rows, chunk_bytes, stream_buffer);
         set!(self, layer; zstd_level, preserve_insertion_order);
+        set!(self, layer; cache_bytes, cache_max_entry_bytes);
         if let Some(list) = layer.extensions {
             self.extensions = list.into_iter().filter(|e| !e.trim().is_empty()).collect();
         }

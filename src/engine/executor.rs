@@ -21,6 +21,7 @@ use tokio::sync::{mpsc, oneshot, OwnedSemaphorePermit};
 
 use super::control::{CancelReason, QueryControl};
 use super::parse_tree::{self, TreeError};
+use super::stamp::Stamp;
 use super::tables::{Refusal, TableSet};
 use super::tenant::Tenant;
 use super::{Frame, FrameKind, QuerySpec, Start};
@@ -48,6 +49,8 @@ pub struct Job {
     /// The tenant's slot and the global one, held (never read) until the job is dropped.
     pub _permits: (OwnedSemaphorePermit, OwnedSemaphorePermit),
     pub accepted_at: Instant,
+    /// The tenant's data version when the job was admitted (read before DuckDB began).
+    pub data_version: u64,
     pub metrics: Arc<Metrics>,
 }
 
@@ -66,8 +69,12 @@ impl Job {
 #[rtype(result = "()")]
 pub struct Run {
     pub job: Job,
-    pub started: oneshot::Sender<Result<(), GatewayError>>,
+    pub started: oneshot::Sender<Started>,
 }
+
+/// The answer to [`Run::started`]: the stream started (with the result's stamp, when the spec
+/// asked for it), or the query was refused.
+pub type Started = Result<Option<Stamp>, GatewayError>;
 
 /// A piece of DuckDB work that is not a query (creating a tenant's database, reading its
 /// catalog for the admin routes): it runs on an executor thread like a query, holding the same
@@ -106,6 +113,7 @@ impl Handler<Run> for QueryExecutor {
         let _enter = span.enter();
         let mut run = Running {
             started: Some(started),
+            stamp: None,
             encoder: None,
             rows: 0,
             blocked: Duration::ZERO,
@@ -149,7 +157,9 @@ enum Ended {
 }
 
 struct Running {
-    started: Option<oneshot::Sender<Result<(), GatewayError>>>,
+    started: Option<oneshot::Sender<Started>>,
+    /// What the result depends on ([`QuerySpec::stamp`]), sent with `started`.
+    stamp: Option<Stamp>,
     /// The format's encoder, once the result's columns are known.
     encoder: Option<Box<dyn ResultEncoder>>,
     rows: u64,
@@ -283,6 +293,51 @@ fn check_plan_tables(conn: &Connection, job: &Job, tables: &TableSet) -> Result<
         return Err(table_refusal(Refusal::NotAllowed));
     }
     Ok(())
+}
+
+/// What the result of the job's statement depends on ([`super::stamp`]): DuckDB parses and
+/// plans it once more. Whatever fails makes the result not reusable; it never fails the query.
+fn stamp(conn: &Connection, job: &Job) -> Stamp {
+    let version = job.data_version;
+    let request = job.request();
+    let deterministic = match (
+        job.tenant.volatile_functions(conn),
+        parse_tree::fetch(conn, &request.sql),
+    ) {
+        (Some(volatile), Ok(Some(tree))) => {
+            let mut bytes = tree.into_bytes();
+            parse_tree::parse(&mut bytes)
+                .is_ok_and(|tree| super::stamp::is_deterministic(&tree, volatile))
+        }
+        _ => false,
+    };
+    let tables = plan_tables(conn, request);
+    Stamp {
+        tables,
+        deterministic,
+        version,
+    }
+}
+
+/// The tables the statement's plan scans, sorted; `None` if the plan cannot tell.
+fn plan_tables(conn: &Connection, request: &QueryRequest) -> Option<Vec<String>> {
+    let mut stmt = conn
+        .prepare(&format!("EXPLAIN (FORMAT json) {}", request.sql))
+        .ok()?;
+    bind_params(&mut stmt, request).ok()?;
+    let mut result = stmt.execute_streaming().ok()?;
+    let mut tables = Vec::new();
+    while let Some(chunk) = result.next_chunk().ok()? {
+        for row in 0..chunk.len() {
+            let plan = chunk.varchar(1, row)?;
+            if !super::stamp::plan_tables(&mut plan.into_bytes(), &mut tables) {
+                return None;
+            }
+        }
+    }
+    tables.sort();
+    tables.dedup();
+    Some(tables)
 }
 
 /// Maps a DuckDB error during execution to the gateway's, honouring why it was interrupted.
@@ -424,13 +479,17 @@ impl Running {
         // A caller that keeps the line alive while DuckDB works starts its response once the
         // statement is prepared and bound; the others wait for the first chunk, so that more
         // errors still get a status.
+        if job.spec.stamp {
+            self.stamp = Some(stamp(&conn, job));
+        }
         if job.spec.start == Start::Bound {
             if let Some(started) = self.started.take() {
-                if started.send(Ok(())).is_err() {
+                if started.send(Ok(self.stamp.clone())).is_err() {
                     return Ended::Gone;
                 }
             }
         }
+        job.metrics.executions.inc();
         let mut result = match stmt.execute_streaming() {
             Ok(r) => r,
             Err(e) => return self.reject_execution(e, job),
@@ -461,7 +520,7 @@ impl Running {
 
         // DuckDB produced its first chunk: the stream starts.
         if let Some(started) = self.started.take() {
-            if started.send(Ok(())).is_err() {
+            if started.send(Ok(self.stamp.take())).is_err() {
                 return Ended::Gone;
             }
         }

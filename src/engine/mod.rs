@@ -21,10 +21,12 @@
 //! - The stream always ends with an `end` or `error` frame, unless the reader is gone (or the
 //!   format cannot carry an error: then the frames stop without a final one).
 
+pub mod cache;
 pub mod control;
 pub mod datasets;
 pub mod executor;
 pub mod parse_tree;
+pub mod stamp;
 pub mod tables;
 pub mod tenant;
 
@@ -110,6 +112,9 @@ pub struct QuerySpec {
     /// The cancellation scope above the query and the reason it gives (default: the process,
     /// `shutting_down`).
     pub parent: Option<(CancellationToken, CancelReason)>,
+    /// Decide what the result depends on before it runs ([`stamp::Stamp`], in
+    /// [`RunningQuery::stamp`]): for callers that reuse results (cache, subscriptions).
+    pub stamp: bool,
     /// The metrics label.
     pub label: Transport,
 }
@@ -129,8 +134,15 @@ impl QuerySpec {
             start: Start::FirstChunk,
             chunk_bytes: None,
             parent: None,
+            stamp: false,
             label,
         }
+    }
+
+    /// Asks for the result's [`stamp::Stamp`] (one more plan of the statement by DuckDB).
+    pub fn stamped(mut self) -> Self {
+        self.stamp = true;
+        self
     }
 
     pub fn query_id(mut self, id: Arc<str>) -> Self {
@@ -198,6 +210,8 @@ pub struct RunningQuery {
     pub connection: Option<ConnectionSlot>,
     /// The tenant's data version when the query was admitted.
     pub data_version: u64,
+    /// What the result depends on, when the spec asked ([`QuerySpec::stamp`]).
+    pub stamp: Option<stamp::Stamp>,
 }
 
 /// One of a tenant's `max_connections`, held while a stream or WebSocket is open.
@@ -230,6 +244,7 @@ pub struct EngineSettings {
     pub extension_repository: Option<PathBuf>,
     /// Where DuckDB keeps installed extensions; `None`: its default.
     pub extension_directory: Option<PathBuf>,
+    pub cache: cache::CacheSettings,
     /// The limits of a tenant without limits of its own.
     pub limits: TenantLimits,
     /// Tenants with limits of their own (already laid over the global ones).
@@ -247,6 +262,7 @@ pub struct Engine {
     settings: EngineSettings,
     shutdown: CancellationToken,
     metrics: Arc<Metrics>,
+    cache: Arc<cache::ResultCache>,
 }
 
 impl Engine {
@@ -280,10 +296,26 @@ impl Engine {
             executor,
             global_slots: Arc::new(Semaphore::new(settings.max_queries)),
             waiting: Semaphore::new(settings.max_queued),
+            cache: Arc::new(cache::ResultCache::new(
+                settings.cache,
+                Arc::clone(&metrics),
+            )),
             settings,
             shutdown,
             metrics,
         }
+    }
+
+    /// Looks `spec` up in the result cache for a transport `variant` (its framing and
+    /// compression): a current result, a ticket to record one, or a bypass. May wait for an
+    /// identical query in flight (singleflight). Resolves the tenant (`tenant_not_found`).
+    pub async fn cached(
+        &self,
+        spec: &QuerySpec,
+        variant: &'static str,
+    ) -> Result<cache::Lookup, GatewayError> {
+        let tenant = self.registry.get(&spec.tenant).await?;
+        Ok(self.cache.lookup(spec, &tenant, variant).await)
     }
 
     /// Checks that the tenant exists.
@@ -399,6 +431,7 @@ impl Engine {
             frames: tx,
             _permits: permits,
             accepted_at,
+            data_version,
             metrics: Arc::clone(&self.metrics),
         };
         self.executor.do_send(executor::Run {
@@ -407,7 +440,7 @@ impl Engine {
         });
         // If this future is dropped (client gone), `guard` cancels the query.
         match started_rx.await {
-            Ok(Ok(())) => Ok(RunningQuery {
+            Ok(Ok(stamp)) => Ok(RunningQuery {
                 query_id,
                 accepted_at,
                 frames,
@@ -415,6 +448,7 @@ impl Engine {
                 guard,
                 connection,
                 data_version,
+                stamp,
             }),
             Ok(Err(e)) => Err(e),
             Err(_) => Err(GatewayError::internal("the executor dropped the query")),
@@ -555,10 +589,11 @@ impl Engine {
         let tenant = self.registry.get(id).await?;
         let _write = tenant.writes.lock().await;
         let t = Arc::clone(&tenant);
+        let dataset = request.dataset.as_str().to_string();
         let loaded = self
             .run_task(Some(&tenant), move || datasets::load(&t, &request, &spool))
             .await??;
-        let version = self.bump_version(&tenant).await?;
+        let version = self.bump_version(&tenant, &dataset).await?;
         Ok((loaded, version))
     }
 
@@ -586,11 +621,15 @@ impl Engine {
         if !existed {
             return Err(GatewayError::DatasetNotFound(shown));
         }
-        self.bump_version(&tenant).await
+        self.bump_version(&tenant, &shown).await
     }
 
-    async fn bump_version(&self, tenant: &Tenant) -> Result<u64, GatewayError> {
+    /// Bumps the data version after a committed write to `dataset`, and records that the
+    /// write changed that table (results that read it are stale from now on).
+    async fn bump_version(&self, tenant: &Tenant, dataset: &str) -> Result<u64, GatewayError> {
         let version = tenant.data_version() + 1;
+        // The table first: a reader that sees the new version must also see the table stale.
+        tenant.mark_written(stamp::dataset_table(dataset), version);
         self.registry
             .set_data_version(&tenant.id, version)
             .await

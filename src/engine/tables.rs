@@ -260,7 +260,7 @@ impl TableSet {
 }
 
 /// Splits `cat.schema."Ta.ble"` into its unquoted parts (DuckDB quotes with `"`, doubling it).
-fn split_qualified(s: &str) -> Vec<String> {
+pub(super) fn split_qualified(s: &str) -> Vec<String> {
     let mut parts = Vec::new();
     let mut part = String::new();
     let mut chars = s.chars().peekable();

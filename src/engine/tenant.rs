@@ -44,6 +44,9 @@ pub struct TenantLimits {
     pub max_temp_size: Option<String>,
     /// The largest upload body (decompressed), in bytes.
     pub max_upload_bytes: u64,
+    /// How long a cached result may be answered; `None`: until its tables change; zero: the
+    /// tenant's results are not cached.
+    pub cache_ttl: Option<Duration>,
 }
 
 /// The extension DuckDB names for a function or type it does not have ("… is not in the
@@ -259,6 +262,19 @@ pub struct Tenant {
     pub writes: tokio::sync::Mutex<()>,
     /// The data version (kept in `<tenant>.version`; see [`TenantRegistry::data_version`]).
     version: std::sync::atomic::AtomicU64,
+    /// The data version when this process first saw the tenant: a table the gateway has not
+    /// written since counts as written then.
+    opened_at: u64,
+    /// For each table the gateway wrote (lower-case `schema.table`), the data version that
+    /// write produced. A result computed at version `v` is current while every table it reads
+    /// is at most `v` here.
+    written: Mutex<HashMap<String, u64>>,
+    /// Random, per [`Tenant`] value: a tenant deleted and created again starts its versions
+    /// over, and its old results must never pass for new ones.
+    pub incarnation: u64,
+    /// Functions whose results may change on the same data ([`super::stamp`]), read from the
+    /// database once.
+    volatile: std::sync::OnceLock<Option<std::collections::HashSet<String>>>,
     pool: Mutex<Option<Pool>>,
     settings: Arc<DbSettings>,
     scheduler: Arc<ScheduledThreadPool>,
@@ -273,6 +289,53 @@ impl Tenant {
     /// The data version now.
     pub fn data_version(&self) -> u64 {
         self.version.load(std::sync::atomic::Ordering::Acquire)
+    }
+
+    /// Records that a write to `table` (lower-case `schema.table`) produced `version`. Called
+    /// after the write committed.
+    pub fn mark_written(&self, table: String, version: u64) {
+        self.written
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .insert(table, version);
+    }
+
+    /// The newest data version that changed one of `tables` (0 for none: a result that reads
+    /// no table never changes).
+    pub fn tables_version(&self, tables: &[String]) -> u64 {
+        let written = self.written.lock().unwrap_or_else(|p| p.into_inner());
+        tables
+            .iter()
+            .map(|t| written.get(t).copied().unwrap_or(self.opened_at))
+            .max()
+            .unwrap_or(0)
+    }
+
+    /// Whether a result computed at `version` from `tables` is still what DuckDB would answer.
+    pub fn is_current(&self, tables: &[String], version: u64) -> bool {
+        self.tables_version(tables) <= version
+    }
+
+    /// The functions whose results may change on the same data (lower case); read from
+    /// DuckDB's catalog on `conn` the first time; `None` if it could not be read (then no
+    /// result counts as deterministic). Blocking: executor threads only.
+    pub fn volatile_functions(
+        &self,
+        conn: &Connection,
+    ) -> Option<&std::collections::HashSet<String>> {
+        self.volatile
+            .get_or_init(|| match conn.query_rows(super::stamp::VOLATILE_FUNCTIONS_SQL) {
+                Ok(rows) => Some(
+                    rows.into_iter()
+                        .filter_map(|r| r.into_iter().next().flatten())
+                        .collect(),
+                ),
+                Err(e) => {
+                    tracing::warn!(tenant = %self.id, error = %e.message, "cannot read DuckDB's function stability: no result of this tenant will be reused");
+                    None
+                }
+            })
+            .as_ref()
     }
 
     /// Closes the tenant's database (once no query holds a connection: the caller holds every
@@ -506,6 +569,10 @@ impl TenantRegistry {
                 deleted: Default::default(),
                 writes: tokio::sync::Mutex::new(()),
                 version: version.into(),
+                opened_at: version,
+                written: Mutex::new(HashMap::new()),
+                incarnation: uuid::Uuid::new_v4().as_u64_pair().0,
+                volatile: std::sync::OnceLock::new(),
                 pool: Mutex::new(None),
                 settings: Arc::clone(&self.settings),
                 scheduler: Arc::clone(&self.scheduler),

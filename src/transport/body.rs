@@ -8,6 +8,9 @@
 //!   stream, never a clean short result.
 //! - Time to first byte is observed when the first chunk carrying data is handed to actix,
 //!   counted from the moment the request was accepted.
+//! - With a cache [`Recorder`], every chunk handed to actix is copied to it, and the result is
+//!   stored only once the chunk carrying `end` has gone out: a failed, cut or abandoned
+//!   stream is never cached.
 
 use std::pin::Pin;
 use std::task::{Context, Poll};
@@ -22,6 +25,7 @@ use tokio::sync::mpsc;
 
 use super::compress::{self, Framing, Input, Piece, WireChunk};
 use super::Settings;
+use crate::engine::cache::{CachedResult, Recorder};
 use crate::engine::control::CancelOnDrop;
 use crate::engine::{ConnectionSlot, Frame, FrameKind, RunningQuery};
 use crate::error::GatewayError;
@@ -38,6 +42,8 @@ pub struct Streamed<'a, F, S> {
     pub stage: S,
     pub framing: F,
     pub transport: Transport,
+    /// Records the response for the result cache (its ETag is already in `response`).
+    pub recorder: Option<Box<Recorder>>,
 }
 
 /// Finishes a streaming response: the query's pieces, laid out by `framing`, compressed on a
@@ -59,6 +65,7 @@ where
         stage,
         framing,
         transport,
+        recorder,
     } = streamed;
     let RunningQuery {
         query_id,
@@ -91,13 +98,20 @@ where
         rows: metrics.rows_sent.with_label_values(&label),
         bytes: metrics.bytes_sent.with_label_values(&label),
         raw_bytes: metrics.uncompressed_bytes.with_label_values(&label),
+        recorder,
         _guard: guard,
         _slot: slot,
+    };
+    // A result that may be cached has an ETag: the browser may keep it and revalidate it.
+    let cache_control = if body.recorder.is_some() {
+        "private, no-cache"
+    } else {
+        "no-cache, no-store"
     };
     response
         .insert_header((
             header::CACHE_CONTROL,
-            HeaderValue::from_static("no-cache, no-store"),
+            HeaderValue::from_static(cache_control),
         ))
         .insert_header(("X-Accel-Buffering", "no"))
         .insert_header(("X-Query-Id", query_id.as_ref()))
@@ -126,6 +140,7 @@ struct Body {
     rows: IntCounter,
     bytes: IntCounter,
     raw_bytes: IntCounter,
+    recorder: Option<Box<Recorder>>,
     /// Dropped with the body: interrupts the query if it has not ended.
     _guard: CancelOnDrop,
     /// The tenant's connection slot, freed with the body.
@@ -172,6 +187,7 @@ impl Stream for Body {
                         rows,
                         has_data,
                         last,
+                        complete: kind == Some(FrameKind::End),
                         bytes,
                     }
                 }
@@ -185,6 +201,16 @@ impl Stream for Body {
             },
         };
         this.finished |= chunk.last;
+        if let Some(recorder) = this.recorder.take() {
+            this.recorder = recorder.push(&chunk.bytes, chunk.rows);
+            if chunk.last {
+                if let Some(recorder) = this.recorder.take() {
+                    if chunk.complete {
+                        recorder.complete();
+                    }
+                }
+            }
+        }
         if chunk.has_data {
             if let Some(ttfb) = this.ttfb.take() {
                 ttfb.observe(this.accepted_at.elapsed().as_secs_f64());
@@ -195,4 +221,50 @@ impl Stream for Body {
         this.raw_bytes.inc_by(chunk.raw_len as u64);
         Poll::Ready(Some(Ok(chunk.bytes)))
     }
+}
+
+/// The answer from a cached result: its stored bytes as they went out the first time (its
+/// `query_id` is that execution's), `X-Cache: hit`, and its ETag.
+pub fn cached_response(
+    result: &CachedResult,
+    etag: &str,
+    content_type: &'static str,
+    zstd: bool,
+    metrics: &Metrics,
+    transport: Transport,
+    accepted_at: Instant,
+) -> HttpResponse {
+    let label = [transport.as_str()];
+    // The whole answer is ready: its first byte goes out now.
+    metrics
+        .ttfb
+        .with_label_values(&label)
+        .observe(accepted_at.elapsed().as_secs_f64());
+    metrics
+        .rows_sent
+        .with_label_values(&label)
+        .inc_by(result.rows);
+    metrics
+        .bytes_sent
+        .with_label_values(&label)
+        .inc_by(result.bytes as u64);
+    let mut response = HttpResponse::Ok();
+    response
+        .content_type(content_type)
+        .insert_header((
+            header::CACHE_CONTROL,
+            HeaderValue::from_static("private, no-cache"),
+        ))
+        .insert_header((header::ETAG, etag))
+        .insert_header(("X-Cache", "hit"))
+        .insert_header(("X-Query-Id", result.query_id.as_ref()))
+        .insert_header(("X-Data-Version", result.stamp.version.to_string()))
+        .insert_header((header::VARY, HeaderValue::from_static("accept-encoding")));
+    if zstd {
+        response.insert_header((header::CONTENT_ENCODING, HeaderValue::from_static("zstd")));
+    }
+    let chunks = result.chunks.clone();
+    response.streaming(futures_util::stream::iter(
+        chunks.into_iter().map(Ok::<_, std::io::Error>),
+    ))
 }

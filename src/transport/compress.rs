@@ -100,6 +100,8 @@ pub struct WireChunk {
     pub has_data: bool,
     /// Carries the query's final line (`end` or `error`).
     pub last: bool,
+    /// Carries the `end` line: the result is complete.
+    pub complete: bool,
 }
 
 /// What a batch of lines carried (the wire chunk without its bytes).
@@ -108,6 +110,7 @@ struct Batch {
     rows: usize,
     has_data: bool,
     last: bool,
+    complete: bool,
 }
 
 /// Takes `first` and the pieces already waiting behind it (`next`), up to `max` input bytes
@@ -124,6 +127,7 @@ fn batch(
         rows: 0,
         has_data: false,
         last: false,
+        complete: false,
     };
     let mut piece = Some(first);
     while let Some(p) = piece.take() {
@@ -131,6 +135,7 @@ fn batch(
         b.rows += p.rows();
         b.has_data |= p.kind() == Some(FrameKind::Data);
         b.last |= p.kind().is_some_and(FrameKind::is_final);
+        b.complete |= p.kind() == Some(FrameKind::End);
         each(&p)?;
         if b.raw_len < max && !b.last {
             piece = next();
@@ -204,6 +209,7 @@ pub fn spawn_frames(
                     rows: b.rows,
                     has_data: b.has_data,
                     last: b.last,
+                    complete: b.complete,
                 };
                 if tx.blocking_send(message).is_err() || b.last {
                     return;
@@ -295,6 +301,7 @@ pub fn spawn_stream(
                     rows: b.rows,
                     has_data: b.has_data,
                     last: b.last,
+                    complete: b.complete,
                 };
                 if tx.blocking_send(chunk).is_err() {
                     return;
@@ -310,6 +317,7 @@ pub fn spawn_stream(
                         rows: 0,
                         has_data: false,
                         last: false,
+                        complete: false,
                     });
                 }
             }

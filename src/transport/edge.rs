@@ -106,6 +106,7 @@ pub fn status(e: &GatewayError) -> StatusCode {
             StatusCode::TOO_MANY_REQUESTS
         }
         E::PayloadTooLarge(_) => StatusCode::PAYLOAD_TOO_LARGE,
+        E::PreconditionFailed => StatusCode::PRECONDITION_FAILED,
         E::RequestTimeout(_) => StatusCode::REQUEST_TIMEOUT,
         // 499: nginx's "client closed request"; the client cancelled.
         E::Cancelled => StatusCode::from_u16(499).unwrap_or(StatusCode::BAD_REQUEST),

@@ -7,16 +7,21 @@
 //!   an `error` line (produced by the executor).
 //! - The response body owns the query's cancel guard ([`super::body`]): when actix drops it
 //!   (client gone), the query is interrupted.
+//! - Query answers go through the result cache ([`crate::engine::cache`]), keyed also on the
+//!   compression: a hit is the stored body; a cacheable result carries an `ETag`, and
+//!   `If-None-Match` naming the current one is answered 304 (GET) or 412 (POST, RFC 9110)
+//!   without sending the result.
 
 use actix_web::http::header::{self, HeaderValue};
 use actix_web::{web, HttpRequest, HttpResponse};
 use serde::Deserialize;
 
-use super::body::{streaming_response, Streamed};
+use super::body::{cached_response, streaming_response, Streamed};
 use super::compress::{Input, Raw};
 use super::edge::{read_body, refused, Authorized};
 use super::Settings;
 use crate::auth::{Access, Authenticator};
+use crate::engine::cache::Lookup;
 use crate::engine::{Engine, QuerySpec};
 use crate::error::GatewayError;
 use crate::metrics::{Metrics, Transport};
@@ -60,7 +65,16 @@ pub async fn post_query(
     metrics: web::Data<Metrics>,
 ) -> Result<HttpResponse, GatewayError> {
     let query = json_request(payload, &settings).await?;
-    run(&req, access, query, &engine, &settings, &metrics).await
+    run(
+        &req,
+        access,
+        query,
+        &engine,
+        &settings,
+        &metrics,
+        Conditional::Post,
+    )
+    .await
 }
 
 pub async fn get_query(
@@ -72,7 +86,16 @@ pub async fn get_query(
     metrics: web::Data<Metrics>,
 ) -> Result<HttpResponse, GatewayError> {
     let query = params.into_inner().into_request()?;
-    run(&req, access, query, &engine, &settings, &metrics).await
+    run(
+        &req,
+        access,
+        query,
+        &engine,
+        &settings,
+        &metrics,
+        Conditional::Get,
+    )
+    .await
 }
 
 /// `POST /v1/{tenant}/tokens`: a short-lived token for browsers, issued to an API key.
@@ -98,6 +121,39 @@ pub async fn post_token(
         .body(body))
 }
 
+/// What a matching `If-None-Match` gets: `GET` a 304, `POST` a 412 (RFC 9110 §13.1.2).
+#[derive(Clone, Copy)]
+enum Conditional {
+    Get,
+    Post,
+}
+
+impl Conditional {
+    /// The answer when `If-None-Match` names `etag` (or is `*`), else `None`.
+    fn answer(self, req: &HttpRequest, etag: &str) -> Option<Result<HttpResponse, GatewayError>> {
+        let matches = req
+            .headers()
+            .get_all(header::IF_NONE_MATCH)
+            .filter_map(|v| v.to_str().ok())
+            .flat_map(|v| v.split(','))
+            .map(str::trim)
+            // Weak comparison (RFC 9110 §13.1.2): `W/"x"` matches `"x"`.
+            .any(|tag| tag == "*" || tag.trim_start_matches("W/") == etag);
+        matches.then(|| match self {
+            Self::Get => Ok(HttpResponse::NotModified()
+                .insert_header((header::ETAG, etag))
+                .insert_header((
+                    header::CACHE_CONTROL,
+                    HeaderValue::from_static("private, no-cache"),
+                ))
+                .finish()),
+            Self::Post => Err(GatewayError::PreconditionFailed),
+        })
+    }
+}
+
+const NDJSON: &str = "application/x-ndjson";
+
 async fn run(
     req: &HttpRequest,
     access: Access,
@@ -105,11 +161,57 @@ async fn run(
     engine: &Engine,
     settings: &Settings,
     metrics: &Metrics,
+    conditional: Conditional,
 ) -> Result<HttpResponse, GatewayError> {
+    let accepted_at = std::time::Instant::now();
     let spec = QuerySpec::new(access.tenant, query, Transport::Http).tables(access.tables);
+    let zstd = super::accepts_zstd(req.headers());
+    let variant = if zstd { "http+zstd" } else { "http" };
+    let ticket = match engine.cached(&spec, variant).await? {
+        Lookup::Hit { result, etag } => {
+            if let Some(answer) = conditional.answer(req, &etag) {
+                return answer;
+            }
+            return Ok(cached_response(
+                &result,
+                &etag,
+                NDJSON,
+                zstd,
+                metrics,
+                Transport::Http,
+                accepted_at,
+            ));
+        }
+        Lookup::Miss(ticket) => Some(ticket),
+        Lookup::Bypass => None,
+    };
+    let spec = if ticket.is_some() {
+        spec.stamped()
+    } else {
+        spec
+    };
     let running = engine.start(spec).await?;
     let mut response = HttpResponse::Ok();
-    response.content_type("application/x-ndjson");
+    response.content_type(NDJSON);
+    let recorder = match ticket {
+        Some(ticket) => {
+            let etag = running.stamp.as_ref().and_then(|s| ticket.etag(s));
+            if let Some(etag) = &etag {
+                // The client holds this result already: the execution stops here.
+                if let Some(answer) = conditional.answer(req, etag) {
+                    return answer;
+                }
+                response.insert_header((header::ETAG, etag.as_str()));
+            }
+            ticket
+                .record(
+                    running.stamp.clone(),
+                    std::sync::Arc::clone(&running.query_id),
+                )
+                .map(Box::new)
+        }
+        None => None,
+    };
     streaming_response(
         running,
         Streamed {
@@ -120,6 +222,7 @@ async fn run(
             stage: Input::Frames,
             framing: Raw,
             transport: Transport::Http,
+            recorder,
         },
     )
 }

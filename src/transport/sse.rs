@@ -156,6 +156,7 @@ async fn run(
             stage: move |frames| Input::Pieces(with_keepalive(frames, every, capacity)),
             framing: SseFraming::new(query_id),
             transport: Transport::Sse,
+            recorder: None,
         },
     )
 }

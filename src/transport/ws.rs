@@ -471,6 +471,7 @@ impl QueryTask {
                 rows: 0,
                 has_data: false,
                 last: true,
+                complete: false,
             },
             first_data_of: None,
             _permit: None,

@@ -4,6 +4,7 @@
 mod admin;
 mod auth;
 mod browser;
+mod cache;
 mod datasets;
 mod errors;
 mod geometry;

@@ -1,0 +1,195 @@
+//! What a result depends on, decided by DuckDB before the statement runs: the tables its plan
+//! scans and whether it is deterministic. The result cache and live subscriptions reuse a
+//! result only while none of those tables has been written since it was computed.
+//!
+//! Invariants (fail closed: what cannot be decided makes the result not reusable):
+//! - Tables come from DuckDB's plan (`EXPLAIN (FORMAT json)` with the query's parameters;
+//!   with `explain_output = 'all'` the unoptimized plan is included, so scans the optimizer
+//!   answers from statistics still count), which follows views to the tables they read. A
+//!   plan that cannot be produced or read, or a table function that reads anything but its
+//!   arguments (catalog functions such as `duckdb_tables()`), leaves the tables unknown.
+//! - A result is deterministic unless its parse tree calls a function DuckDB does not call
+//!   `CONSISTENT` (`duckdb_functions().stability`: `random()`, `now()`, `uuid()`,
+//!   `nextval()`…), or a macro whose definition names one, or uses one of SQL's value
+//!   keywords that DuckDB's binder turns into such a function (`current_timestamp`…). A
+//!   statement DuckDB cannot serialize (not a `SELECT`) is taken as not deterministic.
+
+use std::collections::HashSet;
+
+use simd_json::prelude::*;
+use simd_json::BorrowedValue;
+
+use super::tables::DATA_FREE_FUNCTIONS;
+
+/// What a result was computed from.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Stamp {
+    /// The tables the plan scans, as lower-case `schema.table`, sorted; `None`: unknown.
+    pub tables: Option<Vec<String>>,
+    /// No function in it can give another answer on the same data.
+    pub deterministic: bool,
+    /// The tenant's data version when the query was admitted (read before DuckDB began).
+    pub version: u64,
+}
+
+impl Stamp {
+    /// Whether another request may be answered with this result while its tables are unchanged.
+    pub fn reusable(&self) -> bool {
+        self.deterministic && self.tables.is_some()
+    }
+}
+
+/// SQL's value keywords that DuckDB parses as column references and binds to functions whose
+/// result changes between queries (`current_timestamp` → `get_current_timestamp()`).
+const VALUE_KEYWORDS: &[&str] = &[
+    "current_timestamp",
+    "current_time",
+    "current_date",
+    "localtime",
+    "localtimestamp",
+];
+
+/// The functions (lower case) whose result may change on the same data, read once per tenant
+/// database: those DuckDB calls `VOLATILE` or `CONSISTENT_WITHIN_QUERY`, and macros whose
+/// definition names one of them.
+pub const VOLATILE_FUNCTIONS_SQL: &str = "WITH v AS (SELECT DISTINCT lower(function_name) AS name \
+     FROM duckdb_functions() WHERE stability IN ('VOLATILE', 'CONSISTENT_WITHIN_QUERY')) \
+     SELECT name FROM v UNION SELECT DISTINCT lower(f.function_name) FROM duckdb_functions() f, v \
+     WHERE f.function_type IN ('macro', 'table_macro') \
+     AND regexp_matches(lower(f.macro_definition), '\\b' || v.name || '\\b')";
+
+/// Whether the parse tree (from `json_serialize_sql`) is of one statement that calls no
+/// function of `volatile`.
+pub fn is_deterministic(tree: &BorrowedValue<'_>, volatile: &HashSet<String>) -> bool {
+    if tree.get("error").and_then(|e| e.as_bool()) != Some(false) {
+        return false;
+    }
+    let mut stack = vec![tree];
+    while let Some(v) = stack.pop() {
+        if let Some(items) = v.as_array() {
+            stack.extend(items.iter());
+            continue;
+        }
+        let Some(obj) = v.as_object() else { continue };
+        if let Some(name) = v.get("function_name").and_then(|n| n.as_str()) {
+            if volatile.contains(&name.to_ascii_lowercase()) {
+                return false;
+            }
+        }
+        if v.get("class").and_then(|c| c.as_str()) == Some("COLUMN_REF") {
+            let names = v.get("column_names").and_then(|n| n.as_array());
+            if let Some([name]) = names.map(|n| n.as_slice()) {
+                let name = name.as_str().unwrap_or_default().to_ascii_lowercase();
+                if VALUE_KEYWORDS.contains(&name.as_str()) || volatile.contains(&name) {
+                    return false;
+                }
+            }
+        }
+        stack.extend(obj.values());
+    }
+    true
+}
+
+/// The tables scanned by the plans in `plan_json` (one row of `EXPLAIN (FORMAT json)`), added
+/// to `tables`; `false` if the plan reads something that is not a table or cannot be read.
+pub fn plan_tables(plan_json: &mut [u8], tables: &mut Vec<String>) -> bool {
+    if crate::wire::too_deep(plan_json, super::parse_tree::MAX_TREE_DEPTH) {
+        return false;
+    }
+    let Ok(plan) = simd_json::to_borrowed_value(plan_json) else {
+        return false;
+    };
+    let mut stack: Vec<&BorrowedValue> = match plan.as_array() {
+        Some(nodes) => nodes.iter().collect(),
+        None => vec![&plan],
+    };
+    while let Some(node) = stack.pop() {
+        if let Some(extra) = node.get("extra_info") {
+            if let Some(table) = extra.get("Table") {
+                let Some(table) = table.as_str() else {
+                    return false;
+                };
+                tables.push(normalise(table));
+            }
+            if let Some(f) = extra.get("Function") {
+                let known = f.as_str().is_some_and(|f| {
+                    DATA_FREE_FUNCTIONS.contains(&f.to_ascii_uppercase().as_str())
+                });
+                if !known {
+                    return false;
+                }
+            }
+        }
+        if let Some(children) = node.get("children").and_then(|c| c.as_array()) {
+            stack.extend(children.iter());
+        }
+    }
+    true
+}
+
+/// `catalog.schema.table` (or a shorter form) as lower-case `schema.table`.
+fn normalise(qualified: &str) -> String {
+    let parts = super::tables::split_qualified(qualified);
+    let (schema, table) = match parts.as_slice() {
+        [.., s, t] => (s.as_str(), t.as_str()),
+        [t] => ("main", t.as_str()),
+        [] => ("main", ""),
+    };
+    format!("{}.{}", schema.to_lowercase(), table.to_lowercase())
+}
+
+/// The lower-case `schema.table` a dataset's writes change.
+pub fn dataset_table(name: &str) -> String {
+    format!("main.{}", name.to_lowercase())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn tree(json: &str) -> String {
+        json.to_string()
+    }
+
+    #[test]
+    fn volatile_functions_and_value_keywords_are_found() {
+        let volatile: HashSet<String> = ["random", "now"].map(String::from).into();
+        let call = |f: &str| {
+            tree(&format!(
+                r#"{{"error":false,"statements":[{{"node":{{"select_list":[{{"class":"FUNCTION","function_name":"{f}","children":[]}}]}}}}]}}"#
+            ))
+        };
+        let check = |s: String| {
+            let mut b = s.into_bytes();
+            let tree = simd_json::to_borrowed_value(&mut b).unwrap();
+            is_deterministic(&tree, &volatile)
+        };
+        assert!(!check(call("RANDOM")));
+        assert!(check(call("sum")));
+        let column = |c: &str| {
+            tree(&format!(
+                r#"{{"error":false,"statements":[{{"node":{{"select_list":[{{"class":"COLUMN_REF","column_names":["{c}"]}}]}}}}]}}"#
+            ))
+        };
+        assert!(!check(column("current_timestamp")));
+        assert!(check(column("price")));
+        assert!(!check(r#"{"error":true}"#.into()));
+    }
+
+    #[test]
+    fn plans_name_their_tables_and_catalog_functions_are_unknown() {
+        let mut tables = Vec::new();
+        let mut plan = br#"[{"name":"HASH_JOIN","children":[
+            {"name":"SEQ_SCAN","children":[],"extra_info":{"Table":"acme.main.Trips"}},
+            {"name":"SEQ_SCAN","children":[],"extra_info":{"Table":"geo.\"Zo.nes\""}},
+            {"name":"RANGE","children":[],"extra_info":{"Function":"RANGE"}}]}]"#
+            .to_vec();
+        assert!(plan_tables(&mut plan, &mut tables));
+        tables.sort();
+        assert_eq!(tables, ["geo.zo.nes", "main.trips"]);
+        let mut plan =
+            br#"[{"name":"DUCKDB_TABLES","children":[],"extra_info":{"Function":"DUCKDB_TABLES"}}]"#
+                .to_vec();
+        assert!(!plan_tables(&mut plan, &mut Vec::new()));
+    }
+}
