@@ -68,6 +68,9 @@ pub enum GatewayError {
     /// failed precondition on a method other than GET or HEAD is 412).
     #[error("the result has not changed since the ETag given in If-None-Match")]
     PreconditionFailed,
+    /// The tenant holds its `max_subscriptions` live subscriptions already.
+    #[error("the tenant holds its {0} subscriptions already")]
+    TooManySubscriptions(usize),
     /// `DELETE /v1/{tenant}/datasets/{name}` for a table that does not exist.
     #[error("dataset '{0}' not found")]
     DatasetNotFound(String),
@@ -133,6 +136,7 @@ impl GatewayError {
         "invalid_upload",
         "dataset_not_found",
         "precondition_failed",
+        "too_many_subscriptions",
         "bad_message",
         "unknown_query",
         "duplicate_id",
@@ -171,6 +175,7 @@ impl GatewayError {
             Self::InvalidUpload(_) => "invalid_upload",
             Self::DatasetNotFound(_) => "dataset_not_found",
             Self::PreconditionFailed => "precondition_failed",
+            Self::TooManySubscriptions(_) => "too_many_subscriptions",
             Self::TenantExists(_) => "tenant_exists",
             Self::BadMessage(_) => "bad_message",
             Self::UnknownQuery => "unknown_query",
@@ -260,6 +265,7 @@ mod tests {
             GatewayError::InvalidUpload(s()),
             GatewayError::DatasetNotFound(s()),
             GatewayError::PreconditionFailed,
+            GatewayError::TooManySubscriptions(1),
             GatewayError::BadMessage(s()),
             GatewayError::UnknownQuery,
             GatewayError::DuplicateId,

@@ -36,7 +36,13 @@ fn check(input: &[u8]) {
             assert!(!id.is_empty() && id.len() <= 128);
             assert!(!request.sql.trim().is_empty());
         }
-        Ok(ClientMessage::Cancel { id }) => assert!(!id.is_empty()),
+        Ok(ClientMessage::Subscribe { id, request, .. }) => {
+            assert!(!id.is_empty() && id.len() <= 128);
+            assert!(!request.sql.trim().is_empty());
+        }
+        Ok(ClientMessage::Cancel { id } | ClientMessage::Unsubscribe { id }) => {
+            assert!(!id.is_empty())
+        }
         Ok(ClientMessage::Ping) | Err(_) => {}
     }
     let _ = TokenRequest::from_json(&mut input.to_vec());

@@ -288,6 +288,8 @@ fn tenant_limits(limits: &Limits) -> TenantLimits {
         max_temp_size: limits.max_temp_size().map(str::to_string),
         max_upload_bytes: limits.max_upload_bytes(),
         cache_ttl: limits.cache_ttl(),
+        max_subscriptions: limits.max_subscriptions(),
+        min_interval: limits.min_interval(),
     }
 }
 
@@ -326,8 +328,11 @@ fn transport_settings(config: &Config) -> transport::Settings {
         max_body_bytes: config.server.max_body_bytes,
         body_timeout: config.server.body_timeout,
         sse_keepalive: config.sse.keepalive,
+        subscription_max_bytes: config.engine.cache_max_entry_bytes,
         ws: WsSettings {
             max_queries: ws.max_queries,
+            max_subscriptions: ws.max_subscriptions,
+            heartbeat: ws.heartbeat,
             send_budget_bytes: ws.send_budget_bytes,
             total_budget: Arc::new(tokio::sync::Semaphore::new(ws.total_budget_bytes)),
             slow_consumer_timeout: ws.slow_consumer_timeout,

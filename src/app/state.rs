@@ -21,6 +21,8 @@ pub struct AppState {
     pub auth: web::Data<Authenticator>,
     pub metrics: web::Data<Metrics>,
     pub settings: web::Data<transport::Settings>,
+    /// Live subscriptions (their channels run on the engine).
+    pub hub: web::Data<transport::live::Hub>,
 }
 
 impl AppState {
@@ -30,11 +32,18 @@ impl AppState {
         metrics: Arc<Metrics>,
         settings: transport::Settings,
     ) -> Self {
+        let engine = web::Data::new(engine);
+        let hub = transport::live::Hub::new(
+            engine.clone().into_inner(),
+            Arc::clone(&metrics),
+            settings.subscription_max_bytes,
+        );
         Self {
-            engine: web::Data::new(engine),
+            engine,
             auth: web::Data::new(auth),
             metrics: web::Data::from(metrics),
             settings: web::Data::new(settings),
+            hub: web::Data::new(hub),
         }
     }
 
@@ -43,6 +52,7 @@ impl AppState {
         cfg.app_data(self.engine.clone())
             .app_data(self.auth.clone())
             .app_data(self.metrics.clone())
-            .app_data(self.settings.clone());
+            .app_data(self.settings.clone())
+            .app_data(self.hub.clone());
     }
 }

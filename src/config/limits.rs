@@ -84,6 +84,12 @@ pub struct Limits {
     /// 0 = this tenant's results are never cached)
     #[arg(long, env = "DUCKSTREAM_CACHE_TTL_SECS")]
     pub cache_ttl_secs: Option<u64>,
+    /// Live subscriptions the tenant may hold at once, over all its sockets and streams
+    #[arg(long, env = "DUCKSTREAM_MAX_SUBSCRIPTIONS")]
+    pub max_subscriptions: Option<usize>,
+    /// The shortest re-run interval a subscription may ask for, in milliseconds
+    #[arg(long, env = "DUCKSTREAM_MIN_INTERVAL_MS")]
+    pub min_interval_ms: Option<u64>,
 }
 
 /// Built-in global values of the limits that always have one (see [`Limits::defaults`]).
@@ -136,6 +142,8 @@ impl Limits {
             threads: self.threads.or(base.threads),
             max_upload_bytes: self.max_upload_bytes.or(base.max_upload_bytes),
             cache_ttl_secs: self.cache_ttl_secs.or(base.cache_ttl_secs),
+            max_subscriptions: self.max_subscriptions.or(base.max_subscriptions),
+            min_interval_ms: self.min_interval_ms.or(base.min_interval_ms),
         }
     }
 
@@ -233,6 +241,16 @@ impl Limits {
     /// The largest upload; absent: the built-in default (200 GiB).
     pub fn max_upload_bytes(&self) -> u64 {
         self.max_upload_bytes.unwrap_or(DEFAULT_MAX_UPLOAD_BYTES)
+    }
+
+    /// Live subscriptions at once; absent: 10,000.
+    pub fn max_subscriptions(&self) -> usize {
+        self.max_subscriptions.unwrap_or(10_000)
+    }
+
+    /// The shortest subscription interval; absent: 1 s.
+    pub fn min_interval(&self) -> Duration {
+        Duration::from_millis(self.min_interval_ms.unwrap_or(1000))
     }
 
     /// DuckDB `threads` of the database; `None`: every core (absent or 0).

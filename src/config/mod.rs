@@ -310,6 +310,10 @@ pub struct WebSocketSettings {
     pub pong_timeout: Duration,
     /// The largest client message (bigger ones close the socket with 1009).
     pub max_message_bytes: usize,
+    /// Live subscriptions on one connection.
+    pub max_subscriptions: usize,
+    /// A quiet subscription sends a `heartbeat` line this often.
+    pub heartbeat: Duration,
 }
 
 impl Default for WebSocketSettings {
@@ -322,6 +326,8 @@ impl Default for WebSocketSettings {
             ping_interval: Duration::from_secs(10),
             pong_timeout: Duration::from_secs(30),
             max_message_bytes: 1 << 20,
+            max_subscriptions: 256,
+            heartbeat: Duration::from_secs(15),
         }
     }
 }
@@ -386,15 +392,33 @@ pub struct WebSocketLayer {
         env = "DUCKSTREAM_WS_MAX_MESSAGE_BYTES"
     )]
     pub max_message_bytes: Option<usize>,
+    /// WebSocket: live subscriptions on one connection
+    #[arg(
+        id = "ws_max_subscriptions",
+        long = "ws-max-subscriptions",
+        value_name = "WS_MAX_SUBSCRIPTIONS",
+        env = "DUCKSTREAM_WS_MAX_SUBSCRIPTIONS"
+    )]
+    pub max_subscriptions: Option<usize>,
+    /// WebSocket: seconds between heartbeat lines of a quiet subscription
+    #[arg(
+        id = "ws_heartbeat_secs",
+        long = "ws-heartbeat-secs",
+        value_name = "WS_HEARTBEAT_SECS",
+        env = "DUCKSTREAM_WS_HEARTBEAT_SECS"
+    )]
+    pub heartbeat_secs: Option<u64>,
 }
 
 impl WebSocketSettings {
     fn apply(&mut self, layer: WebSocketLayer) {
         set!(self, layer; max_queries, send_budget_bytes, total_budget_bytes, max_message_bytes);
+        set!(self, layer; max_subscriptions);
         set_secs!(self, layer;
             slow_consumer_secs => slow_consumer_timeout,
             ping_interval_secs => ping_interval,
             pong_timeout_secs => pong_timeout,
+            heartbeat_secs => heartbeat,
         );
     }
 }
@@ -702,6 +726,9 @@ impl Config {
                 "ws_total_budget_bytes",
                 "must be at least ws_send_budget_bytes and below 4 GiB",
             ));
+        }
+        if ws.heartbeat.is_zero() || ws.heartbeat > Duration::from_secs(30) {
+            return Err(invalid("ws_heartbeat_secs", "must be between 1 and 30"));
         }
         if ws.max_message_bytes < 1024 {
             return Err(invalid("ws_max_message_bytes", "must be at least 1024"));

@@ -343,8 +343,19 @@ fn plan_tables(conn: &Connection, request: &QueryRequest) -> Option<Vec<String>>
 /// Maps a DuckDB error during execution to the gateway's, honouring why it was interrupted.
 fn execution_error(e: DuckError, job: &Job) -> Ended {
     let control = &job.control;
-    if e.kind == DuckErrorKind::Interrupted || control.is_cancelled() {
+    if control.is_cancelled() {
         return cancelled(control);
+    }
+    if e.kind == DuckErrorKind::Interrupted {
+        // Not ours: DuckDB stops a query's other threads when one fails, and now and then its
+        // fetch reports that interrupt instead of the failure itself (seen with `error()` in a
+        // parallel scan). The client still gets a final error line, never a cut stream.
+        tracing::warn!(message = %e.message, "DuckDB interrupted a query the gateway did not cancel");
+        return Ended::Failed(GatewayError::QueryFailed(
+            "DuckDB stopped the query because one of its threads failed, without saying why; \
+             run it again to see the error"
+                .into(),
+        ));
     }
     Ended::Failed(classify(e, &job.tenant, |message| {
         if message.starts_with("Out of Memory Error") {

@@ -214,6 +214,54 @@ pub struct RunningQuery {
     pub stamp: Option<stamp::Stamp>,
 }
 
+/// A tenant's data as live subscriptions see it: wakes on every write, and tells whether a
+/// result is still current.
+pub struct DataWatch {
+    tenant: Arc<Tenant>,
+    changes: tokio::sync::watch::Receiver<u64>,
+}
+
+impl DataWatch {
+    /// Waits for the next write to the tenant (or its deletion).
+    pub async fn changed(&mut self) -> Result<(), GatewayError> {
+        tokio::select! {
+            r = self.changes.changed() => r.map_err(|_| GatewayError::TenantDeleted),
+            _ = self.tenant.deleted.cancelled() => Err(GatewayError::TenantDeleted),
+        }
+    }
+
+    /// Whether a result computed at `stamp` is still what DuckDB would answer.
+    pub fn is_current(&self, stamp: &stamp::Stamp) -> bool {
+        match &stamp.tables {
+            Some(tables) => self.tenant.is_current(tables, stamp.version),
+            None => false,
+        }
+    }
+
+    /// The version a result computed at `stamp` shows: the newest write to a table it read
+    /// (without known tables: the tenant's version when it ran).
+    pub fn result_version(&self, stamp: &stamp::Stamp) -> u64 {
+        match &stamp.tables {
+            Some(tables) => self.tenant.tables_version(tables),
+            None => stamp.version,
+        }
+    }
+
+    /// The tenant's data version now.
+    pub fn version(&self) -> u64 {
+        self.tenant.data_version()
+    }
+
+    /// Changes when the tenant is deleted and created again.
+    pub fn incarnation(&self) -> u64 {
+        self.tenant.incarnation
+    }
+
+    pub fn limits(&self) -> &TenantLimits {
+        &self.tenant.limits
+    }
+}
+
 /// One of a tenant's `max_connections`, held while a stream or WebSocket is open.
 pub struct ConnectionSlot {
     _permit: OwnedSemaphorePermit,
@@ -304,6 +352,15 @@ impl Engine {
             shutdown,
             metrics,
         }
+    }
+
+    /// A watch on the tenant's data: what live subscriptions wait on between runs.
+    pub async fn watch_data(&self, id: &TenantId) -> Result<DataWatch, GatewayError> {
+        let tenant = self.registry.get(id).await?;
+        Ok(DataWatch {
+            changes: tenant.changes.subscribe(),
+            tenant,
+        })
     }
 
     /// Looks `spec` up in the result cache for a transport `variant` (its framing and

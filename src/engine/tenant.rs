@@ -47,6 +47,10 @@ pub struct TenantLimits {
     /// How long a cached result may be answered; `None`: until its tables change; zero: the
     /// tenant's results are not cached.
     pub cache_ttl: Option<Duration>,
+    /// Live subscriptions at once.
+    pub max_subscriptions: usize,
+    /// The shortest re-run interval a subscription may ask for.
+    pub min_interval: Duration,
 }
 
 /// The extension DuckDB names for a function or type it does not have ("… is not in the
@@ -275,6 +279,8 @@ pub struct Tenant {
     /// Functions whose results may change on the same data ([`super::stamp`]), read from the
     /// database once.
     volatile: std::sync::OnceLock<Option<std::collections::HashSet<String>>>,
+    /// The data version, for those who wait for a write (live subscriptions).
+    pub changes: tokio::sync::watch::Sender<u64>,
     pool: Mutex<Option<Pool>>,
     settings: Arc<DbSettings>,
     scheduler: Arc<ScheduledThreadPool>,
@@ -469,6 +475,7 @@ impl TenantRegistry {
         if let Some(t) = self.loaded(id) {
             t.version
                 .store(version, std::sync::atomic::Ordering::Release);
+            t.changes.send_replace(version);
         }
         Ok(())
     }
@@ -573,6 +580,7 @@ impl TenantRegistry {
                 written: Mutex::new(HashMap::new()),
                 incarnation: uuid::Uuid::new_v4().as_u64_pair().0,
                 volatile: std::sync::OnceLock::new(),
+                changes: tokio::sync::watch::Sender::new(version),
                 pool: Mutex::new(None),
                 settings: Arc::clone(&self.settings),
                 scheduler: Arc::clone(&self.scheduler),

@@ -102,9 +102,10 @@ pub fn status(e: &GatewayError) -> StatusCode {
         E::TenantNotFound(_) | E::DatasetNotFound(_) => StatusCode::NOT_FOUND,
         E::Forbidden(_) | E::AccessDenied(_) => StatusCode::FORBIDDEN,
         E::Unauthenticated(_) | E::TokenExpired => StatusCode::UNAUTHORIZED,
-        E::TooManyConnections(_) | E::TooBusy | E::TooManyQueries(_) => {
-            StatusCode::TOO_MANY_REQUESTS
-        }
+        E::TooManyConnections(_)
+        | E::TooBusy
+        | E::TooManyQueries(_)
+        | E::TooManySubscriptions(_) => StatusCode::TOO_MANY_REQUESTS,
         E::PayloadTooLarge(_) => StatusCode::PAYLOAD_TOO_LARGE,
         E::PreconditionFailed => StatusCode::PRECONDITION_FAILED,
         E::RequestTimeout(_) => StatusCode::REQUEST_TIMEOUT,

@@ -7,7 +7,8 @@
 //!   bounded body reading, and the HTTP status of every error code.
 //! - [`body`]: the streaming response body shared by HTTP and SSE.
 //! - [`compress`]: the zstd stages (and the [`compress::Framing`] of byte streams).
-//! - [`http`], [`sse`], [`ws`]: the query routes; [`admin`]: provisioning tenants;
+//! - [`http`], [`sse`], [`ws`]: the query routes; [`live`]: live subscriptions (shared
+//!   channels, one execution per change); [`admin`]: provisioning tenants;
 //!   [`datasets`]: uploads and the dataset listing.
 //!
 //! Invariants: a transport owns the query's [`crate::engine::control::CancelOnDrop`] guard for
@@ -20,6 +21,7 @@ pub mod compress;
 pub mod datasets;
 pub mod edge;
 pub mod http;
+pub mod live;
 pub mod sse;
 pub mod ws;
 
@@ -41,6 +43,8 @@ pub struct Settings {
     /// SSE: a `: keepalive` comment after this long without an event.
     pub sse_keepalive: Duration,
     pub ws: WsSettings,
+    /// The largest result a live subscription may hold (the cache's entry limit).
+    pub subscription_max_bytes: usize,
 }
 
 /// Whether the client accepts a zstd body (`Accept-Encoding: zstd`, with q > 0).

@@ -20,6 +20,9 @@
 //! - Closing the socket (either side) or shutting down cancels every query of the connection.
 //! - Bad client input is answered with an `error` line `bad_message`; it never closes the socket
 //!   (except an oversized message) and is never logged above debug.
+//! - A subscription runs in a task of its own that forwards its channel's results
+//!   ([`super::live`]); their messages are made once for every socket, and count against the
+//!   same budgets. Closing the socket ends all of its subscriptions.
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -34,6 +37,7 @@ use tokio_util::sync::CancellationToken;
 
 use super::compress::{self, WireChunk};
 use super::edge::Authorized;
+use super::live::Hub;
 use super::Settings;
 use crate::auth::Access;
 use crate::engine::control::CancelReason;
@@ -47,6 +51,10 @@ use crate::wire::{BadMessage, ClientMessage, QueryRequest};
 #[derive(Debug, Clone)]
 pub struct WsSettings {
     pub max_queries: usize,
+    /// Live subscriptions one connection may hold.
+    pub max_subscriptions: usize,
+    /// A quiet subscription sends a `heartbeat` this often.
+    pub heartbeat: Duration,
     pub send_budget_bytes: usize,
     /// Shared by every connection: bounds the memory all sockets can hold together.
     pub total_budget: Arc<Semaphore>,
@@ -66,12 +74,15 @@ const OUT_QUEUE: usize = 8;
 /// How long a close frame may wait to get into a full send queue.
 const CLOSE_GRACE: Duration = Duration::from_secs(10);
 
+// Each argument is an actix extractor: what the handler uses, named.
+#[allow(clippy::too_many_arguments)]
 pub async fn ws_query(
     Authorized(access): Authorized,
     req: HttpRequest,
     body: web::Payload,
     params: web::Query<WsParams>,
     engine: web::Data<Engine>,
+    hub: web::Data<Hub>,
     settings: web::Data<Settings>,
     metrics: web::Data<Metrics>,
 ) -> Result<HttpResponse, actix_web::Error> {
@@ -100,9 +111,11 @@ pub async fn ws_query(
         token: engine.shutdown_token().child_token(),
         budget: Arc::new(Semaphore::new(settings.ws.send_budget_bytes)),
         queries: HashMap::new(),
+        subscriptions: HashMap::new(),
         out_tx,
         access,
         level,
+        hub: hub.into_inner(),
         engine: engine.into_inner(),
         settings: settings.into_inner(),
         metrics: metrics.into_inner(),
@@ -115,6 +128,8 @@ pub async fn ws_query(
 /// One message on its way to the socket.
 struct Outgoing {
     id: Arc<str>,
+    /// Of a subscription (its last message ends it), not of a query.
+    subscription: bool,
     message: WireChunk,
     /// Set on the query's first message with rows: when the query was accepted (for TTFB).
     first_data_of: Option<Instant>,
@@ -125,6 +140,7 @@ struct Outgoing {
 
 struct Connection {
     engine: Arc<Engine>,
+    hub: Arc<Hub>,
     settings: Arc<Settings>,
     metrics: Arc<Metrics>,
     /// What the connection's credential allows (checked again per query: tokens expire).
@@ -137,6 +153,8 @@ struct Connection {
     budget: Arc<Semaphore>,
     /// Running queries by client id, with the token that cancels each.
     queries: HashMap<String, CancellationToken>,
+    /// Live subscriptions by client id, with the token that ends each.
+    subscriptions: HashMap<String, CancellationToken>,
     out_tx: mpsc::Sender<Outgoing>,
 }
 
@@ -220,7 +238,11 @@ impl Connection {
                 }
                 Some(out) = out_rx.recv() => {
                     if out.message.last {
-                        self.queries.remove(out.id.as_ref());
+                        if out.subscription {
+                            self.subscriptions.remove(out.id.as_ref());
+                        } else {
+                            self.queries.remove(out.id.as_ref());
+                        }
                     }
                     let n = out.message.bytes.len() as u64;
                     let (r, raw_len) = (out.message.rows as u64, out.message.raw_len as u64);
@@ -276,6 +298,19 @@ impl Connection {
                 None => Some(error_line(Some(&id), GatewayError::UnknownQuery)),
             },
             Ok(ClientMessage::Query { id, request }) => self.start_query(id, request),
+            Ok(ClientMessage::Subscribe {
+                id,
+                request,
+                interval_ms,
+                version,
+            }) => self.subscribe(id, request, interval_ms, version),
+            Ok(ClientMessage::Unsubscribe { id }) => match self.subscriptions.get(&id) {
+                Some(token) => {
+                    token.cancel();
+                    None
+                }
+                None => Some(error_line(Some(&id), GatewayError::UnknownQuery)),
+            },
             Err(BadMessage { id, reason }) => {
                 tracing::debug!(reason, "bad websocket message");
                 Some(error_line(id.as_deref(), GatewayError::BadMessage(reason)))
@@ -283,8 +318,53 @@ impl Connection {
         }
     }
 
+    fn subscribe(
+        &mut self,
+        id: String,
+        request: QueryRequest,
+        interval_ms: Option<u64>,
+        version: Option<u64>,
+    ) -> Option<Bytes> {
+        if self.queries.contains_key(&id) || self.subscriptions.contains_key(&id) {
+            return Some(error_line(Some(&id), GatewayError::DuplicateId));
+        }
+        if self.subscriptions.len() >= self.settings.ws.max_subscriptions {
+            let e = GatewayError::TooManySubscriptions(self.settings.ws.max_subscriptions);
+            return Some(error_line(Some(&id), e));
+        }
+        if let Err(e) = self.access.check_fresh() {
+            return Some(error_line(Some(&id), e.into()));
+        }
+        let cancel = CancellationToken::new();
+        self.subscriptions.insert(id.clone(), cancel.clone());
+        let task = SubscriptionTask {
+            hub: Arc::clone(&self.hub),
+            access: self.access.clone(),
+            request,
+            interval_ms,
+            version,
+            cancel,
+            outbox: self.outbox(id.into(), true),
+        };
+        actix_web::rt::spawn(task.run());
+        None
+    }
+
+    /// Where a query's or a subscription's messages go.
+    fn outbox(&self, id: Arc<str>, subscription: bool) -> Outbox {
+        Outbox {
+            id,
+            subscription,
+            settings: Arc::clone(&self.settings),
+            connection: self.token.clone(),
+            out: self.out_tx.clone(),
+            budget: Arc::clone(&self.budget),
+            level: self.level,
+        }
+    }
+
     fn start_query(&mut self, id: String, request: QueryRequest) -> Option<Bytes> {
-        if self.queries.contains_key(&id) {
+        if self.queries.contains_key(&id) || self.subscriptions.contains_key(&id) {
             return Some(error_line(Some(&id), GatewayError::DuplicateId));
         }
         if self.queries.len() >= self.settings.ws.max_queries {
@@ -298,15 +378,10 @@ impl Connection {
         self.queries.insert(id.clone(), cancel.clone());
         let task = QueryTask {
             engine: Arc::clone(&self.engine),
-            settings: Arc::clone(&self.settings),
             access: self.access.clone(),
-            id: id.into(),
             request,
-            connection: self.token.clone(),
             cancel,
-            out: self.out_tx.clone(),
-            budget: Arc::clone(&self.budget),
-            level: self.level,
+            outbox: self.outbox(id.into(), false),
         };
         actix_web::rt::spawn(task.run());
         None
@@ -361,37 +436,99 @@ fn error_line(id: Option<&str>, e: GatewayError) -> Bytes {
     lines::error_line_for(id, e.code(), &e.client_message())
 }
 
-/// Runs one query of a connection and forwards its messages to the session.
-struct QueryTask {
-    engine: Arc<Engine>,
-    settings: Arc<Settings>,
-    access: Access,
+/// Where one query's (or subscription's) messages go: the session's queue, under the
+/// connection's and the process's byte budgets.
+struct Outbox {
     id: Arc<str>,
-    request: QueryRequest,
+    subscription: bool,
+    settings: Arc<Settings>,
     connection: CancellationToken,
-    cancel: CancellationToken,
     out: mpsc::Sender<Outgoing>,
     budget: Arc<Semaphore>,
     level: Option<i32>,
 }
 
+impl Outbox {
+    /// Queues a message once budget is free; `false` if the connection is gone.
+    async fn push(&self, message: WireChunk, first_data_of: Option<Instant>) -> bool {
+        let Some(permit) = self.permit(message.bytes.len()).await else {
+            return false;
+        };
+        let out = Outgoing {
+            id: Arc::clone(&self.id),
+            subscription: self.subscription,
+            message,
+            first_data_of,
+            _permit: Some(permit),
+        };
+        self.out.send(out).await.is_ok()
+    }
+
+    /// Queues one control line in the connection's framing; `last` ends the query or
+    /// subscription.
+    async fn line(&self, line: Bytes, last: bool) -> bool {
+        let raw_len = line.len();
+        let bytes = match self.level {
+            Some(level) => match compress::compress_small(&line, level) {
+                Ok(v) => Bytes::from(v),
+                Err(_) => return false,
+            },
+            None => line,
+        };
+        let message = WireChunk {
+            bytes,
+            raw_len,
+            rows: 0,
+            has_data: false,
+            last,
+            complete: false,
+        };
+        self.push(message, None).await
+    }
+
+    /// Budget for `len` bytes from the connection, then from the process (a message larger
+    /// than a whole budget takes all of it).
+    async fn permit(&self, len: usize) -> Option<(OwnedSemaphorePermit, OwnedSemaphorePermit)> {
+        let n = len.clamp(1, self.settings.ws.send_budget_bytes) as u32;
+        let total = Arc::clone(&self.settings.ws.total_budget);
+        tokio::select! {
+            p = async {
+                let own = Arc::clone(&self.budget).acquire_many_owned(n).await.ok()?;
+                let shared = total.acquire_many_owned(n).await.ok()?;
+                Some((own, shared))
+            } => p,
+            _ = self.connection.cancelled() => None,
+        }
+    }
+}
+
+/// Runs one query of a connection and forwards its messages to the session.
+struct QueryTask {
+    engine: Arc<Engine>,
+    access: Access,
+    request: QueryRequest,
+    cancel: CancellationToken,
+    outbox: Outbox,
+}
+
 impl QueryTask {
     async fn run(self) {
+        let outbox = &self.outbox;
         // The socket holds the tenant's connection slot; the connection's token is the parent.
         let spec = QuerySpec::new(
             self.access.tenant.clone(),
             self.request.clone(),
             Transport::Ws,
         )
-        .query_id(Arc::clone(&self.id))
+        .query_id(Arc::clone(&outbox.id))
         .tables(self.access.tables.clone())
         .without_connection_slot()
-        .parent(self.connection.clone(), CancelReason::Disconnected);
+        .parent(outbox.connection.clone(), CancelReason::Disconnected);
         let start = self.engine.start(spec);
         let started = tokio::select! {
             r = start => r,
             _ = self.cancel.cancelled() => Err(GatewayError::Cancelled),
-            _ = self.connection.cancelled() => return,
+            _ = outbox.connection.cancelled() => return,
         };
         let running = match started {
             Ok(r) => r,
@@ -400,11 +537,11 @@ impl QueryTask {
         let accepted_at = running.accepted_at;
         let control = Arc::clone(&running.control);
         let _guard = running.guard;
-        let mut messages =
-            match compress::spawn_frames(running.frames, self.level, self.settings.stream_buffer) {
-                Ok(rx) => rx,
-                Err(e) => return self.fail(GatewayError::internal(e)).await,
-            };
+        let buffer = outbox.settings.stream_buffer;
+        let mut messages = match compress::spawn_frames(running.frames, outbox.level, buffer) {
+            Ok(rx) => rx,
+            Err(e) => return self.fail(GatewayError::internal(e)).await,
+        };
         // A client `cancel` interrupts the running query; the executor then sends `cancelled`.
         let cancel = self.cancel.clone();
         let watched = Arc::clone(&control);
@@ -422,60 +559,130 @@ impl QueryTask {
             } else {
                 None
             };
-            let Some(permit) = self.permit(message.bytes.len()).await else {
-                return;
-            };
-            let out = Outgoing {
-                id: Arc::clone(&self.id),
-                message,
-                first_data_of,
-                _permit: Some(permit),
-            };
-            if self.out.send(out).await.is_err() || last {
+            if !outbox.push(message, first_data_of).await || last {
                 return;
             }
         }
     }
 
-    /// Budget for `len` bytes from the connection, then from the process (a message larger
-    /// than a whole budget takes all of it).
-    async fn permit(&self, len: usize) -> Option<(OwnedSemaphorePermit, OwnedSemaphorePermit)> {
-        let n = len.clamp(1, self.settings.ws.send_budget_bytes) as u32;
-        let total = Arc::clone(&self.settings.ws.total_budget);
-        tokio::select! {
-            p = async {
-                let own = Arc::clone(&self.budget).acquire_many_owned(n).await.ok()?;
-                let shared = total.acquire_many_owned(n).await.ok()?;
-                Some((own, shared))
-            } => p,
-            _ = self.connection.cancelled() => None,
-        }
-    }
-
     /// The query failed before it started: its only line is the error.
     async fn fail(&self, e: GatewayError) {
-        let line = lines::error_line(&self.id, e.code(), &e.client_message());
-        let raw_len = line.len();
-        let bytes = match self.level {
-            Some(level) => match compress::compress_small(&line, level) {
-                Ok(v) => Bytes::from(v),
-                Err(_) => return,
-            },
-            None => line,
+        let line = lines::error_line(&self.outbox.id, e.code(), &e.client_message());
+        self.outbox.line(line, true).await;
+    }
+}
+
+/// Forwards one subscription's results (its channel's state) to the session: the current one
+/// at once, then each newer one; a heartbeat when quiet.
+struct SubscriptionTask {
+    hub: Arc<Hub>,
+    access: Access,
+    request: QueryRequest,
+    interval_ms: Option<u64>,
+    /// The version the client holds (resume).
+    version: Option<u64>,
+    cancel: CancellationToken,
+    outbox: Outbox,
+}
+
+impl SubscriptionTask {
+    async fn run(self) {
+        let outbox = &self.outbox;
+        let id = Arc::clone(&outbox.id);
+        let subscribed = tokio::select! {
+            s = self.hub.subscribe(&self.access, self.request.clone(), self.interval_ms, Transport::Ws) => s,
+            _ = outbox.connection.cancelled() => return,
         };
-        let out = Outgoing {
-            id: Arc::clone(&self.id),
-            message: WireChunk {
-                bytes,
-                raw_len,
-                rows: 0,
-                has_data: false,
-                last: true,
-                complete: false,
-            },
-            first_data_of: None,
-            _permit: None,
+        let sub = match subscribed {
+            Ok(s) => s,
+            Err(e) => {
+                outbox
+                    .line(lines::error_line(&id, e.code(), &e.client_message()), true)
+                    .await;
+                return;
+            }
         };
-        let _ = self.out.send(out).await;
+        let channel = Arc::clone(&sub.channel.id);
+        let mut state = sub.state();
+        let heartbeat = outbox.settings.ws.heartbeat;
+        let mut announced = false;
+        let mut shown: Option<u64> = None;
+        let mut fresh = true;
+        loop {
+            let delivery = if fresh {
+                state.borrow_and_update().clone()
+            } else {
+                None
+            };
+            fresh = false;
+            if let Some(d) = delivery {
+                if let Some((code, message)) = &d.fatal {
+                    outbox
+                        .line(lines::error_line(&id, code, message), true)
+                        .await;
+                    return;
+                }
+                if let Err(e) = self.access.check_fresh() {
+                    let e = GatewayError::from(e);
+                    outbox
+                        .line(lines::error_line(&id, e.code(), &e.client_message()), true)
+                        .await;
+                    return;
+                }
+                // A client that holds this very result gets nothing but the acknowledgement.
+                let unchanged = !announced && d.deterministic && self.version == Some(d.version);
+                if !announced {
+                    let resumed =
+                        self.version
+                            .map(|_| if unchanged { "unchanged" } else { "replaced" });
+                    if !outbox
+                        .line(lines::subscribed_line(&id, &channel, resumed), false)
+                        .await
+                    {
+                        return;
+                    }
+                    announced = true;
+                }
+                if !unchanged {
+                    for m in d.messages(outbox.level).await.iter() {
+                        let message = WireChunk {
+                            bytes: m.bytes.clone(),
+                            raw_len: m.raw_len,
+                            rows: m.rows,
+                            has_data: m.rows > 0,
+                            last: false,
+                            complete: false,
+                        };
+                        if !outbox.push(message, None).await {
+                            return;
+                        }
+                    }
+                }
+                shown = Some(d.version);
+            }
+            tokio::select! {
+                changed = state.changed() => match changed {
+                    Ok(()) => fresh = true,
+                    Err(_) => {
+                        // The channel ended without a result to show: its tenant was deleted.
+                        let e = GatewayError::TenantDeleted;
+                        outbox.line(lines::error_line(&id, e.code(), &e.client_message()), true).await;
+                        return;
+                    }
+                },
+                _ = tokio::time::sleep(heartbeat) => {
+                    if let Some(v) = shown {
+                        if !outbox.line(lines::heartbeat_line(&channel, v), false).await {
+                            return;
+                        }
+                    }
+                }
+                _ = self.cancel.cancelled() => {
+                    outbox.line(lines::unsubscribed_line(&id), true).await;
+                    return;
+                }
+                _ = outbox.connection.cancelled() => return,
+            }
+        }
     }
 }

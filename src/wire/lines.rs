@@ -1,4 +1,5 @@
-//! The protocol's lines (`metadata`, `data`, `end`, `error`) and the pre-stream error body.
+//! The protocol's lines (`metadata`, `data`, `end`, `error`; for subscriptions `subscribed`,
+//! `update`, `heartbeat`, `unsubscribed`) and the pre-stream error body.
 //!
 //! Invariant: every function here produces exactly one JSON object; the `*_line` functions end
 //! it with `\n`. The format is the contract in `docs/PROTOCOL.md`.
@@ -111,4 +112,50 @@ pub fn error_body(code: &str, message: &str) -> Bytes {
 /// The answer to a WebSocket `ping` message.
 pub fn pong_line() -> Bytes {
     Bytes::from_static(b"{\"type\":\"pong\"}\n")
+}
+
+/// `{"type":"subscribed","query_id":<the client's id>,"channel":…,"resumed":…}`: a
+/// subscription was accepted; its results arrive with `query_id` = `channel`. `resumed` says
+/// what a client that named the version it holds gets: `unchanged` (nothing until a change) or
+/// `replaced` (the current result follows); absent when it named none.
+pub fn subscribed_line(id: &str, channel: &str, resumed: Option<&str>) -> Bytes {
+    let mut out = Vec::with_capacity(96);
+    open(&mut out, "subscribed", id);
+    out.extend_from_slice(b",\"channel\":");
+    write_str(&mut out, channel.as_bytes());
+    if let Some(r) = resumed {
+        out.extend_from_slice(b",\"resumed\":");
+        write_str(&mut out, r.as_bytes());
+    }
+    out.extend_from_slice(b"}\n");
+    Bytes::from(out)
+}
+
+/// `{"type":"update","query_id":<channel>,"version":V}`: the first line of each result a
+/// subscription delivers; the result's lines follow.
+pub fn update_line(channel: &str, version: u64) -> Bytes {
+    versioned("update", channel, version)
+}
+
+/// `{"type":"heartbeat","query_id":<channel>,"version":V}`: the subscription is alive and its
+/// result is still the one of version V.
+pub fn heartbeat_line(channel: &str, version: u64) -> Bytes {
+    versioned("heartbeat", channel, version)
+}
+
+/// `{"type":"unsubscribed","query_id":<the client's id>}`
+pub fn unsubscribed_line(id: &str) -> Bytes {
+    let mut out = Vec::with_capacity(64);
+    open(&mut out, "unsubscribed", id);
+    out.extend_from_slice(b"}\n");
+    Bytes::from(out)
+}
+
+fn versioned(kind: &str, channel: &str, version: u64) -> Bytes {
+    let mut out = Vec::with_capacity(80);
+    open(&mut out, kind, channel);
+    out.extend_from_slice(b",\"version\":");
+    write_int(&mut out, version);
+    out.extend_from_slice(b"}\n");
+    Bytes::from(out)
 }

@@ -358,8 +358,25 @@ pub const MAX_QUERY_ID_LEN: usize = 128;
 /// A message from a WebSocket client.
 #[derive(Debug, Clone, PartialEq)]
 pub enum ClientMessage {
-    Query { id: String, request: QueryRequest },
-    Cancel { id: String },
+    Query {
+        id: String,
+        request: QueryRequest,
+    },
+    Cancel {
+        id: String,
+    },
+    /// A live query: its result now, then again whenever it would differ.
+    Subscribe {
+        id: String,
+        request: QueryRequest,
+        /// Re-run this often too (for data that changes outside the gateway).
+        interval_ms: Option<u64>,
+        /// The version of the result the client holds (resume after a reconnect).
+        version: Option<u64>,
+    },
+    Unsubscribe {
+        id: String,
+    },
     Ping,
 }
 
@@ -405,16 +422,28 @@ impl ClientMessage {
             "cancel" => Ok(Self::Cancel {
                 id: need_id()?.to_string(),
             }),
-            "query" => {
+            "unsubscribe" => Ok(Self::Unsubscribe {
+                id: need_id()?.to_string(),
+            }),
+            "query" | "subscribe" => {
                 let id = need_id()?;
+                let live = kind == "subscribe";
                 for key in obj.keys() {
-                    if !matches!(
+                    let known = matches!(
                         key.as_ref(),
                         "type" | "id" | "sql" | "params" | "chunk_rows" | "geometry"
-                    ) {
+                    ) || (live && matches!(key.as_ref(), "interval_ms" | "version"));
+                    if !known {
                         return Err(bad(Some(id), format!("unknown field `{key}`")));
                     }
                 }
+                let number = |key: &str| match obj.get(key) {
+                    None | Some(BorrowedValue::Static(StaticNode::Null)) => Ok(None),
+                    Some(BorrowedValue::Static(StaticNode::U64(n))) => Ok(Some(*n)),
+                    Some(BorrowedValue::Static(StaticNode::I64(n))) if *n >= 0 => Ok(Some(*n as u64)),
+                    Some(_) => Err(bad(Some(id), format!("`{key}` must be a non-negative integer"))),
+                };
+                let (interval_ms, version) = (number("interval_ms")?, number("version")?);
                 let sql = match obj.get("sql") {
                     Some(BorrowedValue::String(s)) => s.to_string(),
                     Some(_) => return Err(bad(Some(id), "`sql` must be a string".into())),
@@ -440,6 +469,14 @@ impl ClientMessage {
                 let request = QueryRequest::new(sql, params, chunk_rows)
                     .and_then(|r| r.with_geometry(geometry_field(obj.get("geometry"))?))
                     .map_err(|e| bad(Some(id), e.to_string()))?;
+                if live {
+                    return Ok(Self::Subscribe {
+                        id: id.to_string(),
+                        request,
+                        interval_ms,
+                        version,
+                    });
+                }
                 Ok(Self::Query {
                     id: id.to_string(),
                     request,
@@ -447,7 +484,9 @@ impl ClientMessage {
             }
             other => Err(bad(
                 id,
-                format!("unknown message type `{other}` (expected query, cancel, ping)"),
+                format!(
+                    "unknown message type `{other}` (expected query, cancel, subscribe, unsubscribe, ping)"
+                ),
             )),
         }
     }

@@ -193,7 +193,13 @@ async fn an_error_after_the_first_byte_is_a_final_error_line() {
     let last = out.last();
     assert_eq!(last["type"], "error", "{last}");
     assert_eq!(last["code"], "query_failed");
-    assert!(last["message"].as_str().unwrap().contains("late failure"));
+    // DuckDB reports the failure itself, or (a race inside DuckDB, now and then) only that it
+    // stopped the query's threads: a final error line either way, never a cut stream.
+    let message = last["message"].as_str().unwrap();
+    assert!(
+        message.contains("late failure") || message.contains("one of its threads failed"),
+        "{message}"
+    );
     assert_eq!(
         app.metric("duckstream_query_errors_total{code=\"query_failed\"}")
             .await,

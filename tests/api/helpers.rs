@@ -7,9 +7,11 @@ use duckstream::auth::keys::KeyHash;
 use duckstream::config::tenants::TenantsFile;
 use duckstream::config::Secret;
 use duckstream::{Application, Config};
+use futures::{SinkExt, StreamExt};
 use serde_json::Value;
 use tempfile::TempDir;
 use tokio_tungstenite::tungstenite::client::IntoClientRequest;
+use tokio_tungstenite::tungstenite::Message;
 use tokio_util::sync::CancellationToken;
 
 /// A running server with its own data directory. Stops when dropped.
@@ -441,5 +443,60 @@ pub async fn ws_connect(app: &TestApp, tenant: &str, cred: &Cred) -> Result<Ws, 
             ))
         }
         Err(e) => panic!("websocket: {e}"),
+    }
+}
+
+/// Opens a WebSocket on tenant `t` with `query` (`?compression=none`...).
+pub async fn connect(app: &TestApp, query: &str) -> Ws {
+    let url = format!("{}/v1/t/ws{query}", app.base.replace("http://", "ws://"));
+    let (ws, _) = tokio_tungstenite::connect_async(url)
+        .await
+        .expect("websocket connects");
+    ws
+}
+
+pub async fn send(ws: &mut Ws, v: Value) {
+    ws.send(Message::text(v.to_string())).await.unwrap();
+}
+
+/// Decodes one server message into its NDJSON lines: a binary message must be one
+/// independent zstd frame that records its content size.
+pub fn lines_of(msg: &Message) -> Vec<Value> {
+    let text = match msg {
+        Message::Binary(b) => {
+            let size = zstd::zstd_safe::get_frame_content_size(b).expect("a zstd frame");
+            let decoded = zstd::decode_all(&b[..]).expect("decodes with a fresh decoder");
+            assert_eq!(size, Some(decoded.len() as u64), "content size recorded");
+            String::from_utf8(decoded).unwrap()
+        }
+        Message::Text(t) => t.to_string(),
+        other => panic!("unexpected message {other:?}"),
+    };
+    assert!(text.ends_with('\n'), "whole lines only: {text:?}");
+    text.lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect()
+}
+
+/// Reads lines until `done` says stop; returns them in arrival order.
+pub async fn read_until(ws: &mut Ws, mut done: impl FnMut(&Value) -> bool) -> Vec<Value> {
+    let mut all = Vec::new();
+    loop {
+        let msg = tokio::time::timeout(Duration::from_secs(60), ws.next())
+            .await
+            .expect("a message within 60 s")
+            .expect("socket open")
+            .unwrap();
+        if matches!(msg, Message::Ping(_) | Message::Pong(_)) {
+            continue;
+        }
+        let mut stop = false;
+        for line in lines_of(&msg) {
+            stop |= done(&line);
+            all.push(line);
+        }
+        if stop {
+            return all;
+        }
     }
 }

@@ -12,6 +12,7 @@ mod helpers;
 mod hostile;
 mod lifecycle;
 mod limits;
+mod live;
 mod observability;
 mod sandbox;
 mod spatial;

@@ -9,64 +9,7 @@ use tokio::io::AsyncReadExt;
 use tokio_tungstenite::tungstenite::protocol::frame::coding::CloseCode;
 use tokio_tungstenite::tungstenite::Message;
 
-use crate::helpers::{spawn_app, spawn_app_with, TestApp};
-
-type Ws =
-    tokio_tungstenite::WebSocketStream<tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>>;
-
-async fn connect(app: &TestApp, query: &str) -> Ws {
-    let url = format!("{}/v1/t/ws{query}", app.base.replace("http://", "ws://"));
-    let (ws, _) = tokio_tungstenite::connect_async(url)
-        .await
-        .expect("websocket connects");
-    ws
-}
-
-async fn send(ws: &mut Ws, v: Value) {
-    ws.send(Message::text(v.to_string())).await.unwrap();
-}
-
-/// Decodes one server message into its NDJSON lines: a binary message must be one
-/// independent zstd frame that records its content size.
-fn lines_of(msg: &Message) -> Vec<Value> {
-    let text = match msg {
-        Message::Binary(b) => {
-            let size = zstd::zstd_safe::get_frame_content_size(b).expect("a zstd frame");
-            let decoded = zstd::decode_all(&b[..]).expect("decodes with a fresh decoder");
-            assert_eq!(size, Some(decoded.len() as u64), "content size recorded");
-            String::from_utf8(decoded).unwrap()
-        }
-        Message::Text(t) => t.to_string(),
-        other => panic!("unexpected message {other:?}"),
-    };
-    assert!(text.ends_with('\n'), "whole lines only: {text:?}");
-    text.lines()
-        .map(|l| serde_json::from_str(l).unwrap())
-        .collect()
-}
-
-/// Reads lines until `done` says stop; returns them in arrival order.
-async fn read_until(ws: &mut Ws, mut done: impl FnMut(&Value) -> bool) -> Vec<Value> {
-    let mut all = Vec::new();
-    loop {
-        let msg = tokio::time::timeout(Duration::from_secs(60), ws.next())
-            .await
-            .expect("a message within 60 s")
-            .expect("socket open")
-            .unwrap();
-        if matches!(msg, Message::Ping(_) | Message::Pong(_)) {
-            continue;
-        }
-        let mut stop = false;
-        for line in lines_of(&msg) {
-            stop |= done(&line);
-            all.push(line);
-        }
-        if stop {
-            return all;
-        }
-    }
-}
+use crate::helpers::{connect, read_until, send, spawn_app, spawn_app_with};
 
 fn is_final(l: &Value) -> bool {
     l["type"] == "end" || l["type"] == "error"

@@ -1,0 +1,449 @@
+//! Live subscriptions: a query whose result is pushed again whenever it would differ. Every
+//! subscriber of the same query shares one *channel*: one DuckDB execution per change, its lines
+//! encoded once (tagged with the channel's id) and compressed once per framing, then handed to
+//! each subscriber as state, so a slow one skips to the newest result instead of queueing them.
+//!
+//! Invariants:
+//! - A channel's key is everything that makes its bytes: tenant (and its incarnation), SQL,
+//!   params, output options, the token's table scope, and the interval. Its id (`s-<hex>`) is a
+//!   digest of that key.
+//! - A channel re-runs only when it may have changed: after a write to a table its plan read
+//!   (a write elsewhere does not wake it; see [`crate::engine::DataWatch::is_current`]), after
+//!   any write when its tables are unknown, or on its interval. A re-run whose lines (all but
+//!   `end`, whose `elapsed_ms` varies) hash the same as the last result delivers nothing.
+//! - A result is held whole in memory (at most `max_bytes`, else the channel's state is a
+//!   `limit_exceeded` error) and exactly one per channel: the newest. A subscriber that is
+//!   still sending an older one picks the newest when done.
+//! - A channel lives while a subscriber holds it: the last one gone cancels its driver, which
+//!   interrupts a running execution.
+//! - A first run that fails before streaming (invalid SQL, a forbidden table, bad params) is
+//!   fatal: every subscriber gets the error with its own id and the subscription ends.
+
+use std::collections::HashMap;
+use std::hash::{Hash, Hasher};
+use std::sync::{Arc, Mutex, Weak};
+use std::time::Duration;
+
+use bytes::Bytes;
+use tokio::sync::{watch, OwnedSemaphorePermit, Semaphore};
+use tokio_util::sync::CancellationToken;
+
+use super::compress;
+use crate::auth::Access;
+use crate::engine::control::CancelReason;
+use crate::engine::stamp::Stamp;
+use crate::engine::{DataWatch, Engine, QuerySpec};
+use crate::error::GatewayError;
+use crate::metrics::{Metrics, Transport};
+use crate::wire::{lines, GeometryFormat, QueryRequest, TenantId};
+
+/// Lines of one result are grouped into WebSocket messages of about this size.
+const MESSAGE_BYTES: usize = 64 * 1024;
+
+/// How long a channel waits before running again when the server was too busy.
+const BUSY_RETRY: Duration = Duration::from_secs(1);
+
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+struct ChannelKey {
+    tenant: TenantId,
+    incarnation: u64,
+    sql: String,
+    params: String,
+    chunk_rows: Option<usize>,
+    geometry: GeometryFormat,
+    scope: Option<Vec<String>>,
+    interval_ms: Option<u64>,
+}
+
+/// One result of a channel, as every subscriber gets it.
+#[derive(Debug)]
+pub struct Delivery {
+    /// The result's data version (the newest write to a table it read).
+    pub version: u64,
+    /// Only a deterministic result is known unchanged by its version (resume).
+    pub deterministic: bool,
+    /// The first run failed before streaming: `(code, message)`; the channel has ended.
+    pub fatal: Option<(&'static str, String)>,
+    /// `update`, then the result's lines (`metadata`, `data`…, `end` | `error`), with the rows
+    /// each carries.
+    lines: Vec<(Bytes, usize)>,
+    /// WebSocket messages, made once per framing: `[text, zstd]`.
+    messages: [tokio::sync::OnceCell<Arc<Vec<Message>>>; 2],
+}
+
+/// One WebSocket message of a delivery.
+#[derive(Debug, Clone)]
+pub struct Message {
+    pub bytes: Bytes,
+    pub rows: usize,
+    /// Its NDJSON bytes before compression.
+    pub raw_len: usize,
+}
+
+impl Delivery {
+    /// The delivery as WebSocket messages (`level`: zstd, one independent frame each; `None`:
+    /// text), compressed once for every subscriber that asks, on a blocking thread.
+    pub async fn messages(self: &Arc<Self>, level: Option<i32>) -> Arc<Vec<Message>> {
+        let cell = &self.messages[usize::from(level.is_some())];
+        let this = Arc::clone(self);
+        cell.get_or_init(|| async move {
+            let build = move || Arc::new(this.build_messages(level));
+            tokio::task::spawn_blocking(build)
+                .await
+                .unwrap_or_else(|_| Arc::new(Vec::new()))
+        })
+        .await
+        .clone()
+    }
+
+    fn build_messages(&self, level: Option<i32>) -> Vec<Message> {
+        let mut out = Vec::new();
+        let mut buf = Vec::with_capacity(MESSAGE_BYTES);
+        let mut rows = 0;
+        let mut flush = |buf: &mut Vec<u8>, rows: &mut usize| {
+            if buf.is_empty() {
+                return;
+            }
+            let raw_len = buf.len();
+            let bytes = match level {
+                Some(l) => match compress::compress_small(buf, l) {
+                    Ok(v) => Bytes::from(v),
+                    Err(_) => return,
+                },
+                None => Bytes::copy_from_slice(buf),
+            };
+            out.push(Message {
+                bytes,
+                rows: *rows,
+                raw_len,
+            });
+            buf.clear();
+            *rows = 0;
+        };
+        for (line, n) in &self.lines {
+            if !buf.is_empty() && buf.len() + line.len() > MESSAGE_BYTES {
+                flush(&mut buf, &mut rows);
+            }
+            buf.extend_from_slice(line);
+            rows += n;
+        }
+        flush(&mut buf, &mut rows);
+        out
+    }
+}
+
+/// A channel, held by its subscribers; the last one dropped stops it.
+pub struct Channel {
+    pub id: Arc<str>,
+    state: watch::Receiver<Option<Arc<Delivery>>>,
+    stop: CancellationToken,
+}
+
+impl Drop for Channel {
+    fn drop(&mut self) {
+        self.stop.cancel();
+    }
+}
+
+/// One subscriber's hold on a channel (and on one of its tenant's `max_subscriptions`).
+pub struct Subscription {
+    pub channel: Arc<Channel>,
+    _permit: OwnedSemaphorePermit,
+}
+
+impl Subscription {
+    /// The channel's state: the newest delivery (`None` until the first run ends).
+    pub fn state(&self) -> watch::Receiver<Option<Arc<Delivery>>> {
+        self.channel.state.clone()
+    }
+}
+
+/// The live subscriptions of the server.
+pub struct Hub {
+    engine: Arc<Engine>,
+    metrics: Arc<Metrics>,
+    channels: Mutex<HashMap<ChannelKey, Weak<Channel>>>,
+    /// Each tenant's `max_subscriptions`.
+    permits: Mutex<HashMap<TenantId, Arc<Semaphore>>>,
+    max_bytes: usize,
+}
+
+impl Hub {
+    pub fn new(engine: Arc<Engine>, metrics: Arc<Metrics>, max_bytes: usize) -> Self {
+        Self {
+            engine,
+            metrics,
+            channels: Mutex::new(HashMap::new()),
+            permits: Mutex::new(HashMap::new()),
+            max_bytes,
+        }
+    }
+
+    /// Subscribes `access` to `request`: joins the channel of the same query, or starts one.
+    pub async fn subscribe(
+        &self,
+        access: &Access,
+        request: QueryRequest,
+        interval_ms: Option<u64>,
+        label: Transport,
+    ) -> Result<Subscription, GatewayError> {
+        let data = self.engine.watch_data(&access.tenant).await?;
+        let limits = data.limits();
+        let interval = interval_ms.map(Duration::from_millis);
+        if let Some(i) = interval {
+            if i < limits.min_interval {
+                return Err(GatewayError::InvalidRequest(format!(
+                    "interval_ms must be at least {} for this tenant",
+                    limits.min_interval.as_millis()
+                )));
+            }
+        }
+        let permits = {
+            let mut all = self.permits.lock().unwrap_or_else(|p| p.into_inner());
+            Arc::clone(
+                all.entry(access.tenant.clone())
+                    .or_insert_with(|| Arc::new(Semaphore::new(limits.max_subscriptions))),
+            )
+        };
+        let permit = permits
+            .try_acquire_owned()
+            .map_err(|_| GatewayError::TooManySubscriptions(limits.max_subscriptions))?;
+        let key = ChannelKey {
+            tenant: access.tenant.clone(),
+            incarnation: data.incarnation(),
+            sql: request.sql.clone(),
+            params: format!("{:?}", request.params),
+            chunk_rows: request.chunk_rows,
+            geometry: request.geometry,
+            scope: access.tables.as_ref().map(|t| {
+                let mut names = t.names();
+                names.sort();
+                names
+            }),
+            interval_ms,
+        };
+        let mut channels = self.channels.lock().unwrap_or_else(|p| p.into_inner());
+        if let Some(channel) = channels.get(&key).and_then(Weak::upgrade) {
+            if channel.state.borrow().is_some() {
+                // Joined a channel with a result: one execution saved.
+                self.metrics.executions_saved.inc();
+            }
+            return Ok(Subscription {
+                channel,
+                _permit: permit,
+            });
+        }
+        channels.retain(|_, c| c.strong_count() > 0);
+        let id: Arc<str> = {
+            let mut h = std::hash::DefaultHasher::new();
+            key.hash(&mut h);
+            format!("s-{:016x}", h.finish()).into()
+        };
+        let (tx, state) = watch::channel(None);
+        let stop = self.engine.shutdown_token().child_token();
+        let spec = QuerySpec::new(access.tenant.clone(), request, label)
+            .tables(access.tables.clone())
+            .query_id(Arc::clone(&id))
+            .without_connection_slot()
+            .stamped()
+            .parent(stop.clone(), CancelReason::Disconnected);
+        let driver = Driver {
+            engine: Arc::clone(&self.engine),
+            metrics: Arc::clone(&self.metrics),
+            spec,
+            id: Arc::clone(&id),
+            tx,
+            stop: stop.clone(),
+            data,
+            interval,
+            max_bytes: self.max_bytes,
+        };
+        actix_web::rt::spawn(driver.run());
+        let channel = Arc::new(Channel { id, state, stop });
+        channels.insert(key, Arc::downgrade(&channel));
+        Ok(Subscription {
+            channel,
+            _permit: permit,
+        })
+    }
+}
+
+/// Runs a channel's query whenever its result may have changed, and publishes new results.
+struct Driver {
+    engine: Arc<Engine>,
+    metrics: Arc<Metrics>,
+    spec: QuerySpec,
+    id: Arc<str>,
+    tx: watch::Sender<Option<Arc<Delivery>>>,
+    stop: CancellationToken,
+    data: DataWatch,
+    interval: Option<Duration>,
+    max_bytes: usize,
+}
+
+/// One run's result.
+struct Run {
+    lines: Vec<(Bytes, usize)>,
+    hash: u64,
+    stamp: Stamp,
+}
+
+impl Driver {
+    async fn run(mut self) {
+        let mut last: Option<u64> = None;
+        let mut first = true;
+        let mut tick = self.interval.map(|d| {
+            let mut t = tokio::time::interval(d);
+            t.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+            t
+        });
+        if let Some(t) = tick.as_mut() {
+            t.tick().await;
+        }
+        loop {
+            let outcome = tokio::select! {
+                r = self.run_once() => r,
+                _ = self.stop.cancelled() => return,
+            };
+            let stamp = match outcome {
+                Ok(run) => {
+                    if last != Some(run.hash) {
+                        last = Some(run.hash);
+                        self.publish(run.lines, &run.stamp, None);
+                    }
+                    Some(run.stamp)
+                }
+                Err(GatewayError::TooBusy) => {
+                    // Not a result: try again shortly.
+                    tokio::select! {
+                        _ = tokio::time::sleep(BUSY_RETRY) => continue,
+                        _ = self.stop.cancelled() => return,
+                    }
+                }
+                Err(e) => {
+                    let fatal = first;
+                    let line = lines::error_line(&self.id, e.code(), &e.client_message());
+                    let hash = hash_of(std::slice::from_ref(&line));
+                    if fatal || last != Some(hash) {
+                        last = Some(hash);
+                        let unknown = Stamp {
+                            tables: None,
+                            deterministic: false,
+                            version: self.data.version(),
+                        };
+                        let why = fatal.then(|| (e.code(), e.client_message()));
+                        self.publish(vec![(line, 0)], &unknown, why);
+                    }
+                    if fatal {
+                        return;
+                    }
+                    None
+                }
+            };
+            first = false;
+            // Wait for a reason to run again.
+            loop {
+                tokio::select! {
+                    _ = self.stop.cancelled() => return,
+                    changed = self.data.changed() => {
+                        if changed.is_err() {
+                            // The tenant is gone: its queries end with tenant_deleted.
+                            break;
+                        }
+                        if stamp.as_ref().is_some_and(|s| self.data.is_current(s)) {
+                            continue;
+                        }
+                        break;
+                    }
+                    _ = next_tick(&mut tick) => break,
+                }
+            }
+        }
+    }
+
+    async fn run_once(&self) -> Result<Run, GatewayError> {
+        let mut running = self.engine.start(self.spec.clone()).await?;
+        let mut lines = Vec::new();
+        let mut bytes = 0;
+        let mut complete = false;
+        while let Some(frame) = running.frames.recv().await {
+            bytes += frame.bytes.len();
+            if bytes > self.max_bytes {
+                return Err(GatewayError::LimitExceeded(format!(
+                    "a subscription's result may hold at most {} bytes; narrow the query",
+                    self.max_bytes
+                )));
+            }
+            let last = frame.kind.is_final();
+            lines.push((frame.bytes, frame.rows));
+            if last {
+                complete = true;
+                break;
+            }
+        }
+        if !complete {
+            return Err(GatewayError::internal(
+                "a subscription's run ended without its last line",
+            ));
+        }
+        // `end` carries the elapsed time: not part of what makes a result the same.
+        let same_part: Vec<Bytes> = lines
+            .iter()
+            .filter(|(l, _)| !l.starts_with(b"{\"type\":\"end\""))
+            .map(|(l, _)| l.clone())
+            .collect();
+        let stamp = running.stamp.take().unwrap_or(Stamp {
+            tables: None,
+            deterministic: false,
+            version: running.data_version,
+        });
+        Ok(Run {
+            hash: hash_of(&same_part),
+            lines,
+            stamp,
+        })
+    }
+
+    fn publish(
+        &self,
+        lines: Vec<(Bytes, usize)>,
+        stamp: &Stamp,
+        fatal: Option<(&'static str, String)>,
+    ) {
+        let version = self.data.result_version(stamp);
+        let mut all = Vec::with_capacity(lines.len() + 1);
+        all.push((lines::update_line(&self.id, version), 0));
+        all.extend(lines);
+        let delivery = Delivery {
+            version,
+            deterministic: stamp.reusable(),
+            fatal,
+            lines: all,
+            messages: Default::default(),
+        };
+        // The channel holds one receiver; each subscriber another.
+        let subscribers = self.tx.receiver_count().saturating_sub(1) as u64;
+        // Every subscriber but one got this result without an execution of its own.
+        self.metrics
+            .executions_saved
+            .inc_by(subscribers.saturating_sub(1));
+        self.tx.send_replace(Some(Arc::new(delivery)));
+    }
+}
+
+async fn next_tick(tick: &mut Option<tokio::time::Interval>) {
+    match tick {
+        Some(t) => {
+            t.tick().await;
+        }
+        None => std::future::pending().await,
+    }
+}
+
+fn hash_of(lines: &[Bytes]) -> u64 {
+    let mut h = std::hash::DefaultHasher::new();
+    for l in lines {
+        h.write(l);
+    }
+    h.finish()
+}
