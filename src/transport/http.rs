@@ -34,11 +34,27 @@ pub struct QueryParams {
     pub params: Option<String>,
     pub chunk_rows: Option<String>,
     pub geometry: Option<String>,
+    /// SSE only: `1` keeps the stream open as a live subscription.
+    pub subscribe: Option<String>,
+    /// SSE subscriptions: re-run this often too.
+    pub interval_ms: Option<String>,
+    /// SSE subscriptions: the version held (as `Last-Event-ID`, for clients that cannot set it).
+    pub last_event_id: Option<String>,
 }
 
 impl QueryParams {
     /// The query these URL parameters describe.
     pub fn into_request(self) -> Result<QueryRequest, GatewayError> {
+        if self.subscribe.is_some() || self.interval_ms.is_some() {
+            return Err(GatewayError::InvalidRequest(
+                "subscribe and interval_ms are for SSE (GET /v1/{tenant}/sse) and WebSocket".into(),
+            ));
+        }
+        self.into_query()
+    }
+
+    /// The query, whatever else the parameters ask.
+    pub fn into_query(self) -> Result<QueryRequest, GatewayError> {
         let geometry = self.geometry;
         Ok(
             QueryRequest::from_query_string(self.sql, self.params, self.chunk_rows)?

@@ -447,3 +447,104 @@ fn hash_of(lines: &[Bytes]) -> u64 {
     }
     h.finish()
 }
+
+/// Where a subscriber's lines go (a WebSocket's queue, an SSE body).
+pub(crate) trait Sink {
+    /// Sends a line of this subscriber's own (`subscribed`, `heartbeat`, `unsubscribed`, an
+    /// `error`); `last` ends the subscription. `false`: the client is gone.
+    async fn line(&mut self, line: Bytes, last: bool) -> bool;
+    /// Sends a whole result. `false`: the client is gone.
+    async fn delivery(&mut self, delivery: &Arc<Delivery>) -> bool;
+}
+
+/// What a subscriber asked for, besides the query.
+pub struct Follow<'a> {
+    /// The client's id for the subscription (WebSocket), or the channel's (SSE).
+    pub id: &'a str,
+    /// The version of the result the client holds (resume).
+    pub version: Option<u64>,
+    pub access: &'a Access,
+    pub heartbeat: Duration,
+    /// Fires on `unsubscribe`: the subscription ends with `unsubscribed`.
+    pub unsubscribe: CancellationToken,
+    /// Fires when the connection ends: the subscription ends silently.
+    pub gone: CancellationToken,
+}
+
+/// Hands a subscription's results to `sink`: an acknowledgement with the first, that result
+/// (unless the client holds it already), each newer one, and a heartbeat when quiet, until
+/// the client leaves, unsubscribes, its token expires or the channel fails for good.
+pub(crate) async fn follow(sub: Subscription, how: Follow<'_>, sink: &mut impl Sink) {
+    let id = how.id;
+    let channel = Arc::clone(&sub.channel.id);
+    let error = |e: GatewayError| lines::error_line(id, e.code(), &e.client_message());
+    let mut state = sub.state();
+    let mut announced = false;
+    let mut shown: Option<u64> = None;
+    let mut fresh = true;
+    loop {
+        let delivery = if fresh {
+            state.borrow_and_update().clone()
+        } else {
+            None
+        };
+        fresh = false;
+        if let Some(d) = delivery {
+            if let Some((code, message)) = &d.fatal {
+                sink.line(lines::error_line(id, code, message), true).await;
+                return;
+            }
+            if let Err(e) = how.access.check_fresh() {
+                sink.line(error(e.into()), true).await;
+                return;
+            }
+            // A client that holds this very result gets nothing but the acknowledgement.
+            let unchanged = !announced && d.deterministic && how.version == Some(d.version);
+            if !announced {
+                let resumed = how
+                    .version
+                    .map(|_| if unchanged { "unchanged" } else { "replaced" });
+                if !sink
+                    .line(lines::subscribed_line(id, &channel, resumed), false)
+                    .await
+                {
+                    return;
+                }
+                announced = true;
+            }
+            if !unchanged && !sink.delivery(&d).await {
+                return;
+            }
+            shown = Some(d.version);
+        }
+        tokio::select! {
+            changed = state.changed() => match changed {
+                Ok(()) => fresh = true,
+                Err(_) => {
+                    // The channel ended without a result to show: its tenant was deleted.
+                    sink.line(error(GatewayError::TenantDeleted), true).await;
+                    return;
+                }
+            },
+            _ = tokio::time::sleep(how.heartbeat) => {
+                if let Some(v) = shown {
+                    if !sink.line(lines::heartbeat_line(&channel, v), false).await {
+                        return;
+                    }
+                }
+            }
+            _ = how.unsubscribe.cancelled() => {
+                sink.line(lines::unsubscribed_line(id), true).await;
+                return;
+            }
+            _ = how.gone.cancelled() => return,
+        }
+    }
+}
+
+impl Delivery {
+    /// The result's lines, with the rows each carries (`update` first).
+    pub fn lines(&self) -> &[(Bytes, usize)] {
+        &self.lines
+    }
+}

@@ -13,6 +13,10 @@
 //!   `error` event `resume_unsupported` and the query is *not* run again.
 //! - With zstd, the whole stream is one zstd frame flushed after every event (compressed on a
 //!   thread of its own, like the HTTP body).
+//! - `subscribe=1` makes the stream a live subscription ([`super::live`]): each result is a
+//!   batch of events whose last carries `id: <version>`, so an `EventSource` that reconnects
+//!   names (in `Last-Event-ID`) the last result it received whole, and gets nothing until it
+//!   changes, or the current one. The stream ends only with an `error` event.
 
 use std::io::Write;
 use std::sync::Arc;
@@ -20,12 +24,15 @@ use std::time::Duration;
 
 use actix_web::http::header::{self, HeaderValue};
 use actix_web::{web, HttpRequest, HttpResponse};
+use bytes::Bytes;
 use tokio::sync::mpsc;
+use tokio_util::sync::CancellationToken;
 
 use super::body::{streaming_response, Streamed};
-use super::compress::{Framing, Input, Piece};
+use super::compress::{self, Framing, Input, Piece};
 use super::edge::Authorized;
 use super::http::{json_request, QueryParams};
+use super::live::{self, Hub};
 use super::Settings;
 use crate::auth::Access;
 use crate::engine::{new_query_id, Engine, Frame, FrameKind, QuerySpec, Start};
@@ -71,19 +78,192 @@ impl Framing for SseFraming {
     }
 }
 
+// Each argument is an actix extractor: what the handler uses, named.
+#[allow(clippy::too_many_arguments)]
 pub async fn get_sse(
     Authorized(access): Authorized,
     req: HttpRequest,
     params: web::Query<QueryParams>,
     engine: web::Data<Engine>,
+    hub: web::Data<Hub>,
     settings: web::Data<Settings>,
     metrics: web::Data<Metrics>,
 ) -> Result<HttpResponse, GatewayError> {
+    let params = params.into_inner();
+    if params.subscribe.as_deref().is_some_and(|s| s != "0") {
+        let interval_ms = match params.interval_ms.as_deref() {
+            None => None,
+            Some(v) => Some(v.parse::<u64>().map_err(|_| {
+                GatewayError::InvalidRequest("interval_ms must be a non-negative integer".into())
+            })?),
+        };
+        // The version the client holds: `Last-Event-ID` (an EventSource's reconnect) or the
+        // parameter; an id that is not a version (a one-shot stream's) names none.
+        let held = req
+            .headers()
+            .get("last-event-id")
+            .and_then(|v| v.to_str().ok())
+            .map(str::to_string)
+            .or(params.last_event_id.clone())
+            .and_then(|v| v.trim().parse::<u64>().ok());
+        let query = params.into_query()?;
+        return subscribe(
+            &req,
+            access,
+            query,
+            interval_ms,
+            held,
+            &engine,
+            &hub,
+            &settings,
+            &metrics,
+        )
+        .await;
+    }
     if let Some(resp) = refuse_resume(&req) {
         return Ok(resp);
     }
-    let query = params.into_inner().into_request()?;
+    let query = params.into_request()?;
     run(&req, access, query, &engine, &settings, &metrics).await
+}
+
+/// A live subscription as an event stream: one task follows the channel and writes its
+/// events into a bounded channel that the body (through the zstd stage, when accepted) reads.
+#[allow(clippy::too_many_arguments)]
+async fn subscribe(
+    req: &HttpRequest,
+    access: Access,
+    query: QueryRequest,
+    interval_ms: Option<u64>,
+    held: Option<u64>,
+    engine: &Engine,
+    hub: &Hub,
+    settings: &Settings,
+    metrics: &Metrics,
+) -> Result<HttpResponse, GatewayError> {
+    let slot = engine.connect(&access.tenant).await?;
+    let sub = hub
+        .subscribe(&access, query, interval_ms, Transport::Sse)
+        .await?;
+    let (tx, rx) = mpsc::channel::<Frame>(settings.stream_buffer);
+    let heartbeat = settings.ws.heartbeat;
+    let label = [Transport::Sse.as_str()];
+    let rows = metrics.rows_sent.with_label_values(&label);
+    let connections = metrics.active_connections.with_label_values(&label);
+    actix_web::rt::spawn(async move {
+        connections.inc();
+        let _slot = slot;
+        let id = Arc::clone(&sub.channel.id);
+        let how = live::Follow {
+            id: &id,
+            version: held,
+            access: &access,
+            heartbeat,
+            unsubscribe: CancellationToken::new(),
+            gone: CancellationToken::new(),
+        };
+        let mut sink = EventSink {
+            tx,
+            rows,
+            first: true,
+        };
+        live::follow(sub, how, &mut sink).await;
+        connections.dec();
+    });
+    let mut response = event_stream();
+    response.insert_header(("X-Accel-Buffering", "no"));
+    let bytes_sent = metrics.bytes_sent.with_label_values(&label);
+    if super::accepts_zstd(req.headers()) {
+        let chunks = compress::spawn_stream(
+            Input::Frames(rx),
+            settings.zstd_level,
+            settings.stream_buffer,
+            compress::Raw,
+        )
+        .map_err(GatewayError::internal)?;
+        response.insert_header((header::CONTENT_ENCODING, HeaderValue::from_static("zstd")));
+        let body =
+            futures_util::stream::unfold((chunks, bytes_sent), |(mut rx, sent)| async move {
+                let chunk = rx.recv().await?;
+                sent.inc_by(chunk.bytes.len() as u64);
+                Some((Ok::<_, std::io::Error>(chunk.bytes), (rx, sent)))
+            });
+        return Ok(response.streaming(body));
+    }
+    let body = futures_util::stream::unfold((rx, bytes_sent), |(mut rx, sent)| async move {
+        let frame = rx.recv().await?;
+        sent.inc_by(frame.bytes.len() as u64);
+        Some((Ok::<_, std::io::Error>(frame.bytes), (rx, sent)))
+    });
+    Ok(response.streaming(body))
+}
+
+/// Writes a subscription's lines as server-sent events into the body's channel.
+struct EventSink {
+    tx: mpsc::Sender<Frame>,
+    rows: prometheus::IntCounter,
+    /// The first event also tells the browser to reconnect after a second (`retry:`).
+    first: bool,
+}
+
+impl EventSink {
+    async fn event(&mut self, line: &[u8], rows: usize, id: Option<u64>, last: bool) -> bool {
+        let kind = line_type(line);
+        let line = line.strip_suffix(b"\n").unwrap_or(line);
+        let mut out = Vec::with_capacity(line.len() + 64);
+        if std::mem::take(&mut self.first) {
+            out.extend_from_slice(b"retry: 1000\n");
+        }
+        out.extend_from_slice(b"event: ");
+        out.extend_from_slice(kind.as_bytes());
+        if let Some(v) = id {
+            out.extend_from_slice(format!("\nid: {v}").as_bytes());
+        }
+        out.extend_from_slice(b"\ndata: ");
+        out.extend_from_slice(line);
+        out.extend_from_slice(b"\n\n");
+        self.rows.inc_by(rows as u64);
+        let kind = if last {
+            FrameKind::End
+        } else {
+            FrameKind::Data
+        };
+        self.tx
+            .send(Frame {
+                bytes: out.into(),
+                rows,
+                kind,
+            })
+            .await
+            .is_ok()
+    }
+}
+
+impl live::Sink for EventSink {
+    async fn line(&mut self, line: Bytes, last: bool) -> bool {
+        self.event(&line, 0, None, last).await
+    }
+
+    async fn delivery(&mut self, delivery: &Arc<live::Delivery>) -> bool {
+        let lines = delivery.lines();
+        for (i, (line, rows)) in lines.iter().enumerate() {
+            // Only the last event of a result carries its version: a result cut short does
+            // not count as held.
+            let id = (i + 1 == lines.len()).then_some(delivery.version);
+            if !self.event(line, *rows, id, false).await {
+                return false;
+            }
+        }
+        true
+    }
+}
+
+/// The `type` of a protocol line (`{"type":"data",…` → `data`).
+fn line_type(line: &[u8]) -> &str {
+    line.strip_prefix(b"{\"type\":\"")
+        .and_then(|rest| rest.iter().position(|b| *b == b'"').map(|end| &rest[..end]))
+        .and_then(|t| std::str::from_utf8(t).ok())
+        .unwrap_or("message")
 }
 
 pub async fn post_sse(

@@ -37,7 +37,7 @@ use tokio_util::sync::CancellationToken;
 
 use super::compress::{self, WireChunk};
 use super::edge::Authorized;
-use super::live::Hub;
+use super::live::{self, Hub};
 use super::Settings;
 use crate::auth::Access;
 use crate::engine::control::CancelReason;
@@ -588,7 +588,6 @@ struct SubscriptionTask {
 impl SubscriptionTask {
     async fn run(self) {
         let outbox = &self.outbox;
-        let id = Arc::clone(&outbox.id);
         let subscribed = tokio::select! {
             s = self.hub.subscribe(&self.access, self.request.clone(), self.interval_ms, Transport::Ws) => s,
             _ = outbox.connection.cancelled() => return,
@@ -596,93 +595,42 @@ impl SubscriptionTask {
         let sub = match subscribed {
             Ok(s) => s,
             Err(e) => {
-                outbox
-                    .line(lines::error_line(&id, e.code(), &e.client_message()), true)
-                    .await;
+                let line = lines::error_line(&outbox.id, e.code(), &e.client_message());
+                outbox.line(line, true).await;
                 return;
             }
         };
-        let channel = Arc::clone(&sub.channel.id);
-        let mut state = sub.state();
-        let heartbeat = outbox.settings.ws.heartbeat;
-        let mut announced = false;
-        let mut shown: Option<u64> = None;
-        let mut fresh = true;
-        loop {
-            let delivery = if fresh {
-                state.borrow_and_update().clone()
-            } else {
-                None
+        let how = live::Follow {
+            id: &outbox.id,
+            version: self.version,
+            access: &self.access,
+            heartbeat: outbox.settings.ws.heartbeat,
+            unsubscribe: self.cancel.clone(),
+            gone: outbox.connection.clone(),
+        };
+        live::follow(sub, how, &mut &self.outbox).await;
+    }
+}
+
+impl live::Sink for &Outbox {
+    async fn line(&mut self, line: Bytes, last: bool) -> bool {
+        Outbox::line(self, line, last).await
+    }
+
+    async fn delivery(&mut self, delivery: &Arc<live::Delivery>) -> bool {
+        for m in delivery.messages(self.level).await.iter() {
+            let message = WireChunk {
+                bytes: m.bytes.clone(),
+                raw_len: m.raw_len,
+                rows: m.rows,
+                has_data: m.rows > 0,
+                last: false,
+                complete: false,
             };
-            fresh = false;
-            if let Some(d) = delivery {
-                if let Some((code, message)) = &d.fatal {
-                    outbox
-                        .line(lines::error_line(&id, code, message), true)
-                        .await;
-                    return;
-                }
-                if let Err(e) = self.access.check_fresh() {
-                    let e = GatewayError::from(e);
-                    outbox
-                        .line(lines::error_line(&id, e.code(), &e.client_message()), true)
-                        .await;
-                    return;
-                }
-                // A client that holds this very result gets nothing but the acknowledgement.
-                let unchanged = !announced && d.deterministic && self.version == Some(d.version);
-                if !announced {
-                    let resumed =
-                        self.version
-                            .map(|_| if unchanged { "unchanged" } else { "replaced" });
-                    if !outbox
-                        .line(lines::subscribed_line(&id, &channel, resumed), false)
-                        .await
-                    {
-                        return;
-                    }
-                    announced = true;
-                }
-                if !unchanged {
-                    for m in d.messages(outbox.level).await.iter() {
-                        let message = WireChunk {
-                            bytes: m.bytes.clone(),
-                            raw_len: m.raw_len,
-                            rows: m.rows,
-                            has_data: m.rows > 0,
-                            last: false,
-                            complete: false,
-                        };
-                        if !outbox.push(message, None).await {
-                            return;
-                        }
-                    }
-                }
-                shown = Some(d.version);
-            }
-            tokio::select! {
-                changed = state.changed() => match changed {
-                    Ok(()) => fresh = true,
-                    Err(_) => {
-                        // The channel ended without a result to show: its tenant was deleted.
-                        let e = GatewayError::TenantDeleted;
-                        outbox.line(lines::error_line(&id, e.code(), &e.client_message()), true).await;
-                        return;
-                    }
-                },
-                _ = tokio::time::sleep(heartbeat) => {
-                    if let Some(v) = shown {
-                        if !outbox.line(lines::heartbeat_line(&channel, v), false).await {
-                            return;
-                        }
-                    }
-                }
-                _ = self.cancel.cancelled() => {
-                    outbox.line(lines::unsubscribed_line(&id), true).await;
-                    return;
-                }
-                _ = outbox.connection.cancelled() => return,
+            if !self.push(message, None).await {
+                return false;
             }
         }
+        true
     }
 }

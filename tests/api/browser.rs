@@ -162,3 +162,128 @@ ws.onerror = () => {{ out.ws = "socket error"; done(); }};
             >= 1.0
     );
 }
+
+/// A loopback TCP proxy in front of `upstream` that cuts its first connection once the server
+/// has sent a whole result (`event: end`), and says when a later connection got `subscribed`.
+/// Requests lose `zstd` from Accept-Encoding so the proxy can read the events it forwards.
+async fn cutting_proxy(upstream: String) -> (String, std::sync::Arc<tokio::sync::Notify>) {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let resumed = std::sync::Arc::new(tokio::sync::Notify::new());
+    let notify = std::sync::Arc::clone(&resumed);
+    actix_web::rt::spawn(async move {
+        let mut n = 0;
+        while let Ok((mut client, _)) = listener.accept().await {
+            n += 1;
+            let first = n == 1;
+            let notify = std::sync::Arc::clone(&notify);
+            let upstream = upstream.clone();
+            actix_web::rt::spawn(async move {
+                let mut server = tokio::net::TcpStream::connect(&upstream).await.unwrap();
+                let (mut cr, mut cw) = client.split();
+                let (mut sr, mut sw) = server.split();
+                let up = async {
+                    let mut buf = vec![0u8; 16384];
+                    while let Ok(k) = cr.read(&mut buf).await {
+                        if k == 0 {
+                            break;
+                        }
+                        let text = String::from_utf8_lossy(&buf[..k]).replace("zstd", "none");
+                        if sw.write_all(text.as_bytes()).await.is_err() {
+                            break;
+                        }
+                    }
+                };
+                let down = async {
+                    let mut buf = vec![0u8; 16384];
+                    let mut seen = String::new();
+                    while let Ok(k) = sr.read(&mut buf).await {
+                        if k == 0 || cw.write_all(&buf[..k]).await.is_err() {
+                            break;
+                        }
+                        seen.push_str(&String::from_utf8_lossy(&buf[..k]));
+                        if first && seen.contains("event: end") {
+                            // Cut: the browser sees the stream break and reconnects.
+                            break;
+                        }
+                        if !first && seen.contains("event: subscribed") {
+                            notify.notify_one();
+                        }
+                    }
+                };
+                tokio::select! { _ = up => {}, _ = down => {} }
+            });
+        }
+    });
+    (format!("http://{addr}"), resumed)
+}
+
+/// A real `EventSource` whose connection breaks reconnects by itself with `Last-Event-ID`: the
+/// gateway sees it holds the current result and sends nothing until the data changes.
+#[actix_web::test]
+async fn chromium_eventsource_resumes_a_subscription_after_a_cut() {
+    let app = spawn_app_with(|c| c.server.cors_allow_origins = vec!["*".into()]).await;
+    let (proxy, resumed) = cutting_proxy(app.base.trim_start_matches("http://").to_string()).await;
+    let sse = format!(
+        "{proxy}/v1/t/sse?subscribe=1&sql={}",
+        "SELECT%20count(*)%20AS%20n%20FROM%20people"
+    );
+    let html = format!(
+        r#"<!doctype html><meta charset="utf-8"><script>
+const es = new EventSource({sse:?});
+const out = {{ acks: [], results: [], errors: 0 }};
+let rows = [];
+es.addEventListener("subscribed", (e) => out.acks.push(JSON.parse(e.data).resumed || null));
+es.addEventListener("data", (e) => {{ rows = rows.concat(JSON.parse(e.data).rows); }});
+es.addEventListener("end", (e) => {{
+  out.results.push({{ rows, id: e.lastEventId }});
+  rows = [];
+  if (out.results.length === 2) {{ es.close(); window.result = out; }}
+}});
+es.onerror = () => {{ out.errors++; }};
+</script>"#
+    );
+    // Once the browser is back and acknowledged, the data changes.
+    let writer = async {
+        resumed.notified().await;
+        let resp = app
+            .client
+            .put(app.url("/v1/t/datasets/people?format=csv"))
+            .body("id,name\n1,Ada\n")
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(resp.status(), 200);
+    };
+    let (result, ()) = futures_util::join!(run_page(html), writer);
+    assert_eq!(
+        result["acks"],
+        serde_json::json!([null, "unchanged"]),
+        "{result}"
+    );
+    assert_eq!(
+        result["results"][0]["rows"],
+        serde_json::json!([[3]]),
+        "{result}"
+    );
+    assert_eq!(
+        result["results"][1]["rows"],
+        serde_json::json!([[1]]),
+        "{result}"
+    );
+    assert!(result["errors"].as_u64().unwrap() >= 1, "{result}");
+    let (before, after) = (
+        result["results"][0]["id"]
+            .as_str()
+            .unwrap()
+            .parse::<u64>()
+            .unwrap(),
+        result["results"][1]["id"]
+            .as_str()
+            .unwrap()
+            .parse::<u64>()
+            .unwrap(),
+    );
+    assert!(after > before, "{result}");
+}

@@ -205,3 +205,87 @@ async fn a_reconnect_is_refused_instead_of_rerun() {
         .unwrap();
     assert_eq!(resp.status(), 404);
 }
+
+/// Reads events until one of type `until`.
+async fn events_until(
+    stream: &mut (impl futures::Stream<Item = Ev> + Unpin),
+    until: &str,
+) -> Vec<Ev> {
+    let mut out = Vec::new();
+    loop {
+        let ev = tokio::time::timeout(Duration::from_secs(30), stream.next())
+            .await
+            .expect("an event within 30 s")
+            .expect("the stream is open");
+        let done = ev.event == until;
+        out.push(ev);
+        if done {
+            return out;
+        }
+    }
+}
+
+#[actix_web::test]
+async fn a_subscription_streams_each_new_result_and_resumes_from_its_version() {
+    let app = spawn_app_with(|c| c.websocket.heartbeat = Duration::from_secs(1)).await;
+    let sql = "SELECT count(*) AS n FROM people";
+    let resp = open(&app, &[("sql", sql), ("subscribe", "1")], true).await;
+    let mut stream = Box::pin(events(resp, true));
+    let first = events_until(&mut stream, "end").await;
+    let kinds: Vec<&str> = first.iter().map(|e| e.event.as_str()).collect();
+    assert_eq!(kinds, ["subscribed", "update", "metadata", "data", "end"]);
+    assert_eq!(first[3].data["rows"], serde_json::json!([[3]]));
+    let version = first[1].data["version"].as_u64().unwrap();
+    // The result's last event names its version: what a reconnect sends back.
+    assert_eq!(first[4].id, version.to_string());
+
+    // A write: the next result, with a newer version, on the same stream.
+    let resp = app
+        .client
+        .put(app.url("/v1/t/datasets/people?format=csv"))
+        .body("id,name\n1,Ada\n")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 200);
+    let next = events_until(&mut stream, "end").await;
+    let update = next.iter().find(|e| e.event == "update").unwrap();
+    let newer = update.data["version"].as_u64().unwrap();
+    assert!(newer > version);
+    let data = next.iter().find(|e| e.event == "data").unwrap();
+    assert_eq!(data.data["rows"], serde_json::json!([[1]]));
+    drop(stream);
+
+    // Reconnecting with the version held: acknowledged, then only heartbeats.
+    let resp = app
+        .client
+        .get(app.url("/v1/t/sse"))
+        .query(&[("sql", sql), ("subscribe", "1")])
+        .header("last-event-id", newer.to_string())
+        .send()
+        .await
+        .unwrap();
+    let mut stream = Box::pin(events(resp, false));
+    let ack = events_until(&mut stream, "subscribed").await;
+    assert_eq!(ack[0].data["resumed"], "unchanged");
+    let quiet = events_until(&mut stream, "heartbeat").await;
+    assert_eq!(quiet.len(), 1, "nothing but the heartbeat");
+    assert_eq!(quiet[0].data["version"], newer);
+    drop(stream);
+    // With an older version (as a parameter): the current result, marked as a replacement.
+    let resp = app
+        .client
+        .get(app.url("/v1/t/sse"))
+        .query(&[
+            ("sql", sql),
+            ("subscribe", "1"),
+            ("last_event_id", &version.to_string()),
+        ])
+        .send()
+        .await
+        .unwrap();
+    let mut stream = Box::pin(events(resp, false));
+    let replaced = events_until(&mut stream, "end").await;
+    assert_eq!(replaced[0].data["resumed"], "replaced");
+    assert_eq!(replaced[3].data["rows"], serde_json::json!([[1]]));
+}
