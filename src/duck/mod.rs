@@ -235,7 +235,33 @@ unsafe impl Send for InterruptHandle {}
 // SAFETY: as above; the handle has no other use.
 unsafe impl Sync for InterruptHandle {}
 
+/// How far DuckDB is with a connection's running query.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct QueryProgress {
+    pub rows_processed: u64,
+    /// `None` while DuckDB does not know.
+    pub total_rows: Option<u64>,
+    /// 0…100; `None` while DuckDB does not know.
+    pub percentage: Option<f64>,
+}
+
 impl InterruptHandle {
+    /// DuckDB's progress of the running query (needs `enable_progress_bar`, set by the init
+    /// hook).
+    ///
+    /// # Safety
+    /// As for [`InterruptHandle::interrupt`]: the connection must still be open.
+    pub unsafe fn progress(&self) -> QueryProgress {
+        // SAFETY: the connection is open (the caller's contract); DuckDB reads the progress of
+        // the running query for other threads (its clients poll it while the query runs).
+        let p = unsafe { ffi::duckdb_query_progress(self.raw) };
+        QueryProgress {
+            rows_processed: p.rows_processed,
+            total_rows: (p.total_rows_to_process > 0).then_some(p.total_rows_to_process),
+            percentage: (p.percentage >= 0.0).then_some(p.percentage.min(100.0)),
+        }
+    }
+
     /// # Safety
     /// The connection must still be open; the engine's per-query control detaches the handle
     /// (under its lock) before the connection goes back to the pool.

@@ -162,7 +162,8 @@ impl ResultCache {
         variant: &'static str,
     ) -> Lookup {
         let ttl = tenant.limits.cache_ttl;
-        if self.settings.max_bytes == 0 || ttl == Some(Duration::ZERO) {
+        // Progress lines tell how one execution went: such answers are never stored.
+        if self.settings.max_bytes == 0 || ttl == Some(Duration::ZERO) || spec.request.progress {
             return Lookup::Bypass;
         }
         let key = CacheKey::new(spec, tenant.incarnation, variant);

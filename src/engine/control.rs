@@ -108,6 +108,14 @@ impl QueryControl {
         self.cancelled.cancelled()
     }
 
+    /// DuckDB's progress of the query, while it holds its connection.
+    pub fn progress(&self) -> Option<crate::duck::QueryProgress> {
+        let guard = self.interrupt.lock().unwrap_or_else(|p| p.into_inner());
+        // SAFETY: a handle is attached only while its connection runs this query; `detach`
+        // takes this lock before the connection returns to the pool.
+        guard.as_ref().map(|h| unsafe { h.progress() })
+    }
+
     /// Attaches the running connection's interrupt handle. Returns `false` (and attaches
     /// nothing) when the query was cancelled before it got a connection.
     pub fn attach(&self, handle: InterruptHandle) -> bool {

@@ -114,11 +114,16 @@ impl Handler<Run> for QueryExecutor {
         let mut run = Running {
             started: Some(started),
             stamp: None,
+            progress: None,
             encoder: None,
             rows: 0,
             blocked: Duration::ZERO,
         };
         let ended = run.execute(&job);
+        // No progress line may follow the final one.
+        if let Some(sampler) = run.progress.take() {
+            sampler.stop();
+        }
         let outcome = run.finish(&job, ended);
         job.control.finish();
         let elapsed = job.accepted_at.elapsed();
@@ -160,6 +165,8 @@ struct Running {
     started: Option<oneshot::Sender<Started>>,
     /// What the result depends on ([`QuerySpec::stamp`]), sent with `started`.
     stamp: Option<Stamp>,
+    /// Sends `progress` lines while DuckDB works, when the request asked.
+    progress: Option<Sampler>,
     /// The format's encoder, once the result's columns are known.
     encoder: Option<Box<dyn ResultEncoder>>,
     rows: u64,
@@ -493,12 +500,18 @@ impl Running {
         if job.spec.stamp {
             self.stamp = Some(stamp(&conn, job));
         }
-        if job.spec.start == Start::Bound {
+        // Progress lines can only reach a client whose response has started.
+        if job.spec.start == Start::Bound || job.request().progress {
             if let Some(started) = self.started.take() {
                 if started.send(Ok(self.stamp.clone())).is_err() {
                     return Ended::Gone;
                 }
             }
+        }
+        // DuckDB runs a blocking operator (an aggregate, a sort) to its end inside this call:
+        // the progress thread starts before it.
+        if job.request().progress {
+            self.progress = Sampler::spawn(job);
         }
         job.metrics.executions.inc();
         let mut result = match stmt.execute_streaming() {
@@ -723,6 +736,63 @@ fn log_error(e: &GatewayError) {
         tracing::error!(code = e.code(), error = %e.log_chain(), "query failed");
     } else {
         tracing::debug!(code = e.code(), error = %e.log_chain(), "query refused or stopped");
+    }
+}
+
+/// The first `progress` line comes this long after the query starts...
+const PROGRESS_FIRST: Duration = Duration::from_millis(500);
+/// ...and the next ones at most this often.
+const PROGRESS_EVERY: Duration = Duration::from_millis(250);
+
+/// Reads DuckDB's progress of a running query from a thread of its own (the executor thread
+/// is inside DuckDB while an operator works) and sends `progress` lines into the query's
+/// channel: never blocking (a full channel skips one), never going backwards, and never after
+/// [`Sampler::stop`], which the executor calls before the final line.
+struct Sampler {
+    open: Arc<std::sync::Mutex<Option<mpsc::Sender<Frame>>>>,
+}
+
+impl Sampler {
+    fn spawn(job: &Job) -> Option<Self> {
+        let open = Arc::new(std::sync::Mutex::new(Some(job.frames.clone())));
+        let (control, query_id) = (Arc::clone(&job.control), Arc::clone(&job.spec.query_id));
+        let lines = Arc::clone(&open);
+        let spawned = std::thread::Builder::new()
+            .name("query-progress".into())
+            .spawn(move || {
+                std::thread::sleep(PROGRESS_FIRST);
+                let (mut rows, mut percentage) = (0u64, None::<f64>);
+                loop {
+                    {
+                        let guard = lines.lock().unwrap_or_else(|p| p.into_inner());
+                        let Some(tx) = guard.as_ref() else { return };
+                        if let Some(p) = control.progress() {
+                            rows = rows.max(p.rows_processed);
+                            percentage = match (percentage, p.percentage) {
+                                (Some(a), Some(b)) => Some(a.max(b)),
+                                (a, b) => a.or(b),
+                            };
+                            let line = crate::wire::lines::progress_line(
+                                &query_id,
+                                rows,
+                                p.total_rows,
+                                percentage,
+                            );
+                            let _ = tx.try_send(Frame {
+                                bytes: line,
+                                rows: 0,
+                                kind: FrameKind::Progress,
+                            });
+                        }
+                    }
+                    std::thread::sleep(PROGRESS_EVERY);
+                }
+            });
+        spawned.ok().map(|_| Self { open })
+    }
+
+    fn stop(self) {
+        self.open.lock().unwrap_or_else(|p| p.into_inner()).take();
     }
 }
 

@@ -59,6 +59,8 @@ pub enum FrameKind {
     /// The result's header (NDJSON: the `metadata` line).
     Metadata,
     Data,
+    /// A `progress` line (DuckDB's progress, asked with `progress`).
+    Progress,
     End,
     Error,
 }

@@ -156,6 +156,9 @@ impl DbInit {
             ));
         }
         sql.push_str(" SET GLOBAL explain_output = 'all';");
+        // DuckDB tracks a query's progress only with its progress bar on (printing stays off):
+        // what `progress` lines read (docs/BENCHMARKS.md measures the cost).
+        sql.push_str(" SET enable_progress_bar = true; SET enable_progress_bar_print = false;");
         sql
     }
 }

@@ -34,6 +34,8 @@ pub struct QueryParams {
     pub params: Option<String>,
     pub chunk_rows: Option<String>,
     pub geometry: Option<String>,
+    /// `1`/`true`: `progress` lines while DuckDB works.
+    pub progress: Option<String>,
     /// SSE only: `1` keeps the stream open as a live subscription.
     pub subscribe: Option<String>,
     /// SSE subscriptions: re-run this often too.
@@ -55,10 +57,11 @@ impl QueryParams {
 
     /// The query, whatever else the parameters ask.
     pub fn into_query(self) -> Result<QueryRequest, GatewayError> {
-        let geometry = self.geometry;
+        let (geometry, progress) = (self.geometry, self.progress);
         Ok(
             QueryRequest::from_query_string(self.sql, self.params, self.chunk_rows)?
-                .with_geometry(geometry.as_deref())?,
+                .with_geometry(geometry.as_deref())?
+                .with_progress_text(progress.as_deref())?,
         )
     }
 }

@@ -62,6 +62,7 @@ impl Framing for SseFraming {
         let kind = match frame.kind {
             FrameKind::Metadata => "metadata",
             FrameKind::Data => "data",
+            FrameKind::Progress => "progress",
             FrameKind::End => "end",
             FrameKind::Error => "error",
         };

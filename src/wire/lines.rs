@@ -159,3 +159,29 @@ fn versioned(kind: &str, channel: &str, version: u64) -> Bytes {
     out.extend_from_slice(b"}\n");
     Bytes::from(out)
 }
+
+/// `{"type":"progress","query_id":…,"rows_processed":N,"total_rows":T|null,"percentage":P|null}`
+/// (`percentage` with one decimal).
+pub fn progress_line(
+    query_id: &str,
+    rows_processed: u64,
+    total_rows: Option<u64>,
+    percentage: Option<f64>,
+) -> Bytes {
+    let mut out = Vec::with_capacity(128);
+    open(&mut out, "progress", query_id);
+    out.extend_from_slice(b",\"rows_processed\":");
+    write_int(&mut out, rows_processed);
+    out.extend_from_slice(b",\"total_rows\":");
+    match total_rows {
+        Some(t) => write_int(&mut out, t),
+        None => out.extend_from_slice(b"null"),
+    }
+    out.extend_from_slice(b",\"percentage\":");
+    match percentage {
+        Some(p) => out.extend_from_slice(format!("{p:.1}").as_bytes()),
+        None => out.extend_from_slice(b"null"),
+    }
+    out.extend_from_slice(b"}\n");
+    Bytes::from(out)
+}

@@ -201,6 +201,8 @@ pub struct QueryRequest {
     pub chunk_rows: Option<usize>,
     /// How GEOMETRY values are written.
     pub geometry: GeometryFormat,
+    /// Send `progress` lines while DuckDB works.
+    pub progress: bool,
 }
 
 fn invalid(msg: impl Into<String>) -> WireError {
@@ -218,9 +220,12 @@ impl QueryRequest {
             return Err(invalid("the body must be a JSON object"));
         };
         for key in obj.keys() {
-            if !matches!(key.as_ref(), "sql" | "params" | "chunk_rows" | "geometry") {
+            if !matches!(
+                key.as_ref(),
+                "sql" | "params" | "chunk_rows" | "geometry" | "progress"
+            ) {
                 return Err(invalid(format!(
-                    "unknown field `{key}` (expected sql, params, chunk_rows, geometry)"
+                    "unknown field `{key}` (expected sql, params, chunk_rows, geometry, progress)"
                 )));
             }
         }
@@ -244,7 +249,25 @@ impl QueryRequest {
             }
             Some(_) => return Err(invalid("`chunk_rows` must be an integer")),
         };
-        Self::new(sql, params, chunk_rows)?.with_geometry(geometry_field(obj.get("geometry"))?)
+        let progress = progress_field(obj.get("progress"))?;
+        Ok(Self::new(sql, params, chunk_rows)?
+            .with_geometry(geometry_field(obj.get("geometry"))?)?
+            .with_progress(progress))
+    }
+
+    /// Asks for `progress` lines (or not).
+    pub fn with_progress(mut self, progress: bool) -> Self {
+        self.progress = progress;
+        self
+    }
+
+    /// The `progress` query parameter: `1`/`true` or `0`/`false`.
+    pub fn with_progress_text(self, text: Option<&str>) -> Result<Self, WireError> {
+        match text.map(str::trim) {
+            None | Some("0" | "false") => Ok(self.with_progress(false)),
+            Some("1" | "true") => Ok(self.with_progress(true)),
+            Some(_) => Err(invalid("`progress` must be true or false")),
+        }
     }
 
     /// Sets the `geometry` option from its text (`None`: the default, GeoJSON).
@@ -297,11 +320,21 @@ impl QueryRequest {
             params,
             chunk_rows,
             geometry: GeometryFormat::default(),
+            progress: false,
         })
     }
 }
 
 /// The text of a `geometry` field (absent or null: none).
+/// The `progress` field: a boolean (absent or null: false).
+fn progress_field(v: Option<&BorrowedValue<'_>>) -> Result<bool, WireError> {
+    match v {
+        None | Some(BorrowedValue::Static(StaticNode::Null)) => Ok(false),
+        Some(BorrowedValue::Static(StaticNode::Bool(b))) => Ok(*b),
+        Some(_) => Err(invalid("`progress` must be true or false")),
+    }
+}
+
 fn geometry_field<'v>(v: Option<&'v BorrowedValue<'v>>) -> Result<Option<&'v str>, WireError> {
     match v {
         None | Some(BorrowedValue::Static(StaticNode::Null)) => Ok(None),
@@ -432,7 +465,8 @@ impl ClientMessage {
                     let known = matches!(
                         key.as_ref(),
                         "type" | "id" | "sql" | "params" | "chunk_rows" | "geometry"
-                    ) || (live && matches!(key.as_ref(), "interval_ms" | "version"));
+                    ) || (live && matches!(key.as_ref(), "interval_ms" | "version"))
+                        || (!live && key.as_ref() == "progress");
                     if !known {
                         return Err(bad(Some(id), format!("unknown field `{key}`")));
                     }
@@ -468,6 +502,7 @@ impl ClientMessage {
                     .map_err(|e| bad(Some(id), e.to_string()))?;
                 let request = QueryRequest::new(sql, params, chunk_rows)
                     .and_then(|r| r.with_geometry(geometry_field(obj.get("geometry"))?))
+                    .and_then(|r| Ok(r.with_progress(progress_field(obj.get("progress"))?)))
                     .map_err(|e| bad(Some(id), e.to_string()))?;
                 if live {
                     return Ok(Self::Subscribe {

@@ -14,6 +14,7 @@ mod lifecycle;
 mod limits;
 mod live;
 mod observability;
+mod progress;
 mod sandbox;
 mod spatial;
 mod sse;
