@@ -128,6 +128,10 @@ impl Application {
                 .configure(|cfg| state.register(cfg))
                 .configure(routes::configure)
         })
+        // Before `listen`, which reads it. Without it a response's small last write (the `end`
+        // line, the chunked terminator) waited for the client's delayed ACK: ~40 ms on every
+        // keep-alive request (docs/BENCHMARKS.md).
+        .tcp_nodelay(true)
         .listen(listener)
         .map_err(bind_error)?
         .disable_signals()

@@ -261,10 +261,10 @@ async fn unsubscribe_resume_and_refusals() {
 }
 
 #[actix_web::test]
-async fn a_subscription_flood_is_bounded_per_socket() {
-    let app = spawn_app_with(|c| c.websocket.max_subscriptions = 50).await;
+async fn a_thousand_subscriptions_on_one_socket_are_bounded() {
+    let app = spawn_app_with(|_| {}).await;
     let mut ws = connect(&app, "?compression=none").await;
-    for i in 0..60 {
+    for i in 0..1000 {
         subscribe(&mut ws, &format!("s{i}"), &format!("SELECT {i} AS n")).await;
     }
     let mut refused = 0;
@@ -277,8 +277,134 @@ async fn a_subscription_flood_is_bounded_per_socket() {
         if l["type"] == "end" {
             results += 1;
         }
-        refused + results == 60
+        refused + results == 1000
     })
     .await;
-    assert_eq!((refused, results), (10, 50));
+    // The socket's default limit: 256 subscriptions.
+    assert_eq!((refused, results), (744, 256));
+    // The socket still serves queries.
+    send(
+        &mut ws,
+        json!({"type": "query", "id": "q", "sql": "SELECT 42"}),
+    )
+    .await;
+    let lines = read_until(&mut ws, |l| l["query_id"] == "q" && l["type"] == "end").await;
+    assert!(lines
+        .iter()
+        .any(|l| l["query_id"] == "q" && l["rows"] == json!([[42]])));
+}
+
+#[actix_web::test]
+async fn a_tenant_limit_covers_all_its_sockets() {
+    let app = spawn_app_with(|c| c.limits.max_subscriptions = Some(3)).await;
+    let mut a = connect(&app, "?compression=none").await;
+    let mut b = connect(&app, "?compression=none").await;
+    for i in 0..2 {
+        subscribe(&mut a, &format!("a{i}"), "SELECT 1").await;
+        subscribe(&mut b, &format!("b{i}"), "SELECT 1").await;
+    }
+    let mut codes = Vec::new();
+    for ws in [&mut a, &mut b] {
+        let mut seen = 0;
+        read_until(ws, |l| {
+            if l["type"] == "end" || l["type"] == "error" {
+                codes.push(l["code"].as_str().unwrap_or("ok").to_string());
+                seen += 1;
+            }
+            seen == 2
+        })
+        .await;
+    }
+    codes.sort();
+    assert_eq!(codes, ["ok", "ok", "ok", "too_many_subscriptions"]);
+    // One ends: its place is free again.
+    drop(a);
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    subscribe(&mut b, "b9", "SELECT 2").await;
+    let lines = read_until(&mut b, |l| l["type"] == "end" || l["type"] == "error").await;
+    assert_eq!(lines.last().unwrap()["type"], "end", "{lines:?}");
+}
+
+#[actix_web::test]
+async fn tokens_of_different_scopes_get_different_channels() {
+    use crate::helpers::{issue, spawn_secure_app, ws_connect, Cred, ACME_KEY};
+    let app = spawn_secure_app("").await;
+    let narrow = issue(&app, "acme", json!({"tables": ["trips"]})).await;
+    let mut wide = ws_connect(&app, "acme", &Cred::Header(ACME_KEY.into()))
+        .await
+        .unwrap();
+    let mut scoped = ws_connect(&app, "acme", &Cred::Query(narrow))
+        .await
+        .unwrap();
+    let mut wide2 = ws_connect(&app, "acme", &Cred::Header(ACME_KEY.into()))
+        .await
+        .unwrap();
+    let sql = "SELECT count(*) FROM trips";
+    let mut channels = Vec::new();
+    for ws in [&mut wide, &mut scoped, &mut wide2] {
+        subscribe(ws, "p", sql).await;
+        let lines = read_until(ws, |l| l["type"] == "end").await;
+        let ack = lines.iter().find(|l| l["type"] == "subscribed").unwrap();
+        channels.push(ack["channel"].as_str().unwrap().to_string());
+        assert!(lines.iter().any(|l| l["rows"] == json!([[7]])), "{lines:?}");
+    }
+    assert_eq!(channels[0], channels[2], "one scope, one channel");
+    assert_ne!(channels[0], channels[1], "another scope, another channel");
+    // The token's refusals stay its own.
+    subscribe(&mut scoped, "secret", "SELECT * FROM secret").await;
+    let lines = read_until(&mut scoped, |l| l["type"] == "error").await;
+    assert_eq!(lines.last().unwrap()["code"], "forbidden");
+}
+
+#[actix_web::test]
+async fn a_slow_subscriber_skips_to_the_newest_result() {
+    // A small socket budget and big results: a subscriber that does not read falls behind.
+    let app = spawn_app_with(|c| {
+        c.websocket.send_budget_bytes = 64 * 1024;
+        c.websocket.heartbeat = Duration::from_secs(30);
+    })
+    .await;
+    upload(&app, "big", &big_csv(0)).await;
+    let sql = "SELECT id, pad FROM big ORDER BY id";
+    let mut slow = connect(&app, "?compression=none").await;
+    let mut fast = connect(&app, "?compression=none").await;
+    subscribe(&mut slow, "s", sql).await;
+    subscribe(&mut fast, "f", sql).await;
+    let (_, rows) = next_result(&mut fast).await;
+    assert_eq!(rows[0][1], json!("v0"));
+    // Eight writes while `slow` reads nothing; `fast` keeps up with each.
+    for v in 1..=8 {
+        upload(&app, "big", &big_csv(v)).await;
+        let (_, rows) = tokio::time::timeout(Duration::from_secs(30), next_result(&mut fast))
+            .await
+            .expect("the fast subscriber is not held back");
+        assert_eq!(rows[0][1], json!(format!("v{v}")));
+    }
+    // The slow one now reads: a few results, the last of them the newest, not all nine.
+    let mut firsts = Vec::new();
+    loop {
+        let (_, rows) = next_result(&mut slow).await;
+        firsts.push(rows[0][1].clone());
+        if rows[0][1] == json!("v8") {
+            break;
+        }
+    }
+    assert!(firsts.len() < 9, "skipped some: {firsts:?}");
+    assert_eq!(firsts[0], json!("v0"), "{firsts:?}");
+}
+
+/// 20,000 rows (~2 MB as JSON) whose `pad` says which version they are.
+fn big_csv(v: u32) -> String {
+    let mut out = String::from("id,pad\n");
+    for i in 0..20_000 {
+        out.push_str(&format!(
+            "{i},v{v}{}\n",
+            if i == 0 {
+                String::new()
+            } else {
+                "x".repeat(90)
+            }
+        ));
+    }
+    out
 }
