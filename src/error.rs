@@ -95,12 +95,6 @@ pub enum GatewayError {
     /// A WebSocket connection already runs its `ws_max_queries`.
     #[error("this connection already runs {0} queries; wait for one to end")]
     TooManyQueries(usize),
-    /// An SSE reconnect (`Last-Event-ID`): a query stream cannot be resumed.
-    #[error(
-        "a finished or interrupted query stream cannot be resumed; close the EventSource on \
-         end/error and open a new one to run the query again"
-    )]
-    ResumeUnsupported,
     #[error("internal error")]
     Internal(#[source] Box<dyn std::error::Error + Send + Sync>),
 }
@@ -141,7 +135,6 @@ impl GatewayError {
         "unknown_query",
         "duplicate_id",
         "too_many_queries",
-        "resume_unsupported",
         "internal",
     ];
 
@@ -181,7 +174,6 @@ impl GatewayError {
             Self::UnknownQuery => "unknown_query",
             Self::DuplicateId => "duplicate_id",
             Self::TooManyQueries(_) => "too_many_queries",
-            Self::ResumeUnsupported => "resume_unsupported",
             Self::Internal(_) => "internal",
         }
     }
@@ -270,7 +262,6 @@ mod tests {
             GatewayError::UnknownQuery,
             GatewayError::DuplicateId,
             GatewayError::TooManyQueries(1),
-            GatewayError::ResumeUnsupported,
             GatewayError::internal("x"),
         ]
     }

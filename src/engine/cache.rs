@@ -91,6 +91,8 @@ pub struct CachedResult {
     pub bytes: usize,
     /// Result rows in it.
     pub rows: u64,
+    /// Result rows in each chunk.
+    pub chunk_rows: Vec<usize>,
     /// The `query_id` its lines carry (the execution that made it).
     pub query_id: Arc<str>,
     pub stamp: Stamp,
@@ -259,6 +261,7 @@ impl Ticket {
                 chunks: Vec::new(),
                 bytes: 0,
                 rows: 0,
+                chunk_rows: Vec::new(),
             }),
             _ => {
                 self.unstorable();
@@ -290,6 +293,7 @@ pub struct Recorder {
     chunks: Vec<Bytes>,
     bytes: usize,
     rows: u64,
+    chunk_rows: Vec<usize>,
 }
 
 impl Recorder {
@@ -303,6 +307,7 @@ impl Recorder {
             return None;
         }
         self.chunks.push(chunk.clone());
+        self.chunk_rows.push(rows);
         Some(self)
     }
 
@@ -315,6 +320,7 @@ impl Recorder {
             chunks,
             bytes,
             rows,
+            chunk_rows,
         } = *self;
         let cache = &ticket.cache;
         cache.metrics.cache_bytes.add(bytes as i64);
@@ -324,6 +330,7 @@ impl Recorder {
                 chunks,
                 bytes,
                 rows,
+                chunk_rows,
                 query_id,
                 stamp,
                 stored_at: Instant::now(),

@@ -781,7 +781,7 @@ impl Sampler {
                             let _ = tx.try_send(Frame {
                                 bytes: line,
                                 rows: 0,
-                                kind: FrameKind::Progress,
+                                kind: FrameKind::Note,
                             });
                         }
                     }

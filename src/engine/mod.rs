@@ -59,8 +59,8 @@ pub enum FrameKind {
     /// The result's header (NDJSON: the `metadata` line).
     Metadata,
     Data,
-    /// A `progress` line (DuckDB's progress, asked with `progress`).
-    Progress,
+    /// A line beside the result: `progress` (asked with `progress`), `resume_unavailable`.
+    Note,
     End,
     Error,
 }

@@ -130,6 +130,9 @@ enum Source {
 
 /// The response body: pulls chunks from the pipeline as actix asks for them.
 struct Body {
+    /// Dropped with the body, and first (fields drop in order): a client that hangs up
+    /// interrupts DuckDB before the executor can see the channel close and stop quietly.
+    _guard: CancelOnDrop,
     /// The `active_connections` gauge, decremented when the body is dropped.
     connection: IntGauge,
     source: Source,
@@ -141,8 +144,6 @@ struct Body {
     bytes: IntCounter,
     raw_bytes: IntCounter,
     recorder: Option<Box<Recorder>>,
-    /// Dropped with the body: interrupts the query if it has not ended.
-    _guard: CancelOnDrop,
     /// The tenant's connection slot, freed with the body.
     _slot: Option<ConnectionSlot>,
 }

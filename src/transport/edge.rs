@@ -130,7 +130,6 @@ pub fn status(e: &GatewayError) -> StatusCode {
         | E::BadMessage(_)
         | E::UnknownQuery
         | E::DuplicateId
-        | E::ResumeUnsupported
         | E::InvalidUpload(_) => StatusCode::BAD_REQUEST,
     }
 }

@@ -9,8 +9,10 @@
 //!   field always holds exactly one line.
 //! - A `: keepalive` comment goes out after `sse_keepalive_secs` without an event, so proxies
 //!   keep the stream open while DuckDB works; the response starts as soon as the statement runs.
-//! - The stream ends after `end` or `error`. A reconnect carrying `Last-Event-ID` gets one
-//!   `error` event `resume_unsupported` and the query is *not* run again.
+//! - The stream ends after `end` or `error`. Answers go through the result cache as their
+//!   lines (framed per response). A reconnect carrying `Last-Event-ID: <query_id>:<n>` whose
+//!   stream's result is cached continues after event `n` (nothing left: `204`, which stops an
+//!   `EventSource`); otherwise it gets a `resume_unavailable` event, then a fresh result.
 //! - With zstd, the whole stream is one zstd frame flushed after every event (compressed on a
 //!   thread of its own, like the HTTP body).
 //! - `subscribe=1` makes the stream a live subscription ([`super::live`]): each result is a
@@ -35,6 +37,7 @@ use super::http::{json_request, QueryParams};
 use super::live::{self, Hub};
 use super::Settings;
 use crate::auth::Access;
+use crate::engine::cache::{CachedResult, Lookup, Recorder};
 use crate::engine::{new_query_id, Engine, Frame, FrameKind, QuerySpec, Start};
 use crate::error::GatewayError;
 use crate::metrics::{Metrics, Transport};
@@ -59,22 +62,21 @@ impl Framing for SseFraming {
             Piece::Keepalive => return out.write_all(b": keepalive\n\n"),
             Piece::Frame(f) => f,
         };
-        let kind = match frame.kind {
-            FrameKind::Metadata => "metadata",
-            FrameKind::Data => "data",
-            FrameKind::Progress => "progress",
-            FrameKind::End => "end",
-            FrameKind::Error => "error",
-        };
+        let kind = line_type(&frame.bytes);
         let line = frame.bytes.strip_suffix(b"\n").unwrap_or(&frame.bytes);
-        write!(
-            out,
-            "event: {kind}\nid: {}:{}\ndata: ",
-            self.query_id, self.next
-        )?;
+        if frame.kind == FrameKind::Note {
+            // Beside the result: no id, so a reconnect still names the last result event.
+            write!(out, "event: {kind}\ndata: ")?;
+        } else {
+            write!(
+                out,
+                "event: {kind}\nid: {}:{}\ndata: ",
+                self.query_id, self.next
+            )?;
+            self.next += 1;
+        }
         out.write_all(line)?;
         out.write_all(b"\n\n")?;
-        self.next += 1;
         Ok(())
     }
 }
@@ -120,9 +122,6 @@ pub async fn get_sse(
             &metrics,
         )
         .await;
-    }
-    if let Some(resp) = refuse_resume(&req) {
-        return Ok(resp);
     }
     let query = params.into_request()?;
     run(&req, access, query, &engine, &settings, &metrics).await
@@ -275,9 +274,6 @@ pub async fn post_sse(
     settings: web::Data<Settings>,
     metrics: web::Data<Metrics>,
 ) -> Result<HttpResponse, GatewayError> {
-    if let Some(resp) = refuse_resume(&req) {
-        return Ok(resp);
-    }
     let query = json_request(payload, &settings).await?;
     run(&req, access, query, &engine, &settings, &metrics).await
 }
@@ -291,24 +287,77 @@ fn event_stream() -> actix_web::HttpResponseBuilder {
     response
 }
 
-/// An `EventSource` reconnecting after the stream ended would run the query again and
-/// duplicate its rows: a request with `Last-Event-ID` gets one `error` event instead.
-fn refuse_resume(req: &HttpRequest) -> Option<HttpResponse> {
-    let last = req.headers().get("last-event-id")?.to_str().unwrap_or("?");
-    let query_id = last.rsplit_once(':').map(|(q, _)| q).unwrap_or(last);
-    let e = GatewayError::ResumeUnsupported;
-    let line = lines::error_line(query_id, e.code(), &e.client_message());
-    let mut framing = SseFraming::new(query_id.into());
-    let bytes = framing.to_bytes(Piece::Frame(Frame {
+/// The stream a reconnecting client names in `Last-Event-ID` (`<query_id>:<n>`): its id and the
+/// last event it received.
+fn resumed_from(req: &HttpRequest) -> Option<(String, usize)> {
+    let last = req.headers().get("last-event-id")?.to_str().ok()?;
+    let (query_id, n) = last.rsplit_once(':')?;
+    Some((query_id.to_string(), n.trim().parse().ok()?))
+}
+
+/// The events of a cached answer from event `from` on, framed for this response (and
+/// compressed when the client accepts zstd), after `notice` if any.
+async fn replay(
+    req: &HttpRequest,
+    result: &CachedResult,
+    from: usize,
+    notice: Option<Bytes>,
+    settings: &Settings,
+    metrics: &Metrics,
+) -> Result<HttpResponse, GatewayError> {
+    let mut out = Vec::with_capacity(result.bytes + 64);
+    if let Some(line) = notice {
+        let _ = SseFraming::new("".into()).write(&note(line), &mut out);
+    }
+    let mut framing = SseFraming::new(Arc::clone(&result.query_id));
+    framing.next = from as u64;
+    for line in result.chunks.iter().skip(from) {
+        let piece = Piece::Frame(Frame {
+            bytes: line.clone(),
+            rows: 0,
+            kind: FrameKind::Data,
+        });
+        let _ = framing.write(&piece, &mut out);
+    }
+    let zstd = super::accepts_zstd(req.headers());
+    let body = if zstd {
+        let level = settings.zstd_level;
+        tokio::task::spawn_blocking(move || zstd::bulk::compress(&out, level))
+            .await
+            .map_err(GatewayError::internal)?
+            .map_err(GatewayError::internal)?
+    } else {
+        out
+    };
+    let label = [Transport::Sse.as_str()];
+    metrics
+        .bytes_sent
+        .with_label_values(&label)
+        .inc_by(body.len() as u64);
+    let rows: usize = result.chunk_rows.iter().skip(from).sum();
+    metrics
+        .rows_sent
+        .with_label_values(&label)
+        .inc_by(rows as u64);
+    let mut response = event_stream();
+    response
+        .insert_header(("X-Accel-Buffering", "no"))
+        .insert_header(("X-Cache", "hit"))
+        .insert_header(("X-Query-Id", result.query_id.as_ref()))
+        .insert_header(("X-Data-Version", result.stamp.version.to_string()));
+    if zstd {
+        response.insert_header((header::CONTENT_ENCODING, HeaderValue::from_static("zstd")));
+    }
+    Ok(response.body(body))
+}
+
+/// A line beside the result (no event id).
+fn note(line: Bytes) -> Piece {
+    Piece::Frame(Frame {
         bytes: line,
         rows: 0,
-        kind: FrameKind::Error,
-    }));
-    Some(
-        event_stream()
-            .insert_header(("X-Accel-Buffering", "no"))
-            .body(bytes),
-    )
+        kind: FrameKind::Note,
+    })
 }
 
 async fn run(
@@ -325,7 +374,36 @@ async fn run(
         .query_id(Arc::clone(&query_id))
         .tables(access.tables)
         .start(Start::Bound);
+    let resumed = resumed_from(req);
+    // A reconnect whose result is gone is told so before the fresh one.
+    let notice = resumed
+        .as_ref()
+        .map(|(id, _)| lines::resume_unavailable_line(id));
+    let ticket = match engine.cached(&spec, "sse").await? {
+        Lookup::Hit { result, .. } => {
+            return match resumed {
+                // The stream it held: what it missed, or nothing (204 stops an EventSource).
+                Some((id, n)) if *id == *result.query_id => {
+                    if n + 1 >= result.chunks.len() {
+                        return Ok(HttpResponse::NoContent().finish());
+                    }
+                    replay(req, &result, n + 1, None, settings, metrics).await
+                }
+                _ => replay(req, &result, 0, notice, settings, metrics).await,
+            };
+        }
+        Lookup::Miss(ticket) => Some(ticket),
+        Lookup::Bypass => None,
+    };
+    let spec = if ticket.is_some() {
+        spec.stamped()
+    } else {
+        spec
+    };
     let running = engine.start(spec).await?;
+    let recorder = ticket
+        .and_then(|t| t.record(running.stamp.clone(), Arc::clone(&query_id)))
+        .map(Box::new);
     let (every, capacity) = (settings.sse_keepalive, settings.stream_buffer);
     streaming_response(
         running,
@@ -334,7 +412,9 @@ async fn run(
             response: event_stream(),
             settings,
             metrics,
-            stage: move |frames| Input::Pieces(with_keepalive(frames, every, capacity)),
+            stage: move |frames| {
+                Input::Pieces(with_keepalive(frames, every, capacity, notice, recorder))
+            },
             framing: SseFraming::new(query_id),
             transport: Transport::Sse,
             recorder: None,
@@ -342,19 +422,38 @@ async fn run(
     )
 }
 
-/// Forwards frames, adding a keep-alive whenever `every` passes without one. Moves `Bytes`
-/// only (no copying, no compression), so it runs on the async runtime.
+/// Forwards frames (after `notice`, if any), adding a keep-alive whenever `every` passes
+/// without one, and copies the result's lines to the cache's `recorder` (stored once `end`
+/// has passed). Moves `Bytes` only (no copying, no compression), so it runs on the async
+/// runtime.
 fn with_keepalive(
     mut input: mpsc::Receiver<Frame>,
     every: Duration,
     capacity: usize,
+    notice: Option<Bytes>,
+    mut recorder: Option<Box<Recorder>>,
 ) -> mpsc::Receiver<Piece> {
     let (tx, rx) = mpsc::channel(capacity);
     actix_web::rt::spawn(async move {
+        if let Some(line) = notice {
+            if tx.send(note(line)).await.is_err() {
+                return;
+            }
+        }
         loop {
             let piece = tokio::select! {
                 f = input.recv() => match f {
-                    Some(f) => Piece::Frame(f),
+                    Some(f) => {
+                        if let Some(r) = recorder.take() {
+                            recorder = r.push(&f.bytes, f.rows);
+                        }
+                        if f.kind == FrameKind::End {
+                            if let Some(r) = recorder.take() {
+                                r.complete();
+                            }
+                        }
+                        Piece::Frame(f)
+                    }
                     None => return,
                 },
                 _ = tokio::time::sleep(every) => Piece::Keepalive,

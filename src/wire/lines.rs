@@ -160,6 +160,20 @@ fn versioned(kind: &str, channel: &str, version: u64) -> Bytes {
     Bytes::from(out)
 }
 
+/// `{"type":"resume_unavailable","query_id":<the stream named>,"message":…}`: a reconnecting
+/// stream cannot continue where it broke; a fresh result follows.
+pub fn resume_unavailable_line(query_id: &str) -> Bytes {
+    let mut out = Vec::with_capacity(160);
+    open(&mut out, "resume_unavailable", query_id);
+    out.extend_from_slice(b",\"message\":");
+    write_str(
+        &mut out,
+        b"that stream's result is no longer cached: a fresh result follows, from its metadata",
+    );
+    out.extend_from_slice(b"}\n");
+    Bytes::from(out)
+}
+
 /// `{"type":"progress","query_id":…,"rows_processed":N,"total_rows":T|null,"percentage":P|null}`
 /// (`percentage` with one decimal).
 pub fn progress_line(

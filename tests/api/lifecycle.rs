@@ -58,13 +58,7 @@ async fn a_fresh_server_shows_every_series() {
             expected.push(format!("{family}{{transport=\"{t}\"}} 0"));
         }
     }
-    for code in [
-        "too_busy",
-        "query_failed",
-        "internal",
-        "bad_message",
-        "resume_unsupported",
-    ] {
+    for code in ["too_busy", "query_failed", "internal", "bad_message"] {
         expected.push(format!(
             "duckstream_query_errors_total{{code=\"{code}\"}} 0"
         ));

@@ -155,25 +155,54 @@ async fn closing_the_stream_interrupts_the_query() {
 }
 
 #[actix_web::test]
-async fn a_reconnect_is_refused_instead_of_rerun() {
+async fn a_reconnect_resumes_from_the_cache_or_says_it_cannot() {
     let app = spawn_app().await;
-    let resp = app
-        .client
-        .get(app.url("/v1/t/sse"))
-        .query(&[("sql", "SELECT 1")])
-        .header("last-event-id", "abc123:7")
-        .send()
-        .await
-        .unwrap();
+    let sql = "SELECT range AS i FROM range(5000) ORDER BY i";
+    let reconnect = |last: String| {
+        app.client
+            .get(app.url("/v1/t/sse"))
+            .query(&[("sql", sql), ("chunk_rows", "1000")])
+            .header("last-event-id", last)
+            .send()
+    };
+    // A reconnect naming a stream whose result is not cached: told so, then a fresh result.
+    let resp = reconnect("abc123:2".into()).await.unwrap();
+    assert_eq!(resp.status(), 200);
     let all: Vec<Ev> = events(resp, false).collect().await;
-    assert_eq!(all.len(), 1);
-    assert_eq!(all[0].event, "error");
-    assert_eq!(all[0].data["code"], "resume_unsupported");
+    assert_eq!(all[0].event, "resume_unavailable");
     assert_eq!(all[0].data["query_id"], "abc123");
+    let fresh = &all[1..];
+    assert_eq!(fresh[0].event, "metadata");
+    assert_eq!(fresh.last().unwrap().event, "end");
+    assert!(fresh[1..fresh.len() - 1].iter().all(|e| e.event == "data"));
+    assert!(fresh.len() >= 7, "five lines of 1000 rows at least");
+    let query_id = fresh[0].data["query_id"].as_str().unwrap().to_string();
+    assert_eq!(fresh[0].id, format!("{query_id}:0"));
+    let last = fresh.len() - 1;
+
+    // That result is cached now: a reconnect that got up to event 2 gets events 3… only,
+    // with the same ids, so nothing is missing or doubled.
+    let resp = reconnect(format!("{query_id}:2")).await.unwrap();
+    assert_eq!(resp.headers()["x-cache"], "hit");
+    let rest: Vec<Ev> = events(resp, false).collect().await;
+    let ids: Vec<&str> = rest.iter().map(|e| e.id.as_str()).collect();
+    let expected: Vec<String> = (3..=last).map(|n| format!("{query_id}:{n}")).collect();
+    assert_eq!(ids, expected.iter().map(String::as_str).collect::<Vec<_>>());
+    assert_eq!(rest[0].data, fresh[3].data);
+    assert_eq!(rest.last().unwrap().event, "end");
+    // One that has it all: 204, which stops an EventSource from reconnecting.
+    let done = reconnect(format!("{query_id}:{last}")).await.unwrap();
+    assert_eq!(done.status(), 204);
+    // Another stream's id: told so, then the (cached) result whole.
+    let other = reconnect("someone-else:3".into()).await.unwrap();
+    let all: Vec<Ev> = events(other, false).collect().await;
+    assert_eq!(all[0].event, "resume_unavailable");
+    assert_eq!(all.len(), fresh.len() + 1);
     assert_eq!(
         app.metric("duckstream_queries_total{outcome=\"ok\",transport=\"sse\"}")
             .await,
-        0.0
+        1.0,
+        "one execution for all of it"
     );
 
     // Bad input is a 4xx with a JSON body, before any stream.
