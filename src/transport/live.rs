@@ -18,6 +18,8 @@
 //!   interrupts a running execution.
 //! - A first run that fails before streaming (invalid SQL, a forbidden table, bad params) is
 //!   fatal: every subscriber gets the error with its own id and the subscription ends.
+//! - With `progress`, a run's `progress` lines go to the subscribers as they come (a lossy
+//!   broadcast: a lagging subscriber misses some), never into a result or its hash.
 
 use std::collections::HashMap;
 use std::hash::{Hash, Hasher};
@@ -32,7 +34,7 @@ use super::compress;
 use crate::auth::Access;
 use crate::engine::control::CancelReason;
 use crate::engine::stamp::Stamp;
-use crate::engine::{DataWatch, Engine, QuerySpec};
+use crate::engine::{DataWatch, Engine, FrameKind, QuerySpec};
 use crate::error::GatewayError;
 use crate::metrics::{Metrics, Transport};
 use crate::wire::{lines, GeometryFormat, QueryRequest, TenantId};
@@ -53,6 +55,7 @@ struct ChannelKey {
     geometry: GeometryFormat,
     scope: Option<Vec<String>>,
     interval_ms: Option<u64>,
+    progress: bool,
 }
 
 /// One result of a channel, as every subscriber gets it.
@@ -136,6 +139,8 @@ impl Delivery {
 pub struct Channel {
     pub id: Arc<str>,
     state: watch::Receiver<Option<Arc<Delivery>>>,
+    /// The running execution's `progress` lines (channels that asked for them).
+    progress: tokio::sync::broadcast::Sender<Bytes>,
     stop: CancellationToken,
 }
 
@@ -156,7 +161,15 @@ impl Subscription {
     pub fn state(&self) -> watch::Receiver<Option<Arc<Delivery>>> {
         self.channel.state.clone()
     }
+
+    /// The `progress` lines of the channel's runs from now on.
+    pub fn progress(&self) -> tokio::sync::broadcast::Receiver<Bytes> {
+        self.channel.progress.subscribe()
+    }
 }
+
+/// `progress` lines a lagging subscriber may be behind before it misses some.
+const PROGRESS_BACKLOG: usize = 8;
 
 /// The live subscriptions of the server.
 pub struct Hub {
@@ -221,6 +234,7 @@ impl Hub {
                 names
             }),
             interval_ms,
+            progress: request.progress,
         };
         let mut channels = self.channels.lock().unwrap_or_else(|p| p.into_inner());
         if let Some(channel) = channels.get(&key).and_then(Weak::upgrade) {
@@ -240,6 +254,7 @@ impl Hub {
             format!("s-{:016x}", h.finish()).into()
         };
         let (tx, state) = watch::channel(None);
+        let (progress, _) = tokio::sync::broadcast::channel(PROGRESS_BACKLOG);
         let stop = self.engine.shutdown_token().child_token();
         let spec = QuerySpec::new(access.tenant.clone(), request, label)
             .tables(access.tables.clone())
@@ -257,9 +272,15 @@ impl Hub {
             data,
             interval,
             max_bytes: self.max_bytes,
+            progress: progress.clone(),
         };
         actix_web::rt::spawn(driver.run());
-        let channel = Arc::new(Channel { id, state, stop });
+        let channel = Arc::new(Channel {
+            id,
+            state,
+            progress,
+            stop,
+        });
         channels.insert(key, Arc::downgrade(&channel));
         Ok(Subscription {
             channel,
@@ -279,6 +300,7 @@ struct Driver {
     data: DataWatch,
     interval: Option<Duration>,
     max_bytes: usize,
+    progress: tokio::sync::broadcast::Sender<Bytes>,
 }
 
 /// One run's result.
@@ -367,6 +389,11 @@ impl Driver {
         let mut bytes = 0;
         let mut complete = false;
         while let Some(frame) = running.frames.recv().await {
+            if frame.kind == FrameKind::Note {
+                // Progress: to whoever listens now, not part of the result.
+                let _ = self.progress.send(frame.bytes);
+                continue;
+            }
             bytes += frame.bytes.len();
             if bytes > self.max_bytes {
                 return Err(GatewayError::LimitExceeded(format!(
@@ -479,6 +506,7 @@ pub(crate) async fn follow(sub: Subscription, how: Follow<'_>, sink: &mut impl S
     let channel = Arc::clone(&sub.channel.id);
     let error = |e: GatewayError| lines::error_line(id, e.code(), &e.client_message());
     let mut state = sub.state();
+    let mut progress = sub.progress();
     let mut announced = false;
     let mut shown: Option<u64> = None;
     let mut fresh = true;
@@ -531,6 +559,24 @@ pub(crate) async fn follow(sub: Subscription, how: Follow<'_>, sink: &mut impl S
                     if !sink.line(lines::heartbeat_line(&channel, v), false).await {
                         return;
                     }
+                }
+            }
+            line = progress.recv() => {
+                // Lagged: some progress lines were skipped, which is fine.
+                let Ok(line) = line else { continue };
+                if !announced {
+                    // The channel's id comes first. A resume waits for the result to know
+                    // what to say, and shows no progress before it.
+                    if how.version.is_some() {
+                        continue;
+                    }
+                    if !sink.line(lines::subscribed_line(id, &channel, None), false).await {
+                        return;
+                    }
+                    announced = true;
+                }
+                if !sink.line(line, false).await {
+                    return;
                 }
             }
             _ = how.unsubscribe.cancelled() => {

@@ -465,8 +465,8 @@ impl ClientMessage {
                     let known = matches!(
                         key.as_ref(),
                         "type" | "id" | "sql" | "params" | "chunk_rows" | "geometry"
-                    ) || (live && matches!(key.as_ref(), "interval_ms" | "version"))
-                        || (!live && key.as_ref() == "progress");
+                    ) || key.as_ref() == "progress"
+                        || (live && matches!(key.as_ref(), "interval_ms" | "version"));
                     if !known {
                         return Err(bad(Some(id), format!("unknown field `{key}`")));
                     }

@@ -74,3 +74,33 @@ async fn a_long_query_reports_progress_that_never_goes_backwards() {
     let asked = read_lines(asked).await;
     assert!(asked.kinds().contains(&"progress"), "{:?}", asked.kinds());
 }
+
+#[actix_web::test]
+async fn a_subscription_with_progress_shows_its_runs_progress() {
+    use crate::helpers::{read_until, send, ws_connect, Cred};
+    let app = big_app().await;
+    let mut ws = ws_connect(&app, "big", &Cred::None).await.unwrap();
+    send(
+        &mut ws,
+        json!({"type": "subscribe", "id": "p", "sql": SLOW, "progress": true}),
+    )
+    .await;
+    let lines = read_until(&mut ws, |l| l["type"] == "end").await;
+    let kinds: Vec<&str> = lines.iter().map(|l| l["type"].as_str().unwrap()).collect();
+    assert_eq!(kinds[0], "subscribed", "{kinds:?}");
+    let channel = lines[0]["channel"].clone();
+    let progress: Vec<&Value> = lines.iter().filter(|l| l["type"] == "progress").collect();
+    assert!(!progress.is_empty(), "{kinds:?}");
+    assert!(progress.iter().all(|p| p["query_id"] == channel));
+    // The result follows the progress, whole.
+    let update = kinds.iter().position(|k| *k == "update").unwrap();
+    assert!(kinds[..update]
+        .iter()
+        .all(|k| *k == "subscribed" || *k == "progress"));
+    let rows: Vec<Value> = lines
+        .iter()
+        .filter(|l| l["type"] == "data")
+        .flat_map(|l| l["rows"].as_array().unwrap().clone())
+        .collect();
+    assert_eq!(rows.len(), 10);
+}
