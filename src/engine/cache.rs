@@ -49,6 +49,7 @@ pub struct CacheKey {
     chunk_rows: Option<usize>,
     geometry: GeometryFormat,
     format: Format,
+    progress: bool,
     /// The token's tables, sorted; `None`: every table.
     scope: Option<Vec<String>>,
     /// The transport's framing and compression (`http`, `http+zstd`, `sse+zstd`…).
@@ -56,7 +57,9 @@ pub struct CacheKey {
 }
 
 impl CacheKey {
-    fn new(spec: &QuerySpec, incarnation: u64, variant: &'static str) -> Self {
+    /// The key of `spec`'s result for a tenant incarnation and a transport `variant` (also
+    /// what makes a live subscription's channel).
+    pub fn new(spec: &QuerySpec, incarnation: u64, variant: &'static str) -> Self {
         let request = &spec.request;
         Self {
             tenant: spec.tenant.clone(),
@@ -66,6 +69,7 @@ impl CacheKey {
             chunk_rows: request.chunk_rows,
             geometry: request.geometry,
             format: spec.format,
+            progress: request.progress,
             scope: spec.tables.as_ref().map(|t| {
                 let mut names = t.names();
                 names.sort();
@@ -244,15 +248,25 @@ pub struct Ticket {
 
 impl Ticket {
     /// The ETag the result will have, if it can be cached.
-    pub fn etag(&self, stamp: &Stamp) -> Option<String> {
+    fn etag(&self, stamp: &Stamp) -> Option<String> {
         stamp
             .reusable()
             .then(|| etag(&self.key, &self.tenant, stamp))
     }
 
+    /// What a started query's result will be stored by: its ETag and recorder (or neither,
+    /// and the followers let go, when it cannot be stored).
+    pub fn recording(self, stamp: Option<Stamp>, query_id: Arc<str>) -> Recording {
+        let etag = stamp.as_ref().and_then(|s| self.etag(s));
+        Recording {
+            etag,
+            recorder: self.record(stamp, query_id).map(Box::new),
+        }
+    }
+
     /// A recorder for the result the stamp describes, or `None` (and the followers let go)
     /// when it cannot be stored.
-    pub fn record(self, stamp: Option<Stamp>, query_id: Arc<str>) -> Option<Recorder> {
+    fn record(self, stamp: Option<Stamp>, query_id: Arc<str>) -> Option<Recorder> {
         match stamp {
             Some(stamp) if stamp.reusable() => Some(Recorder {
                 ticket: self,
@@ -283,6 +297,14 @@ impl Drop for Ticket {
         drop(flights);
         self.leader.take();
     }
+}
+
+/// How a started query's result is kept: its ETag (when it can be cached) and the recorder
+/// that stores it.
+#[derive(Default)]
+pub struct Recording {
+    pub etag: Option<String>,
+    pub recorder: Option<Box<Recorder>>,
 }
 
 /// Copies a result's wire chunks as they are sent, and stores them once it completes.

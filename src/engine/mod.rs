@@ -356,6 +356,21 @@ impl Engine {
         }
     }
 
+    /// Starts `spec` after a cache lookup: stamped when `ticket` may record its result (a
+    /// miss); returns the query and how its result is kept.
+    pub async fn start_recorded(
+        &self,
+        spec: QuerySpec,
+        ticket: Option<cache::Ticket>,
+    ) -> Result<(RunningQuery, cache::Recording), GatewayError> {
+        let Some(ticket) = ticket else {
+            return Ok((self.start(spec).await?, cache::Recording::default()));
+        };
+        let running = self.start(spec.stamped()).await?;
+        let recording = ticket.recording(running.stamp.clone(), Arc::clone(&running.query_id));
+        Ok((running, recording))
+    }
+
     /// A watch on the tenant's data: what live subscriptions wait on between runs.
     pub async fn watch_data(&self, id: &TenantId) -> Result<DataWatch, GatewayError> {
         let tenant = self.registry.get(id).await?;

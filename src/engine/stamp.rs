@@ -93,38 +93,19 @@ pub fn is_deterministic(tree: &BorrowedValue<'_>, volatile: &HashSet<String>) ->
 /// The tables scanned by the plans in `plan_json` (one row of `EXPLAIN (FORMAT json)`), added
 /// to `tables`; `false` if the plan reads something that is not a table or cannot be read.
 pub fn plan_tables(plan_json: &mut [u8], tables: &mut Vec<String>) -> bool {
-    if crate::wire::too_deep(plan_json, super::parse_tree::MAX_TREE_DEPTH) {
-        return false;
-    }
-    let Ok(plan) = simd_json::to_borrowed_value(plan_json) else {
-        return false;
-    };
-    let mut stack: Vec<&BorrowedValue> = match plan.as_array() {
-        Some(nodes) => nodes.iter().collect(),
-        None => vec![&plan],
-    };
-    while let Some(node) = stack.pop() {
-        if let Some(extra) = node.get("extra_info") {
-            if let Some(table) = extra.get("Table") {
-                let Some(table) = table.as_str() else {
-                    return false;
-                };
-                tables.push(normalise(table));
-            }
-            if let Some(f) = extra.get("Function") {
-                let known = f.as_str().is_some_and(|f| {
-                    DATA_FREE_FUNCTIONS.contains(&f.to_ascii_uppercase().as_str())
-                });
-                if !known {
-                    return false;
-                }
+    super::tables::walk_plan(plan_json, (), |extra| {
+        if let Some(table) = extra.get("Table") {
+            tables.push(normalise(table.as_str().ok_or(())?));
+        }
+        if let Some(f) = extra.get("Function") {
+            let f = f.as_str().ok_or(())?.to_ascii_uppercase();
+            if !DATA_FREE_FUNCTIONS.contains(&f.as_str()) {
+                return Err(());
             }
         }
-        if let Some(children) = node.get("children").and_then(|c| c.as_array()) {
-            stack.extend(children.iter());
-        }
-    }
-    true
+        Ok(())
+    })
+    .is_ok()
 }
 
 /// `catalog.schema.table` (or a shorter form) as lower-case `schema.table`.

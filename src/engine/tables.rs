@@ -84,34 +84,21 @@ impl TableSet {
     /// Checks the rows of `EXPLAIN (FORMAT json)` for a database whose catalog is `catalog`.
     /// The error says what was refused, in words safe for the client.
     pub fn check_plan(&self, plan_json: &mut [u8], catalog: &str) -> Result<(), Refusal> {
-        if crate::wire::too_deep(plan_json, super::parse_tree::MAX_TREE_DEPTH) {
-            return Err(Refusal::NotAllowed);
-        }
-        let plan = simd_json::to_borrowed_value(plan_json).map_err(|_| Refusal::NotAllowed)?;
-        let mut stack: Vec<&BorrowedValue> = match plan.as_array() {
-            Some(nodes) => nodes.iter().collect(),
-            None => vec![&plan],
-        };
-        while let Some(node) = stack.pop() {
-            if let Some(extra) = node.get("extra_info") {
-                // DuckDB splits a value holding a newline into a list: anything but a string
-                // (a table named "a\nb") is refused rather than skipped.
-                if let Some(table) = extra.get("Table") {
-                    let table = table.as_str().ok_or(Refusal::NotAllowed)?;
-                    self.check_table(table, catalog)?;
-                }
-                if let Some(f) = extra.get("Function") {
-                    let f = f.as_str().ok_or(Refusal::NotAllowed)?;
-                    if !DATA_FREE_FUNCTIONS.contains(&f.to_ascii_uppercase().as_str()) {
-                        return Err(Refusal::NotAllowed);
-                    }
+        walk_plan(plan_json, Refusal::NotAllowed, |extra| {
+            // DuckDB splits a value holding a newline into a list: anything but a string
+            // (a table named "a\nb") is refused rather than skipped.
+            if let Some(table) = extra.get("Table") {
+                let table = table.as_str().ok_or(Refusal::NotAllowed)?;
+                self.check_table(table, catalog)?;
+            }
+            if let Some(f) = extra.get("Function") {
+                let f = f.as_str().ok_or(Refusal::NotAllowed)?;
+                if !DATA_FREE_FUNCTIONS.contains(&f.to_ascii_uppercase().as_str()) {
+                    return Err(Refusal::NotAllowed);
                 }
             }
-            if let Some(children) = node.get("children").and_then(|c| c.as_array()) {
-                stack.extend(children.iter());
-            }
-        }
-        Ok(())
+            Ok(())
+        })
     }
 
     /// Checks DuckDB's parse tree of the statement (`json_serialize_sql` output, parsed by
@@ -257,6 +244,32 @@ impl TableSet {
         // Not named: behind a view, it would tell the client what the view reads.
         allowed.then_some(()).ok_or(Refusal::NotAllowed)
     }
+}
+
+/// Visits the `extra_info` of every node of the plans in one row of `EXPLAIN (FORMAT json)`,
+/// stopping at the first error; a plan nested too deep or unreadable is `unreadable`.
+pub(super) fn walk_plan<E: Copy>(
+    plan_json: &mut [u8],
+    unreadable: E,
+    mut visit: impl FnMut(&BorrowedValue<'_>) -> Result<(), E>,
+) -> Result<(), E> {
+    if crate::wire::too_deep(plan_json, super::parse_tree::MAX_TREE_DEPTH) {
+        return Err(unreadable);
+    }
+    let plan = simd_json::to_borrowed_value(plan_json).map_err(|_| unreadable)?;
+    let mut stack: Vec<&BorrowedValue> = match plan.as_array() {
+        Some(nodes) => nodes.iter().collect(),
+        None => vec![&plan],
+    };
+    while let Some(node) = stack.pop() {
+        if let Some(extra) = node.get("extra_info") {
+            visit(extra)?;
+        }
+        if let Some(children) = node.get("children").and_then(|c| c.as_array()) {
+            stack.extend(children.iter());
+        }
+    }
+    Ok(())
 }
 
 /// Splits `cat.schema."Ta.ble"` into its unquoted parts (DuckDB quotes with `"`, doubling it).

@@ -204,33 +204,17 @@ async fn run(
         Lookup::Miss(ticket) => Some(ticket),
         Lookup::Bypass => None,
     };
-    let spec = if ticket.is_some() {
-        spec.stamped()
-    } else {
-        spec
-    };
-    let running = engine.start(spec).await?;
+    let (running, recording) = engine.start_recorded(spec, ticket).await?;
     let mut response = HttpResponse::Ok();
     response.content_type(NDJSON);
-    let recorder = match ticket {
-        Some(ticket) => {
-            let etag = running.stamp.as_ref().and_then(|s| ticket.etag(s));
-            if let Some(etag) = &etag {
-                // The client holds this result already: the execution stops here.
-                if let Some(answer) = conditional.answer(req, etag) {
-                    return answer;
-                }
-                response.insert_header((header::ETAG, etag.as_str()));
-            }
-            ticket
-                .record(
-                    running.stamp.clone(),
-                    std::sync::Arc::clone(&running.query_id),
-                )
-                .map(Box::new)
+    if let Some(etag) = &recording.etag {
+        // The client holds this result already: the execution stops here.
+        if let Some(answer) = conditional.answer(req, etag) {
+            return answer;
         }
-        None => None,
-    };
+        response.insert_header((header::ETAG, etag.as_str()));
+    }
+    let recorder = recording.recorder;
     streaming_response(
         running,
         Streamed {

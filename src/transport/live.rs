@@ -32,12 +32,13 @@ use tokio_util::sync::CancellationToken;
 
 use super::compress;
 use crate::auth::Access;
+use crate::engine::cache::CacheKey;
 use crate::engine::control::CancelReason;
 use crate::engine::stamp::Stamp;
 use crate::engine::{DataWatch, Engine, FrameKind, QuerySpec};
 use crate::error::GatewayError;
 use crate::metrics::{Metrics, Transport};
-use crate::wire::{lines, GeometryFormat, QueryRequest, TenantId};
+use crate::wire::{lines, QueryRequest, TenantId};
 
 /// Lines of one result are grouped into WebSocket messages of about this size.
 const MESSAGE_BYTES: usize = 64 * 1024;
@@ -45,17 +46,12 @@ const MESSAGE_BYTES: usize = 64 * 1024;
 /// How long a channel waits before running again when the server was too busy.
 const BUSY_RETRY: Duration = Duration::from_secs(1);
 
+/// What subscribers share a channel by: the result's cache key (tenant, SQL, params, output
+/// options, table scope) and the interval.
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
 struct ChannelKey {
-    tenant: TenantId,
-    incarnation: u64,
-    sql: String,
-    params: String,
-    chunk_rows: Option<usize>,
-    geometry: GeometryFormat,
-    scope: Option<Vec<String>>,
+    result: CacheKey,
     interval_ms: Option<u64>,
-    progress: bool,
 }
 
 /// One result of a channel, as every subscriber gets it.
@@ -221,20 +217,15 @@ impl Hub {
         let permit = permits
             .try_acquire_owned()
             .map_err(|_| GatewayError::TooManySubscriptions(limits.max_subscriptions))?;
+        let stop = self.engine.shutdown_token().child_token();
+        let spec = QuerySpec::new(access.tenant.clone(), request, label)
+            .tables(access.tables.clone())
+            .without_connection_slot()
+            .stamped()
+            .parent(stop.clone(), CancelReason::Disconnected);
         let key = ChannelKey {
-            tenant: access.tenant.clone(),
-            incarnation: data.incarnation(),
-            sql: request.sql.clone(),
-            params: format!("{:?}", request.params),
-            chunk_rows: request.chunk_rows,
-            geometry: request.geometry,
-            scope: access.tables.as_ref().map(|t| {
-                let mut names = t.names();
-                names.sort();
-                names
-            }),
+            result: CacheKey::new(&spec, data.incarnation(), "live"),
             interval_ms,
-            progress: request.progress,
         };
         let mut channels = self.channels.lock().unwrap_or_else(|p| p.into_inner());
         if let Some(channel) = channels.get(&key).and_then(Weak::upgrade) {
@@ -255,13 +246,7 @@ impl Hub {
         };
         let (tx, state) = watch::channel(None);
         let (progress, _) = tokio::sync::broadcast::channel(PROGRESS_BACKLOG);
-        let stop = self.engine.shutdown_token().child_token();
-        let spec = QuerySpec::new(access.tenant.clone(), request, label)
-            .tables(access.tables.clone())
-            .query_id(Arc::clone(&id))
-            .without_connection_slot()
-            .stamped()
-            .parent(stop.clone(), CancelReason::Disconnected);
+        let spec = spec.query_id(Arc::clone(&id));
         let driver = Driver {
             engine: Arc::clone(&self.engine),
             metrics: Arc::clone(&self.metrics),

@@ -395,15 +395,8 @@ async fn run(
         Lookup::Miss(ticket) => Some(ticket),
         Lookup::Bypass => None,
     };
-    let spec = if ticket.is_some() {
-        spec.stamped()
-    } else {
-        spec
-    };
-    let running = engine.start(spec).await?;
-    let recorder = ticket
-        .and_then(|t| t.record(running.stamp.clone(), Arc::clone(&query_id)))
-        .map(Box::new);
+    let (running, recording) = engine.start_recorded(spec, ticket).await?;
+    let recorder = recording.recorder;
     let (every, capacity) = (settings.sse_keepalive, settings.stream_buffer);
     streaming_response(
         running,

@@ -4,7 +4,9 @@
 
 use serde_json::{json, Value};
 
-use crate::helpers::{issue, read_lines, spawn_app, spawn_secure_app, TestApp, ACME_KEY};
+use crate::helpers::{
+    issue, read_lines, spawn_app, spawn_secure_app, upload_csv, TestApp, ACME_KEY,
+};
 
 const EXECUTIONS: &str = "duckstream_duckdb_executions_total";
 
@@ -15,17 +17,6 @@ async fn get(app: &TestApp, sql: &str) -> reqwest::Response {
         .send()
         .await
         .unwrap()
-}
-
-async fn upload(app: &TestApp, dataset: &str, csv: &str) {
-    let resp = app
-        .client
-        .put(app.url(&format!("/v1/t/datasets/{dataset}?format=csv")))
-        .body(csv.to_string())
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(resp.status(), 200, "{}", resp.text().await.unwrap());
 }
 
 /// The answer's `X-Cache`, ETag and rows.
@@ -44,7 +35,7 @@ async fn answer(resp: reqwest::Response) -> (Option<String>, Option<String>, Vec
 #[actix_web::test]
 async fn a_result_is_cached_until_a_table_it_reads_is_written() {
     let app = spawn_app().await;
-    upload(&app, "scores", "id,score\n1,9.5\n2,8\n").await;
+    upload_csv(&app, "scores", "id,score\n1,9.5\n2,8\n").await;
     let people = "SELECT id, name FROM people ORDER BY id";
     let scores = "SELECT sum(score) FROM scores";
     let before = app.metric(EXECUTIONS).await;
@@ -67,7 +58,7 @@ async fn a_result_is_cached_until_a_table_it_reads_is_written() {
     );
 
     // A write to another table leaves the people result (and its ETag) alone...
-    upload(&app, "scores", "id,score\n1,1\n").await;
+    upload_csv(&app, "scores", "id,score\n1,1\n").await;
     let (cache, same, _) = answer(get(&app, people).await).await;
     assert_eq!((cache.as_deref(), same), (Some("hit"), Some(etag.clone())));
     // ...and makes the scores result stale: it runs again and sees the new rows.
@@ -75,7 +66,7 @@ async fn a_result_is_cached_until_a_table_it_reads_is_written() {
     assert_eq!((cache, rows), (None, vec![json!([1])]));
 
     // Replacing people invalidates its result: new rows, a new ETag.
-    upload(&app, "people", "id,name\n7,Edsger\n").await;
+    upload_csv(&app, "people", "id,name\n7,Edsger\n").await;
     let (cache, fresh, rows) = answer(get(&app, people).await).await;
     assert_eq!((cache, rows), (None, vec![json!([7, "Edsger"])]));
     assert_ne!(fresh.unwrap(), etag);
@@ -172,7 +163,7 @@ async fn etags_answer_304_on_get_and_412_on_post() {
     assert_eq!(body["code"], "precondition_failed");
 
     // After a write to people, the old ETag no longer matches: the new result comes.
-    upload(&app, "people", "id,name\n1,Barbara\n").await;
+    upload_csv(&app, "people", "id,name\n1,Barbara\n").await;
     let changed = app
         .client
         .get(&url)

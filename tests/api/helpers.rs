@@ -500,3 +500,15 @@ pub async fn read_until(ws: &mut Ws, mut done: impl FnMut(&Value) -> bool) -> Ve
         }
     }
 }
+
+/// Uploads `csv` as `dataset` of tenant `t` (open mode, loopback) and checks it loaded.
+pub async fn upload_csv(app: &TestApp, dataset: &str, csv: &str) {
+    let resp = app
+        .client
+        .put(app.url(&format!("/v1/t/datasets/{dataset}?format=csv")))
+        .body(csv.to_string())
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 200, "{}", resp.text().await.unwrap());
+}

@@ -7,7 +7,9 @@ use futures::StreamExt;
 use serde_json::{json, Value};
 use tokio_tungstenite::tungstenite::Message;
 
-use crate::helpers::{connect, lines_of, read_until, send, spawn_app_with, TestApp, Ws};
+use crate::helpers::{
+    connect, lines_of, read_until, send, spawn_app_with, upload_csv, TestApp, Ws,
+};
 
 const EXECUTIONS: &str = "duckstream_duckdb_executions_total";
 
@@ -18,17 +20,6 @@ async fn app() -> TestApp {
         c.limits.min_interval_ms = Some(200);
     })
     .await
-}
-
-async fn upload(app: &TestApp, dataset: &str, csv: &str) {
-    let resp = app
-        .client
-        .put(app.url(&format!("/v1/t/datasets/{dataset}?format=csv")))
-        .body(csv.to_string())
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(resp.status(), 200, "{}", resp.text().await.unwrap());
 }
 
 async fn subscribe(ws: &mut Ws, id: &str, sql: &str) {
@@ -77,7 +68,7 @@ async fn lines_within(ws: &mut Ws, wait: Duration) -> Vec<Value> {
 #[actix_web::test]
 async fn a_write_redelivers_to_the_subscribers_of_its_table_only() {
     let app = app().await;
-    upload(&app, "scores", "id,score\n1,9\n").await;
+    upload_csv(&app, "scores", "id,score\n1,9\n").await;
     let mut ws = connect(&app, "?compression=none").await;
     subscribe(&mut ws, "people", "SELECT count(*) FROM people").await;
     subscribe(&mut ws, "scores", "SELECT sum(score) FROM scores").await;
@@ -113,7 +104,7 @@ async fn a_write_redelivers_to_the_subscribers_of_its_table_only() {
         .unwrap();
 
     // A write to scores re-delivers scores, with a newer version; people gets nothing.
-    upload(&app, "scores", "id,score\n1,4\n2,6\n").await;
+    upload_csv(&app, "scores", "id,score\n1,4\n2,6\n").await;
     let seen = lines_within(&mut ws, Duration::from_millis(2500)).await;
     let updates: Vec<&Value> = seen.iter().filter(|l| l["type"] == "update").collect();
     assert_eq!(updates.len(), 1, "{seen:?}");
@@ -154,7 +145,7 @@ async fn a_hundred_subscribers_share_one_execution_per_change() {
         1.0,
         "one execution for 100"
     );
-    upload(&app, "people", "id,name\n1,Ada\n").await;
+    upload_csv(&app, "people", "id,name\n1,Ada\n").await;
     for ws in &mut sockets {
         for _ in 0..10 {
             let (_, rows) = next_result(ws).await;
@@ -224,7 +215,7 @@ async fn unsubscribe_resume_and_refusals() {
     // After a write, the version held is old: the current result, marked as replacing it.
     send(&mut ws, json!({"type": "unsubscribe", "id": "b"})).await;
     read_until(&mut ws, |l| l["type"] == "unsubscribed").await;
-    upload(&app, "people", "id,name\n1,Grace\n").await;
+    upload_csv(&app, "people", "id,name\n1,Grace\n").await;
     send(
         &mut ws,
         json!({"type": "subscribe", "id": "c", "sql": "SELECT name FROM people WHERE id = 1", "version": version}),
@@ -364,7 +355,7 @@ async fn a_slow_subscriber_skips_to_the_newest_result() {
         c.websocket.heartbeat = Duration::from_secs(30);
     })
     .await;
-    upload(&app, "big", &big_csv(0)).await;
+    upload_csv(&app, "big", &big_csv(0)).await;
     let sql = "SELECT id, pad FROM big ORDER BY id";
     let mut slow = connect(&app, "?compression=none").await;
     let mut fast = connect(&app, "?compression=none").await;
@@ -374,7 +365,7 @@ async fn a_slow_subscriber_skips_to_the_newest_result() {
     assert_eq!(rows[0][1], json!("v0"));
     // Eight writes while `slow` reads nothing; `fast` keeps up with each.
     for v in 1..=8 {
-        upload(&app, "big", &big_csv(v)).await;
+        upload_csv(&app, "big", &big_csv(v)).await;
         let (_, rows) = tokio::time::timeout(Duration::from_secs(30), next_result(&mut fast))
             .await
             .expect("the fast subscriber is not held back");
