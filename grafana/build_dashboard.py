@@ -36,6 +36,15 @@ PANELS = [
     ("Refused: authentication by reason, connections over a tenant's max", "short", [
         (f"sum by (reason) (increase(duckstream_auth_failures_total[{R}]))", "auth {{reason}}"),
         (f"increase(duckstream_connections_refused_total[{R}])", "too many connections")]),
+    ("DuckDB executions and executions saved per second (cache hits, shared subscriptions)", "short", [
+        (f"rate(duckstream_duckdb_executions_total[{R}])", "executions"),
+        (f"rate(duckstream_executions_saved_total[{R}])", "saved")]),
+    ("Result cache: hit ratio", "percentunit", [
+        (f"rate(duckstream_cache_hits_total[{R}]) / clamp_min(rate(duckstream_cache_hits_total[{R}]) + rate(duckstream_cache_misses_total[{R}]), 1e-9)",
+         "hits / lookups")]),
+    ("Result cache: bytes held, evictions", "bytes", [
+        ("duckstream_cache_bytes", "held"),
+        (f"increase(duckstream_cache_evictions_total[{R}])", "evicted entries")]),
     ("Gateway RSS", "bytes", [("process_resident_memory_bytes{job=\"duckstream\"}", "RSS")]),
     ("Gateway CPU (cores)", "short", [(f"rate(process_cpu_seconds_total{{job=\"duckstream\"}}[{R}])", "CPU")]),
 ]
