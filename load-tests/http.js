@@ -2,12 +2,12 @@
 // Env: see common.js.
 import http from "k6/http";
 import { check } from "k6";
-import { BASE, TENANT, SQL, rows, scenarioOptions, ttfd } from "./common.js";
+import { BASE, TENANT, SQL_OF, rows, scenarioOptions, ttfd } from "./common.js";
 
 export const options = scenarioOptions("http");
 
 export default function () {
-  const res = http.post(`${BASE}/v1/${TENANT}/query`, JSON.stringify({ sql: SQL, chunk_rows: 1000 }), {
+  const res = http.post(`${BASE}/v1/${TENANT}/query`, JSON.stringify({ sql: SQL_OF(), chunk_rows: 1000 }), {
     headers: { "Content-Type": "application/json" },
     timeout: "60s",
   });

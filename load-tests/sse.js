@@ -2,12 +2,12 @@
 // Env: see common.js.
 import http from "k6/http";
 import { check } from "k6";
-import { BASE, TENANT, SQL, rows, scenarioOptions, ttfd } from "./common.js";
+import { BASE, TENANT, SQL_OF, rows, scenarioOptions, ttfd } from "./common.js";
 
 export const options = scenarioOptions("sse");
 
 export default function () {
-  const res = http.get(`${BASE}/v1/${TENANT}/sse?sql=${encodeURIComponent(SQL)}&chunk_rows=1000`, {
+  const res = http.get(`${BASE}/v1/${TENANT}/sse?sql=${encodeURIComponent(SQL_OF())}&chunk_rows=1000`, {
     headers: { Accept: "text/event-stream" },
     timeout: "60s",
   });
