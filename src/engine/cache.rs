@@ -117,6 +117,9 @@ pub struct ResultCache {
 /// How long a key stays known as unstorable (its data may change, and with it the size).
 const UNSTORABLE_FOR: Duration = Duration::from_secs(60);
 
+/// How long a request waits for an identical one's result before it runs its own.
+const FOLLOW_WAIT: Duration = Duration::from_secs(10);
+
 /// How often a request waits for another's execution before it runs its own.
 const MAX_FOLLOWS: usize = 3;
 
@@ -180,7 +183,7 @@ impl ResultCache {
             if let Some(result) = self.current(&key, tenant, ttl) {
                 self.metrics.cache_hits.inc();
                 self.metrics.executions_saved.inc();
-                let etag = etag(&key, tenant, &result.stamp);
+                let etag = etag(&key, &result.stamp);
                 return Lookup::Hit { result, etag };
             }
             let mut waiting = {
@@ -194,14 +197,19 @@ impl ResultCache {
                         return Lookup::Miss(Ticket {
                             cache: Arc::clone(self),
                             key,
-                            tenant: Arc::clone(tenant),
                             leader: Some(tx),
                         });
                     }
                 }
             };
-            // Another request runs the same query: its result (or its end) first.
-            let _ = waiting.changed().await;
+            // Another request runs the same query: its result (or its end) first, for a
+            // while: a leader whose client stopped reading must not hold the others.
+            if tokio::time::timeout(FOLLOW_WAIT, waiting.changed())
+                .await
+                .is_err()
+            {
+                return Lookup::Bypass;
+            }
             if self.unstorable.contains_key(&key) {
                 return Lookup::Bypass;
             }
@@ -228,20 +236,14 @@ impl ResultCache {
 
 /// The ETag of a result: the key's digest and the newest version of the tables it read, so it
 /// changes exactly when the cached bytes would.
-fn etag(key: &CacheKey, tenant: &Tenant, stamp: &Stamp) -> String {
-    let tables = stamp.tables.as_deref().unwrap_or_default();
-    format!(
-        "\"{:016x}-{}\"",
-        key.digest(),
-        tenant.tables_version(tables)
-    )
+fn etag(key: &CacheKey, stamp: &Stamp) -> String {
+    format!("\"{:016x}-{}\"", key.digest(), stamp.result_version)
 }
 
 /// A miss being run: records its result, and lets waiting identical requests go when done.
 pub struct Ticket {
     cache: Arc<ResultCache>,
     key: CacheKey,
-    tenant: Arc<Tenant>,
     /// Dropping it wakes the followers.
     leader: Option<watch::Sender<()>>,
 }
@@ -249,9 +251,7 @@ pub struct Ticket {
 impl Ticket {
     /// The ETag the result will have, if it can be cached.
     fn etag(&self, stamp: &Stamp) -> Option<String> {
-        stamp
-            .reusable()
-            .then(|| etag(&self.key, &self.tenant, stamp))
+        stamp.reusable().then(|| etag(&self.key, stamp))
     }
 
     /// What a started query's result will be stored by: its ETag and recorder (or neither,

@@ -319,10 +319,15 @@ fn stamp(conn: &Connection, job: &Job) -> Stamp {
         _ => false,
     };
     let tables = plan_tables(conn, request);
+    let result_version = match &tables {
+        Some(t) => job.tenant.tables_version(t),
+        None => version,
+    };
     Stamp {
         tables,
         deterministic,
         version,
+        result_version,
     }
 }
 

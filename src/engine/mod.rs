@@ -240,15 +240,6 @@ impl DataWatch {
         }
     }
 
-    /// The version a result computed at `stamp` shows: the newest write to a table it read
-    /// (without known tables: the tenant's version when it ran).
-    pub fn result_version(&self, stamp: &stamp::Stamp) -> u64 {
-        match &stamp.tables {
-            Some(tables) => self.tenant.tables_version(tables),
-            None => stamp.version,
-        }
-    }
-
     /// The tenant's data version now.
     pub fn version(&self) -> u64 {
         self.tenant.data_version()

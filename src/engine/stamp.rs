@@ -30,9 +30,23 @@ pub struct Stamp {
     pub deterministic: bool,
     /// The tenant's data version when the query was admitted (read before DuckDB began).
     pub version: u64,
+    /// The result's own version: the newest write to a table it reads, read before DuckDB
+    /// began (so never newer than the data it saw); without known tables, `version`. What
+    /// ETags and subscription updates show.
+    pub result_version: u64,
 }
 
 impl Stamp {
+    /// A stamp that knows nothing: the result is not reused.
+    pub fn unknown(version: u64) -> Self {
+        Self {
+            tables: None,
+            deterministic: false,
+            version,
+            result_version: version,
+        }
+    }
+
     /// Whether another request may be answered with this result while its tables are unchanged.
     pub fn reusable(&self) -> bool {
         self.deterministic && self.tables.is_some()

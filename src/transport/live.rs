@@ -327,17 +327,17 @@ impl Driver {
                         _ = self.stop.cancelled() => return,
                     }
                 }
+                Err(e @ (GatewayError::TenantDeleted | GatewayError::TenantNotFound(_))) => {
+                    self.fail(e);
+                    return;
+                }
                 Err(e) => {
                     let fatal = first;
                     let line = lines::error_line(&self.id, e.code(), &e.client_message());
                     let hash = hash_of(std::slice::from_ref(&line));
                     if fatal || last != Some(hash) {
                         last = Some(hash);
-                        let unknown = Stamp {
-                            tables: None,
-                            deterministic: false,
-                            version: self.data.version(),
-                        };
+                        let unknown = Stamp::unknown(self.data.version());
                         let why = fatal.then(|| (e.code(), e.client_message()));
                         self.publish(vec![(line, 0)], &unknown, why);
                     }
@@ -354,8 +354,9 @@ impl Driver {
                     _ = self.stop.cancelled() => return,
                     changed = self.data.changed() => {
                         if changed.is_err() {
-                            // The tenant is gone: its queries end with tenant_deleted.
-                            break;
+                            // The tenant is gone: its subscriptions end.
+                            self.fail(GatewayError::TenantDeleted);
+                            return;
                         }
                         if stamp.as_ref().is_some_and(|s| self.data.is_current(s)) {
                             continue;
@@ -404,16 +405,22 @@ impl Driver {
             .filter(|(l, _)| !l.starts_with(b"{\"type\":\"end\""))
             .map(|(l, _)| l.clone())
             .collect();
-        let stamp = running.stamp.take().unwrap_or(Stamp {
-            tables: None,
-            deterministic: false,
-            version: running.data_version,
-        });
+        let stamp = running
+            .stamp
+            .take()
+            .unwrap_or(Stamp::unknown(running.data_version));
         Ok(Run {
             hash: hash_of(&same_part),
             lines,
             stamp,
         })
+    }
+
+    /// Ends the channel: every subscriber gets `e` with its own id.
+    fn fail(&self, e: GatewayError) {
+        let line = lines::error_line(&self.id, e.code(), &e.client_message());
+        let why = Some((e.code(), e.client_message()));
+        self.publish(vec![(line, 0)], &Stamp::unknown(self.data.version()), why);
     }
 
     fn publish(
@@ -422,7 +429,7 @@ impl Driver {
         stamp: &Stamp,
         fatal: Option<(&'static str, String)>,
     ) {
-        let version = self.data.result_version(stamp);
+        let version = stamp.result_version;
         let mut all = Vec::with_capacity(lines.len() + 1);
         all.push((lines::update_line(&self.id, version), 0));
         all.extend(lines);
@@ -528,6 +535,8 @@ pub(crate) async fn follow(sub: Subscription, how: Follow<'_>, sink: &mut impl S
             if !unchanged && !sink.delivery(&d).await {
                 return;
             }
+            // Progress of the run this result ends is stale now: none may follow it.
+            progress = sub.progress();
             shown = Some(d.version);
         }
         tokio::select! {

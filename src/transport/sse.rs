@@ -150,6 +150,10 @@ async fn subscribe(
     let label = [Transport::Sse.as_str()];
     let rows = metrics.rows_sent.with_label_values(&label);
     let connections = metrics.active_connections.with_label_values(&label);
+    // Fires when actix drops the body (the client left): the subscription ends, even while
+    // its channel has nothing to send.
+    let gone = CancellationToken::new();
+    let left = gone.clone().drop_guard();
     actix_web::rt::spawn(async move {
         connections.inc();
         let _slot = slot;
@@ -160,7 +164,7 @@ async fn subscribe(
             access: &access,
             heartbeat,
             unsubscribe: CancellationToken::new(),
-            gone: CancellationToken::new(),
+            gone,
         };
         let mut sink = EventSink {
             tx,
@@ -182,19 +186,22 @@ async fn subscribe(
         )
         .map_err(GatewayError::internal)?;
         response.insert_header((header::CONTENT_ENCODING, HeaderValue::from_static("zstd")));
-        let body =
-            futures_util::stream::unfold((chunks, bytes_sent), |(mut rx, sent)| async move {
+        let body = futures_util::stream::unfold(
+            (chunks, bytes_sent, left),
+            |(mut rx, sent, left)| async move {
                 let chunk = rx.recv().await?;
                 sent.inc_by(chunk.bytes.len() as u64);
-                Some((Ok::<_, std::io::Error>(chunk.bytes), (rx, sent)))
-            });
+                Some((Ok::<_, std::io::Error>(chunk.bytes), (rx, sent, left)))
+            },
+        );
         return Ok(response.streaming(body));
     }
-    let body = futures_util::stream::unfold((rx, bytes_sent), |(mut rx, sent)| async move {
-        let frame = rx.recv().await?;
-        sent.inc_by(frame.bytes.len() as u64);
-        Some((Ok::<_, std::io::Error>(frame.bytes), (rx, sent)))
-    });
+    let body =
+        futures_util::stream::unfold((rx, bytes_sent, left), |(mut rx, sent, left)| async move {
+            let frame = rx.recv().await?;
+            sent.inc_by(frame.bytes.len() as u64);
+            Some((Ok::<_, std::io::Error>(frame.bytes), (rx, sent, left)))
+        });
     Ok(response.streaming(body))
 }
 
@@ -384,10 +391,11 @@ async fn run(
             return match resumed {
                 // The stream it held: what it missed, or nothing (204 stops an EventSource).
                 Some((id, n)) if *id == *result.query_id => {
-                    if n + 1 >= result.chunks.len() {
+                    let next = n.saturating_add(1);
+                    if next >= result.chunks.len() {
                         return Ok(HttpResponse::NoContent().finish());
                     }
-                    replay(req, &result, n + 1, None, settings, metrics).await
+                    replay(req, &result, next, None, settings, metrics).await
                 }
                 _ => replay(req, &result, 0, notice, settings, metrics).await,
             };
@@ -440,10 +448,15 @@ fn with_keepalive(
                         if let Some(r) = recorder.take() {
                             recorder = r.push(&f.bytes, f.rows);
                         }
-                        if f.kind == FrameKind::End {
-                            if let Some(r) = recorder.take() {
-                                r.complete();
+                        match f.kind {
+                            FrameKind::End => {
+                                if let Some(r) = recorder.take() {
+                                    r.complete();
+                                }
                             }
+                            // A failed result is not kept; identical requests go at once.
+                            FrameKind::Error => recorder = None,
+                            _ => {}
                         }
                         Piece::Frame(f)
                     }

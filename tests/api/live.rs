@@ -399,3 +399,78 @@ fn big_csv(v: u32) -> String {
     }
     out
 }
+
+#[actix_web::test]
+async fn deleting_the_tenant_ends_its_subscriptions() {
+    use crate::helpers::{ws_connect, Cred};
+    let app = app().await;
+    let resp = app
+        .client
+        .post(app.url("/v1/admin/tenants"))
+        .body(r#"{"name": "gone"}"#)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 201);
+    let mut ws = ws_connect(&app, "gone", &Cred::None).await.unwrap();
+    send(
+        &mut ws,
+        json!({"type": "subscribe", "id": "s", "sql": "SELECT 1 AS one", "interval_ms": 200}),
+    )
+    .await;
+    let _ = next_result(&mut ws).await;
+    let resp = app
+        .client
+        .delete(app.url("/v1/admin/tenants/gone"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 204);
+    let lines = read_until(&mut ws, |l| l["type"] == "error").await;
+    let last = lines.last().unwrap();
+    assert_eq!(
+        (last["query_id"].as_str(), last["code"].as_str()),
+        (Some("s"), Some("tenant_deleted"))
+    );
+    // Its channel stopped: no more runs.
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let after = app.metric(EXECUTIONS).await;
+    tokio::time::sleep(Duration::from_millis(800)).await;
+    assert_eq!(app.metric(EXECUTIONS).await, after);
+}
+
+#[actix_web::test]
+async fn an_sse_subscriber_that_leaves_stops_the_work() {
+    let app = app().await;
+    let resp = app
+        .client
+        .get(app.url("/v1/t/sse"))
+        .query(&[
+            ("sql", "SELECT count(*) FROM people"),
+            ("subscribe", "1"),
+            ("interval_ms", "200"),
+        ])
+        .send()
+        .await
+        .unwrap();
+    let mut body = resp.bytes_stream();
+    let mut seen = String::new();
+    while !seen.contains("event: end") {
+        let chunk = tokio::time::timeout(Duration::from_secs(30), body.next())
+            .await
+            .unwrap()
+            .unwrap()
+            .unwrap();
+        seen.push_str(&String::from_utf8_lossy(&chunk));
+    }
+    drop(body);
+    // The server learns of it when it next writes: a heartbeat, at most a second later.
+    tokio::time::sleep(Duration::from_millis(2500)).await;
+    let after = app.metric(EXECUTIONS).await;
+    tokio::time::sleep(Duration::from_millis(1000)).await;
+    assert_eq!(
+        app.metric(EXECUTIONS).await,
+        after,
+        "no runs once the stream is gone"
+    );
+}
