@@ -224,9 +224,8 @@ impl ResultCache {
         ttl: Option<Duration>,
     ) -> Option<Arc<CachedResult>> {
         let result = self.entries.get(key)?;
-        let tables = result.stamp.tables.as_deref().unwrap_or_default();
         let fresh = ttl.is_none_or(|ttl| result.stored_at.elapsed() < ttl);
-        if fresh && tenant.is_current(tables, result.stamp.version) {
+        if fresh && tenant.is_current(&result.stamp) {
             return Some(result);
         }
         self.entries.invalidate(key);

@@ -202,11 +202,17 @@ fn table_refusal(refusal: Refusal) -> Ended {
 /// The checks on DuckDB's parse tree (see [`super::parse_tree`]), before DuckDB binds the
 /// statement: lambda nesting for everyone; for a table-limited token, its tables (parse tree,
 /// then plan).
-fn check_tree(conn: &Connection, job: &Job, hints: parse_tree::TextHints) -> Result<(), Ended> {
+///
+/// Returns what it asked DuckDB, for the stamp (when the spec wants one) to reuse.
+fn check_tree(conn: &Connection, job: &Job, hints: parse_tree::TextHints) -> Result<Asked, Ended> {
     let forbidden = |m: String| Ended::Failed(GatewayError::Forbidden(m));
     let tree = parse_tree::fetch(conn, &job.request().sql)
         .map_err(|e| execution_error(e, job))?
         .unwrap_or_default();
+    let mut asked = Asked {
+        tree: job.spec.stamp.then(|| tree.clone()),
+        plan_tables: None,
+    };
     let mut bytes = tree.into_bytes();
     let tree = match parse_tree::parse(&mut bytes) {
         Ok(tree) => tree,
@@ -252,9 +258,45 @@ fn check_tree(conn: &Connection, job: &Job, hints: parse_tree::TextHints) -> Res
         tables
             .check_parse_tree(&tree, catalog)
             .map_err(table_refusal)?;
-        check_plan_tables(conn, job, tables)?;
+        let plans = check_plan_tables(conn, job, tables)?;
+        if job.spec.stamp {
+            asked.plan_tables = Some(scanned_tables(plans));
+        }
     }
-    Ok(())
+    Ok(asked)
+}
+
+/// What the checks before binding already asked DuckDB: the parse tree's text, the tables of
+/// the plan (`Some(None)`: the plan could not tell).
+#[derive(Default)]
+struct Asked {
+    tree: Option<String>,
+    plan_tables: Option<Option<Vec<String>>>,
+}
+
+/// Why `EXPLAIN` of a statement gave no plan.
+enum ExplainError {
+    /// DuckDB could not plan it.
+    Prepare,
+    /// Its parameters do not fit.
+    Bind(GatewayError),
+    /// Planning failed while running.
+    Run(DuckError),
+}
+
+/// The rows of `EXPLAIN (FORMAT json)` of the request's statement with its parameters: one
+/// plan per row (with `explain_output = 'all'`, set for every database, the unoptimized one
+/// too, which keeps scans that the optimizer answers from statistics).
+fn explain(conn: &Connection, request: &QueryRequest) -> Result<Vec<String>, ExplainError> {
+    let explain = format!("EXPLAIN (FORMAT json) {}", request.sql);
+    let mut stmt = conn.prepare(&explain).map_err(|_| ExplainError::Prepare)?;
+    bind_params(&mut stmt, request).map_err(ExplainError::Bind)?;
+    let mut result = stmt.execute_streaming().map_err(ExplainError::Run)?;
+    let mut plans = Vec::new();
+    while let Some(chunk) = result.next_chunk().map_err(ExplainError::Run)? {
+        plans.extend((0..chunk.len()).map(|row| chunk.varchar(1, row).unwrap_or_default()));
+    }
+    Ok(plans)
 }
 
 /// For a statement DuckDB cannot serialize (EXPLAIN, SHOW…): a refusal if its text names a
@@ -270,55 +312,58 @@ fn unserializable_private(sql: &str) -> Option<String> {
         .map(|p| format!("{p} is not available to queries (and EXPLAIN cannot be checked)"))
 }
 
-/// Refuses the query unless every table its plan reads is in `tables`: DuckDB plans it once
-/// more, as `EXPLAIN (FORMAT json)` with the same parameters; with `explain_output = 'all'`
-/// (set for every database) the rows include the unoptimized plan, which keeps scans that the
-/// optimizer answers from statistics.
-fn check_plan_tables(conn: &Connection, job: &Job, tables: &TableSet) -> Result<(), Ended> {
+/// Refuses the query unless every table its plan reads is in `tables` (DuckDB plans it once
+/// more, [`explain`]); returns the plans when the spec wants a stamp (else none).
+fn check_plan_tables(
+    conn: &Connection,
+    job: &Job,
+    tables: &TableSet,
+) -> Result<Vec<String>, Ended> {
     let catalog = job.tenant.id.as_str();
     // The parse tree names only allowed tables by now, so a statement DuckDB cannot plan is
     // the client's mistake (an unknown column...).
-    let explain = format!("EXPLAIN (FORMAT json) {}", job.request().sql);
-    let mut stmt = conn
-        .prepare(&explain)
-        .map_err(|_| table_refusal(Refusal::Invalid))?;
-    bind_params(&mut stmt, job.request()).map_err(Ended::Failed)?;
-    let mut result = stmt
-        .execute_streaming()
-        .map_err(|e| execution_error(e, job))?;
-    let mut rows = 0;
-    while let Some(chunk) = result.next_chunk().map_err(|e| execution_error(e, job))? {
-        for row in 0..chunk.len() {
-            let plan = chunk.varchar(1, row).unwrap_or_default();
-            tables
-                .check_plan(&mut plan.into_bytes(), catalog)
-                .map_err(table_refusal)?;
-            rows += 1;
-        }
-    }
-    if rows == 0 {
+    let plans = explain(conn, job.request()).map_err(|e| match e {
+        ExplainError::Prepare => table_refusal(Refusal::Invalid),
+        ExplainError::Bind(e) => Ended::Failed(e),
+        ExplainError::Run(e) => execution_error(e, job),
+    })?;
+    if plans.is_empty() {
         return Err(table_refusal(Refusal::NotAllowed));
     }
-    Ok(())
+    let mut kept = Vec::new();
+    for plan in plans {
+        if job.spec.stamp {
+            kept.push(plan.clone());
+        }
+        tables
+            .check_plan(&mut plan.into_bytes(), catalog)
+            .map_err(table_refusal)?;
+    }
+    Ok(kept)
 }
 
 /// What the result of the job's statement depends on ([`super::stamp`]): DuckDB parses and
-/// plans it once more. Whatever fails makes the result not reusable; it never fails the query.
-fn stamp(conn: &Connection, job: &Job) -> Stamp {
+/// plans it once more, unless the checks before binding already did (`asked`). Whatever fails
+/// makes the result not reusable; it never fails the query.
+fn stamp(conn: &Connection, job: &Job, asked: Asked) -> Stamp {
     let version = job.data_version;
     let request = job.request();
-    let deterministic = match (
-        job.tenant.volatile_functions(conn),
-        parse_tree::fetch(conn, &request.sql),
-    ) {
-        (Some(volatile), Ok(Some(tree))) => {
+    let tree = match asked.tree {
+        Some(tree) => Some(tree),
+        None => parse_tree::fetch(conn, &request.sql).ok().flatten(),
+    };
+    let deterministic = match (job.tenant.volatile_functions(conn), tree) {
+        (Some(volatile), Some(tree)) => {
             let mut bytes = tree.into_bytes();
             parse_tree::parse(&mut bytes)
                 .is_ok_and(|tree| super::stamp::is_deterministic(&tree, volatile))
         }
         _ => false,
     };
-    let tables = plan_tables(conn, request);
+    let tables = match asked.plan_tables {
+        Some(tables) => tables,
+        None => explain(conn, request).ok().and_then(scanned_tables),
+    };
     let result_version = match &tables {
         Some(t) => job.tenant.tables_version(t),
         None => version,
@@ -331,20 +376,12 @@ fn stamp(conn: &Connection, job: &Job) -> Stamp {
     }
 }
 
-/// The tables the statement's plan scans, sorted; `None` if the plan cannot tell.
-fn plan_tables(conn: &Connection, request: &QueryRequest) -> Option<Vec<String>> {
-    let mut stmt = conn
-        .prepare(&format!("EXPLAIN (FORMAT json) {}", request.sql))
-        .ok()?;
-    bind_params(&mut stmt, request).ok()?;
-    let mut result = stmt.execute_streaming().ok()?;
+/// The tables the plans scan, sorted; `None` if a plan cannot tell.
+fn scanned_tables(plans: Vec<String>) -> Option<Vec<String>> {
     let mut tables = Vec::new();
-    while let Some(chunk) = result.next_chunk().ok()? {
-        for row in 0..chunk.len() {
-            let plan = chunk.varchar(1, row)?;
-            if !super::stamp::plan_tables(&mut plan.into_bytes(), &mut tables) {
-                return None;
-            }
+    for plan in plans {
+        if !super::stamp::plan_tables(&mut plan.into_bytes(), &mut tables) {
+            return None;
         }
     }
     tables.sort();
@@ -475,12 +512,12 @@ impl Running {
         // a table-limited token's always, anyone's when the text could hold lambdas or name a
         // private function.
         let hints = parse_tree::TextHints::of(&job.request().sql);
+        let mut asked = Asked::default();
         if job.tables().is_some() || hints.lambdas || hints.private {
-            if let Err(e) = check_tree(&conn, job, hints) {
-                return match e {
-                    Ended::Failed(e) => Ended::Rejected(e),
-                    other => other,
-                };
+            match check_tree(&conn, job, hints) {
+                Ok(a) => asked = a,
+                Err(Ended::Failed(e)) => return Ended::Rejected(e),
+                Err(other) => return other,
             }
         }
         let mut stmt = match conn.prepare(&job.request().sql) {
@@ -499,13 +536,13 @@ impl Running {
         if let Err(e) = bind_params(&mut stmt, job.request()) {
             return reject(e);
         }
+        if job.spec.stamp {
+            self.stamp = Some(stamp(&conn, job, asked));
+        }
         // A caller that keeps the line alive while DuckDB works starts its response once the
         // statement is prepared and bound; the others wait for the first chunk, so that more
-        // errors still get a status.
-        if job.spec.stamp {
-            self.stamp = Some(stamp(&conn, job));
-        }
-        // Progress lines can only reach a client whose response has started.
+        // errors still get a status. Progress lines can only reach a client whose response
+        // has started.
         if job.spec.start == Start::Bound || job.request().progress {
             if let Some(started) = self.started.take() {
                 if started.send(Ok(self.stamp.clone())).is_err() {

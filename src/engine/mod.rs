@@ -234,10 +234,7 @@ impl DataWatch {
 
     /// Whether a result computed at `stamp` is still what DuckDB would answer.
     pub fn is_current(&self, stamp: &stamp::Stamp) -> bool {
-        match &stamp.tables {
-            Some(tables) => self.tenant.is_current(tables, stamp.version),
-            None => false,
-        }
+        self.tenant.is_current(stamp)
     }
 
     /// The tenant's data version now.

@@ -320,9 +320,13 @@ impl Tenant {
             .unwrap_or(0)
     }
 
-    /// Whether a result computed at `version` from `tables` is still what DuckDB would answer.
-    pub fn is_current(&self, tables: &[String], version: u64) -> bool {
-        self.tables_version(tables) <= version
+    /// Whether a result with `stamp` is still what DuckDB would answer: no table it read was
+    /// written after it was admitted (unknown tables: it may have changed).
+    pub fn is_current(&self, stamp: &super::stamp::Stamp) -> bool {
+        stamp
+            .tables
+            .as_ref()
+            .is_some_and(|tables| self.tables_version(tables) <= stamp.version)
     }
 
     /// The functions whose results may change on the same data (lower case); read from
