@@ -247,14 +247,7 @@ es.onerror = () => {{ out.errors++; }};
     // Once the browser is back and acknowledged, the data changes.
     let writer = async {
         resumed.notified().await;
-        let resp = app
-            .client
-            .put(app.url("/v1/t/datasets/people?format=csv"))
-            .body("id,name\n1,Ada\n")
-            .send()
-            .await
-            .unwrap();
-        assert_eq!(resp.status(), 200);
+        crate::helpers::upload_csv(&app, "people", "id,name\n1,Ada\n").await;
     };
     let (result, ()) = futures_util::join!(run_page(html), writer);
     assert_eq!(

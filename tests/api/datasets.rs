@@ -14,6 +14,11 @@ use crate::helpers::{
     ACME_KEY,
 };
 
+/// [`put`], and the JSON of its answer.
+async fn put_json(app: &TestApp, path_query: &str, body: Vec<u8>, encoding: Option<&str>) -> Value {
+    json_of(put(app, path_query, body, encoding).await).await
+}
+
 async fn put(
     app: &TestApp,
     path_query: &str,
@@ -102,7 +107,7 @@ async fn every_format_loads_plain_and_compressed_and_is_listed() {
     assert_eq!(json_of(resp).await["rows"], 3);
     let ndjson = "{\"k\":\"a\",\"v\":1}\n{\"k\":\"b\",\"v\":2}\n";
     let z = zstd::bulk::compress(ndjson.as_bytes(), 3).unwrap();
-    let r = json_of(put(&app, "events?format=ndjson", z, Some("zstd")).await).await;
+    let r = put_json(&app, "events?format=ndjson", z, Some("zstd")).await;
     assert_eq!(r["rows"], 2, "{r}");
     assert_eq!(
         rows(&app, "SELECT sum(v) FROM events").await,
@@ -117,14 +122,11 @@ async fn every_format_loads_plain_and_compressed_and_is_listed() {
         pq.display()
     ))
     .unwrap();
-    let r = json_of(
-        put(
-            &app,
-            "numbers?format=parquet",
-            std::fs::read(&pq).unwrap(),
-            None,
-        )
-        .await,
+    let r = put_json(
+        &app,
+        "numbers?format=parquet",
+        std::fs::read(&pq).unwrap(),
+        None,
     )
     .await;
     assert_eq!(r["rows"], 1000, "{r}");
@@ -138,14 +140,11 @@ async fn every_format_loads_plain_and_compressed_and_is_listed() {
         {"type": "Feature", "properties": {"name": "a"}, "geometry": {"type": "Point", "coordinates": [1, 2]}},
         {"type": "Feature", "properties": {"name": "b"}, "geometry": {"type": "LineString", "coordinates": [[0, 0], [1, 1]]}}
     ]});
-    let r = json_of(
-        put(
-            &app,
-            "shapes?format=geojson",
-            geojson.to_string().into(),
-            None,
-        )
-        .await,
+    let r = put_json(
+        &app,
+        "shapes?format=geojson",
+        geojson.to_string().into(),
+        None,
     )
     .await;
     assert_eq!(r["rows"], 2, "{r}");
@@ -189,8 +188,7 @@ async fn every_format_loads_plain_and_compressed_and_is_listed() {
             (Some("zstd"), zstd::bulk::compress(&body, 3).unwrap()),
         ] {
             let name = format!("{format}_{}", encoding.unwrap_or("plain"));
-            let r = json_of(put(&app, &format!("{name}?format={format}"), encoded, encoding).await)
-                .await;
+            let r = put_json(&app, &format!("{name}?format={format}"), encoded, encoding).await;
             assert_eq!(
                 (r["rows"].clone(), r["bytes"].clone()),
                 (json!(n), json!(body.len())),
@@ -238,14 +236,11 @@ async fn every_format_loads_plain_and_compressed_and_is_listed() {
 async fn append_bad_rows_quota_and_truncated_bodies() {
     let app = spawn_app_with(|c| c.limits.max_upload_bytes = Some(4096)).await;
     put(&app, "s?format=csv", CSV.into(), None).await;
-    let r = json_of(
-        put(
-            &app,
-            "s?format=csv&mode=append",
-            "id,name,score\n4,barbara,6\n".into(),
-            None,
-        )
-        .await,
+    let r = put_json(
+        &app,
+        "s?format=csv&mode=append",
+        "id,name,score\n4,barbara,6\n".into(),
+        None,
     )
     .await;
     assert_eq!(r["rows"], 1);
@@ -267,14 +262,11 @@ async fn append_bad_rows_quota_and_truncated_bodies() {
     );
     assert_eq!(rows(&app, "SELECT count(*) FROM s").await, vec![json!([4])]);
     // With max_bad_rows, it is skipped and reported with its line.
-    let r = json_of(
-        put(
-            &app,
-            "s?format=csv&mode=append&max_bad_rows=1",
-            bad.into(),
-            None,
-        )
-        .await,
+    let r = put_json(
+        &app,
+        "s?format=csv&mode=append&max_bad_rows=1",
+        bad.into(),
+        None,
     )
     .await;
     assert_eq!(
@@ -390,7 +382,7 @@ async fn a_replace_is_atomic_for_concurrent_readers() {
         .collect();
     for round in 0..6 {
         let n = if round % 2 == 0 { 2000 } else { 1000 };
-        let r = json_of(put(&app, "r?format=csv", csv(n).into(), None).await).await;
+        let r = put_json(&app, "r?format=csv", csv(n).into(), None).await;
         assert_eq!(r["rows"], n);
     }
     stop.cancel();
@@ -454,7 +446,7 @@ async fn a_kill_during_an_upload_keeps_the_old_or_the_new_dataset() {
     };
     let (old, new) = (csv(OLD), csv(NEW));
     let mut server = ServerProcess::start(&[]);
-    let r = json_of(put(&server.app, "r?format=csv", old, None).await).await;
+    let r = put_json(&server.app, "r?format=csv", old, None).await;
     assert_eq!(r["rows"], OLD);
     let count = |app: &TestApp| {
         let (client, url) = (app.client.clone(), app.url("/v1/t/query"));
@@ -519,7 +511,7 @@ async fn a_kill_during_an_upload_keeps_the_old_or_the_new_dataset() {
         assert!(spool_is_empty(&server.app), "{point}: spool left behind");
     }
     // And the server still takes a whole upload afterwards.
-    let r = json_of(put(&server.app, "r?format=csv", new, None).await).await;
+    let r = put_json(&server.app, "r?format=csv", new, None).await;
     assert_eq!(r["rows"], NEW);
 }
 
@@ -581,14 +573,11 @@ async fn the_load_command_loads_offline() {
 async fn named_wkt_columns_become_geometry() {
     let app = spawn_app().await;
     let csv = "id,shape\n1,POINT (1 2)\n2,\"LINESTRING (0 0, 1 1)\"\n";
-    let r = json_of(
-        put(
-            &app,
-            "wkt?format=csv&geometry_columns=shape",
-            csv.into(),
-            None,
-        )
-        .await,
+    let r = put_json(
+        &app,
+        "wkt?format=csv&geometry_columns=shape",
+        csv.into(),
+        None,
     )
     .await;
     assert_eq!(r["rows"], 2, "{r}");
@@ -677,14 +666,11 @@ async fn geoparquet_geometries_arrive_as_geometry() {
         file.display()
     ))
     .unwrap();
-    let r = json_of(
-        put(
-            &app,
-            "places?format=geoparquet",
-            std::fs::read(&file).unwrap(),
-            None,
-        )
-        .await,
+    let r = put_json(
+        &app,
+        "places?format=geoparquet",
+        std::fs::read(&file).unwrap(),
+        None,
     )
     .await;
     assert_eq!(r["rows"], 1, "{r}");

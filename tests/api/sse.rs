@@ -269,14 +269,7 @@ async fn a_subscription_streams_each_new_result_and_resumes_from_its_version() {
     assert_eq!(first[4].id, version.to_string());
 
     // A write: the next result, with a newer version, on the same stream.
-    let resp = app
-        .client
-        .put(app.url("/v1/t/datasets/people?format=csv"))
-        .body("id,name\n1,Ada\n")
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(resp.status(), 200);
+    crate::helpers::upload_csv(&app, "people", "id,name\n1,Ada\n").await;
     let next = events_until(&mut stream, "end").await;
     let update = next.iter().find(|e| e.event == "update").unwrap();
     let newer = update.data["version"].as_u64().unwrap();
