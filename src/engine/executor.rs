@@ -575,6 +575,7 @@ impl Running {
             job.sizes,
             job.limits,
             options,
+            &mut || result.arrow_options(),
         ) {
             Ok(e) => e,
             Err(e) => return reject(e.into()),
@@ -595,9 +596,12 @@ impl Running {
             rows: 0,
             kind: FrameKind::Metadata,
         };
-        if let Err(end) = self.send(job, header) {
-            self.encoder = Some(encoder);
-            return end;
+        // A format without a header (jsonl) sends none: an empty piece means nothing.
+        if !header.bytes.is_empty() {
+            if let Err(end) = self.send(job, header) {
+                self.encoder = Some(encoder);
+                return end;
+            }
         }
         let ended = self.stream(job, &mut *encoder, chunk, &mut result);
         self.encoder = Some(encoder);
@@ -653,6 +657,14 @@ impl Running {
                         column + 1
                     )));
                 }
+                Ok(Flow::Failed(message)) => {
+                    if let Some(line) = encoder.flush() {
+                        if let Err(end) = self.send_line(job, line) {
+                            return end;
+                        }
+                    }
+                    return Ended::Failed(GatewayError::QueryFailed(message));
+                }
                 Ok(Flow::Continue) => {}
             }
             if encoder.pending_rows() > 0 && last_sent.elapsed() >= LINE_MAX_AGE {
@@ -694,6 +706,10 @@ impl Running {
                     return self
                         .finish_failed(job, GatewayError::internal("no encoder at the end"));
                 };
+                if let Some(failure) = encoder.failure() {
+                    // Rows were lost on the way: the result must not end as complete.
+                    return self.finish_failed(job, GatewayError::QueryFailed(failure));
+                }
                 let frame = Frame {
                     bytes: encoder.end(elapsed_ms),
                     rows: 0,
@@ -727,14 +743,8 @@ impl Running {
         job.metrics.errors.with_label_values(&[e.code()]).inc();
         let outcome = outcome_of(&e);
         let spec = &job.spec;
-        let Some(bytes) =
-            encode::error_frame(spec.format, &spec.query_id, e.code(), &e.client_message())
-        else {
-            // The format cannot carry an error: ending without a final frame breaks the stream.
-            return outcome;
-        };
         let mut frame = Frame {
-            bytes,
+            bytes: encode::error_frame(&spec.query_id, e.code(), &e.client_message()),
             rows: 0,
             kind: FrameKind::Error,
         };

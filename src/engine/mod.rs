@@ -152,6 +152,12 @@ impl QuerySpec {
         self
     }
 
+    /// The result's format (default: NDJSON).
+    pub fn format(mut self, format: Format) -> Self {
+        self.format = format;
+        self
+    }
+
     pub fn tables(mut self, tables: Option<Arc<TableSet>>) -> Self {
         self.tables = tables;
         self
@@ -482,10 +488,14 @@ impl Engine {
         let query_id = Arc::clone(&spec.query_id);
         let data_version = tenant.data_version();
         let job = Job {
-            sizes: crate::encode::ChunkSizes {
-                rows: spec.request.chunk_rows.unwrap_or(self.settings.chunk_rows),
-                bytes: spec.chunk_bytes.unwrap_or(self.settings.chunk_bytes),
-            },
+            sizes: crate::encode::batch_sizes(
+                spec.format,
+                spec.request.chunk_rows,
+                crate::encode::ChunkSizes {
+                    rows: self.settings.chunk_rows,
+                    bytes: spec.chunk_bytes.unwrap_or(self.settings.chunk_bytes),
+                },
+            ),
             limits: tenant.limits.result.min(spec.limits),
             tenant,
             spec,

@@ -173,7 +173,26 @@ impl Stream for Body {
 
     fn poll_next(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Self::Item>> {
         let this = self.get_mut();
-        let chunk = match &mut this.source {
+        loop {
+            let chunk = match this.poll_chunk(cx) {
+                Poll::Ready(Some(chunk)) => chunk,
+                Poll::Ready(None) => return Poll::Ready(this.end_of_stream()),
+                Poll::Pending => return Poll::Pending,
+            };
+            this.account(&chunk);
+            // An empty chunk (the end of a format without a closing line) is not handed to
+            // actix: an empty piece of a chunked body would end it.
+            if !chunk.bytes.is_empty() {
+                return Poll::Ready(Some(Ok(chunk.bytes)));
+            }
+        }
+    }
+}
+
+impl Body {
+    /// The next chunk of the pipeline.
+    fn poll_chunk(&mut self, cx: &mut Context<'_>) -> Poll<Option<WireChunk>> {
+        let chunk = match &mut self.source {
             Source::Plain(rx, framing) => match rx.poll_recv(cx) {
                 Poll::Ready(Some(piece)) => {
                     let (rows, kind) = match &piece {
@@ -189,23 +208,29 @@ impl Stream for Body {
                         has_data,
                         last,
                         complete: kind == Some(FrameKind::End),
+                        text: false,
                         bytes,
                     }
                 }
-                Poll::Ready(None) => return Poll::Ready(this.end_of_stream()),
+                Poll::Ready(None) => return Poll::Ready(None),
                 Poll::Pending => return Poll::Pending,
             },
-            Source::Compressed(rx) => match rx.poll_recv(cx) {
-                Poll::Ready(Some(chunk)) => chunk,
-                Poll::Ready(None) => return Poll::Ready(this.end_of_stream()),
-                Poll::Pending => return Poll::Pending,
-            },
+            Source::Compressed(rx) => return rx.poll_recv(cx),
         };
-        this.finished |= chunk.last;
-        if let Some(recorder) = this.recorder.take() {
-            this.recorder = recorder.push(&chunk.bytes, chunk.rows);
+        Poll::Ready(Some(chunk))
+    }
+
+    /// Counts a chunk handed on, and copies it to the recorder.
+    fn account(&mut self, chunk: &WireChunk) {
+        self.finished |= chunk.last;
+        if let Some(recorder) = self.recorder.take() {
+            self.recorder = if chunk.bytes.is_empty() {
+                Some(recorder)
+            } else {
+                recorder.push(&chunk.bytes, chunk.rows)
+            };
             if chunk.last {
-                if let Some(recorder) = this.recorder.take() {
+                if let Some(recorder) = self.recorder.take() {
                     if chunk.complete {
                         recorder.complete();
                     }
@@ -213,14 +238,13 @@ impl Stream for Body {
             }
         }
         if chunk.has_data {
-            if let Some(ttfb) = this.ttfb.take() {
-                ttfb.observe(this.accepted_at.elapsed().as_secs_f64());
+            if let Some(ttfb) = self.ttfb.take() {
+                ttfb.observe(self.accepted_at.elapsed().as_secs_f64());
             }
         }
-        this.rows.inc_by(chunk.rows as u64);
-        this.bytes.inc_by(chunk.bytes.len() as u64);
-        this.raw_bytes.inc_by(chunk.raw_len as u64);
-        Poll::Ready(Some(Ok(chunk.bytes)))
+        self.rows.inc_by(chunk.rows as u64);
+        self.bytes.inc_by(chunk.bytes.len() as u64);
+        self.raw_bytes.inc_by(chunk.raw_len as u64);
     }
 }
 

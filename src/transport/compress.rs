@@ -59,13 +59,24 @@ impl Piece {
 /// stage in between (SSE's keep-alive).
 pub enum Input {
     Frames(mpsc::Receiver<Frame>),
+    /// The query's frames up to an `error` frame, which ends the input unsent: for formats
+    /// whose bytes cannot say that they failed (Arrow, CSV, jsonl), so the body breaks.
+    FramesUntilError(mpsc::Receiver<Frame>),
     Pieces(mpsc::Receiver<Piece>),
+}
+
+/// A frame of a stream that cannot carry an error, or the end of its input at an error.
+fn until_error(frame: Option<Frame>) -> Option<Piece> {
+    frame
+        .filter(|f| f.kind != FrameKind::Error)
+        .map(Piece::Frame)
 }
 
 impl Input {
     fn blocking_recv(&mut self) -> Option<Piece> {
         match self {
             Self::Frames(rx) => rx.blocking_recv().map(Piece::Frame),
+            Self::FramesUntilError(rx) => until_error(rx.blocking_recv()),
             Self::Pieces(rx) => rx.blocking_recv(),
         }
     }
@@ -73,6 +84,14 @@ impl Input {
     fn try_recv(&mut self) -> Option<Piece> {
         match self {
             Self::Frames(rx) => rx.try_recv().ok().map(Piece::Frame),
+            // An error frame ends the batch here; the next `blocking_recv` ends the input.
+            Self::FramesUntilError(rx) => match rx.try_recv() {
+                Ok(f) if f.kind == FrameKind::Error => {
+                    rx.close();
+                    None
+                }
+                other => other.ok().map(Piece::Frame),
+            },
             Self::Pieces(rx) => rx.try_recv().ok(),
         }
     }
@@ -80,6 +99,7 @@ impl Input {
     pub fn poll_recv(&mut self, cx: &mut Context<'_>) -> Poll<Option<Piece>> {
         match self {
             Self::Frames(rx) => rx.poll_recv(cx).map(|f| f.map(Piece::Frame)),
+            Self::FramesUntilError(rx) => rx.poll_recv(cx).map(until_error),
             Self::Pieces(rx) => rx.poll_recv(cx),
         }
     }
@@ -102,6 +122,9 @@ pub struct WireChunk {
     pub last: bool,
     /// Carries the `end` line: the result is complete.
     pub complete: bool,
+    /// A JSON control line beside binary results (Arrow on a WebSocket): a text message,
+    /// never compressed.
+    pub text: bool,
 }
 
 /// What a batch of lines carried (the wire chunk without its bytes).
@@ -210,8 +233,88 @@ pub fn spawn_frames(
                     has_data: b.has_data,
                     last: b.last,
                     complete: b.complete,
+                    text: false,
                 };
                 if tx.blocking_send(message).is_err() || b.last {
+                    return;
+                }
+            }
+        })?;
+    Ok(rx)
+}
+
+/// The messages of a binary result (Arrow IPC) on a WebSocket, on a thread of their own: each
+/// of the format's frames (the schema, a batch, the end-of-stream marker) is one binary
+/// message, an independent zstd frame when `level` is set; `progress` and `error` lines are
+/// text messages as they are; after the end-of-stream marker comes the `end` line (rows,
+/// batches, `elapsed_ms` since `accepted_at`), the last message.
+pub fn spawn_messages(
+    mut input: mpsc::Receiver<Frame>,
+    level: Option<i32>,
+    capacity: usize,
+    query_id: std::sync::Arc<str>,
+    accepted_at: std::time::Instant,
+) -> std::io::Result<mpsc::Receiver<WireChunk>> {
+    let (tx, rx) = mpsc::channel(capacity);
+    let mut compressor = match level {
+        Some(l) => Some(zstd::bulk::Compressor::new(l)?),
+        None => None,
+    };
+    std::thread::Builder::new()
+        .name("ws-binary".into())
+        .spawn(move || {
+            let (mut rows, mut batches) = (0u64, 0u64);
+            while let Some(frame) = input.blocking_recv() {
+                let raw_len = frame.bytes.len();
+                let message = match frame.kind {
+                    FrameKind::Note | FrameKind::Error => WireChunk {
+                        bytes: frame.bytes,
+                        raw_len,
+                        rows: 0,
+                        has_data: false,
+                        last: frame.kind == FrameKind::Error,
+                        complete: false,
+                        text: true,
+                    },
+                    FrameKind::Metadata | FrameKind::Data | FrameKind::End => {
+                        let bytes = match compressor.as_mut() {
+                            Some(c) => match c.compress(&frame.bytes) {
+                                Ok(v) => Bytes::from(v),
+                                Err(_) => return,
+                            },
+                            None => frame.bytes,
+                        };
+                        if frame.kind == FrameKind::Data {
+                            rows += frame.rows as u64;
+                            batches += 1;
+                        }
+                        WireChunk {
+                            bytes,
+                            raw_len,
+                            rows: frame.rows,
+                            has_data: frame.kind == FrameKind::Data,
+                            last: false,
+                            complete: false,
+                            text: false,
+                        }
+                    }
+                };
+                let last = message.last;
+                if tx.blocking_send(message).is_err() || last {
+                    return;
+                }
+                if frame.kind == FrameKind::End {
+                    let elapsed_ms = accepted_at.elapsed().as_millis() as u64;
+                    let line = crate::wire::lines::end_line(&query_id, rows, batches, elapsed_ms);
+                    let _ = tx.blocking_send(WireChunk {
+                        raw_len: line.len(),
+                        bytes: line,
+                        rows: 0,
+                        has_data: false,
+                        last: true,
+                        complete: true,
+                        text: true,
+                    });
                     return;
                 }
             }
@@ -302,25 +405,15 @@ pub fn spawn_stream(
                     has_data: b.has_data,
                     last: b.last,
                     complete: b.complete,
+                    text: false,
                 };
                 if tx.blocking_send(chunk).is_err() {
                     return;
                 }
             }
-            if open {
-                // The executor ended without a final line (client gone): close the frame anyway.
-                if enc.do_finish().is_ok() {
-                    let bytes = Bytes::from(std::mem::take(enc.get_mut()));
-                    let _ = tx.blocking_send(WireChunk {
-                        bytes,
-                        raw_len: 0,
-                        rows: 0,
-                        has_data: false,
-                        last: false,
-                        complete: false,
-                    });
-                }
-            }
+            // Ended without a final line (the client is gone, or the result failed in a
+            // format that cannot say so): the zstd frame stays unfinished, so that a decoder
+            // too sees a truncated stream, and the body breaks.
         })?;
     Ok(rx)
 }

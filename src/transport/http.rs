@@ -1,10 +1,12 @@
 //! The HTTP transport: `POST /v1/{tenant}/query` (JSON body) and `GET /v1/{tenant}/query?sql=`,
-//! answered with a chunked `application/x-ndjson` body, zstd-encoded when the client accepts it;
+//! answered with a chunked body in the asked format (`format`, else `Accept`, else NDJSON:
+//! `application/x-ndjson`, Arrow IPC, CSV, jsonl), zstd-encoded when the client accepts it;
 //! and `POST /v1/{tenant}/tokens`.
 //!
 //! Invariants:
 //! - Errors before the stream starts are a status with a JSON `{code, message}` body; after it,
-//!   an `error` line (produced by the executor).
+//!   an `error` line (produced by the executor) in NDJSON, and a broken body (no last chunk,
+//!   the zstd frame unfinished) in the formats that cannot carry one.
 //! - The response body owns the query's cancel guard ([`super::body`]): when actix drops it
 //!   (client gone), the query is interrupted.
 //! - Query answers go through the result cache ([`crate::engine::cache`]), keyed also on the
@@ -25,7 +27,7 @@ use crate::engine::cache::Lookup;
 use crate::engine::{Engine, QuerySpec};
 use crate::error::GatewayError;
 use crate::metrics::{Metrics, Transport};
-use crate::wire::{QueryRequest, TokenRequest};
+use crate::wire::{Format, QueryRequest, TokenRequest};
 
 /// Query-string form of a query (`GET` on `/query` and `/sse`).
 #[derive(Debug, Deserialize)]
@@ -34,6 +36,8 @@ pub struct QueryParams {
     pub params: Option<String>,
     pub chunk_rows: Option<String>,
     pub geometry: Option<String>,
+    /// `ndjson`, `arrow`, `csv` or `jsonl`.
+    pub format: Option<String>,
     /// `1`/`true`: `progress` lines while DuckDB works.
     pub progress: Option<String>,
     /// SSE only: `1` keeps the stream open as a live subscription.
@@ -57,10 +61,11 @@ impl QueryParams {
 
     /// The query, whatever else the parameters ask.
     pub fn into_query(self) -> Result<QueryRequest, GatewayError> {
-        let (geometry, progress) = (self.geometry, self.progress);
+        let (geometry, progress, format) = (self.geometry, self.progress, self.format);
         Ok(
             QueryRequest::from_query_string(self.sql, self.params, self.chunk_rows)?
                 .with_geometry(geometry.as_deref())?
+                .with_format(format.as_deref())?
                 .with_progress_text(progress.as_deref())?,
         )
     }
@@ -117,6 +122,25 @@ pub async fn get_query(
     .await
 }
 
+/// `HEAD /v1/{tenant}/query?sql=…`: what a `GET` would answer, without running the query.
+/// Readers of URLs ask first (DuckDB's httpfs, `read_csv('http://…')`): the answer has no
+/// length (the result is streamed) and takes no ranges, so they read the whole `GET`.
+pub async fn head_query(
+    Authorized(_access): Authorized,
+    req: HttpRequest,
+    params: web::Query<QueryParams>,
+) -> Result<HttpResponse, GatewayError> {
+    let query = params.into_inner().into_request()?;
+    let format = negotiate(&req, &query)?;
+    // A streamed body: no `Content-Length` (HEAD sends no body either way).
+    let nothing = futures_util::stream::empty::<Result<bytes::Bytes, std::io::Error>>();
+    Ok(HttpResponse::Ok()
+        .content_type(format.content_type())
+        .insert_header((header::ACCEPT_RANGES, HeaderValue::from_static("none")))
+        .insert_header((header::CACHE_CONTROL, HeaderValue::from_static("no-cache")))
+        .streaming(nothing))
+}
+
 /// `POST /v1/{tenant}/tokens`: a short-lived token for browsers, issued to an API key.
 pub async fn post_token(
     Authorized(access): Authorized,
@@ -171,7 +195,26 @@ impl Conditional {
     }
 }
 
-const NDJSON: &str = "application/x-ndjson";
+/// The format of an HTTP answer: the request's `format`, else the first format `Accept`
+/// names, else NDJSON. `progress` lines exist only in NDJSON.
+fn negotiate(req: &HttpRequest, query: &QueryRequest) -> Result<Format, GatewayError> {
+    let format = query
+        .format
+        .or_else(|| {
+            req.headers()
+                .get_all(header::ACCEPT)
+                .filter_map(|v| v.to_str().ok())
+                .find_map(Format::from_accept)
+        })
+        .unwrap_or_default();
+    if query.progress && format != Format::Ndjson {
+        return Err(GatewayError::InvalidRequest(format!(
+            "progress lines are part of the NDJSON protocol; format {} has no place for them",
+            format.as_str()
+        )));
+    }
+    Ok(format)
+}
 
 async fn run(
     req: &HttpRequest,
@@ -183,7 +226,10 @@ async fn run(
     conditional: Conditional,
 ) -> Result<HttpResponse, GatewayError> {
     let accepted_at = std::time::Instant::now();
-    let spec = QuerySpec::new(access.tenant, query, Transport::Http).tables(access.tables);
+    let format = negotiate(req, &query)?;
+    let spec = QuerySpec::new(access.tenant, query, Transport::Http)
+        .tables(access.tables)
+        .format(format);
     let zstd = super::accepts_zstd(req.headers());
     let variant = if zstd { "http+zstd" } else { "http" };
     let ticket = match engine.cached(&spec, variant).await? {
@@ -194,7 +240,7 @@ async fn run(
             return Ok(cached_response(
                 &result,
                 &etag,
-                NDJSON,
+                format.content_type(),
                 zstd,
                 metrics,
                 Transport::Http,
@@ -206,7 +252,7 @@ async fn run(
     };
     let (running, recording) = engine.start_recorded(spec, ticket).await?;
     let mut response = HttpResponse::Ok();
-    response.content_type(NDJSON);
+    response.content_type(format.content_type());
     if let Some(etag) = &recording.etag {
         // The client holds this result already: the execution stops here.
         if let Some(answer) = conditional.answer(req, etag) {
@@ -222,7 +268,11 @@ async fn run(
             response,
             settings,
             metrics,
-            stage: Input::Frames,
+            stage: if format.carries_errors() {
+                Input::Frames
+            } else {
+                Input::FramesUntilError
+            },
             framing: Raw,
             transport: Transport::Http,
             recorder,

@@ -29,6 +29,9 @@ use std::time::Duration;
 
 use actix_web::http::header::{HeaderMap, ACCEPT_ENCODING};
 
+use crate::error::GatewayError;
+use crate::wire::{Format, QueryRequest};
+
 pub use ws::WsSettings;
 
 /// What the transports run with (built by the application from its configuration).
@@ -45,6 +48,18 @@ pub struct Settings {
     pub ws: WsSettings,
     /// The largest result a live subscription may hold (the cache's entry limit).
     pub subscription_max_bytes: usize,
+}
+
+/// Refuses a result format other than NDJSON where the framing is the protocol's own lines
+/// (SSE events, WebSocket messages, live subscriptions): `where_` names the place.
+pub fn ndjson_only(request: &QueryRequest, where_: &str) -> Result<(), GatewayError> {
+    match request.format {
+        None | Some(Format::Ndjson) => Ok(()),
+        Some(other) => Err(GatewayError::InvalidRequest(format!(
+            "{where_} carry the NDJSON protocol; format {} is for POST/GET /v1/{{tenant}}/query",
+            other.as_str()
+        ))),
+    }
 }
 
 /// Whether the client accepts a zstd body (`Accept-Encoding: zstd`, with q > 0).

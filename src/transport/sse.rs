@@ -141,6 +141,7 @@ async fn subscribe(
     settings: &Settings,
     metrics: &Metrics,
 ) -> Result<HttpResponse, GatewayError> {
+    super::ndjson_only(&query, "SSE streams")?;
     let slot = engine.connect(&access.tenant).await?;
     let sub = hub
         .subscribe(&access, query, interval_ms, Transport::Sse)
@@ -375,6 +376,7 @@ async fn run(
     settings: &Settings,
     metrics: &Metrics,
 ) -> Result<HttpResponse, GatewayError> {
+    super::ndjson_only(&query, "SSE streams")?;
     let query_id = new_query_id();
     // The response starts once the statement is bound: keep-alives cover DuckDB's work.
     let spec = QuerySpec::new(access.tenant, query, Transport::Sse)

@@ -11,7 +11,9 @@
 //! Invariants:
 //! - Every server message holds complete NDJSON lines of one query; with `zstd` it is one
 //!   binary message holding one independent zstd frame with its content size; with `none`, a
-//!   text message.
+//!   text message. An Arrow query's results are binary messages of whole IPC messages
+//!   (compressed the same way) between its `arrow` line and its last line, which are text;
+//!   the connection's `arrow_lane` lets one Arrow result out at a time.
 //! - Memory is bounded per connection and for the process: messages waiting for the socket hold
 //!   permits of the connection's byte budget (`ws_send_budget_bytes`) and of one shared by all
 //!   connections (`ws_total_budget_bytes`); when either is spent, queries pause, and so does DuckDB.
@@ -45,7 +47,7 @@ use crate::engine::{ConnectionSlot, Engine, QuerySpec};
 use crate::error::GatewayError;
 use crate::metrics::{Metrics, Transport};
 use crate::wire::lines;
-use crate::wire::{BadMessage, ClientMessage, QueryRequest};
+use crate::wire::{BadMessage, ClientMessage, Format, QueryRequest};
 
 /// WebSocket settings.
 #[derive(Debug, Clone)]
@@ -113,6 +115,7 @@ pub async fn ws_query(
         queries: HashMap::new(),
         subscriptions: HashMap::new(),
         out_tx,
+        arrow_lane: Arc::new(tokio::sync::Mutex::new(())),
         access,
         level,
         hub: hub.into_inner(),
@@ -131,6 +134,7 @@ struct Outgoing {
     /// Of a subscription (its last message ends it), not of a query.
     subscription: bool,
     message: WireChunk,
+    shape: Shape,
     /// Set on the query's first message with rows: when the query was accepted (for TTFB).
     first_data_of: Option<Instant>,
     /// Budget (the connection's and the process's) held until the message is handed to the
@@ -156,6 +160,20 @@ struct Connection {
     /// Live subscriptions by client id, with the token that ends each.
     subscriptions: HashMap<String, CancellationToken>,
     out_tx: mpsc::Sender<Outgoing>,
+    /// Held by the Arrow query whose binary messages are being sent: binary results go out
+    /// one after another, so each one's messages follow its `arrow` line unmixed.
+    arrow_lane: Arc<tokio::sync::Mutex<()>>,
+}
+
+/// What kind of WebSocket message carries an outgoing one.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Shape {
+    /// The connection's framing of protocol lines: binary zstd frames, or text.
+    Lines,
+    /// Binary whatever the compression (Arrow IPC messages).
+    Binary,
+    /// A JSON text message, never compressed (control lines beside Arrow).
+    Text,
 }
 
 /// Why the loop ended: a close frame to send, or none (the client is gone).
@@ -246,7 +264,7 @@ impl Connection {
                     }
                     let n = out.message.bytes.len() as u64;
                     let (r, raw_len) = (out.message.rows as u64, out.message.raw_len as u64);
-                    match self.send(&mut session, out.message.bytes, &settings).await {
+                    match self.send(&mut session, out.message.bytes, out.shape, &settings).await {
                         Ok(()) => {
                             if let Some(accepted) = out.first_data_of {
                                 ttfb.observe(accepted.elapsed().as_secs_f64());
@@ -328,6 +346,9 @@ impl Connection {
         if self.queries.contains_key(&id) || self.subscriptions.contains_key(&id) {
             return Some(error_line(Some(&id), GatewayError::DuplicateId));
         }
+        if let Err(e) = super::ndjson_only(&request, "live subscriptions") {
+            return Some(error_line(Some(&id), e));
+        }
         if self.subscriptions.len() >= self.settings.ws.max_subscriptions {
             let e = GatewayError::TooManySubscriptions(self.settings.ws.max_subscriptions);
             return Some(error_line(Some(&id), e));
@@ -367,6 +388,13 @@ impl Connection {
         if self.queries.contains_key(&id) || self.subscriptions.contains_key(&id) {
             return Some(error_line(Some(&id), GatewayError::DuplicateId));
         }
+        if let Some(f @ (Format::Csv | Format::Jsonl)) = request.format {
+            let e = GatewayError::InvalidRequest(format!(
+                "WebSocket results are NDJSON lines or Arrow; format {} is for POST/GET /v1/{{tenant}}/query",
+                f.as_str()
+            ));
+            return Some(error_line(Some(&id), e));
+        }
         if self.queries.len() >= self.settings.ws.max_queries {
             let e = GatewayError::TooManyQueries(self.queries.len());
             return Some(error_line(Some(&id), e));
@@ -380,6 +408,7 @@ impl Connection {
             engine: Arc::clone(&self.engine),
             access: self.access.clone(),
             request,
+            lane: Arc::clone(&self.arrow_lane),
             cancel,
             outbox: self.outbox(id.into(), false),
         };
@@ -401,7 +430,7 @@ impl Connection {
             },
             None => line,
         };
-        self.send(session, bytes, settings).await
+        self.send(session, bytes, Shape::Lines, settings).await
     }
 
     /// Hands one message to the socket, closing slow consumers.
@@ -409,13 +438,19 @@ impl Connection {
         &self,
         session: &mut Session,
         bytes: Bytes,
+        shape: Shape,
         settings: &WsSettings,
     ) -> Result<(), Exit> {
-        let sent = match self.level {
-            Some(_) => {
+        let binary = match shape {
+            Shape::Lines => self.level.is_some(),
+            Shape::Binary => true,
+            Shape::Text => false,
+        };
+        let sent = match binary {
+            true => {
                 tokio::time::timeout(settings.slow_consumer_timeout, session.binary(bytes)).await
             }
-            None => {
+            false => {
                 let text = match bytestring::ByteString::try_from(bytes) {
                     Ok(t) => t,
                     Err(_) => return Err(close(CloseCode::Error, "invalid UTF-8")),
@@ -449,8 +484,19 @@ struct Outbox {
 }
 
 impl Outbox {
-    /// Queues a message once budget is free; `false` if the connection is gone.
+    /// Queues a message of protocol lines once budget is free; `false` if the connection is
+    /// gone.
     async fn push(&self, message: WireChunk, first_data_of: Option<Instant>) -> bool {
+        self.push_as(message, first_data_of, Shape::Lines).await
+    }
+
+    /// Queues a message of the given shape once budget is free.
+    async fn push_as(
+        &self,
+        message: WireChunk,
+        first_data_of: Option<Instant>,
+        shape: Shape,
+    ) -> bool {
         let Some(permit) = self.permit(message.bytes.len()).await else {
             return false;
         };
@@ -458,6 +504,7 @@ impl Outbox {
             id: Arc::clone(&self.id),
             subscription: self.subscription,
             message,
+            shape,
             first_data_of,
             _permit: Some(permit),
         };
@@ -482,6 +529,7 @@ impl Outbox {
             has_data: false,
             last,
             complete: false,
+            text: false,
         };
         self.push(message, None).await
     }
@@ -502,11 +550,26 @@ impl Outbox {
     }
 }
 
+/// A control line as a text message of its own.
+fn text_message(line: Bytes) -> WireChunk {
+    WireChunk {
+        raw_len: line.len(),
+        bytes: line,
+        rows: 0,
+        has_data: false,
+        last: false,
+        complete: false,
+        text: true,
+    }
+}
+
 /// Runs one query of a connection and forwards its messages to the session.
 struct QueryTask {
     engine: Arc<Engine>,
     access: Access,
     request: QueryRequest,
+    /// The connection's lane for binary results (Arrow).
+    lane: Arc<tokio::sync::Mutex<()>>,
     cancel: CancellationToken,
     outbox: Outbox,
 }
@@ -522,8 +585,10 @@ impl QueryTask {
         )
         .query_id(Arc::clone(&outbox.id))
         .tables(self.access.tables.clone())
+        .format(self.request.format.unwrap_or_default())
         .without_connection_slot()
         .parent(outbox.connection.clone(), CancelReason::Disconnected);
+        let arrow = self.request.format == Some(Format::Arrow);
         let start = self.engine.start(spec);
         let started = tokio::select! {
             r = start => r,
@@ -538,7 +603,18 @@ impl QueryTask {
         let control = Arc::clone(&running.control);
         let _guard = running.guard;
         let buffer = outbox.settings.stream_buffer;
-        let mut messages = match compress::spawn_frames(running.frames, outbox.level, buffer) {
+        let spawned = if arrow {
+            compress::spawn_messages(
+                running.frames,
+                outbox.level,
+                buffer,
+                Arc::clone(&outbox.id),
+                accepted_at,
+            )
+        } else {
+            compress::spawn_frames(running.frames, outbox.level, buffer)
+        };
+        let mut messages = match spawned {
             Ok(rx) => rx,
             Err(e) => return self.fail(GatewayError::internal(e)).await,
         };
@@ -551,6 +627,21 @@ impl QueryTask {
                 _ = watched.finished() => {}
             }
         });
+        // A binary result holds the connection's lane from its `arrow` line to its last line
+        // (DuckDB runs meanwhile, until the query's bounded channel is full).
+        let _lane = if arrow {
+            let lane = tokio::select! {
+                l = self.lane.lock() => l,
+                _ = outbox.connection.cancelled() => return,
+            };
+            let line = lines::arrow_line(&outbox.id);
+            if !outbox.push_as(text_message(line), None, Shape::Text).await {
+                return;
+            }
+            Some(lane)
+        } else {
+            None
+        };
         let mut first_data = Some(accepted_at);
         while let Some(message) = messages.recv().await {
             let last = message.last;
@@ -559,7 +650,12 @@ impl QueryTask {
             } else {
                 None
             };
-            if !outbox.push(message, first_data_of).await || last {
+            let shape = match (arrow, message.text) {
+                (false, _) => Shape::Lines,
+                (true, false) => Shape::Binary,
+                (true, true) => Shape::Text,
+            };
+            if !outbox.push_as(message, first_data_of, shape).await || last {
                 return;
             }
         }
@@ -626,6 +722,7 @@ impl live::Sink for &Outbox {
                 has_data: m.rows > 0,
                 last: false,
                 complete: false,
+                text: false,
             };
             if !self.push(message, None).await {
                 return false;

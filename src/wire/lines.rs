@@ -66,6 +66,15 @@ pub fn data_prefix(out: &mut Vec<u8>, query_id: &str, seq: u64) {
 }
 
 /// `{"type":"end","query_id":…,"rows":R,"chunks":C,"elapsed_ms":T}`
+/// `{"type":"arrow","query_id":…}`: the binary messages that follow on a WebSocket, up to
+/// this query's `end` or `error` line, are its Arrow IPC stream.
+pub fn arrow_line(query_id: &str) -> Bytes {
+    let mut out = Vec::with_capacity(64);
+    open(&mut out, "arrow", query_id);
+    out.extend_from_slice(b"}\n");
+    Bytes::from(out)
+}
+
 pub fn end_line(query_id: &str, rows: u64, chunks: u64, elapsed_ms: u64) -> Bytes {
     let mut out = Vec::with_capacity(96);
     open(&mut out, "end", query_id);

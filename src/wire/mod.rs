@@ -157,14 +157,89 @@ impl fmt::Display for TenantId {
     }
 }
 
-/// How a result is laid out on the wire. NDJSON is the protocol of `docs/PROTOCOL.md`; each
-/// format is one encoder in `crate::encode`.
+/// How a result is laid out on the wire (the request's `format`, or its `Accept` header).
+/// NDJSON is the protocol of `docs/PROTOCOL.md`; each format is one encoder in
+/// `crate::encode`.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Hash)]
 pub enum Format {
     /// `metadata`, `data`…, `end` | `error` lines.
     #[default]
     Ndjson,
+    /// An Arrow IPC stream: the schema, record batches, the end-of-stream marker.
+    Arrow,
+    /// CSV with a header row.
+    Csv,
+    /// One JSON object per row (column names as keys), nothing else.
+    Jsonl,
 }
+
+impl Format {
+    /// `ndjson`, `arrow`, `csv` or `jsonl`.
+    pub fn parse(s: &str) -> Result<Self, WireError> {
+        match s {
+            "ndjson" => Ok(Self::Ndjson),
+            "arrow" => Ok(Self::Arrow),
+            "csv" => Ok(Self::Csv),
+            "jsonl" => Ok(Self::Jsonl),
+            other => Err(invalid(format!(
+                "`format` must be ndjson, arrow, csv or jsonl, not `{other}`"
+            ))),
+        }
+    }
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Ndjson => "ndjson",
+            Self::Arrow => "arrow",
+            Self::Csv => "csv",
+            Self::Jsonl => "jsonl",
+        }
+    }
+
+    /// The media type of a body in this format.
+    pub fn content_type(self) -> &'static str {
+        match self {
+            Self::Ndjson => "application/x-ndjson",
+            Self::Arrow => ARROW_STREAM,
+            Self::Csv => "text/csv; charset=utf-8; header=present",
+            Self::Jsonl => "application/jsonl; charset=utf-8",
+        }
+    }
+
+    /// Whether the format's own bytes can say that a result failed (NDJSON's `error` line).
+    /// The others end a failed result by breaking the stream.
+    pub fn carries_errors(self) -> bool {
+        self == Self::Ndjson
+    }
+
+    /// The format an `Accept` header asks for: the first media type it names (with q > 0)
+    /// that is one of the formats' (`application/vnd.apache.arrow.stream`, `text/csv`,
+    /// `application/jsonl`, `application/x-ndjson`); `None` for anything else (`*/*`).
+    pub fn from_accept(accept: &str) -> Option<Self> {
+        accept.split(',').find_map(|item| {
+            let mut parts = item.split(';').map(str::trim);
+            let media = parts.next().unwrap_or_default().to_ascii_lowercase();
+            let refused = parts.any(|p| {
+                p.strip_prefix("q=")
+                    .and_then(|q| q.trim().parse::<f32>().ok())
+                    .is_some_and(|q| q <= 0.0)
+            });
+            if refused {
+                return None;
+            }
+            match media.as_str() {
+                ARROW_STREAM => Some(Self::Arrow),
+                "text/csv" => Some(Self::Csv),
+                "application/jsonl" | "application/jsonlines" => Some(Self::Jsonl),
+                "application/x-ndjson" => Some(Self::Ndjson),
+                _ => None,
+            }
+        })
+    }
+}
+
+/// The Arrow IPC stream media type.
+pub const ARROW_STREAM: &str = "application/vnd.apache.arrow.stream";
 
 /// How GEOMETRY values are written in rows (the request's `geometry` option).
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Hash)]
@@ -203,6 +278,8 @@ pub struct QueryRequest {
     pub geometry: GeometryFormat,
     /// Send `progress` lines while DuckDB works.
     pub progress: bool,
+    /// The result format the request names (`None`: the transport's default or `Accept`).
+    pub format: Option<Format>,
 }
 
 fn invalid(msg: impl Into<String>) -> WireError {
@@ -222,10 +299,10 @@ impl QueryRequest {
         for key in obj.keys() {
             if !matches!(
                 key.as_ref(),
-                "sql" | "params" | "chunk_rows" | "geometry" | "progress"
+                "sql" | "params" | "chunk_rows" | "geometry" | "progress" | "format"
             ) {
                 return Err(invalid(format!(
-                    "unknown field `{key}` (expected sql, params, chunk_rows, geometry, progress)"
+                    "unknown field `{key}` (expected sql, params, chunk_rows, geometry, progress, format)"
                 )));
             }
         }
@@ -252,7 +329,16 @@ impl QueryRequest {
         let progress = progress_field(obj.get("progress"))?;
         Ok(Self::new(sql, params, chunk_rows)?
             .with_geometry(geometry_field(obj.get("geometry"))?)?
+            .with_format(format_field(obj.get("format"))?)?
             .with_progress(progress))
+    }
+
+    /// Sets the `format` from its text (`None`: not named).
+    pub fn with_format(mut self, text: Option<&str>) -> Result<Self, WireError> {
+        if let Some(t) = text {
+            self.format = Some(Format::parse(t)?);
+        }
+        Ok(self)
     }
 
     /// Asks for `progress` lines (or not).
@@ -321,11 +407,11 @@ impl QueryRequest {
             chunk_rows,
             geometry: GeometryFormat::default(),
             progress: false,
+            format: None,
         })
     }
 }
 
-/// The text of a `geometry` field (absent or null: none).
 /// The `progress` field: a boolean (absent or null: false).
 fn progress_field(v: Option<&BorrowedValue<'_>>) -> Result<bool, WireError> {
     match v {
@@ -335,6 +421,16 @@ fn progress_field(v: Option<&BorrowedValue<'_>>) -> Result<bool, WireError> {
     }
 }
 
+/// The text of a `format` field (absent or null: none).
+fn format_field<'v>(v: Option<&'v BorrowedValue<'v>>) -> Result<Option<&'v str>, WireError> {
+    match v {
+        None | Some(BorrowedValue::Static(StaticNode::Null)) => Ok(None),
+        Some(BorrowedValue::String(s)) => Ok(Some(s.as_ref())),
+        Some(_) => Err(invalid("`format` must be a string")),
+    }
+}
+
+/// The text of a `geometry` field (absent or null: none).
 fn geometry_field<'v>(v: Option<&'v BorrowedValue<'v>>) -> Result<Option<&'v str>, WireError> {
     match v {
         None | Some(BorrowedValue::Static(StaticNode::Null)) => Ok(None),
@@ -465,7 +561,7 @@ impl ClientMessage {
                     let known = matches!(
                         key.as_ref(),
                         "type" | "id" | "sql" | "params" | "chunk_rows" | "geometry"
-                    ) || key.as_ref() == "progress"
+                    ) || matches!(key.as_ref(), "progress" | "format")
                         || (live && matches!(key.as_ref(), "interval_ms" | "version"));
                     if !known {
                         return Err(bad(Some(id), format!("unknown field `{key}`")));
@@ -502,6 +598,7 @@ impl ClientMessage {
                     .map_err(|e| bad(Some(id), e.to_string()))?;
                 let request = QueryRequest::new(sql, params, chunk_rows)
                     .and_then(|r| r.with_geometry(geometry_field(obj.get("geometry"))?))
+                    .and_then(|r| r.with_format(format_field(obj.get("format"))?))
                     .and_then(|r| Ok(r.with_progress(progress_field(obj.get("progress"))?)))
                     .map_err(|e| bad(Some(id), e.to_string()))?;
                 if live {

@@ -7,6 +7,7 @@ mod browser;
 mod cache;
 mod datasets;
 mod errors;
+mod formats;
 mod geometry;
 mod helpers;
 mod hostile;
