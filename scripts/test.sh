@@ -14,6 +14,8 @@
 #     repository in $DUCKSTREAM_TOOLS/extensions (the tests load them from there);
 #   - a Python venv with pyarrow, pandas, duckdb and zstandard (pinned), the real readers of
 #     the Arrow, CSV and jsonl tests.
+#   - npm's @uwdata/mosaic-core and vgplot (pinned, tests/mosaic and examples/mosaic-dashboard),
+#     Mosaic's own client for the Mosaic endpoint tests, and the example dashboard's bundle.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 export DUCKSTREAM_TOOLS=${DUCKSTREAM_TOOLS:-/var/tmp/duckstream-tools}
@@ -50,6 +52,16 @@ if [ "$(cat "$VENV/.pins" 2>/dev/null)" != "$PY_PINS" ]; then
 fi
 
 ./scripts/extensions.sh "$DUCKSTREAM_TOOLS/extensions" spatial httpfs
+
+# Mosaic's own npm client (tests/mosaic) and the vgplot example dashboard, built into one
+# bundle (examples/mosaic-dashboard/dist), both pinned by their lock files.
+for dir in tests/mosaic examples/mosaic-dashboard; do
+  if ! cmp -s "$dir/package-lock.json" "$dir/node_modules/.package-lock.json.installed" 2>/dev/null; then
+    npm ci --silent --no-audit --no-fund --prefix "$dir" >/dev/null
+    cp "$dir/package-lock.json" "$dir/node_modules/.package-lock.json.installed"
+  fi
+done
+npm run --silent build --prefix examples/mosaic-dashboard >/dev/null
 export DUCKSTREAM_TEST_EXTENSION_REPOSITORY="$DUCKSTREAM_TOOLS/extensions"
 
 cargo test --release --all-targets "$@"

@@ -294,6 +294,7 @@ fn tenant_limits(limits: &Limits) -> TenantLimits {
         cache_ttl: limits.cache_ttl(),
         max_subscriptions: limits.max_subscriptions(),
         min_interval: limits.min_interval(),
+        scratch_bytes: limits.scratch_bytes(),
     }
 }
 

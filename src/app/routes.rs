@@ -1,5 +1,9 @@
 //! The route table, the server's own routes (`/`, `/healthz`, `/readyz`, `/metrics`) and CORS.
 //!
+//! `/` is the dashboard page (`src/app/page/`: HTML, one script, one style sheet, embedded in
+//! the binary; nothing fetched at run time but the gateway's own API) for browsers, and the
+//! list of routes as text for everyone else (`curl`).
+//!
 //! Invariants:
 //! - Every tenant route is under `/v1/{tenant}/` and its handler takes
 //!   `transport::edge::Authorized`, so none runs without a checked credential.
@@ -14,7 +18,7 @@ use actix_web::{error::InternalError, web, HttpResponse};
 use crate::engine::Engine;
 use crate::error::GatewayError;
 use crate::metrics::Metrics;
-use crate::transport::{admin, datasets, http, sse, ws};
+use crate::transport::{admin, datasets, http, mosaic, sse, ws};
 
 /// Registers every route.
 pub fn configure(cfg: &mut web::ServiceConfig) {
@@ -27,6 +31,8 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
         InternalError::from_response(e, actix_web::ResponseError::error_response(&err)).into()
     }))
     .route("/", web::get().to(index))
+    .route("/page/app.js", web::get().to(page_script))
+    .route("/page/style.css", web::get().to(page_style))
     .route("/healthz", web::get().to(healthz))
     .route("/readyz", web::get().to(readyz))
     .route("/metrics", web::get().to(metrics_text))
@@ -43,6 +49,8 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
     .route("/v1/{tenant}/ws", web::get().to(ws::ws_query))
     .route("/v1/{tenant}/sse", web::get().to(sse::get_sse))
     .route("/v1/{tenant}/sse", web::post().to(sse::post_sse))
+    .route("/v1/{tenant}/mosaic", web::post().to(mosaic::post))
+    .route("/v1/{tenant}/mosaic", web::get().to(mosaic::socket))
     .route("/v1/{tenant}/tokens", web::post().to(http::post_token))
     .route(
         "/v1/{tenant}/datasets",
@@ -88,14 +96,49 @@ pub fn cors(origins: &[String]) -> Cors {
     cors
 }
 
-async fn index() -> HttpResponse {
+/// The page's content security policy: its own script, style and API only.
+const PAGE_CSP: &str = "default-src 'none'; script-src 'self'; style-src 'self'; \
+     connect-src 'self'; img-src 'self' data:; base-uri 'none'; form-action 'none'; \
+     frame-ancestors 'none'";
+
+fn page_file(content_type: &'static str, body: &'static str) -> HttpResponse {
+    HttpResponse::Ok()
+        .content_type(content_type)
+        .insert_header((header::CACHE_CONTROL, "no-cache"))
+        .insert_header((header::X_CONTENT_TYPE_OPTIONS, "nosniff"))
+        .insert_header((header::CONTENT_SECURITY_POLICY, PAGE_CSP))
+        .body(body)
+}
+
+async fn page_script() -> HttpResponse {
+    page_file(
+        "text/javascript; charset=utf-8",
+        include_str!("page/app.js"),
+    )
+}
+
+async fn page_style() -> HttpResponse {
+    page_file("text/css; charset=utf-8", include_str!("page/style.css"))
+}
+
+/// The page for a browser (`Accept: text/html`), the routes as text for anyone else.
+async fn index(req: actix_web::HttpRequest) -> HttpResponse {
+    let browser = req
+        .headers()
+        .get_all(header::ACCEPT)
+        .filter_map(|v| v.to_str().ok())
+        .any(|v| v.contains("text/html"));
+    if browser {
+        return page_file("text/html; charset=utf-8", include_str!("page/index.html"));
+    }
     HttpResponse::Ok().content_type("text/plain; charset=utf-8").body(
         "duckstream: POST /v1/{tenant}/query {\"sql\": \"...\"}, GET /v1/{tenant}/query?sql=...,\n\
          GET /v1/{tenant}/ws (WebSocket), GET|POST /v1/{tenant}/sse (server-sent events),\n\
          POST /v1/{tenant}/tokens (a token for browsers, with an API key)\n\
+         POST|GET /v1/{tenant}/mosaic (Mosaic's protocol: REST and WebSocket)\n\
          PUT|DELETE /v1/{tenant}/datasets/{name}, GET /v1/{tenant}/datasets (upload, list)\n\
          POST|GET /v1/admin/tenants, DELETE /v1/admin/tenants/{name} (an admin key)\n\
-         also /healthz, /readyz, /metrics\n",
+         also /healthz, /readyz, /metrics; open / in a browser for the dashboard\n",
     )
 }
 

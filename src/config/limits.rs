@@ -90,6 +90,9 @@ pub struct Limits {
     /// The shortest re-run interval a subscription may ask for, in milliseconds
     #[arg(long, env = "DUCKSTREAM_MIN_INTERVAL_MS")]
     pub min_interval_ms: Option<u64>,
+    /// Bytes the tenant's derived tables (Mosaic's pre-aggregations) may hold in memory
+    #[arg(long, env = "DUCKSTREAM_SCRATCH_BYTES")]
+    pub scratch_bytes: Option<u64>,
 }
 
 /// Built-in global values of the limits that always have one (see [`Limits::defaults`]).
@@ -144,6 +147,7 @@ impl Limits {
             cache_ttl_secs: self.cache_ttl_secs.or(base.cache_ttl_secs),
             max_subscriptions: self.max_subscriptions.or(base.max_subscriptions),
             min_interval_ms: self.min_interval_ms.or(base.min_interval_ms),
+            scratch_bytes: self.scratch_bytes.or(base.scratch_bytes),
         }
     }
 
@@ -246,6 +250,11 @@ impl Limits {
     /// Live subscriptions at once; absent: 10,000.
     pub fn max_subscriptions(&self) -> usize {
         self.max_subscriptions.unwrap_or(10_000)
+    }
+
+    /// The scratch space for derived tables; absent: 256 MiB.
+    pub fn scratch_bytes(&self) -> u64 {
+        self.scratch_bytes.unwrap_or(256 << 20)
     }
 
     /// The shortest subscription interval; absent: 1 s.

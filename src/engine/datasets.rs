@@ -59,7 +59,7 @@ fn count(conn: &Connection, sql: &str) -> Result<u64, crate::duck::DuckError> {
 /// Whether the dataset's table exists.
 fn table_exists(conn: &Connection, name: &DatasetName) -> Result<bool, crate::duck::DuckError> {
     let sql = format!(
-        "SELECT count(*)::VARCHAR FROM duckdb_tables() WHERE schema_name = 'main' AND table_name = {}",
+        "SELECT count(*)::VARCHAR FROM duckdb_tables() WHERE database_name = current_database() AND schema_name = 'main' AND table_name = {}",
         quote_literal(name.as_str())
     );
     Ok(count(conn, &sql)? > 0)
@@ -161,7 +161,7 @@ fn to_geometry(
 ) -> Result<(), crate::duck::DuckError> {
     for column in columns {
         let types = conn.query_rows(&format!(
-            "SELECT data_type FROM duckdb_columns() WHERE schema_name = 'main' \
+            "SELECT data_type FROM duckdb_columns() WHERE database_name = current_database() AND schema_name = 'main' \
              AND table_name = {} AND column_name = {}",
             quote_literal(dataset.as_str()),
             quote_literal(column)
@@ -203,7 +203,7 @@ fn index_geometry(conn: &Connection, dataset: &DatasetName) -> Result<(), crate:
         return Ok(());
     }
     let columns = conn.query_rows(&format!(
-        "SELECT column_name FROM duckdb_columns() WHERE schema_name = 'main' \
+        "SELECT column_name FROM duckdb_columns() WHERE database_name = current_database() AND schema_name = 'main' \
          AND table_name = {} AND data_type LIKE 'GEOMETRY%' ORDER BY column_index",
         quote_literal(dataset.as_str())
     ))?;
@@ -229,7 +229,7 @@ pub fn catalog(tenant: &Tenant) -> Result<Vec<DatasetInfo>, GatewayError> {
         .query_rows(
             "SELECT CASE WHEN schema_name = 'main' THEN table_name \
              ELSE schema_name || '.' || table_name END, estimated_size::VARCHAR \
-             FROM duckdb_tables() WHERE NOT internal AND NOT temporary ORDER BY 1",
+             FROM duckdb_tables() WHERE database_name = current_database() AND NOT internal AND NOT temporary ORDER BY 1",
         )
         .map_err(GatewayError::internal)?;
     Ok(rows
@@ -252,13 +252,13 @@ pub fn list(tenant: &Tenant) -> Result<Vec<DatasetDetail>, GatewayError> {
     let tables = conn
         .query_rows(
             "SELECT table_name, estimated_size::VARCHAR FROM duckdb_tables() \
-             WHERE schema_name = 'main' AND NOT internal AND NOT temporary ORDER BY 1",
+             WHERE database_name = current_database() AND schema_name = 'main' AND NOT internal AND NOT temporary ORDER BY 1",
         )
         .map_err(GatewayError::internal)?;
     let columns = conn
         .query_rows(
             "SELECT table_name, column_name, data_type FROM duckdb_columns() \
-             WHERE schema_name = 'main' AND NOT internal ORDER BY table_name, column_index",
+             WHERE database_name = current_database() AND schema_name = 'main' AND NOT internal ORDER BY table_name, column_index",
         )
         .map_err(GatewayError::internal)?;
     let version = tenant.data_version();

@@ -21,6 +21,7 @@ use tokio::sync::{mpsc, oneshot, OwnedSemaphorePermit};
 
 use super::control::{CancelReason, QueryControl};
 use super::parse_tree::{self, TreeError};
+use super::scratch;
 use super::stamp::Stamp;
 use super::tables::{Refusal, TableSet};
 use super::tenant::Tenant;
@@ -389,6 +390,31 @@ fn scanned_tables(plans: Vec<String>) -> Option<Vec<String>> {
     Some(tables)
 }
 
+/// Creates derived table `name` from the job's checked SELECT (and its parameters), within the
+/// tenant's scratch budget, and returns the statement that counts its rows.
+fn derive<'c>(conn: &'c Connection, job: &Job, name: &str) -> Result<Prepared<'c>, Ended> {
+    scratch::attach(conn).map_err(|e| Ended::Failed(GatewayError::internal(e)))?;
+    let mut create = conn
+        .prepare(&scratch::create_sql(name, &job.request().sql))
+        .map_err(|e| Ended::Failed(sql_error(e, job)))?;
+    bind_params(&mut create, job.request()).map_err(Ended::Failed)?;
+    {
+        let mut result = create
+            .execute_streaming()
+            .map_err(|e| execution_error(e, job))?;
+        while result
+            .next_chunk()
+            .map_err(|e| execution_error(e, job))?
+            .is_some()
+        {}
+    }
+    drop(create);
+    scratch::admit(conn, &job.tenant, name, job.tenant.limits.scratch_bytes)
+        .map_err(Ended::Failed)?;
+    conn.prepare(&scratch::count_sql(name))
+        .map_err(|e| Ended::Failed(GatewayError::internal(e)))
+}
+
 /// Maps a DuckDB error during execution to the gateway's, honouring why it was interrupted.
 fn execution_error(e: DuckError, job: &Job) -> Ended {
     let control = &job.control;
@@ -507,6 +533,10 @@ impl Running {
         }
         // Detach before `conn` drops back into the pool (drop order is reverse declaration).
         let _detach = Detach(&job.control);
+        // Derived tables of older data go before any query can read them.
+        if let Err(e) = scratch::refresh(&conn, &job.tenant) {
+            return reject(GatewayError::internal(e));
+        }
 
         // Checks on DuckDB's parse tree run before DuckDB binds the statement (`check_tree`):
         // a table-limited token's always, anyone's when the text could hold lambdas or name a
@@ -538,6 +568,15 @@ impl Running {
         }
         if job.spec.stamp {
             self.stamp = Some(stamp(&conn, job, asked));
+        }
+        // The checked SELECT becomes a derived table; the stream is its row count.
+        if let Some(name) = &job.spec.derive {
+            drop(stmt);
+            stmt = match derive(&conn, job, name) {
+                Ok(s) => s,
+                Err(Ended::Failed(e)) => return Ended::Rejected(e),
+                Err(other) => return other,
+            };
         }
         // A caller that keeps the line alive while DuckDB works starts its response once the
         // statement is prepared and bound; the others wait for the first chunk, so that more

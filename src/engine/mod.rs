@@ -18,14 +18,14 @@
 //!   at most `queue_timeout`; past either bound the answer is `too_busy`.
 //! - Between DuckDB and the caller there is one bounded channel (`stream_buffer` frames);
 //!   a reader that stops reading pauses the DuckDB fetch.
-//! - The stream always ends with an `end` or `error` frame, unless the reader is gone (or the
-//!   format cannot carry an error: then the frames stop without a final one).
+//! - The stream always ends with an `end` or `error` frame, unless the reader is gone.
 
 pub mod cache;
 pub mod control;
 pub mod datasets;
 pub mod executor;
 pub mod parse_tree;
+pub mod scratch;
 pub mod stamp;
 pub mod tables;
 pub mod tenant;
@@ -114,6 +114,9 @@ pub struct QuerySpec {
     /// The cancellation scope above the query and the reason it gives (default: the process,
     /// `shutting_down`).
     pub parent: Option<(CancellationToken, CancelReason)>,
+    /// Instead of its rows, store the `SELECT`'s result as this derived table of the scratch
+    /// space ([`scratch`]) and answer its row count.
+    pub derive: Option<String>,
     /// Decide what the result depends on before it runs ([`stamp::Stamp`], in
     /// [`RunningQuery::stamp`]): for callers that reuse results (cache, subscriptions).
     pub stamp: bool,
@@ -137,6 +140,7 @@ impl QuerySpec {
             chunk_bytes: None,
             parent: None,
             stamp: false,
+            derive: None,
             label,
         }
     }
@@ -165,6 +169,13 @@ impl QuerySpec {
 
     pub fn start(mut self, start: Start) -> Self {
         self.start = start;
+        self
+    }
+
+    /// Makes the result derived table `name` of the scratch space (a valid name:
+    /// [`scratch::valid_name`]).
+    pub fn derive(mut self, name: String) -> Self {
+        self.derive = Some(name);
         self
     }
 
@@ -389,6 +400,13 @@ impl Engine {
     /// Checks that the tenant exists.
     pub async fn check_tenant(&self, tenant: &TenantId) -> Result<(), GatewayError> {
         self.registry.get(tenant).await.map(|_| ())
+    }
+
+    /// Drops the tenant's derived tables (before its next query runs).
+    pub async fn clear_scratch(&self, tenant: &TenantId) -> Result<(), GatewayError> {
+        let tenant = self.registry.get(tenant).await?;
+        scratch::Scratch::clear(&tenant.scratch);
+        Ok(())
     }
 
     /// Takes one of the tenant's connection slots, for a WebSocket (which must refuse before
@@ -702,6 +720,8 @@ impl Engine {
         let version = tenant.data_version() + 1;
         // The table first: a reader that sees the new version must also see the table stale.
         tenant.mark_written(stamp::dataset_table(dataset), version);
+        // Derived tables go with the data they came from (dropped before the next query).
+        scratch::invalidate(tenant, version);
         self.registry
             .set_data_version(&tenant.id, version)
             .await

@@ -51,6 +51,8 @@ pub struct TenantLimits {
     pub max_subscriptions: usize,
     /// The shortest re-run interval a subscription may ask for.
     pub min_interval: Duration,
+    /// Bytes the derived tables ([`super::scratch`]) may hold.
+    pub scratch_bytes: u64,
 }
 
 /// The extension DuckDB names for a function or type it does not have ("… is not in the
@@ -284,6 +286,8 @@ pub struct Tenant {
     volatile: std::sync::OnceLock<Option<std::collections::HashSet<String>>>,
     /// The data version, for those who wait for a write (live subscriptions).
     pub changes: tokio::sync::watch::Sender<u64>,
+    /// The derived tables of the scratch space.
+    pub scratch: Mutex<super::scratch::Scratch>,
     pool: Mutex<Option<Pool>>,
     settings: Arc<DbSettings>,
     scheduler: Arc<ScheduledThreadPool>,
@@ -588,6 +592,7 @@ impl TenantRegistry {
                 incarnation: uuid::Uuid::new_v4().as_u64_pair().0,
                 volatile: std::sync::OnceLock::new(),
                 changes: tokio::sync::watch::Sender::new(version),
+                scratch: Mutex::new(Default::default()),
                 pool: Mutex::new(None),
                 settings: Arc::clone(&self.settings),
                 scheduler: Arc::clone(&self.scheduler),

@@ -195,6 +195,28 @@ impl Conditional {
     }
 }
 
+/// Answers a query given as a `POST` body elsewhere (Mosaic's REST requests), exactly as
+/// `POST /v1/{tenant}/query` does.
+pub(super) async fn answer(
+    req: &HttpRequest,
+    access: Access,
+    query: QueryRequest,
+    engine: &Engine,
+    settings: &Settings,
+    metrics: &Metrics,
+) -> Result<HttpResponse, GatewayError> {
+    run(
+        req,
+        access,
+        query,
+        engine,
+        settings,
+        metrics,
+        Conditional::Post,
+    )
+    .await
+}
+
 /// The format of an HTTP answer: the request's `format`, else the first format `Accept`
 /// names, else NDJSON. `progress` lines exist only in NDJSON.
 fn negotiate(req: &HttpRequest, query: &QueryRequest) -> Result<Format, GatewayError> {

@@ -22,6 +22,7 @@ pub mod datasets;
 pub mod edge;
 pub mod http;
 pub mod live;
+pub mod mosaic;
 pub mod sse;
 pub mod ws;
 

@@ -15,6 +15,7 @@ pub mod admin;
 pub mod datasets;
 pub mod json;
 pub mod lines;
+pub mod mosaic;
 mod tables;
 
 use std::fmt;
@@ -362,6 +363,11 @@ impl QueryRequest {
             self.geometry = GeometryFormat::parse(t)?;
         }
         Ok(self)
+    }
+
+    /// A request of just this SQL (the defaults for everything else).
+    pub fn of_sql(sql: String) -> Result<Self, WireError> {
+        Self::new(sql, Vec::new(), None)
     }
 
     /// Builds a request from URL query parameters (`sql`, `params` as a JSON array, `chunk_rows`).

@@ -280,3 +280,83 @@ es.onerror = () => {{ out.errors++; }};
     );
     assert!(after > before, "{result}");
 }
+
+/// Runs a Playwright driver of `tests/browser/` with `args`; its JSON report.
+async fn run_driver(script: &str, args: &[&str]) -> serde_json::Value {
+    let tools = std::env::var("DUCKSTREAM_TOOLS").expect(
+        "DUCKSTREAM_TOOLS (set by scripts/test.sh) points at the installed playwright-core",
+    );
+    let path = format!("{}/tests/browser/{script}", env!("CARGO_MANIFEST_DIR"));
+    let out = tokio::process::Command::new("node")
+        .arg(&path)
+        .args(args)
+        .env("NODE_PATH", format!("{tools}/node_modules"))
+        .current_dir(&tools)
+        .output()
+        .await
+        .expect("node runs");
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "{script} failed: {stdout}\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    serde_json::from_str(stdout.trim()).unwrap()
+}
+
+/// The page at `/`, embedded in the binary, in Chromium: a query's rows fill the table and
+/// draw a chart, the demo's zones draw a map, a long query is cancelled from the page (and
+/// the server interrupts DuckDB), the metrics panel shows numbers; zstd is the browser's own.
+#[actix_web::test]
+async fn the_dashboard_page_streams_charts_maps_and_cancels() {
+    let app = spawn_app_with(|c| {
+        duckstream::demo::ensure_demo(&c.server.data_dir, 20_000).unwrap();
+    })
+    .await;
+    let shot = tempfile::NamedTempFile::with_suffix(".png").unwrap();
+    let report = run_driver(
+        "dashboard_page.cjs",
+        &[&app.base, "-", shot.path().to_str().unwrap()],
+    )
+    .await;
+    assert_eq!(report["ok"], true, "{report}");
+    assert!(report["table_rows"].as_u64().unwrap() > 0, "{report}");
+    assert!(report["chart_marks"].as_u64().unwrap() > 0, "{report}");
+    assert!(report["map_shapes"].as_u64().unwrap() > 0, "{report}");
+    assert_eq!(report["cancelled"], true);
+    assert_eq!(report["server_cancelled"], true);
+    assert_eq!(report["zstd"], true, "{report}");
+    assert_eq!(report["console_errors"], serde_json::json!([]));
+    assert!(std::fs::metadata(shot.path()).unwrap().len() > 10_000);
+}
+
+/// The vgplot example (`examples/mosaic-dashboard`, Mosaic's own npm packages) on another
+/// origin, through the Mosaic endpoint over REST: it renders, and its brushes pre-aggregate.
+#[actix_web::test]
+async fn a_vgplot_dashboard_runs_on_the_mosaic_endpoint() {
+    let app = spawn_app_with(|c| {
+        c.server.cors_allow_origins = vec!["*".into()];
+        duckstream::demo::ensure_demo(&c.server.data_dir, 20_000).unwrap();
+    })
+    .await;
+    let server = format!("{}/v1/demo/mosaic", app.base);
+    let report = run_driver("mosaic_dashboard.cjs", &[&server]).await;
+    assert_eq!(report["errors"], serde_json::json!([]), "{report}");
+    assert!(report["marks"].as_u64().unwrap() > 0, "{report}");
+    for preflight in report["preflights"].as_array().unwrap() {
+        assert!(preflight["status"].as_u64().unwrap() < 300, "{preflight}");
+    }
+    let sql: Vec<&str> = report["steps"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .flat_map(|s| s["sql"].as_array().into_iter().flatten())
+        .filter_map(|q| q.as_str())
+        .collect();
+    assert!(
+        sql.iter()
+            .any(|q| q.contains("CREATE TABLE IF NOT EXISTS \"mosaic\".\"preagg_")),
+        "the brushes pre-aggregated: {sql:?}"
+    );
+    assert!(sql.iter().any(|q| q.contains("FROM \"mosaic\".\"preagg_")));
+}

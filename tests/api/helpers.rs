@@ -162,8 +162,13 @@ impl TestApp {
 
     /// Runs `sql` on tenant `t` and reads the whole (uncompressed) response.
     pub async fn query(&self, sql: &str) -> Lines {
+        self.query_on("t", sql).await
+    }
+
+    /// Runs `sql` on `tenant` and reads the whole (uncompressed) response.
+    pub async fn query_on(&self, tenant: &str, sql: &str) -> Lines {
         let body = serde_json::json!({ "sql": sql }).to_string();
-        read_lines(self.post("t", &body).await).await
+        read_lines(self.post(tenant, &body).await).await
     }
 
     pub async fn metrics(&self) -> String {

@@ -14,6 +14,7 @@ mod hostile;
 mod lifecycle;
 mod limits;
 mod live;
+mod mosaic;
 mod observability;
 mod progress;
 mod sandbox;

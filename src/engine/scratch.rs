@@ -1,0 +1,161 @@
+//! The scratch space: tables derived from a tenant's data by a checked `SELECT`, for clients
+//! that pre-aggregate (Mosaic's crossfilters write `"mosaic"."preagg_…"` tables and read them
+//! back), without touching the tenant's own data.
+//!
+//! The space is an in-memory DuckDB database attached to the tenant's database as the catalog
+//! [`CATALOG`] (`mosaic`, the schema name Mosaic writes to, so that its two-part names resolve
+//! to it), on first use. Queries read it like any table; only [`create`] writes it.
+//!
+//! Invariants:
+//! - A derived table's `SELECT` passed every check a query passes (the executor prepared it
+//!   as a `SELECT`, ran the parse-tree and table checks, bound its parameters) before
+//!   [`create`] runs it as `CREATE TABLE … AS`; nothing else is ever created here.
+//! - Names are plain identifiers ([`valid_name`]).
+//! - The space is bounded: past the tenant's `scratch_bytes` (estimated as rows × columns × 8
+//!   bytes, what an aggregate's numbers take) a new table is dropped again and refused.
+//! - Derived tables never outlive the data they came from: once the tenant's data version
+//!   moves, the next query on any connection drops them all ([`refresh`]) before it runs, and
+//!   each dropped table is marked written, so no cached result read from one stays current.
+
+use std::sync::Mutex;
+
+use crate::duck::{Connection, DuckError};
+use crate::error::GatewayError;
+
+use super::tenant::Tenant;
+
+/// The catalog derived tables live in.
+pub const CATALOG: &str = "mosaic";
+
+/// What a tenant's scratch space holds.
+#[derive(Debug, Default)]
+pub struct Scratch {
+    /// The data version the tables were derived at.
+    version: u64,
+    /// The tables created since, by name.
+    tables: Vec<String>,
+    /// Set by [`Scratch::clear`]: drop every table at the next [`refresh`].
+    cleared: bool,
+}
+
+impl Scratch {
+    /// Asks for every table to be dropped before the next query runs.
+    pub fn clear(cell: &Mutex<Scratch>) {
+        cell.lock().unwrap_or_else(|p| p.into_inner()).cleared = true;
+    }
+}
+
+/// A derived table's name: `[A-Za-z_][A-Za-z0-9_]{0,62}` (Mosaic's are `preagg_<hex>`).
+pub fn valid_name(name: &str) -> bool {
+    let mut bytes = name.bytes();
+    matches!(bytes.next(), Some(b) if b == b'_' || b.is_ascii_alphabetic())
+        && name.len() <= 63
+        && bytes.all(|b| b == b'_' || b.is_ascii_alphanumeric())
+}
+
+fn qualified(name: &str) -> String {
+    format!("\"{CATALOG}\".main.\"{name}\"")
+}
+
+/// The lower-case `schema.table` that stamps record for a derived table (its plans name it
+/// `mosaic.main.<name>`).
+fn stamp_name(name: &str) -> String {
+    super::stamp::dataset_table(name)
+}
+
+/// Drops the derived tables if the tenant's data moved on since they were made (or a clear
+/// was asked). Cheap when there are none.
+pub fn refresh(conn: &Connection, tenant: &Tenant) -> Result<(), DuckError> {
+    let mut scratch = tenant.scratch.lock().unwrap_or_else(|p| p.into_inner());
+    let version = tenant.data_version();
+    if scratch.tables.is_empty() {
+        scratch.version = version;
+        scratch.cleared = false;
+        return Ok(());
+    }
+    if scratch.version == version && !scratch.cleared {
+        return Ok(());
+    }
+    for name in std::mem::take(&mut scratch.tables) {
+        conn.execute_batch(&format!("DROP TABLE IF EXISTS {}", qualified(&name)))?;
+        tenant.mark_written(stamp_name(&name), version);
+    }
+    tracing::debug!(tenant = %tenant.id, version, "scratch tables dropped");
+    scratch.version = version;
+    scratch.cleared = false;
+    Ok(())
+}
+
+/// Marks every derived table stale at `version` (a write moved the data on): no cached result
+/// read from one stays current, and [`refresh`] drops them before the next query.
+pub fn invalidate(tenant: &Tenant, version: u64) {
+    let scratch = tenant.scratch.lock().unwrap_or_else(|p| p.into_inner());
+    for name in &scratch.tables {
+        tenant.mark_written(stamp_name(name), version);
+    }
+}
+
+/// The SQL that creates derived table `name` from the checked `select`.
+pub fn create_sql(name: &str, select: &str) -> String {
+    format!("CREATE TABLE IF NOT EXISTS {} AS {select}", qualified(name))
+}
+
+/// The SQL that answers a derived table's row count (a derive's result).
+pub fn count_sql(name: &str) -> String {
+    format!("SELECT count(*) AS \"rows\" FROM {}", qualified(name))
+}
+
+/// Attaches the scratch space (once per database) before a derived table is created.
+pub fn attach(conn: &Connection) -> Result<(), DuckError> {
+    conn.execute_batch(&format!("ATTACH IF NOT EXISTS ':memory:' AS \"{CATALOG}\""))
+}
+
+/// Records the table `name` just created, or drops it again when the space is over
+/// `max_bytes`.
+pub fn admit(
+    conn: &Connection,
+    tenant: &Tenant,
+    name: &str,
+    max_bytes: u64,
+) -> Result<(), GatewayError> {
+    let used = conn
+        .query_rows(&format!(
+            "SELECT coalesce(sum(estimated_size * column_count * 8), 0)::BIGINT::VARCHAR \
+             FROM duckdb_tables() WHERE database_name = '{CATALOG}'"
+        ))
+        .map_err(GatewayError::internal)?
+        .first()
+        .and_then(|row| row.first().cloned().flatten())
+        .and_then(|v| v.parse::<u64>().ok())
+        .unwrap_or(0);
+    let mut scratch = tenant.scratch.lock().unwrap_or_else(|p| p.into_inner());
+    if used > max_bytes {
+        let _ = conn.execute_batch(&format!("DROP TABLE IF EXISTS {}", qualified(name)));
+        return Err(GatewayError::LimitExceeded(format!(
+            "the scratch space for derived tables is full ({used} of {max_bytes} bytes): \
+             query the tables themselves"
+        )));
+    }
+    if !scratch.tables.iter().any(|t| t == name) {
+        scratch.tables.push(name.to_string());
+    }
+    // A table created again (after a drop) has new contents for the same name.
+    tenant.mark_written(stamp_name(name), tenant.data_version());
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn names_are_plain_identifiers() {
+        assert!(valid_name("preagg_6236fb2e"));
+        assert!(valid_name("_x1"));
+        assert!(!valid_name(""));
+        assert!(!valid_name("1abc"));
+        assert!(!valid_name("a\"b"));
+        assert!(!valid_name("a.b"));
+        assert!(!valid_name(&"a".repeat(64)));
+    }
+}
