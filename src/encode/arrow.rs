@@ -12,6 +12,9 @@
 //!   stream without it are told apart by the transport, see `docs/PROTOCOL.md`).
 //! - A batch holds at most `rows` rows and is closed once its arrays reach `bytes` bytes (so
 //!   one batch is never much larger than the byte cap plus one DuckDB chunk).
+//! - The first batch is one DuckDB chunk at most ([`FIRST_BATCH_ROWS`]), and each next one
+//!   may hold twice as many rows as the one before, up to `rows`: first data comes as soon as
+//!   DuckDB has it, and a long result still travels in big batches.
 //! - Every emitted piece is whole IPC messages (dictionaries before the batch that uses them).
 
 use arrow::array::RecordBatch;
@@ -25,8 +28,8 @@ use crate::duck::{DataChunk, LogicalType};
 
 /// Rows in a batch when the request does not say (`chunk_rows`).
 pub const BATCH_ROWS: usize = 65_536;
-/// A batch closes once its arrays hold this many bytes.
-pub const BATCH_BYTES: usize = 4 << 20;
+/// The first batch's rows: one DuckDB chunk.
+pub const FIRST_BATCH_ROWS: usize = 2_048;
 
 /// The IPC stream's end: a continuation marker and a zero length.
 const END_OF_STREAM: [u8; 8] = [0xFF, 0xFF, 0xFF, 0xFF, 0, 0, 0, 0];
@@ -42,6 +45,8 @@ pub struct ArrowEncoder {
     pending_rows: usize,
     pending_bytes: usize,
     sizes: ChunkSizes,
+    /// The open batch's row cap: [`FIRST_BATCH_ROWS`], doubling per batch up to `sizes.rows`.
+    target_rows: usize,
     limits: ResultLimits,
     /// Rows and IPC bytes emitted so far.
     rows: u64,
@@ -78,6 +83,7 @@ impl ArrowEncoder {
                 rows: sizes.rows.max(1),
                 bytes: sizes.bytes.max(1),
             },
+            target_rows: FIRST_BATCH_ROWS.min(sizes.rows.max(1)),
             limits,
             rows: 0,
             bytes: 0,
@@ -103,6 +109,7 @@ impl ArrowEncoder {
         self.pending.clear();
         let rows = std::mem::take(&mut self.pending_rows);
         self.pending_bytes = 0;
+        self.target_rows = (self.target_rows * 2).min(self.sizes.rows);
         self.writer.write(&batch).map_err(|e| e.to_string())?;
         let bytes = Bytes::from(std::mem::take(self.writer.get_mut()));
         self.rows += rows as u64;
@@ -145,13 +152,13 @@ impl ResultEncoder for ArrowEncoder {
         let mut offset = 0;
         while offset < batch.num_rows() {
             // Cut the chunk where the open batch is full, so no batch passes `rows`.
-            let take = (self.sizes.rows - self.pending_rows).min(batch.num_rows() - offset);
+            let take = (self.target_rows - self.pending_rows).min(batch.num_rows() - offset);
             let part = batch.slice(offset, take);
             offset += take;
             self.pending_bytes += part.get_array_memory_size();
             self.pending_rows += take;
             self.pending.push(part);
-            if self.pending_rows >= self.sizes.rows || self.pending_bytes >= self.sizes.bytes {
+            if self.pending_rows >= self.target_rows || self.pending_bytes >= self.sizes.bytes {
                 match self.write_pending() {
                     Ok(Some(line)) => emit(line)?,
                     Ok(None) => {}

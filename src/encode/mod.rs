@@ -131,13 +131,14 @@ pub fn error_frame(query_id: &str, code: &str, message: &str) -> Bytes {
     crate::wire::lines::error_line(query_id, code, message)
 }
 
-/// The batch sizes of `format`: Arrow batches are bigger by default (a batch is a unit of
-/// columnar work for the reader, not a line to show), unless the request named `chunk_rows`.
+/// The batch sizes of `format`: Arrow batches may hold more rows by default (a batch is a unit
+/// of columnar work for the reader, not a line to show), unless the request named
+/// `chunk_rows`; the byte cap is the server's for every format (it bounds what a stream holds).
 pub fn batch_sizes(format: Format, asked_rows: Option<usize>, server: ChunkSizes) -> ChunkSizes {
     match format {
         Format::Arrow => ChunkSizes {
             rows: asked_rows.unwrap_or(arrow::BATCH_ROWS),
-            bytes: server.bytes.max(arrow::BATCH_BYTES),
+            bytes: server.bytes,
         },
         _ => ChunkSizes {
             rows: asked_rows.unwrap_or(server.rows),

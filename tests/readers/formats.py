@@ -165,6 +165,7 @@ def _():
         sizes = [b.num_rows for b in reader]
     assert sum(sizes) == 1_000_000, sum(sizes)
     assert max(sizes) <= 65_536, max(sizes)
+    assert sizes[0] <= 2_048, sizes[:4]  # first data at DuckDB's first chunk
     assert len(sizes) >= 1_000_000 // 65_536
 
 
