@@ -11,7 +11,8 @@
 //!   batch of lines, so that each WebSocket message decodes on its own (`fzstd` in a browser).
 //! - [`spawn_stream`] produces one zstd frame for the whole response, flushed after each batch
 //!   of lines that were ready together, so a decoder can always output every line sent so far.
-//! - The window stays at or below 8 MiB (levels above 19 are refused by the config).
+//! - The window is zstd's own default for the level, at most 8 MiB (levels above 19 are
+//!   refused by the config, and capped here anyway).
 //! - When the output's reader goes away, the stage exits and drops its input, which stops the
 //!   executor's sends.
 
@@ -170,19 +171,19 @@ fn batch(
 fn encoder(level: i32) -> std::io::Result<zstd::stream::write::Encoder<'static, Vec<u8>>> {
     let mut enc = zstd::stream::write::Encoder::new(Vec::with_capacity(64 * 1024), level)?;
     enc.include_checksum(true)?;
-    // At most 8 MiB, so that browsers (which cap the window at 8 MiB) can decode it.
-    enc.window_log(23.min(zstd_default_window_log(level)))?;
+    // zstd's own window for the level (512 KiB at level 1, 1 MiB at 2, 2 MiB at 3..7, 4 MiB
+    // at 8..16, 8 MiB at 17..19: its table for inputs of unknown size), which is what a
+    // stream's memory is mostly made of; never above 8 MiB, what browsers decode.
+    if level > MAX_DEFAULT_WINDOW_LEVEL {
+        enc.window_log(MAX_WINDOW_LOG)?;
+    }
     Ok(enc)
 }
 
-/// zstd's own window for a level on large inputs (so that we only ever lower it).
-fn zstd_default_window_log(level: i32) -> u32 {
-    match level {
-        ..=3 => 21,
-        4 => 22,
-        _ => 23,
-    }
-}
+/// The highest level whose default window is at most [`MAX_WINDOW_LOG`].
+const MAX_DEFAULT_WINDOW_LEVEL: i32 = 19;
+/// 8 MiB: browsers refuse larger windows.
+const MAX_WINDOW_LOG: u32 = 23;
 
 /// Batches of ready lines become one message once they reach this many bytes (a single line
 /// may be bigger). Small on purpose: a message that actix-ws has accepted has left the byte
@@ -416,4 +417,35 @@ pub fn spawn_stream(
             // too sees a truncated stream, and the body breaks.
         })?;
     Ok(rx)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The window a zstd frame announces (its Window_Descriptor; the frame is not single-segment).
+    fn window_of(frame: &[u8]) -> u64 {
+        assert_eq!(&frame[..4], &[0x28, 0xB5, 0x2F, 0xFD], "a zstd frame");
+        let descriptor = frame[4];
+        assert_eq!(descriptor & 0x20, 0, "a streamed frame has a window descriptor");
+        let w = frame[5];
+        let base = 1u64 << (10 + (w >> 3));
+        base + base / 8 * u64::from(w & 7)
+    }
+
+    fn streamed_window(level: i32) -> u64 {
+        let mut enc = encoder(level).unwrap();
+        enc.write_all(&vec![b'x'; 4 << 20]).unwrap();
+        enc.flush().unwrap();
+        window_of(&enc.finish().unwrap())
+    }
+
+    #[test]
+    fn the_window_is_zstds_own_for_the_level_at_most_8_mib() {
+        assert_eq!(streamed_window(1), 512 << 10);
+        assert_eq!(streamed_window(2), 1 << 20);
+        assert_eq!(streamed_window(3), 2 << 20);
+        assert_eq!(streamed_window(19), 8 << 20);
+        assert_eq!(streamed_window(22), 8 << 20);
+    }
 }
