@@ -10,6 +10,7 @@
 //! running query (each ends with an `error` line `shutting_down`), `/readyz` turns 503, and
 //! actix stops, waiting at most `shutdown_timeout` for streams to drain.
 
+mod fds;
 mod routes;
 mod shutdown;
 mod state;
@@ -80,6 +81,8 @@ impl Application {
                 .map_err(|e| StartupError::Demo(e.to_string()))?
                 .map_err(|e| StartupError::Demo(e.to_string()))?;
         }
+
+        check_fd_limit(config.limits.max_connections() as u64);
 
         let bind = server_cfg.bind;
         let bind_error = |source| StartupError::Bind { addr: bind, source };
@@ -295,6 +298,25 @@ fn tenant_limits(limits: &Limits) -> TenantLimits {
         max_subscriptions: limits.max_subscriptions(),
         min_interval: limits.min_interval(),
         scratch_bytes: limits.scratch_bytes(),
+    }
+}
+
+/// Raises the descriptor limit to its hard limit and tells the operator when even that is
+/// below what a tenant's `max_connections` needs ([`fds`]).
+fn check_fd_limit(max_connections: u64) {
+    match fds::check(max_connections) {
+        Some(l) if !l.enough() => tracing::warn!(
+            soft = l.soft,
+            hard = l.hard,
+            needed = l.needed,
+            max_connections,
+            "the file-descriptor limit is below what max_connections needs (plus {} for DuckDB \
+             and the listener): connections past it will fail; raise it (ulimit -n, systemd \
+             LimitNOFILE=) or lower max_connections",
+            fds::RESERVED
+        ),
+        Some(l) => tracing::info!(limit = l.soft, needed = l.needed, "file-descriptor limit"),
+        None => tracing::warn!("the file-descriptor limit could not be read"),
     }
 }
 

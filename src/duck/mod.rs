@@ -295,8 +295,10 @@ unsafe fn result_error(result: &mut ffi::duckdb_result) -> DuckError {
 /// The kinds of statement, as far as the gateway cares.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum StatementKind {
-    /// Returns rows: SELECT (incl. VALUES, SHOW, DESCRIBE, SUMMARIZE), EXPLAIN.
+    /// Returns rows: SELECT (incl. VALUES, SHOW, DESCRIBE, SUMMARIZE).
     Query,
+    /// `EXPLAIN …`: returns the plan (and with `ANALYZE`, runs the statement first).
+    Explain,
     /// Anything else (DDL, DML, SET, COPY, ATTACH, ...), named for the error message.
     Other(&'static str),
 }
@@ -312,8 +314,8 @@ impl Prepared<'_> {
         // SAFETY: raw is a successfully prepared statement (`prepare` returns no other).
         let t = unsafe { ffi::duckdb_prepared_statement_type(self.raw) };
         match t {
-            ffi::duckdb_statement_type_DUCKDB_STATEMENT_TYPE_SELECT
-            | ffi::duckdb_statement_type_DUCKDB_STATEMENT_TYPE_EXPLAIN => StatementKind::Query,
+            ffi::duckdb_statement_type_DUCKDB_STATEMENT_TYPE_SELECT => StatementKind::Query,
+            ffi::duckdb_statement_type_DUCKDB_STATEMENT_TYPE_EXPLAIN => StatementKind::Explain,
             // CALL runs table functions, some with effects (`CHECKPOINT` is `CALL checkpoint()`);
             // the read-only ones are `SELECT * FROM f(…)`.
             ffi::duckdb_statement_type_DUCKDB_STATEMENT_TYPE_CALL => StatementKind::Other("CALL"),

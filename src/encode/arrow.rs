@@ -118,6 +118,19 @@ impl ArrowEncoder {
     }
 }
 
+/// The bytes of a batch's values (a slice counts its own rows, not its parent's buffers).
+fn slice_bytes(batch: &RecordBatch) -> usize {
+    batch
+        .columns()
+        .iter()
+        .map(|c| {
+            let data = c.to_data();
+            data.get_slice_memory_size()
+                .unwrap_or_else(|_| data.get_array_memory_size())
+        })
+        .sum()
+}
+
 impl ResultEncoder for ArrowEncoder {
     fn header(&mut self) -> Bytes {
         self.header.clone()
@@ -151,11 +164,14 @@ impl ResultEncoder for ArrowEncoder {
         };
         let mut offset = 0;
         while offset < batch.num_rows() {
+            if self.bytes + self.pending_bytes as u64 >= self.limits.max_bytes {
+                return Ok(Flow::LimitReached);
+            }
             // Cut the chunk where the open batch is full, so no batch passes `rows`.
             let take = (self.target_rows - self.pending_rows).min(batch.num_rows() - offset);
             let part = batch.slice(offset, take);
             offset += take;
-            self.pending_bytes += part.get_array_memory_size();
+            self.pending_bytes += slice_bytes(&part);
             self.pending_rows += take;
             self.pending.push(part);
             if self.pending_rows >= self.target_rows || self.pending_bytes >= self.sizes.bytes {

@@ -390,10 +390,53 @@ fn scanned_tables(plans: Vec<String>) -> Option<Vec<String>> {
     Some(tables)
 }
 
+/// The client's statements run in a read-only transaction, rolled back when this is dropped:
+/// whatever DuckDB's statement type says, nothing a query runs can write (`EXPLAIN ANALYZE
+/// DELETE …` would run the DELETE). Only [`derive`] writes, outside it, into the scratch space.
+struct ReadOnly<'c>(&'c Connection);
+
+impl<'c> ReadOnly<'c> {
+    const BEGIN: &'static str = "BEGIN TRANSACTION READ ONLY";
+
+    fn begin(conn: &'c Connection) -> Result<Self, DuckError> {
+        conn.execute_batch(Self::BEGIN)?;
+        Ok(Self(conn))
+    }
+}
+
+impl Drop for ReadOnly<'_> {
+    fn drop(&mut self) {
+        // Fails only when no transaction is open (a derive between its two halves).
+        let _ = self.0.execute_batch("ROLLBACK");
+    }
+}
+
 /// Creates derived table `name` from the job's checked SELECT (and its parameters), within the
-/// tenant's scratch budget, and returns the statement that counts its rows.
+/// tenant's scratch budget, and returns the statement that counts its rows. Runs between the
+/// query's read-only transactions: the checks ran in the first, the count runs in the second.
 fn derive<'c>(conn: &'c Connection, job: &Job, name: &str) -> Result<Prepared<'c>, Ended> {
+    let internal = |e| Ended::Failed(GatewayError::internal(e));
+    conn.execute_batch("ROLLBACK").map_err(internal)?;
+    let made = derive_table(conn, job, name);
+    conn.execute_batch(ReadOnly::BEGIN).map_err(internal)?;
+    made?;
+    conn.prepare(&scratch::count_sql(name))
+        .map_err(|e| Ended::Failed(GatewayError::internal(e)))
+}
+
+/// The write of [`derive`]: the table, unless it exists already (the same name is the same
+/// SELECT for Mosaic), kept only if the space has room and the data did not move meanwhile.
+fn derive_table(conn: &Connection, job: &Job, name: &str) -> Result<(), Ended> {
+    if !scratch::valid_name(name) {
+        return Err(Ended::Failed(GatewayError::Forbidden(format!(
+            "`{name}` is not a plain table name"
+        ))));
+    }
     scratch::attach(conn).map_err(|e| Ended::Failed(GatewayError::internal(e)))?;
+    if scratch::exists(conn, name).map_err(|e| Ended::Failed(GatewayError::internal(e)))? {
+        return Ok(());
+    }
+    let version = job.tenant.data_version();
     let mut create = conn
         .prepare(&scratch::create_sql(name, &job.request().sql))
         .map_err(|e| Ended::Failed(sql_error(e, job)))?;
@@ -409,10 +452,14 @@ fn derive<'c>(conn: &'c Connection, job: &Job, name: &str) -> Result<Prepared<'c
         {}
     }
     drop(create);
-    scratch::admit(conn, &job.tenant, name, job.tenant.limits.scratch_bytes)
-        .map_err(Ended::Failed)?;
-    conn.prepare(&scratch::count_sql(name))
-        .map_err(|e| Ended::Failed(GatewayError::internal(e)))
+    scratch::admit(
+        conn,
+        &job.tenant,
+        name,
+        version,
+        job.tenant.limits.scratch_bytes,
+    )
+    .map_err(Ended::Failed)
 }
 
 /// Maps a DuckDB error during execution to the gateway's, honouring why it was interrupted.
@@ -475,6 +522,8 @@ fn classify(
 
 fn is_sandbox_refusal(message: &str) -> bool {
     message.starts_with("Permission Error")
+        // A write inside the query's read-only transaction (`EXPLAIN ANALYZE DELETE …`).
+        || message.contains("transaction is launched in read-only mode")
         || message.contains("configuration has been locked")
         || message.contains("multiple statements")
 }
@@ -537,6 +586,12 @@ impl Running {
         if let Err(e) = scratch::refresh(&conn, &job.tenant) {
             return reject(GatewayError::internal(e));
         }
+        // Declared before every statement and result, so dropped after them: the rollback
+        // ends the transaction once DuckDB is done with the connection.
+        let _read_only = match ReadOnly::begin(&conn) {
+            Ok(t) => t,
+            Err(e) => return reject(GatewayError::internal(e)),
+        };
 
         // Checks on DuckDB's parse tree run before DuckDB binds the statement (`check_tree`):
         // a table-limited token's always, anyone's when the text could hold lambdas or name a
@@ -558,10 +613,19 @@ impl Running {
             }
             Err(e) => return reject(sql_error(e, job)),
         };
-        if let StatementKind::Other(kind) = stmt.kind() {
-            return reject(GatewayError::Forbidden(format!(
-                "{kind} statements are not allowed: queries are read-only"
-            )));
+        match stmt.kind() {
+            StatementKind::Other(kind) => {
+                return reject(GatewayError::Forbidden(format!(
+                    "{kind} statements are not allowed: queries are read-only"
+                )))
+            }
+            // DuckDB runs what EXPLAIN ANALYZE explains, whatever its type.
+            StatementKind::Explain if hints.analyze => {
+                return reject(GatewayError::Forbidden(
+                    "EXPLAIN ANALYZE runs the statement it explains: use EXPLAIN".into(),
+                ))
+            }
+            StatementKind::Explain | StatementKind::Query => {}
         }
         if let Err(e) = bind_params(&mut stmt, job.request()) {
             return reject(e);

@@ -18,7 +18,8 @@
 //!   at most `queue_timeout`; past either bound the answer is `too_busy`.
 //! - Between DuckDB and the caller there is one bounded channel (`stream_buffer` frames);
 //!   a reader that stops reading pauses the DuckDB fetch.
-//! - The stream always ends with an `end` or `error` frame, unless the reader is gone.
+//! - The stream always ends with an `end` or `error` frame, unless the reader is gone (or took
+//!   nothing for the executor's final-line wait: then the frames stop without one).
 
 pub mod cache;
 pub mod control;
@@ -720,8 +721,7 @@ impl Engine {
         let version = tenant.data_version() + 1;
         // The table first: a reader that sees the new version must also see the table stale.
         tenant.mark_written(stamp::dataset_table(dataset), version);
-        // Derived tables go with the data they came from (dropped before the next query).
-        scratch::invalidate(tenant, version);
+
         self.registry
             .set_data_version(&tenant.id, version)
             .await

@@ -87,6 +87,9 @@ pub struct TextHints {
     /// It could name a [`PRIVATE_FUNCTIONS`] entry (a substring test: a false positive only
     /// costs fetching the parse tree).
     pub private: bool,
+    /// It holds the word `ANALYZE` (or `ANALYSE`): in an `EXPLAIN`, DuckDB would run the
+    /// explained statement, whatever it is.
+    pub analyze: bool,
 }
 
 impl TextHints {
@@ -95,8 +98,20 @@ impl TextHints {
         Self {
             lambdas: lambda_words(&lower),
             private: private_words(&lower),
+            analyze: has_word(&lower, "analyze") || has_word(&lower, "analyse"),
         }
     }
+}
+
+/// Whether `word` occurs in `lower` on its own (not inside a longer identifier).
+fn has_word(lower: &str, word: &str) -> bool {
+    let ident = |b: u8| b == b'_' || b.is_ascii_alphanumeric();
+    let bytes = lower.as_bytes();
+    lower.match_indices(word).any(|(i, _)| {
+        let before = i.checked_sub(1).map(|j| bytes[j]);
+        let after = bytes.get(i + word.len()).copied();
+        !before.is_some_and(ident) && !after.is_some_and(ident)
+    })
 }
 
 fn private_words(lower: &str) -> bool {

@@ -14,8 +14,12 @@
 //! - The space is bounded: past the tenant's `scratch_bytes` (estimated as rows × columns × 8
 //!   bytes, what an aggregate's numbers take) a new table is dropped again and refused.
 //! - Derived tables never outlive the data they came from: once the tenant's data version
-//!   moves, the next query on any connection drops them all ([`refresh`]) before it runs, and
-//!   each dropped table is marked written, so no cached result read from one stays current.
+//!   moves, the next query on any connection drops them all ([`refresh`]) before it runs; a
+//!   table whose data moved while it was being derived is dropped again ([`admit`]). Results
+//!   read from the space are never reused (their stamp is unknown: `engine::stamp`).
+//! - Only tables this space created are ever dropped, and a name that exists is not derived
+//!   again (the same name is the same `SELECT` for Mosaic).
+//! - `mosaic` is a reserved tenant name, so the catalog never shadows a tenant's database.
 
 use std::sync::Mutex;
 
@@ -57,12 +61,6 @@ fn qualified(name: &str) -> String {
     format!("\"{CATALOG}\".main.\"{name}\"")
 }
 
-/// The lower-case `schema.table` that stamps record for a derived table (its plans name it
-/// `mosaic.main.<name>`).
-fn stamp_name(name: &str) -> String {
-    super::stamp::dataset_table(name)
-}
-
 /// Drops the derived tables if the tenant's data moved on since they were made (or a clear
 /// was asked). Cheap when there are none.
 pub fn refresh(conn: &Connection, tenant: &Tenant) -> Result<(), DuckError> {
@@ -76,9 +74,20 @@ pub fn refresh(conn: &Connection, tenant: &Tenant) -> Result<(), DuckError> {
     if scratch.version == version && !scratch.cleared {
         return Ok(());
     }
-    for name in std::mem::take(&mut scratch.tables) {
-        conn.execute_batch(&format!("DROP TABLE IF EXISTS {}", qualified(&name)))?;
-        tenant.mark_written(stamp_name(&name), version);
+    // A table whose drop failed stays listed (and the version unmoved): the next query tries
+    // again, and no query reads it meanwhile as if it were current.
+    let mut failed = None;
+    scratch.tables.retain(|name| {
+        match conn.execute_batch(&format!("DROP TABLE IF EXISTS {}", qualified(name))) {
+            Ok(()) => false,
+            Err(e) => {
+                failed.get_or_insert(e);
+                true
+            }
+        }
+    });
+    if let Some(e) = failed {
+        return Err(e);
     }
     tracing::debug!(tenant = %tenant.id, version, "scratch tables dropped");
     scratch.version = version;
@@ -86,13 +95,13 @@ pub fn refresh(conn: &Connection, tenant: &Tenant) -> Result<(), DuckError> {
     Ok(())
 }
 
-/// Marks every derived table stale at `version` (a write moved the data on): no cached result
-/// read from one stays current, and [`refresh`] drops them before the next query.
-pub fn invalidate(tenant: &Tenant, version: u64) {
-    let scratch = tenant.scratch.lock().unwrap_or_else(|p| p.into_inner());
-    for name in &scratch.tables {
-        tenant.mark_written(stamp_name(name), version);
-    }
+/// Whether derived table `name` exists.
+pub fn exists(conn: &Connection, name: &str) -> Result<bool, DuckError> {
+    let rows = conn.query_rows(&format!(
+        "SELECT count(*)::VARCHAR FROM duckdb_tables() \
+         WHERE database_name = '{CATALOG}' AND schema_name = 'main' AND table_name = '{name}'"
+    ))?;
+    Ok(rows.first().and_then(|r| r.first().cloned().flatten()) != Some("0".into()))
 }
 
 /// The SQL that creates derived table `name` from the checked `select`.
@@ -110,12 +119,13 @@ pub fn attach(conn: &Connection) -> Result<(), DuckError> {
     conn.execute_batch(&format!("ATTACH IF NOT EXISTS ':memory:' AS \"{CATALOG}\""))
 }
 
-/// Records the table `name` just created, or drops it again when the space is over
-/// `max_bytes`.
+/// Records the table `name` just created from the data at `version`, or drops it again when
+/// the data moved on meanwhile or the space is over `max_bytes`.
 pub fn admit(
     conn: &Connection,
     tenant: &Tenant,
     name: &str,
+    version: u64,
     max_bytes: u64,
 ) -> Result<(), GatewayError> {
     let used = conn
@@ -129,6 +139,12 @@ pub fn admit(
         .and_then(|v| v.parse::<u64>().ok())
         .unwrap_or(0);
     let mut scratch = tenant.scratch.lock().unwrap_or_else(|p| p.into_inner());
+    if scratch.version != version || tenant.data_version() != version {
+        let _ = conn.execute_batch(&format!("DROP TABLE IF EXISTS {}", qualified(name)));
+        return Err(GatewayError::QueryFailed(
+            "the tenant's data changed while the table was derived: derive it again".into(),
+        ));
+    }
     if used > max_bytes {
         let _ = conn.execute_batch(&format!("DROP TABLE IF EXISTS {}", qualified(name)));
         return Err(GatewayError::LimitExceeded(format!(
@@ -139,8 +155,6 @@ pub fn admit(
     if !scratch.tables.iter().any(|t| t == name) {
         scratch.tables.push(name.to_string());
     }
-    // A table created again (after a drop) has new contents for the same name.
-    tenant.mark_written(stamp_name(name), tenant.data_version());
     Ok(())
 }
 

@@ -109,7 +109,17 @@ pub fn is_deterministic(tree: &BorrowedValue<'_>, volatile: &HashSet<String>) ->
 pub fn plan_tables(plan_json: &mut [u8], tables: &mut Vec<String>) -> bool {
     super::tables::walk_plan(plan_json, (), |extra| {
         if let Some(table) = extra.get("Table") {
-            tables.push(normalise(table.as_str().ok_or(())?));
+            let table = table.as_str().ok_or(())?;
+            // Derived tables are dropped and made again at the same data version: what reads
+            // them is never reused.
+            if super::tables::split_qualified(table)
+                .first()
+                .map(String::as_str)
+                == Some(super::scratch::CATALOG)
+            {
+                return Err(());
+            }
+            tables.push(normalise(table));
         }
         if let Some(f) = extra.get("Function") {
             let f = f.as_str().ok_or(())?.to_ascii_uppercase();

@@ -116,7 +116,10 @@ where
         .insert_header(("X-Accel-Buffering", "no"))
         .insert_header(("X-Query-Id", query_id.as_ref()))
         .insert_header(("X-Data-Version", data_version.to_string()))
-        .insert_header((header::VARY, HeaderValue::from_static("accept-encoding")));
+        .insert_header((
+            header::VARY,
+            HeaderValue::from_static("accept-encoding, accept"),
+        ));
     if zstd {
         response.insert_header((header::CONTENT_ENCODING, HeaderValue::from_static("zstd")));
     }
@@ -284,7 +287,10 @@ pub fn cached_response(
         .insert_header(("X-Cache", "hit"))
         .insert_header(("X-Query-Id", result.query_id.as_ref()))
         .insert_header(("X-Data-Version", result.stamp.version.to_string()))
-        .insert_header((header::VARY, HeaderValue::from_static("accept-encoding")));
+        .insert_header((
+            header::VARY,
+            HeaderValue::from_static("accept-encoding, accept"),
+        ));
     if zstd {
         response.insert_header((header::CONTENT_ENCODING, HeaderValue::from_static("zstd")));
     }

@@ -427,7 +427,11 @@ mod tests {
     fn window_of(frame: &[u8]) -> u64 {
         assert_eq!(&frame[..4], &[0x28, 0xB5, 0x2F, 0xFD], "a zstd frame");
         let descriptor = frame[4];
-        assert_eq!(descriptor & 0x20, 0, "a streamed frame has a window descriptor");
+        assert_eq!(
+            descriptor & 0x20,
+            0,
+            "a streamed frame has a window descriptor"
+        );
         let w = frame[5];
         let base = 1u64 << (10 + (w >> 3));
         base + base / 8 * u64::from(w & 7)

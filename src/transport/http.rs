@@ -126,18 +126,24 @@ pub async fn get_query(
 /// Readers of URLs ask first (DuckDB's httpfs, `read_csv('http://…')`): the answer has no
 /// length (the result is streamed) and takes no ranges, so they read the whole `GET`.
 pub async fn head_query(
-    Authorized(_access): Authorized,
+    Authorized(access): Authorized,
     req: HttpRequest,
     params: web::Query<QueryParams>,
+    engine: web::Data<Engine>,
 ) -> Result<HttpResponse, GatewayError> {
     let query = params.into_inner().into_request()?;
     let format = negotiate(&req, &query)?;
+    engine.check_tenant(&access.tenant).await?;
     // A streamed body: no `Content-Length` (HEAD sends no body either way).
     let nothing = futures_util::stream::empty::<Result<bytes::Bytes, std::io::Error>>();
     Ok(HttpResponse::Ok()
         .content_type(format.content_type())
         .insert_header((header::ACCEPT_RANGES, HeaderValue::from_static("none")))
         .insert_header((header::CACHE_CONTROL, HeaderValue::from_static("no-cache")))
+        .insert_header((
+            header::VARY,
+            HeaderValue::from_static("accept-encoding, accept"),
+        ))
         .streaming(nothing))
 }
 

@@ -20,13 +20,16 @@
 //! - The socket holds one of the tenant's connections; closing it (either side) or shutting
 //!   down cancels its queries.
 
+use std::collections::VecDeque;
 use std::sync::Arc;
+use std::time::{Duration, Instant};
 
 use actix_web::http::header::{self, HeaderValue};
 use actix_web::{web, HttpRequest, HttpResponse};
 use actix_ws::{AggregatedMessage, AggregatedMessageStream, CloseCode, Session};
-use bytes::Bytes;
+use bytes::{Bytes, BytesMut};
 use futures_util::stream::{FuturesOrdered, StreamExt};
+use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 use tokio_util::sync::CancellationToken;
 
 use super::edge::{read_body, Authorized};
@@ -46,6 +49,8 @@ const IN_FLIGHT: usize = 4;
 /// The largest Arrow result the socket sends (one message); larger ones are refused, and the
 /// REST connector streams them instead.
 const MAX_SOCKET_RESULT: usize = 256 << 20;
+/// How long a close frame may wait to go out.
+const CLOSE_GRACE: Duration = Duration::from_secs(10);
 
 /// `POST /v1/{tenant}/mosaic`: one Mosaic request.
 pub async fn post(
@@ -84,23 +89,26 @@ async fn exec(
     parent: Option<&CancellationToken>,
 ) -> Result<(), GatewayError> {
     let statements = exec_statements(sql).map_err(GatewayError::Forbidden)?;
+    if access.tables.is_some() {
+        return Err(GatewayError::Forbidden(
+            "a token limited to some tables cannot change the scratch space; its queries read \
+             the tables themselves"
+                .into(),
+        ));
+    }
+    if let Some(bad) = statements.iter().find_map(|s| match s {
+        ExecStatement::CreateTable { name, .. } if !scratch::valid_name(name) => Some(name),
+        _ => None,
+    }) {
+        return Err(GatewayError::Forbidden(format!(
+            "`{bad}` is not a plain table name"
+        )));
+    }
     for statement in statements {
         match statement {
             ExecStatement::CreateSchema => {}
             ExecStatement::DropSchema => engine.clear_scratch(&access.tenant).await?,
             ExecStatement::CreateTable { name, select } => {
-                if !scratch::valid_name(&name) {
-                    return Err(GatewayError::Forbidden(format!(
-                        "`{name}` is not a plain table name"
-                    )));
-                }
-                if access.tables.is_some() {
-                    return Err(GatewayError::Forbidden(
-                        "a token limited to some tables cannot derive tables; its queries read \
-                         them directly"
-                            .into(),
-                    ));
-                }
                 let mut spec = QuerySpec::new(
                     access.tenant.clone(),
                     QueryRequest::of_sql(select)?,
@@ -113,59 +121,116 @@ async fn exec(
                         .parent(token.clone(), CancelReason::Disconnected);
                 }
                 let running = engine.start(spec).await?;
-                drain(running).await?;
+                drain(running, None).await.map_err(Failure::into_error)?;
             }
         }
     }
     Ok(())
 }
 
-/// Reads a query's frames to its end; `Ok` with its pieces (the header, the batches with
-/// their rows, the end) if it completed.
-async fn drain(running: RunningQuery) -> Result<Vec<(Bytes, usize)>, GatewayError> {
+/// Why a drained query did not complete.
+enum Failure {
+    /// Before its stream, or on the gateway's side: the error itself.
+    Gateway(GatewayError),
+    /// Its final `error` line: the code and the safe message it carries.
+    Line { code: String, message: String },
+}
+
+impl Failure {
+    fn into_error(self) -> GatewayError {
+        match self {
+            Self::Gateway(e) => e,
+            Self::Line { code, message } => GatewayError::QueryFailed(format!("{code}: {message}")),
+        }
+    }
+
+    /// Mosaic's error text: the code first, then the safe message.
+    fn text(&self) -> String {
+        match self {
+            Self::Gateway(e) => format!("{}: {}", e.code(), e.client_message()),
+            Self::Line { code, message } => format!("{code}: {message}"),
+        }
+    }
+}
+
+impl From<GatewayError> for Failure {
+    fn from(e: GatewayError) -> Self {
+        Self::Gateway(e)
+    }
+}
+
+/// A gathered result, and the shared WebSocket budget it holds until it is sent.
+struct Gathered {
+    bytes: Bytes,
+    rows: u64,
+    _budget: Vec<OwnedSemaphorePermit>,
+}
+
+/// Reads a query's frames to its end into one buffer; with a `budget`, each piece first takes
+/// its bytes from it (the process's WebSocket budget: a gathered result waits, and so does
+/// DuckDB, while the sockets hold too much).
+async fn drain(
+    running: RunningQuery,
+    budget: Option<(&Arc<Semaphore>, Duration)>,
+) -> Result<Gathered, Failure> {
     let RunningQuery {
         mut frames, guard, ..
     } = running;
     let _guard = guard;
-    let mut out = Vec::new();
-    let mut size = 0;
+    let mut out = BytesMut::new();
+    let mut permits = Vec::new();
+    let mut rows = 0u64;
     while let Some(frame) = frames.recv().await {
         match frame.kind {
-            FrameKind::End => {
-                out.push((frame.bytes, 0));
-                return Ok(out);
-            }
-            FrameKind::Error => return Err(GatewayError::QueryFailed(error_message(&frame.bytes))),
+            FrameKind::Error => return Err(error_line(&frame.bytes)),
             FrameKind::Note => {}
-            FrameKind::Metadata | FrameKind::Data => {
-                size += frame.bytes.len();
-                if size > MAX_SOCKET_RESULT {
+            FrameKind::Metadata | FrameKind::Data | FrameKind::End => {
+                if out.len() + frame.bytes.len() > MAX_SOCKET_RESULT {
                     return Err(GatewayError::LimitExceeded(format!(
                         "the result passed {MAX_SOCKET_RESULT} bytes, the most one WebSocket \
-                         message carries: use the REST connector, which streams"
-                    )));
+                         message carries here: use the REST connector, which streams"
+                    ))
+                    .into());
                 }
-                out.push((frame.bytes, frame.rows));
+                if let Some((budget, wait)) = budget {
+                    // Bounded: results that each hold part of the budget must not wait on
+                    // one another for ever.
+                    let n = frame.bytes.len().clamp(1, MAX_SOCKET_RESULT) as u32;
+                    let permit =
+                        tokio::time::timeout(wait, Arc::clone(budget).acquire_many_owned(n))
+                            .await
+                            .map_err(|_| GatewayError::TooBusy)?
+                            .map_err(GatewayError::internal)?;
+                    permits.push(permit);
+                }
+                rows += frame.rows as u64;
+                out.extend_from_slice(&frame.bytes);
+                if frame.kind == FrameKind::End {
+                    return Ok(Gathered {
+                        bytes: out.freeze(),
+                        rows,
+                        _budget: permits,
+                    });
+                }
             }
         }
     }
-    Err(GatewayError::internal(
-        "the query ended without its final frame",
-    ))
+    Err(GatewayError::internal("the query ended without its final frame").into())
 }
 
-/// The message of a protocol `error` line.
-fn error_message(line: &Bytes) -> String {
+/// The code and message of a protocol `error` line.
+fn error_line(line: &Bytes) -> Failure {
     let mut copy = line.to_vec();
-    simd_json::to_borrowed_value(&mut copy)
-        .ok()
-        .and_then(|v| {
-            use simd_json::prelude::*;
-            let code = v.get("code")?.as_str()?.to_string();
-            let message = v.get("message")?.as_str()?.to_string();
-            Some(format!("{code}: {message}"))
-        })
-        .unwrap_or_else(|| "the query failed".into())
+    let parsed = simd_json::to_borrowed_value(&mut copy).ok().and_then(|v| {
+        use simd_json::prelude::*;
+        let code = v.get("code")?.as_str()?.to_string();
+        let message = v.get("message")?.as_str()?.to_string();
+        Some(Failure::Line { code, message })
+    });
+    parsed.unwrap_or(Failure::Line {
+        code: "query_failed".into(),
+        message: "the query failed".into(),
+    })
 }
 
 /// `GET /v1/{tenant}/mosaic` (WebSocket): Mosaic's `socketConnector`.
@@ -193,6 +258,7 @@ pub async fn socket(
         token: engine.shutdown_token().child_token(),
         engine: engine.into_inner(),
         metrics: metrics.into_inner(),
+        ws: settings.ws.clone(),
         access,
         _slot: slot,
     };
@@ -203,117 +269,155 @@ pub async fn socket(
 struct Socket {
     engine: Arc<Engine>,
     metrics: Arc<Metrics>,
+    ws: super::WsSettings,
     access: Access,
     /// Cancels the socket's queries (a child of the process's shutdown token).
     token: CancellationToken,
     _slot: ConnectionSlot,
 }
 
+/// Requests read but not started yet, at most: past it the socket stops reading (a client
+/// that pipelines more waits; Mosaic sends 33 at most).
+const BACKLOG: usize = 64;
+
 /// An answer on its way.
 type Pending = std::pin::Pin<Box<dyn std::future::Future<Output = Answer>>>;
 
 /// A request's answer: an Arrow result, or a text (`{}`, `{"error": …}`).
 enum Answer {
-    Arrow { bytes: Bytes, rows: u64 },
+    Arrow(Gathered),
     Text(String),
 }
 
-fn error_answer(e: &GatewayError) -> Answer {
-    // Mosaic shows the string as is: the code first, then the safe message.
+fn error_answer(failure: &Failure) -> Answer {
     let mut out = Vec::new();
     out.extend_from_slice(b"{\"error\":");
-    crate::wire::json::write_str(
-        &mut out,
-        format!("{}: {}", e.code(), e.client_message()).as_bytes(),
-    );
+    crate::wire::json::write_str(&mut out, failure.text().as_bytes());
     out.push(b'}');
     Answer::Text(String::from_utf8_lossy(&out).into_owned())
 }
 
 impl Socket {
-    /// The session loop: requests in, answers out in order, one exit.
+    /// The session loop: requests in (always read, so a close is seen at once), answers out
+    /// in order, the heartbeat, one exit.
     async fn run(self, mut session: Session, mut stream: AggregatedMessageStream) {
         let this = Arc::new(self);
         let label = [Transport::Ws.as_str()];
         let connections = this.metrics.active_connections.with_label_values(&label);
         connections.inc();
         let mut pending: FuturesOrdered<Pending> = FuturesOrdered::new();
+        let mut backlog: VecDeque<Result<MosaicRequest, crate::wire::WireError>> = VecDeque::new();
         // An `exec` is a barrier: nothing after it starts before it is answered (a request
-        // may read the table it makes).
+        // may read the table it makes). Answers to come before it is lifted.
         let mut barrier = 0usize;
         let shutdown = this.engine.shutdown_token().clone();
-        loop {
+        let mut heartbeat = tokio::time::interval(this.ws.ping_interval);
+        heartbeat.tick().await;
+        let mut last_heard = Instant::now();
+        let exit = loop {
+            // Start what may start: in order, at most IN_FLIGHT, never past an exec.
+            while pending.len() < IN_FLIGHT && barrier == 0 {
+                let Some(request) = backlog.pop_front() else {
+                    break;
+                };
+                if matches!(request, Ok(MosaicRequest::Exec(_))) {
+                    barrier = pending.len() + 1;
+                }
+                let this = Arc::clone(&this);
+                pending.push_back(Box::pin(async move { this.answer(request).await }));
+            }
             tokio::select! {
-                _ = shutdown.cancelled() => break,
+                _ = shutdown.cancelled() => break Some(CloseCode::Away),
                 Some(answer) = pending.next(), if !pending.is_empty() => {
                     barrier = barrier.saturating_sub(1);
-                    let sent = match answer {
-                        Answer::Arrow { bytes, rows } => {
-                            let n = bytes.len() as u64;
-                            let ok = session.binary(bytes).await.is_ok();
-                            if ok {
-                                this.metrics.rows_sent.with_label_values(&label).inc_by(rows);
-                                this.metrics.bytes_sent.with_label_values(&label).inc_by(n);
-                            }
-                            ok
-                        }
-                        Answer::Text(text) => session.text(text).await.is_ok(),
-                    };
-                    if !sent {
-                        break;
+                    if !this.send(&mut session, answer).await {
+                        break Some(CloseCode::Policy);
                     }
                 }
-                msg = stream.recv(), if pending.len() < IN_FLIGHT && barrier == 0 => match msg {
-                    None | Some(Ok(AggregatedMessage::Close(_))) => break,
-                    Some(Ok(AggregatedMessage::Text(text))) => {
-                        let this = Arc::clone(&this);
-                        let request = MosaicRequest::from_json(&mut text.into_bytes().to_vec());
-                        if matches!(request, Ok(MosaicRequest::Exec(_))) {
-                            // Answered once everything before it and itself are.
-                            barrier = pending.len() + 1;
+                msg = stream.recv(), if backlog.len() < BACKLOG => {
+                    last_heard = Instant::now();
+                    match msg {
+                        None | Some(Ok(AggregatedMessage::Close(_))) => break None,
+                        Some(Ok(AggregatedMessage::Text(text))) => backlog.push_back(
+                            MosaicRequest::from_json(&mut text.into_bytes().to_vec()),
+                        ),
+                        Some(Ok(AggregatedMessage::Binary(_))) => backlog.push_back(Err(
+                            crate::wire::WireError::InvalidRequest("send requests as JSON text".into()),
+                        )),
+                        Some(Ok(AggregatedMessage::Ping(p))) => {
+                            if session.pong(&p).await.is_err() {
+                                break None;
+                            }
                         }
-                        pending.push_back(Box::pin(async move { this.answer(request).await }));
+                        Some(Ok(AggregatedMessage::Pong(_))) => {}
+                        Some(Err(_)) => break Some(CloseCode::Protocol),
                     }
-                    Some(Ok(AggregatedMessage::Binary(_))) => {
-                        let e = GatewayError::BadMessage("send requests as JSON text".into());
-                        pending.push_back(Box::pin(std::future::ready(error_answer(&e))));
+                }
+                _ = heartbeat.tick() => {
+                    if last_heard.elapsed() > this.ws.pong_timeout {
+                        break Some(CloseCode::Away);
                     }
-                    Some(Ok(AggregatedMessage::Ping(p))) => {
-                        if session.pong(&p).await.is_err() {
-                            break;
-                        }
+                    if session.ping(b"").await.is_err() {
+                        break None;
                     }
-                    Some(Ok(AggregatedMessage::Pong(_))) => {}
-                    Some(Err(_)) => break,
-                },
+                }
             }
-        }
+        };
         // The single exit: cancel the socket's queries, then close it.
         this.token.cancel();
         connections.dec();
-        let _ = session.close(Some(CloseCode::Normal.into())).await;
+        if let Some(code) = exit {
+            let _ = tokio::time::timeout(CLOSE_GRACE, session.close(Some(code.into()))).await;
+        }
+    }
+
+    /// Hands one answer to the socket; `false` for a client that takes none for
+    /// `ws_slow_consumer_timeout` (or is gone).
+    async fn send(&self, session: &mut Session, answer: Answer) -> bool {
+        let label = [Transport::Ws.as_str()];
+        let wait = self.ws.slow_consumer_timeout;
+        match answer {
+            Answer::Arrow(gathered) => {
+                let (n, rows) = (gathered.bytes.len() as u64, gathered.rows);
+                let sent = tokio::time::timeout(wait, session.binary(gathered.bytes)).await;
+                if !matches!(sent, Ok(Ok(()))) {
+                    return false;
+                }
+                self.metrics
+                    .rows_sent
+                    .with_label_values(&label)
+                    .inc_by(rows);
+                self.metrics.bytes_sent.with_label_values(&label).inc_by(n);
+                true
+            }
+            Answer::Text(text) => matches!(
+                tokio::time::timeout(wait, session.text(text)).await,
+                Ok(Ok(()))
+            ),
+        }
     }
 
     async fn answer(&self, request: Result<MosaicRequest, crate::wire::WireError>) -> Answer {
         let request = match request {
             Ok(r) => r,
-            Err(e) => return error_answer(&e.into()),
+            Err(e) => return error_answer(&Failure::Gateway(e.into())),
         };
         // A token may expire while its socket is open: each request checks it again.
         if let Err(e) = self.access.check_fresh() {
-            return error_answer(&e.into());
+            return error_answer(&Failure::Gateway(e.into()));
         }
         let answered = match request {
             MosaicRequest::Exec(sql) => exec(&self.engine, &self.access, &sql, Some(&self.token))
                 .await
-                .map(|()| Answer::Text("{}".into())),
+                .map(|()| Answer::Text("{}".into()))
+                .map_err(Failure::Gateway),
             MosaicRequest::Arrow(sql) => self.arrow(sql).await,
         };
         answered.unwrap_or_else(|e| error_answer(&e))
     }
 
     /// An Arrow result whole: from the cache, or run (and then cached).
-    async fn arrow(&self, sql: String) -> Result<Answer, GatewayError> {
+    async fn arrow(&self, sql: String) -> Result<Answer, Failure> {
         let spec = QuerySpec::new(self.access.tenant.clone(), arrow_query(sql)?, Transport::Ws)
             .format(Format::Arrow)
             .tables(self.access.tables.clone())
@@ -321,28 +425,28 @@ impl Socket {
             .parent(self.token.clone(), CancelReason::Disconnected);
         let ticket = match self.engine.cached(&spec, "mosaic-ws").await? {
             Lookup::Hit { result, .. } => {
-                return Ok(Answer::Arrow {
-                    bytes: Bytes::from(result.chunks.concat()),
+                let mut bytes = BytesMut::with_capacity(result.bytes);
+                for chunk in &result.chunks {
+                    bytes.extend_from_slice(chunk);
+                }
+                return Ok(Answer::Arrow(Gathered {
+                    bytes: bytes.freeze(),
                     rows: result.rows,
-                })
+                    _budget: Vec::new(),
+                }));
             }
             Lookup::Miss(ticket) => Some(ticket),
             Lookup::Bypass => None,
         };
         let (running, recording) = self.engine.start_recorded(spec, ticket).await?;
-        let pieces = drain(running).await?;
-        let rows = pieces.iter().map(|(_, n)| *n as u64).sum();
-        let mut recorder = recording.recorder;
-        for (bytes, n) in &pieces {
-            recorder = recorder.and_then(|r| r.push(bytes, *n));
+        let budget = (&self.ws.total_budget, self.ws.slow_consumer_timeout);
+        let gathered = drain(running, Some(budget)).await?;
+        if let Some(recorder) = recording.recorder {
+            // One chunk: the whole stream, as this socket sends it.
+            if let Some(r) = recorder.push(&gathered.bytes, gathered.rows as usize) {
+                r.complete();
+            }
         }
-        if let Some(r) = recorder {
-            r.complete();
-        }
-        let bytes: Vec<u8> = pieces.iter().flat_map(|(b, _)| b.iter().copied()).collect();
-        Ok(Answer::Arrow {
-            bytes: Bytes::from(bytes),
-            rows,
-        })
+        Ok(Answer::Arrow(gathered))
     }
 }

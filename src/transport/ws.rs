@@ -627,24 +627,33 @@ impl QueryTask {
                 _ = watched.finished() => {}
             }
         });
-        // A binary result holds the connection's lane from its `arrow` line to its last line
-        // (DuckDB runs meanwhile, until the query's bounded channel is full).
-        let _lane = if arrow {
-            let lane = tokio::select! {
-                l = self.lane.lock() => l,
-                _ = outbox.connection.cancelled() => return,
-            };
-            let line = lines::arrow_line(&outbox.id);
-            if !outbox.push_as(text_message(line), None, Shape::Text).await {
-                return;
-            }
-            Some(lane)
-        } else {
-            None
-        };
+        // A binary result holds the connection's lane from its first binary message (after
+        // its `arrow` line) to its last line; its text lines before that need none. A query
+        // cancelled while it waits for the lane sends none of its binary messages, only its
+        // final line.
+        let mut lane = None;
+        let mut discard = false;
         let mut first_data = Some(accepted_at);
         while let Some(message) = messages.recv().await {
             let last = message.last;
+            let binary = arrow && !message.text;
+            if binary && discard {
+                continue;
+            }
+            if binary && lane.is_none() {
+                tokio::select! {
+                    l = self.lane.lock() => lane = Some(l),
+                    _ = self.cancel.cancelled() => {
+                        discard = true;
+                        continue;
+                    }
+                    _ = outbox.connection.cancelled() => return,
+                }
+                let line = lines::arrow_line(&outbox.id);
+                if !outbox.push_as(text_message(line), None, Shape::Text).await {
+                    return;
+                }
+            }
             let first_data_of = if message.has_data {
                 first_data.take()
             } else {
@@ -659,12 +668,30 @@ impl QueryTask {
                 return;
             }
         }
+        // The pipeline ended without a final line (the executor gave up handing it over):
+        // the client still learns that the query is over, and its id is free again.
+        let e = GatewayError::internal("the query's stream ended without its final line");
+        let line = error_line(Some(&outbox.id), e);
+        if arrow {
+            let mut message = text_message(line);
+            message.last = true;
+            outbox.push_as(message, None, Shape::Text).await;
+        } else {
+            outbox.line(line, true).await;
+        }
     }
 
-    /// The query failed before it started: its only line is the error.
+    /// The query failed before it started: its only line is the error (a text message for an
+    /// Arrow query, like all its lines).
     async fn fail(&self, e: GatewayError) {
         let line = lines::error_line(&self.outbox.id, e.code(), &e.client_message());
-        self.outbox.line(line, true).await;
+        if self.request.format == Some(Format::Arrow) {
+            let mut message = text_message(line);
+            message.last = true;
+            self.outbox.push_as(message, None, Shape::Text).await;
+        } else {
+            self.outbox.line(line, true).await;
+        }
     }
 }
 

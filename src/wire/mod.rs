@@ -132,7 +132,9 @@ pub struct TenantId(String);
 
 impl TenantId {
     /// Names that cannot be tenants: `admin` is the admin routes' (`/v1/admin/…`).
-    pub const RESERVED: &'static [&'static str] = &["admin"];
+    /// `admin` (the admin routes) and `mosaic` (the catalog of every tenant's scratch space,
+    /// which must not be a tenant database's own name).
+    pub const RESERVED: &'static [&'static str] = &["admin", mosaic::SCHEMA];
 
     pub fn parse(s: &str) -> Result<Self, WireError> {
         let ok = !Self::RESERVED.contains(&s)

@@ -54,7 +54,7 @@ async fn tenants_are_created_listed_and_deleted() {
     let again = create(&app, "acme", None).await;
     assert_eq!(again.status(), 409);
     assert_eq!(json_of(again).await["code"], "tenant_exists");
-    for bad in ["admin", "Acme", "../x"] {
+    for bad in ["admin", "mosaic", "Acme", "../x"] {
         let resp = create(&app, bad, None).await;
         assert_eq!(resp.status(), 400, "{bad}");
         assert_eq!(json_of(resp).await["code"], "invalid_tenant", "{bad}");

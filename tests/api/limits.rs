@@ -181,3 +181,86 @@ async fn wait_queues_are_bounded_per_tenant_and_overall() {
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
 }
+
+/// Starts the binary under `sh -c "ulimit …; exec duckstream …"` and returns its log up to the
+/// `listening` line, and its pid.
+fn start_under_ulimit(
+    ulimit: &str,
+    extra: &[&str],
+) -> (String, std::process::Child, tempfile::TempDir) {
+    use std::io::BufRead;
+    let dir = tempfile::tempdir().unwrap();
+    let command = format!(
+        "ulimit {ulimit} && exec \"$0\" --bind 127.0.0.1:0 --demo false --data-dir {} {}",
+        dir.path().display(),
+        extra.join(" ")
+    );
+    let mut child = std::process::Command::new("sh")
+        .args(["-c", &command, env!("CARGO_BIN_EXE_duckstream")])
+        .env("RUST_LOG", "info")
+        .env("NO_COLOR", "1")
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut lines = std::io::BufReader::new(child.stdout.take().unwrap()).lines();
+    let mut log = String::new();
+    for line in lines.by_ref() {
+        let line = line.unwrap();
+        log.push_str(&line);
+        log.push('\n');
+        if line.contains("listening") {
+            break;
+        }
+    }
+    std::thread::spawn(move || for _ in lines {});
+    (log, child, dir)
+}
+
+/// The soft descriptor limit is raised to the hard one at start; when even that cannot hold a
+/// tenant's `max_connections` (plus what DuckDB needs), the server warns and still serves.
+#[test]
+fn the_descriptor_limit_is_raised_and_checked_against_max_connections() {
+    let (log, mut child, _dir) =
+        start_under_ulimit("-n 300", &["--max-connections-per-tenant", "1000"]);
+    let _ = child.kill();
+    let _ = child.wait();
+    let warning = log
+        .lines()
+        .find(|l| l.contains("WARN") && l.contains("file-descriptor limit"))
+        .unwrap_or_else(|| panic!("no warning in:\n{log}"));
+    assert!(
+        warning.contains("soft=300") && warning.contains("needed=1256"),
+        "{warning}"
+    );
+
+    // A low soft limit under a higher hard one: raised, and enough for the defaults.
+    let hard: u64 = String::from_utf8(
+        std::process::Command::new("sh")
+            .args(["-c", "ulimit -H -n"])
+            .output()
+            .unwrap()
+            .stdout,
+    )
+    .unwrap()
+    .trim()
+    .parse()
+    .unwrap();
+    let (log, mut child, _dir) = start_under_ulimit("-S -n 300", &[]);
+    let limits = std::fs::read_to_string(format!("/proc/{}/limits", child.id())).unwrap();
+    let _ = child.kill();
+    let _ = child.wait();
+    let open_files = limits
+        .lines()
+        .find(|l| l.starts_with("Max open files"))
+        .unwrap();
+    let soft: u64 = open_files
+        .split_whitespace()
+        .nth(3)
+        .unwrap()
+        .parse()
+        .unwrap();
+    assert_eq!(soft, hard, "{open_files}");
+    if hard >= 1024 + 256 {
+        assert!(!log.contains("WARN"), "{log}");
+    }
+}
