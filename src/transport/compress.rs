@@ -190,7 +190,7 @@ const MAX_WINDOW_LOG: u32 = 23;
 /// budget but still waits in its 32-message queue, so this bounds what a connection can hold
 /// outside the budget. 64 KiB instead of 256 KiB: 480 vs 754 MiB with 200 reading sockets,
 /// the same rows/s, 2 % more bytes on the wire (docs/BENCHMARKS.md).
-const MAX_MESSAGE: usize = 64 * 1024;
+pub const MAX_MESSAGE: usize = 64 * 1024;
 
 /// Groups the lines that are ready together into messages, compressing each into an
 /// independent zstd frame when `level` is set. Runs on a thread of its own.

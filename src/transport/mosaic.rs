@@ -379,7 +379,9 @@ impl Socket {
         match answer {
             Answer::Arrow(gathered) => {
                 let (n, rows) = (gathered.bytes.len() as u64, gathered.rows);
-                let sent = tokio::time::timeout(wait, session.binary(gathered.bytes)).await;
+                let sent =
+                    tokio::time::timeout(wait, super::ws::send_binary(session, gathered.bytes))
+                        .await;
                 if !matches!(sent, Ok(Ok(()))) {
                     return false;
                 }

@@ -448,7 +448,8 @@ impl Connection {
         };
         let sent = match binary {
             true => {
-                tokio::time::timeout(settings.slow_consumer_timeout, session.binary(bytes)).await
+                tokio::time::timeout(settings.slow_consumer_timeout, send_binary(session, bytes))
+                    .await
             }
             false => {
                 let text = match bytestring::ByteString::try_from(bytes) {
@@ -464,6 +465,30 @@ impl Connection {
             Err(_elapsed) => Err(close(CloseCode::Policy, "slow consumer")),
         }
     }
+}
+
+/// Sends `bytes` as one binary message; a big one (an Arrow batch, a Mosaic result) in
+/// continuation frames of at most [`compress::MAX_MESSAGE`], so that what actix-ws queues
+/// outside the byte budgets stays bounded by its queue length times that size.
+pub(super) async fn send_binary(
+    session: &mut Session,
+    mut bytes: Bytes,
+) -> Result<(), actix_ws::Closed> {
+    if bytes.len() <= compress::MAX_MESSAGE {
+        return session.binary(bytes).await;
+    }
+    let mut first = true;
+    while !bytes.is_empty() {
+        let piece = bytes.split_to(bytes.len().min(compress::MAX_MESSAGE));
+        let item = match (first, bytes.is_empty()) {
+            (true, _) => actix_ws::Item::FirstBinary(piece),
+            (false, false) => actix_ws::Item::Continue(piece),
+            (false, true) => actix_ws::Item::Last(piece),
+        };
+        first = false;
+        session.continuation(item).await?;
+    }
+    Ok(())
 }
 
 /// A line answering a message, in the error's code (`query_id` null when the message had none).

@@ -163,8 +163,10 @@ ws.onerror = () => {{ out.ws = "socket error"; done(); }};
     );
 }
 
-/// A loopback TCP proxy in front of `upstream` that cuts its first connection once the server
-/// has sent a whole result (`event: end`), and says when a later connection got `subscribed`.
+/// A loopback TCP proxy in front of `upstream` that cuts a first request (one without
+/// `Last-Event-ID`) once the server has sent a whole result (`event: end`), and says when a
+/// resumed one (with it) got `subscribed`. Told apart by the request, not by the order of
+/// connections: Chromium may open a spare connection first and never use it.
 /// Requests lose `zstd` from Accept-Encoding so the proxy can read the events it forwards.
 async fn cutting_proxy(upstream: String) -> (String, std::sync::Arc<tokio::sync::Notify>) {
     use tokio::io::{AsyncReadExt, AsyncWriteExt};
@@ -173,16 +175,14 @@ async fn cutting_proxy(upstream: String) -> (String, std::sync::Arc<tokio::sync:
     let resumed = std::sync::Arc::new(tokio::sync::Notify::new());
     let notify = std::sync::Arc::clone(&resumed);
     actix_web::rt::spawn(async move {
-        let mut n = 0;
         while let Ok((mut client, _)) = listener.accept().await {
-            n += 1;
-            let first = n == 1;
             let notify = std::sync::Arc::clone(&notify);
             let upstream = upstream.clone();
             actix_web::rt::spawn(async move {
                 let mut server = tokio::net::TcpStream::connect(&upstream).await.unwrap();
                 let (mut cr, mut cw) = client.split();
                 let (mut sr, mut sw) = server.split();
+                let resume = std::cell::Cell::new(false);
                 let up = async {
                     let mut buf = vec![0u8; 16384];
                     while let Ok(k) = cr.read(&mut buf).await {
@@ -190,6 +190,9 @@ async fn cutting_proxy(upstream: String) -> (String, std::sync::Arc<tokio::sync:
                             break;
                         }
                         let text = String::from_utf8_lossy(&buf[..k]).replace("zstd", "none");
+                        if text.to_ascii_lowercase().contains("last-event-id:") {
+                            resume.set(true);
+                        }
                         if sw.write_all(text.as_bytes()).await.is_err() {
                             break;
                         }
@@ -203,11 +206,11 @@ async fn cutting_proxy(upstream: String) -> (String, std::sync::Arc<tokio::sync:
                             break;
                         }
                         seen.push_str(&String::from_utf8_lossy(&buf[..k]));
-                        if first && seen.contains("event: end") {
+                        if !resume.get() && seen.contains("event: end") {
                             // Cut: the browser sees the stream break and reconnects.
                             break;
                         }
-                        if !first && seen.contains("event: subscribed") {
+                        if resume.get() && seen.contains("event: subscribed") {
                             notify.notify_one();
                         }
                     }
