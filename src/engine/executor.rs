@@ -399,15 +399,22 @@ impl<'c> ReadOnly<'c> {
     const BEGIN: &'static str = "BEGIN TRANSACTION READ ONLY";
 
     fn begin(conn: &'c Connection) -> Result<Self, DuckError> {
-        conn.execute_batch(Self::BEGIN)?;
+        if conn.execute_batch(Self::BEGIN).is_err() {
+            // A transaction left open (a rollback that failed): end it, then begin again.
+            let _ = conn.execute_batch("ROLLBACK");
+            conn.execute_batch(Self::BEGIN)?;
+        }
         Ok(Self(conn))
     }
 }
 
 impl Drop for ReadOnly<'_> {
     fn drop(&mut self) {
-        // Fails only when no transaction is open (a derive between its two halves).
-        let _ = self.0.execute_batch("ROLLBACK");
+        // Fails when no transaction is open (a derive between its two halves); tried twice,
+        // and `begin` ends a transaction a pooled connection still holds.
+        if self.0.execute_batch("ROLLBACK").is_err() {
+            let _ = self.0.execute_batch("ROLLBACK");
+        }
     }
 }
 
@@ -574,6 +581,17 @@ impl Running {
             Ok(c) => c,
             Err(e) => return reject(e),
         };
+        // Derived tables of older data go before any query can read them.
+        if let Err(e) = scratch::refresh(&conn, &job.tenant) {
+            return reject(GatewayError::internal(e));
+        }
+        // Declared before every statement and result, so dropped after them: the rollback
+        // ends the transaction once DuckDB is done with the connection, and after `_detach`,
+        // so that no late interrupt can stop the rollback itself.
+        let _read_only = match ReadOnly::begin(&conn) {
+            Ok(t) => t,
+            Err(e) => return reject(GatewayError::internal(e)),
+        };
         if !job.control.attach(conn.interrupt_handle()) {
             return match cancelled(&job.control) {
                 Ended::Failed(e) => Ended::Rejected(e),
@@ -582,16 +600,6 @@ impl Running {
         }
         // Detach before `conn` drops back into the pool (drop order is reverse declaration).
         let _detach = Detach(&job.control);
-        // Derived tables of older data go before any query can read them.
-        if let Err(e) = scratch::refresh(&conn, &job.tenant) {
-            return reject(GatewayError::internal(e));
-        }
-        // Declared before every statement and result, so dropped after them: the rollback
-        // ends the transaction once DuckDB is done with the connection.
-        let _read_only = match ReadOnly::begin(&conn) {
-            Ok(t) => t,
-            Err(e) => return reject(GatewayError::internal(e)),
-        };
 
         // Checks on DuckDB's parse tree run before DuckDB binds the statement (`check_tree`):
         // a table-limited token's always, anyone's when the text could hold lambdas or name a

@@ -202,3 +202,28 @@ async fn get_requests_stream_too() {
     assert_eq!(out.status, 200, "{}", out.raw);
     assert_eq!(out.data_rows_text(), ["[[10],[11]]", "[[12]]"]);
 }
+
+/// Clients that hang up mid-result (the query is interrupted, its read-only transaction rolled
+/// back) leave every pooled connection healthy: the queries after them all succeed.
+#[actix_web::test]
+async fn hang_ups_leave_the_pooled_connections_healthy() {
+    let app = spawn_app_with(|c| c.limits.max_queries = Some(2)).await;
+    for round in 0..6 {
+        let resp = app
+            .post("t", &serde_json::json!({ "sql": BIG }).to_string())
+            .await;
+        assert_eq!(resp.status(), 200);
+        let mut stream = resp.bytes_stream();
+        stream.next().await.expect("a first chunk").unwrap();
+        drop(stream);
+        app.wait_metric("duckstream_active_queries{transport=\"http\"}", |v| {
+            v == 0.0
+        })
+        .await;
+        for i in 0..4 {
+            let out = app.query(&format!("SELECT {i} AS v")).await;
+            assert_eq!(out.status, 200, "round {round}, query {i}: {}", out.raw);
+            assert_eq!(out.data_rows_text(), [format!("[[{i}]]")]);
+        }
+    }
+}
