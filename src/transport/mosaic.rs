@@ -48,7 +48,7 @@ use crate::wire::{Format, QueryRequest};
 const IN_FLIGHT: usize = 4;
 /// The largest Arrow result the socket sends (one message); larger ones are refused, and the
 /// REST connector streams them instead.
-const MAX_SOCKET_RESULT: usize = 256 << 20;
+const MAX_SOCKET_RESULT: usize = 64 << 20;
 /// How long a close frame may wait to go out.
 const CLOSE_GRACE: Duration = Duration::from_secs(10);
 
