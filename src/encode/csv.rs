@@ -18,7 +18,7 @@ use std::cell::Cell;
 use bytes::Bytes;
 
 use super::geometry::BadWkb;
-use super::ndjson::{write_value, Col};
+use super::ndjson::{bind_columns, write_value, Col};
 use super::plan::Plan;
 use super::{ChunkSizes, Flow, Line, Options, ResultEncoder, ResultLimits, Stopped};
 use crate::duck::{DataChunk, LogicalType};
@@ -107,15 +107,9 @@ impl ResultEncoder for CsvEncoder {
         chunk: &DataChunk,
         emit: &mut dyn FnMut(Line) -> Result<(), Stopped>,
     ) -> Result<Flow, Stopped> {
-        let mut cols: Vec<Col<'_, '_>> = Vec::with_capacity(self.plans.len());
-        for (i, p) in self.plans.iter().enumerate() {
-            let Some(vector) = chunk.vector(i) else {
-                return Err(Stopped);
-            };
-            // SAFETY: the vector belongs to `chunk`, which outlives `cols`; its type is the one
-            // `p` was built from (both come from the same executed statement).
-            cols.push(unsafe { Col::bind(p, vector, i, &self.bad) });
-        }
+        // SAFETY: the plans were built from the types of the executed statement `chunk`
+        // comes from.
+        let cols = unsafe { bind_columns(&self.plans, chunk, &self.bad) }?;
         let out = &mut self.out;
         for row in 0..chunk.len() {
             if out.rows + out.rows_in_batch as u64 >= out.limits.max_rows

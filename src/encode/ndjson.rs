@@ -139,17 +139,9 @@ impl ResultEncoder for NdjsonEncoder {
     ) -> Result<Flow, Stopped> {
         let n = chunk.len();
         let limits = self.limits;
-        let mut cols: Vec<Col<'_, '_>> = Vec::with_capacity(self.plans.len());
-        for (i, p) in self.plans.iter().enumerate() {
-            // A chunk always has the result's columns; a missing one ends the result short
-            // (the executor then fails the stream) rather than reading out of bounds.
-            let Some(vector) = chunk.vector(i) else {
-                return Err(Stopped);
-            };
-            // SAFETY: the vector belongs to `chunk`, which outlives `cols`; its type is the one
-            // `p` was built from (both come from the same executed statement).
-            cols.push(unsafe { Col::bind(p, vector, i, &self.bad) });
-        }
+        // SAFETY: the plans were built from the types of the executed statement `chunk`
+        // comes from.
+        let cols = unsafe { bind_columns(&self.plans, chunk, &self.bad) }?;
         let line = &mut self.line;
         for row in 0..n {
             if line.rows + line.rows_in_line as u64 >= limits.max_rows
@@ -241,6 +233,27 @@ impl LineBuf {
             rows,
         }
     }
+}
+
+/// Binds each of `chunk`'s vectors to its column's plan (also the CSV encoder's). A chunk
+/// always has the result's columns; a missing one ends the result short (the executor then
+/// fails the stream) rather than reading out of bounds.
+///
+/// # Safety
+/// `plans` must have been built from the column types of the result `chunk` belongs to.
+pub(super) unsafe fn bind_columns<'p, 'c>(
+    plans: &'p [Plan],
+    chunk: &'c DataChunk,
+    bad: &'p Cell<Option<(usize, BadWkb)>>,
+) -> Result<Vec<Col<'p, 'c>>, Stopped> {
+    let mut cols = Vec::with_capacity(plans.len());
+    for (i, p) in plans.iter().enumerate() {
+        let vector = chunk.vector(i).ok_or(Stopped)?;
+        // SAFETY: the vector belongs to `chunk`, which outlives the returned columns; its
+        // type is the one `p` was built from (the caller's contract).
+        cols.push(unsafe { Col::bind(p, vector, i, bad) });
+    }
+    Ok(cols)
 }
 
 /// A vector bound to its plan for one chunk (also the CSV encoder's reader).

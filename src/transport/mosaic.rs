@@ -244,16 +244,8 @@ pub async fn socket(
     settings: web::Data<Settings>,
     metrics: web::Data<Metrics>,
 ) -> Result<HttpResponse, actix_web::Error> {
-    if engine.is_shutting_down() {
-        return Err(GatewayError::ShuttingDown.into());
-    }
-    let slot = engine.connect(&access.tenant).await?;
-    let (response, session, stream) = actix_ws::handle(&req, body)?;
-    let limit = settings.ws.max_message_bytes;
-    let stream = stream
-        .max_frame_size(limit)
-        .aggregate_continuations()
-        .max_continuation_size(limit);
+    let (response, session, stream, slot) =
+        super::ws::upgrade(&req, body, &access, &engine, &settings).await?;
     let socket = Socket {
         token: engine.shutdown_token().child_token(),
         engine: engine.into_inner(),

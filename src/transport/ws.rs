@@ -98,16 +98,8 @@ pub async fn ws_query(
             .into())
         }
     };
-    if engine.is_shutting_down() {
-        return Err(GatewayError::ShuttingDown.into());
-    }
-    let slot = engine.connect(&access.tenant).await?;
-    let (response, session, stream) = actix_ws::handle(&req, body)?;
-    let limit = settings.ws.max_message_bytes;
-    let stream = stream
-        .max_frame_size(limit)
-        .aggregate_continuations()
-        .max_continuation_size(limit);
+    let (response, session, stream, slot) =
+        upgrade(&req, body, &access, &engine, &settings).await?;
     let (out_tx, out_rx) = mpsc::channel(OUT_QUEUE);
     let connection = Connection {
         token: engine.shutdown_token().child_token(),
@@ -126,6 +118,38 @@ pub async fn ws_query(
     };
     actix_web::rt::spawn(connection.run(session, stream, out_rx));
     Ok(response)
+}
+
+/// Upgrades a request to a WebSocket for `access`'s tenant, as every socket route does:
+/// refused while shutting down, and before upgrading when the tenant has no connection slot
+/// left (the slot is the socket's for its life); client messages up to `ws_max_message_bytes`,
+/// continuations aggregated.
+pub(super) async fn upgrade(
+    req: &HttpRequest,
+    body: web::Payload,
+    access: &Access,
+    engine: &Engine,
+    settings: &Settings,
+) -> Result<
+    (
+        HttpResponse,
+        Session,
+        AggregatedMessageStream,
+        ConnectionSlot,
+    ),
+    actix_web::Error,
+> {
+    if engine.is_shutting_down() {
+        return Err(GatewayError::ShuttingDown.into());
+    }
+    let slot = engine.connect(&access.tenant).await?;
+    let (response, session, stream) = actix_ws::handle(req, body)?;
+    let limit = settings.ws.max_message_bytes;
+    let stream = stream
+        .max_frame_size(limit)
+        .aggregate_continuations()
+        .max_continuation_size(limit);
+    Ok((response, session, stream, slot))
 }
 
 /// One message on its way to the socket.

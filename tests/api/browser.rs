@@ -31,24 +31,7 @@ fn serve_page(html: String) -> String {
 /// Serves `html` and loads it in headless Chromium; returns the page's `window.result`.
 async fn run_page(html: String) -> serde_json::Value {
     let page = serve_page(html);
-    let tools = std::env::var("DUCKSTREAM_TOOLS").expect(
-        "DUCKSTREAM_TOOLS (set by scripts/test.sh) points at the installed playwright-core",
-    );
-    let script = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/browser/sse_page.cjs");
-    let out = tokio::process::Command::new("node")
-        .arg(script)
-        .arg(&page)
-        .env("NODE_PATH", format!("{tools}/node_modules"))
-        .current_dir(&tools)
-        .output()
-        .await
-        .expect("node runs");
-    assert!(
-        out.status.success(),
-        "browser driver failed: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    serde_json::from_slice(&out.stdout).unwrap()
+    run_driver("sse_page.cjs", &[&page]).await
 }
 
 #[actix_web::test]
