@@ -24,11 +24,28 @@ def reset_peak(pid):
         f.write("5")
 
 
+def gateway_pid(port):
+    """The process whose command line binds `port` and is not a shell script's interpreter."""
+    needle = f"127.0.0.1:{port}".encode()
+    for entry in os.listdir("/proc"):
+        if not entry.isdigit():
+            continue
+        try:
+            with open(f"/proc/{entry}/cmdline", "rb") as f:
+                args = f.read().split(b"\0")
+        except OSError:
+            continue
+        if needle in args and not os.path.basename(args[0]).startswith((b"sh", b"bash", b"heaptrack")):
+            return int(entry)
+    raise RuntimeError(f"no gateway process on port {port}")
+
+
 @contextlib.contextmanager
-def gateway(binary, db=None, extra=(), data=None):
+def gateway(binary, db=None, extra=(), data=None, wrapper=()):
     """Runs the gateway on a free loopback port until the block ends; yields (port, pid).
     `db` is linked as tenant `bench` into a scratch data dir (or `data` is the data dir);
-    `extra` are more gateway flags."""
+    `extra` are more gateway flags; `wrapper` a command that runs it (heaptrack), in which
+    case `pid` is the gateway's own process, found by its command line."""
     if data is None:
         data = tempfile.mkdtemp()
     if db is not None:
@@ -37,7 +54,7 @@ def gateway(binary, db=None, extra=(), data=None):
     s.bind(("127.0.0.1", 0))
     port = s.getsockname()[1]
     s.close()
-    proc = subprocess.Popen([binary, "--bind", f"127.0.0.1:{port}", "--data-dir", data, "--demo", "false",
+    proc = subprocess.Popen([*wrapper, binary, "--bind", f"127.0.0.1:{port}", "--data-dir", data, "--demo", "false",
                              *extra], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     try:
         for _ in range(100):
@@ -46,7 +63,7 @@ def gateway(binary, db=None, extra=(), data=None):
                 break
             except OSError:
                 time.sleep(0.1)
-        yield port, proc.pid
+        yield port, (gateway_pid(port) if wrapper else proc.pid)
     finally:
         proc.terminate()
         proc.wait(timeout=30)

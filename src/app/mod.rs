@@ -53,6 +53,8 @@ pub enum StartupError {
     Metrics(#[from] prometheus::Error),
     #[error("no randomness for the token secret: {0}")]
     Random(getrandom::Error),
+    #[error("cannot start the compression workers: {0}")]
+    Workers(std::io::Error),
 }
 
 pub struct Application {
@@ -109,7 +111,8 @@ impl Application {
                 path: data_dir.join(".spool").display().to_string(),
                 source,
             })?;
-        let state = AppState::new(engine, auth, metrics, transport_settings(&config));
+        let transport = transport_settings(&config).map_err(StartupError::Workers)?;
+        let state = AppState::new(engine, auth, metrics, transport);
         let origins = server_cfg.cors_allow_origins.clone();
         let server = HttpServer::new(move || {
             // The last `wrap` is the outermost: CORS answers preflights, the status fix sees
@@ -347,9 +350,10 @@ fn engine_settings(config: &Config) -> EngineSettings {
     }
 }
 
-fn transport_settings(config: &Config) -> transport::Settings {
+fn transport_settings(config: &Config) -> std::io::Result<transport::Settings> {
     let ws = &config.websocket;
-    transport::Settings {
+    Ok(transport::Settings {
+        compression: transport::compress::Pool::new(config.engine.compress_workers)?,
         zstd_level: config.engine.zstd_level,
         stream_buffer: config.engine.stream_buffer,
         max_body_bytes: config.server.max_body_bytes,
@@ -367,5 +371,5 @@ fn transport_settings(config: &Config) -> transport::Settings {
             pong_timeout: ws.pong_timeout,
             max_message_bytes: ws.max_message_bytes,
         },
-    }
+    })
 }

@@ -192,6 +192,8 @@ pub struct EngineSettings {
     /// Encoded lines buffered per query between DuckDB and the client.
     pub stream_buffer: usize,
     pub zstd_level: i32,
+    /// Threads that compress every stream's bytes, shared by all of them.
+    pub compress_workers: usize,
     /// `false` (the default) lets DuckDB stream `LIMIT` and parallel scans in any order.
     pub preserve_insertion_order: bool,
     /// DuckDB extensions every tenant database loads before its configuration is locked.
@@ -219,6 +221,7 @@ impl Default for EngineSettings {
             chunk_bytes: 1 << 20,
             stream_buffer: 4,
             zstd_level: 1,
+            compress_workers: std::thread::available_parallelism().map_or(2, |n| n.get()),
             preserve_insertion_order: false,
             extensions: vec!["spatial".to_string()],
             extension_repository: None,
@@ -254,6 +257,9 @@ pub struct EngineLayer {
     /// zstd level for compressed streams (-7..=19)
     #[arg(long, env = "DUCKSTREAM_ZSTD_LEVEL", allow_negative_numbers = true)]
     pub zstd_level: Option<i32>,
+    /// Threads that compress the streams, shared by all of them (default: the number of cores)
+    #[arg(long, env = "DUCKSTREAM_COMPRESS_WORKERS")]
+    pub compress_workers: Option<usize>,
     /// Keep insertion order in results without ORDER BY (makes LIMIT blocking)
     #[arg(long, env = "DUCKSTREAM_PRESERVE_INSERTION_ORDER")]
     pub preserve_insertion_order: Option<bool>,
@@ -278,7 +284,7 @@ pub struct EngineLayer {
 impl EngineSettings {
     fn apply(&mut self, layer: EngineLayer) {
         set!(self, layer; max_queries, max_queued, chunk_rows, chunk_bytes, stream_buffer);
-        set!(self, layer; zstd_level, preserve_insertion_order);
+        set!(self, layer; zstd_level, compress_workers, preserve_insertion_order);
         set!(self, layer; cache_bytes, cache_max_entry_bytes);
         if let Some(list) = layer.extensions {
             self.extensions = list.into_iter().filter(|e| !e.trim().is_empty()).collect();
@@ -707,6 +713,9 @@ impl Config {
                 "extensions",
                 format!("'{bad}' is not an extension name (a-z, 0-9, _)"),
             ));
+        }
+        if !(1..=256).contains(&engine.compress_workers) {
+            return Err(invalid("compress_workers", "must be between 1 and 256"));
         }
         if !(1..=1024).contains(&engine.stream_buffer) {
             return Err(invalid("stream_buffer", "must be between 1 and 1024"));

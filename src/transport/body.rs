@@ -23,7 +23,7 @@ use futures_util::Stream;
 use prometheus::{Histogram, IntCounter, IntGauge};
 use tokio::sync::mpsc;
 
-use super::compress::{self, Framing, Input, Piece, WireChunk};
+use super::compress::{Framing, Input, Piece, WireChunk};
 use super::Settings;
 use crate::engine::cache::{CachedResult, Recorder};
 use crate::engine::control::CancelOnDrop;
@@ -46,8 +46,8 @@ pub struct Streamed<'a, F, S> {
     pub recorder: Option<Box<Recorder>>,
 }
 
-/// Finishes a streaming response: the query's pieces, laid out by `framing`, compressed on a
-/// thread of their own when the request accepts zstd, counted as they are handed to actix.
+/// Finishes a streaming response: the query's pieces, laid out by `framing`, compressed on the
+/// shared workers when the request accepts zstd, counted as they are handed to actix.
 /// The body owns the query's cancel guard and connection slot.
 pub fn streaming_response<F, S>(
     running: RunningQuery,
@@ -79,9 +79,10 @@ where
     let input = stage(frames);
     let zstd = super::accepts_zstd(req.headers());
     let source = if zstd {
-        let rx =
-            compress::spawn_stream(input, settings.zstd_level, settings.stream_buffer, framing)
-                .map_err(GatewayError::internal)?;
+        let rx = settings
+            .compression
+            .stream(input, settings.zstd_level, settings.stream_buffer, framing)
+            .map_err(GatewayError::internal)?;
         Source::Compressed(rx)
     } else {
         Source::Plain(input, Box::new(framing))

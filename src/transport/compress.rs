@@ -1,22 +1,34 @@
-//! zstd compression as a pipeline stage on a thread of its own, and the [`Framing`] of byte
-//! streams.
+//! zstd compression on a shared pool of workers, and the [`Framing`] of byte streams.
 //!
-//! Why a thread: on two cores, zstd is slower than DuckDB plus the JSON encoder, so it must run
-//! beside them, not after them on the same core, and never on the async runtime. The stage
-//! reads protocol lines from the executor's bounded channel and writes compressed chunks to
-//! another bounded channel; a slow client still pauses DuckDB through both.
+//! Why a pool: on two cores, zstd is slower than DuckDB plus the JSON encoder, so it must run
+//! beside them, not after them on the same core, and never on the async runtime that serves
+//! the sockets. A thread per stream did that, but cost a thread, its stack and its buffers for
+//! every stream, busy or not. Now every stream is a task on [`Pool`]: a small tokio runtime of
+//! its own (`compress_workers` threads, default the number of cores) whose threads do nothing
+//! but compress. A stream reads protocol lines from the executor's bounded channel and writes
+//! compressed chunks to another bounded channel; a slow client still pauses DuckDB through
+//! both, and a stream waiting on either costs no worker.
 //!
 //! Invariants:
-//! - [`spawn_frames`] produces independent zstd frames that record their content size, one per
-//!   batch of lines, so that each WebSocket message decodes on its own (`fzstd` in a browser).
-//! - [`spawn_stream`] produces one zstd frame for the whole response, flushed after each batch
+//! - Fair: one turn compresses at most one batch ([`MAX_BATCH`] input bytes, about a
+//!   millisecond at level 1) and then yields, so every ready stream gets its turn in order.
+//! - [`Pool::frames`] produces independent zstd frames that record their content size, one
+//!   per batch of lines, so that each WebSocket message decodes on its own (`fzstd` in a
+//!   browser). Their zstd context belongs to the worker, not the stream: a WebSocket query
+//!   holds none.
+//! - [`Pool::stream`] produces one zstd frame for the whole response, flushed after each batch
 //!   of lines that were ready together, so a decoder can always output every line sent so far.
+//!   Its context lives as long as the stream (a frame's window spans it); compressed bytes
+//!   are built in the worker's buffer and handed over at their exact size, so a stream keeps
+//!   no output buffer between batches.
 //! - The window is zstd's own default for the level, at most 8 MiB (levels above 19 are
 //!   refused by the config, and capped here anyway).
-//! - When the output's reader goes away, the stage exits and drops its input, which stops the
-//!   executor's sends.
+//! - When the output's reader goes away, the stream's task ends and drops its input, which
+//!   stops the executor's sends.
 
+use std::cell::RefCell;
 use std::io::Write;
+use std::sync::Arc;
 use std::task::{Context, Poll};
 
 use bytes::Bytes;
@@ -74,18 +86,10 @@ fn until_error(frame: Option<Frame>) -> Option<Piece> {
 }
 
 impl Input {
-    fn blocking_recv(&mut self) -> Option<Piece> {
-        match self {
-            Self::Frames(rx) => rx.blocking_recv().map(Piece::Frame),
-            Self::FramesUntilError(rx) => until_error(rx.blocking_recv()),
-            Self::Pieces(rx) => rx.blocking_recv(),
-        }
-    }
-
     fn try_recv(&mut self) -> Option<Piece> {
         match self {
             Self::Frames(rx) => rx.try_recv().ok().map(Piece::Frame),
-            // An error frame ends the batch here; the next `blocking_recv` ends the input.
+            // An error frame ends the batch here; the next `recv` ends the input.
             Self::FramesUntilError(rx) => match rx.try_recv() {
                 Ok(f) if f.kind == FrameKind::Error => {
                     rx.close();
@@ -95,6 +99,10 @@ impl Input {
             },
             Self::Pieces(rx) => rx.try_recv().ok(),
         }
+    }
+
+    async fn recv(&mut self) -> Option<Piece> {
+        std::future::poll_fn(|cx| self.poll_recv(cx)).await
     }
 
     pub fn poll_recv(&mut self, cx: &mut Context<'_>) -> Poll<Option<Piece>> {
@@ -168,8 +176,75 @@ fn batch(
     Ok(b)
 }
 
-fn encoder(level: i32) -> std::io::Result<zstd::stream::write::Encoder<'static, Vec<u8>>> {
-    let mut enc = zstd::stream::write::Encoder::new(Vec::with_capacity(64 * 1024), level)?;
+thread_local! {
+    /// A worker's output buffer: a batch is compressed into it and copied out at its exact
+    /// size, so no stream keeps an output buffer of its own between batches.
+    static OUT: RefCell<Vec<u8>> = const { RefCell::new(Vec::new()) };
+    /// A worker's input buffer: the lines of one WebSocket message, gathered before they are
+    /// compressed (or copied out as they are).
+    static IN: RefCell<Vec<u8>> = const { RefCell::new(Vec::new()) };
+    /// A worker's one-shot context for independent frames, with the level it was made for.
+    static FRAME_CONTEXT: RefCell<Option<(i32, zstd::bulk::Compressor<'static>)>> =
+        const { RefCell::new(None) };
+}
+
+/// Worker buffers above this are given back after use (a single huge line, say).
+const KEEP_BUFFER: usize = 4 << 20;
+
+/// Takes what a worker's buffer holds as exact-size bytes, and empties it.
+fn take(buf: &RefCell<Vec<u8>>) -> Bytes {
+    let mut b = buf.borrow_mut();
+    let bytes = Bytes::copy_from_slice(&b);
+    b.clear();
+    if b.capacity() > KEEP_BUFFER {
+        *b = Vec::new();
+    }
+    bytes
+}
+
+/// A stream encoder's output: the worker's [`OUT`] buffer. Everything written during one turn
+/// is taken out before the turn ends, so the stream can move to another worker in between.
+struct WorkerOut;
+
+impl Write for WorkerOut {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        OUT.with(|o| o.borrow_mut().extend_from_slice(buf));
+        Ok(buf.len())
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+/// `data` as one independent zstd frame, compressed with the worker's own context.
+fn compress_frame(level: i32, data: &[u8]) -> std::io::Result<Bytes> {
+    FRAME_CONTEXT.with(|slot| {
+        let mut slot = slot.borrow_mut();
+        if slot.as_ref().is_none_or(|(l, _)| *l != level) {
+            *slot = Some((level, zstd::bulk::Compressor::new(level)?));
+        }
+        let Some((_, compressor)) = slot.as_mut() else {
+            return Err(std::io::Error::other("no zstd context"));
+        };
+        OUT.with(|out| {
+            {
+                let mut o = out.borrow_mut();
+                o.clear();
+                o.reserve(zstd::zstd_safe::compress_bound(data.len()));
+                // A one-shot frame records its content size (zstd's default).
+                compressor.compress_to_buffer(data, &mut *o)?;
+            }
+            Ok(take(out))
+        })
+    })
+}
+
+fn encoder<W: Write>(
+    level: i32,
+    out: W,
+) -> std::io::Result<zstd::stream::write::Encoder<'static, W>> {
+    let mut enc = zstd::stream::write::Encoder::new(out, level)?;
     enc.include_checksum(true)?;
     // zstd's own window for the level (512 KiB at level 1, 1 MiB at 2, 2 MiB at 3..7, 4 MiB
     // at 8..16, 8 MiB at 17..19: its table for inputs of unknown size), which is what a
@@ -192,80 +267,139 @@ const MAX_WINDOW_LOG: u32 = 23;
 /// the same rows/s, 2 % more bytes on the wire (docs/BENCHMARKS.md).
 pub const MAX_MESSAGE: usize = 64 * 1024;
 
-/// Groups the lines that are ready together into messages, compressing each into an
-/// independent zstd frame when `level` is set. Runs on a thread of its own.
-pub fn spawn_frames(
-    mut input: mpsc::Receiver<Frame>,
-    level: Option<i32>,
-    capacity: usize,
-) -> std::io::Result<mpsc::Receiver<WireChunk>> {
-    let (tx, rx) = mpsc::channel(capacity);
-    let mut compressor = match level {
-        Some(l) => Some(zstd::bulk::Compressor::new(l)?),
-        None => None,
-    };
-    std::thread::Builder::new()
-        .name("zstd-frames".into())
-        .spawn(move || {
-            let mut buf = Vec::with_capacity(64 * 1024);
-            while let Some(first) = input.blocking_recv() {
-                buf.clear();
-                let next = || input.try_recv().ok().map(Piece::Frame);
-                let Ok(b) = batch(Piece::Frame(first), next, MAX_MESSAGE, |p| {
-                    if let Piece::Frame(f) = p {
-                        buf.extend_from_slice(&f.bytes);
-                    }
-                    Ok(())
+/// The compression workers every stream shares (see the module doc). Cloning shares them;
+/// the workers stop when the last clone is dropped.
+#[derive(Clone)]
+pub struct Pool {
+    workers: Arc<Workers>,
+}
+
+struct Workers {
+    runtime: Option<tokio::runtime::Runtime>,
+    handle: tokio::runtime::Handle,
+    count: usize,
+}
+
+impl Drop for Workers {
+    fn drop(&mut self) {
+        // Dropping a runtime waits for its threads, which an async context may not do; its
+        // tasks only compress, so nothing is lost by not waiting.
+        if let Some(rt) = self.runtime.take() {
+            rt.shutdown_background();
+        }
+    }
+}
+
+impl std::fmt::Debug for Pool {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Pool")
+            .field("workers", &self.workers.count)
+            .finish()
+    }
+}
+
+impl Pool {
+    /// Starts `workers` compression threads (at least one).
+    pub fn new(workers: usize) -> std::io::Result<Pool> {
+        let count = workers.max(1);
+        let runtime = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(count)
+            .thread_name("zstd")
+            .build()?;
+        let handle = runtime.handle().clone();
+        Ok(Pool {
+            workers: Arc::new(Workers {
+                runtime: Some(runtime),
+                handle,
+                count,
+            }),
+        })
+    }
+
+    fn spawn(&self, task: impl std::future::Future<Output = ()> + Send + 'static) {
+        drop(self.workers.handle.spawn(task));
+    }
+
+    /// Groups the lines that are ready together into messages of about [`MAX_MESSAGE`]
+    /// bytes, each an independent zstd frame when `level` is set.
+    pub fn frames(
+        &self,
+        mut input: mpsc::Receiver<Frame>,
+        level: Option<i32>,
+        capacity: usize,
+    ) -> mpsc::Receiver<WireChunk> {
+        let (tx, rx) = mpsc::channel(capacity);
+        self.spawn(async move {
+            loop {
+                // Room first, then the lines: what is waiting meanwhile joins the message.
+                let Ok(permit) = tx.reserve().await else {
+                    return;
+                };
+                let Some(first) = input.recv().await else {
+                    return;
+                };
+                let Ok(message) = IN.with(|buf| {
+                    let b = {
+                        let mut buf = buf.borrow_mut();
+                        buf.clear();
+                        let next = || input.try_recv().ok().map(Piece::Frame);
+                        batch(Piece::Frame(first), next, MAX_MESSAGE, |p| {
+                            if let Piece::Frame(f) = p {
+                                buf.extend_from_slice(&f.bytes);
+                            }
+                            Ok(())
+                        })?
+                    };
+                    let bytes = match level {
+                        Some(l) => compress_frame(l, &buf.borrow())?,
+                        None => take(buf),
+                    };
+                    Ok::<_, std::io::Error>(WireChunk {
+                        bytes,
+                        raw_len: b.raw_len,
+                        rows: b.rows,
+                        has_data: b.has_data,
+                        last: b.last,
+                        complete: b.complete,
+                        text: false,
+                    })
                 }) else {
                     return;
                 };
-                let bytes = match compressor.as_mut() {
-                    // A one-shot frame records its content size (zstd's default).
-                    Some(c) => match c.compress(&buf) {
-                        Ok(v) => Bytes::from(v),
-                        Err(_) => return,
-                    },
-                    None => Bytes::copy_from_slice(&buf),
-                };
-                let message = WireChunk {
-                    bytes,
-                    raw_len: b.raw_len,
-                    rows: b.rows,
-                    has_data: b.has_data,
-                    last: b.last,
-                    complete: b.complete,
-                    text: false,
-                };
-                if tx.blocking_send(message).is_err() || b.last {
+                let last = message.last;
+                permit.send(message);
+                if last {
                     return;
                 }
+                tokio::task::yield_now().await;
             }
-        })?;
-    Ok(rx)
-}
+        });
+        rx
+    }
 
-/// The messages of a binary result (Arrow IPC) on a WebSocket, on a thread of their own: each
-/// of the format's frames (the schema, a batch, the end-of-stream marker) is one binary
-/// message, an independent zstd frame when `level` is set; `progress` and `error` lines are
-/// text messages as they are; after the end-of-stream marker comes the `end` line (rows,
-/// batches, `elapsed_ms` since `accepted_at`), the last message.
-pub fn spawn_messages(
-    mut input: mpsc::Receiver<Frame>,
-    level: Option<i32>,
-    capacity: usize,
-    query_id: std::sync::Arc<str>,
-    accepted_at: std::time::Instant,
-) -> std::io::Result<mpsc::Receiver<WireChunk>> {
-    let (tx, rx) = mpsc::channel(capacity);
-    let mut compressor = match level {
-        Some(l) => Some(zstd::bulk::Compressor::new(l)?),
-        None => None,
-    };
-    std::thread::Builder::new()
-        .name("ws-binary".into())
-        .spawn(move || {
+    /// The messages of a binary result (Arrow IPC) on a WebSocket: each of the format's
+    /// frames (the schema, a batch, the end-of-stream marker) is one binary message, an
+    /// independent zstd frame when `level` is set; `progress` and `error` lines are text
+    /// messages as they are; after the end-of-stream marker comes the `end` line (rows,
+    /// batches, `elapsed_ms` since `accepted_at`), the last message.
+    pub fn messages(
+        &self,
+        mut input: mpsc::Receiver<Frame>,
+        level: Option<i32>,
+        capacity: usize,
+        query_id: Arc<str>,
+        accepted_at: std::time::Instant,
+    ) -> mpsc::Receiver<WireChunk> {
+        let (tx, rx) = mpsc::channel(capacity);
+        self.spawn(async move {
             let (mut rows, mut batches) = (0u64, 0u64);
-            while let Some(frame) = input.blocking_recv() {
+            loop {
+                let Ok(permit) = tx.reserve().await else {
+                    return;
+                };
+                let Some(frame) = input.recv().await else {
+                    return;
+                };
                 let raw_len = frame.bytes.len();
                 let message = match frame.kind {
                     FrameKind::Note | FrameKind::Error => WireChunk {
@@ -278,9 +412,9 @@ pub fn spawn_messages(
                         text: true,
                     },
                     FrameKind::Metadata | FrameKind::Data | FrameKind::End => {
-                        let bytes = match compressor.as_mut() {
-                            Some(c) => match c.compress(&frame.bytes) {
-                                Ok(v) => Bytes::from(v),
+                        let bytes = match level {
+                            Some(l) => match compress_frame(l, &frame.bytes) {
+                                Ok(b) => b,
                                 Err(_) => return,
                             },
                             None => frame.bytes,
@@ -301,26 +435,87 @@ pub fn spawn_messages(
                     }
                 };
                 let last = message.last;
-                if tx.blocking_send(message).is_err() || last {
+                permit.send(message);
+                if last {
                     return;
                 }
                 if frame.kind == FrameKind::End {
                     let elapsed_ms = accepted_at.elapsed().as_millis() as u64;
                     let line = crate::wire::lines::end_line(&query_id, rows, batches, elapsed_ms);
-                    let _ = tx.blocking_send(WireChunk {
-                        raw_len: line.len(),
-                        bytes: line,
-                        rows: 0,
-                        has_data: false,
-                        last: true,
-                        complete: true,
-                        text: true,
-                    });
+                    let _ = tx
+                        .send(WireChunk {
+                            raw_len: line.len(),
+                            bytes: line,
+                            rows: 0,
+                            has_data: false,
+                            last: true,
+                            complete: true,
+                            text: true,
+                        })
+                        .await;
                     return;
                 }
+                tokio::task::yield_now().await;
             }
-        })?;
-    Ok(rx)
+        });
+        rx
+    }
+
+    /// Compresses `input` into one zstd stream; returns the compressed chunks.
+    pub fn stream(
+        &self,
+        mut input: Input,
+        level: i32,
+        capacity: usize,
+        mut framing: impl Framing,
+    ) -> std::io::Result<mpsc::Receiver<WireChunk>> {
+        let (tx, rx) = mpsc::channel(capacity);
+        let mut enc = encoder(level, WorkerOut)?;
+        self.spawn(async move {
+            loop {
+                let Ok(permit) = tx.reserve().await else {
+                    return;
+                };
+                let Some(first) = input.recv().await else {
+                    // Ended without a final line (the client is gone, or the result failed
+                    // in a format that cannot say so): the zstd frame stays unfinished, so
+                    // that a decoder too sees a truncated stream, and the body breaks.
+                    return;
+                };
+                OUT.with(|o| o.borrow_mut().clear());
+                let next = || input.try_recv();
+                // Everything this batch writes is in the worker's buffer when `take` runs:
+                // there is no await in between.
+                let turn =
+                    batch(first, next, MAX_BATCH, |p| framing.write(p, &mut enc)).and_then(|b| {
+                        if b.last {
+                            enc.do_finish()?;
+                        } else {
+                            enc.flush()?;
+                        }
+                        Ok(b)
+                    });
+                let bytes = OUT.with(take);
+                let Ok(b) = turn else {
+                    return;
+                };
+                permit.send(WireChunk {
+                    bytes,
+                    raw_len: b.raw_len,
+                    rows: b.rows,
+                    has_data: b.has_data,
+                    last: b.last,
+                    complete: b.complete,
+                    text: false,
+                });
+                if b.last {
+                    return;
+                }
+                tokio::task::yield_now().await;
+            }
+        });
+        Ok(rx)
+    }
 }
 
 /// Compresses one small line into an independent frame, inline (control lines only).
@@ -362,63 +557,6 @@ impl Framing for Raw {
     }
 }
 
-/// Compresses `input` into one zstd stream on a new thread; returns the compressed chunks.
-pub fn spawn_stream(
-    mut input: Input,
-    level: i32,
-    capacity: usize,
-    mut framing: impl Framing,
-) -> std::io::Result<mpsc::Receiver<WireChunk>> {
-    let (tx, rx) = mpsc::channel(capacity);
-    let mut enc = encoder(level)?;
-    std::thread::Builder::new()
-        .name("zstd-stream".into())
-        .spawn(move || {
-            let mut open = true;
-            while open {
-                let Some(first) = input.blocking_recv() else {
-                    break;
-                };
-                let next = || input.try_recv();
-                let Ok(b) = batch(first, next, MAX_BATCH, |p| framing.write(p, &mut enc)) else {
-                    return;
-                };
-                let flushed = if b.last {
-                    open = false;
-                    enc.do_finish()
-                } else {
-                    enc.flush()
-                };
-                if flushed.is_err() {
-                    return;
-                }
-                // Hand the output over and start the next one at the same size, so the
-                // encoder does not regrow its buffer from zero for every batch.
-                let capacity = enc.get_ref().capacity();
-                let bytes = Bytes::from(std::mem::replace(
-                    enc.get_mut(),
-                    Vec::with_capacity(capacity),
-                ));
-                let chunk = WireChunk {
-                    bytes,
-                    raw_len: b.raw_len,
-                    rows: b.rows,
-                    has_data: b.has_data,
-                    last: b.last,
-                    complete: b.complete,
-                    text: false,
-                };
-                if tx.blocking_send(chunk).is_err() {
-                    return;
-                }
-            }
-            // Ended without a final line (the client is gone, or the result failed in a
-            // format that cannot say so): the zstd frame stays unfinished, so that a decoder
-            // too sees a truncated stream, and the body breaks.
-        })?;
-    Ok(rx)
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -438,7 +576,7 @@ mod tests {
     }
 
     fn streamed_window(level: i32) -> u64 {
-        let mut enc = encoder(level).unwrap();
+        let mut enc = encoder(level, Vec::new()).unwrap();
         enc.write_all(&vec![b'x'; 4 << 20]).unwrap();
         enc.flush().unwrap();
         window_of(&enc.finish().unwrap())

@@ -47,6 +47,8 @@ pub struct Settings {
     /// SSE: a `: keepalive` comment after this long without an event.
     pub sse_keepalive: Duration,
     pub ws: WsSettings,
+    /// The compression workers every stream shares.
+    pub compression: compress::Pool,
     /// The largest result a live subscription may hold (the cache's entry limit).
     pub subscription_max_bytes: usize,
 }

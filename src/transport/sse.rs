@@ -13,8 +13,8 @@
 //!   lines (framed per response). A reconnect carrying `Last-Event-ID: <query_id>:<n>` whose
 //!   stream's result is cached continues after event `n` (nothing left: `204`, which stops an
 //!   `EventSource`); otherwise it gets a `resume_unavailable` event, then a fresh result.
-//! - With zstd, the whole stream is one zstd frame flushed after every event (compressed on a
-//!   thread of its own, like the HTTP body).
+//! - With zstd, the whole stream is one zstd frame flushed after every event (compressed on the
+//!   shared workers, like the HTTP body).
 //! - `subscribe=1` makes the stream a live subscription ([`super::live`]): each result is a
 //!   batch of events whose last carries `id: <version>`, so an `EventSource` that reconnects
 //!   names (in `Last-Event-ID`) the last result it received whole, and gets nothing until it
@@ -179,13 +179,15 @@ async fn subscribe(
     response.insert_header(("X-Accel-Buffering", "no"));
     let bytes_sent = metrics.bytes_sent.with_label_values(&label);
     if super::accepts_zstd(req.headers()) {
-        let chunks = compress::spawn_stream(
-            Input::Frames(rx),
-            settings.zstd_level,
-            settings.stream_buffer,
-            compress::Raw,
-        )
-        .map_err(GatewayError::internal)?;
+        let chunks = settings
+            .compression
+            .stream(
+                Input::Frames(rx),
+                settings.zstd_level,
+                settings.stream_buffer,
+                compress::Raw,
+            )
+            .map_err(GatewayError::internal)?;
         response.insert_header((header::CONTENT_ENCODING, HeaderValue::from_static("zstd")));
         let body = futures_util::stream::unfold(
             (chunks, bytes_sent, left),

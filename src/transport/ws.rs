@@ -4,8 +4,8 @@
 //! Shape (actix/examples style): one session task per connection runs a single loop over
 //! client messages, outgoing messages, the heartbeat and shutdown, and has a single exit point
 //! that cancels the connection's queries and closes the socket. Each query runs in a task of its
-//! own that starts it on the engine and forwards its messages (compressed on a thread of the
-//! query's own, see [`super::compress::spawn_frames`]) to the session through one bounded
+//! own that starts it on the engine and forwards its messages (grouped and compressed on the
+//! shared workers, see [`super::compress::Pool::frames`]) to the session through one bounded
 //! channel, so queries interleave fairly (first come, first served, one message at a time).
 //!
 //! Invariants:
@@ -652,8 +652,9 @@ impl QueryTask {
         let control = Arc::clone(&running.control);
         let _guard = running.guard;
         let buffer = outbox.settings.stream_buffer;
-        let spawned = if arrow {
-            compress::spawn_messages(
+        let pool = &outbox.settings.compression;
+        let mut messages = if arrow {
+            pool.messages(
                 running.frames,
                 outbox.level,
                 buffer,
@@ -661,11 +662,7 @@ impl QueryTask {
                 accepted_at,
             )
         } else {
-            compress::spawn_frames(running.frames, outbox.level, buffer)
-        };
-        let mut messages = match spawned {
-            Ok(rx) => rx,
-            Err(e) => return self.fail(GatewayError::internal(e)).await,
+            pool.frames(running.frames, outbox.level, buffer)
         };
         // A client `cancel` interrupts the running query; the executor then sends `cancelled`.
         let cancel = self.cancel.clone();

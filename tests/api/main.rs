@@ -16,6 +16,7 @@ mod limits;
 mod live;
 mod mosaic;
 mod observability;
+mod pool;
 mod progress;
 mod sandbox;
 mod spatial;
