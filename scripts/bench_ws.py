@@ -5,7 +5,7 @@ For each case: time to the first data frame, total time, rows/s, bytes on the wi
 payload bytes received) and the server's peak RSS (VmHWM, reset before each case). Every zstd
 frame is decoded with a fresh decoder, and the rows of the `end` line are checked.
 
-Usage: bench_ws.py --bin target/release/duckstream --db /tmp/bench/bench.duckdb [--sockets 8]
+Usage: bench_ws.py --bin target/release/duckstream --db /tmp/bench/bench.duckdb [--sockets 8] [-- GATEWAY FLAGS]
 Needs the bench venv (websockets, zstandard): ~/.cache/duckstream-bench/.venv/bin/python
 """
 import argparse
@@ -80,8 +80,9 @@ def main():
     ap.add_argument("--db", default="/tmp/bench/bench.duckdb")
     ap.add_argument("--sockets", type=int, default=8)
     ap.add_argument("--repeat", type=int, default=1)
+    ap.add_argument("extra", nargs="*", help="gateway flags, after --")
     a = ap.parse_args()
-    with gateway(a.bin, a.db) as (port, pid):
+    with gateway(a.bin, a.db, a.extra) as (port, pid):
         asyncio.run(main_async(a, port, pid))
 
 

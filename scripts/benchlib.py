@@ -54,8 +54,10 @@ def gateway(binary, db=None, extra=(), data=None, wrapper=()):
     s.bind(("127.0.0.1", 0))
     port = s.getsockname()[1]
     s.close()
+    # BENCH_LOG=FILE keeps the gateway's log.
+    log = open(os.environ["BENCH_LOG"], "w") if os.environ.get("BENCH_LOG") else subprocess.DEVNULL
     proc = subprocess.Popen([*wrapper, binary, "--bind", f"127.0.0.1:{port}", "--data-dir", data, "--demo", "false",
-                             *extra], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+                             *extra], stdout=subprocess.DEVNULL, stderr=log)
     try:
         for _ in range(100):
             try:
@@ -63,7 +65,12 @@ def gateway(binary, db=None, extra=(), data=None, wrapper=()):
                 break
             except OSError:
                 time.sleep(0.1)
-        yield port, (gateway_pid(port) if wrapper else proc.pid)
+        pid = gateway_pid(port) if wrapper else proc.pid
+        yield port, pid
     finally:
-        proc.terminate()
-        proc.wait(timeout=30)
+        if wrapper:
+            # The wrapper waits for the gateway, then writes its report.
+            os.kill(pid, 15)
+        else:
+            proc.terminate()
+        proc.wait(timeout=120)

@@ -219,7 +219,7 @@ impl Default for EngineSettings {
             queue_timeout: Duration::from_secs(10),
             chunk_rows: 1000,
             chunk_bytes: 1 << 20,
-            stream_buffer: 4,
+            stream_buffer: 2,
             zstd_level: 1,
             compress_workers: std::thread::available_parallelism().map_or(2, |n| n.get()),
             preserve_insertion_order: false,

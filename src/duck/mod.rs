@@ -319,8 +319,8 @@ impl Prepared<'_> {
             // CALL runs table functions, some with effects (`CHECKPOINT` is `CALL checkpoint()`);
             // the read-only ones are `SELECT * FROM f(…)`.
             ffi::duckdb_statement_type_DUCKDB_STATEMENT_TYPE_CALL => StatementKind::Other("CALL"),
-            // PRAGMA statements can change the connection past `lock_configuration`
-            // (enable_profiling, disable_optimizer...); the read-only ones DuckDB rewrites to
+            // PRAGMA statements can change the connection's settings (enable_profiling,
+            // disable_optimizer...); the read-only ones DuckDB rewrites to
             // SELECTs itself (`PRAGMA table_info('t')`).
             ffi::duckdb_statement_type_DUCKDB_STATEMENT_TYPE_PRAGMA => {
                 StatementKind::Other("PRAGMA")

@@ -496,8 +496,8 @@ fn execution_error(e: DuckError, job: &Job) -> Ended {
     }))
 }
 
-/// DuckDB refused the SQL: a sandbox refusal (its permission errors, the locked
-/// configuration, several statements at once) is `forbidden`, anything else `invalid_sql`.
+/// DuckDB refused the SQL: a sandbox refusal (its permission errors, external access,
+/// several statements at once) is `forbidden`, anything else `invalid_sql`.
 fn sql_error(e: DuckError, job: &Job) -> GatewayError {
     classify(e, &job.tenant, GatewayError::InvalidSql)
 }

@@ -209,6 +209,7 @@ async fn a_stalled_reader_among_fast_ones_pauses_only_its_own_query() {
         .expect("the fast readers finish while one reader stalls");
 
     // The stalled query is still there, still paused, and still waiting for its reader.
+    tokio::time::sleep(Duration::from_millis(500)).await;
     assert_eq!(
         app.metric(sent).await,
         before,
@@ -225,9 +226,12 @@ async fn a_stalled_reader_among_fast_ones_pauses_only_its_own_query() {
     while let Some(chunk) = slow.next().await {
         decoder.write_all(&chunk.unwrap()).unwrap();
     }
-    // Its executor waited for room all along (a wait is counted when it ends): DuckDB was
-    // paused for as long as the reader stalled.
-    let paused = app.metric(waited).await - waited_before;
+    // Its executor waited for room all along: DuckDB was paused for as long as the reader
+    // stalled (a query's waits are counted when it ends, just after its last line).
+    let paused = app
+        .wait_metric(waited, |v| v - waited_before >= stall * 0.9)
+        .await
+        - waited_before;
     assert!(
         paused >= stall * 0.9,
         "paused {paused:.2} s of a {stall:.2} s stall"

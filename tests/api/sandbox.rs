@@ -1,5 +1,5 @@
 //! The SQL sandbox: every case of `tests/data/sandbox.tsv` is refused by DuckDB itself (the
-//! statement type, its permission checks and the locked configuration), and afterwards the
+//! statement type, its permission checks, the sandbox settings), and afterwards the
 //! data is untouched and nothing was written outside the database.
 
 use crate::helpers::spawn_app;
