@@ -12,6 +12,8 @@ Prints the small queries' first data p50 / p95 / p99 / max per transport, and wh
 import argparse
 import asyncio
 import json
+import subprocess
+import sys
 import time
 
 import aiohttp
@@ -63,26 +65,37 @@ async def small_ws(port, samples, out, errors):
             await asyncio.sleep(0.05)
 
 
-async def run(port, o):
+async def load(port, o):
+    """The long streams, in a process of their own (so that their client's work does not
+    delay the small queries' client): prints `streaming N` once they stream, then holds them
+    until killed."""
     started, stop = [], asyncio.Event()
     conn = aiohttp.TCPConnector(limit=0)
     timeout = aiohttp.ClientTimeout(total=None, sock_read=None)
     async with aiohttp.ClientSession(connector=conn, timeout=timeout, auto_decompress=False) as s:
+        kinds = o.kinds.split(",")
         streams = []
         for i in range(o.streams):
-            kind = i % 3
-            if kind == 2:
+            kind = kinds[i % len(kinds)]
+            if kind == "ws":
                 streams.append(asyncio.create_task(ws_stream(port, o.read, started, stop)))
             else:
-                path = "query" if kind == 0 else "sse"
+                path = "query" if kind == "http" else "sse"
                 streams.append(asyncio.create_task(http_stream(s, port, o.read, started, stop, path)))
             if i % 50 == 49:
                 await asyncio.sleep(0.05)
         t0 = time.monotonic()
         while len(started) < o.streams and time.monotonic() - t0 < 120:
             await asyncio.sleep(0.5)
-        running = len(started)
-        http_ms, ws_ms, errors = [], [], []
+        print(f"streaming {len(started)}", flush=True)
+        done = await asyncio.gather(*streams, return_exceptions=True)
+        failed = [d for d in done if isinstance(d, str)]
+        print(f"failed {len(failed)} {failed[:3]}", flush=True)
+
+
+async def small(port, o):
+    http_ms, ws_ms, errors = [], [], []
+    async with aiohttp.ClientSession() as s:
         smalls = []
         for i in range(o.small):
             if i % 2 == 0:
@@ -90,13 +103,7 @@ async def run(port, o):
             else:
                 smalls.append(small_ws(port, o.samples, ws_ms, errors))
         await asyncio.gather(*smalls, return_exceptions=True)
-        still = sum(1 for t in streams if not t.done())
-        stop.set()
-        for t in streams:
-            t.cancel()
-        done = await asyncio.gather(*streams, return_exceptions=True)
-        failed = [d for d in done if isinstance(d, str)]
-    return running, still, http_ms, ws_ms, errors, failed
+    return http_ms, ws_ms, errors
 
 
 def main():
@@ -105,13 +112,25 @@ def main():
     p.add_argument("--db", default="/tmp/bench/bench.duckdb")
     p.add_argument("--streams", type=int, default=500)
     p.add_argument("--read", type=int, default=65536, help="bytes each stream reads per second")
+    p.add_argument("--kinds", default="http,sse,ws", help="the long streams' transports, in turn")
     p.add_argument("--small", type=int, default=20)
     p.add_argument("--samples", type=int, default=20)
     p.add_argument("extra", nargs="*")
+    p.add_argument("--load-port", type=int, help=argparse.SUPPRESS)
     o = p.parse_args()
+    if o.load_port:
+        asyncio.run(load(o.load_port, o))
+        return
     with gateway(o.bin, o.db, o.extra) as (port, pid):
-        running, still, http_ms, ws_ms, errors, failed = asyncio.run(run(port, o))
-    print(f"streams: {running} of {o.streams} streaming, {still} still open after the small queries")
+        streams = subprocess.Popen(
+            [sys.executable, __file__, "--load-port", str(port), "--streams", str(o.streams),
+             "--read", str(o.read), "--kinds", o.kinds], stdout=subprocess.PIPE, text=True)
+        running = streams.stdout.readline().strip()
+        http_ms, ws_ms, errors = asyncio.run(small(port, o))
+        alive = streams.poll() is None
+        streams.kill()
+        rest = streams.stdout.read().strip()
+    print(f"long streams: {running} of {o.streams} ({'all still open' if alive else rest})")
     print("| small query | n | first data p50 ms | p95 | p99 | max |")
     print("|---|---|---|---|---|---|")
     for name, xs in (("HTTP", http_ms), ("WebSocket", ws_ms)):
@@ -119,8 +138,6 @@ def main():
             print(f"| {name} | {len(xs)} | {pct(xs, 50):.1f} | {pct(xs, 95):.1f} | {pct(xs, 99):.1f} | {max(xs):.1f} |")
     if errors:
         print(f"small queries failed: {len(errors)}, e.g. {errors[:3]}")
-    if failed:
-        print(f"streams failed: {len(failed)}, e.g. {failed[:3]}")
 
 
 if __name__ == "__main__":

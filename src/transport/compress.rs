@@ -10,8 +10,11 @@
 //! both, and a stream waiting on either costs no worker.
 //!
 //! Invariants:
-//! - Fair: one turn compresses at most one batch ([`MAX_BATCH`] input bytes, about a
+//! - Fair: one turn compresses at most one batch ([`MAX_BATCH`] input bytes, well under a
 //!   millisecond at level 1) and then yields, so every ready stream gets its turn in order.
+//! - First data never queues behind bulk: a stream's first [`FIRST_LANE_BYTES`] run on a lane
+//!   of their own (one thread), then the task moves to the bulk workers; a small result never
+//!   leaves the first lane.
 //! - [`Pool::frames`] produces independent zstd frames that record their content size, one
 //!   per batch of lines, so that each WebSocket message decodes on its own (`fzstd` in a
 //!   browser). Their zstd context belongs to the worker, not the stream: a WebSocket query
@@ -27,7 +30,10 @@
 //!   stops the executor's sends.
 
 use std::cell::RefCell;
+use std::future::Future;
 use std::io::Write;
+use std::pin::Pin;
+use std::sync::atomic::{AtomicU8, Ordering};
 use std::sync::Arc;
 use std::task::{Context, Poll};
 
@@ -283,17 +289,34 @@ pub struct Pool {
     workers: Arc<Workers>,
 }
 
+/// Two runtimes: `first` runs each stream's first [`FIRST_LANE_BYTES`] (one thread), `bulk`
+/// the rest (`compress_workers` threads). A runtime serves its ready tasks in turn, so with
+/// one runtime a new stream's first chunk queued behind every busy stream's turn: a small
+/// query's first data waited for hundreds of them.
 struct Workers {
-    runtime: Option<tokio::runtime::Runtime>,
-    handle: tokio::runtime::Handle,
+    first: Runtime,
+    bulk: Runtime,
     count: usize,
 }
 
-impl Drop for Workers {
+/// A runtime that is shut down without waiting: dropping a runtime waits for its threads,
+/// which an async context may not do; its tasks only compress, so nothing is lost.
+struct Runtime(Option<tokio::runtime::Runtime>, tokio::runtime::Handle);
+
+impl Runtime {
+    fn new(threads: usize, name: &str) -> std::io::Result<Runtime> {
+        let rt = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(threads)
+            .thread_name(name)
+            .build()?;
+        let handle = rt.handle().clone();
+        Ok(Runtime(Some(rt), handle))
+    }
+}
+
+impl Drop for Runtime {
     fn drop(&mut self) {
-        // Dropping a runtime waits for its threads, which an async context may not do; its
-        // tasks only compress, so nothing is lost by not waiting.
-        if let Some(rt) = self.runtime.take() {
+        if let Some(rt) = self.0.take() {
             rt.shutdown_background();
         }
     }
@@ -307,26 +330,101 @@ impl std::fmt::Debug for Pool {
     }
 }
 
+/// Input bytes a stream compresses on the first lane before it moves to the bulk workers:
+/// a small result never leaves it.
+const FIRST_LANE_BYTES: usize = 256 * 1024;
+
+const FIRST: u8 = 0;
+const MOVING: u8 = 1;
+const BULK: u8 = 2;
+
+/// A stream task's place: it counts the task's input and, past [`FIRST_LANE_BYTES`], moves
+/// it from the first lane to the bulk workers at its next turn.
+struct Lane {
+    seen: usize,
+    state: Arc<AtomicU8>,
+}
+
+impl Lane {
+    /// Ends a turn that took `bytes` of input: yields, so that every ready stream gets its
+    /// turn in order, or moves the task to the bulk workers.
+    async fn turn(&mut self, bytes: usize) {
+        self.seen += bytes;
+        if self.seen >= FIRST_LANE_BYTES && self.state.load(Ordering::Acquire) == FIRST {
+            self.state.store(MOVING, Ordering::Release);
+            // Pending until the bulk runtime polls the task again ([`OnFirstLane`]).
+            std::future::poll_fn(|_| match self.state.load(Ordering::Acquire) {
+                MOVING => Poll::Pending,
+                _ => Poll::Ready(()),
+            })
+            .await;
+        } else {
+            tokio::task::yield_now().await;
+        }
+    }
+}
+
+type Task = Pin<Box<dyn Future<Output = ()> + Send>>;
+
+/// Runs a stream task on the first lane until it ends (`None`) or asks to move (the task,
+/// unfinished, to be spawned on the bulk workers). Moving a boxed future between runtimes
+/// is sound: it is pinned on the heap, and its next poll registers the new runtime's waker.
+struct OnFirstLane {
+    task: Option<Task>,
+    state: Arc<AtomicU8>,
+}
+
+impl Future for OnFirstLane {
+    type Output = Option<Task>;
+
+    fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Task>> {
+        let Some(task) = self.task.as_mut() else {
+            return Poll::Ready(None);
+        };
+        match task.as_mut().poll(cx) {
+            Poll::Ready(()) => Poll::Ready(None),
+            Poll::Pending if self.state.load(Ordering::Acquire) == MOVING => {
+                self.state.store(BULK, Ordering::Release);
+                Poll::Ready(self.task.take())
+            }
+            Poll::Pending => Poll::Pending,
+        }
+    }
+}
+
 impl Pool {
-    /// Starts `workers` compression threads (at least one).
+    /// Starts `workers` compression threads (at least one), and the first lane's thread.
     pub fn new(workers: usize) -> std::io::Result<Pool> {
         let count = workers.max(1);
-        let runtime = tokio::runtime::Builder::new_multi_thread()
-            .worker_threads(count)
-            .thread_name("zstd")
-            .build()?;
-        let handle = runtime.handle().clone();
         Ok(Pool {
             workers: Arc::new(Workers {
-                runtime: Some(runtime),
-                handle,
+                first: Runtime::new(1, "zstd-first")?,
+                bulk: Runtime::new(count, "zstd")?,
                 count,
             }),
         })
     }
 
-    fn spawn(&self, task: impl std::future::Future<Output = ()> + Send + 'static) {
-        drop(self.workers.handle.spawn(task));
+    /// Runs a stream's task, first on the first lane, then on the bulk workers.
+    fn spawn<F>(&self, task: impl FnOnce(Lane) -> F)
+    where
+        F: Future<Output = ()> + Send + 'static,
+    {
+        let state = Arc::new(AtomicU8::new(FIRST));
+        let lane = Lane {
+            seen: 0,
+            state: Arc::clone(&state),
+        };
+        let first = OnFirstLane {
+            task: Some(Box::pin(task(lane))),
+            state,
+        };
+        let bulk = self.workers.bulk.1.clone();
+        drop(self.workers.first.1.spawn(async move {
+            if let Some(rest) = first.await {
+                drop(bulk.spawn(rest));
+            }
+        }));
     }
 
     /// Groups the lines that are ready together into messages of about [`MAX_MESSAGE`]
@@ -338,7 +436,7 @@ impl Pool {
         capacity: usize,
     ) -> mpsc::Receiver<WireChunk> {
         let (tx, rx) = mpsc::channel(capacity);
-        self.spawn(async move {
+        self.spawn(|mut lane| async move {
             loop {
                 // Room first, then the lines: what is waiting meanwhile joins the message.
                 let Ok(permit) = tx.reserve().await else {
@@ -375,12 +473,12 @@ impl Pool {
                 }) else {
                     return;
                 };
-                let last = message.last;
+                let (last, raw_len) = (message.last, message.raw_len);
                 permit.send(message);
                 if last {
                     return;
                 }
-                tokio::task::yield_now().await;
+                lane.turn(raw_len).await;
             }
         });
         rx
@@ -400,7 +498,7 @@ impl Pool {
         accepted_at: std::time::Instant,
     ) -> mpsc::Receiver<WireChunk> {
         let (tx, rx) = mpsc::channel(capacity);
-        self.spawn(async move {
+        self.spawn(|mut lane| async move {
             let (mut rows, mut batches) = (0u64, 0u64);
             loop {
                 let Ok(permit) = tx.reserve().await else {
@@ -464,7 +562,7 @@ impl Pool {
                         .await;
                     return;
                 }
-                tokio::task::yield_now().await;
+                lane.turn(raw_len).await;
             }
         });
         rx
@@ -480,7 +578,7 @@ impl Pool {
     ) -> std::io::Result<mpsc::Receiver<WireChunk>> {
         let (tx, rx) = mpsc::channel(capacity);
         let mut enc = encoder(level, WorkerOut)?;
-        self.spawn(async move {
+        self.spawn(|mut lane| async move {
             loop {
                 let Ok(permit) = tx.reserve().await else {
                     return;
@@ -520,7 +618,7 @@ impl Pool {
                 if b.last {
                     return;
                 }
-                tokio::task::yield_now().await;
+                lane.turn(b.raw_len).await;
             }
         });
         Ok(rx)

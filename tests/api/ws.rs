@@ -437,3 +437,43 @@ async fn silent_clients_are_closed_and_answering_ones_stay() {
     let code = close_code(&raw).map(CloseCode::from);
     assert_eq!(code, Some(CloseCode::Away));
 }
+
+/// A socket whose reader stalls can spend the process's WebSocket budget whole; another
+/// socket with nothing queued still gets its answers (each connection's one-message floor).
+#[actix_web::test]
+async fn a_stalled_socket_holding_the_shared_budget_does_not_hold_up_another() {
+    let app = spawn_app_with(|c| {
+        c.websocket.send_budget_bytes = 64 * 1024;
+        c.websocket.total_budget_bytes = 64 * 1024;
+        // The stalled socket is not closed for being slow while the other one asks.
+        c.websocket.slow_consumer_timeout = Duration::from_secs(600);
+    })
+    .await;
+    let mut stalled = connect(&app, "?compression=none").await;
+    send(
+        &mut stalled,
+        json!({"type":"query","id":"big","sql":"SELECT i, md5(i::VARCHAR) AS h FROM range(100000000) t(i)"}),
+    )
+    .await;
+    // Its first messages arrive, then it reads no more: its queue and the socket buffers
+    // fill, and it holds the whole shared budget.
+    read_until(&mut stalled, |l| l["type"] == "data").await;
+    tokio::time::sleep(Duration::from_millis(500)).await;
+
+    let mut other = connect(&app, "?compression=none").await;
+    for i in 0..3 {
+        send(
+            &mut other,
+            json!({"type":"query","id":format!("q{i}"),"sql":format!("SELECT {i} AS v")}),
+        )
+        .await;
+        let lines = tokio::time::timeout(Duration::from_secs(10), read_until(&mut other, is_final))
+            .await
+            .expect("answered while the other socket holds the shared budget");
+        let last = lines.last().unwrap();
+        assert_eq!(last["type"], "end", "{last}");
+        let data: Vec<_> = lines.iter().filter(|l| l["type"] == "data").collect();
+        assert_eq!(data[0]["rows"], json!([[i]]));
+    }
+    drop(stalled);
+}
