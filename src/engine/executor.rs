@@ -349,6 +349,41 @@ fn check_plan_tables(
 fn stamp(conn: &Connection, job: &Job, asked: Asked) -> Stamp {
     let version = job.data_version;
     let request = job.request();
+    let known = match asked.plan_tables {
+        // A table-limited token's own plan: nothing to save.
+        Some(_) => None,
+        None => job.tenant.known_reads(&request.sql, version),
+    };
+    let (tables, deterministic) = match known {
+        Some(r) => (r.tables, r.deterministic),
+        None => {
+            let (tables, deterministic) = reads(conn, job, asked);
+            job.tenant.remember_reads(
+                &request.sql,
+                super::tenant::Reads {
+                    version,
+                    tables: tables.clone(),
+                    deterministic,
+                },
+            );
+            (tables, deterministic)
+        }
+    };
+    let result_version = match &tables {
+        Some(t) => job.tenant.tables_version(t),
+        None => version,
+    };
+    Stamp {
+        tables,
+        deterministic,
+        version,
+        result_version,
+    }
+}
+
+/// The tables `job`'s statement reads and whether it is deterministic, from DuckDB.
+fn reads(conn: &Connection, job: &Job, asked: Asked) -> (Option<Vec<String>>, bool) {
+    let request = job.request();
     let tree = match asked.tree {
         Some(tree) => Some(tree),
         None => parse_tree::fetch(conn, &request.sql).ok().flatten(),
@@ -365,16 +400,7 @@ fn stamp(conn: &Connection, job: &Job, asked: Asked) -> Stamp {
         Some(tables) => tables,
         None => explain(conn, request).ok().and_then(scanned_tables),
     };
-    let result_version = match &tables {
-        Some(t) => job.tenant.tables_version(t),
-        None => version,
-    };
-    Stamp {
-        tables,
-        deterministic,
-        version,
-        result_version,
-    }
+    (tables, deterministic)
 }
 
 /// The tables the plans scan, sorted; `None` if a plan cannot tell.

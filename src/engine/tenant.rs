@@ -265,6 +265,18 @@ impl r2d2::CustomizeConnection<Connection, DuckError> for InitHook {
     }
 }
 
+/// Statements whose [`Reads`] a tenant keeps.
+const READS_KEPT: u64 = 1024;
+
+/// What a statement reads, found out at one data version.
+#[derive(Debug, Clone)]
+pub struct Reads {
+    pub version: u64,
+    /// The tables it reads (`None`: unknown).
+    pub tables: Option<Vec<String>>,
+    pub deterministic: bool,
+}
+
 pub struct Tenant {
     pub id: TenantId,
     path: PathBuf,
@@ -295,6 +307,8 @@ pub struct Tenant {
     /// Functions whose results may change on the same data ([`super::stamp`]), read from the
     /// database once.
     volatile: std::sync::OnceLock<Option<std::collections::HashSet<String>>>,
+    /// What a statement's stamp found out about it (see [`Tenant::known_reads`]), by its text.
+    reads: moka::sync::Cache<Arc<str>, Reads>,
     /// The data version, for those who wait for a write (live subscriptions).
     pub changes: tokio::sync::watch::Sender<u64>,
     /// The derived tables of the scratch space.
@@ -322,6 +336,19 @@ impl Tenant {
             .lock()
             .unwrap_or_else(|p| p.into_inner())
             .insert(table, version);
+    }
+
+    /// What [`Tenant::remember_reads`] kept for `sql` at data version `version`: the tables
+    /// the statement reads and whether it is deterministic do not change while the catalog
+    /// does not, and every write that could change it (an upload, a delete) moves the data
+    /// version. Finding them costs DuckDB two more statements (a parse to JSON and an
+    /// `EXPLAIN`), 1.3 ms of the scan's 3.9 ms first data; a dashboard repeats its queries.
+    pub fn known_reads(&self, sql: &str, version: u64) -> Option<Reads> {
+        self.reads.get(sql).filter(|r| r.version == version)
+    }
+
+    pub fn remember_reads(&self, sql: &str, reads: Reads) {
+        self.reads.insert(Arc::from(sql), reads);
     }
 
     /// The newest data version that changed one of `tables` (0 for none: a result that reads
@@ -602,6 +629,7 @@ impl TenantRegistry {
                 written: Mutex::new(HashMap::new()),
                 incarnation: uuid::Uuid::new_v4().as_u64_pair().0,
                 volatile: std::sync::OnceLock::new(),
+                reads: moka::sync::Cache::new(READS_KEPT),
                 changes: tokio::sync::watch::Sender::new(version),
                 scratch: Mutex::new(Default::default()),
                 pool: Mutex::new(None),
