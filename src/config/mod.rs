@@ -196,7 +196,7 @@ pub struct EngineSettings {
     pub compress_workers: usize,
     /// `false` (the default) lets DuckDB stream `LIMIT` and parallel scans in any order.
     pub preserve_insertion_order: bool,
-    /// DuckDB extensions every tenant database loads before its configuration is locked.
+    /// DuckDB extensions every tenant database loads before its sandbox is applied.
     pub extensions: Vec<String>,
     /// Where they come from: a local repository laid out as DuckDB's `INSTALL … FROM`
     /// expects (`DIR/v1.5.5/linux_amd64/spatial.duckdb_extension`); `None`: DuckDB's official

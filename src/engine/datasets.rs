@@ -7,7 +7,8 @@
 //!   so concurrent readers see the old table or the new one, never a mix or none, and a failed
 //!   load (a bad row, too many skipped rows, an unreadable file) rolls back to the old one.
 //! - The spool file is read through DuckDB's readers, which may read only the tenant's spool
-//!   directory (`allowed_directories`, set before the configuration was locked).
+//!   directory (`allowed_directories`, set with the database's settings; no query can change
+//!   it, `SET` never runs).
 //! - Messages shown to the client have server paths redacted.
 //! - A new table's GEOMETRY columns get an R-tree index (with spatial loaded), inside the same
 //!   transaction.

@@ -557,7 +557,6 @@ fn is_sandbox_refusal(message: &str) -> bool {
     message.starts_with("Permission Error")
         // A write inside the query's read-only transaction (`EXPLAIN ANALYZE DELETE …`).
         || message.contains("transaction is launched in read-only mode")
-        || message.contains("configuration has been locked")
         || message.contains("multiple statements")
 }
 

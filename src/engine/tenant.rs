@@ -78,7 +78,7 @@ pub fn redact(message: &str, private: &[String]) -> String {
 pub struct DbSettings {
     pub preserve_insertion_order: bool,
     pub checkout_timeout: Duration,
-    /// Extensions every database loads (before the configuration is locked).
+    /// Extensions every database loads (before the sandbox).
     pub extensions: Vec<String>,
     /// A local repository for them; `None`: DuckDB's official one.
     pub extension_repository: Option<PathBuf>,

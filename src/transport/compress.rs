@@ -153,6 +153,21 @@ struct Batch {
     complete: bool,
 }
 
+impl Batch {
+    /// The batch as it goes on the wire, in `bytes` (a binary message or body chunk).
+    fn chunk(self, bytes: Bytes) -> WireChunk {
+        WireChunk {
+            bytes,
+            raw_len: self.raw_len,
+            rows: self.rows,
+            has_data: self.has_data,
+            last: self.last,
+            complete: self.complete,
+            text: false,
+        }
+    }
+}
+
 /// Takes `first` and the pieces already waiting behind it (`next`), up to `max` input bytes
 /// and never past a final frame, handing each to `each`. Batching what is ready means fewer
 /// flushes and messages under load, and no waiting when there is nothing more.
@@ -461,15 +476,7 @@ impl Pool {
                         Some(l) => compress_frame(l, &buf.borrow())?,
                         None => take(buf),
                     };
-                    Ok::<_, std::io::Error>(WireChunk {
-                        bytes,
-                        raw_len: b.raw_len,
-                        rows: b.rows,
-                        has_data: b.has_data,
-                        last: b.last,
-                        complete: b.complete,
-                        text: false,
-                    })
+                    Ok::<_, std::io::Error>(b.chunk(bytes))
                 }) else {
                     return;
                 };
@@ -606,19 +613,12 @@ impl Pool {
                 let Ok(b) = turn else {
                     return;
                 };
-                permit.send(WireChunk {
-                    bytes,
-                    raw_len: b.raw_len,
-                    rows: b.rows,
-                    has_data: b.has_data,
-                    last: b.last,
-                    complete: b.complete,
-                    text: false,
-                });
-                if b.last {
+                let (last, raw_len) = (b.last, b.raw_len);
+                permit.send(b.chunk(bytes));
+                if last {
                     return;
                 }
-                lane.turn(b.raw_len).await;
+                lane.turn(raw_len).await;
             }
         });
         Ok(rx)

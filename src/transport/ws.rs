@@ -596,9 +596,9 @@ impl Outbox {
     ///
     /// The floor: a connection with no message on the floor may send one without the
     /// process's budget. Slow readers elsewhere can spend the process's budget whole; without
-    /// the floor, a small query on an idle socket would then wait for them (164 ms at the
-    /// median under 500 streams, docs/BENCHMARKS.md). What all sockets hold stays bounded:
-    /// the process's budget plus one message per connection.
+    /// the floor, a small query on an idle socket would then wait for them until they read
+    /// (`ws::a_stalled_socket_holding_the_shared_budget_does_not_hold_up_another`). What all
+    /// sockets hold stays bounded: the process's budget plus one message per connection.
     async fn permit(&self, len: usize) -> Option<(OwnedSemaphorePermit, OwnedSemaphorePermit)> {
         let n = len.clamp(1, self.settings.ws.send_budget_bytes) as u32;
         let total = Arc::clone(&self.settings.ws.total_budget);
