@@ -260,6 +260,9 @@ impl r2d2::CustomizeConnection<Connection, DuckError> for InitHook {
             conn.execute_batch(SANDBOX_SQL)?;
             *applied = true;
         }
+        // The database-wide part is done: connections of a burst get their own setting in
+        // parallel, on the scheduler's threads.
+        drop(applied);
         conn.execute_batch(CONNECTION_SQL)?;
         Ok(())
     }
@@ -411,10 +414,21 @@ impl Tenant {
 
     /// One of the tenant's pooled connections (the caller holds one of its slots, so the
     /// checkout does not wait). Blocking: executor threads only.
+    ///
+    /// r2d2 creates a missing connection on the registry's scheduler and waits for it up to
+    /// the checkout timeout. A wait that ran out with no creation error is load (a burst of
+    /// new connections on a busy machine): `too_busy`, which a client retries. A creation
+    /// that failed is the server's fault: `internal`, with DuckDB's message in the log.
     pub fn connection(&self) -> Result<PooledConnection, GatewayError> {
-        self.pool()?
-            .get()
-            .map_err(|e| GatewayError::internal(format!("no pooled connection: {e}")))
+        self.pool()?.get().map_err(|e| {
+            let message = e.to_string();
+            if message == CHECKOUT_TIMED_OUT {
+                tracing::warn!(tenant = %self.id, "no pooled connection was created within the checkout timeout");
+                GatewayError::TooBusy
+            } else {
+                GatewayError::internal(format!("no pooled connection: {message}"))
+            }
+        })
     }
 
     /// The tenant's pool, opening the database on first use. Blocking: executor threads only.
@@ -455,6 +469,15 @@ impl Tenant {
     }
 }
 
+/// What r2d2's error says when a checkout waited out its timeout and no connection creation
+/// failed meanwhile (with a failure, its message follows after a colon).
+const CHECKOUT_TIMED_OUT: &str = "timed out waiting for connection";
+
+/// Threads that create pooled connections, for every tenant. One was too few: a burst of
+/// hundreds of new queries on one tenant waited behind each other's creation (and a slow
+/// first connection of one tenant, loading its extensions, held up every other tenant).
+const CREATOR_THREADS: usize = 4;
+
 /// All tenants seen so far.
 pub struct TenantRegistry {
     data_dir: PathBuf,
@@ -483,7 +506,7 @@ impl TenantRegistry {
             deleting: Mutex::new(Default::default()),
             scheduler: Arc::new(
                 ScheduledThreadPool::builder()
-                    .num_threads(1)
+                    .num_threads(CREATOR_THREADS)
                     .thread_name_pattern("r2d2-{}")
                     .build(),
             ),

@@ -227,3 +227,36 @@ async fn hang_ups_leave_the_pooled_connections_healthy() {
         }
     }
 }
+
+/// A burst of new queries on a tenant that has no connection yet: each needs a pooled
+/// connection created for it, at once, and every one is answered with its own result (the
+/// connections are created in parallel; one creator thread for every tenant once answered
+/// such a burst on a slow machine with `internal` "no pooled connection: timed out").
+#[actix_web::test]
+async fn a_burst_of_new_queries_gets_a_connection_each() {
+    const BURST: usize = 96;
+    let app = spawn_app_with(|c| {
+        c.engine.max_queries = BURST;
+        c.limits.max_queries = Some(BURST as u32);
+        c.engine.queue_timeout = std::time::Duration::from_secs(1);
+    })
+    .await;
+    let answers = futures::future::join_all((0..BURST).map(|i| {
+        let app = &app;
+        async move {
+            let sql = format!("SELECT {i} AS n, sum(x) AS s FROM range(3000000) t(x)");
+            (i, app.query(&sql).await)
+        }
+    }))
+    .await;
+    let sum: u64 = (0..3_000_000u64).sum();
+    for (i, out) in answers {
+        assert_eq!(out.status, 200, "query {i}: {}", out.raw);
+        assert_eq!(out.last()["type"], "end", "query {i}: {}", out.raw);
+        assert_eq!(
+            out.data_rows_text(),
+            [format!("[[{i},{sum}]]")],
+            "query {i}"
+        );
+    }
+}
