@@ -353,7 +353,10 @@ fn engine_settings(config: &Config) -> EngineSettings {
 fn transport_settings(config: &Config) -> std::io::Result<transport::Settings> {
     let ws = &config.websocket;
     Ok(transport::Settings {
-        compression: transport::compress::Pool::new(config.engine.compress_workers)?,
+        compression: transport::compress::Pool::new(
+            config.engine.compress_workers,
+            config.engine.zstd_window_log,
+        )?,
         zstd_level: config.engine.zstd_level,
         stream_buffer: config.engine.stream_buffer,
         max_body_bytes: config.server.max_body_bytes,

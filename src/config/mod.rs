@@ -192,6 +192,8 @@ pub struct EngineSettings {
     /// Encoded lines buffered per query between DuckDB and the client.
     pub stream_buffer: usize,
     pub zstd_level: i32,
+    /// The window of a continuous zstd stream (HTTP and SSE bodies), as log2 of bytes.
+    pub zstd_window_log: u32,
     /// Threads that compress every stream's bytes, shared by all of them.
     pub compress_workers: usize,
     /// `false` (the default) lets DuckDB stream `LIMIT` and parallel scans in any order.
@@ -221,6 +223,7 @@ impl Default for EngineSettings {
             chunk_bytes: 1 << 20,
             stream_buffer: 2,
             zstd_level: 1,
+            zstd_window_log: 17,
             compress_workers: std::thread::available_parallelism().map_or(2, |n| n.get()),
             preserve_insertion_order: false,
             extensions: vec!["spatial".to_string()],
@@ -257,6 +260,9 @@ pub struct EngineLayer {
     /// zstd level for compressed streams (-7..=19)
     #[arg(long, env = "DUCKSTREAM_ZSTD_LEVEL", allow_negative_numbers = true)]
     pub zstd_level: Option<i32>,
+    /// Window of a compressed HTTP/SSE stream as log2 bytes (10..=23; 17 = 128 KiB)
+    #[arg(long, env = "DUCKSTREAM_ZSTD_WINDOW_LOG")]
+    pub zstd_window_log: Option<u32>,
     /// Threads that compress the streams, shared by all of them (default: the number of cores)
     #[arg(long, env = "DUCKSTREAM_COMPRESS_WORKERS")]
     pub compress_workers: Option<usize>,
@@ -284,7 +290,8 @@ pub struct EngineLayer {
 impl EngineSettings {
     fn apply(&mut self, layer: EngineLayer) {
         set!(self, layer; max_queries, max_queued, chunk_rows, chunk_bytes, stream_buffer);
-        set!(self, layer; zstd_level, compress_workers, preserve_insertion_order);
+        set!(self, layer; zstd_level, zstd_window_log, compress_workers);
+        set!(self, layer; preserve_insertion_order);
         set!(self, layer; cache_bytes, cache_max_entry_bytes);
         if let Some(list) = layer.extensions {
             self.extensions = list.into_iter().filter(|e| !e.trim().is_empty()).collect();
@@ -704,6 +711,12 @@ impl Config {
                 "must be between -7 and 19 (higher levels need windows browsers refuse)",
             ));
         }
+        if !(10..=23).contains(&engine.zstd_window_log) {
+            return Err(invalid(
+                "zstd_window_log",
+                "must be between 10 and 23 (browsers refuse windows above 8 MiB)",
+            ));
+        }
         // Extension names go into SQL (`LOAD name`): plain identifiers only.
         if let Some(bad) = engine.extensions.iter().find(|e| {
             !e.bytes()
@@ -881,6 +894,10 @@ mod tests {
     fn invalid_values_are_refused_by_name() {
         let e = Config::from_cli(cli(&["--zstd-level", "30"])).unwrap_err();
         assert!(e.to_string().contains("zstd_level"), "{e}");
+        let e = Config::from_cli(cli(&["--zstd-window-log", "24"])).unwrap_err();
+        assert!(e.to_string().contains("zstd_window_log"), "{e}");
+        let c = Config::from_cli(cli(&["--zstd-window-log", "19"])).unwrap();
+        assert_eq!(c.engine.zstd_window_log, 19);
         let e = Config::from_cli(cli(&["--duckdb-memory-limit", "lots"])).unwrap_err();
         assert!(e.to_string().contains("duckdb_memory_limit"), "{e}");
         let e = Config::from_cli(cli(&["--pool-size", "0"])).unwrap_err();
