@@ -86,14 +86,9 @@ impl Records {
         let rows = std::mem::take(&mut self.rows_in_batch);
         self.rows += rows as u64;
         self.bytes += self.buf.len() as u64;
-        let capacity = self.buf.len().next_power_of_two().min(self.sizes.bytes * 2);
-        Line {
-            bytes: Bytes::from(std::mem::replace(
-                &mut self.buf,
-                Vec::with_capacity(capacity),
-            )),
-            rows,
-        }
+        let (bytes, capacity) = super::seal(std::mem::take(&mut self.buf), self.sizes.bytes);
+        self.buf = Vec::with_capacity(capacity);
+        Line { bytes, rows }
     }
 }
 

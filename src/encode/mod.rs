@@ -123,6 +123,21 @@ pub trait ResultEncoder: Send {
     }
 }
 
+/// `buf` as the bytes of a finished line or batch, and the capacity the next one should start
+/// with. A line that closed at the byte cap is just over it, so a buffer grown by doubling
+/// held up to twice its bytes, and the line kept that allocation all the way to the socket
+/// (64 KiB lines in 128 KiB each). Shrinking in place is cheap (glibc splits the chunk, or
+/// `mremap`s it); the next buffer starts an eighth above this line's size, or above the byte
+/// cap `max` when one huge value made this line bigger.
+pub(crate) fn seal(mut buf: Vec<u8>, max: usize) -> (Bytes, usize) {
+    let len = buf.len();
+    if buf.capacity() - len > len / 8 {
+        buf.shrink_to_fit();
+    }
+    let next = len.min(max);
+    (Bytes::from(buf), next + next / 8)
+}
+
 /// What ends a result that failed after its stream began: the protocol's `error` line, for
 /// every format. A format that cannot carry it ([`Format::carries_errors`]) has it sent beside
 /// the stream where the transport can (a WebSocket text message) and otherwise breaks the

@@ -222,16 +222,14 @@ impl LineBuf {
         if self.rows_as == Rows::Protocol {
             self.buf.extend_from_slice(b"]}\n");
         }
-        // Size the next buffer like this one, so that lines rarely reallocate.
-        self.capacity = self.buf.len().next_power_of_two().min(self.chunk_bytes * 2);
         let rows = std::mem::take(&mut self.rows_in_line);
         self.seq += 1;
         self.rows += rows as u64;
         self.bytes += self.buf.len() as u64;
-        Line {
-            bytes: Bytes::from(std::mem::take(&mut self.buf)),
-            rows,
-        }
+        // The next buffer is sized like this line, so that lines rarely reallocate.
+        let (bytes, capacity) = super::seal(std::mem::take(&mut self.buf), self.chunk_bytes);
+        self.capacity = capacity;
+        Line { bytes, rows }
     }
 }
 
