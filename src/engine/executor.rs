@@ -485,10 +485,16 @@ fn derive_table(conn: &Connection, job: &Job, name: &str) -> Result<(), Ended> {
         {}
     }
     drop(create);
+    // Made again from the same SELECT after a data change, unless it took parameters.
+    let request = job.request();
+    let table = scratch::Derived {
+        name: name.to_string(),
+        select: request.params.is_empty().then(|| request.sql.clone()),
+    };
     scratch::admit(
         conn,
         &job.tenant,
-        name,
+        &table,
         version,
         job.tenant.limits.scratch_bytes,
     )
@@ -610,6 +616,7 @@ impl Running {
         if let Err(e) = scratch::refresh(&conn, &job.tenant) {
             return reject(GatewayError::internal(e));
         }
+        scratch::rederive(&conn, &job.tenant, &job.request().sql);
         // Declared before every statement and result, so dropped after them: the rollback
         // ends the transaction once DuckDB is done with the connection, and after `_detach`,
         // so that no late interrupt can stop the rollback itself.

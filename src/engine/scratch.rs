@@ -17,6 +17,10 @@
 //!   moves, the next query on any connection drops them all ([`refresh`]) before it runs; a
 //!   table whose data moved while it was being derived is dropped again ([`admit`]). Results
 //!   read from the space are never reused (their stamp is unknown: `engine::stamp`).
+//! - A dropped table is derived again, from its own checked `SELECT` on the current data,
+//!   before a query whose text names it runs ([`rederive`]): an open dashboard keeps working
+//!   after an upload (Mosaic sends its `exec` once, when it loads). Tables made with
+//!   parameters, or dropped by a clear, are not.
 //! - Only tables this space created are ever dropped, and a name that exists is not derived
 //!   again (the same name is the same `SELECT` for Mosaic).
 //! - `mosaic` is a reserved tenant name, so the catalog never shadows a tenant's database.
@@ -36,10 +40,20 @@ pub const CATALOG: &str = "mosaic";
 pub struct Scratch {
     /// The data version the tables were derived at.
     version: u64,
-    /// The tables created since, by name.
-    tables: Vec<String>,
+    /// The tables created since.
+    tables: Vec<Derived>,
+    /// Tables dropped because the data moved on, to be derived again when a query names one.
+    stale: Vec<Derived>,
     /// Set by [`Scratch::clear`]: drop every table at the next [`refresh`].
     cleared: bool,
+}
+
+/// A derived table: its name and the checked `SELECT` it was made from (`None`: it took
+/// parameters, and is not made again).
+#[derive(Debug, Clone)]
+pub struct Derived {
+    pub name: String,
+    pub select: Option<String>,
 }
 
 impl Scratch {
@@ -66,6 +80,9 @@ fn qualified(name: &str) -> String {
 pub fn refresh(conn: &Connection, tenant: &Tenant) -> Result<(), DuckError> {
     let mut scratch = tenant.scratch.lock().unwrap_or_else(|p| p.into_inner());
     let version = tenant.data_version();
+    if scratch.cleared {
+        scratch.stale.clear();
+    }
     if scratch.tables.is_empty() {
         scratch.version = version;
         scratch.cleared = false;
@@ -77,15 +94,24 @@ pub fn refresh(conn: &Connection, tenant: &Tenant) -> Result<(), DuckError> {
     // A table whose drop failed stays listed (and the version unmoved): the next query tries
     // again, and no query reads it meanwhile as if it were current.
     let mut failed = None;
-    scratch.tables.retain(|name| {
-        match conn.execute_batch(&format!("DROP TABLE IF EXISTS {}", qualified(name))) {
-            Ok(()) => false,
+    let mut dropped = Vec::new();
+    scratch.tables.retain(|t| {
+        match conn.execute_batch(&format!("DROP TABLE IF EXISTS {}", qualified(&t.name))) {
+            Ok(()) => {
+                dropped.push(t.clone());
+                false
+            }
             Err(e) => {
                 failed.get_or_insert(e);
                 true
             }
         }
     });
+    if !scratch.cleared {
+        scratch
+            .stale
+            .extend(dropped.into_iter().filter(|t| t.select.is_some()));
+    }
     if let Some(e) = failed {
         return Err(e);
     }
@@ -93,6 +119,67 @@ pub fn refresh(conn: &Connection, tenant: &Tenant) -> Result<(), DuckError> {
     scratch.version = version;
     scratch.cleared = false;
     Ok(())
+}
+
+/// Derives again, on the current data, every dropped table whose name `sql` mentions (a
+/// mention that is not a read costs a needless derive, never a wrong result). One derive at
+/// a time per tenant, so that two queries naming the same table make it once. A derive that
+/// fails is logged and not tried again: the query then fails as it would have without it.
+/// Blocking: executor threads only, outside a transaction.
+pub fn rederive(conn: &Connection, tenant: &Tenant, sql: &str) {
+    let named = |scratch: &Scratch| -> Vec<Derived> {
+        scratch
+            .stale
+            .iter()
+            .filter(|t| mentions(sql, &t.name))
+            .cloned()
+            .collect()
+    };
+    if named(&tenant.scratch.lock().unwrap_or_else(|p| p.into_inner())).is_empty() {
+        return;
+    }
+    let _one = tenant
+        .scratch_derives
+        .lock()
+        .unwrap_or_else(|p| p.into_inner());
+    // Another query may have made them meanwhile.
+    let wanted = named(&tenant.scratch.lock().unwrap_or_else(|p| p.into_inner()));
+    for table in wanted {
+        let Some(select) = table.select.as_deref() else {
+            continue;
+        };
+        tenant
+            .scratch
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .stale
+            .retain(|t| t.name != table.name);
+        let version = tenant.data_version();
+        let made = attach(conn)
+            .and_then(|()| conn.execute_batch(&create_sql(&table.name, select)))
+            .map_err(GatewayError::internal)
+            .and_then(|()| admit(conn, tenant, &table, version, tenant.limits.scratch_bytes));
+        match made {
+            Ok(()) => {
+                tracing::info!(tenant = %tenant.id, table = %table.name, version, "derived table made again on the current data")
+            }
+            Err(e) => {
+                tracing::warn!(tenant = %tenant.id, table = %table.name, error = %e, "cannot derive a dropped table again")
+            }
+        }
+    }
+}
+
+/// Whether `sql` names the identifier `name` (ASCII case-insensitive, not inside a longer
+/// identifier).
+fn mentions(sql: &str, name: &str) -> bool {
+    let (hay, needle) = (sql.as_bytes(), name.as_bytes());
+    let ident = |b: u8| b == b'_' || b.is_ascii_alphanumeric();
+    hay.windows(needle.len()).enumerate().any(|(i, w)| {
+        w.eq_ignore_ascii_case(needle)
+            && (i == 0 || !ident(hay[i - 1]))
+            && hay.get(i + needle.len()).is_none_or(|&b| !ident(b))
+    })
 }
 
 /// Whether derived table `name` exists.
@@ -119,15 +206,16 @@ pub fn attach(conn: &Connection) -> Result<(), DuckError> {
     conn.execute_batch(&format!("ATTACH IF NOT EXISTS ':memory:' AS \"{CATALOG}\""))
 }
 
-/// Records the table `name` just created from the data at `version`, or drops it again when
-/// the data moved on meanwhile or the space is over `max_bytes`.
+/// Records the table just created from the data at `version`, or drops it again when the
+/// data moved on meanwhile or the space is over `max_bytes`.
 pub fn admit(
     conn: &Connection,
     tenant: &Tenant,
-    name: &str,
+    table: &Derived,
     version: u64,
     max_bytes: u64,
 ) -> Result<(), GatewayError> {
+    let name = table.name.as_str();
     let used = conn
         .query_rows(&format!(
             "SELECT coalesce(sum(estimated_size * column_count * 8), 0)::BIGINT::VARCHAR \
@@ -152,8 +240,8 @@ pub fn admit(
              query the tables themselves"
         )));
     }
-    if !scratch.tables.iter().any(|t| t == name) {
-        scratch.tables.push(name.to_string());
+    if !scratch.tables.iter().any(|t| t.name == name) {
+        scratch.tables.push(table.clone());
     }
     Ok(())
 }
@@ -171,5 +259,21 @@ mod tests {
         assert!(!valid_name("a\"b"));
         assert!(!valid_name("a.b"));
         assert!(!valid_name(&"a".repeat(64)));
+    }
+
+    #[test]
+    fn a_query_names_a_table_only_as_a_whole_identifier() {
+        assert!(mentions(
+            r#"SELECT * FROM "mosaic"."preagg_ab12""#,
+            "preagg_ab12"
+        ));
+        assert!(mentions("select n from MOSAIC.PREAGG_AB12", "preagg_ab12"));
+        assert!(mentions("preagg_ab12", "preagg_ab12"));
+        assert!(!mentions(
+            "SELECT * FROM mosaic.preagg_ab123",
+            "preagg_ab12"
+        ));
+        assert!(!mentions("SELECT * FROM xpreagg_ab12", "preagg_ab12"));
+        assert!(!mentions("SELECT 1", "preagg_ab12"));
     }
 }

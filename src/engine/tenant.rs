@@ -316,6 +316,8 @@ pub struct Tenant {
     pub changes: tokio::sync::watch::Sender<u64>,
     /// The derived tables of the scratch space.
     pub scratch: Mutex<super::scratch::Scratch>,
+    /// Held while a dropped derived table is made again ([`super::scratch::rederive`]).
+    pub scratch_derives: Mutex<()>,
     pool: Mutex<Option<Pool>>,
     settings: Arc<DbSettings>,
     scheduler: Arc<ScheduledThreadPool>,
@@ -655,6 +657,7 @@ impl TenantRegistry {
                 reads: moka::sync::Cache::new(READS_KEPT),
                 changes: tokio::sync::watch::Sender::new(version),
                 scratch: Mutex::new(Default::default()),
+                scratch_derives: Mutex::new(()),
                 pool: Mutex::new(None),
                 settings: Arc::clone(&self.settings),
                 scheduler: Arc::clone(&self.scheduler),

@@ -201,26 +201,31 @@ async fn crossfilters_preaggregate_in_the_scratch_space_and_not_in_the_data() {
         .collect();
     assert_eq!(names, ["parcels"]);
     // A derived table is readable now...
+    let put = |csv: &'static str| {
+        app.client
+            .put(app.url("/v1/m/datasets/other?format=csv"))
+            .body(csv)
+            .send()
+    };
+    assert_eq!(put("a\n1\n").await.unwrap().status(), 200);
     let made = mosaic_post(
         &app,
         "m",
-        exec(
-            "CREATE TABLE IF NOT EXISTS \"mosaic\".\"probe\" AS SELECT count(*) AS n FROM parcels",
-        ),
+        exec("CREATE TABLE IF NOT EXISTS \"mosaic\".\"probe\" AS SELECT count(*) AS n FROM other"),
     )
     .await;
     assert_eq!(made.0, 200, "{:?}", made.1);
     let out = app.query_on("m", "SELECT n FROM mosaic.probe").await;
-    assert_eq!(out.data_rows_text(), ["[[100000]]"], "{}", out.raw);
-    // ...and gone once the data version moves (a write to the tenant).
-    let resp = app
-        .client
-        .put(app.url("/v1/m/datasets/other?format=csv"))
-        .body("a\n1\n")
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(resp.status(), 200);
+    assert_eq!(out.data_rows_text(), ["[[1]]"], "{}", out.raw);
+    // ...and, once the data version moves (a write to the tenant), dropped and made again
+    // from its SELECT on the new data when a query names it.
+    assert_eq!(put("a\n1\n2\n3\n").await.unwrap().status(), 200);
+    let out = app.query_on("m", "SELECT n FROM mosaic.probe").await;
+    assert_eq!(out.status, 200, "{}", out.raw);
+    assert_eq!(out.data_rows_text(), ["[[3]]"], "{}", out.raw);
+    // A clear (`DROP SCHEMA "mosaic"`) drops it for good.
+    let cleared = mosaic_post(&app, "m", exec("DROP SCHEMA IF EXISTS \"mosaic\" CASCADE")).await;
+    assert_eq!(cleared.0, 200, "{:?}", cleared.1);
     let out = app.query_on("m", "SELECT n FROM mosaic.probe").await;
     assert_eq!(out.status, 400, "{}", out.raw);
     assert!(out.raw.contains("probe"), "{}", out.raw);
