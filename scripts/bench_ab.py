@@ -10,10 +10,8 @@ import os
 import shutil
 import statistics
 import tempfile
-import subprocess
-import time
 
-from benchlib import gateway
+from benchlib import gateway, timed_query as timed
 
 QUERIES = [
     ("10M rows, plain", "SELECT * FROM parcels", False),
@@ -21,18 +19,6 @@ QUERIES = [
     ("aggregate", "SELECT city, count(*), avg(area), max(updated) FROM parcels GROUP BY city", False),
     ("filter + sort, 100k rows", "SELECT * FROM parcels WHERE population > 5000 ORDER BY area LIMIT 100000", False),
 ]
-
-
-def timed(port, sql, zstd):
-    args = ["curl", "-sS", "-o", "/dev/null", f"http://127.0.0.1:{port}/v1/bench/query",
-            "-H", "content-type: application/json", "--data-binary", '{"sql": "%s"}' % sql]
-    if zstd:
-        args[1:1] = ["-H", "Accept-Encoding: zstd"]
-    t = time.perf_counter()
-    out = subprocess.run(args + ["-w", "%{http_code}"], check=True, capture_output=True, text=True)
-    if out.stdout != "200":
-        raise SystemExit(f"HTTP {out.stdout} for {sql}")
-    return time.perf_counter() - t
 
 
 def main():

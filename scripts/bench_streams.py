@@ -16,13 +16,12 @@ import argparse
 import asyncio
 import json
 import os
-import subprocess
 import time
 
 import aiohttp
 import websockets
 
-from benchlib import gateway, status
+from benchlib import gateway, status, timed_query
 
 SQL = "SELECT * FROM parcels"
 
@@ -127,8 +126,7 @@ def main():
         # One whole scan first: DuckDB's buffer pool then holds the table's blocks, which every
         # stream shares (a cache of the database, bounded by its size), so that what the
         # streams add above this is what each stream costs.
-        subprocess.run(["curl", "-sS", "-o", "/dev/null", f"http://127.0.0.1:{port}/v1/bench/query",
-                        "--data-urlencode", f"sql={SQL}", "-G"], check=True)
+        timed_query(port, SQL)
         warm = status(pid, "VmRSS")
         running, peak, threads, failed = asyncio.run(clients(port, pid, o.n, o.read, o.seconds))
         print(f"| {o.n} | {running} | {base:.0f} | {warm:.0f} | {peak:.0f} | {(peak - base) / o.n:.2f} "

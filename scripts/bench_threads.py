@@ -7,11 +7,9 @@ sequential: it runs on one worker at a time).
     cd scripts && ~/.cache/duckstream-bench/.venv/bin/python bench_threads.py BINARY [zstd|identity]
 """
 import os
-import subprocess
 import sys
-import time
 
-from benchlib import gateway
+from benchlib import gateway, timed_query
 
 
 def cpu(pid):
@@ -34,11 +32,7 @@ def main():
     encoding = sys.argv[2] if len(sys.argv) > 2 else "zstd"
     with gateway(binary, "/tmp/bench/bench.duckdb") as (port, pid):
         before = cpu(pid)
-        t = time.monotonic()
-        subprocess.run(["curl", "-sS", "-o", "/dev/null", "-H", f"Accept-Encoding: {encoding}",
-                        f"http://127.0.0.1:{port}/v1/bench/query", "--data-binary",
-                        '{"sql":"SELECT * FROM parcels"}'], check=True)
-        wall = time.monotonic() - t
+        wall = timed_query(port, "SELECT * FROM parcels", zstd=encoding == "zstd")
         after = cpu(pid)
     spent = sorted(((after[k][1] - before.get(k, ("", 0))[1], after[k][0]) for k in after), reverse=True)
     total = sum(s for s, _ in spent)

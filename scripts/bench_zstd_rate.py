@@ -9,13 +9,12 @@ the wire.
 import argparse
 import os
 import statistics
-import subprocess
 import tempfile
 import time
 
 import duckdb
 
-from benchlib import gateway
+from benchlib import gateway, timed_query
 
 SQL = "SELECT * FROM parcels"
 
@@ -31,11 +30,7 @@ def copy_json(db):
 
 def scan(binary, db, out):
     with gateway(binary, db) as (port, _):
-        t = time.monotonic()
-        subprocess.run(["curl", "-sS", "-o", out, "-H", "Accept-Encoding: zstd",
-                        f"http://127.0.0.1:{port}/v1/bench/query", "--data-binary",
-                        f'{{"sql":"{SQL}"}}'], check=True)
-        return time.monotonic() - t
+        return timed_query(port, SQL, zstd=True, out=out)
 
 
 def main():

@@ -1,6 +1,8 @@
 """Shared by the bench_*.py scripts: start the gateway on a scratch data dir that links the
-benchmark database as tenant `bench`, and read its memory from /proc."""
+benchmark database as tenant `bench`, time a query through curl, and read its memory from
+/proc."""
 import contextlib
+import json
 import os
 import socket
 import subprocess
@@ -16,6 +18,20 @@ def status(pid, key):
             if line.startswith(key + ":"):
                 return int(line.split()[1]) / 1024
     return float("nan")
+
+
+def timed_query(port, sql, zstd=False, out="/dev/null"):
+    """Seconds curl takes to POST `sql` to tenant `bench` and read the whole answer into `out`
+    (the body as sent: compressed with `zstd`); any status but 200 stops the benchmark."""
+    args = ["curl", "-sS", "-o", out, "-w", "%{http_code}", f"http://127.0.0.1:{port}/v1/bench/query",
+            "-H", "content-type: application/json", "--data-binary", json.dumps({"sql": sql})]
+    if zstd:
+        args[1:1] = ["-H", "Accept-Encoding: zstd"]
+    t = time.perf_counter()
+    done = subprocess.run(args, check=True, capture_output=True, text=True)
+    if done.stdout != "200":
+        raise SystemExit(f"HTTP {done.stdout} for {sql}")
+    return time.perf_counter() - t
 
 
 def reset_peak(pid):
