@@ -18,7 +18,13 @@
 //!   lives, for rows below the chunk's size (or, for list children, within DuckDB's entries).
 //! - Nothing here imports the rest of the crate but [`crate::wire::Param`], the values it binds.
 //! - [`arrow`]: results as Arrow (schema and arrays made by DuckDB itself).
+//! - A connection keeps its last [`STATEMENT_CACHE`] statements prepared by
+//!   [`Connection::prepare_cached`], keyed by their exact text: a repeated query (a dashboard's,
+//!   the transaction's `BEGIN`) skips DuckDB's parser, binder and planner. DuckDB re-binds a
+//!   kept statement itself when a catalog entry it read changed, or a parameter's type did;
+//!   its parameters are cleared before it is handed out again.
 
+use std::cell::RefCell;
 use std::ffi::{CStr, CString};
 use std::marker::PhantomData;
 use std::os::raw::c_char;
@@ -130,6 +136,7 @@ impl Database {
         }
         Ok(Connection {
             raw: con,
+            statements: RefCell::new(Vec::new()),
             _db: Arc::clone(self),
         })
     }
@@ -145,8 +152,15 @@ impl Drop for Database {
 /// One connection: the unit the pool hands out. Used by one thread at a time.
 pub struct Connection {
     raw: ffi::duckdb_connection,
+    /// Statements kept prepared, most recently used first (see [`Connection::prepare_cached`]);
+    /// one that is handed out is not in here until its [`Prepared`] drops.
+    statements: RefCell<Vec<(Box<str>, ffi::duckdb_prepared_statement)>>,
     _db: Arc<Database>,
 }
+
+/// How many prepared statements a connection keeps. A kept statement holds its plan (a few
+/// KiB for a dashboard's query), and the pool holds up to `max_queries` connections per tenant.
+pub const STATEMENT_CACHE: usize = 8;
 
 // SAFETY: a connection may move between threads; it is never used by two at once (not Sync).
 unsafe impl Send for Connection {}
@@ -179,7 +193,8 @@ impl Connection {
         let rc = unsafe { ffi::duckdb_prepare(self.raw, c_sql.as_ptr(), &mut stmt) };
         let prepared = Prepared {
             raw: stmt,
-            _conn: PhantomData,
+            conn: self,
+            keep_as: None,
         };
         if rc != ffi::duckdb_state_DuckDBSuccess {
             // SAFETY: the error string belongs to the statement, alive until `prepared` drops.
@@ -187,6 +202,62 @@ impl Connection {
             return Err(DuckError::other(message));
         }
         Ok(prepared)
+    }
+
+    /// [`Connection::prepare`], but a statement this connection prepared from the same text
+    /// before is reused (its parameters cleared), and the returned one is kept when it drops.
+    /// A statement that failed to prepare is never kept.
+    pub fn prepare_cached(&self, sql: &str) -> Result<Prepared<'_>, DuckError> {
+        let kept = {
+            let mut statements = self.statements.borrow_mut();
+            let found = statements.iter().position(|(text, _)| **text == *sql);
+            found.map(|i| statements.remove(i))
+        };
+        if let Some((text, raw)) = kept {
+            // SAFETY: a statement this connection prepared successfully, owned by the cache
+            // until now; no result of it is alive (its last `Prepared` dropped).
+            unsafe { ffi::duckdb_clear_bindings(raw) };
+            return Ok(Prepared {
+                raw,
+                conn: self,
+                keep_as: Some(text),
+            });
+        }
+        let mut prepared = self.prepare(sql)?;
+        prepared.keep_as = Some(sql.into());
+        Ok(prepared)
+    }
+
+    /// Runs one statement without parameters through [`Connection::prepare_cached`],
+    /// discarding its result: the transaction's `BEGIN` and `ROLLBACK` of every query.
+    pub fn execute_cached(&self, sql: &str) -> Result<(), DuckError> {
+        let stmt = self.prepare_cached(sql)?;
+        // SAFETY: an all-zero duckdb_result is the documented initial state.
+        let mut result: ffi::duckdb_result = unsafe { std::mem::zeroed() };
+        // SAFETY: a prepared statement without parameters; `result` is a local destroyed below.
+        let rc = unsafe { ffi::duckdb_execute_prepared(stmt.raw, &mut result) };
+        let outcome = if rc == ffi::duckdb_state_DuckDBSuccess {
+            Ok(())
+        } else {
+            // SAFETY: DuckDB filled `result` in (with its error).
+            Err(unsafe { result_error(&mut result) })
+        };
+        // SAFETY: filled in by duckdb_execute_prepared, destroyed once.
+        unsafe { ffi::duckdb_destroy_result(&mut result) };
+        outcome
+    }
+
+    /// Takes `raw` back into the cache, first; the least recently used beyond
+    /// [`STATEMENT_CACHE`] is destroyed.
+    fn keep(&self, text: Box<str>, raw: ffi::duckdb_prepared_statement) {
+        let mut statements = self.statements.borrow_mut();
+        statements.insert(0, (text, raw));
+        while statements.len() > STATEMENT_CACHE {
+            if let Some((_, mut old)) = statements.pop() {
+                // SAFETY: owned by the cache alone (handed-out statements are not in it).
+                unsafe { ffi::duckdb_destroy_prepare(&mut old) };
+            }
+        }
     }
 
     /// Runs a one-value query (one VARCHAR column) with one bound parameter; the first row's
@@ -221,6 +292,11 @@ impl Connection {
 
 impl Drop for Connection {
     fn drop(&mut self) {
+        for (_, mut raw) in self.statements.get_mut().drain(..) {
+            // SAFETY: kept statements belong to the cache alone; destroyed once, before their
+            // connection.
+            unsafe { ffi::duckdb_destroy_prepare(&mut raw) };
+        }
         // SAFETY: no statement or result borrows self any more (lifetimes); disconnected once.
         unsafe { ffi::duckdb_disconnect(&mut self.raw) };
     }
@@ -306,7 +382,9 @@ pub enum StatementKind {
 /// A prepared statement.
 pub struct Prepared<'c> {
     raw: ffi::duckdb_prepared_statement,
-    _conn: PhantomData<&'c Connection>,
+    conn: &'c Connection,
+    /// Given back to `conn`'s cache under this text when dropped ([`Connection::prepare_cached`]).
+    keep_as: Option<Box<str>>,
 }
 
 impl Prepared<'_> {
@@ -415,6 +493,10 @@ impl Prepared<'_> {
 
 impl Drop for Prepared<'_> {
     fn drop(&mut self) {
+        if let Some(text) = self.keep_as.take() {
+            self.conn.keep(text, self.raw);
+            return;
+        }
         // SAFETY: no result borrows self any more (lifetimes); destroyed once.
         unsafe { ffi::duckdb_destroy_prepare(&mut self.raw) };
     }
@@ -898,5 +980,93 @@ impl Drop for LogicalType {
             // SAFETY: owned (from_raw's contract), destroyed once.
             unsafe { ffi::duckdb_destroy_logical_type(&mut self.raw) };
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn memory() -> Connection {
+        Database::open(Path::new(":memory:"))
+            .and_then(|db| db.connect())
+            .expect("an in-memory database")
+    }
+
+    fn one(conn: &Connection, sql: &str, param: Option<&Param>) -> Option<String> {
+        let mut stmt = conn.prepare_cached(sql).expect("prepared");
+        if let Some(p) = param {
+            stmt.bind(1, p).expect("bound");
+        }
+        let mut result = stmt.execute_streaming().expect("executed");
+        result.next_chunk().expect("a chunk")?.varchar(0, 0)
+    }
+
+    #[test]
+    fn a_kept_statement_follows_the_catalog_and_forgets_its_parameters() {
+        let conn = memory();
+        conn.execute_batch("CREATE TABLE t AS SELECT 'first' AS v")
+            .unwrap();
+        let sql = "SELECT v::VARCHAR FROM t";
+        assert_eq!(one(&conn, sql, None).as_deref(), Some("first"));
+        assert_eq!(conn.statements.borrow().len(), 1);
+        // A new table of another type under the same name: DuckDB binds the kept statement
+        // again.
+        conn.execute_batch("DROP TABLE t; CREATE TABLE t AS SELECT 42 AS v")
+            .unwrap();
+        assert_eq!(one(&conn, sql, None).as_deref(), Some("42"));
+        conn.execute_batch("DROP TABLE t").unwrap();
+        let mut stmt = conn.prepare_cached(sql).unwrap();
+        assert!(stmt.execute_streaming().is_err(), "the table is gone");
+        drop(stmt);
+
+        let param = "SELECT ?::VARCHAR";
+        assert_eq!(
+            one(&conn, param, Some(&Param::Int(7))).as_deref(),
+            Some("7")
+        );
+        // Reused with its parameter cleared: executing it unbound fails, never runs with 7.
+        let mut stmt = conn.prepare_cached(param).unwrap();
+        assert!(stmt.execute_streaming().is_err());
+        drop(stmt);
+        assert_eq!(
+            one(&conn, param, Some(&Param::Text("x".into()))).as_deref(),
+            Some("x")
+        );
+    }
+
+    #[test]
+    fn the_cache_keeps_the_most_recent_statements_and_transactions_rerun() {
+        let conn = memory();
+        for i in 0..STATEMENT_CACHE + 3 {
+            assert_eq!(
+                one(&conn, &format!("SELECT {i}::VARCHAR"), None),
+                Some(i.to_string())
+            );
+        }
+        let kept: Vec<_> = conn
+            .statements
+            .borrow()
+            .iter()
+            .map(|(text, _)| text.to_string())
+            .collect();
+        let newest = STATEMENT_CACHE + 2;
+        assert_eq!(kept.len(), STATEMENT_CACHE);
+        assert_eq!(kept[0], format!("SELECT {newest}::VARCHAR"));
+        assert!(!kept.contains(&"SELECT 0::VARCHAR".to_string()));
+
+        // The same prepared BEGIN and ROLLBACK, again and again; the transaction is real.
+        conn.execute_batch("CREATE TABLE w (i INTEGER)").unwrap();
+        for _ in 0..3 {
+            conn.execute_cached("BEGIN TRANSACTION READ ONLY").unwrap();
+            let write = conn.execute_batch("INSERT INTO w VALUES (1)");
+            assert!(write.is_err(), "a read-only transaction refuses writes");
+            conn.execute_cached("ROLLBACK").unwrap();
+        }
+        assert!(
+            conn.execute_cached("ROLLBACK").is_err(),
+            "no transaction is open"
+        );
+        conn.execute_batch("INSERT INTO w VALUES (1)").unwrap();
     }
 }

@@ -82,8 +82,9 @@ impl ArrowEncoder {
             sizes: ChunkSizes {
                 rows: sizes.rows.max(1),
                 bytes: sizes.bytes.max(1),
+                first_rows: sizes.first_rows.clamp(1, sizes.rows.max(1)),
             },
-            target_rows: FIRST_BATCH_ROWS.min(sizes.rows.max(1)),
+            target_rows: sizes.first_rows.clamp(1, sizes.rows.max(1)),
             limits,
             rows: 0,
             bytes: 0,

@@ -69,6 +69,7 @@ impl CsvEncoder {
                 sizes: ChunkSizes {
                     rows: sizes.rows.max(1),
                     bytes: sizes.bytes.max(1),
+                    ..sizes
                 },
                 limits,
                 buf: Vec::new(),

@@ -64,6 +64,9 @@ impl ResultLimits {
 pub struct ChunkSizes {
     pub rows: usize,
     pub bytes: usize,
+    /// The first batch's row cap; each next one may hold twice as many, up to `rows`. Small,
+    /// so that first data leaves after a few dozen microseconds of encoding.
+    pub first_rows: usize,
 }
 
 /// How values are written, from the request.
@@ -149,16 +152,28 @@ pub fn error_frame(query_id: &str, code: &str, message: &str) -> Bytes {
 /// The batch sizes of `format`: Arrow batches may hold more rows by default (a batch is a unit
 /// of columnar work for the reader, not a line to show), unless the request named
 /// `chunk_rows`; the byte cap is the server's for every format (it bounds what a stream holds).
+/// The first batch is small and the next ones double: always for Arrow (one DuckDB chunk
+/// first), and for NDJSON and jsonl lines unless the request named `chunk_rows` (then every
+/// line holds that many rows, as asked).
 pub fn batch_sizes(format: Format, asked_rows: Option<usize>, server: ChunkSizes) -> ChunkSizes {
-    match format {
-        Format::Arrow => ChunkSizes {
-            rows: asked_rows.unwrap_or(arrow::BATCH_ROWS),
-            bytes: server.bytes,
-        },
-        _ => ChunkSizes {
-            rows: asked_rows.unwrap_or(server.rows),
-            bytes: server.bytes,
-        },
+    let (rows, first) = match format {
+        Format::Arrow => {
+            let rows = asked_rows.unwrap_or(arrow::BATCH_ROWS);
+            (rows, arrow::FIRST_BATCH_ROWS)
+        }
+        Format::Ndjson | Format::Jsonl if asked_rows.is_none() => {
+            (server.rows, ndjson::FIRST_LINE_ROWS)
+        }
+        _ => {
+            let rows = asked_rows.unwrap_or(server.rows);
+            (rows, rows)
+        }
+    };
+    let rows = rows.max(1);
+    ChunkSizes {
+        rows,
+        bytes: server.bytes,
+        first_rows: first.clamp(1, rows),
     }
 }
 

@@ -8,6 +8,10 @@
 //! Invariants:
 //! - A line holds at most `chunk_rows` rows and is closed as soon as it reaches `chunk_bytes`
 //!   (so one line is never much larger than the byte cap plus one row).
+//! - The first data line holds at most `first_rows` rows ([`FIRST_LINE_ROWS`] unless the
+//!   request named `chunk_rows`) and each next one at most twice the one before (up to
+//!   `chunk_rows`): the first rows are on their way after a few dozen microseconds of
+//!   encoding, not after a whole line's (0.35 ms for 1,000 wide rows).
 //! - `seq` counts emitted lines from 0 without gaps; `rows()` counts every row emitted.
 //! - `jsonl`: every row is one whole line; a batch is a run of them.
 //! - Vectors are only read for rows `< chunk.len()` and, for nested types, within the child
@@ -24,6 +28,9 @@ use crate::duck::{values, DataChunk, LogicalType, Vector};
 use crate::wire::json;
 use crate::wire::lines::{self, Column};
 use crate::wire::GeometryFormat;
+
+/// The row cap of the first data line when the request did not name `chunk_rows`.
+pub const FIRST_LINE_ROWS: usize = 128;
 
 /// How rows are laid out.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -53,6 +60,8 @@ struct LineBuf {
     rows_as: Rows,
     query_id: String,
     chunk_rows: usize,
+    /// The open line's row cap: `first_rows`, doubling per line up to `chunk_rows`.
+    line_rows: usize,
     chunk_bytes: usize,
     buf: Vec<u8>,
     rows_in_line: usize,
@@ -105,6 +114,7 @@ impl NdjsonEncoder {
                 rows_as,
                 query_id: query_id.to_string(),
                 chunk_rows: sizes.rows.max(1),
+                line_rows: sizes.first_rows.clamp(1, sizes.rows.max(1)),
                 chunk_bytes: sizes.bytes.max(1),
                 buf: Vec::new(),
                 rows_in_line: 0,
@@ -186,7 +196,7 @@ impl ResultEncoder for NdjsonEncoder {
                 }
             }
             line.rows_in_line += 1;
-            if line.rows_in_line >= line.chunk_rows || line.buf.len() >= line.chunk_bytes {
+            if line.rows_in_line >= line.line_rows || line.buf.len() >= line.chunk_bytes {
                 emit(line.close())?;
             }
         }
@@ -223,6 +233,7 @@ impl LineBuf {
             self.buf.extend_from_slice(b"]}\n");
         }
         let rows = std::mem::take(&mut self.rows_in_line);
+        self.line_rows = (self.line_rows * 2).min(self.chunk_rows);
         self.seq += 1;
         self.rows += rows as u64;
         self.bytes += self.buf.len() as u64;

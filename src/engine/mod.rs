@@ -513,6 +513,7 @@ impl Engine {
                 crate::encode::ChunkSizes {
                     rows: self.settings.chunk_rows,
                     bytes: spec.chunk_bytes.unwrap_or(self.settings.chunk_bytes),
+                    first_rows: self.settings.chunk_rows,
                 },
             ),
             limits: tenant.limits.result.min(spec.limits),

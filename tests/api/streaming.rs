@@ -185,6 +185,35 @@ async fn empty_results_and_big_results_are_complete() {
 }
 
 #[actix_web::test]
+async fn first_lines_are_small_and_double_unless_chunk_rows_is_asked() {
+    let app = spawn_app().await;
+    let sql = "SELECT i FROM range(5000) t(i) ORDER BY i";
+    let sizes = |out: &crate::helpers::Lines| -> Vec<usize> {
+        let mut next = 0u64;
+        out.lines
+            .iter()
+            .filter(|l| l["type"] == "data")
+            .map(|l| {
+                let rows = l["rows"].as_array().unwrap();
+                for r in rows {
+                    assert_eq!(r[0].as_u64(), Some(next), "rows in order, none lost");
+                    next += 1;
+                }
+                rows.len()
+            })
+            .collect()
+    };
+    // The server's default of 1,000 rows per line, reached by doubling from 128.
+    let ramped = app.query(sql).await;
+    assert_eq!(ramped.last()["type"], "end");
+    assert_eq!(sizes(&ramped), [128, 256, 512, 1000, 1000, 1000, 1000, 104]);
+    // Asked for: every line but the last holds what was asked.
+    let body = serde_json::json!({"sql": sql, "chunk_rows": 1000}).to_string();
+    let asked = read_lines(app.post("t", &body).await).await;
+    assert_eq!(sizes(&asked), [1000; 5]);
+}
+
+#[actix_web::test]
 async fn get_requests_stream_too() {
     let app = spawn_app().await;
     let resp = app
