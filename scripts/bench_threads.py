@@ -4,7 +4,7 @@
 /proc/PID/task/*/stat. Shows which stage bounds a single stream (one stream's zstd is
 sequential: it runs on one worker at a time).
 
-    cd scripts && ~/.cache/duckstream-bench/.venv/bin/python bench_threads.py BINARY [zstd|identity]
+    cd scripts && ~/.cache/duckstream-bench/.venv/bin/python bench_threads.py BINARY [zstd|identity] [GATEWAY FLAGS...]
 """
 import os
 import sys
@@ -30,7 +30,8 @@ def cpu(pid):
 def main():
     binary = sys.argv[1]
     encoding = sys.argv[2] if len(sys.argv) > 2 else "zstd"
-    with gateway(binary, "/tmp/bench/bench.duckdb") as (port, pid):
+    extra = sys.argv[3:]  # more gateway flags
+    with gateway(binary, "/tmp/bench/bench.duckdb", extra=extra) as (port, pid):
         before = cpu(pid)
         wall = timed_query(port, "SELECT * FROM parcels", zstd=encoding == "zstd")
         after = cpu(pid)
