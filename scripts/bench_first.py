@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """Time to first data on the 10M-row scan over HTTP: for each binary, the first body byte and
 the first `data` line of `SELECT * FROM parcels` (a new connection per request, closed once the
-data line is in), and of `SELECT 1`; binaries are run one after the other, rounds interleaved.
+data line is in), of the same scan under a new text each time, and of `SELECT 1`; binaries are run one after the other, rounds interleaved.
 
     cd scripts && ~/.cache/duckstream-bench/.venv/bin/python bench_first.py BINARY [BINARY...] [--n 21]
 """
@@ -13,7 +13,10 @@ import time
 
 from benchlib import gateway
 
-QUERIES = {"scan": "SELECT * FROM parcels", "select 1": "SELECT 1"}
+# "scan, new text": the same scan under a text never seen before (a comment that counts up),
+# so nothing kept by SQL text helps it: not the prepared statement, not the tables-read memo.
+QUERIES = {"scan": "SELECT * FROM parcels", "scan, new text": "SELECT * FROM parcels -- {n}",
+           "select 1": "SELECT 1"}
 
 
 def first(port, sql):
@@ -48,8 +51,9 @@ def main():
             with gateway(b, o.db) as (port, pid):
                 first(port, "SELECT 1")  # the tenant's database opens
                 for name, sql in QUERIES.items():
-                    for _ in range(o.n // 3):
-                        res.setdefault((b, name), []).append(first(port, sql))
+                    for i in range(o.n // 3):
+                        text = sql.format(n=f"{time.time_ns()}-{i}")
+                        res.setdefault((b, name), []).append(first(port, text))
                         time.sleep(0.02)
     print("| binary | query | first body byte p50 ms | first data line p50 ms | min |")
     print("|---|---|---|---|---|")
