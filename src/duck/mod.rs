@@ -19,10 +19,11 @@
 //! - Nothing here imports the rest of the crate but [`crate::wire::Param`], the values it binds.
 //! - [`arrow`]: results as Arrow (schema and arrays made by DuckDB itself).
 //! - A connection keeps its last [`STATEMENT_CACHE`] statements prepared by
-//!   [`Connection::prepare_cached`], keyed by their exact text: a repeated query (a dashboard's,
-//!   the transaction's `BEGIN`) skips DuckDB's parser, binder and planner. DuckDB re-binds a
-//!   kept statement itself when a catalog entry it read changed, or a parameter's type did;
-//!   its parameters are cleared before it is handed out again.
+//!   [`Connection::prepare_cached`], keyed by their exact text (up to [`KEEP_TEXT_MAX`]
+//!   bytes): a repeated query (a dashboard's, the transaction's `BEGIN`) skips DuckDB's
+//!   parser, binder and planner. DuckDB re-binds a kept statement itself when a catalog entry
+//!   it read changed, or a parameter's type did; its parameters are cleared before it is
+//!   handed out again.
 
 use std::cell::RefCell;
 use std::ffi::{CStr, CString};
@@ -162,6 +163,10 @@ pub struct Connection {
 /// KiB for a dashboard's query), and the pool holds up to `max_queries` connections per tenant.
 pub const STATEMENT_CACHE: usize = 8;
 
+/// Longer texts are prepared but not kept: a plan grows with its text (a list of ten
+/// thousand literals), and what a connection keeps should stay small whatever clients send.
+pub const KEEP_TEXT_MAX: usize = 16 * 1024;
+
 // SAFETY: a connection may move between threads; it is never used by two at once (not Sync).
 unsafe impl Send for Connection {}
 
@@ -206,8 +211,12 @@ impl Connection {
 
     /// [`Connection::prepare`], but a statement this connection prepared from the same text
     /// before is reused (its parameters cleared), and the returned one is kept when it drops.
-    /// A statement that failed to prepare is never kept.
+    /// A statement that failed to prepare, or whose text is longer than [`KEEP_TEXT_MAX`], is
+    /// never kept.
     pub fn prepare_cached(&self, sql: &str) -> Result<Prepared<'_>, DuckError> {
+        if sql.len() > KEEP_TEXT_MAX {
+            return self.prepare(sql);
+        }
         let kept = {
             let mut statements = self.statements.borrow_mut();
             let found = statements.iter().position(|(text, _)| **text == *sql);
@@ -1054,6 +1063,12 @@ mod tests {
         assert_eq!(kept.len(), STATEMENT_CACHE);
         assert_eq!(kept[0], format!("SELECT {newest}::VARCHAR"));
         assert!(!kept.contains(&"SELECT 0::VARCHAR".to_string()));
+
+        // A long text runs, but is not kept.
+        let long = format!("SELECT 'long'::VARCHAR {}", " ".repeat(KEEP_TEXT_MAX));
+        assert_eq!(one(&conn, &long, None).as_deref(), Some("long"));
+        assert!(conn.statements.borrow().iter().all(|(t, _)| **t != *long));
+        assert_eq!(conn.statements.borrow().len(), STATEMENT_CACHE);
 
         // The same prepared BEGIN and ROLLBACK, again and again; the transaction is real.
         conn.execute_batch("CREATE TABLE w (i INTEGER)").unwrap();
