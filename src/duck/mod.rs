@@ -1045,6 +1045,40 @@ mod tests {
     }
 
     #[test]
+    fn an_interrupted_kept_statement_runs_again() {
+        let conn = memory();
+        let sql = "SELECT count(*)::VARCHAR FROM range(?) t(i)";
+        let handle = conn.interrupt_handle();
+        let done = Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let stop = Arc::clone(&done);
+        // Again and again until it worked: an interrupt before the execution began is lost.
+        let interrupter = std::thread::spawn(move || {
+            while !stop.load(std::sync::atomic::Ordering::Acquire) {
+                std::thread::sleep(std::time::Duration::from_millis(50));
+                // SAFETY: `conn` outlives this thread (joined below, before it drops).
+                unsafe { handle.interrupt() };
+            }
+        });
+        {
+            let mut stmt = conn.prepare_cached(sql).unwrap();
+            stmt.bind(1, &Param::Int(1 << 50)).unwrap();
+            // The aggregate runs within the execution (a blocking operator).
+            let Err(e) = stmt.execute_streaming() else {
+                panic!("the count ran to its end");
+            };
+            assert_eq!(e.kind, DuckErrorKind::Interrupted, "{e}");
+        }
+        done.store(true, std::sync::atomic::Ordering::Release);
+        interrupter.join().unwrap();
+        // Kept, and healthy: the same statement runs to its end with another parameter.
+        assert!(conn.statements.borrow().iter().any(|(t, _)| **t == *sql));
+        assert_eq!(
+            one(&conn, sql, Some(&Param::Int(10))).as_deref(),
+            Some("10")
+        );
+    }
+
+    #[test]
     fn the_cache_keeps_the_most_recent_statements_and_transactions_rerun() {
         let conn = memory();
         for i in 0..STATEMENT_CACHE + 3 {
