@@ -391,6 +391,28 @@ async fn a_replace_is_atomic_for_concurrent_readers() {
         assert!(!seen.is_empty());
         assert!(seen.iter().all(|n| *n == 1000 || *n == 2000), "{seen:?}");
     }
+    // The readers' text is kept prepared on the pooled connections: after a replace with
+    // other columns, the same text reads the new table (DuckDB binds it again).
+    let first_two = r#"{"sql": "SELECT * FROM r ORDER BY id LIMIT 2"}"#;
+    let out = read_lines(app.post("t", first_two).await).await;
+    assert_eq!(out.rows(), [json!([0]), json!([1])], "{}", out.raw);
+    let r = put_json(
+        &app,
+        "r?format=csv",
+        "id,name\n7,seven\n8,eight\n".into(),
+        None,
+    )
+    .await;
+    assert_eq!(r["rows"], 2);
+    let out = read_lines(app.post("t", r#"{"sql": "SELECT count(*) FROM r"}"#).await).await;
+    assert_eq!(out.rows()[0][0], 2, "{}", out.raw);
+    let out = read_lines(app.post("t", first_two).await).await;
+    assert_eq!(
+        out.rows(),
+        [json!([7, "seven"]), json!([8, "eight"])],
+        "{}",
+        out.raw
+    );
 }
 
 #[actix_web::test]
