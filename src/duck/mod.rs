@@ -271,8 +271,9 @@ impl Connection {
 
     /// Runs a one-value query (one VARCHAR column) with one bound parameter; the first row's
     /// value, `None` for no row or NULL.
+    /// Its text is the gateway's own (a parameter carries what varies): kept prepared.
     pub fn query_text(&self, sql: &str, param: &Param) -> Result<Option<String>, DuckError> {
-        let mut stmt = self.prepare(sql)?;
+        let mut stmt = self.prepare_cached(sql)?;
         stmt.bind(1, param)?;
         let mut result = stmt.execute_streaming()?;
         Ok(result.next_chunk()?.and_then(|chunk| chunk.varchar(0, 0)))
