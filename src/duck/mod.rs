@@ -174,19 +174,9 @@ impl Connection {
     /// Runs statements for their side effects (settings), discarding any result.
     pub fn execute_batch(&self, sql: &str) -> Result<(), DuckError> {
         let c_sql = c_string(sql)?;
-        // SAFETY: an all-zero duckdb_result is the documented initial state.
-        let mut result: ffi::duckdb_result = unsafe { std::mem::zeroed() };
-        // SAFETY: the connection is open, `c_sql` is NUL-terminated, `result` is a local.
-        let rc = unsafe { ffi::duckdb_query(self.raw, c_sql.as_ptr(), &mut result) };
-        let outcome = if rc == ffi::duckdb_state_DuckDBSuccess {
-            Ok(())
-        } else {
-            // SAFETY: DuckDB filled `result` in (with its error).
-            Err(unsafe { result_error(&mut result) })
-        };
-        // SAFETY: filled in by duckdb_query, destroyed once.
-        unsafe { ffi::duckdb_destroy_result(&mut result) };
-        outcome
+        // SAFETY: the connection is open, `c_sql` is NUL-terminated; duckdb_query fills the
+        // result in.
+        unsafe { discarding(|result| ffi::duckdb_query(self.raw, c_sql.as_ptr(), result)) }
     }
 
     /// Prepares one statement. DuckDB's parser, binder and catalog errors come back here.
@@ -241,19 +231,9 @@ impl Connection {
     /// discarding its result: the transaction's `BEGIN` and `ROLLBACK` of every query.
     pub fn execute_cached(&self, sql: &str) -> Result<(), DuckError> {
         let stmt = self.prepare_cached(sql)?;
-        // SAFETY: an all-zero duckdb_result is the documented initial state.
-        let mut result: ffi::duckdb_result = unsafe { std::mem::zeroed() };
-        // SAFETY: a prepared statement without parameters; `result` is a local destroyed below.
-        let rc = unsafe { ffi::duckdb_execute_prepared(stmt.raw, &mut result) };
-        let outcome = if rc == ffi::duckdb_state_DuckDBSuccess {
-            Ok(())
-        } else {
-            // SAFETY: DuckDB filled `result` in (with its error).
-            Err(unsafe { result_error(&mut result) })
-        };
-        // SAFETY: filled in by duckdb_execute_prepared, destroyed once.
-        unsafe { ffi::duckdb_destroy_result(&mut result) };
-        outcome
+        // SAFETY: a prepared statement without parameters; duckdb_execute_prepared fills the
+        // result in.
+        unsafe { discarding(|result| ffi::duckdb_execute_prepared(stmt.raw, result)) }
     }
 
     /// Takes `raw` back into the cache, first; the least recently used beyond
@@ -358,6 +338,28 @@ impl InterruptHandle {
         // SAFETY: the connection is open (the caller's contract); interrupting is thread-safe.
         unsafe { ffi::duckdb_interrupt(self.raw) }
     }
+}
+
+/// Runs `call` into a fresh result and destroys it: `Ok`, or DuckDB's error.
+///
+/// # Safety
+/// `call` must fill in the result it is given (as `duckdb_query` and `duckdb_execute_prepared`
+/// do, also when they fail).
+unsafe fn discarding(
+    call: impl FnOnce(*mut ffi::duckdb_result) -> ffi::duckdb_state,
+) -> Result<(), DuckError> {
+    // SAFETY: an all-zero duckdb_result is the documented initial state.
+    let mut result: ffi::duckdb_result = unsafe { std::mem::zeroed() };
+    let rc = call(&mut result);
+    let outcome = if rc == ffi::duckdb_state_DuckDBSuccess {
+        Ok(())
+    } else {
+        // SAFETY: `call` filled `result` in (with its error), the caller's contract.
+        Err(unsafe { result_error(&mut result) })
+    };
+    // SAFETY: filled in by `call`, destroyed once.
+    unsafe { ffi::duckdb_destroy_result(&mut result) };
+    outcome
 }
 
 /// Reads the error of a failed result.

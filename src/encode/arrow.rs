@@ -82,7 +82,7 @@ impl ArrowEncoder {
             sizes: ChunkSizes {
                 rows: sizes.rows.max(1),
                 bytes: sizes.bytes.max(1),
-                first_rows: sizes.first_rows.clamp(1, sizes.rows.max(1)),
+                ..sizes
             },
             target_rows: sizes.first_rows.clamp(1, sizes.rows.max(1)),
             limits,

@@ -271,10 +271,10 @@ fn compress_frame(level: i32, data: &[u8]) -> std::io::Result<Bytes> {
 /// sequence store, literal and output buffers are sized by the block (585 KiB with these
 /// sizes, 953 KiB with zstd's 128 KiB blocks, 309 KiB with 16 KiB ones, which cost 15 % more
 /// zstd instructions per row and saved only 50 KiB of RSS per stream: docs/BENCHMARKS.md).
-/// zstd's own window for level 1 is
-/// 512 KiB (1 MiB at level 2, up to 8 MiB at 17..19); 128 KiB, the default, costs 0.1 % more
-/// bytes on the 10M-row scan, takes 384 KiB less per stream and 10 % fewer instructions per
-/// row (the window stays in the core's cache). Never above 8 MiB, what browsers decode.
+/// zstd's own window for level 1 is 512 KiB (1 MiB at level 2, up to 8 MiB at 17..19);
+/// 128 KiB, the default, costs 0.1 % more bytes on the 10M-row scan, takes 384 KiB less per
+/// stream and 10 % fewer instructions per row (the window stays in the core's cache). Never
+/// above 8 MiB, what browsers decode.
 fn encoder<W: Write>(
     level: i32,
     window_log: u32,
