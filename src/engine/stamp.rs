@@ -10,7 +10,8 @@
 //!   arguments (catalog functions such as `duckdb_tables()`), leaves the tables unknown.
 //! - A result is deterministic unless its parse tree calls a function DuckDB does not call
 //!   `CONSISTENT` (`duckdb_functions().stability`: `random()`, `now()`, `uuid()`,
-//!   `nextval()`…), or a macro whose definition names one, or uses one of SQL's value
+//!   `nextval()`…), or a macro whose definition names one (directly or through other macros:
+//!   `m2() AS m() + 1` with `m() AS random()`), or uses one of SQL's value
 //!   keywords that DuckDB's binder turns into such a function (`current_timestamp`…). A
 //!   statement DuckDB cannot serialize (not a `SELECT`) is taken as not deterministic.
 
@@ -63,14 +64,56 @@ const VALUE_KEYWORDS: &[&str] = &[
     "localtimestamp",
 ];
 
-/// The functions (lower case) whose result may change on the same data, read once per tenant
-/// database: those DuckDB calls `VOLATILE` or `CONSISTENT_WITHIN_QUERY`, and macros whose
-/// definition names one of them.
-pub const VOLATILE_FUNCTIONS_SQL: &str = "WITH v AS (SELECT DISTINCT lower(function_name) AS name \
-     FROM duckdb_functions() WHERE stability IN ('VOLATILE', 'CONSISTENT_WITHIN_QUERY')) \
-     SELECT name FROM v UNION SELECT DISTINCT lower(f.function_name) FROM duckdb_functions() f, v \
-     WHERE f.function_type IN ('macro', 'table_macro') \
-     AND regexp_matches(lower(f.macro_definition), '\\b' || v.name || '\\b')";
+/// What [`volatile_functions`] reads from DuckDB's catalog, once per tenant database: every
+/// function DuckDB calls `VOLATILE` or `CONSISTENT_WITHIN_QUERY` (second column `v`), and every
+/// macro with its definition (third column), all in lower case. The matching is done in Rust:
+/// DuckDB compiling one regular expression per (macro, function) pair took ~90 ms, and most of
+/// a new tenant's first query.
+pub const FUNCTIONS_SQL: &str = "SELECT DISTINCT lower(function_name), \
+     CASE WHEN stability IN ('VOLATILE', 'CONSISTENT_WITHIN_QUERY') THEN 'v' END, \
+     lower(macro_definition) FROM duckdb_functions() \
+     WHERE stability IN ('VOLATILE', 'CONSISTENT_WITHIN_QUERY') \
+     OR function_type IN ('macro', 'table_macro')";
+
+/// The functions (lower case) whose result may change on the same data, from the rows of
+/// [`FUNCTIONS_SQL`]: the volatile ones, and every macro whose definition names one of them,
+/// directly or through other such macros.
+pub fn volatile_functions(rows: Vec<Vec<Option<String>>>) -> HashSet<String> {
+    let mut volatile = HashSet::new();
+    // Each macro with the words (identifiers) of its definition.
+    let mut macros: Vec<(String, HashSet<String>)> = Vec::new();
+    for row in rows {
+        let mut cells = row.into_iter();
+        let (Some(Some(name)), flag, definition) = (cells.next(), cells.next(), cells.next())
+        else {
+            continue;
+        };
+        if flag.flatten().is_some() {
+            volatile.insert(name);
+        } else if let Some(definition) = definition.flatten() {
+            let words = definition
+                .split(|c: char| !(c.is_alphanumeric() || c == '_'))
+                .filter(|w| !w.is_empty())
+                .map(str::to_string)
+                .collect();
+            macros.push((name, words));
+        }
+    }
+    // A macro that calls a volatile macro is volatile too: repeat until nothing changes.
+    loop {
+        let before = volatile.len();
+        macros.retain(|(name, words)| {
+            let calls_volatile = words.iter().any(|w| volatile.contains(w));
+            if calls_volatile {
+                volatile.insert(name.clone());
+            }
+            !calls_volatile
+        });
+        if volatile.len() == before {
+            return volatile;
+        }
+    }
+}
 
 /// Whether the parse tree (from `json_serialize_sql`) is of one statement that calls no
 /// function of `volatile`.
@@ -179,6 +222,29 @@ mod tests {
         assert!(!check(column("current_timestamp")));
         assert!(check(column("price")));
         assert!(!check(r#"{"error":true}"#.into()));
+    }
+
+    #[test]
+    fn macros_that_call_volatile_functions_are_volatile_through_other_macros() {
+        let row = |name: &str, v: bool, def: Option<&str>| {
+            vec![
+                Some(name.to_string()),
+                v.then(|| "v".to_string()),
+                def.map(str::to_string),
+            ]
+        };
+        let volatile = volatile_functions(vec![
+            row("random", true, None),
+            row("draw2", false, Some("(draw() + 1)")),
+            row("draw", false, Some("(random() * 10)")),
+            row("draw3", false, Some("draw2()+draw2()")),
+            row("randomish", false, Some("(randomness + 1)")),
+            row("plain", false, Some("(x + 1)")),
+            vec![None, None, None],
+        ]);
+        let mut names: Vec<_> = volatile.into_iter().collect();
+        names.sort();
+        assert_eq!(names, ["draw", "draw2", "draw3", "random"]);
     }
 
     #[test]

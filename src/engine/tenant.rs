@@ -384,12 +384,8 @@ impl Tenant {
         conn: &Connection,
     ) -> Option<&std::collections::HashSet<String>> {
         self.volatile
-            .get_or_init(|| match conn.query_rows(super::stamp::VOLATILE_FUNCTIONS_SQL) {
-                Ok(rows) => Some(
-                    rows.into_iter()
-                        .filter_map(|r| r.into_iter().next().flatten())
-                        .collect(),
-                ),
+            .get_or_init(|| match conn.query_rows(super::stamp::FUNCTIONS_SQL) {
+                Ok(rows) => Some(super::stamp::volatile_functions(rows)),
                 Err(e) => {
                     tracing::warn!(tenant = %self.id, error = %e.message, "cannot read DuckDB's function stability: no result of this tenant will be reused");
                     None

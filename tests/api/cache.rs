@@ -5,7 +5,7 @@
 use serde_json::{json, Value};
 
 use crate::helpers::{
-    issue, read_lines, spawn_app, spawn_secure_app, upload_csv, TestApp, ACME_KEY,
+    create_tenant, issue, read_lines, spawn_app, spawn_secure_app, upload_csv, TestApp, ACME_KEY,
 };
 
 const EXECUTIONS: &str = "duckstream_duckdb_executions_total";
@@ -100,6 +100,38 @@ async fn results_of_volatile_functions_are_never_cached() {
     let (_, _, _) = answer(get(&app, "SELECT count(*) FROM people").await).await;
     let (hit, _, rows) = answer(get(&app, "SELECT count(*) FROM people").await).await;
     assert_eq!((hit.as_deref(), rows), (Some("hit"), vec![json!([3])]));
+}
+
+#[actix_web::test]
+async fn macros_that_call_volatile_functions_are_never_cached_even_through_other_macros() {
+    let app = spawn_app().await;
+    // A tenant whose database holds macros (DuckDB keeps them in the file).
+    create_tenant(
+        app.dir.path(),
+        "m",
+        "CREATE TABLE n AS SELECT 1 AS v;
+         CREATE MACRO draw() AS random();
+         CREATE MACRO draw2() AS draw() + 1;
+         CREATE MACRO plus_one(x) AS x + 1;",
+    );
+    let get = |sql: &'static str| {
+        app.client
+            .get(app.url("/v1/m/query"))
+            .query(&[("sql", sql)])
+            .send()
+    };
+    for sql in ["SELECT draw() AS r FROM n", "SELECT draw2() AS r FROM n"] {
+        let before = app.metric(EXECUTIONS).await;
+        let (first, etag, a) = answer(get(sql).await.unwrap()).await;
+        let (second, _, b) = answer(get(sql).await.unwrap()).await;
+        assert_eq!((first, second, etag), (None, None, None), "{sql}");
+        assert_eq!(app.metric(EXECUTIONS).await - before, 2.0, "{sql}");
+        assert_ne!(a, b, "{sql}: two draws");
+    }
+    let sql = "SELECT plus_one(v) AS w FROM n";
+    let (_, _, _) = answer(get(sql).await.unwrap()).await;
+    let (hit, _, rows) = answer(get(sql).await.unwrap()).await;
+    assert_eq!((hit.as_deref(), rows), (Some("hit"), vec![json!([2])]));
 }
 
 #[actix_web::test]
