@@ -37,7 +37,8 @@ pub struct Line {
     pub rows: usize,
 }
 
-/// The most a result may hold; `push` stops at the first row that would pass either.
+/// The most a result may hold: `push` stops before the row that would pass `max_rows`, and
+/// after the row that reaches or passes `max_bytes` (so a result may end one row above it).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct ResultLimits {
     pub max_rows: u64,

@@ -571,6 +571,24 @@ fn is_sandbox_refusal(message: &str) -> bool {
         || message.contains("multiple statements")
 }
 
+/// The query's end if it was cancelled: checked between DuckDB's calls, because DuckDB is
+/// interrupted once and forgets an interrupt that came before its current statement began.
+fn stopped(job: &Job) -> Option<Ended> {
+    job.control.reason().map(|_| cancelled(&job.control))
+}
+
+/// The result limits that are set, for a client's message (`1000 rows and 1048576 bytes`).
+fn limit_text(limits: &encode::ResultLimits) -> String {
+    let mut parts = Vec::new();
+    if limits.max_rows != u64::MAX {
+        parts.push(format!("{} rows", limits.max_rows));
+    }
+    if limits.max_bytes != u64::MAX {
+        parts.push(format!("{} bytes", limits.max_bytes));
+    }
+    parts.join(" and ")
+}
+
 fn cancelled(control: &QueryControl) -> Ended {
     match control.reason() {
         Some(CancelReason::Disconnected) | None => Ended::Gone,
@@ -705,11 +723,20 @@ impl Running {
         if job.request().progress {
             self.progress = Sampler::spawn(job);
         }
+        // DuckDB forgets an interrupt when its next statement starts, and the query is
+        // interrupted once: a cancel that came while the statements above ran is seen here.
+        if let Some(end) = stopped(job) {
+            return end;
+        }
         job.metrics.executions.inc();
         let mut result = match stmt.execute_streaming() {
             Ok(r) => r,
             Err(e) => return self.reject_execution(e, job),
         };
+        // A cancel between the check above and DuckDB starting was forgotten by DuckDB.
+        if let Some(end) = stopped(job) {
+            return end;
+        }
         // Column types come from the executed result: parameter types are resolved there.
         let columns: Vec<_> = (0..result.column_count())
             .map(|i| (result.column_name(i), result.column_type(i)))
@@ -792,8 +819,8 @@ impl Running {
                         }
                     }
                     return Ended::Failed(GatewayError::LimitExceeded(format!(
-                        "the result passed the server's limit ({} rows, {} bytes); add LIMIT or narrow the query",
-                        job.limits.max_rows, job.limits.max_bytes
+                        "the result passed the server's limit ({}); add LIMIT or narrow the query",
+                        limit_text(&job.limits)
                     )));
                 }
                 Ok(Flow::Invalid { column, reason }) => {
@@ -825,6 +852,9 @@ impl Running {
                     }
                     last_sent = Instant::now();
                 }
+            }
+            if let Some(end) = stopped(job) {
+                return end;
             }
             chunk = match result.next_chunk() {
                 Ok(c) => c,

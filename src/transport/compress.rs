@@ -10,8 +10,8 @@
 //! both, and a stream waiting on either costs no worker.
 //!
 //! Invariants:
-//! - Fair: one turn compresses at most one batch ([`MAX_BATCH`] input bytes, well under a
-//!   millisecond at level 1) and then yields, so every ready stream gets its turn in order.
+//! - Fair: one turn compresses one batch (lines up to [`MAX_BATCH`] input bytes plus the line
+//!   that passes it, well under a millisecond at level 1) and then yields, so every ready stream gets its turn in order.
 //! - First data never queues behind bulk: a stream's first [`FIRST_LANE_BYTES`] run on a lane
 //!   of their own (one thread), then the task moves to the bulk workers; a small result never
 //!   leaves the first lane.
