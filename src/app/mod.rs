@@ -330,6 +330,7 @@ fn engine_settings(config: &Config) -> EngineSettings {
         max_queries: e.max_queries,
         max_queued: e.max_queued,
         queue_timeout: e.queue_timeout,
+        stall_timeout: (!e.stall_timeout.is_zero()).then_some(e.stall_timeout),
         chunk_rows: e.chunk_rows,
         chunk_bytes: e.chunk_bytes,
         stream_buffer: e.stream_buffer,

@@ -185,6 +185,8 @@ pub struct EngineSettings {
     pub max_queued: usize,
     /// How long a query may wait for a free connection of its tenant.
     pub queue_timeout: Duration,
+    /// A query whose reader takes nothing for this long is stopped as gone (zero: never).
+    pub stall_timeout: Duration,
     /// Default rows per data line.
     pub chunk_rows: usize,
     /// A data line is closed once it reaches this many bytes.
@@ -219,6 +221,7 @@ impl Default for EngineSettings {
             max_queries: 64,
             max_queued: 1024,
             queue_timeout: Duration::from_secs(10),
+            stall_timeout: Duration::from_secs(60),
             chunk_rows: 1000,
             chunk_bytes: 1 << 20,
             stream_buffer: 2,
@@ -248,6 +251,9 @@ pub struct EngineLayer {
     /// Seconds a query may wait for a free connection of its tenant
     #[arg(long, env = "DUCKSTREAM_QUEUE_TIMEOUT_SECS")]
     pub queue_timeout_secs: Option<u64>,
+    /// Seconds a query's reader may take nothing before the query is stopped (0: never)
+    #[arg(long, env = "DUCKSTREAM_STALL_TIMEOUT_SECS")]
+    pub stall_timeout_secs: Option<u64>,
     /// Default rows per data line
     #[arg(long, env = "DUCKSTREAM_CHUNK_ROWS")]
     pub chunk_rows: Option<usize>,
@@ -303,6 +309,7 @@ impl EngineSettings {
             self.extension_directory = Some(dir);
         }
         set_secs!(self, layer; queue_timeout_secs => queue_timeout);
+        set_secs!(self, layer; stall_timeout_secs => stall_timeout);
     }
 }
 

@@ -13,9 +13,9 @@
 //!   lock that `detach` takes before the connection returns to the pool: an interrupt can never
 //!   reach the next query on that connection.
 
-use std::sync::atomic::{AtomicU8, Ordering};
-use std::sync::{Arc, Mutex};
-use std::time::Duration;
+use std::sync::atomic::{AtomicU64, AtomicU8, Ordering};
+use std::sync::{Arc, Mutex, OnceLock};
+use std::time::{Duration, Instant};
 
 use prometheus::IntCounter;
 use tokio_util::sync::CancellationToken;
@@ -36,6 +36,8 @@ pub enum CancelReason {
     Shutdown = 4,
     /// The query's tenant is being deleted.
     TenantDeleted = 5,
+    /// Its reader took nothing for the stall timeout: treated as gone.
+    Stalled = 6,
 }
 
 impl CancelReason {
@@ -46,6 +48,7 @@ impl CancelReason {
             3 => Self::Timeout,
             4 => Self::Shutdown,
             5 => Self::TenantDeleted,
+            6 => Self::Stalled,
             _ => return None,
         })
     }
@@ -58,6 +61,15 @@ pub struct QueryControl {
     interrupt: Mutex<Option<InterruptHandle>>,
     /// Counts interrupts delivered to a running DuckDB query.
     interrupts: IntCounter,
+    /// When the executor began to wait for room for its next frame (microseconds since
+    /// [`epoch`], plus one); 0 while it is not waiting.
+    waiting_since: AtomicU64,
+}
+
+/// The zero of [`QueryControl`]'s wait clock.
+fn epoch() -> Instant {
+    static EPOCH: OnceLock<Instant> = OnceLock::new();
+    *EPOCH.get_or_init(Instant::now)
 }
 
 impl QueryControl {
@@ -68,7 +80,31 @@ impl QueryControl {
             reason: AtomicU8::new(0),
             interrupt: Mutex::new(None),
             interrupts,
+            waiting_since: AtomicU64::new(0),
         })
+    }
+
+    /// The executor waits for its reader from now on (see [`Self::spawn_watcher`]'s stall).
+    pub fn wait_begins(&self) {
+        let now = epoch().elapsed().as_micros() as u64 + 1;
+        self.waiting_since.store(now, Ordering::Release);
+    }
+
+    /// The reader took the frame: the wait is over.
+    pub fn wait_ends(&self) {
+        self.waiting_since.store(0, Ordering::Release);
+    }
+
+    /// How long the executor has been waiting for its reader, if it is.
+    fn waited(&self) -> Option<Duration> {
+        match self.waiting_since.load(Ordering::Acquire) {
+            0 => None,
+            since => Some(
+                epoch()
+                    .elapsed()
+                    .saturating_sub(Duration::from_micros(since - 1)),
+            ),
+        }
     }
 
     /// Cancels the query (first reason wins) and interrupts DuckDB if it is running.
@@ -145,14 +181,17 @@ impl QueryControl {
         self.finished.cancelled()
     }
 
-    /// Watches the parent token and the timeout until the query finishes. Runs on the async
-    /// runtime (one small task per query).
+    /// Watches the parent token, the timeout and the reader until the query finishes. Runs on
+    /// the async runtime (one small task per query). With `stall`, a query whose executor has
+    /// waited that long for room for one frame (its reader took nothing) is cancelled with
+    /// [`CancelReason::Stalled`]: looked at every quarter of `stall`.
     pub fn spawn_watcher(
         self: &Arc<Self>,
         parent: CancellationToken,
         parent_reason: CancelReason,
         tenant_deleted: CancellationToken,
         timeout: Option<Duration>,
+        stall: Option<Duration>,
     ) {
         let this = Arc::clone(self);
         tokio::spawn(async move {
@@ -162,12 +201,26 @@ impl QueryControl {
                     None => std::future::pending().await,
                 }
             };
+            let watched = Arc::clone(&this);
+            let stalled = async move {
+                let Some(stall) = stall else {
+                    return std::future::pending().await;
+                };
+                let every = (stall / 4).max(Duration::from_millis(10));
+                loop {
+                    tokio::time::sleep(every).await;
+                    if watched.waited().is_some_and(|w| w >= stall) {
+                        return;
+                    }
+                }
+            };
             tokio::select! {
                 _ = this.finished.cancelled() => {}
                 _ = this.cancelled.cancelled() => {}
                 _ = parent.cancelled() => this.cancel(parent_reason),
                 _ = tenant_deleted.cancelled() => this.cancel(CancelReason::TenantDeleted),
                 _ = timeout => this.cancel(CancelReason::Timeout),
+                _ = stalled => this.cancel(CancelReason::Stalled),
             }
         });
     }

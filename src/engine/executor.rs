@@ -11,7 +11,8 @@
 //! - `started` is answered exactly once: `Err` before any frame was produced, `Ok` at the spec's
 //!   [`Start`] point. After `Ok`, the format's header is the first frame.
 //! - Nothing here depends on the format: the [`ResultEncoder`] makes every frame's bytes.
-//! - Every frame send waits on the bounded channel *or* cancellation, never forever.
+//! - Every frame send waits on the bounded channel *or* cancellation, never forever: the
+//!   query's watcher cancels a send that waited `stall_timeout` ([`QueryControl::wait_begins`]).
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -591,7 +592,8 @@ fn limit_text(limits: &encode::ResultLimits) -> String {
 
 fn cancelled(control: &QueryControl) -> Ended {
     match control.reason() {
-        Some(CancelReason::Disconnected) | None => Ended::Gone,
+        // A reader that took nothing for the stall timeout cannot take a last line either.
+        Some(CancelReason::Disconnected | CancelReason::Stalled) | None => Ended::Gone,
         Some(_) => Ended::Failed(cancelled_error(control)),
     }
 }
@@ -606,6 +608,7 @@ impl Running {
         };
         // The reader is behind: DuckDB pauses here until it catches up.
         let waiting = Instant::now();
+        job.control.wait_begins();
         let sent = futures_executor::block_on(async {
             tokio::select! {
                 biased;
@@ -613,6 +616,7 @@ impl Running {
                 r = job.frames.send(frame) => r.map_err(|_| Ended::Gone),
             }
         });
+        job.control.wait_ends();
         self.blocked += waiting.elapsed();
         sent
     }
@@ -915,7 +919,19 @@ impl Running {
                 outcome
             }
             Ended::Failed(e) => self.finish_failed(job, e),
-            Ended::Gone => Outcome::Disconnected,
+            Ended::Gone => {
+                if job.control.reason() == Some(CancelReason::Stalled) {
+                    tracing::info!(
+                        query_id = %job.spec.query_id,
+                        "the reader took nothing for the stall timeout: query stopped as gone"
+                    );
+                    job.metrics
+                        .slow_consumer_disconnects
+                        .with_label_values(&[job.spec.label.as_str()])
+                        .inc();
+                }
+                Outcome::Disconnected
+            }
         }
     }
 

@@ -286,6 +286,9 @@ pub struct EngineSettings {
     pub max_queued: usize,
     /// How long a query may wait for its slots before `too_busy`.
     pub queue_timeout: Duration,
+    /// A query whose reader takes nothing for this long (its sends stay blocked) is stopped
+    /// as if the client had gone; `None`: never.
+    pub stall_timeout: Option<Duration>,
     /// Default rows per batch (a request may ask its own).
     pub chunk_rows: usize,
     /// A batch closes once it reaches this many bytes.
@@ -500,6 +503,7 @@ impl Engine {
             parent_reason,
             tenant.deleted.clone(),
             tenant.limits.query_timeout,
+            self.settings.stall_timeout,
         );
 
         let (tx, frames) = mpsc::channel(self.settings.stream_buffer);

@@ -289,3 +289,62 @@ async fn a_burst_of_new_queries_gets_a_connection_each() {
         );
     }
 }
+
+#[actix_web::test]
+async fn a_reader_that_takes_nothing_for_the_stall_timeout_is_stopped_as_gone() {
+    let app = spawn_app_with(|c| {
+        c.engine.stall_timeout = std::time::Duration::from_secs(2);
+        c.limits.max_queries = Some(1);
+    })
+    .await;
+    // Wide plain rows: the stream outgrows what the socket buffers on loopback absorb.
+    let wide = "SELECT i, repeat('x', 200) AS s FROM range(100000000) t(i)";
+    let resp = app
+        .client
+        .get(app.url("/v1/t/query"))
+        .query(&[("sql", wide)])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 200);
+    let mut stream = resp.bytes_stream();
+    let first = stream.next().await.expect("a first chunk").unwrap();
+    assert!(first.starts_with(b"{\"type\":\"metadata\""));
+    // Hold the response without reading: the query is stopped as gone, its slot freed.
+    app.wait_metric(
+        "duckstream_slow_consumer_disconnects_total{transport=\"http\"}",
+        |v| v == 1.0,
+    )
+    .await;
+    app.wait_metric(
+        "duckstream_queries_total{outcome=\"disconnected\",transport=\"http\"}",
+        |v| v == 1.0,
+    )
+    .await;
+    app.wait_metric("duckstream_active_queries{transport=\"http\"}", |v| {
+        v == 0.0
+    })
+    .await;
+    // The tenant's only slot answers the next query.
+    let next = app.query("SELECT 42 AS answer").await;
+    assert_eq!(next.data_rows_text(), ["[[42]]"]);
+    // Read what was sent: the body breaks, it never ends cleanly.
+    let mut tail = Vec::new();
+    let mut broke = false;
+    while let Some(chunk) = stream.next().await {
+        match chunk {
+            Ok(b) => tail.extend_from_slice(&b[b.len().saturating_sub(4096)..]),
+            Err(_) => {
+                broke = true;
+                break;
+            }
+        }
+    }
+    let tail = String::from_utf8_lossy(&tail);
+    assert!(
+        broke,
+        "the body ended cleanly: {}",
+        &tail[tail.len().saturating_sub(300)..]
+    );
+    assert!(!tail.contains("\"type\":\"end\""));
+}
