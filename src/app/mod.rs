@@ -370,6 +370,7 @@ fn transport_settings(config: &Config) -> std::io::Result<transport::Settings> {
             heartbeat: ws.heartbeat,
             send_budget_bytes: ws.send_budget_bytes,
             total_budget: Arc::new(tokio::sync::Semaphore::new(ws.total_budget_bytes)),
+            total_budget_bytes: ws.total_budget_bytes,
             slow_consumer_timeout: ws.slow_consumer_timeout,
             ping_interval: ws.ping_interval,
             pong_timeout: ws.pong_timeout,

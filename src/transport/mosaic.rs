@@ -171,7 +171,7 @@ struct Gathered {
 /// DuckDB, while the sockets hold too much).
 async fn drain(
     running: RunningQuery,
-    budget: Option<(&Arc<Semaphore>, Duration)>,
+    budget: Option<(&Arc<Semaphore>, usize, Duration)>,
 ) -> Result<Gathered, Failure> {
     let RunningQuery {
         mut frames, guard, ..
@@ -179,6 +179,8 @@ async fn drain(
     let _guard = guard;
     let mut out = BytesMut::new();
     let mut permits = Vec::new();
+    // Bytes of the budget the permits hold.
+    let mut held = 0usize;
     let mut rows = 0u64;
     while let Some(frame) = frames.recv().await {
         match frame.kind {
@@ -192,16 +194,22 @@ async fn drain(
                     ))
                     .into());
                 }
-                if let Some((budget, wait)) = budget {
+                if let Some((budget, most, wait)) = budget {
                     // Bounded: results that each hold part of the budget must not wait on
-                    // one another for ever.
-                    let n = frame.bytes.len().clamp(1, MAX_SOCKET_RESULT) as u32;
-                    let permit =
-                        tokio::time::timeout(wait, Arc::clone(budget).acquire_many_owned(n))
-                            .await
-                            .map_err(|_| GatewayError::TooBusy)?
-                            .map_err(GatewayError::internal)?;
-                    permits.push(permit);
+                    // one another for ever. A result holds at most the whole budget: one
+                    // bigger than it still goes through, alone (more could never be granted).
+                    let n = frame.bytes.len().max(1).min(most - held);
+                    if n > 0 {
+                        let permit = tokio::time::timeout(
+                            wait,
+                            Arc::clone(budget).acquire_many_owned(n as u32),
+                        )
+                        .await
+                        .map_err(|_| GatewayError::TooBusy)?
+                        .map_err(GatewayError::internal)?;
+                        held += n;
+                        permits.push(permit);
+                    }
                 }
                 rows += frame.rows as u64;
                 out.extend_from_slice(&frame.bytes);
@@ -290,8 +298,9 @@ fn error_answer(failure: &Failure) -> Answer {
 }
 
 impl Socket {
-    /// The session loop: requests in (always read, so a close is seen at once), answers out
-    /// in order, the heartbeat, one exit.
+    /// The session loop: requests in (read while fewer than [`BACKLOG`] wait, so a close is
+    /// seen at once; a fuller backlog stops reading, and the pong timeout with it), answers
+    /// out in order, the heartbeat, one exit.
     async fn run(self, mut session: Session, mut stream: AggregatedMessageStream) {
         let this = Arc::new(self);
         let label = [Transport::Ws.as_str()];
@@ -346,7 +355,11 @@ impl Socket {
                     }
                 }
                 _ = heartbeat.tick() => {
-                    if last_heard.elapsed() > this.ws.pong_timeout {
+                    // While the backlog is full the socket is not read, so the client cannot
+                    // be heard: its silence is ours, not a dead peer's.
+                    if backlog.len() >= BACKLOG {
+                        last_heard = Instant::now();
+                    } else if last_heard.elapsed() > this.ws.pong_timeout {
                         break Some(CloseCode::Away);
                     }
                     if session.ping(b"").await.is_err() {
@@ -433,7 +446,11 @@ impl Socket {
             Lookup::Bypass => None,
         };
         let (running, recording) = self.engine.start_recorded(spec, ticket).await?;
-        let budget = (&self.ws.total_budget, self.ws.slow_consumer_timeout);
+        let budget = (
+            &self.ws.total_budget,
+            self.ws.total_budget_bytes,
+            self.ws.slow_consumer_timeout,
+        );
         let gathered = drain(running, Some(budget)).await?;
         if let Some(recorder) = recording.recorder {
             // One chunk: the whole stream, as this socket sends it.

@@ -62,6 +62,8 @@ pub struct WsSettings {
     pub send_budget_bytes: usize,
     /// Shared by every connection: bounds the memory all sockets can hold together.
     pub total_budget: Arc<Semaphore>,
+    /// The shared budget's size: what one gathered Mosaic result may hold of it at most.
+    pub total_budget_bytes: usize,
     pub slow_consumer_timeout: Duration,
     pub ping_interval: Duration,
     pub pong_timeout: Duration,

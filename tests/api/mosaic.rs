@@ -372,3 +372,41 @@ async fn credentials_travel_as_token_and_browsers_get_cors() {
         .unwrap();
     assert_eq!(resp.status(), 403);
 }
+
+#[actix_web::test]
+async fn a_socket_result_bigger_than_the_shared_budget_is_still_answered() {
+    use futures::{SinkExt, StreamExt};
+    use tokio_tungstenite::tungstenite::Message;
+    // The smallest budgets the config allows: every frame of a 100,000-row result (up to
+    // `chunk_bytes`, 1 MiB) is bigger than all of them.
+    let app = spawn_app_with(|c| {
+        c.websocket.send_budget_bytes = 64 * 1024;
+        c.websocket.total_budget_bytes = 64 * 1024;
+        c.websocket.slow_consumer_timeout = std::time::Duration::from_secs(2);
+    })
+    .await;
+    create_tenant(app.dir.path(), "m", &parcels(100_000));
+    let (mut ws, _) = tokio_tungstenite::connect_async(uri(&app, true))
+        .await
+        .unwrap();
+    let sql = "SELECT id, zone FROM parcels ORDER BY id";
+    for _ in 0..2 {
+        ws.send(Message::text(arrow(sql).to_string()))
+            .await
+            .unwrap();
+    }
+    for _ in 0..2 {
+        let answer = loop {
+            match ws.next().await.unwrap().unwrap() {
+                Message::Binary(b) => break b,
+                Message::Text(t) => panic!("an error instead of the result: {t}"),
+                _ => {}
+            }
+        };
+        let reader =
+            arrow::ipc::reader::StreamReader::try_new(std::io::Cursor::new(answer.to_vec()), None)
+                .unwrap();
+        let rows: usize = reader.map(|b| b.unwrap().num_rows()).sum();
+        assert_eq!(rows, 100_000);
+    }
+}
