@@ -185,7 +185,8 @@ pub struct EngineSettings {
     pub max_queued: usize,
     /// How long a query may wait for a free connection of its tenant.
     pub queue_timeout: Duration,
-    /// A query whose reader takes nothing for this long is stopped as gone (zero: never).
+    /// An HTTP/SSE query whose reader takes not one line for this long is stopped as gone
+    /// (zero: never).
     pub stall_timeout: Duration,
     /// Default rows per data line.
     pub chunk_rows: usize,
@@ -221,7 +222,7 @@ impl Default for EngineSettings {
             max_queries: 64,
             max_queued: 1024,
             queue_timeout: Duration::from_secs(10),
-            stall_timeout: Duration::from_secs(60),
+            stall_timeout: Duration::from_secs(300),
             chunk_rows: 1000,
             chunk_bytes: 1 << 20,
             stream_buffer: 2,

@@ -12,7 +12,8 @@
 //!   [`Start`] point. After `Ok`, the format's header is the first frame.
 //! - Nothing here depends on the format: the [`ResultEncoder`] makes every frame's bytes.
 //! - Every frame send waits on the bounded channel *or* cancellation, never forever: the
-//!   query's watcher cancels a send that waited `stall_timeout` ([`QueryControl::wait_begins`]).
+//!   query's watcher cancels an HTTP/SSE send that waited `stall_timeout`
+//!   ([`QueryControl::wait_begins`]); a WebSocket's tasks bound their own clients.
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -730,7 +731,7 @@ impl Running {
         // DuckDB forgets an interrupt when its next statement starts, and the query is
         // interrupted once: a cancel that came while the statements above ran is seen here.
         if let Some(end) = stopped(job) {
-            return end;
+            return self.unstarted(end);
         }
         job.metrics.executions.inc();
         let mut result = match stmt.execute_streaming() {
@@ -739,7 +740,7 @@ impl Running {
         };
         // A cancel between the check above and DuckDB starting was forgotten by DuckDB.
         if let Some(end) = stopped(job) {
-            return end;
+            return self.unstarted(end);
         }
         // Column types come from the executed result: parameter types are resolved there.
         let columns: Vec<_> = (0..result.column_count())
@@ -876,10 +877,31 @@ impl Running {
     /// An execution error before the first line: answerable with a status unless the
     /// response already started (SSE).
     fn reject_execution(&mut self, e: DuckError, job: &Job) -> Ended {
-        match execution_error(e, job) {
+        self.unstarted(execution_error(e, job))
+    }
+
+    /// A failure before the first line is a refusal (a status) while the response has not
+    /// started.
+    fn unstarted(&self, end: Ended) -> Ended {
+        match end {
             Ended::Failed(e) if self.started.is_some() => Ended::Rejected(e),
             other => other,
         }
+    }
+
+    /// A query whose client is gone (or stalled: counted as a slow consumer).
+    fn gone(&self, job: &Job) -> Outcome {
+        if job.control.reason() == Some(CancelReason::Stalled) {
+            tracing::info!(
+                query_id = %job.spec.query_id,
+                "the reader took nothing for the stall timeout: query stopped as gone"
+            );
+            job.metrics
+                .slow_consumer_disconnects
+                .with_label_values(&[job.spec.label.as_str()])
+                .inc();
+        }
+        Outcome::Disconnected
     }
 
     /// Sends the last line (or the rejection) and returns the outcome for metrics.
@@ -902,7 +924,7 @@ impl Running {
                 };
                 match self.send(job, frame) {
                     Ok(()) => Outcome::Ok,
-                    Err(Ended::Gone) => Outcome::Disconnected,
+                    Err(Ended::Gone) => self.gone(job),
                     // Cancelled while handing over the very last line.
                     Err(_) => self.finish_failed(job, cancelled_error(&job.control)),
                 }
@@ -919,19 +941,7 @@ impl Running {
                 outcome
             }
             Ended::Failed(e) => self.finish_failed(job, e),
-            Ended::Gone => {
-                if job.control.reason() == Some(CancelReason::Stalled) {
-                    tracing::info!(
-                        query_id = %job.spec.query_id,
-                        "the reader took nothing for the stall timeout: query stopped as gone"
-                    );
-                    job.metrics
-                        .slow_consumer_disconnects
-                        .with_label_values(&[job.spec.label.as_str()])
-                        .inc();
-                }
-                Outcome::Disconnected
-            }
+            Ended::Gone => self.gone(job),
         }
     }
 

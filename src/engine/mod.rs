@@ -286,8 +286,9 @@ pub struct EngineSettings {
     pub max_queued: usize,
     /// How long a query may wait for its slots before `too_busy`.
     pub queue_timeout: Duration,
-    /// A query whose reader takes nothing for this long (its sends stay blocked) is stopped
-    /// as if the client had gone; `None`: never.
+    /// A query whose reader takes not one frame for this long (its sends stay blocked) is
+    /// stopped as if the client had gone; `None`: never. Only for streams that hold a
+    /// connection slot (HTTP, SSE).
     pub stall_timeout: Option<Duration>,
     /// Default rows per batch (a request may ask its own).
     pub chunk_rows: usize,
@@ -503,7 +504,11 @@ impl Engine {
             parent_reason,
             tenant.deleted.clone(),
             tenant.limits.query_timeout,
-            self.settings.stall_timeout,
+            // A stream that holds a connection slot is read by its client (HTTP, SSE). The
+            // others are read by the gateway's own tasks (a WebSocket's, Mosaic's, a
+            // subscription's), which wait on other things too and bound their clients
+            // themselves (`ws_slow_consumer_secs`).
+            self.settings.stall_timeout.filter(|_| spec.hold_connection),
         );
 
         let (tx, frames) = mpsc::channel(self.settings.stream_buffer);

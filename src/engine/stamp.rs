@@ -80,8 +80,8 @@ pub const FUNCTIONS_SQL: &str = "SELECT DISTINCT lower(function_name), \
 /// directly or through other such macros.
 pub fn volatile_functions(rows: Vec<Vec<Option<String>>>) -> HashSet<String> {
     let mut volatile = HashSet::new();
-    // Each macro with the words (identifiers) of its definition.
-    let mut macros: Vec<(String, HashSet<String>)> = Vec::new();
+    // Each macro with its definition and the words (identifiers) in it.
+    let mut macros: Vec<(String, String, HashSet<String>)> = Vec::new();
     for row in rows {
         let mut cells = row.into_iter();
         let (Some(Some(name)), flag, definition) = (cells.next(), cells.next(), cells.next())
@@ -96,14 +96,21 @@ pub fn volatile_functions(rows: Vec<Vec<Option<String>>>) -> HashSet<String> {
                 .filter(|w| !w.is_empty())
                 .map(str::to_string)
                 .collect();
-            macros.push((name, words));
+            macros.push((name, definition, words));
         }
     }
     // A macro that calls a volatile macro is volatile too: repeat until nothing changes.
     loop {
         let before = volatile.len();
-        macros.retain(|(name, words)| {
-            let calls_volatile = words.iter().any(|w| volatile.contains(w));
+        macros.retain(|(name, definition, words)| {
+            // A value keyword (`current_date`) is a volatile call too; a name that is not one
+            // word (`"my-rand"`) is looked for as it is.
+            let calls_volatile = words
+                .iter()
+                .any(|w| volatile.contains(w) || VALUE_KEYWORDS.contains(&w.as_str()))
+                || volatile
+                    .iter()
+                    .any(|v| !is_word(v) && definition.contains(v.as_str()));
             if calls_volatile {
                 volatile.insert(name.clone());
             }
@@ -113,6 +120,11 @@ pub fn volatile_functions(rows: Vec<Vec<Option<String>>>) -> HashSet<String> {
             return volatile;
         }
     }
+}
+
+/// Whether `name` is one identifier word (letters, digits, `_`).
+fn is_word(name: &str) -> bool {
+    name.chars().all(|c| c.is_alphanumeric() || c == '_')
 }
 
 /// Whether the parse tree (from `json_serialize_sql`) is of one statement that calls no
@@ -240,11 +252,25 @@ mod tests {
             row("draw3", false, Some("draw2()+draw2()")),
             row("randomish", false, Some("(randomness + 1)")),
             row("plain", false, Some("(x + 1)")),
+            row("today2", false, Some("current_date")),
+            row("my-rand", false, Some("random()")),
+            row("uses_dashed", false, Some("\"my-rand\"() + 1")),
             vec![None, None, None],
         ]);
         let mut names: Vec<_> = volatile.into_iter().collect();
         names.sort();
-        assert_eq!(names, ["draw", "draw2", "draw3", "random"]);
+        assert_eq!(
+            names,
+            [
+                "draw",
+                "draw2",
+                "draw3",
+                "my-rand",
+                "random",
+                "today2",
+                "uses_dashed"
+            ]
+        );
     }
 
     #[test]

@@ -135,6 +135,7 @@ async fn a_cancel_while_the_statement_is_checked_and_prepared_still_cancels() {
     );
     let app = spawn_app().await;
     let mut ws = connect(&app, "?compression=none").await;
+    let executions = app.metric("duckstream_duckdb_executions_total").await;
     send(&mut ws, json!({"type":"query","id":"w","sql":sql})).await;
     tokio::time::sleep(Duration::from_millis(10)).await;
     send(&mut ws, json!({"type":"cancel","id":"w"})).await;
@@ -149,6 +150,15 @@ async fn a_cancel_while_the_statement_is_checked_and_prepared_still_cancels() {
     assert!(
         lines.iter().all(|l| l["type"] != "data"),
         "no data after the cancel"
+    );
+    // DuckDB never executed it: the checks before it (its parse tree, its plan) stop at the
+    // cancel, whichever of them it interrupts.
+    app.wait_metric("duckstream_active_queries{transport=\"ws\"}", |v| v == 0.0)
+        .await;
+    assert_eq!(
+        app.metric("duckstream_duckdb_executions_total").await,
+        executions,
+        "the cancelled statement was executed"
     );
     // The connection goes back healthy.
     send(
