@@ -507,7 +507,7 @@ impl Engine {
             // A stream that holds a connection slot is read by its client (HTTP, SSE). The
             // others are read by the gateway's own tasks (a WebSocket's, Mosaic's, a
             // subscription's), which wait on other things too and bound their clients
-            // themselves (`ws_slow_consumer_secs`).
+            // themselves (`websocket.slow_consumer_secs`).
             self.settings.stall_timeout.filter(|_| spec.hold_connection),
         );
 
