@@ -64,7 +64,12 @@ pub struct QueryControl {
     /// When the executor began to wait for room for its next frame (microseconds since
     /// [`epoch`], plus one); 0 while it is not waiting.
     waiting_since: AtomicU64,
+    /// The stream's connection slot, freed when it stalls.
+    stall_slot: Mutex<Option<SharedPermit>>,
 }
+
+/// A slot's permit that more than one owner may give back.
+pub type SharedPermit = Arc<Mutex<Option<tokio::sync::OwnedSemaphorePermit>>>;
 
 /// The zero of [`QueryControl`]'s wait clock.
 fn epoch() -> Instant {
@@ -81,7 +86,26 @@ impl QueryControl {
             interrupt: Mutex::new(None),
             interrupts,
             waiting_since: AtomicU64::new(0),
+            stall_slot: Mutex::new(None),
         })
+    }
+
+    /// Frees `slot` if the stream stalls (see [`Self::spawn_watcher`]).
+    pub fn free_on_stall(&self, slot: SharedPermit) {
+        *self.stall_slot.lock().unwrap_or_else(|p| p.into_inner()) = Some(slot);
+    }
+
+    /// Stops a stalled stream: cancels it and gives its connection slot back.
+    fn stall(&self) {
+        self.cancel(CancelReason::Stalled);
+        let slot = self
+            .stall_slot
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .take();
+        if let Some(slot) = slot {
+            slot.lock().unwrap_or_else(|p| p.into_inner()).take();
+        }
     }
 
     /// The executor waits for its reader from now on (see [`Self::spawn_watcher`]'s stall).
@@ -220,7 +244,7 @@ impl QueryControl {
                 _ = parent.cancelled() => this.cancel(parent_reason),
                 _ = tenant_deleted.cancelled() => this.cancel(CancelReason::TenantDeleted),
                 _ = timeout => this.cancel(CancelReason::Timeout),
-                _ = stalled => this.cancel(CancelReason::Stalled),
+                _ = stalled => this.stall(),
             }
         });
     }

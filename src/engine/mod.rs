@@ -272,7 +272,9 @@ impl DataWatch {
 
 /// One of a tenant's `max_connections`, held while a stream or WebSocket is open.
 pub struct ConnectionSlot {
-    _permit: OwnedSemaphorePermit,
+    /// Shared with the query's [`QueryControl`], which frees it early when the stream stalls
+    /// (its response is dead, though the client still holds the socket).
+    permit: control::SharedPermit,
 }
 
 /// What the engine runs with. Built by the application from its configuration.
@@ -456,7 +458,9 @@ impl Engine {
 
     fn connection_slot(&self, tenant: &Tenant) -> Result<ConnectionSlot, GatewayError> {
         match Arc::clone(&tenant.connections).try_acquire_owned() {
-            Ok(permit) => Ok(ConnectionSlot { _permit: permit }),
+            Ok(permit) => Ok(ConnectionSlot {
+                permit: Arc::new(std::sync::Mutex::new(Some(permit))),
+            }),
             Err(_) => {
                 self.metrics.connections_refused.inc();
                 Err(GatewayError::TooManyConnections(
@@ -494,6 +498,9 @@ impl Engine {
             .observe(waiting.elapsed().as_secs_f64());
 
         let control = QueryControl::new(self.metrics.interrupts.clone());
+        if let Some(slot) = &connection {
+            control.free_on_stall(Arc::clone(&slot.permit));
+        }
         let guard = CancelOnDrop(Arc::clone(&control));
         let (parent_token, parent_reason) = spec
             .parent

@@ -3,7 +3,8 @@
 //!
 //! Invariants:
 //! - The body owns the query's cancel guard and connection slot: when actix drops it (client
-//!   gone), the query is interrupted and the slot freed.
+//!   gone), the query is interrupted and the slot freed. A stalled stream's slot is freed
+//!   sooner, by its query's control (actix does not poll, nor drop, a body it cannot write).
 //! - A stream that ends without its final frame fails the body, so the client sees a broken
 //!   stream, never a clean short result.
 //! - Time to first byte is observed when the first chunk carrying data is handed to actix,

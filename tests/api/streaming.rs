@@ -295,6 +295,7 @@ async fn a_reader_that_takes_nothing_for_the_stall_timeout_is_stopped_as_gone() 
     let app = spawn_app_with(|c| {
         c.engine.stall_timeout = std::time::Duration::from_secs(2);
         c.limits.max_queries = Some(1);
+        c.limits.max_connections = Some(1);
     })
     .await;
     // Wide plain rows: the stream outgrows what the socket buffers on loopback absorb.
@@ -325,7 +326,8 @@ async fn a_reader_that_takes_nothing_for_the_stall_timeout_is_stopped_as_gone() 
         v == 0.0
     })
     .await;
-    // The tenant's only slot answers the next query.
+    // The tenant's only query slot and only connection slot answer the next query, while the
+    // stalled response is still open.
     let next = app.query("SELECT 42 AS answer").await;
     assert_eq!(next.data_rows_text(), ["[[42]]"]);
     // Read what was sent: the body breaks, it never ends cleanly.
