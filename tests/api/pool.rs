@@ -28,18 +28,32 @@ fn sql_of(n: usize) -> String {
     )
 }
 
-/// The text with the query's id and the run's timing taken out: what two runs of the same
-/// query share.
+/// A response in a form that does not depend on where its lines were cut (a partial line is
+/// sent once it is 50 ms old, so two runs of one query may cut differently under load): its
+/// metadata line, each row on a line of its own, then its end line without `chunks` and
+/// `elapsed_ms`. SSE's `data: ` prefixes are read through, its other lines skipped.
 fn normalize(text: &str, id: &str) -> String {
     let text = text.replace(id, "QID");
     let mut out = String::with_capacity(text.len());
-    let mut rest = text.as_str();
-    while let Some(at) = rest.find("\"elapsed_ms\":") {
-        let after = at + "\"elapsed_ms\":".len();
-        out.push_str(&rest[..after]);
-        rest = rest[after..].trim_start_matches(|c: char| c.is_ascii_digit());
+    for line in text.lines() {
+        let json = line.strip_prefix("data: ").unwrap_or(line);
+        let Ok(mut v) = serde_json::from_str::<Value>(json) else {
+            continue;
+        };
+        if v["type"] == "data" {
+            for row in v["rows"].as_array().unwrap() {
+                out.push_str(&row.to_string());
+                out.push('\n');
+            }
+            continue;
+        }
+        if let Some(end) = v.as_object_mut().filter(|o| o["type"] == "end") {
+            end.remove("chunks");
+            end.remove("elapsed_ms");
+        }
+        out.push_str(&v.to_string());
+        out.push('\n');
     }
-    out.push_str(rest);
     out
 }
 
@@ -104,7 +118,7 @@ fn rows_of(ndjson: &str) -> Vec<Value> {
 }
 
 #[actix_web::test]
-async fn many_streams_through_one_worker_decode_to_exactly_their_plain_bytes() {
+async fn many_streams_through_one_worker_decode_to_exactly_their_plain_lines() {
     let app = one_worker().await;
     let app = &app;
     // Twelve results at once (HTTP, SSE and WebSocket, each with its plain twin), all
@@ -290,9 +304,5 @@ async fn cancel_and_hang_up_interrupt_duckdb_with_the_pool_in_place() {
     assert_eq!(rows, [json!([42])]);
     let (plain, decoded) = both_ways(&app, "/v1/t/query", &sql_of(3)).await;
     assert_eq!(decoded, plain);
-    assert!(plain
-        .lines()
-        .last()
-        .unwrap()
-        .starts_with("{\"type\":\"end\""));
+    assert!(plain.lines().last().unwrap().contains("\"type\":\"end\""));
 }
