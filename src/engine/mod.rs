@@ -498,6 +498,11 @@ impl Engine {
             .observe(waiting.elapsed().as_secs_f64());
 
         let control = QueryControl::new(self.metrics.interrupts.clone());
+        // A stream that holds a connection slot is read by its client (HTTP, SSE): it is
+        // stopped, and its slot freed, when it stalls. The others are read by the gateway's
+        // own tasks (a WebSocket's, Mosaic's, a subscription's), which wait on other things
+        // too and bound their clients themselves (`websocket.slow_consumer_secs`).
+        let stall = connection.as_ref().and(self.settings.stall_timeout);
         if let Some(slot) = &connection {
             control.free_on_stall(Arc::clone(&slot.permit));
         }
@@ -511,11 +516,7 @@ impl Engine {
             parent_reason,
             tenant.deleted.clone(),
             tenant.limits.query_timeout,
-            // A stream that holds a connection slot is read by its client (HTTP, SSE). The
-            // others are read by the gateway's own tasks (a WebSocket's, Mosaic's, a
-            // subscription's), which wait on other things too and bound their clients
-            // themselves (`websocket.slow_consumer_secs`).
-            self.settings.stall_timeout.filter(|_| spec.hold_connection),
+            stall,
         );
 
         let (tx, frames) = mpsc::channel(self.settings.stream_buffer);

@@ -92,7 +92,7 @@ pub fn volatile_functions(rows: Vec<Vec<Option<String>>>) -> HashSet<String> {
             volatile.insert(name);
         } else if let Some(definition) = definition.flatten() {
             let words = definition
-                .split(|c: char| !(c.is_alphanumeric() || c == '_'))
+                .split(|c: char| !is_word_char(c))
                 .filter(|w| !w.is_empty())
                 .map(str::to_string)
                 .collect();
@@ -122,9 +122,14 @@ pub fn volatile_functions(rows: Vec<Vec<Option<String>>>) -> HashSet<String> {
     }
 }
 
-/// Whether `name` is one identifier word (letters, digits, `_`).
+/// Whether `c` may be part of an identifier word (letters, digits, `_`).
+fn is_word_char(c: char) -> bool {
+    c.is_alphanumeric() || c == '_'
+}
+
+/// Whether `name` is one identifier word.
 fn is_word(name: &str) -> bool {
-    name.chars().all(|c| c.is_alphanumeric() || c == '_')
+    name.chars().all(is_word_char)
 }
 
 /// Whether the parse tree (from `json_serialize_sql`) is of one statement that calls no
