@@ -8,7 +8,7 @@ use duckstream::config::tenants::TenantsFile;
 use duckstream::config::Secret;
 use duckstream::{Application, Config};
 use futures::{SinkExt, StreamExt};
-use serde_json::Value;
+use serde_json::{json, Value};
 use tempfile::TempDir;
 use tokio_tungstenite::tungstenite::client::IntoClientRequest;
 use tokio_tungstenite::tungstenite::Message;
@@ -516,4 +516,18 @@ pub async fn upload_csv(app: &TestApp, dataset: &str, csv: &str) {
         .await
         .unwrap();
     assert_eq!(resp.status(), 200, "{}", resp.text().await.unwrap());
+}
+
+/// The data rows of one WebSocket query that must end with `end`, every message decoded on
+/// its own.
+pub async fn ws_rows(ws: &mut Ws, id: &str, sql: &str) -> Vec<Value> {
+    send(ws, json!({"type": "query", "id": id, "sql": sql})).await;
+    let lines = read_until(ws, |l| l["type"] == "end" || l["type"] == "error").await;
+    let last = lines.last().unwrap();
+    assert_eq!(last["type"], "end", "{last}");
+    lines
+        .iter()
+        .filter(|l| l["type"] == "data")
+        .flat_map(|l| l["rows"].as_array().unwrap().clone())
+        .collect()
 }

@@ -9,7 +9,7 @@ use std::time::Duration;
 use futures::StreamExt;
 use serde_json::{json, Value};
 
-use crate::helpers::{connect, read_until, send, spawn_app_with, TestApp, Ws};
+use crate::helpers::{connect, read_until, send, spawn_app_with, ws_rows, TestApp};
 
 async fn one_worker() -> TestApp {
     spawn_app_with(|c| {
@@ -92,19 +92,6 @@ async fn both_ways(app: &TestApp, path: &str, sql: &str) -> (String, String) {
     let plain = String::from_utf8(plain.bytes().await.unwrap().to_vec()).unwrap();
     let decoded = unzstd(&zstd.bytes().await.unwrap());
     (normalize(&plain, &plain_id), normalize(&decoded, &zstd_id))
-}
-
-/// The data rows of one WebSocket query, every message decoded on its own.
-async fn ws_rows(ws: &mut Ws, id: &str, sql: &str) -> Vec<Value> {
-    send(ws, json!({"type": "query", "id": id, "sql": sql})).await;
-    let lines = read_until(ws, |l| l["type"] == "end" || l["type"] == "error").await;
-    let last = lines.last().unwrap();
-    assert_eq!(last["type"], "end", "{last}");
-    lines
-        .iter()
-        .filter(|l| l["type"] == "data")
-        .flat_map(|l| l["rows"].as_array().unwrap().clone())
-        .collect()
 }
 
 /// The data rows of a plain NDJSON body.

@@ -9,7 +9,7 @@ use tokio::io::AsyncReadExt;
 use tokio_tungstenite::tungstenite::protocol::frame::coding::CloseCode;
 use tokio_tungstenite::tungstenite::Message;
 
-use crate::helpers::{connect, read_until, send, spawn_app, spawn_app_with};
+use crate::helpers::{connect, read_until, send, spawn_app, spawn_app_with, ws_rows};
 
 fn is_final(l: &Value) -> bool {
     l["type"] == "end" || l["type"] == "error"
@@ -100,17 +100,8 @@ async fn cancel_interrupts_and_the_socket_stays_usable() {
         1.0
     );
 
-    send(
-        &mut ws,
-        json!({"type":"query","id":"c","sql":"SELECT 40 + 2 AS x"}),
-    )
-    .await;
-    let lines = read_until(&mut ws, is_final).await;
-    assert_eq!(
-        lines.iter().find(|l| l["type"] == "data").unwrap()["rows"],
-        json!([[42]])
-    );
-    assert_eq!(lines.last().unwrap()["type"], "end");
+    let rows = ws_rows(&mut ws, "c", "SELECT 40 + 2 AS x").await;
+    assert_eq!(rows, [json!([42])]);
 
     send(&mut ws, json!({"type":"ping"})).await;
     let pong = read_until(&mut ws, |_| true).await;
@@ -161,16 +152,8 @@ async fn a_cancel_while_the_statement_is_checked_and_prepared_still_cancels() {
         "the cancelled statement was executed"
     );
     // The connection goes back healthy.
-    send(
-        &mut ws,
-        json!({"type":"query","id":"n","sql":"SELECT 6 * 7 AS x"}),
-    )
-    .await;
-    let lines = read_until(&mut ws, is_final).await;
-    assert_eq!(
-        lines.iter().find(|l| l["type"] == "data").unwrap()["rows"],
-        json!([[42]])
-    );
+    let rows = ws_rows(&mut ws, "n", "SELECT 6 * 7 AS x").await;
+    assert_eq!(rows, [json!([42])]);
 }
 
 #[actix_web::test]
