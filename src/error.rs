@@ -7,6 +7,9 @@
 //! - `client_message()` never contains internal detail for `Internal`/`TenantUnavailable`;
 //!   the cause chain goes to the logs only (`log_chain`).
 //! - DuckDB's own messages for SQL errors *are* shown: they describe the client's SQL.
+//! - No client-visible message names a server path: `client_message()` is the one door to
+//!   clients, and it scrubs every absolute path (`scrub_paths`), whatever the variant; the
+//!   logs keep the full text.
 //! - Nothing here knows HTTP: statuses are mapped at the HTTP edge (`crate::transport::edge`).
 
 use std::error::Error as _;
@@ -178,9 +181,9 @@ impl GatewayError {
         }
     }
 
-    /// What the client sees.
+    /// What the client sees: the message with every server path scrubbed.
     pub fn client_message(&self) -> String {
-        self.to_string()
+        scrub_paths(&self.to_string())
     }
 
     /// Whether this is the client's doing (logged at debug) or the server's (logged at error).
@@ -215,6 +218,82 @@ impl From<WireError> for GatewayError {
             WireError::InvalidParams(m) => Self::InvalidParams(m),
         }
     }
+}
+
+/// What stands for a path a client must not see.
+pub const SCRUBBED_PATH: &str = "<path>";
+
+/// `text` with every absolute path replaced by [`SCRUBBED_PATH`]: a `/` or `~/` that starts a
+/// word (after the start, white space, a quote, a bracket, `=`, `,` or `:`) followed by at
+/// least two segments (`/etc/passwd`, `~/.duckdb/stored_secrets`, `'/srv/data/t.duckdb'`).
+/// Division in echoed SQL (`a/b`, `1 / 2`) and URLs (`https://duckdb.org/docs`) are not
+/// words that start with a slash, so they stay. Known server paths that are relative are
+/// replaced before this, where they are known (the engine's tenants).
+pub fn scrub_paths(text: &str) -> String {
+    let bytes = text.as_bytes();
+    let boundary = |i: usize| {
+        i == 0
+            || matches!(
+                bytes[i - 1],
+                b' ' | b'\t'
+                    | b'\n'
+                    | b'\r'
+                    | b'\''
+                    | b'"'
+                    | b'`'
+                    | b'('
+                    | b'['
+                    | b'{'
+                    | b'='
+                    | b','
+                    | b':'
+            )
+    };
+    let segment_byte = |b: u8| {
+        !b.is_ascii_whitespace()
+            && !matches!(
+                b,
+                b'/' | b'\'' | b'"' | b'`' | b')' | b']' | b'}' | b',' | b';' | b':'
+            )
+    };
+    let mut out = String::with_capacity(text.len());
+    let mut copied = 0;
+    let mut i = 0;
+    while i < bytes.len() {
+        let start = i;
+        let slash = match bytes[i] {
+            b'/' => Some(i),
+            b'~' if bytes.get(i + 1) == Some(&b'/') => Some(i + 1),
+            _ => None,
+        };
+        let Some(mut j) = slash.filter(|_| boundary(start)) else {
+            i += 1;
+            continue;
+        };
+        let mut segments = 0;
+        while j < bytes.len() && bytes[j] == b'/' {
+            let seg_start = j + 1;
+            let mut k = seg_start;
+            while k < bytes.len() && segment_byte(bytes[k]) {
+                k += 1;
+            }
+            if k == seg_start {
+                break;
+            }
+            segments += 1;
+            j = k;
+        }
+        if segments >= 2 {
+            out.push_str(&text[copied..start]);
+            out.push_str(SCRUBBED_PATH);
+            copied = j;
+            i = j;
+        } else {
+            i += 1;
+        }
+    }
+    out.push_str(&text[copied..]);
+    out
 }
 
 #[cfg(test)]
@@ -294,5 +373,36 @@ mod tests {
         let e = GatewayError::internal("secret path /var/lib/x");
         assert_eq!(e.client_message(), "internal error");
         assert!(e.log_chain().contains("/var/lib/x"));
+    }
+
+    #[test]
+    fn client_messages_never_name_a_path() {
+        let cases = [
+            (
+                "IO Error: No files found that match the pattern \"/etc/passwd\"",
+                "IO Error: No files found that match the pattern \"<path>\"",
+            ),
+            (
+                "cannot open ~/.duckdb/stored_secrets/x.json: denied",
+                "cannot open <path>: denied",
+            ),
+            ("file '/srv/data/t.duckdb', line 2", "file '<path>', line 2"),
+            ("at /proc/self/environ", "at <path>"),
+            (
+                "LINE 1: SELECT a/b, 1 / 2 FROM t",
+                "LINE 1: SELECT a/b, 1 / 2 FROM t",
+            ),
+            (
+                "see https://duckdb.org/docs/sql/x for more",
+                "see https://duckdb.org/docs/sql/x for more",
+            ),
+            ("only /tmp alone", "only /tmp alone"),
+            ("ünïcode (/a/b/ç) end", "ünïcode (<path>) end"),
+        ];
+        for (given, expected) in cases {
+            assert_eq!(scrub_paths(given), expected, "{given}");
+        }
+        let e = GatewayError::InvalidSql("Binder Error: /var/lib/duckstream/t.duckdb".into());
+        assert_eq!(e.client_message(), "Binder Error: <path>");
     }
 }

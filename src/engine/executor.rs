@@ -21,6 +21,7 @@ use std::time::{Duration, Instant};
 use actix::{Actor, Handler, Message, SyncContext};
 use tokio::sync::{mpsc, oneshot, OwnedSemaphorePermit};
 
+use super::allowlist::Refused;
 use super::control::{CancelReason, QueryControl};
 use super::parse_tree::{self, TreeError};
 use super::scratch;
@@ -204,71 +205,188 @@ fn table_refusal(refusal: Refusal) -> Ended {
     })
 }
 
-/// The checks on DuckDB's parse tree (see [`super::parse_tree`]), before DuckDB binds the
-/// statement: lambda nesting for everyone; for a table-limited token, its tables (parse tree,
-/// then plan).
+/// What a client is told when a statement cannot be checked (DuckDB serializes only `SELECT`).
+const UNCHECKABLE: &str = "only SELECT statements (and EXPLAIN of one) run here: queries are \
+     read-only, and this statement cannot be checked";
+
+/// [`UNCHECKABLE`], naming the statement by its first word (`CREATE statements…`).
+fn uncheckable(sql: &str) -> String {
+    let word: String = sql
+        .trim_start()
+        .chars()
+        .take_while(|c| c.is_ascii_alphabetic())
+        .take(16)
+        .collect();
+    match word.to_ascii_uppercase().as_str() {
+        "" | "SELECT" | "WITH" | "FROM" | "EXPLAIN" => UNCHECKABLE.into(),
+        word => format!("{word} statements are not allowed: {UNCHECKABLE}"),
+    }
+}
+
+/// The refusal of what is not on the allowlist ([`super::allowlist`]).
+fn refused_function(refused: &Refused) -> Ended {
+    Ended::Failed(GatewayError::Forbidden(match refused {
+        Refused::Function(name) => format!(
+            "function `{name}` is not available to queries: only functions that compute on \
+             values or read the tenant's own tables are"
+        ),
+        Refused::Type(name) => format!(
+            "values of type `{name}` are not available to queries: DuckDB builds them without \
+             a depth limit"
+        ),
+    }))
+}
+
+/// The checks before DuckDB runs the statement (see [`super::parse_tree`]): unless the tenant
+/// vetted this text at this data version, the allowlist and lambda nesting on the parse tree,
+/// then the allowlist on the bound plan; for a table-limited token, its tables (parse tree,
+/// then plan). An `EXPLAIN` is checked as the statement it explains.
 ///
 /// Returns what it asked DuckDB, for the stamp (when the spec wants one) to reuse.
-fn check_tree(conn: &Connection, job: &Job, hints: parse_tree::TextHints) -> Result<Asked, Ended> {
-    let forbidden = |m: String| Ended::Failed(GatewayError::Forbidden(m));
-    let tree = parse_tree::fetch(conn, &job.request().sql)
+fn check(conn: &Connection, job: &Job, vetted: bool) -> Result<Asked, Ended> {
+    let sql = &job.request().sql;
+    let checked = parse_tree::explained(sql).unwrap_or(sql);
+    let tree = parse_tree::fetch(conn, checked)
         .map_err(|e| execution_error(e, job))?
         .unwrap_or_default();
     let mut asked = Asked {
         tree: job.spec.stamp.then(|| tree.clone()),
         plan_tables: None,
     };
-    let mut bytes = tree.into_bytes();
-    let tree = match parse_tree::parse(&mut bytes) {
-        Ok(tree) => tree,
-        Err(TreeError::TooDeep) => {
-            return Err(forbidden(format!(
-                "the statement nests deeper than {} levels",
-                parse_tree::MAX_TREE_DEPTH
-            )))
+    let tree_text = tree;
+    let mut bytes = tree_text.as_bytes().to_vec();
+    let tree = parse_json(&mut bytes)?;
+    if tree.get("error").and_then(|e| e.as_bool()) == Some(true) {
+        return Err(not_checkable(&tree, job));
+    }
+    if !vetted {
+        let allowlist = job
+            .tenant
+            .allowlist(conn)
+            .map_err(|e| execution_error(e, job))?;
+        if let Some(refused) = allowlist.refused_in_tree(&tree) {
+            return Err(refused_function(&refused));
         }
-        Err(TreeError::Unreadable) => return Err(table_refusal(Refusal::NotAllowed)),
-    };
-    // DuckDB serializes SELECT only: an EXPLAIN that may hold lambdas or private functions
-    // cannot be checked.
-    let sql = &job.request().sql;
-    let unserializable = tree.get("error").and_then(|e| e.as_bool()) == Some(true)
-        && tree.get("error_type").and_then(|t| t.as_str()) == Some("not implemented");
-    if unserializable && job.tables().is_none() && hints.lambdas {
-        return Err(forbidden(
-            "lambdas are only accepted in SELECT statements (EXPLAIN cannot be checked)".into(),
-        ));
-    }
-    if unserializable && job.tables().is_none() && hints.private {
-        // Only what could name one: `EXPLAIN SELECT 1` still runs.
-        if let Some(kind) = unserializable_private(sql) {
-            return Err(forbidden(kind));
+        if parse_tree::lambda_nesting(&tree) > parse_tree::MAX_LAMBDA_NESTING {
+            return Err(Ended::Failed(GatewayError::Forbidden(format!(
+                "lambdas nested more than {} deep are refused: DuckDB binds them in time that \
+                 doubles with each level",
+                parse_tree::MAX_LAMBDA_NESTING
+            ))));
         }
-    }
-    if let Some(name) = parse_tree::private_function(&tree) {
-        return Err(forbidden(format!(
-            "{name} is not available to queries: it reads server files, settings or paths, or \
-             plans SQL from text"
-        )));
-    }
-    if parse_tree::lambda_nesting(&tree) > parse_tree::MAX_LAMBDA_NESTING {
-        return Err(forbidden(format!(
-            "lambdas nested more than {} deep are refused: DuckDB binds them in time that \
-             doubles with each level",
-            parse_tree::MAX_LAMBDA_NESTING
-        )));
     }
     if let Some(tables) = job.tables() {
-        let catalog = job.tenant.id.as_str();
         tables
-            .check_parse_tree(&tree, catalog)
+            .check_parse_tree(&tree, job.tenant.id.as_str())
             .map_err(table_refusal)?;
+    }
+    check_parameter_count(&tree, job)?;
+    let needs_plan = !vetted
+        && job
+            .tenant
+            .allowlist(conn)
+            .map_err(|e| execution_error(e, job))?
+            .needs_plan(&tree);
+    if needs_plan {
+        let planned = match job.request().params.as_slice() {
+            [] => checked.to_string(),
+            params => parse_tree::sql_with_values(conn, &tree_text, params)
+                .map_err(|e| execution_error(e, job))?
+                .ok_or_else(|| Ended::Failed(GatewayError::Forbidden(UNCHECKABLE.into())))?,
+        };
+        check_plan_functions(conn, job, &planned)?;
+    }
+    if let Some(tables) = job.tables() {
         let plans = check_plan_tables(conn, job, tables)?;
         if job.spec.stamp {
             asked.plan_tables = Some(scanned_tables(plans));
         }
     }
     Ok(asked)
+}
+
+/// The request must give exactly the parameters the statement takes (the plan is made with
+/// their values, [`parse_tree::sql_with_values`]); a named parameter cannot be given.
+fn check_parameter_count(tree: &simd_json::BorrowedValue<'_>, job: &Job) -> Result<(), Ended> {
+    let given = job.request().params.len();
+    match parse_tree::parameter_count(tree) {
+        Some(n) if n == given => Ok(()),
+        Some(n) => Err(Ended::Failed(GatewayError::InvalidParams(format!(
+            "the statement takes {n} parameter(s) but {given} were given"
+        )))),
+        None => Err(Ended::Failed(GatewayError::InvalidParams(
+            "named parameters ($name) cannot be given: use $1, $2… or ?".into(),
+        ))),
+    }
+}
+
+/// DuckDB's parse tree or plan as JSON, refusing one nested too deep.
+fn parse_json(bytes: &mut [u8]) -> Result<simd_json::BorrowedValue<'_>, Ended> {
+    parse_tree::parse(bytes).map_err(|e| match e {
+        TreeError::TooDeep => Ended::Failed(GatewayError::Forbidden(format!(
+            "the statement nests deeper than {} levels",
+            parse_tree::MAX_TREE_DEPTH
+        ))),
+        TreeError::Unreadable => table_refusal(Refusal::NotAllowed),
+    })
+}
+
+/// Refuses the statement unless every function of its bound plan is allowed (a view's or a
+/// macro's body shows only here).
+fn check_plan_functions(conn: &Connection, job: &Job, sql: &str) -> Result<(), Ended> {
+    let plan = parse_tree::fetch_plan(conn, sql)
+        .map_err(|e| execution_error(e, job))?
+        .unwrap_or_default();
+    let mut bytes = plan.into_bytes();
+    let plan = parse_json(&mut bytes)?;
+    if plan.get("error").and_then(|e| e.as_bool()) == Some(true) {
+        return Err(not_checkable(&plan, job));
+    }
+    let allowlist = job
+        .tenant
+        .allowlist(conn)
+        .map_err(|e| execution_error(e, job))?;
+    match allowlist.refused_in_plan(&plan) {
+        Some(refused) => Err(refused_function(&refused)),
+        None => Ok(()),
+    }
+}
+
+/// The end of a statement DuckDB would not serialize (its tree or its plan): a mistake in
+/// the SQL (syntax, an unknown table or column) is `invalid_sql` with DuckDB's message, as
+/// running it would have been; anything else cannot be checked and is refused.
+fn not_checkable(answer: &simd_json::BorrowedValue<'_>, job: &Job) -> Ended {
+    let field = |k: &str| answer.get(k).and_then(|v| v.as_str()).unwrap_or_default();
+    let (kind, message) = (field("error_type"), field("error_message"));
+    let mistake = matches!(
+        kind,
+        "parser" | "binder" | "catalog" | "conversion" | "invalid input" | "out of range"
+    ) && !message.contains("does not support serialization");
+    if !mistake {
+        return Ended::Failed(GatewayError::Forbidden(uncheckable(&job.request().sql)));
+    }
+    // DuckDB's messages name tables and columns: a table-limited token gets none.
+    if job.tables().is_some() {
+        return table_refusal(Refusal::Invalid);
+    }
+    let e = DuckError {
+        message: format!("{} Error: {message}", error_title(kind)),
+        kind: DuckErrorKind::Other,
+    };
+    Ended::Failed(sql_error(e, job))
+}
+
+/// DuckDB's name for an error type as its messages begin (`binder` → `Binder`).
+fn error_title(kind: &str) -> String {
+    kind.split(' ')
+        .map(|w| {
+            let mut c = w.chars();
+            c.next()
+                .map(|f| f.to_ascii_uppercase().to_string() + c.as_str())
+                .unwrap_or_default()
+        })
+        .collect::<Vec<_>>()
+        .join(" ")
 }
 
 /// What the checks before binding already asked DuckDB: the parse tree's text, the tables of
@@ -302,19 +420,6 @@ fn explain(conn: &Connection, request: &QueryRequest) -> Result<Vec<String>, Exp
         plans.extend((0..chunk.len()).map(|row| chunk.varchar(1, row).unwrap_or_default()));
     }
     Ok(plans)
-}
-
-/// For a statement DuckDB cannot serialize (EXPLAIN, SHOW…): a refusal if its text names a
-/// private function as a word.
-fn unserializable_private(sql: &str) -> Option<String> {
-    let lower = sql.to_ascii_lowercase();
-    let words: Vec<&str> = lower
-        .split(|c: char| !(c.is_ascii_alphanumeric() || c == '_'))
-        .collect();
-    parse_tree::PRIVATE_FUNCTIONS
-        .iter()
-        .find(|p| words.contains(p))
-        .map(|p| format!("{p} is not available to queries (and EXPLAIN cannot be checked)"))
 }
 
 /// Refuses the query unless every table its plan reads is in `tables` (DuckDB plans it once
@@ -661,17 +766,18 @@ impl Running {
         // Detach before `conn` drops back into the pool (drop order is reverse declaration).
         let _detach = Detach(&job.control);
 
-        // Checks on DuckDB's parse tree run before DuckDB binds the statement (`check_tree`):
-        // a table-limited token's always, anyone's when the text could hold lambdas or name a
-        // private function.
-        let hints = parse_tree::TextHints::of(&job.request().sql);
+        // The checks run before DuckDB binds the statement (`check`); a text this tenant
+        // already vetted at this data version skips those every client gets.
+        let sql = &job.request().sql;
+        let vetted = job.tenant.is_vetted(sql, job.data_version);
         let mut asked = Asked::default();
-        if job.tables().is_some() || hints.lambdas || hints.private {
-            match check_tree(&conn, job, hints) {
+        if !vetted || job.tables().is_some() {
+            match check(&conn, job, vetted) {
                 Ok(a) => asked = a,
                 Err(Ended::Failed(e)) => return Ended::Rejected(e),
                 Err(other) => return other,
             }
+            job.tenant.remember_vetted(sql, job.data_version);
         }
         // Kept prepared on the connection: a dashboard's repeated query skips DuckDB's parser,
         // binder and planner (DuckDB re-binds it after a change to what it reads).
@@ -690,7 +796,7 @@ impl Running {
                 )))
             }
             // DuckDB runs what EXPLAIN ANALYZE explains, whatever its type.
-            StatementKind::Explain if hints.analyze => {
+            StatementKind::Explain if parse_tree::names_analyze(sql) => {
                 return reject(GatewayError::Forbidden(
                     "EXPLAIN ANALYZE runs the statement it explains: use EXPLAIN".into(),
                 ))

@@ -21,6 +21,7 @@
 //! - The stream always ends with an `end` or `error` frame, unless the reader is gone (or took
 //!   nothing for the executor's final-line wait: then the frames stop without one).
 
+pub mod allowlist;
 pub mod cache;
 pub mod control;
 pub mod datasets;

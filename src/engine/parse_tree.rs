@@ -1,24 +1,22 @@
-//! DuckDB's parse tree of a statement (`json_serialize_sql`), read before DuckDB binds it: what
-//! a statement *is* can be checked there without evaluating anything in it.
+//! DuckDB's parse tree of a statement (`json_serialize_sql`), read before DuckDB binds it, and
+//! its bound plan (`json_serialize_plan`), read after: what a statement *is* and what it calls
+//! can be checked there without evaluating anything in it.
 //!
-//! Used for two checks:
-//! - **Lambda nesting, for every client**: DuckDB binds lambdas nested in lambdas in time that
-//!   doubles with each level (24 levels: 7 s; 40: days), and binding cannot be interrupted, so
-//!   one such statement would hold an executor thread for good. Statements nesting lambdas
-//!   deeper than [`MAX_LAMBDA_NESTING`] are refused. The tree is only fetched when the text
-//!   could hold a lambda ([`TextHints`]), so ordinary queries pay nothing.
-//! - **Server-private functions, for every client** ([`PRIVATE_FUNCTIONS`]): those that read
-//!   server files (the spatial extension's `ST_Read` family, which brings GDAL's own virtual
-//!   file systems; `ST_Read_Meta` crashed the process on an unreadable file in spatial 1.5.5),
-//!   show server paths or settings (`pragma_database_list`, `duckdb_settings()`,
-//!   `current_setting()` but for the [`READABLE_SETTINGS`], given as a constant), or plan SQL from text at bind time (`query()`, `query_table()`), which
-//!   would hide the others from this check. The sandbox (no external access) already stops the
-//!   file reads; this check keeps clients from reaching the code at all. The tree is fetched
-//!   only when the text could name one ([`TextHints`]).
+//! Used for three checks, every query of every client (a text that passed is remembered per
+//! tenant and data version: [`super::tenant::Tenant::is_vetted`]):
+//! - **The function allowlist** ([`super::allowlist`]): on the tree before binding, on the
+//!   plan after it (views and macros show their bodies only there).
+//! - **Lambda nesting**: DuckDB binds lambdas nested in lambdas in time that doubles with each
+//!   level (24 levels: 7 s; 40: days), and binding cannot be interrupted, so one such
+//!   statement would hold an executor thread for good. Statements nesting lambdas deeper than
+//!   [`MAX_LAMBDA_NESTING`] are refused.
 //! - **Allowed tables** for table-limited tokens ([`super::tables`]).
 //!
-//! Invariant: a tree deeper than [`MAX_TREE_DEPTH`] JSON levels is refused before it is parsed
-//! (parsing and walking recurse on executor threads with ordinary stacks).
+//! Only `SELECT` statements serialize: any other statement cannot be checked and is refused,
+//! but for `EXPLAIN`, whose explained statement ([`explained`]) is checked instead.
+//!
+//! Invariant: a tree or plan deeper than [`MAX_TREE_DEPTH`] JSON levels is refused before it
+//! is parsed (parsing and walking recurse on executor threads with ordinary stacks).
 
 use simd_json::prelude::*;
 use simd_json::BorrowedValue;
@@ -39,68 +37,11 @@ pub enum TreeError {
     Unreadable,
 }
 
-/// Functions no client may call (lower case), whether as a function or a table name
-/// (`FROM pragma_database_list`). See the module's comment for why each is here.
-pub const PRIVATE_FUNCTIONS: &[&str] = &[
-    "st_read",
-    "st_readosm",
-    "st_readshp",
-    "st_read_meta",
-    "pragma_database_list",
-    "duckdb_databases",
-    "duckdb_settings",
-    "duckdb_extensions",
-    "duckdb_temporary_files",
-    "duckdb_secrets",
-    "duckdb_logs",
-    "which_secret",
-    "current_setting",
-    "getenv",
-    "query",
-    "query_table",
-];
-
-/// Settings `current_setting()` may read: those that hold no server path (an allowlist, so
-/// that a new path-valued setting of DuckDB stays private).
-pub const READABLE_SETTINGS: &[&str] = &[
-    "threads",
-    "worker_threads",
-    "memory_limit",
-    "max_memory",
-    "max_temp_directory_size",
-    "preserve_insertion_order",
-    "timezone",
-    "calendar",
-    "default_order",
-    "default_null_order",
-    "explain_output",
-    "enable_progress_bar",
-    "access_mode",
-];
-
-/// What a statement's text could hold, read from one lower-cased copy (queries pay one copy,
-/// not one per check).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct TextHints {
-    /// It could hold a lambda: `->`, `lambda`, or a list comprehension's `FOR`.
-    pub lambdas: bool,
-    /// It could name a [`PRIVATE_FUNCTIONS`] entry (a substring test: a false positive only
-    /// costs fetching the parse tree).
-    pub private: bool,
-    /// It holds the word `ANALYZE` (or `ANALYSE`): in an `EXPLAIN`, DuckDB would run the
-    /// explained statement, whatever it is.
-    pub analyze: bool,
-}
-
-impl TextHints {
-    pub fn of(sql: &str) -> Self {
-        let lower = sql.to_ascii_lowercase();
-        Self {
-            lambdas: lambda_words(&lower),
-            private: private_words(&lower),
-            analyze: has_word(&lower, "analyze") || has_word(&lower, "analyse"),
-        }
-    }
+/// Whether the text holds the word `ANALYZE` (or `ANALYSE`): in an `EXPLAIN`, DuckDB would
+/// run the explained statement, whatever it is.
+pub fn names_analyze(sql: &str) -> bool {
+    let lower = sql.to_ascii_lowercase();
+    has_word(&lower, "analyze") || has_word(&lower, "analyse")
 }
 
 /// Whether `word` occurs in `lower` on its own (not inside a longer identifier).
@@ -114,73 +55,47 @@ fn has_word(lower: &str, word: &str) -> bool {
     })
 }
 
-fn private_words(lower: &str) -> bool {
-    [
-        "st_read", "pragma_", "duckdb_", "secret", "setting", "getenv", "query",
-    ]
-    .iter()
-    .any(|stem| lower.contains(stem))
-}
-
-/// The first private function the tree calls or scans, if any.
-pub fn private_function<'v>(v: &'v BorrowedValue<'v>) -> Option<&'v str> {
-    if let Some(items) = v.as_array() {
-        return items.iter().find_map(private_function);
-    }
-    let obj = v.as_object()?;
-    for key in ["function_name", "table_name"] {
-        if let Some(name) = v.get(key).and_then(|n| n.as_str()) {
-            if PRIVATE_FUNCTIONS
-                .iter()
-                .any(|p| p.eq_ignore_ascii_case(name))
-                && !reads_a_readable_setting(v, name)
-            {
-                return Some(name);
-            }
+/// The statement an `EXPLAIN` explains: the text after `EXPLAIN`, an optional `ANALYZE` and
+/// an optional parenthesised option list; `None` if `sql` is not an `EXPLAIN`. Comments and
+/// quotes inside the options are not expected: an odd spelling only yields a text that fails
+/// its own checks (fail closed).
+pub fn explained(sql: &str) -> Option<&str> {
+    let rest = keyword(skip_space(sql), "explain")?;
+    let mut rest = skip_space(rest);
+    for word in ["analyze", "analyse"] {
+        if let Some(r) = keyword(rest, word) {
+            rest = skip_space(r);
         }
     }
-    obj.values().find_map(private_function)
-}
-
-/// `current_setting('<a READABLE_SETTINGS entry>')`: one argument, a string constant.
-fn reads_a_readable_setting(v: &BorrowedValue<'_>, name: &str) -> bool {
-    if !name.eq_ignore_ascii_case("current_setting") {
-        return false;
+    if let Some(options) = rest.strip_prefix('(') {
+        let close = options.find(')')?;
+        rest = skip_space(&options[close + 1..]);
     }
-    let Some([arg]) = v
-        .get("children")
-        .and_then(|c| c.as_array())
-        .map(|c| c.as_slice())
-    else {
-        return false;
-    };
-    let value = arg.get("value");
-    let is_text = value
-        .and_then(|v| v.get("type"))
-        .and_then(|t| t.get("id"))
-        .and_then(|i| i.as_str())
-        == Some("VARCHAR");
-    let setting = value.and_then(|v| v.get("value")).and_then(|s| s.as_str());
-    arg.get("class").and_then(|c| c.as_str()) == Some("CONSTANT")
-        && is_text
-        && setting.is_some_and(|s| READABLE_SETTINGS.iter().any(|r| r.eq_ignore_ascii_case(s)))
+    Some(rest)
 }
 
-fn lambda_words(lower: &str) -> bool {
-    lower.contains("->")
-        || lower.contains("lambda")
-        || lower
-            .match_indices("for")
-            .any(|(i, _)| is_word_boundary(lower, i) && is_word_boundary(lower, i + 3))
+fn skip_space(s: &str) -> &str {
+    let mut s = s.trim_start();
+    loop {
+        if let Some(r) = s.strip_prefix("--") {
+            s = r.split_once('\n').map_or("", |(_, r)| r).trim_start();
+        } else if let Some(r) = s.strip_prefix("/*") {
+            s = r.split_once("*/").map_or("", |(_, r)| r).trim_start();
+        } else {
+            return s;
+        }
+    }
 }
 
-fn is_word_boundary(s: &str, i: usize) -> bool {
-    let b = s.as_bytes();
-    let word = |c: u8| c.is_ascii_alphanumeric() || c == b'_';
-    let before = i == 0 || !word(b[i - 1]);
-    let after = i >= b.len() || !word(b[i]);
-    // Called with the start (check what precedes) and the end (check what follows).
-    before || after
+/// `s` after `word` (any case) when `s` starts with it as a whole word.
+fn keyword<'s>(s: &'s str, word: &str) -> Option<&'s str> {
+    let head = s.get(..word.len())?;
+    let rest = &s[word.len()..];
+    let ends = rest
+        .bytes()
+        .next()
+        .is_none_or(|b| !(b == b'_' || b.is_ascii_alphanumeric()));
+    (head.eq_ignore_ascii_case(word) && ends).then_some(rest)
 }
 
 /// The parse tree of `sql` as JSON text, from DuckDB's parser (`sql` is a bound value here).
@@ -189,6 +104,121 @@ pub fn fetch(conn: &Connection, sql: &str) -> Result<Option<String>, DuckError> 
         "SELECT json_serialize_sql($1::VARCHAR)",
         &Param::Text(sql.to_string()),
     )
+}
+
+/// The bound and optimized plan of `sql` as JSON text (`sql` is a bound value here). DuckDB
+/// binds it (table functions' binds run: the tree must have passed first) but runs nothing.
+pub fn fetch_plan(conn: &Connection, sql: &str) -> Result<Option<String>, DuckError> {
+    conn.query_text(
+        "SELECT json_serialize_plan($1::VARCHAR)",
+        &Param::Text(sql.to_string()),
+    )
+}
+
+/// The text of a statement with parameters, as DuckDB would plan it with `params` bound:
+/// `json_serialize_plan` takes no parameter values (it fails on a parameter whose type only
+/// its value decides), so each parameter of the tree (`tree`, the statement's
+/// [`fetch`]ed JSON) becomes a constant of its value, and DuckDB writes the tree back as SQL.
+/// `None` when a parameter has no value (or a name: requests bind by position).
+pub fn sql_with_values(
+    conn: &Connection,
+    tree: &str,
+    params: &[Param],
+) -> Result<Option<String>, DuckError> {
+    let mut bytes = tree.as_bytes().to_vec();
+    if crate::wire::too_deep(&bytes, MAX_TREE_DEPTH) {
+        return Ok(None);
+    }
+    let Ok(mut tree) = simd_json::to_owned_value(&mut bytes) else {
+        return Ok(None);
+    };
+    if !bind_values(&mut tree, params) {
+        return Ok(None);
+    }
+    let json = simd_json::to_string(&tree).map_err(|e| DuckError {
+        message: e.to_string(),
+        kind: crate::duck::DuckErrorKind::Other,
+    })?;
+    conn.query_text("SELECT json_deserialize_sql($1::JSON)", &Param::Text(json))
+}
+
+/// How many parameters the tree takes (the highest `$n`; `?`s are numbered by DuckDB), or
+/// `None` if one is named (`$name`: requests bind by position).
+pub fn parameter_count(v: &BorrowedValue<'_>) -> Option<usize> {
+    if let Some(items) = v.as_array() {
+        return items
+            .iter()
+            .map(parameter_count)
+            .try_fold(0, |most, n| Some(most.max(n?)));
+    }
+    let Some(obj) = v.as_object() else {
+        return Some(0);
+    };
+    let own = if v.get("class").and_then(|c| c.as_str()) == Some("PARAMETER") {
+        v.get("identifier")
+            .and_then(|i| i.as_str())
+            .and_then(|i| i.parse::<usize>().ok())?
+    } else {
+        0
+    };
+    obj.values()
+        .map(parameter_count)
+        .try_fold(own, |most, n| Some(most.max(n?)))
+}
+
+/// Replaces every `PARAMETER` node of `v` by a constant of its value; `false` if one has none.
+fn bind_values(v: &mut simd_json::OwnedValue, params: &[Param]) -> bool {
+    use simd_json::OwnedValue;
+    if let Some(items) = v.as_array_mut() {
+        return items.iter_mut().all(|item| bind_values(item, params));
+    }
+    if v.get("class").and_then(|c| c.as_str()) == Some("PARAMETER") {
+        let value = v
+            .get("identifier")
+            .and_then(|i| i.as_str())
+            .and_then(|i| i.parse::<usize>().ok())
+            .and_then(|n| params.get(n.checked_sub(1)?));
+        let Some(value) = value else {
+            return false;
+        };
+        let mut constant = simd_json::value::owned::Object::new();
+        constant.insert("class".into(), OwnedValue::from("CONSTANT"));
+        constant.insert("type".into(), OwnedValue::from("VALUE_CONSTANT"));
+        constant.insert("alias".into(), OwnedValue::from(""));
+        constant.insert("query_location".into(), OwnedValue::from(u64::MAX));
+        constant.insert("value".into(), constant_value(value));
+        *v = OwnedValue::from(constant);
+        return true;
+    }
+    match v.as_object_mut() {
+        Some(obj) => obj.values_mut().all(|child| bind_values(child, params)),
+        None => true,
+    }
+}
+
+/// A parameter's value as DuckDB serializes a constant (a non-finite double as text, which
+/// JSON cannot hold: planning only needs its type to be one a cast accepts).
+fn constant_value(param: &Param) -> simd_json::OwnedValue {
+    use simd_json::OwnedValue;
+    let (id, value) = match param {
+        Param::Null => ("NULL", None),
+        Param::Bool(b) => ("BOOLEAN", Some(OwnedValue::from(*b))),
+        Param::Int(n) => ("BIGINT", Some(OwnedValue::from(*n))),
+        Param::UInt(n) => ("UBIGINT", Some(OwnedValue::from(*n))),
+        Param::Float(f) if f.is_finite() => ("DOUBLE", Some(OwnedValue::from(*f))),
+        Param::Float(f) => ("VARCHAR", Some(OwnedValue::from(f.to_string()))),
+        Param::Text(t) => ("VARCHAR", Some(OwnedValue::from(t.as_str()))),
+    };
+    let mut ty = simd_json::value::owned::Object::new();
+    ty.insert("id".into(), OwnedValue::from(id));
+    ty.insert("type_info".into(), OwnedValue::null());
+    let mut out = simd_json::value::owned::Object::new();
+    out.insert("type".into(), OwnedValue::from(ty));
+    out.insert("is_null".into(), OwnedValue::from(value.is_none()));
+    if let Some(value) = value {
+        out.insert("value".into(), value);
+    }
+    OwnedValue::from(out)
 }
 
 /// Parses the tree, refusing trees nested too deep.
@@ -217,51 +247,59 @@ mod tests {
     use super::*;
 
     #[test]
-    fn private_functions_are_found_anywhere_in_the_tree() {
-        let tree = |json: &str| json.as_bytes().to_vec();
-        let mut t = tree(
-            r#"{"statements":[{"from_table":{"type":"TABLE_FUNCTION","function":{"class":"FUNCTION","function_name":"ST_Read_Meta"}}}]}"#,
+    fn explain_gives_the_statement_it_explains() {
+        assert_eq!(explained("EXPLAIN SELECT 1"), Some("SELECT 1"));
+        assert_eq!(
+            explained("  explain (FORMAT json)\n SELECT * FROM t"),
+            Some("SELECT * FROM t")
         );
         assert_eq!(
-            private_function(&parse(&mut t).unwrap()),
-            Some("ST_Read_Meta")
+            explained("/* c */ EXPLAIN ANALYZE -- x\nSELECT 2"),
+            Some("SELECT 2")
         );
-        let mut t = tree(
-            r#"{"statements":[{"from_table":{"type":"BASE_TABLE","table_name":"pragma_database_list"}}]}"#,
-        );
-        assert!(private_function(&parse(&mut t).unwrap()).is_some());
-        let mut t = tree(
-            r#"{"statements":[{"select_list":[{"class":"FUNCTION","function_name":"st_area"}]}]}"#,
-        );
-        assert_eq!(private_function(&parse(&mut t).unwrap()), None);
-        let call = |arg: &str| {
-            format!(
-                r#"{{"statements":[{{"select_list":[{{"class":"FUNCTION","function_name":"current_setting","children":[{arg}]}}]}}]}}"#
-            )
-            .into_bytes()
-        };
-        let constant = |s: &str| {
-            format!(r#"{{"class":"CONSTANT","value":{{"type":{{"id":"VARCHAR"}},"value":"{s}"}}}}"#)
-        };
-        let mut t = call(&constant("Threads"));
-        assert_eq!(private_function(&parse(&mut t).unwrap()), None);
-        let mut t = call(&constant("secret_directory"));
-        assert!(private_function(&parse(&mut t).unwrap()).is_some());
-        let mut t = call(r#"{"class":"FUNCTION","function_name":"lower","children":[]}"#);
-        assert!(private_function(&parse(&mut t).unwrap()).is_some());
-        assert!(TextHints::of("SELECT * FROM ST_READ('x')").private);
-        assert!(TextHints::of("select current_setting('x')").private);
-        assert!(!TextHints::of("SELECT ST_Area(geom) FROM parcels").private);
+        assert_eq!(explained("SELECT 'EXPLAIN'"), None);
+        assert_eq!(explained("EXPLAINED"), None);
+        assert_eq!(explained("EXPLAIN (FORMAT json"), None);
+        assert!(names_analyze("EXPLAIN ANALYZE SELECT 1"));
+        assert!(!names_analyze("SELECT analyzer FROM t"));
     }
 
     #[test]
-    fn lambda_candidates_are_spotted_by_their_words() {
-        assert!(TextHints::of("SELECT list_transform(l, x -> x + 1)").lambdas);
-        assert!(TextHints::of("SELECT list_transform(l, LAMBDA x: x)").lambdas);
-        assert!(TextHints::of("SELECT [x FOR x IN l]").lambdas);
-        assert!(TextHints::of("SELECT [x\nfor\tx IN l]").lambdas);
-        assert!(!TextHints::of("SELECT format('{}', 1), fork FROM t").lambdas);
-        assert!(!TextHints::of("SELECT * FROM trips WHERE id > 3").lambdas);
+    fn parameters_become_constants_of_their_values() {
+        let mut tree = simd_json::json!({"select_list": [
+            {"class": "PARAMETER", "identifier": "1"},
+            {"class": "FUNCTION", "children": [{"class": "PARAMETER", "identifier": "2"}]},
+            {"class": "PARAMETER", "identifier": "3"}
+        ]});
+        let params = [Param::Int(5), Param::Text("x".into()), Param::Null];
+        assert!(bind_values(&mut tree, &params));
+        let list = &tree["select_list"];
+        assert_eq!(list[0]["class"], "CONSTANT");
+        assert_eq!(list[0]["value"]["type"]["id"], "BIGINT");
+        assert_eq!(list[0]["value"]["value"], 5);
+        assert_eq!(list[1]["children"][0]["value"]["value"], "x");
+        assert_eq!(list[2]["value"]["is_null"], true);
+        // A parameter without a value, or with a name, cannot be planned.
+        let mut tree = simd_json::json!([{"class": "PARAMETER", "identifier": "4"}]);
+        assert!(!bind_values(&mut tree, &params));
+        let mut tree = simd_json::json!([{"class": "PARAMETER", "identifier": "name"}]);
+        assert!(!bind_values(&mut tree, &params));
+        let count = |json: &str| {
+            let mut bytes = json.as_bytes().to_vec();
+            let tree = parse(&mut bytes).unwrap();
+            parameter_count(&tree)
+        };
+        assert_eq!(
+            count(
+                r#"[{"class":"PARAMETER","identifier":"2"},{"x":{"class":"PARAMETER","identifier":"1"}}]"#
+            ),
+            Some(2)
+        );
+        assert_eq!(count(r#"{"select_list":[]}"#), Some(0));
+        assert_eq!(
+            count(r#"[{"class":"PARAMETER","identifier":"name"}]"#),
+            None
+        );
     }
 
     #[test]

@@ -310,8 +310,16 @@ pub struct Tenant {
     /// Functions whose results may change on the same data ([`super::stamp`]), read from the
     /// database once.
     volatile: std::sync::OnceLock<Option<std::collections::HashSet<String>>>,
+    /// What this tenant's statements may call ([`super::allowlist`]), read from the database
+    /// once.
+    allowlist: std::sync::OnceLock<super::allowlist::Allowlist>,
+    /// Held while the allowlist is read (see [`Tenant::allowlist`]).
+    allowlist_read: Mutex<()>,
     /// What a statement's stamp found out about it (see [`Tenant::known_reads`]), by its text.
     reads: moka::sync::Cache<Arc<str>, Reads>,
+    /// Texts whose every-client checks passed, with the data version they passed at (see
+    /// [`Tenant::is_vetted`]).
+    vetted: moka::sync::Cache<Arc<str>, u64>,
     /// The data version, for those who wait for a write (live subscriptions).
     pub changes: tokio::sync::watch::Sender<u64>,
     /// The derived tables of the scratch space.
@@ -356,6 +364,18 @@ impl Tenant {
         self.reads.insert(Arc::from(sql), reads);
     }
 
+    /// Whether `sql` passed the checks every client's statement gets (the function allowlist on
+    /// its tree and plan, lambda nesting) at data version `version`. The tree depends on the
+    /// text alone and the plan on the catalog, which only a write (moving the version) changes;
+    /// the checks cost DuckDB a parse and a plan to JSON, and a dashboard repeats its queries.
+    pub fn is_vetted(&self, sql: &str, version: u64) -> bool {
+        self.vetted.get(sql) == Some(version)
+    }
+
+    pub fn remember_vetted(&self, sql: &str, version: u64) {
+        self.vetted.insert(Arc::from(sql), version);
+    }
+
     /// The newest data version that changed one of `tables` (0 for none: a result that reads
     /// no table never changes).
     pub fn tables_version(&self, tables: &[String]) -> u64 {
@@ -392,6 +412,32 @@ impl Tenant {
                 }
             })
             .as_ref()
+    }
+
+    /// What this tenant's statements may call ([`super::allowlist`]), read from DuckDB's
+    /// catalog on `conn` the first time it can be (a failed read, an interrupted one say, is
+    /// tried again by the next query). Blocking: executor threads only.
+    pub fn allowlist(
+        &self,
+        conn: &Connection,
+    ) -> Result<&super::allowlist::Allowlist, crate::duck::DuckError> {
+        if let Some(list) = self.allowlist.get() {
+            return Ok(list);
+        }
+        // One reader at a time: a burst of a new tenant's first queries would otherwise each
+        // scan the catalog (~100 ms apiece) at once.
+        let _reading = self
+            .allowlist_read
+            .lock()
+            .unwrap_or_else(|p| p.into_inner());
+        if let Some(list) = self.allowlist.get() {
+            return Ok(list);
+        }
+        let functions = conn.query_rows(super::allowlist::FUNCTIONS_SQL)?;
+        let views = conn.query_rows(super::allowlist::VIEWS_SQL)?;
+        Ok(self
+            .allowlist
+            .get_or_init(|| super::allowlist::Allowlist::from_rows(functions).with_views(views)))
     }
 
     /// Closes the tenant's database (once no query holds a connection: the caller holds every
@@ -650,7 +696,10 @@ impl TenantRegistry {
                 written: Mutex::new(HashMap::new()),
                 incarnation: uuid::Uuid::new_v4().as_u64_pair().0,
                 volatile: std::sync::OnceLock::new(),
+                allowlist: std::sync::OnceLock::new(),
+                allowlist_read: Mutex::new(()),
                 reads: moka::sync::Cache::new(READS_KEPT),
+                vetted: moka::sync::Cache::new(READS_KEPT),
                 changes: tokio::sync::watch::Sender::new(version),
                 scratch: Mutex::new(Default::default()),
                 scratch_derives: Mutex::new(()),

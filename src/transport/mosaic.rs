@@ -104,28 +104,48 @@ async fn exec(
             "`{bad}` is not a plain table name"
         )));
     }
+    // Every SELECT passes the engine's checks (as an EXPLAIN: planned, never run) before the
+    // first statement runs, so a refused statement leaves nothing behind.
+    for statement in &statements {
+        if let ExecStatement::CreateTable { select, .. } = statement {
+            let spec = exec_spec(access, format!("EXPLAIN {select}"), parent)?;
+            drain(engine.start(spec).await?, None)
+                .await
+                .map_err(Failure::into_error)?;
+        }
+    }
     for statement in statements {
         match statement {
             ExecStatement::CreateSchema => {}
             ExecStatement::DropSchema => engine.clear_scratch(&access.tenant).await?,
             ExecStatement::CreateTable { name, select } => {
-                let mut spec = QuerySpec::new(
-                    access.tenant.clone(),
-                    QueryRequest::of_sql(select)?,
-                    Transport::Http,
-                )
-                .derive(name);
-                if let Some(token) = parent {
-                    spec = spec
-                        .without_connection_slot()
-                        .parent(token.clone(), CancelReason::Disconnected);
-                }
+                let spec = exec_spec(access, select, parent)?.derive(name);
                 let running = engine.start(spec).await?;
                 drain(running, None).await.map_err(Failure::into_error)?;
             }
         }
     }
     Ok(())
+}
+
+/// The spec of one of an `exec`'s statements; on the socket, under its token and without a
+/// connection slot of its own (the socket holds one).
+fn exec_spec(
+    access: &Access,
+    sql: String,
+    parent: Option<&CancellationToken>,
+) -> Result<QuerySpec, GatewayError> {
+    let mut spec = QuerySpec::new(
+        access.tenant.clone(),
+        QueryRequest::of_sql(sql)?,
+        Transport::Http,
+    );
+    if let Some(token) = parent {
+        spec = spec
+            .without_connection_slot()
+            .parent(token.clone(), CancelReason::Disconnected);
+    }
+    Ok(spec)
 }
 
 /// Why a drained query did not complete.

@@ -2,6 +2,7 @@
 //! HTTP clients, real DuckDB.
 
 mod admin;
+mod allowlist;
 mod auth;
 mod browser;
 mod cache;
