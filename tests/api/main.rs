@@ -25,4 +25,5 @@ mod stack;
 mod streaming;
 mod types;
 mod upload_checks;
+mod upload_fuzz;
 mod ws;
