@@ -922,6 +922,10 @@ mod tests {
         assert!(e.to_string().contains("duckdb_memory_limit"), "{e}");
         let e = Config::from_cli(cli(&["--pool-size", "0"])).unwrap_err();
         assert!(e.to_string().contains("pool_size"), "{e}");
+        let e = Config::from_cli(cli(&["--max-upload-record-bytes", "10"])).unwrap_err();
+        assert!(e.to_string().contains("max_upload_record_bytes"), "{e}");
+        let c = Config::from_cli(cli(&["--max-upload-record-bytes", "4096"])).unwrap();
+        assert_eq!(c.server.max_upload_record_bytes, 4096);
         assert!(Cli::try_parse_from(["duckstream", "--bind", "nope"]).is_err());
         let e = Config::from_cli(cli(&["--bind", "0.0.0.0:8080"])).unwrap_err();
         assert!(e.to_string().contains("--insecure"), "{e}");
