@@ -216,6 +216,7 @@ impl From<WireError> for GatewayError {
             WireError::InvalidRequest(m) => Self::InvalidRequest(m),
             WireError::InvalidTenant => Self::InvalidTenant,
             WireError::InvalidParams(m) => Self::InvalidParams(m),
+            WireError::InvalidUpload(m) => Self::InvalidUpload(m),
         }
     }
 }

@@ -1,6 +1,7 @@
 //! Bounded fuzzing of the parsers that see raw client input: the HTTP query body
 //! (`QueryRequest::from_json`), the WebSocket message (`ClientMessage::parse`), the token
-//! request body (`TokenRequest::from_json`) and tokens (`TokenSigner::verify`). None may panic
+//! request body (`TokenRequest::from_json`), tokens (`TokenSigner::verify`), and an upload's
+//! checks (`UploadScan`, `check_parquet_footer`). None may panic
 //! on any input, every accepted request satisfies the wire invariants, and no altered token
 //! verifies.
 //!
@@ -9,6 +10,8 @@
 //! `tests/fuzz.proptest-regressions` (commit them). Bounded: a fixed number of cases.
 
 use duckstream::auth::token::{Claims, TokenSigner};
+use duckstream::wire::datasets::UploadFormat;
+use duckstream::wire::upload_scan::{check_parquet_footer, UploadScan};
 use duckstream::wire::{ClientMessage, QueryRequest, TokenRequest, MAX_CHUNK_ROWS};
 use proptest::prelude::*;
 
@@ -46,8 +49,25 @@ fn check(input: &[u8]) {
         Ok(ClientMessage::Ping) | Err(_) => {}
     }
     let _ = TokenRequest::from_json(&mut input.to_vec());
+    check_upload(input);
     let text = String::from_utf8_lossy(input);
     assert!(signer().verify(&text, 0).is_err(), "random input verified");
+}
+
+/// An upload's checks (the scan of every format, fed in two pieces, and the Parquet
+/// footer's) answer, never panic.
+fn check_upload(input: &[u8]) {
+    for format in [
+        UploadFormat::Csv,
+        UploadFormat::Ndjson,
+        UploadFormat::GeoJson,
+        UploadFormat::Parquet,
+    ] {
+        let mut scan = UploadScan::new(format, 64);
+        let (a, b) = input.split_at(input.len() / 2);
+        let _ = scan.feed(a).and_then(|()| scan.feed(b));
+    }
+    let _ = check_parquet_footer(input);
 }
 
 fn signer() -> TokenSigner {

@@ -362,6 +362,7 @@ fn transport_settings(config: &Config) -> std::io::Result<transport::Settings> {
         stream_buffer: config.engine.stream_buffer,
         max_body_bytes: config.server.max_body_bytes,
         body_timeout: config.server.body_timeout,
+        max_upload_record_bytes: config.server.max_upload_record_bytes,
         sse_keepalive: config.sse.keepalive,
         subscription_max_bytes: config.engine.cache_max_entry_bytes,
         ws: WsSettings {

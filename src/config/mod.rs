@@ -105,6 +105,9 @@ pub struct ServerSettings {
     pub max_body_bytes: usize,
     /// How long a request body may take to arrive (at least 1 s).
     pub body_timeout: Duration,
+    /// The longest record an upload may hold: an NDJSON line, a CSV record, a GeoJSON
+    /// feature (checked as the body streams, before DuckDB reads it).
+    pub max_upload_record_bytes: u64,
     /// Origins allowed to read responses from a browser (`*` for any); empty: no CORS headers.
     pub cors_allow_origins: Vec<String>,
     /// Serve without authentication (no tenants file) on a non-loopback address: every tenant
@@ -123,6 +126,8 @@ impl Default for ServerSettings {
             shutdown_timeout: Duration::from_secs(5),
             max_body_bytes: 1 << 20,
             body_timeout: Duration::from_secs(10),
+            // DuckDB's read_json reads objects of at most 16 MiB (`maximum_object_size`).
+            max_upload_record_bytes: 16 << 20,
             cors_allow_origins: Vec::new(),
             insecure: false,
             demo: true,
@@ -150,6 +155,9 @@ pub struct ServerLayer {
     /// Seconds a request body may take to arrive (slow senders get 408)
     #[arg(long, env = "DUCKSTREAM_BODY_TIMEOUT_SECS")]
     pub body_timeout_secs: Option<u64>,
+    /// Longest record of an upload (NDJSON line, CSV record, GeoJSON feature), in bytes
+    #[arg(long, env = "DUCKSTREAM_MAX_UPLOAD_RECORD_BYTES")]
+    pub max_upload_record_bytes: Option<u64>,
     /// Origins allowed to read responses in a browser, comma-separated (`*` for any)
     #[arg(long, env = "DUCKSTREAM_CORS_ALLOW_ORIGINS", value_delimiter = ',')]
     pub cors_allow_origins: Option<Vec<String>>,
@@ -167,6 +175,7 @@ pub struct ServerLayer {
 impl ServerSettings {
     fn apply(&mut self, layer: ServerLayer) {
         set!(self, layer; bind, data_dir, max_body_bytes, cors_allow_origins);
+        set!(self, layer; max_upload_record_bytes);
         set!(self, layer; insecure, demo, demo_rows);
         set_secs!(self, layer; shutdown_timeout_secs => shutdown_timeout);
         if let Some(s) = layer.body_timeout_secs {
@@ -744,6 +753,9 @@ impl Config {
         if server.max_body_bytes < 64 {
             return Err(invalid("max_body_bytes", "must be at least 64"));
         }
+        if server.max_upload_record_bytes < 64 {
+            return Err(invalid("max_upload_record_bytes", "must be at least 64"));
+        }
         if !(1..=1024).contains(&ws.max_queries) {
             return Err(invalid("ws_max_queries", "must be between 1 and 1024"));
         }
@@ -910,6 +922,10 @@ mod tests {
         assert!(e.to_string().contains("duckdb_memory_limit"), "{e}");
         let e = Config::from_cli(cli(&["--pool-size", "0"])).unwrap_err();
         assert!(e.to_string().contains("pool_size"), "{e}");
+        let e = Config::from_cli(cli(&["--max-upload-record-bytes", "10"])).unwrap_err();
+        assert!(e.to_string().contains("max_upload_record_bytes"), "{e}");
+        let c = Config::from_cli(cli(&["--max-upload-record-bytes", "4096"])).unwrap();
+        assert_eq!(c.server.max_upload_record_bytes, 4096);
         assert!(Cli::try_parse_from(["duckstream", "--bind", "nope"]).is_err());
         let e = Config::from_cli(cli(&["--bind", "0.0.0.0:8080"])).unwrap_err();
         assert!(e.to_string().contains("--insecure"), "{e}");

@@ -4,10 +4,12 @@
 //! Invariants:
 //! - Writes need the tenant's API key or an admin key (in open mode: a loopback client); a
 //!   token never writes, and queries stay read-only.
-//! - The body streams to a spool file chunk by chunk (memory stays at one chunk whatever the
-//!   size), decompressed first when it is `Content-Encoding: gzip` or `zstd`; past the
-//!   tenant's `max_upload_bytes` (decompressed) the answer is 413 and nothing is kept. A body
-//!   that stops arriving for `body_timeout_secs`, or breaks, is refused the same way.
+//! - The body streams to a spool file ([`super::spool`]): decoded strictly when it is
+//!   `Content-Encoding: gzip` or `zstd`, checked for nesting depth and record size as it
+//!   streams, memory bounded whatever the size. Past the tenant's `max_upload_bytes`
+//!   (decoded) the answer is 413; a compressed body that does not end cleanly, or a body too
+//!   deep or with too long a record, is 400 `invalid_upload`; a body that stops arriving for
+//!   `body_timeout_secs`, or breaks, is refused too. Then nothing is kept and DuckDB never runs.
 //! - The spool file is removed whatever happens; DuckDB loads it on an executor thread.
 //! - With `Accept: application/x-ndjson` the answer streams: `progress` lines every second
 //!   while DuckDB loads, then one `result` (or `error`) line.
@@ -16,11 +18,11 @@ use std::time::{Duration, Instant};
 
 use actix_web::http::header;
 use actix_web::{web, HttpRequest, HttpResponse};
-use futures_util::StreamExt;
 use serde::Deserialize;
-use tokio::io::AsyncWriteExt;
 
+use super::decode::Encoding;
 use super::edge::{is_loopback, Authorized};
+use super::spool::{spool_body, Spooling};
 use super::Settings;
 use crate::auth::{Access, Via};
 use crate::engine::Engine;
@@ -71,22 +73,20 @@ pub async fn put_dataset(
         params.max_bad_rows.as_deref(),
     )?
     .with_geometry_columns(params.geometry_columns.as_deref())?;
-    check_encoding(&req)?;
+    let encoding = Encoding::from_headers(req.headers())?;
     let limit = engine.tenant_limits(&access.tenant).await?.max_upload_bytes;
     let spool = engine
         .spool_file(&access.tenant, request.format.extension())
         .await?;
-    let received = spool_body(&req, payload, &spool, limit, settings.body_timeout).await;
-    let bytes = match received {
-        Ok(n) => {
-            tracing::info!(tenant = %access.tenant, bytes = n, elapsed_ms = started.elapsed().as_millis() as u64, "upload body received");
-            n
-        }
-        Err(e) => {
-            let _ = tokio::fs::remove_file(&spool).await;
-            return Err(e);
-        }
+    let how = Spooling {
+        encoding,
+        format: request.format,
+        limit,
+        max_record_bytes: settings.max_upload_record_bytes,
+        idle: settings.body_timeout,
     };
+    let bytes = spool_body(payload, &spool, how).await?;
+    tracing::info!(tenant = %access.tenant, bytes, elapsed_ms = started.elapsed().as_millis() as u64, "upload body received");
     let job = Load {
         engine: engine.into_inner(),
         tenant: access.tenant.clone(),
@@ -187,58 +187,6 @@ fn progress_response(job: Load) -> HttpResponse {
         .content_type("application/x-ndjson")
         .insert_header((header::CACHE_CONTROL, "no-store"))
         .streaming(body)
-}
-
-/// Only encodings the body can be decoded from: none, gzip, zstd (deflate and br too).
-fn check_encoding(req: &HttpRequest) -> Result<(), GatewayError> {
-    match req
-        .headers()
-        .get(header::CONTENT_ENCODING)
-        .map(|v| v.to_str().unwrap_or("?").trim().to_ascii_lowercase())
-        .as_deref()
-    {
-        None | Some("identity" | "gzip" | "x-gzip" | "zstd" | "deflate" | "br") => Ok(()),
-        Some(other) => Err(GatewayError::InvalidRequest(format!(
-            "Content-Encoding `{other}` is not accepted: send gzip, zstd or none"
-        ))),
-    }
-}
-
-/// Streams the (decoded) body into `path`; its size, or 413 past `limit`.
-async fn spool_body(
-    req: &HttpRequest,
-    payload: web::Payload,
-    path: &std::path::Path,
-    limit: u64,
-    idle: Duration,
-) -> Result<u64, GatewayError> {
-    let mut body = actix_web::dev::Decompress::from_headers(payload.into_inner(), req.headers());
-    // Writes of 1 MiB: one blocking-pool hop per MiB instead of one per network chunk.
-    let file = tokio::fs::File::create(path)
-        .await
-        .map_err(GatewayError::internal)?;
-    let mut file = tokio::io::BufWriter::with_capacity(1 << 20, file);
-    let mut total = 0u64;
-    loop {
-        let next = tokio::time::timeout(idle, body.next())
-            .await
-            .map_err(|_| GatewayError::RequestTimeout(idle.as_secs()))?;
-        let Some(chunk) = next else { break };
-        let chunk = chunk.map_err(|e| {
-            GatewayError::InvalidRequest(format!("the body broke off or cannot be decoded: {e}"))
-        })?;
-        total += chunk.len() as u64;
-        if total > limit {
-            return Err(GatewayError::PayloadTooLarge(limit as usize));
-        }
-        file.write_all(&chunk)
-            .await
-            .map_err(GatewayError::internal)?;
-    }
-    // No fsync: the spool file is transient (removed at start after a crash); what must
-    // survive a crash is DuckDB's commit, which DuckDB makes durable itself.
-    file.flush().await.map_err(GatewayError::internal)?;
-    Ok(total)
 }
 
 pub async fn list_datasets(

@@ -19,10 +19,12 @@ pub mod admin;
 pub mod body;
 pub mod compress;
 pub mod datasets;
+pub mod decode;
 pub mod edge;
 pub mod http;
 pub mod live;
 pub mod mosaic;
+pub mod spool;
 pub mod sse;
 pub mod ws;
 
@@ -44,6 +46,8 @@ pub struct Settings {
     pub max_body_bytes: usize,
     /// How long a request body may take to arrive.
     pub body_timeout: Duration,
+    /// The longest record of an upload (NDJSON line, CSV record, GeoJSON feature).
+    pub max_upload_record_bytes: u64,
     /// SSE: a `: keepalive` comment after this long without an event.
     pub sse_keepalive: Duration,
     pub ws: WsSettings,

@@ -17,6 +17,7 @@ pub mod json;
 pub mod lines;
 pub mod mosaic;
 mod tables;
+pub mod upload_scan;
 
 use std::fmt;
 
@@ -35,6 +36,9 @@ pub enum WireError {
     InvalidTenant,
     #[error("{0}")]
     InvalidParams(String),
+    /// An upload's bytes that DuckDB must not read (nested too deep, a record too long).
+    #[error("{0}")]
+    InvalidUpload(String),
 }
 
 /// A value to bind to one of a statement's parameters, as the client sent it.
@@ -646,6 +650,7 @@ mod tests {
             WireError::InvalidRequest(_) => "invalid_request",
             WireError::InvalidTenant => "invalid_tenant",
             WireError::InvalidParams(_) => "invalid_params",
+            WireError::InvalidUpload(_) => "invalid_upload",
         }
     }
 

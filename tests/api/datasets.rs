@@ -19,7 +19,7 @@ async fn put_json(app: &TestApp, path_query: &str, body: Vec<u8>, encoding: Opti
     json_of(put(app, path_query, body, encoding).await).await
 }
 
-async fn put(
+pub(crate) async fn put(
     app: &TestApp,
     path_query: &str,
     body: Vec<u8>,
@@ -35,7 +35,7 @@ async fn put(
     req.send().await.unwrap()
 }
 
-async fn rows(app: &TestApp, sql: &str) -> Vec<Value> {
+pub(crate) async fn rows(app: &TestApp, sql: &str) -> Vec<Value> {
     read_lines(app.post("t", &json!({ "sql": sql }).to_string()).await)
         .await
         .rows()
@@ -53,20 +53,20 @@ async fn listing(app: &TestApp) -> Value {
     .await
 }
 
-fn spool_is_empty(app: &TestApp) -> bool {
+pub(crate) fn spool_is_empty(app: &TestApp) -> bool {
     let dir = app.dir.path().join(".spool/t");
     std::fs::read_dir(&dir)
         .map(|d| d.count() == 0)
         .unwrap_or(true)
 }
 
-fn gzip(data: &[u8]) -> Vec<u8> {
+pub(crate) fn gzip(data: &[u8]) -> Vec<u8> {
     let mut e = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
     e.write_all(data).unwrap();
     e.finish().unwrap()
 }
 
-const CSV: &str = "id,name,score\n1,ada,9.5\n2,grace,8\n3,edsger,7.25\n";
+pub(crate) const CSV: &str = "id,name,score\n1,ada,9.5\n2,grace,8\n3,edsger,7.25\n";
 
 #[actix_web::test]
 async fn every_format_loads_plain_and_compressed_and_is_listed() {

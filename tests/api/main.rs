@@ -25,4 +25,6 @@ mod sse;
 mod stack;
 mod streaming;
 mod types;
+mod upload_checks;
+mod upload_fuzz;
 mod ws;
