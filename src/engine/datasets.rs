@@ -9,6 +9,9 @@
 //! - The spool file is read through DuckDB's readers, which may read only the tenant's spool
 //!   directory (`allowed_directories`, set with the database's settings; no query can change
 //!   it, `SET` never runs).
+//! - The CSV reader's rejects tables are temporary tables of the loading connection, with
+//!   names of their own, read and dropped only as `temp.main.…`: a tenant's tables (in `main`)
+//!   of any name are never touched.
 //! - Messages shown to the client have server paths redacted.
 //! - A new table's GEOMETRY columns get an R-tree index (with spatial loaded), inside the same
 //!   transaction.
@@ -40,12 +43,28 @@ fn quote_literal(s: &str) -> String {
 fn source(format: UploadFormat, path: &Path, store_rejects: bool) -> String {
     let p = quote_literal(&path.display().to_string());
     match format {
-        UploadFormat::Csv if store_rejects => format!("read_csv({p}, store_rejects = true)"),
+        UploadFormat::Csv if store_rejects => format!(
+            "read_csv({p}, store_rejects = true, rejects_table = '{REJECTS_TABLE}', \
+             rejects_scan = '{REJECTS_SCAN}')"
+        ),
         UploadFormat::Csv => format!("read_csv({p})"),
         UploadFormat::Ndjson => format!("read_json({p}, format = 'newline_delimited')"),
         UploadFormat::Parquet => format!("read_parquet({p})"),
         UploadFormat::GeoJson => format!("ST_Read({p})"),
     }
+}
+
+/// The CSV reader's rejects tables (`store_rejects`), in the connection's temporary catalog.
+const REJECTS_TABLE: &str = "duckstream_reject_errors";
+const REJECTS_SCAN: &str = "duckstream_reject_scans";
+
+/// Drops the rejects tables: before a load (a leftover would make the reader refuse) and
+/// after it. Qualified, so it can only ever drop the temporary ones.
+fn drop_rejects(conn: &Connection) -> Result<(), crate::duck::DuckError> {
+    conn.execute_batch(&format!(
+        "DROP TABLE IF EXISTS temp.main.{REJECTS_TABLE}; \
+         DROP TABLE IF EXISTS temp.main.{REJECTS_SCAN};"
+    ))
 }
 
 fn count(conn: &Connection, sql: &str) -> Result<u64, crate::duck::DuckError> {
@@ -76,6 +95,7 @@ pub fn load(tenant: &Tenant, req: &UploadRequest, spool: &Path) -> Result<Loaded
         )),
         _ => GatewayError::InvalidUpload(tenant.redact(&e.message)),
     };
+    drop_rejects(&conn).map_err(fail)?;
     conn.execute_batch("BEGIN TRANSACTION").map_err(fail)?;
     let loaded = load_in_transaction(&conn, req, spool);
     let outcome = match loaded {
@@ -100,8 +120,7 @@ pub fn load(tenant: &Tenant, req: &UploadRequest, spool: &Path) -> Result<Loaded
         }
     };
     // The rejects tables are temporary tables of this pooled connection.
-    let _ = conn
-        .execute_batch("DROP TABLE IF EXISTS reject_errors; DROP TABLE IF EXISTS reject_scans;");
+    let _ = drop_rejects(&conn);
     outcome
 }
 
@@ -126,11 +145,14 @@ fn load_in_transaction(
         count(conn, &format!("SELECT count(*)::VARCHAR FROM {table}"))?
     };
     let (rejected, rejects) = if req.max_bad_rows > 0 {
-        let n = count(conn, "SELECT count(*)::VARCHAR FROM reject_errors")?;
+        let n = count(
+            conn,
+            &format!("SELECT count(*)::VARCHAR FROM temp.main.{REJECTS_TABLE}"),
+        )?;
         let first = conn
-            .query_rows(
-                "SELECT line::VARCHAR, error_message FROM reject_errors ORDER BY line LIMIT 10",
-            )?
+            .query_rows(&format!(
+                "SELECT line::VARCHAR, error_message FROM temp.main.{REJECTS_TABLE} ORDER BY line LIMIT 10"
+            ))?
             .into_iter()
             .map(|r| RejectedRow {
                 line: r

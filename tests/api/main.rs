@@ -24,4 +24,5 @@ mod sse;
 mod stack;
 mod streaming;
 mod types;
+mod uploads;
 mod ws;
