@@ -9,11 +9,19 @@
 //! - The spool file is read through DuckDB's readers, which may read only the tenant's spool
 //!   directory (`allowed_directories`, set with the database's settings; no query can change
 //!   it, `SET` never runs).
+//! - A GeoJSON upload is never given to GDAL (`ST_Read` opens a file by its content: a VRT
+//!   body reads other files or URLs): duckstream converts it to NDJSON rows beside the spool
+//!   file ([`Input::prepare`], off the async runtime, the file removed with the [`Input`]),
+//!   and DuckDB's JSON reader loads those; the WKB becomes GEOMETRY with core functions, so it
+//!   loads without the spatial extension too.
+//! - The CSV reader's rejects tables are temporary tables of the loading connection, with
+//!   names of their own, read and dropped only as `temp.main.…`: a tenant's tables (in `main`)
+//!   of any name are never touched.
 //! - Messages shown to the client have server paths redacted.
 //! - A new table's GEOMETRY columns get an R-tree index (with spatial loaded), inside the same
 //!   transaction.
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
 use super::tenant::Tenant;
 use crate::duck::Connection;
@@ -23,6 +31,7 @@ use crate::wire::datasets::{
     ColumnInfo, DatasetDetail, DatasetName, GeometryColumn, RejectedRow, UploadFormat, UploadMode,
     UploadRequest,
 };
+use crate::wire::geojson::{self, GeoJsonError, GEOMETRY_COLUMN};
 
 /// What a load did (the transport adds bytes, timing and the new version).
 #[derive(Debug)]
@@ -36,16 +45,129 @@ fn quote_literal(s: &str) -> String {
     format!("'{}'", s.replace('\'', "''"))
 }
 
-/// The table function that reads `path` in `format`.
-fn source(format: UploadFormat, path: &Path, store_rejects: bool) -> String {
-    let p = quote_literal(&path.display().to_string());
-    match format {
-        UploadFormat::Csv if store_rejects => format!("read_csv({p}, store_rejects = true)"),
-        UploadFormat::Csv => format!("read_csv({p})"),
-        UploadFormat::Ndjson => format!("read_json({p}, format = 'newline_delimited')"),
-        UploadFormat::Parquet => format!("read_parquet({p})"),
-        UploadFormat::GeoJson => format!("ST_Read({p})"),
+/// What DuckDB loads for an upload: the spool file, or the rows a GeoJSON upload became.
+pub struct Input {
+    path: PathBuf,
+    reader: Reader,
+}
+
+enum Reader {
+    Csv,
+    Ndjson,
+    Parquet,
+    /// NDJSON rows converted from GeoJSON; the file is removed when the input is dropped.
+    GeoJsonRows(geojson::Converted),
+}
+
+impl Input {
+    /// What to load for an upload of `format` spooled at `spool`. A GeoJSON body is converted
+    /// here, to `<spool>.rows.ndjson` in the same directory (DuckDB may read only there):
+    /// blocking file and CPU work, to run off the async runtime. A body that is no GeoJSON
+    /// FeatureCollection or Features is `invalid_upload`.
+    pub fn prepare(format: UploadFormat, spool: PathBuf) -> Result<Self, GatewayError> {
+        let reader = match format {
+            UploadFormat::Csv => Reader::Csv,
+            UploadFormat::Ndjson => Reader::Ndjson,
+            UploadFormat::Parquet => Reader::Parquet,
+            UploadFormat::GeoJson => return Self::from_geojson(spool),
+        };
+        Ok(Self {
+            path: spool,
+            reader,
+        })
     }
+
+    fn from_geojson(spool: PathBuf) -> Result<Self, GatewayError> {
+        let rows = spool.with_extension("rows.ndjson");
+        let input = std::fs::File::open(&spool).map_err(GatewayError::internal)?;
+        let output = RemoveOnError(Some(&rows));
+        let file = std::fs::File::create(&rows).map_err(GatewayError::internal)?;
+        let converted = geojson::to_rows(input, file).map_err(|e| match e {
+            GeoJsonError::Invalid(m) => GatewayError::InvalidUpload(m),
+            GeoJsonError::Io(e) => GatewayError::internal(e),
+        })?;
+        output.keep();
+        Ok(Self {
+            path: rows,
+            reader: Reader::GeoJsonRows(converted),
+        })
+    }
+
+    /// The table function (or subquery) that reads the input.
+    fn source(&self, store_rejects: bool) -> String {
+        let p = quote_literal(&self.path.display().to_string());
+        match &self.reader {
+            Reader::Csv if store_rejects => format!(
+                "read_csv({p}, store_rejects = true, rejects_table = '{REJECTS_TABLE}', \
+                 rejects_scan = '{REJECTS_SCAN}')"
+            ),
+            Reader::Csv => format!("read_csv({p})"),
+            Reader::Ndjson => format!("read_json({p}, format = 'newline_delimited')"),
+            Reader::Parquet => format!("read_parquet({p})"),
+            Reader::GeoJsonRows(rows) => geojson_source(&p, rows),
+        }
+    }
+}
+
+impl Drop for Input {
+    fn drop(&mut self) {
+        if let Reader::GeoJsonRows(_) = self.reader {
+            let _ = std::fs::remove_file(&self.path);
+        }
+    }
+}
+
+/// Removes a file being written unless [`RemoveOnError::keep`] is called.
+struct RemoveOnError<'a>(Option<&'a Path>);
+
+impl RemoveOnError<'_> {
+    fn keep(mut self) {
+        self.0 = None;
+    }
+}
+
+impl Drop for RemoveOnError<'_> {
+    fn drop(&mut self) {
+        if let Some(p) = self.0 {
+            let _ = std::fs::remove_file(p);
+        }
+    }
+}
+
+/// The converted rows as a table: the properties as DuckDB's JSON reader infers them (every
+/// row sampled, so a key or a type first seen late is not missed), then the WKB as GEOMETRY
+/// with the upload's CRS. Core DuckDB functions only: no extension needed.
+fn geojson_source(path: &str, rows: &geojson::Converted) -> String {
+    let g = GEOMETRY_COLUMN;
+    let crs = quote_literal(&rows.crs);
+    if rows.features == 0 {
+        // No rows to infer columns from: the geometry column alone. (From a column: DuckDB
+        // 1.5.5 folds `ST_SetCRS` of a NULL constant into a NULL without the CRS.)
+        return format!(
+            "(SELECT ST_SetCRS(ST_GeomFromWKB(wkb), {crs}) AS {g} \
+             FROM (VALUES (NULL::BLOB)) AS none(wkb) LIMIT 0)"
+        );
+    }
+    // DuckDB's default, or the longest row (its type caps it at u32).
+    let size = rows.longest_row.clamp(16 << 20, u32::MAX as usize);
+    format!(
+        "(SELECT * EXCLUDE ({g}), ST_SetCRS(ST_GeomFromWKB(from_base64({g}::VARCHAR)), {crs}) AS {g} \
+         FROM read_json({path}, format = 'newline_delimited', sample_size = -1, \
+         maximum_object_size = {size}))"
+    )
+}
+
+/// The CSV reader's rejects tables (`store_rejects`), in the connection's temporary catalog.
+const REJECTS_TABLE: &str = "duckstream_reject_errors";
+const REJECTS_SCAN: &str = "duckstream_reject_scans";
+
+/// Drops the rejects tables: before a load (a leftover would make the reader refuse) and
+/// after it. Qualified, so it can only ever drop the temporary ones.
+fn drop_rejects(conn: &Connection) -> Result<(), crate::duck::DuckError> {
+    conn.execute_batch(&format!(
+        "DROP TABLE IF EXISTS temp.main.{REJECTS_TABLE}; \
+         DROP TABLE IF EXISTS temp.main.{REJECTS_SCAN};"
+    ))
 }
 
 fn count(conn: &Connection, sql: &str) -> Result<u64, crate::duck::DuckError> {
@@ -66,18 +188,20 @@ fn table_exists(conn: &Connection, name: &DatasetName) -> Result<bool, crate::du
     Ok(count(conn, &sql)? > 0)
 }
 
-/// Loads `spool` into the dataset, in one transaction.
-pub fn load(tenant: &Tenant, req: &UploadRequest, spool: &Path) -> Result<Loaded, GatewayError> {
+/// Loads `input` into the dataset, in one transaction.
+pub fn load(tenant: &Tenant, req: &UploadRequest, input: &Input) -> Result<Loaded, GatewayError> {
     let conn = tenant.connection()?;
     let fail = |e: crate::duck::DuckError| match super::tenant::missing_extension(&e.message) {
-        // GeoJSON needs spatial's reader: without it the server lacks, not the upload.
+        // A function of an extension the server could not load: the server lacks, not the
+        // upload.
         Some(ext) if tenant.loads_extension(ext) => GatewayError::ExtensionUnavailable(format!(
             "this upload needs DuckDB's {ext} extension, which this server could not load"
         )),
         _ => GatewayError::InvalidUpload(tenant.redact(&e.message)),
     };
+    drop_rejects(&conn).map_err(fail)?;
     conn.execute_batch("BEGIN TRANSACTION").map_err(fail)?;
-    let loaded = load_in_transaction(&conn, req, spool);
+    let loaded = load_in_transaction(&conn, req, input);
     let outcome = match loaded {
         Ok(l) if l.rejected <= req.max_bad_rows => {
             conn.execute_batch("COMMIT").map(|()| l).map_err(fail)
@@ -100,18 +224,17 @@ pub fn load(tenant: &Tenant, req: &UploadRequest, spool: &Path) -> Result<Loaded
         }
     };
     // The rejects tables are temporary tables of this pooled connection.
-    let _ = conn
-        .execute_batch("DROP TABLE IF EXISTS reject_errors; DROP TABLE IF EXISTS reject_scans;");
+    let _ = drop_rejects(&conn);
     outcome
 }
 
 fn load_in_transaction(
     conn: &Connection,
     req: &UploadRequest,
-    spool: &Path,
+    input: &Input,
 ) -> Result<Loaded, crate::duck::DuckError> {
     let table = format!("main.\"{}\"", req.dataset.as_str());
-    let src = source(req.format, spool, req.max_bad_rows > 0);
+    let src = input.source(req.max_bad_rows > 0);
     let exists = table_exists(conn, &req.dataset)?;
     let rows = if req.mode == UploadMode::Append && exists {
         let before = count(conn, &format!("SELECT count(*)::VARCHAR FROM {table}"))?;
@@ -126,11 +249,14 @@ fn load_in_transaction(
         count(conn, &format!("SELECT count(*)::VARCHAR FROM {table}"))?
     };
     let (rejected, rejects) = if req.max_bad_rows > 0 {
-        let n = count(conn, "SELECT count(*)::VARCHAR FROM reject_errors")?;
+        let n = count(
+            conn,
+            &format!("SELECT count(*)::VARCHAR FROM temp.main.{REJECTS_TABLE}"),
+        )?;
         let first = conn
-            .query_rows(
-                "SELECT line::VARCHAR, error_message FROM reject_errors ORDER BY line LIMIT 10",
-            )?
+            .query_rows(&format!(
+                "SELECT line::VARCHAR, error_message FROM temp.main.{REJECTS_TABLE} ORDER BY line LIMIT 10"
+            ))?
             .into_iter()
             .map(|r| RejectedRow {
                 line: r

@@ -689,7 +689,8 @@ impl Engine {
 
     /// Loads the spool file into the dataset (one transaction; writes to a tenant are
     /// serialised), then bumps the tenant's data version. Returns what was loaded and the new
-    /// version.
+    /// version. A GeoJSON body is converted first, on a blocking thread: file and CPU work,
+    /// without a DuckDB slot or the tenant's write lock.
     pub async fn upload(
         &self,
         id: &TenantId,
@@ -697,11 +698,16 @@ impl Engine {
         spool: PathBuf,
     ) -> Result<(datasets::Loaded, u64), GatewayError> {
         let tenant = self.registry.get(id).await?;
+        let format = request.format;
+        let input = tokio::task::spawn_blocking(move || datasets::Input::prepare(format, spool))
+            .await
+            .map_err(GatewayError::internal)??;
         let _write = tenant.writes.lock().await;
         let t = Arc::clone(&tenant);
         let dataset = request.dataset.as_str().to_string();
+        // The input (and a converted file) is dropped with the task, whether it ran or not.
         let loaded = self
-            .run_task(Some(&tenant), move || datasets::load(&t, &request, &spool))
+            .run_task(Some(&tenant), move || datasets::load(&t, &request, &input))
             .await??;
         let version = self.bump_version(&tenant, &dataset).await?;
         Ok((loaded, version))

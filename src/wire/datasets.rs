@@ -39,7 +39,8 @@ pub enum UploadFormat {
     Ndjson,
     /// Parquet, GeoParquet included (its geometry columns become GEOMETRY).
     Parquet,
-    /// A GeoJSON FeatureCollection (or GeoJSON lines), read by the spatial extension.
+    /// A GeoJSON FeatureCollection, or Features (GeoJSON lines), parsed by duckstream
+    /// ([`super::geojson`]), never by GDAL.
     GeoJson,
 }
 
@@ -76,7 +77,7 @@ impl UploadFormat {
         }
     }
 
-    /// The spool file's extension (GDAL and DuckDB's readers look at it).
+    /// The spool file's extension (DuckDB's readers look at it).
     pub fn extension(self) -> &'static str {
         match self {
             Self::Csv => "csv",

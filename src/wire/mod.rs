@@ -13,6 +13,7 @@
 
 pub mod admin;
 pub mod datasets;
+pub mod geojson;
 pub mod json;
 pub mod lines;
 pub mod mosaic;

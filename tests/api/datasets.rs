@@ -223,7 +223,7 @@ async fn every_format_loads_plain_and_compressed_and_is_listed() {
     let shapes = named(&listed["datasets"], "shapes");
     assert_eq!(shapes["rows"], 2);
     assert_eq!(shapes["geometry_columns"][0]["name"], "geom");
-    // GeoJSON's coordinates are WGS 84: the spatial extension's reader says so.
+    // GeoJSON's coordinates are WGS 84 (RFC 7946): the column says so.
     assert_eq!(shapes["geometry_columns"][0]["crs"], "EPSG:4326");
     assert_eq!(
         names(&listed["datasets"]),

@@ -27,4 +27,5 @@ mod streaming;
 mod types;
 mod upload_checks;
 mod upload_fuzz;
+mod uploads;
 mod ws;

@@ -1,7 +1,7 @@
 //! Spatial SQL: every tenant database loads DuckDB's spatial extension (from the local
 //! repository the test command prepares), so spatial functions, CRS transforms and spatial
-//! joins run; without the extension the server still serves, GEOMETRY still streams, and a
-//! spatial function answers `extension_unavailable`.
+//! joins run; without the extension the server still serves, GEOMETRY still streams, GeoJSON
+//! still loads, and a spatial function answers `extension_unavailable`.
 
 use serde_json::json;
 
@@ -98,16 +98,38 @@ async fn without_the_extension_the_server_serves_and_says_what_is_missing() {
     )
     .await;
     assert_eq!(ok.rows(), vec![json!([2])]);
-    // A GeoJSON upload needs spatial's reader: the same code, not a bad upload.
+    // GeoJSON is parsed by duckstream and its WKB made GEOMETRY by core DuckDB: it loads
+    // without spatial (no R-tree index then: that is spatial's).
+    let geojson = json!({"type": "FeatureCollection", "features": [
+        {"type": "Feature", "properties": {"name": "a"}, "geometry": {"type": "Point", "coordinates": [1.5, 2.5]}},
+        {"type": "Feature", "properties": {"name": "b"}, "geometry": {"type": "LineString", "coordinates": [[0, 0], [1, 1]]}}
+    ]});
     let resp = app
         .client
         .put(app.url("/v1/geo/datasets/shapes?format=geojson"))
-        .body(r#"{"type":"FeatureCollection","features":[]}"#)
+        .body(geojson.to_string())
         .send()
         .await
         .unwrap();
-    assert_eq!(resp.status(), 501);
-    assert_eq!(json_of(resp).await["code"], "extension_unavailable");
+    assert_eq!(resp.status(), 200);
+    assert_eq!(json_of(resp).await["rows"], 2);
+    let q = |sql: &str| {
+        let body = json!({ "sql": sql }).to_string();
+        let app = &app;
+        async move { crate::helpers::read_lines(app.post("geo", &body).await).await }
+    };
+    let out = q("SELECT name, ST_AsText(geom), typeof(geom) FROM shapes ORDER BY name").await;
+    assert_eq!(
+        out.rows(),
+        vec![
+            json!(["a", "POINT (1.5 2.5)", "GEOMETRY('EPSG:4326')"]),
+            json!(["b", "LINESTRING (0 0, 1 1)", "GEOMETRY('EPSG:4326')"])
+        ],
+        "{}",
+        out.raw
+    );
+    let indexes = q("SELECT count(*) FROM duckdb_indexes() WHERE table_name = 'shapes'").await;
+    assert_eq!(indexes.rows(), vec![json!([0])]);
 }
 
 /// An extension installed from one repository still loads when the server is pointed at
