@@ -23,5 +23,6 @@ mod spatial;
 mod sse;
 mod stack;
 mod streaming;
+mod transports;
 mod types;
 mod ws;
