@@ -41,34 +41,12 @@ async fn hostile_requests_get_their_answers_and_the_server_recovers() {
     // Warm up, then take the baseline.
     app.query("SELECT count(*) FROM people").await;
     let baseline = server.rss_mib();
-    let mut n = 0;
-    for line in crate::helpers::data_cases("hostile.tsv") {
-        let cols: Vec<&str> = line.split('\t').collect();
-        let [method, path, body, status, code] = cols[..] else {
-            panic!("bad case line {line}")
-        };
-        let url = format!("{}{}", app.base, String::from_utf8(expand(path)).unwrap());
-        let req = match method {
-            "GET" => app.client.get(&url),
-            _ => app.client.post(&url).body(expand(body)),
-        };
-        let resp = req.send().await.unwrap_or_else(|e| panic!("{line}: {e}"));
-        let got = resp.status().as_u16();
-        let bytes = resp.bytes().await.unwrap_or_default();
-        assert_eq!(
-            got.to_string(),
-            status,
-            "{}: {}",
-            &line[..line.len().min(120)],
-            String::from_utf8_lossy(&bytes[..bytes.len().min(300)])
-        );
-        if code != "-" {
-            let v: serde_json::Value = serde_json::from_slice(&bytes).unwrap_or_default();
-            assert_eq!(v["code"], code, "{}: {v}", &line[..line.len().min(120)]);
-        }
-        n += 1;
+    let cases = crate::helpers::data_cases("hostile.tsv");
+    assert!(cases.len() >= 30, "{} cases", cases.len());
+    let mut problems = Vec::new();
+    for line in &cases {
+        problems.extend(answer_problem(app, line).await);
     }
-    assert!(n >= 30, "{n} cases");
 
     // Slowloris: a body trickled a byte at a time is cut off with 408.
     {
@@ -107,4 +85,37 @@ async fn hostile_requests_get_their_answers_and_the_server_recovers() {
         after - baseline < 128.0,
         "RSS {baseline:.0} -> {after:.0} MiB after the suite"
     );
+    // Every wrong answer, listed at once.
+    assert!(
+        problems.is_empty(),
+        "{} of {} cases got wrong answers:\n{}",
+        problems.len(),
+        cases.len(),
+        problems.join("\n")
+    );
+}
+
+/// Sends one case of `hostile.tsv`; what is wrong with the answer, if anything.
+async fn answer_problem(app: &crate::helpers::TestApp, line: &str) -> Option<String> {
+    let cols: Vec<&str> = line.split('\t').collect();
+    let [method, path, body, status, code] = cols[..] else {
+        panic!("bad case line {line}")
+    };
+    let url = format!("{}{}", app.base, String::from_utf8(expand(path)).unwrap());
+    let req = match method {
+        "GET" => app.client.get(&url),
+        _ => app.client.post(&url).body(expand(body)),
+    };
+    let resp = req.send().await.unwrap_or_else(|e| panic!("{line}: {e}"));
+    let got = resp.status().as_u16().to_string();
+    let bytes = resp.bytes().await.unwrap_or_default();
+    let v: serde_json::Value = serde_json::from_slice(&bytes).unwrap_or_default();
+    if got == status && (code == "-" || v["code"] == code) {
+        return None;
+    }
+    Some(format!(
+        "{}\n    got {got}: {}",
+        &line[..line.floor_char_boundary(120)],
+        String::from_utf8_lossy(&bytes[..bytes.len().min(300)])
+    ))
 }

@@ -24,6 +24,7 @@ mod spatial;
 mod sse;
 mod stack;
 mod streaming;
+mod transports;
 mod types;
 mod upload_checks;
 mod upload_fuzz;
