@@ -195,88 +195,65 @@ impl Allowlist {
     /// that does neither calls exactly the functions it names, so its plan adds nothing to
     /// check (and planning to JSON is most of a new statement's checks).
     pub fn needs_plan(&self, tree: &BorrowedValue<'_>) -> bool {
-        let mut needs = false;
-        walk(tree, &mut |node| {
+        find(tree, &mut |node| {
             let function = node.get("function_name").and_then(|n| n.as_str());
             let table = node.get("table_name").and_then(|n| n.as_str());
-            needs = function.is_some_and(|f| self.macros.contains(&f.to_ascii_lowercase()))
+            let needs = function.is_some_and(|f| self.macros.contains(&f.to_ascii_lowercase()))
                 || table.is_some_and(|t| {
                     self.views.contains(&t.to_ascii_lowercase())
                         || !t.bytes().all(|b| b == b'_' || b.is_ascii_alphanumeric())
                 });
-            !needs
-        });
-        needs
+            needs.then_some(())
+        })
+        .is_some()
     }
 
     /// The first function the parse tree calls that a client may not, lower case. Table
     /// names are not checked here: a table named like a function (`query`) is still a table,
     /// and a view's body shows in the plan.
     pub fn refused_in_tree(&self, tree: &BorrowedValue<'_>) -> Option<Refused> {
-        let mut refused = None;
-        walk(tree, &mut |node| {
+        find(tree, &mut |node| {
             if let Some(r) = refused_type(node) {
-                refused = Some(r);
-                return false;
+                return Some(r);
             }
-            let Some(name) = node.get("function_name").and_then(|n| n.as_str()) else {
-                return true;
-            };
-            let name = name.to_ascii_lowercase();
+            let name = node.get("function_name")?.as_str()?.to_ascii_lowercase();
             // Not in this database: binding says so (an extension that did not load is
             // `extension_unavailable`), unless the review refuses it anyway.
             let absent = !self.present.contains(&name)
                 && class_of(&name).is_none_or(|class| class == Class::Allow);
             let ok =
                 absent || self.allowed.contains(&name) || reads_a_readable_setting(node, &name);
-            if !ok {
-                refused = Some(Refused::Function(name));
-            }
-            ok
-        });
-        refused
+            (!ok).then_some(Refused::Function(name))
+        })
     }
 
     /// The first function of the bound plan (`json_serialize_plan`) that is not allowed,
     /// lower case. Bound functions are the objects with a `name` and a `catalog_name`.
     pub fn refused_in_plan(&self, plan: &BorrowedValue<'_>) -> Option<Refused> {
-        let mut refused = None;
-        walk(plan, &mut |node| {
+        find(plan, &mut |node| {
             if let Some(r) = refused_type(node) {
-                refused = Some(r);
-                return false;
+                return Some(r);
             }
-            if node.get("catalog_name").is_none() {
-                return true;
-            }
-            let Some(name) = node.get("name").and_then(|n| n.as_str()) else {
-                return true;
-            };
-            let name = name.to_ascii_lowercase();
+            node.get("catalog_name")?;
+            let name = node.get("name")?.as_str()?.to_ascii_lowercase();
             let ok = self.allowed.contains(&name)
                 || class_of(&name) == Some(Class::Plan)
                 || reads_a_readable_setting(node, &name);
-            if !ok {
-                refused = Some(Refused::Function(name));
-            }
-            ok
-        });
-        refused
+            (!ok).then_some(Refused::Function(name))
+        })
     }
 }
 
-/// Calls `visit` on every object of `v`, depth first, until it returns `false`.
-fn walk<'v>(
+/// The first answer `visit` gives for an object of `v`, depth first.
+fn find<'v, T>(
     v: &'v BorrowedValue<'v>,
-    visit: &mut dyn FnMut(&'v BorrowedValue<'v>) -> bool,
-) -> bool {
+    visit: &mut dyn FnMut(&'v BorrowedValue<'v>) -> Option<T>,
+) -> Option<T> {
     if let Some(items) = v.as_array() {
-        return items.iter().all(|item| walk(item, visit));
+        return items.iter().find_map(|item| find(item, visit));
     }
-    let Some(obj) = v.as_object() else {
-        return true;
-    };
-    visit(v) && obj.values().all(|child| walk(child, visit))
+    let obj = v.as_object()?;
+    visit(v).or_else(|| obj.values().find_map(|child| find(child, visit)))
 }
 
 /// `current_setting('<a READABLE_SETTINGS entry>')`: one argument, a text constant (a parse

@@ -259,11 +259,15 @@ fn check(conn: &Connection, job: &Job, vetted: bool) -> Result<Asked, Ended> {
     if tree.get("error").and_then(|e| e.as_bool()) == Some(true) {
         return Err(not_checkable(&tree, job));
     }
-    if !vetted {
-        let allowlist = job
-            .tenant
-            .allowlist(conn)
-            .map_err(|e| execution_error(e, job))?;
+    let allowlist = match vetted {
+        true => None,
+        false => Some(
+            job.tenant
+                .allowlist(conn)
+                .map_err(|e| execution_error(e, job))?,
+        ),
+    };
+    if let Some(allowlist) = allowlist {
         if let Some(refused) = allowlist.refused_in_tree(&tree) {
             return Err(refused_function(&refused));
         }
@@ -281,20 +285,14 @@ fn check(conn: &Connection, job: &Job, vetted: bool) -> Result<Asked, Ended> {
             .map_err(table_refusal)?;
     }
     check_parameter_count(&tree, job)?;
-    let needs_plan = !vetted
-        && job
-            .tenant
-            .allowlist(conn)
-            .map_err(|e| execution_error(e, job))?
-            .needs_plan(&tree);
-    if needs_plan {
+    if let Some(list) = allowlist.filter(|list| list.needs_plan(&tree)) {
         let planned = match job.request().params.as_slice() {
             [] => checked.to_string(),
             params => parse_tree::sql_with_values(conn, &tree_text, params)
                 .map_err(|e| execution_error(e, job))?
                 .ok_or_else(|| Ended::Failed(GatewayError::Forbidden(UNCHECKABLE.into())))?,
         };
-        check_plan_functions(conn, job, &planned)?;
+        check_plan_functions(conn, job, list, &planned)?;
     }
     if let Some(tables) = job.tables() {
         let plans = check_plan_tables(conn, job, tables)?;
@@ -333,7 +331,12 @@ fn parse_json(bytes: &mut [u8]) -> Result<simd_json::BorrowedValue<'_>, Ended> {
 
 /// Refuses the statement unless every function of its bound plan is allowed (a view's or a
 /// macro's body shows only here).
-fn check_plan_functions(conn: &Connection, job: &Job, sql: &str) -> Result<(), Ended> {
+fn check_plan_functions(
+    conn: &Connection,
+    job: &Job,
+    allowlist: &super::allowlist::Allowlist,
+    sql: &str,
+) -> Result<(), Ended> {
     let plan = parse_tree::fetch_plan(conn, sql)
         .map_err(|e| execution_error(e, job))?
         .unwrap_or_default();
@@ -342,10 +345,6 @@ fn check_plan_functions(conn: &Connection, job: &Job, sql: &str) -> Result<(), E
     if plan.get("error").and_then(|e| e.as_bool()) == Some(true) {
         return Err(not_checkable(&plan, job));
     }
-    let allowlist = job
-        .tenant
-        .allowlist(conn)
-        .map_err(|e| execution_error(e, job))?;
     match allowlist.refused_in_plan(&plan) {
         Some(refused) => Err(refused_function(&refused)),
         None => Ok(()),
