@@ -4,7 +4,7 @@
 moves them all alike; prints each one's median rows/s, its ratio to COPY's, and the bytes on
 the wire.
 
-    cd scripts && ~/.cache/duckstream-bench/.venv/bin/python bench_zstd_rate.py BINARY... [--rounds 5]
+    ~/.cache/duckstream-bench/.venv/bin/python scripts/bench/bench_zstd_rate.py BINARY... [--rounds 5]
 """
 import argparse
 import os

@@ -6,7 +6,7 @@ WebSocket each) run a small query --samples times each and time its first data l
 
 Prints the small queries' first data p50 / p95 / p99 / max per transport, and what failed.
 
-    cd scripts && ~/.cache/duckstream-bench/.venv/bin/python bench_short.py --bin BINARY --streams 500
+    ~/.cache/duckstream-bench/.venv/bin/python scripts/bench/bench_short.py --bin BINARY --streams 500
     ... -- --pool-size 8         # gateway flags after --
 """
 import argparse
@@ -19,7 +19,7 @@ import time
 import aiohttp
 import websockets
 
-from benchlib import gateway
+from benchlib import DEFAULT_BIN, gateway
 
 from bench_streams import http_stream, ws_stream
 
@@ -108,7 +108,7 @@ async def small(port, o):
 
 def main():
     p = argparse.ArgumentParser()
-    p.add_argument("--bin", default="../target/release/duckstream")
+    p.add_argument("--bin", default=DEFAULT_BIN)
     p.add_argument("--db", default="/tmp/bench/bench.duckdb")
     p.add_argument("--streams", type=int, default=500)
     p.add_argument("--read", type=int, default=65536, help="bytes each stream reads per second")

@@ -2,7 +2,7 @@
 """What authentication costs per query: the same small query with an API key and with a token
 limited to tables (parse tree + plan checked before it runs), interleaved, sequential requests.
 
-    python3 scripts/bench_auth.py [--bin target/release/duckstream] [-n 300]
+    python3 scripts/bench/bench_auth.py [--bin target/release/duckstream] [-n 300]
 """
 import argparse
 import hashlib
@@ -14,12 +14,12 @@ import urllib.request
 
 import duckdb  # pip install duckdb==1.5.5 (only to create the tenant file)
 
-from benchlib import gateway
+from benchlib import DEFAULT_BIN, gateway
 
 
 def main():
     p = argparse.ArgumentParser()
-    p.add_argument("--bin", default="target/release/duckstream")
+    p.add_argument("--bin", default=DEFAULT_BIN)
     p.add_argument("-n", type=int, default=300)
     o = p.parse_args()
     d = tempfile.mkdtemp()

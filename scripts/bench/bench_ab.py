@@ -3,7 +3,7 @@
 that a shared, noisy machine moves both alike; prints a markdown table of median seconds and
 the ratio. For build changes (DuckDB's assertions on or off, a new dependency...).
 
-    python3 scripts/bench_ab.py --a OLD_BINARY --b NEW_BINARY [--db /tmp/bench/bench.duckdb]
+    python3 scripts/bench/bench_ab.py --a OLD_BINARY --b NEW_BINARY [--db /tmp/bench/bench.duckdb]
 """
 import argparse
 import os

@@ -4,7 +4,7 @@
 data bytes (every line but heartbeats and the acknowledgement), heartbeat bytes, and the
 DuckDB executions it ran meanwhile (`duckstream_duckdb_executions_total`). Aim: 0 data bytes.
 
-    cd scripts && ~/.cache/duckstream-bench/.venv/bin/python bench_quiet.py --bin ../target/release/duckstream --seconds 600
+    ~/.cache/duckstream-bench/.venv/bin/python scripts/bench/bench_quiet.py --bin target/release/duckstream --seconds 600
 
 Needs the bench venv with websockets (pip install websockets).
 """
@@ -19,7 +19,7 @@ import urllib.request
 import duckdb
 import websockets
 
-from benchlib import gateway
+from benchlib import DEFAULT_BIN, gateway
 
 
 def executions(port):
@@ -60,7 +60,7 @@ async def watch(port, seconds):
 
 def main():
     p = argparse.ArgumentParser()
-    p.add_argument("--bin", default="../target/release/duckstream")
+    p.add_argument("--bin", default=DEFAULT_BIN)
     p.add_argument("--seconds", type=float, default=600)
     o = p.parse_args()
     data_dir = tempfile.mkdtemp()

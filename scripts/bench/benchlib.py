@@ -1,4 +1,4 @@
-"""Shared by the bench_*.py scripts: start the gateway on a scratch data dir that links the
+"""Shared by the bench_*.py scripts beside it: start the gateway on a scratch data dir that links the
 benchmark database as tenant `bench`, time a query through curl, and read its memory from
 /proc."""
 import contextlib
@@ -9,6 +9,13 @@ import subprocess
 import tempfile
 import time
 import urllib.request
+
+# The repository (this file is scripts/bench/benchlib.py) and the release binary that
+# `cargo build --release` leaves in it, or under $CARGO_TARGET_DIR as for bench.sh: the default
+# `--bin` of the scripts that take one, whatever directory they are run from.
+ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+DEFAULT_BIN = os.path.join(os.environ.get("CARGO_TARGET_DIR") or os.path.join(ROOT, "target"),
+                           "release", "duckstream")
 
 
 def status(pid, key):

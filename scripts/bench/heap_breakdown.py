@@ -5,7 +5,7 @@ and compressed chunks waiting in channels, actix's HTTP and WebSocket buffers, t
 
     heaptrack_print -f /tmp/ht.zst -F /tmp/ht.flame --flamegraph-cost-type peak --print-peaks 0 \
         --print-allocators 0 --print-temporary 0 --print-leaks 0
-    python3 scripts/heap_breakdown.py /tmp/ht.flame [--streams 100]
+    python3 scripts/bench/heap_breakdown.py /tmp/ht.flame [--streams 100]
 
 The first category whose key occurs in a stack takes it (most specific first).
 """

@@ -21,7 +21,7 @@ tenant `b` (`big`: 20M rows), both created here with DuckDB.
 
 Sections 2 and 3 run before 1 (whose PUTs replace `panel`), 4 last.
 
-    cd scripts && ~/.cache/duckstream-bench/.venv/bin/python bench_live.py --bin ../target/release/duckstream
+    ~/.cache/duckstream-bench/.venv/bin/python scripts/bench/bench_live.py --bin target/release/duckstream
 
 Needs the bench venv with websockets and aiohttp (pip install websockets aiohttp).
 """
@@ -43,7 +43,7 @@ import aiohttp
 import duckdb
 import websockets
 
-from benchlib import gateway
+from benchlib import DEFAULT_BIN, gateway
 
 
 SUB_SQL = "SELECT count(*), sum(v) FROM panel"
@@ -446,7 +446,7 @@ def bench_progress(port, o, path):
 
 def main():
     p = argparse.ArgumentParser()
-    p.add_argument("--bin", default="../target/release/duckstream")
+    p.add_argument("--bin", default=DEFAULT_BIN)
     p.add_argument("--sockets", type=int, default=100)
     p.add_argument("--subs", type=int, default=10, help="subscriptions per socket")
     p.add_argument("--changes", type=int, default=3, help="PUTs to `panel` while subscribed")

@@ -7,7 +7,7 @@ gateway runs with --pool-size N, so every query runs in DuckDB at once (none wai
 Prints one table row: streams, streams running, idle RSS, RSS after one whole scan (DuckDB's
 buffer pool warm), peak RSS, MiB per stream above idle and above warm, threads.
 
-    cd scripts && ~/.cache/duckstream-bench/.venv/bin/python bench_streams.py --bin BINARY --n 500
+    ~/.cache/duckstream-bench/.venv/bin/python scripts/bench/bench_streams.py --bin BINARY --n 500
     ... --heaptrack /tmp/ht    # runs the gateway under heaptrack (apt-get install heaptrack)
 
 Needs open files for 2 × N sockets in this process and the gateway (ulimit -n).
@@ -21,7 +21,7 @@ import time
 import aiohttp
 import websockets
 
-from benchlib import gateway, status, timed_query
+from benchlib import DEFAULT_BIN, gateway, status, timed_query
 
 SQL = "SELECT * FROM parcels"
 
@@ -110,7 +110,7 @@ def status_int(pid, key):
 
 def main():
     p = argparse.ArgumentParser()
-    p.add_argument("--bin", default="../target/release/duckstream")
+    p.add_argument("--bin", default=DEFAULT_BIN)
     p.add_argument("--db", default="/tmp/bench/bench.duckdb")
     p.add_argument("--n", type=int, default=100)
     p.add_argument("--read", type=int, default=16384, help="bytes each client reads per second")

@@ -6,7 +6,7 @@ curl; DuckDB alone runs `COPY (SELECT ST_AsGeoJSON(geom) FROM t) TO '/dev/null'`
 (the spatial extension's writer, no network, no framing). Tables: 10M points and 1M polygons
 (33-vertex buffers) from the benchmark database, built once into a copy.
 
-    python3 scripts/bench_geo.py --bin target/release/duckstream --repeat 3 \\
+    python3 scripts/bench/bench_geo.py --bin target/release/duckstream --repeat 3 \\
         --ext /var/tmp/duckstream-tools/extensions
 """
 import argparse
@@ -18,7 +18,7 @@ import time
 
 import duckdb  # the harness venv's duckdb 1.5.5
 
-from benchlib import gateway
+from benchlib import DEFAULT_BIN, gateway
 
 SPATIAL = "v1.5.5/linux_amd64/spatial.duckdb_extension"
 
@@ -59,7 +59,7 @@ def copy(db, ext, table):
 
 def main():
     p = argparse.ArgumentParser()
-    p.add_argument("--bin", default="target/release/duckstream")
+    p.add_argument("--bin", default=DEFAULT_BIN)
     p.add_argument("--src", default="/tmp/bench/bench.duckdb")
     p.add_argument("--db", default="/tmp/bench/geo.duckdb")
     p.add_argument("--ext", default="/var/tmp/duckstream-tools/extensions")

@@ -3,8 +3,8 @@
 `CREATE TABLE … AS FROM read_csv(…)` on the same file, side by side, interleaved; and the
 gateway's peak RSS above idle during the upload (VmHWM, reset before each).
 
-    cd scripts && ~/.cache/duckstream-bench/.venv/bin/python bench_upload.py \\
-        --bin ../target/release/duckstream --repeat 3 --copies 1,5
+    ~/.cache/duckstream-bench/.venv/bin/python scripts/bench/bench_upload.py \\
+        --bin target/release/duckstream --repeat 3 --copies 1,5
 """
 import argparse
 import os
@@ -17,7 +17,7 @@ import urllib.request
 
 import duckdb
 
-from benchlib import gateway, reset_peak, status
+from benchlib import DEFAULT_BIN, gateway, reset_peak, status
 
 
 def csv_of(base, copies):
@@ -39,7 +39,7 @@ def csv_of(base, copies):
 
 def main():
     p = argparse.ArgumentParser()
-    p.add_argument("--bin", default="../target/release/duckstream")
+    p.add_argument("--bin", default=DEFAULT_BIN)
     p.add_argument("--src", default="/tmp/bench/bench.duckdb")
     p.add_argument("--csv", default="/tmp/bench/parcels.csv")
     p.add_argument("--repeat", type=int, default=3)

@@ -3,7 +3,7 @@
 127.0.0.2…127.0.0.254, so that more than one port range of source ports is available), reads
 the gateway's RSS, then asks every connection a query and checks every answer.
 
-    cd scripts && ~/.cache/duckstream-bench/.venv/bin/python bench_idle_ws.py --bin BINARY --n 9000
+    ~/.cache/duckstream-bench/.venv/bin/python scripts/bench/bench_idle_ws.py --bin BINARY --n 9000
 
 Limits: each side needs N file descriptors (`ulimit -n`, raised to the hard limit by the
 gateway itself; this script raises its own), and the kernel's `fs.nr_open` / `fs.file-max`
@@ -18,7 +18,7 @@ import time
 
 import websockets
 
-from benchlib import gateway, status
+from benchlib import DEFAULT_BIN, gateway, status
 
 
 async def run(port, pid, n):
@@ -58,7 +58,7 @@ async def run(port, pid, n):
 
 def main():
     p = argparse.ArgumentParser()
-    p.add_argument("--bin", default="../target/release/duckstream")
+    p.add_argument("--bin", default=DEFAULT_BIN)
     p.add_argument("--db", default="/tmp/bench/bench.duckdb")
     p.add_argument("--n", type=int, default=9000)
     p.add_argument("extra", nargs="*")

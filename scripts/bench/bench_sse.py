@@ -5,7 +5,7 @@ For each transport and encoding: time to the first `data` event (or line), total
 bytes on the wire, and the server's peak RSS (VmHWM, reset before each request). Medians of
 --repeat runs.
 
-Usage: bench_sse.py --bin target/release/duckstream --db /tmp/bench/bench.duckdb [--repeat 3]
+Usage: ~/.cache/duckstream-bench/.venv/bin/python scripts/bench/bench_sse.py --bin target/release/duckstream --db /tmp/bench/bench.duckdb [--repeat 3]
 """
 import argparse
 import socket

@@ -11,8 +11,8 @@ First batch: pyarrow over HTTP (urllib), the time to the first record batch (the
 before it). Peak RSS above the server's RSS before the request (VmHWM reset per request).
 Then the vgplot example's dashboard queries on both Mosaic servers.
 
-    cd scripts && /var/tmp/duckstream-tools/venv/bin/python bench_arrow.py \
-        --bin ../target/release/duckstream --mosaic /var/tmp/mosaic-venvs/ds-0.34.2/bin/duckdb-server
+    /var/tmp/duckstream-tools/venv/bin/python scripts/bench/bench_arrow.py \
+        --bin target/release/duckstream --mosaic /var/tmp/mosaic-venvs/ds-0.34.2/bin/duckdb-server
 
 Needs pyarrow and duckdb 1.5.5 in the Python that runs it (the test tools' venv has both:
 /var/tmp/duckstream-tools/venv), curl, and Mosaic's duckdb-server (tests/mosaic/validate.sh

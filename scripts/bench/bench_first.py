@@ -3,7 +3,7 @@
 the first `data` line of `SELECT * FROM parcels` (a new connection per request, closed once the
 data line is in), of the same scan under a new text each time, and of `SELECT 1`; binaries are run one after the other, rounds interleaved.
 
-    cd scripts && ~/.cache/duckstream-bench/.venv/bin/python bench_first.py BINARY [BINARY...] [--n 21]
+    ~/.cache/duckstream-bench/.venv/bin/python scripts/bench/bench_first.py BINARY [BINARY...] [--n 21]
 """
 import argparse
 import json

@@ -4,7 +4,7 @@ keep-alive HTTP connection: what the gateway adds to a query that DuckDB answers
 (admission, the read-only transaction, prepare, the response). Each binary in turn, 3
 interleaved rounds of 300 queries after 30 to warm up; prints p50 and p90.
 
-    cd scripts && ~/.cache/duckstream-bench/.venv/bin/python bench_tiny.py BINARY [BINARY...]
+    ~/.cache/duckstream-bench/.venv/bin/python scripts/bench/bench_tiny.py BINARY [BINARY...]
 """
 import http.client
 import json

@@ -4,7 +4,7 @@
 # plain and once with zstd; prints the instructions of the NDJSON encoder, of zstd and of the
 # whole process, per row.
 #
-#   scripts/bench_callgrind.sh BINARY [ROWS]      # needs valgrind (apt-get install valgrind)
+#   scripts/bench/bench_callgrind.sh BINARY [ROWS]   # needs valgrind (apt-get install valgrind)
 set -euo pipefail
 BIN=$(readlink -f "$1"); ROWS=${2:-200000}
 DB=${BENCH_DB:-/tmp/bench/bench.duckdb}

@@ -3,7 +3,7 @@
 with an RTREE index (DuckDB 1.5.5 + the spatial extension, in-process). Builds the point and
 zone tables from the benchmark database into a scratch copy.
 
-    cd scripts && ~/.cache/duckstream-bench/.venv/bin/python bench_spatial_index.py \\
+    ~/.cache/duckstream-bench/.venv/bin/python scripts/bench/bench_spatial_index.py \\
         --ext /var/tmp/duckstream-tools/extensions
 """
 import argparse

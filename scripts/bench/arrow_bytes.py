@@ -7,7 +7,7 @@ the gateway sends it), what dictionary-encoded strings would cost, what the same
 the gateway's NDJSON (a dump of `GET /v1/bench/query?sql=SELECT * FROM parcels`, if given),
 and what DuckDB's own Parquet writer with zstd makes of the whole table.
 
-    cd scripts && ~/.cache/duckstream-bench/.venv/bin/python arrow_bytes.py \
+    ~/.cache/duckstream-bench/.venv/bin/python scripts/bench/arrow_bytes.py \
         --db /tmp/bench/bench.duckdb --rows 2000000 --ndjson /tmp/scan.ndjson
 """
 import argparse

@@ -5,7 +5,7 @@ For each case: time to the first data frame, total time, rows/s, bytes on the wi
 payload bytes received) and the server's peak RSS (VmHWM, reset before each case). Every zstd
 frame is decoded with a fresh decoder, and the rows of the `end` line are checked.
 
-Usage: bench_ws.py --bin target/release/duckstream --db /tmp/bench/bench.duckdb [--sockets 8] [-- GATEWAY FLAGS]
+Usage: ~/.cache/duckstream-bench/.venv/bin/python scripts/bench/bench_ws.py --bin target/release/duckstream --db /tmp/bench/bench.duckdb [--sockets 8] [-- GATEWAY FLAGS]
 Needs the bench venv (websockets, zstandard): ~/.cache/duckstream-bench/.venv/bin/python
 """
 import argparse

@@ -4,8 +4,8 @@ parcels` (10M rows) at the same time over HTTP (curl, reading at --rate) or WebS
 as fast as Python can, or not at all with --stalled); prints the base and peak RSS and the
 cost per client.
 
-    ~/.cache/duckstream-bench/.venv/bin/python scripts/bench_mem.py --transport http --n 64 [--zstd]
-    ~/.cache/duckstream-bench/.venv/bin/python scripts/bench_mem.py --transport ws --n 200 [--stalled]
+    ~/.cache/duckstream-bench/.venv/bin/python scripts/bench/bench_mem.py --transport http --n 64 [--zstd]
+    ~/.cache/duckstream-bench/.venv/bin/python scripts/bench/bench_mem.py --transport ws --n 200 [--stalled]
 Extra gateway flags after `--` (default here: --pool-size 32 --max-queries 1024, as load-tests/run.sh).
 """
 import argparse
@@ -14,7 +14,7 @@ import json
 import subprocess
 import time
 
-from benchlib import gateway, status
+from benchlib import DEFAULT_BIN, gateway, status
 
 
 def watch(pid, seconds):
@@ -54,7 +54,7 @@ async def ws_clients(port, n, stalled, seconds, pid):
 
 def main():
     p = argparse.ArgumentParser()
-    p.add_argument("--bin", default="target/release/duckstream")
+    p.add_argument("--bin", default=DEFAULT_BIN)
     p.add_argument("--db", default="/tmp/bench/bench.duckdb")
     p.add_argument("--transport", choices=["http", "ws"], default="http")
     p.add_argument("--n", type=int, default=32)

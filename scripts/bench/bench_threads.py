@@ -4,7 +4,7 @@
 /proc/PID/task/*/stat. Shows which stage bounds a single stream (one stream's zstd is
 sequential: it runs on one worker at a time).
 
-    cd scripts && ~/.cache/duckstream-bench/.venv/bin/python bench_threads.py BINARY [zstd|identity] [GATEWAY FLAGS...]
+    ~/.cache/duckstream-bench/.venv/bin/python scripts/bench/bench_threads.py BINARY [zstd|identity] [GATEWAY FLAGS...]
 """
 import os
 import sys

@@ -5,7 +5,7 @@ Starts the release binary on a scratch data dir that links the benchmark databas
 `bench`, then for each case: reads the idle RSS, resets the peak (/proc/PID/clear_refs), streams
 the query with curl to /dev/null, and reads the peak (VmHWM). Prints a markdown table.
 
-Usage: bench_rss.py --bin target/release/duckstream --db /tmp/bench/bench.duckdb
+Usage: python3 scripts/bench/bench_rss.py --bin target/release/duckstream --db /tmp/bench/bench.duckdb
 """
 import argparse
 import subprocess
