@@ -12,7 +12,8 @@
 //! [`arrow`] (Arrow IPC), [`csv`].
 //!
 //! Invariants:
-//! - [`Format`] is matched here only: every decision about a format is this module's.
+//! - Beyond its names and media types (its own methods in `wire`), [`Format`] is matched here
+//!   only: every decision about a format is this module's.
 //! - The header comes first, even for an empty result; nothing follows `end` or `error`.
 //! - A failed result ends in the format's own words ([`ErrorPlace::InStream`]), or its stream
 //!   breaks ([`ErrorPlace::Beside`]): it never ends as a clean, shorter result.
