@@ -1,10 +1,11 @@
 //! Who is asking, and for which tenant: API keys and signed tokens, checked at the edge before
 //! a request touches the engine.
 //!
-//! - With a tenants file, every tenant route needs a credential: `Authorization: Bearer <key>`
-//!   (a tenant's API key, or an admin key good for every tenant), or a token from
-//!   `POST /v1/{tenant}/tokens` as `Authorization: Bearer <token>` or `?token=<token>` (for
-//!   `EventSource` and WebSocket, which cannot set headers).
+//! - With a tenants file, every tenant route needs a [`Credential`]: a tenant's API key (or an
+//!   admin key, good for every tenant), or a token from `POST /v1/{tenant}/tokens`. HTTP sends
+//!   them as `Authorization: Bearer <key or token>` or `?token=<token>` (for `EventSource` and
+//!   WebSocket, which cannot set headers); a wire protocol as a login's password. The
+//!   transport reads them into a [`Credential`]; this module knows no transport.
 //! - Without one, duckstream is open ([`Via::Open`]); the config then refuses any bind address
 //!   but loopback unless `--insecure` is given.
 //!
@@ -15,16 +16,17 @@
 //!   `token_max_ttl_secs` away.
 //! - Keys and tokens are never logged; failures are counted by a fixed `reason`.
 
+pub mod credential;
 pub mod keys;
 pub mod token;
 
 use std::collections::HashMap;
 use std::sync::Arc;
 
-use actix_web::http::header::{HeaderMap, AUTHORIZATION};
-
 use crate::error::GatewayError;
 use crate::wire::{IssuedToken, TableSet, TenantId, TokenRequest};
+pub use credential::Credential;
+use credential::Proof;
 use keys::KeyHash;
 use token::{Claims, TokenError, TokenSigner};
 
@@ -46,9 +48,23 @@ pub struct Access {
     pub tables: Option<Arc<TableSet>>,
     /// Unix seconds after which the credential is no longer valid (tokens).
     pub expires_at: Option<u64>,
+    /// The user a wire-protocol login named ([`Credential::Password`]), for the logs: it
+    /// proves nothing.
+    pub user: Option<String>,
 }
 
 impl Access {
+    /// Access to `tenant` without a table scope or an expiry.
+    fn new(tenant: &TenantId, via: Via) -> Self {
+        Self {
+            tenant: tenant.clone(),
+            via,
+            tables: None,
+            expires_at: None,
+            user: None,
+        }
+    }
+
     /// Refuses use of a token past its expiry (a WebSocket outlives the check at connect).
     pub fn check_fresh(&self) -> Result<(), AuthError> {
         match self.expires_at {
@@ -157,85 +173,77 @@ impl Authenticator {
         self.keys.is_none()
     }
 
-    /// Checks the request's credential for `tenant`.
+    /// Checks `credential` for `tenant`. An open server (no tenants file) takes any.
     pub fn authorize(
         &self,
-        headers: &HeaderMap,
-        query_string: &str,
+        credential: &Credential,
         tenant: &TenantId,
     ) -> Result<Access, AuthError> {
+        let access = self.check(credential, tenant)?;
+        Ok(Access {
+            user: credential.user().map(str::to_string),
+            ..access
+        })
+    }
+
+    fn check(&self, credential: &Credential, tenant: &TenantId) -> Result<Access, AuthError> {
         let Some(keys) = &self.keys else {
-            return Ok(Access {
-                tenant: tenant.clone(),
-                via: Via::Open,
-                tables: None,
-                expires_at: None,
-            });
+            return Ok(Access::new(tenant, Via::Open));
         };
-        match credential(headers, query_string)? {
-            Credential::Key(key) => match keys.get(&KeyHash::of(&key)) {
+        match credential.proof()? {
+            Proof::Key(key) => match keys.get(&KeyHash::of(key)) {
                 None => Err(AuthError::InvalidKey),
-                Some(Owner::Admin) => Ok(Access {
-                    tenant: tenant.clone(),
-                    via: Via::AdminKey,
-                    tables: None,
-                    expires_at: None,
-                }),
-                Some(Owner::Tenant(owner)) if owner == tenant => Ok(Access {
-                    tenant: tenant.clone(),
-                    via: Via::ApiKey,
-                    tables: None,
-                    expires_at: None,
-                }),
+                Some(Owner::Admin) => Ok(Access::new(tenant, Via::AdminKey)),
+                Some(Owner::Tenant(owner)) if owner == tenant => {
+                    Ok(Access::new(tenant, Via::ApiKey))
+                }
                 Some(Owner::Tenant(_)) => Err(AuthError::WrongTenant(tenant.to_string())),
             },
-            Credential::Token(t) => {
-                let claims = self
-                    .signer
-                    .verify(&t, token::now_secs())
-                    .map_err(|e| match e {
-                        TokenError::Expired => AuthError::Expired,
-                        e => AuthError::InvalidToken(e),
-                    })?;
-                if claims.sub != tenant.as_str() {
-                    return Err(AuthError::WrongTenant(tenant.to_string()));
-                }
-                let tables = match &claims.tables {
-                    Some(names) => {
-                        Some(Arc::new(TableSet::parse(names).map_err(|_| {
-                            AuthError::InvalidToken(TokenError::Malformed)
-                        })?))
-                    }
-                    None => None,
-                };
-                Ok(Access {
-                    tenant: tenant.clone(),
-                    via: Via::Token,
-                    tables,
-                    expires_at: Some(claims.exp),
-                })
-            }
+            Proof::Token(t) => self.token_access(t, tenant),
         }
     }
 
-    /// Checks the request's credential for the admin routes: an admin key (with a tenants
-    /// file). `Ok(false)`: the server is open, and the caller must restrict the request
-    /// itself (to loopback).
-    pub fn authorize_admin(
-        &self,
-        headers: &HeaderMap,
-        query_string: &str,
-    ) -> Result<bool, AuthError> {
+    /// What a token gives on `tenant`: its table scope, until its expiry.
+    fn token_access(&self, token: &str, tenant: &TenantId) -> Result<Access, AuthError> {
+        let claims = self
+            .signer
+            .verify(token, token::now_secs())
+            .map_err(|e| match e {
+                TokenError::Expired => AuthError::Expired,
+                e => AuthError::InvalidToken(e),
+            })?;
+        if claims.sub != tenant.as_str() {
+            return Err(AuthError::WrongTenant(tenant.to_string()));
+        }
+        let tables = match &claims.tables {
+            Some(names) => {
+                Some(Arc::new(TableSet::parse(names).map_err(|_| {
+                    AuthError::InvalidToken(TokenError::Malformed)
+                })?))
+            }
+            None => None,
+        };
+        Ok(Access {
+            tables,
+            expires_at: Some(claims.exp),
+            ..Access::new(tenant, Via::Token)
+        })
+    }
+
+    /// Checks `credential` for the admin routes: an admin key (with a tenants file).
+    /// `Ok(false)`: the server is open, and the caller must restrict the request itself (to
+    /// loopback).
+    pub fn authorize_admin(&self, credential: &Credential) -> Result<bool, AuthError> {
         let Some(keys) = &self.keys else {
             return Ok(false);
         };
-        match credential(headers, query_string)? {
-            Credential::Key(key) => match keys.get(&KeyHash::of(&key)) {
+        match credential.proof()? {
+            Proof::Key(key) => match keys.get(&KeyHash::of(key)) {
                 None => Err(AuthError::InvalidKey),
                 Some(Owner::Admin) => Ok(true),
                 Some(Owner::Tenant(_)) => Err(AuthError::AdminOnly),
             },
-            Credential::Token(_) => Err(AuthError::AdminOnly),
+            Proof::Token(_) => Err(AuthError::AdminOnly),
         }
     }
 
@@ -271,41 +279,8 @@ impl Authenticator {
     }
 }
 
-enum Credential {
-    Key(String),
-    Token(String),
-}
-
-/// The request's credential: the `Authorization: Bearer` header (a key, or a token: three
-/// dot-separated parts), else `?token=`. Two different credentials are refused, not guessed.
-fn credential(headers: &HeaderMap, query_string: &str) -> Result<Credential, AuthError> {
-    let from_query = form_urlencoded::parse(query_string.as_bytes())
-        .find(|(k, _)| k == "token")
-        .map(|(_, v)| v.into_owned());
-    let from_header = match headers.get(AUTHORIZATION) {
-        None => None,
-        Some(v) => {
-            let v = v.to_str().map_err(|_| AuthError::InvalidKey)?;
-            let (scheme, value) = v.trim().split_once(' ').ok_or(AuthError::Missing)?;
-            if !scheme.eq_ignore_ascii_case("bearer") {
-                return Err(AuthError::Missing);
-            }
-            Some(value.trim().to_string())
-        }
-    };
-    match (from_header, from_query) {
-        (Some(h), Some(q)) if h != q => Err(AuthError::InvalidToken(TokenError::Malformed)),
-        (Some(v), _) if v.split('.').count() == 3 => Ok(Credential::Token(v)),
-        (Some(v), _) if !v.is_empty() => Ok(Credential::Key(v)),
-        (None, Some(q)) => Ok(Credential::Token(q)),
-        _ => Err(AuthError::Missing),
-    }
-}
-
 #[cfg(test)]
 mod tests {
-    use actix_web::http::header::HeaderValue;
-
     use super::*;
 
     fn auth() -> Authenticator {
@@ -325,13 +300,26 @@ mod tests {
         )
     }
 
-    fn bearer(v: &str) -> HeaderMap {
-        let mut h = HeaderMap::new();
-        h.insert(
-            AUTHORIZATION,
-            HeaderValue::from_str(&format!("Bearer {v}")).unwrap(),
-        );
-        h
+    fn bearer(v: &str) -> Credential {
+        Credential::Bearer(v.to_string())
+    }
+
+    fn password(v: &str) -> Credential {
+        Credential::Password {
+            user: "analyst".to_string(),
+            password: v.to_string(),
+        }
+    }
+
+    /// A token for acme, limited to the table `trips`.
+    fn trips_token(a: &Authenticator) -> String {
+        let acme = TenantId::parse("acme").unwrap();
+        let key = a.authorize(&bearer("acme-key"), &acme).unwrap();
+        let request = TokenRequest {
+            ttl_secs: None,
+            tables: Some(vec!["Trips".into()]),
+        };
+        a.issue(&key, request).unwrap().token
     }
 
     #[test]
@@ -339,23 +327,20 @@ mod tests {
         let a = auth();
         let acme = TenantId::parse("acme").unwrap();
         let globex = TenantId::parse("globex").unwrap();
-        let none = HeaderMap::new();
-        assert_eq!(
-            a.authorize(&none, "", &acme).unwrap_err(),
-            AuthError::Missing
-        );
-        let got = a.authorize(&bearer("acme-key"), "", &acme).unwrap();
+        let none = Credential::Absent;
+        assert_eq!(a.authorize(&none, &acme).unwrap_err(), AuthError::Missing);
+        let got = a.authorize(&bearer("acme-key"), &acme).unwrap();
         assert_eq!(got.via, Via::ApiKey);
         assert!(matches!(
-            a.authorize(&bearer("acme-key"), "", &globex),
+            a.authorize(&bearer("acme-key"), &globex),
             Err(AuthError::WrongTenant(_))
         ));
         assert_eq!(
-            a.authorize(&bearer("nope"), "", &acme).unwrap_err(),
+            a.authorize(&bearer("nope"), &acme).unwrap_err(),
             AuthError::InvalidKey
         );
         assert_eq!(
-            a.authorize(&bearer("root"), "", &globex).unwrap().via,
+            a.authorize(&bearer("root"), &globex).unwrap().via,
             Via::AdminKey
         );
 
@@ -369,13 +354,13 @@ mod tests {
             )
             .unwrap();
         assert_eq!(issued.tables, Some(vec!["trips".to_string()]));
-        let q = format!("sql=x&token={}", issued.token);
-        let via_token = a.authorize(&none, &q, &acme).unwrap();
+        let q = Credential::QueryToken(issued.token.clone());
+        let via_token = a.authorize(&q, &acme).unwrap();
         assert_eq!(via_token.via, Via::Token);
         assert!(via_token.tables.is_some());
-        assert!(a.authorize(&bearer(&issued.token), "", &acme).is_ok());
+        assert!(a.authorize(&bearer(&issued.token), &acme).is_ok());
         assert!(matches!(
-            a.authorize(&none, &q, &globex),
+            a.authorize(&q, &globex),
             Err(AuthError::WrongTenant(_))
         ));
         // A token cannot mint tokens; lifetimes are bounded.
@@ -390,8 +375,95 @@ mod tests {
         assert!(a.issue(&got, too_long).is_err());
         // An API key passed as ?token= is not a token.
         assert!(matches!(
-            a.authorize(&none, "token=acme-key", &acme),
+            a.authorize(&Credential::QueryToken("acme-key".into()), &acme),
             Err(AuthError::InvalidToken(_))
         ));
+    }
+
+    #[test]
+    fn admin_routes_take_only_an_admin_key() {
+        let a = auth();
+        assert_eq!(a.authorize_admin(&bearer("root")), Ok(true));
+        assert_eq!(
+            a.authorize_admin(&bearer("acme-key")),
+            Err(AuthError::AdminOnly)
+        );
+        assert_eq!(
+            a.authorize_admin(&bearer("nope")),
+            Err(AuthError::InvalidKey)
+        );
+        assert_eq!(
+            a.authorize_admin(&Credential::Absent),
+            Err(AuthError::Missing)
+        );
+        let token = Credential::QueryToken(trips_token(&a));
+        assert_eq!(a.authorize_admin(&token), Err(AuthError::AdminOnly));
+    }
+
+    #[test]
+    fn an_open_server_takes_any_credential() {
+        let a = Authenticator::new(
+            None,
+            TokenSigner::new(vec![7u8; 32]),
+            TokenTtl {
+                default_secs: 60,
+                max_secs: 600,
+            },
+        );
+        let acme = TenantId::parse("acme").unwrap();
+        for c in [Credential::Absent, bearer("nope"), password("")] {
+            assert_eq!(a.authorize(&c, &acme).unwrap().via, Via::Open);
+            assert_eq!(a.authorize_admin(&c), Ok(false));
+        }
+    }
+
+    #[test]
+    fn a_login_password_is_checked_as_a_bearer_value() {
+        let a = auth();
+        let acme = TenantId::parse("acme").unwrap();
+        let globex = TenantId::parse("globex").unwrap();
+        // A tenant's key as the password: that tenant only; the user is recorded.
+        let got = a.authorize(&password("acme-key"), &acme).unwrap();
+        assert_eq!(got.via, Via::ApiKey);
+        assert_eq!(got.user.as_deref(), Some("analyst"));
+        assert!(got.tables.is_none());
+        assert!(matches!(
+            a.authorize(&password("acme-key"), &globex),
+            Err(AuthError::WrongTenant(_))
+        ));
+        // The admin key: every tenant, and the admin routes.
+        assert_eq!(
+            a.authorize(&password("root"), &globex).unwrap().via,
+            Via::AdminKey
+        );
+        assert_eq!(a.authorize_admin(&password("root")), Ok(true));
+        assert_eq!(
+            a.authorize_admin(&password("acme-key")),
+            Err(AuthError::AdminOnly)
+        );
+        // A token: its table scope and expiry apply, and it cannot mint tokens.
+        let token = trips_token(&a);
+        let scoped = a.authorize(&password(&token), &acme).unwrap();
+        assert_eq!(scoped.via, Via::Token);
+        let tables = scoped.tables.as_ref().expect("the token's scope");
+        assert_eq!(tables.names(), vec!["trips".to_string()]);
+        assert!(scoped.expires_at.is_some());
+        assert_eq!(
+            a.issue(&scoped, TokenRequest::default()).unwrap_err(),
+            AuthError::TokenCannotIssue
+        );
+        // A wrong password fails exactly as a wrong bearer value: same error, same code.
+        for wrong in ["nope", "a.b.c", ""] {
+            let by_password = a.authorize(&password(wrong), &acme).unwrap_err();
+            let by_bearer = a.authorize(&bearer(wrong), &acme).unwrap_err();
+            assert_eq!(by_password, by_bearer, "{wrong}");
+            assert_eq!(by_password.reason(), by_bearer.reason());
+            let (p, b) = (
+                GatewayError::from(by_password),
+                GatewayError::from(by_bearer),
+            );
+            assert_eq!(p.code(), b.code());
+            assert_eq!(p.code(), "unauthenticated");
+        }
     }
 }

@@ -9,7 +9,9 @@
 //! Invariants:
 //! - The header is the schema message, even for an empty result; `end` is the end-of-stream
 //!   marker, and nothing else ends a stream: a stream cut short has none (readers that accept a
-//!   stream without it are told apart by the transport, see `docs/PROTOCOL.md`).
+//!   stream without it are told apart by the transport, see `docs/PROTOCOL.md`). A failed
+//!   stream has no words for it: its error goes beside it, and it breaks
+//!   ([`super::ErrorPlace::Beside`]).
 //! - A batch holds at most `rows` rows and is closed once its arrays reach `bytes` bytes (so
 //!   one batch is never much larger than the byte cap plus one DuckDB chunk).
 //! - The first batch is one DuckDB chunk at most ([`FIRST_BATCH_ROWS`]), and each next one
@@ -22,7 +24,7 @@ use arrow::compute::concat_batches;
 use arrow::ipc::writer::StreamWriter;
 use bytes::Bytes;
 
-use super::{ChunkSizes, Flow, Line, ResultEncoder, ResultLimits, Stopped};
+use super::{ChunkSizes, ErrorFrame, Flow, Line, ResultEncoder, ResultLimits, Stopped};
 use crate::duck::arrow::{ArrowOptions, ArrowSchema};
 use crate::duck::{DataChunk, LogicalType};
 
@@ -213,4 +215,14 @@ impl ResultEncoder for ArrowEncoder {
     fn failure(&mut self) -> Option<String> {
         self.failed.take()
     }
+
+    fn fail(&mut self, query_id: &str, code: &str, message: &str) -> ErrorFrame {
+        error_frame(query_id, code, message)
+    }
+}
+
+/// What ends a failed result: an IPC stream has no message for a failure, and a reader takes
+/// every stream that ends for complete, so the stream breaks.
+pub fn error_frame(query_id: &str, code: &str, message: &str) -> ErrorFrame {
+    ErrorFrame::beside(query_id, code, message)
 }

@@ -10,8 +10,8 @@
 //!   NULL, an empty field, stays distinct from `""`); quotes inside are doubled.
 //! - Every record ends with `\n`; a batch holds whole records, at most `rows` of them, closed
 //!   once it reaches `bytes` bytes.
-//! - A CSV stream cannot say that it failed: the transport breaks it instead
-//!   ([`crate::wire::Format::carries_errors`]).
+//! - A CSV stream cannot say that it failed: its error goes beside it, and it breaks
+//!   ([`super::ErrorPlace::Beside`]).
 
 use std::cell::Cell;
 
@@ -20,7 +20,7 @@ use bytes::Bytes;
 use super::geometry::BadWkb;
 use super::ndjson::{bind_columns, write_value, Col};
 use super::plan::Plan;
-use super::{ChunkSizes, Flow, Line, Options, ResultEncoder, ResultLimits, Stopped};
+use super::{ChunkSizes, ErrorFrame, Flow, Line, Options, ResultEncoder, ResultLimits, Stopped};
 use crate::duck::{DataChunk, LogicalType};
 
 pub struct CsvEncoder {
@@ -150,6 +150,15 @@ impl ResultEncoder for CsvEncoder {
     fn end(&mut self, _elapsed_ms: u64) -> Bytes {
         Bytes::new()
     }
+
+    fn fail(&mut self, query_id: &str, code: &str, message: &str) -> ErrorFrame {
+        error_frame(query_id, code, message)
+    }
+}
+
+/// What ends a failed result: CSV has no words for it, so the stream breaks.
+pub fn error_frame(query_id: &str, code: &str, message: &str) -> ErrorFrame {
+    ErrorFrame::beside(query_id, code, message)
 }
 
 /// Appends `col[row]` as a CSV field (nothing for NULL).

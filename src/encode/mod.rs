@@ -1,17 +1,22 @@
 //! Result formats: how DuckDB's data chunks become the bytes of a result.
 //!
 //! A format is one [`ResultEncoder`]: it opens the result ([`ResultEncoder::header`]), turns
-//! chunks into batches of rows ([`ResultEncoder::push`], [`ResultEncoder::flush`]) and closes it
-//! ([`ResultEncoder::end`]). The executor drives it
-//! the same way for every format ([`error_frame`] ends a failed one), and the transports only
-//! frame and compress the pieces, so a new format is one more file here and one more
-//! [`Format`] variant.
+//! chunks into batches of rows ([`ResultEncoder::push`], [`ResultEncoder::flush`]), closes it
+//! ([`ResultEncoder::end`]) or ends it as failed ([`ResultEncoder::fail`]; [`error_frame`]
+//! before there is an encoder). The executor drives it the same way for every format, and the
+//! transports only frame and compress the pieces, acting on what each format says about
+//! itself: where its error goes ([`ErrorPlace`]) and how its bytes may travel ([`Layout`]).
+//! So a new format is one more file here and one more [`Format`] variant.
 //!
 //! The formats: [`ndjson`] (the protocol of `docs/PROTOCOL.md`, and `jsonl`, its rows alone),
 //! [`arrow`] (Arrow IPC), [`csv`].
 //!
 //! Invariants:
+//! - Beyond its names and media types (its own methods in `wire`), [`Format`] is matched here
+//!   only: every decision about a format is this module's.
 //! - The header comes first, even for an empty result; nothing follows `end` or `error`.
+//! - A failed result ends in the format's own words ([`ErrorPlace::InStream`]), or its stream
+//!   breaks ([`ErrorPlace::Beside`]): it never ends as a clean, shorter result.
 //! - A batch holds at most `chunk_rows` rows and is closed once it reaches `chunk_bytes`
 //!   (so one batch is never much larger than the byte cap plus one row).
 //! - `push` stops at the first row that would pass the [`ResultLimits`].
@@ -120,6 +125,10 @@ pub trait ResultEncoder: Send {
     /// when [`ResultEncoder::failure`] is `None`.
     fn end(&mut self, elapsed_ms: u64) -> Bytes;
 
+    /// The failure path: what ends the result when it fails after its header (a DuckDB error,
+    /// a limit, a cancel), with the error's `code` and client-safe `message`. Nothing follows.
+    fn fail(&mut self, query_id: &str, code: &str, message: &str) -> ErrorFrame;
+
     /// Why the last [`ResultEncoder::flush`] lost rows, if it did: the result must then end as
     /// failed, never as a complete shorter one.
     fn failure(&mut self) -> Option<String> {
@@ -142,12 +151,80 @@ pub(crate) fn seal(mut buf: Vec<u8>, max: usize) -> (Bytes, usize) {
     (Bytes::from(buf), next + next / 8)
 }
 
-/// What ends a result that failed after its stream began: the protocol's `error` line, for
-/// every format. A format that cannot carry it ([`Format::carries_errors`]) has it sent beside
-/// the stream where the transport can (a WebSocket text message) and otherwise breaks the
-/// stream instead of ending it cleanly (HTTP).
-pub fn error_frame(query_id: &str, code: &str, message: &str) -> Bytes {
-    crate::wire::lines::error_line(query_id, code, message)
+/// Where a failed result's error goes, which only its format knows: what a transport does
+/// with the frame that ends the result ([`ErrorFrame`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ErrorPlace {
+    /// In the stream: the frame's bytes are the format's own last words (NDJSON's `error`
+    /// line), sent like any other frame; the stream then ends cleanly.
+    InStream,
+    /// Beside the stream: the format cannot say that it failed (Arrow, CSV, jsonl), so its
+    /// stream must break (an HTTP body without its last chunk, its zstd frame unfinished),
+    /// since a reader would take a clean end for a complete result. The frame's bytes are the
+    /// protocol's `error` line, for a transport with a place beside the stream (a WebSocket
+    /// text message, Mosaic's `{"error": …}`); a byte stream drops them.
+    Beside,
+}
+
+/// The frame that ends a failed result: its bytes, and where they go.
+#[derive(Debug)]
+pub struct ErrorFrame {
+    pub bytes: Bytes,
+    pub place: ErrorPlace,
+}
+
+impl ErrorFrame {
+    /// The protocol's `error` line beside a stream that breaks: how every format that cannot
+    /// say that it failed ends a failed result.
+    pub(crate) fn beside(query_id: &str, code: &str, message: &str) -> Self {
+        Self {
+            bytes: crate::wire::lines::error_line(query_id, code, message),
+            place: ErrorPlace::Beside,
+        }
+    }
+}
+
+/// What ends a result of `format` that failed before its encoder was made (before its
+/// header): the frame its encoder's [`ResultEncoder::fail`] would give.
+pub fn error_frame(format: Format, query_id: &str, code: &str, message: &str) -> ErrorFrame {
+    match format {
+        Format::Ndjson => ndjson::error_frame(ndjson::Rows::Protocol, query_id, code, message),
+        Format::Jsonl => ndjson::error_frame(ndjson::Rows::Objects, query_id, code, message),
+        Format::Csv => csv::error_frame(query_id, code, message),
+        Format::Arrow => arrow::error_frame(query_id, code, message),
+    }
+}
+
+/// How a format's bytes may travel: what a transport needs to know about a format besides
+/// its encoder and its media type ([`Format::content_type`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Layout {
+    /// The protocol's own lines (NDJSON), each tagged with its query: what SSE events,
+    /// WebSocket messages and live subscriptions carry, and the only format with `progress`
+    /// lines.
+    ProtocolLines,
+    /// Whole binary messages (Arrow IPC): a WebSocket sends each as a binary message, between
+    /// the protocol's text lines for the same query (`arrow` before, `end` or `error` after).
+    BinaryMessages,
+    /// A body with no place for the protocol's query ids or control lines (CSV, jsonl): only
+    /// an HTTP response carries it.
+    Body,
+}
+
+impl Layout {
+    /// Whether the format can carry `progress` lines.
+    pub fn has_progress(self) -> bool {
+        self == Self::ProtocolLines
+    }
+}
+
+/// How `format`'s bytes may travel.
+pub fn layout(format: Format) -> Layout {
+    match format {
+        Format::Ndjson => Layout::ProtocolLines,
+        Format::Arrow => Layout::BinaryMessages,
+        Format::Csv | Format::Jsonl => Layout::Body,
+    }
 }
 
 /// The batch sizes of `format`: Arrow batches may hold more rows by default (a batch is a unit
@@ -207,4 +284,45 @@ pub fn encoder(
     Ok(Box::new(ndjson::NdjsonEncoder::new(
         columns, query_id, sizes, limits, options, rows,
     )?))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const FORMATS: [Format; 4] = [Format::Ndjson, Format::Jsonl, Format::Csv, Format::Arrow];
+
+    #[test]
+    fn only_ndjson_says_in_its_stream_that_it_failed() {
+        let line = crate::wire::lines::error_line("q1", "timeout", "too slow");
+        for format in FORMATS {
+            let frame = error_frame(format, "q1", "timeout", "too slow");
+            let place = match format {
+                Format::Ndjson => ErrorPlace::InStream,
+                _ => ErrorPlace::Beside,
+            };
+            assert_eq!(frame.place, place, "{format:?}");
+            // In the stream or beside it, the words are the protocol's `error` line.
+            assert_eq!(frame.bytes, line, "{format:?}");
+        }
+    }
+
+    #[test]
+    fn each_format_says_how_its_bytes_travel() {
+        let layouts = FORMATS.map(layout);
+        assert_eq!(
+            layouts,
+            [
+                Layout::ProtocolLines,
+                Layout::Body,
+                Layout::Body,
+                Layout::BinaryMessages
+            ]
+        );
+        let with_progress: Vec<_> = FORMATS
+            .into_iter()
+            .filter(|f| layout(*f).has_progress())
+            .collect();
+        assert_eq!(with_progress, [Format::Ndjson]);
+    }
 }

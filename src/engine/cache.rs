@@ -4,8 +4,8 @@
 //!
 //! Invariants:
 //! - The key is everything that makes the bytes: tenant (and its incarnation), SQL, params,
-//!   output options, the token's table scope, and the transport's framing and compression. A
-//!   token limited to some tables never gets bytes made for another scope.
+//!   output options, the token's table scope, and the transport's framing and compression
+//!   ([`Variant`]). A token limited to some tables never gets bytes made for another scope.
 //! - An entry is served only while [`Tenant::is_current`] holds for the tables its plan read
 //!   at the version it was computed at ([`Stamp`]), and within the tenant's `cache_ttl_secs`.
 //!   Only complete results (ending with `end`) of deterministic statements with known tables
@@ -52,14 +52,28 @@ pub struct CacheKey {
     progress: bool,
     /// The token's tables, sorted; `None`: every table.
     scope: Option<Vec<String>>,
-    /// The transport's framing and compression (`http`, `http+zstd`, `sse+zstd`…).
-    variant: &'static str,
+    /// The transport's framing and compression.
+    variant: Variant,
+}
+
+/// How the transport that asks frames and compresses a result's bytes: a hit is served as the
+/// stored bytes, so each variant keeps results of its own (the format is the spec's).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Variant {
+    /// An HTTP body (`/query`, Mosaic's REST connector), as sent: zstd-compressed or not.
+    Http { zstd: bool },
+    /// SSE: the result's lines, framed as events (and compressed) per response.
+    Sse,
+    /// One message of Mosaic's socket: the whole Arrow stream.
+    MosaicSocket,
+    /// A live subscription's channel: its key, never a stored result.
+    Live,
 }
 
 impl CacheKey {
     /// The key of `spec`'s result for a tenant incarnation and a transport `variant` (also
     /// what makes a live subscription's channel).
-    pub fn new(spec: &QuerySpec, incarnation: u64, variant: &'static str) -> Self {
+    pub fn new(spec: &QuerySpec, incarnation: u64, variant: Variant) -> Self {
         let request = &spec.request;
         Self {
             tenant: spec.tenant.clone(),
@@ -168,7 +182,7 @@ impl ResultCache {
         self: &Arc<Self>,
         spec: &QuerySpec,
         tenant: &Arc<Tenant>,
-        variant: &'static str,
+        variant: Variant,
     ) -> Lookup {
         let ttl = tenant.limits.cache_ttl;
         // Progress lines tell how one execution went: such answers are never stored.

@@ -1054,11 +1054,16 @@ impl Running {
         log_error(&e);
         job.metrics.errors.with_label_values(&[e.code()]).inc();
         let outcome = outcome_of(&e);
-        let spec = &job.spec;
+        let (query_id, message) = (&job.spec.query_id, e.client_message());
+        // The format's own failure path; before the header there is no encoder yet.
+        let error = match self.encoder.as_mut() {
+            Some(encoder) => encoder.fail(query_id, e.code(), &message),
+            None => encode::error_frame(job.spec.format, query_id, e.code(), &message),
+        };
         let mut frame = Frame {
-            bytes: encode::error_frame(&spec.query_id, e.code(), &e.client_message()),
+            bytes: error.bytes,
             rows: 0,
-            kind: FrameKind::Error,
+            kind: FrameKind::Error(error.place),
         };
         // The reader may be stalled (that may be why it timed out): wait a bounded time.
         let deadline = Instant::now() + FINAL_LINE_WAIT;

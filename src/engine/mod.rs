@@ -64,13 +64,14 @@ pub enum FrameKind {
     /// A line beside the result: `progress` (asked with `progress`), `resume_unavailable`.
     Note,
     End,
-    Error,
+    /// The end of a failed result, in the stream or beside it, as its format says.
+    Error(crate::encode::ErrorPlace),
 }
 
 impl FrameKind {
     /// The query's last frame (`end` or `error`).
     pub fn is_final(self) -> bool {
-        matches!(self, Self::End | Self::Error)
+        matches!(self, Self::End | Self::Error(_))
     }
 }
 
@@ -399,7 +400,7 @@ impl Engine {
     pub async fn cached(
         &self,
         spec: &QuerySpec,
-        variant: &'static str,
+        variant: cache::Variant,
     ) -> Result<cache::Lookup, GatewayError> {
         let tenant = self.registry.get(&spec.tenant).await?;
         Ok(self.cache.lookup(spec, &tenant, variant).await)

@@ -15,7 +15,7 @@ use std::future::{ready, Ready};
 use actix_web::dev::Payload;
 use actix_web::{web, FromRequest, HttpRequest, HttpResponse};
 
-use super::edge::{auth_parts, is_loopback, read_body, refused};
+use super::edge::{auth_parts, is_loopback, presented, read_body, refused};
 use super::Settings;
 use crate::engine::Engine;
 use crate::error::GatewayError;
@@ -36,7 +36,7 @@ impl FromRequest for AdminAuthorized {
 
 fn authorize(req: &HttpRequest) -> Result<AdminAuthorized, GatewayError> {
     let (auth, metrics) = auth_parts(req)?;
-    match auth.authorize_admin(req.headers(), req.query_string()) {
+    match presented(req, auth).and_then(|credential| auth.authorize_admin(&credential)) {
         Ok(true) => Ok(AdminAuthorized),
         Ok(false) if is_loopback(req) => Ok(AdminAuthorized),
         Ok(false) => Err(GatewayError::AccessDenied(

@@ -38,7 +38,7 @@ pub struct Streamed<'a, F, S> {
     pub response: HttpResponseBuilder,
     pub settings: &'a Settings,
     pub metrics: &'a Metrics,
-    /// What reads the query's frames: [`Input::Frames`], or a stage in between (SSE's
+    /// What reads the query's frames: [`Input::frames`], or a stage in between (SSE's
     /// keep-alive).
     pub stage: S,
     pub framing: F,

@@ -42,6 +42,7 @@ use std::task::{Context, Poll};
 use bytes::Bytes;
 use tokio::sync::mpsc;
 
+use crate::encode::ErrorPlace;
 use crate::engine::{Frame, FrameKind};
 
 /// What a byte stream (an HTTP or SSE body) carries: the query's frames, and the transport's
@@ -77,36 +78,57 @@ impl Piece {
 }
 
 /// The input of a byte stream: a query's frames as the engine sends them, or pieces from a
-/// stage in between (SSE's keep-alive).
-pub enum Input {
+/// stage in between (SSE's keep-alive). A byte stream has no place beside it: an error that
+/// goes there ([`ErrorPlace::Beside`]) ends the input unsent, and the stream breaks.
+pub struct Input {
+    source: Source,
+    /// A frame said that the stream breaks: nothing more is read.
+    broken: bool,
+}
+
+enum Source {
     Frames(mpsc::Receiver<Frame>),
-    /// The query's frames up to an `error` frame, which ends the input unsent: for formats
-    /// whose bytes cannot say that they failed (Arrow, CSV, jsonl), so the body breaks.
-    FramesUntilError(mpsc::Receiver<Frame>),
     Pieces(mpsc::Receiver<Piece>),
 }
 
-/// A frame of a stream that cannot carry an error, or the end of its input at an error.
-fn until_error(frame: Option<Frame>) -> Option<Piece> {
-    frame
-        .filter(|f| f.kind != FrameKind::Error)
-        .map(Piece::Frame)
-}
-
 impl Input {
-    fn try_recv(&mut self) -> Option<Piece> {
-        match self {
-            Self::Frames(rx) => rx.try_recv().ok().map(Piece::Frame),
-            // An error frame ends the batch here; the next `recv` ends the input.
-            Self::FramesUntilError(rx) => match rx.try_recv() {
-                Ok(f) if f.kind == FrameKind::Error => {
-                    rx.close();
-                    None
-                }
-                other => other.ok().map(Piece::Frame),
-            },
-            Self::Pieces(rx) => rx.try_recv().ok(),
+    /// The query's frames as the engine sends them.
+    pub fn frames(rx: mpsc::Receiver<Frame>) -> Self {
+        Self {
+            source: Source::Frames(rx),
+            broken: false,
         }
+    }
+
+    /// Pieces from a stage between the engine and the stream.
+    pub fn pieces(rx: mpsc::Receiver<Piece>) -> Self {
+        Self {
+            source: Source::Pieces(rx),
+            broken: false,
+        }
+    }
+
+    /// `piece`, or the end of the input at an error that goes beside the stream.
+    fn in_stream(&mut self, piece: Option<Piece>) -> Option<Piece> {
+        let breaks = |p: &Piece| p.kind() == Some(FrameKind::Error(ErrorPlace::Beside));
+        match piece {
+            Some(p) if breaks(&p) => {
+                self.broken = true;
+                None
+            }
+            other => other,
+        }
+    }
+
+    fn try_recv(&mut self) -> Option<Piece> {
+        if self.broken {
+            return None;
+        }
+        let piece = match &mut self.source {
+            Source::Frames(rx) => rx.try_recv().ok().map(Piece::Frame),
+            Source::Pieces(rx) => rx.try_recv().ok(),
+        };
+        self.in_stream(piece)
     }
 
     async fn recv(&mut self) -> Option<Piece> {
@@ -114,11 +136,14 @@ impl Input {
     }
 
     pub fn poll_recv(&mut self, cx: &mut Context<'_>) -> Poll<Option<Piece>> {
-        match self {
-            Self::Frames(rx) => rx.poll_recv(cx).map(|f| f.map(Piece::Frame)),
-            Self::FramesUntilError(rx) => rx.poll_recv(cx).map(until_error),
-            Self::Pieces(rx) => rx.poll_recv(cx),
+        if self.broken {
+            return Poll::Ready(None);
         }
+        let piece = match &mut self.source {
+            Source::Frames(rx) => std::task::ready!(rx.poll_recv(cx)).map(Piece::Frame),
+            Source::Pieces(rx) => std::task::ready!(rx.poll_recv(cx)),
+        };
+        Poll::Ready(self.in_stream(piece))
     }
 }
 
@@ -503,9 +528,9 @@ impl Pool {
 
     /// The messages of a binary result (Arrow IPC) on a WebSocket: each of the format's
     /// frames (the schema, a batch, the end-of-stream marker) is one binary message, an
-    /// independent zstd frame when `level` is set; `progress` and `error` lines are text
-    /// messages as they are; after the end-of-stream marker comes the `end` line (rows,
-    /// batches, `elapsed_ms` since `accepted_at`), the last message.
+    /// independent zstd frame when `level` is set; `progress` lines and an error beside the
+    /// stream are text messages as they are; after the end-of-stream marker comes the `end`
+    /// line (rows, batches, `elapsed_ms` since `accepted_at`), the last message.
     pub fn messages(
         &self,
         mut input: mpsc::Receiver<Frame>,
@@ -526,16 +551,19 @@ impl Pool {
                 };
                 let raw_len = frame.bytes.len();
                 let message = match frame.kind {
-                    FrameKind::Note | FrameKind::Error => WireChunk {
+                    FrameKind::Note | FrameKind::Error(ErrorPlace::Beside) => WireChunk {
                         bytes: frame.bytes,
                         raw_len,
                         rows: 0,
                         has_data: false,
-                        last: frame.kind == FrameKind::Error,
+                        last: frame.kind.is_final(),
                         complete: false,
                         text: true,
                     },
-                    FrameKind::Metadata | FrameKind::Data | FrameKind::End => {
+                    FrameKind::Metadata
+                    | FrameKind::Data
+                    | FrameKind::End
+                    | FrameKind::Error(ErrorPlace::InStream) => {
                         let bytes = match level {
                             Some(l) => match compress_frame(l, &frame.bytes) {
                                 Ok(b) => b,
@@ -552,7 +580,9 @@ impl Pool {
                             raw_len,
                             rows: frame.rows,
                             has_data: frame.kind == FrameKind::Data,
-                            last: false,
+                            // An error in the format's own words ends it; `end` is followed
+                            // by the protocol's `end` line.
+                            last: matches!(frame.kind, FrameKind::Error(_)),
                             complete: false,
                             text: false,
                         }
@@ -697,6 +727,55 @@ mod tests {
         enc.write_all(&vec![b'x'; 4 << 20]).unwrap();
         enc.flush().unwrap();
         window_of(&enc.finish().unwrap())
+    }
+
+    fn frame(kind: FrameKind) -> Frame {
+        Frame {
+            bytes: Bytes::from_static(b"x"),
+            rows: 0,
+            kind,
+        }
+    }
+
+    /// The kinds of the pieces ready in `input` (`None`: a keep-alive).
+    fn kinds(input: &mut Input) -> Vec<Option<FrameKind>> {
+        std::iter::from_fn(|| input.try_recv())
+            .map(|p| p.kind())
+            .collect()
+    }
+
+    #[tokio::test]
+    async fn an_error_beside_the_stream_ends_a_byte_stream_unsent() {
+        let (tx, rx) = mpsc::channel(8);
+        for kind in [
+            FrameKind::Metadata,
+            FrameKind::Data,
+            FrameKind::Error(ErrorPlace::Beside),
+            // Never sent after an error; were it, the broken input would not read it.
+            FrameKind::Data,
+        ] {
+            tx.send(frame(kind)).await.unwrap();
+        }
+        let mut input = Input::frames(rx);
+        assert_eq!(
+            kinds(&mut input),
+            [Some(FrameKind::Metadata), Some(FrameKind::Data)]
+        );
+        assert!(input.recv().await.is_none());
+
+        // An error in the stream's own words is its last piece, sent like any other.
+        let (tx, rx) = mpsc::channel(8);
+        tx.send(Piece::Frame(frame(FrameKind::Data))).await.unwrap();
+        tx.send(Piece::Keepalive).await.unwrap();
+        let error = FrameKind::Error(ErrorPlace::InStream);
+        tx.send(Piece::Frame(frame(error))).await.unwrap();
+        drop(tx);
+        let mut input = Input::pieces(rx);
+        assert_eq!(
+            kinds(&mut input),
+            [Some(FrameKind::Data), None, Some(error)]
+        );
+        assert!(input.recv().await.is_none());
     }
 
     #[test]

@@ -1,10 +1,14 @@
-//! The HTTP edge every route shares: who is asking ([`Authorized`]), request bodies read within
-//! bounds, and how each error code becomes an HTTP status.
+//! The HTTP edge every route shares: who is asking ([`Authorized`], from the request's
+//! [`Credential`]), request bodies read within bounds, and how each error code becomes an HTTP
+//! status.
 //!
 //! Invariants:
 //! - A tenant route takes [`Authorized`] as an argument, so it cannot run without a checked
 //!   credential: actix extracts it (tenant from the path, then the credential) before the
 //!   handler body runs, and so before a body is read or the engine is touched.
+//! - A request presents one credential: `Authorization: Bearer`, else `?token=`; both, and
+//!   different, are refused (`invalid_token`), never guessed between. An open server reads
+//!   none, so a header it could not read does not refuse a request there.
 //! - Refusals are counted by a fixed reason (`duckstream_auth_failures_total`); credentials are
 //!   never logged.
 //! - The status of every code is decided here, in one match (`docs/PROTOCOL.md` lists them).
@@ -13,10 +17,12 @@ use std::future::{ready, Ready};
 use std::time::Duration;
 
 use actix_web::dev::Payload;
+use actix_web::http::header::{HeaderMap, AUTHORIZATION};
 use actix_web::http::StatusCode;
 use actix_web::{web, FromRequest, HttpRequest, HttpResponse, ResponseError};
 
-use crate::auth::{Access, AuthError, Authenticator};
+use crate::auth::token::TokenError;
+use crate::auth::{Access, AuthError, Authenticator, Credential};
 use crate::error::GatewayError;
 use crate::metrics::Metrics;
 use crate::wire::{lines, TenantId};
@@ -36,8 +42,44 @@ impl FromRequest for Authorized {
 fn authorize(req: &HttpRequest) -> Result<Access, GatewayError> {
     let tenant = TenantId::parse(req.match_info().get("tenant").unwrap_or_default())?;
     let (auth, metrics) = auth_parts(req)?;
-    auth.authorize(req.headers(), req.query_string(), &tenant)
+    presented(req, auth)
+        .and_then(|credential| auth.authorize(&credential, &tenant))
         .map_err(|e| refused(metrics, &tenant, e))
+}
+
+/// The request's credential for `auth`. An open server checks none, so it reads none: a
+/// header it could not read (`Authorization: Basic …`) refuses nothing there.
+pub fn presented(req: &HttpRequest, auth: &Authenticator) -> Result<Credential, AuthError> {
+    if auth.is_open() {
+        return Ok(Credential::Absent);
+    }
+    credential(req.headers(), req.query_string())
+}
+
+/// The credential of an HTTP request: the `Authorization: Bearer` header, else `?token=`.
+/// Two different credentials are refused, not guessed between; a header that is not a bearer
+/// one is no credential (`Missing`), one that is not text is no key (`InvalidKey`).
+fn credential(headers: &HeaderMap, query_string: &str) -> Result<Credential, AuthError> {
+    let from_query = form_urlencoded::parse(query_string.as_bytes())
+        .find(|(k, _)| k == "token")
+        .map(|(_, v)| v.into_owned());
+    let from_header = match headers.get(AUTHORIZATION) {
+        None => None,
+        Some(v) => {
+            let v = v.to_str().map_err(|_| AuthError::InvalidKey)?;
+            let (scheme, value) = v.trim().split_once(' ').ok_or(AuthError::Missing)?;
+            if !scheme.eq_ignore_ascii_case("bearer") {
+                return Err(AuthError::Missing);
+            }
+            Some(value.trim().to_string())
+        }
+    };
+    match (from_header, from_query) {
+        (Some(h), Some(q)) if h != q => Err(AuthError::InvalidToken(TokenError::Malformed)),
+        (Some(h), _) => Ok(Credential::Bearer(h)),
+        (None, Some(q)) => Ok(Credential::QueryToken(q)),
+        (None, None) => Ok(Credential::Absent),
+    }
 }
 
 /// The authenticator and the metrics its refusals are counted in, as the app registered them.
@@ -148,5 +190,48 @@ impl ResponseError for GatewayError {
         response
             .content_type("application/json")
             .body(lines::error_body(self.code(), &self.client_message()))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use actix_web::http::header::HeaderValue;
+
+    use super::*;
+
+    fn header(v: &[u8]) -> HeaderMap {
+        let mut h = HeaderMap::new();
+        h.insert(AUTHORIZATION, HeaderValue::from_bytes(v).unwrap());
+        h
+    }
+
+    #[test]
+    fn a_request_presents_one_credential() {
+        let none = HeaderMap::new();
+        let bearer = |v: &str| Ok(Credential::Bearer(v.to_string()));
+        let query = |v: &str| Ok(Credential::QueryToken(v.to_string()));
+        assert_eq!(credential(&none, ""), Ok(Credential::Absent));
+        assert_eq!(credential(&none, "sql=x"), Ok(Credential::Absent));
+        assert_eq!(credential(&header(b"Bearer  k1 "), ""), bearer("k1"));
+        assert_eq!(credential(&header(b"bearer a.b.c"), ""), bearer("a.b.c"));
+        assert_eq!(credential(&none, "sql=x&token=a.b.c"), query("a.b.c"));
+        assert_eq!(credential(&none, "token=k%201"), query("k 1"));
+        // The same value in both places is one credential, the header's.
+        assert_eq!(credential(&header(b"Bearer k1"), "token=k1"), bearer("k1"));
+        // Two different ones are refused, whichever would have been valid.
+        assert_eq!(
+            credential(&header(b"Bearer k1"), "token=a.b.c"),
+            Err(AuthError::InvalidToken(TokenError::Malformed))
+        );
+        // Not a bearer header: no credential, even beside a token.
+        assert_eq!(
+            credential(&header(b"Basic dXNlcjpwdw=="), "token=a.b.c"),
+            Err(AuthError::Missing)
+        );
+        assert_eq!(credential(&header(b"Bearer"), ""), Err(AuthError::Missing));
+        assert_eq!(
+            credential(&header(b"k\xff"), ""),
+            Err(AuthError::InvalidKey)
+        );
     }
 }

@@ -5,8 +5,9 @@
 //!
 //! Invariants:
 //! - Errors before the stream starts are a status with a JSON `{code, message}` body; after it,
-//!   an `error` line (produced by the executor) in NDJSON, and a broken body (no last chunk,
-//!   the zstd frame unfinished) in the formats that cannot carry one.
+//!   whatever the format's error frame says ([`crate::encode::ErrorPlace`]): an `error` line
+//!   in NDJSON, a broken body (no last chunk, the zstd frame unfinished) in the formats that
+//!   cannot carry one.
 //! - The response body owns the query's cancel guard ([`super::body`]): when actix drops it
 //!   (client gone), the query is interrupted.
 //! - Query answers go through the result cache ([`crate::engine::cache`]), keyed also on the
@@ -23,7 +24,8 @@ use super::compress::{Input, Raw};
 use super::edge::{read_body, refused, Authorized};
 use super::Settings;
 use crate::auth::{Access, Authenticator};
-use crate::engine::cache::Lookup;
+use crate::encode;
+use crate::engine::cache::{Lookup, Variant};
 use crate::engine::{Engine, QuerySpec};
 use crate::error::GatewayError;
 use crate::metrics::{Metrics, Transport};
@@ -235,7 +237,7 @@ fn negotiate(req: &HttpRequest, query: &QueryRequest) -> Result<Format, GatewayE
                 .find_map(Format::from_accept)
         })
         .unwrap_or_default();
-    if query.progress && format != Format::Ndjson {
+    if query.progress && !encode::layout(format).has_progress() {
         return Err(GatewayError::InvalidRequest(format!(
             "progress lines are part of the NDJSON protocol; format {} has no place for them",
             format.as_str()
@@ -259,8 +261,7 @@ async fn run(
         .tables(access.tables)
         .format(format);
     let zstd = super::accepts_zstd(req.headers());
-    let variant = if zstd { "http+zstd" } else { "http" };
-    let ticket = match engine.cached(&spec, variant).await? {
+    let ticket = match engine.cached(&spec, Variant::Http { zstd }).await? {
         Lookup::Hit { result, etag } => {
             if let Some(answer) = conditional.answer(req, &etag) {
                 return answer;
@@ -296,11 +297,7 @@ async fn run(
             response,
             settings,
             metrics,
-            stage: if format.carries_errors() {
-                Input::Frames
-            } else {
-                Input::FramesUntilError
-            },
+            stage: Input::frames,
             framing: Raw,
             transport: Transport::Http,
             recorder,

@@ -32,7 +32,7 @@ use tokio_util::sync::CancellationToken;
 
 use super::compress;
 use crate::auth::Access;
-use crate::engine::cache::CacheKey;
+use crate::engine::cache::{CacheKey, Variant};
 use crate::engine::control::CancelReason;
 use crate::engine::stamp::Stamp;
 use crate::engine::{DataWatch, Engine, FrameKind, QuerySpec};
@@ -224,7 +224,7 @@ impl Hub {
             .stamped()
             .parent(stop.clone(), CancelReason::Disconnected);
         let key = ChannelKey {
-            result: CacheKey::new(&spec, data.incarnation(), "live"),
+            result: CacheKey::new(&spec, data.incarnation(), Variant::Live),
             interval_ms,
         };
         let mut channels = self.channels.lock().unwrap_or_else(|p| p.into_inner());

@@ -32,8 +32,9 @@ use std::time::Duration;
 
 use actix_web::http::header::{HeaderMap, ACCEPT_ENCODING};
 
+use crate::encode::{self, Layout};
 use crate::error::GatewayError;
-use crate::wire::{Format, QueryRequest};
+use crate::wire::QueryRequest;
 
 pub use ws::WsSettings;
 
@@ -57,15 +58,17 @@ pub struct Settings {
     pub subscription_max_bytes: usize,
 }
 
-/// Refuses a result format other than NDJSON where the framing is the protocol's own lines
-/// (SSE events, WebSocket messages, live subscriptions): `where_` names the place.
+/// Refuses a result format other than the protocol's lines (NDJSON) where the framing is those
+/// lines (SSE events, live subscriptions): `where_` names the place.
 pub fn ndjson_only(request: &QueryRequest, where_: &str) -> Result<(), GatewayError> {
     match request.format {
-        None | Some(Format::Ndjson) => Ok(()),
-        Some(other) => Err(GatewayError::InvalidRequest(format!(
-            "{where_} carry the NDJSON protocol; format {} is for POST/GET /v1/{{tenant}}/query",
-            other.as_str()
-        ))),
+        Some(other) if encode::layout(other) != Layout::ProtocolLines => {
+            Err(GatewayError::InvalidRequest(format!(
+                "{where_} carry the NDJSON protocol; format {} is for POST/GET /v1/{{tenant}}/query",
+                other.as_str()
+            )))
+        }
+        _ => Ok(()),
     }
 }
 

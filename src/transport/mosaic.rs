@@ -35,7 +35,7 @@ use tokio_util::sync::CancellationToken;
 use super::edge::{read_body, Authorized};
 use super::Settings;
 use crate::auth::Access;
-use crate::engine::cache::Lookup;
+use crate::engine::cache::{Lookup, Variant};
 use crate::engine::control::CancelReason;
 use crate::engine::{scratch, ConnectionSlot, Engine, FrameKind, QuerySpec, RunningQuery};
 use crate::error::GatewayError;
@@ -204,7 +204,8 @@ async fn drain(
     let mut rows = 0u64;
     while let Some(frame) = frames.recv().await {
         match frame.kind {
-            FrameKind::Error => return Err(error_line(&frame.bytes)),
+            // Arrow's error goes beside the stream: the protocol's `error` line.
+            FrameKind::Error(_) => return Err(error_line(&frame.bytes)),
             FrameKind::Note => {}
             FrameKind::Metadata | FrameKind::Data | FrameKind::End => {
                 if out.len() + frame.bytes.len() > MAX_SOCKET_RESULT {
@@ -450,7 +451,7 @@ impl Socket {
             .tables(self.access.tables.clone())
             .without_connection_slot()
             .parent(self.token.clone(), CancelReason::Disconnected);
-        let ticket = match self.engine.cached(&spec, "mosaic-ws").await? {
+        let ticket = match self.engine.cached(&spec, Variant::MosaicSocket).await? {
             Lookup::Hit { result, .. } => {
                 let mut bytes = BytesMut::with_capacity(result.bytes);
                 for chunk in &result.chunks {

@@ -37,7 +37,7 @@ use super::http::{json_request, QueryParams};
 use super::live::{self, Hub};
 use super::Settings;
 use crate::auth::Access;
-use crate::engine::cache::{CachedResult, Lookup, Recorder};
+use crate::engine::cache::{CachedResult, Lookup, Recorder, Variant};
 use crate::engine::{new_query_id, Engine, Frame, FrameKind, QuerySpec, Start};
 use crate::error::GatewayError;
 use crate::metrics::{Metrics, Transport};
@@ -182,7 +182,7 @@ async fn subscribe(
         let chunks = settings
             .compression
             .stream(
-                Input::Frames(rx),
+                Input::frames(rx),
                 settings.zstd_level,
                 settings.stream_buffer,
                 compress::Raw,
@@ -390,7 +390,7 @@ async fn run(
     let notice = resumed
         .as_ref()
         .map(|(id, _)| lines::resume_unavailable_line(id));
-    let ticket = match engine.cached(&spec, "sse").await? {
+    let ticket = match engine.cached(&spec, Variant::Sse).await? {
         Lookup::Hit { result, .. } => {
             return match resumed {
                 // The stream it held: what it missed, or nothing (204 stops an EventSource).
@@ -418,7 +418,7 @@ async fn run(
             settings,
             metrics,
             stage: move |frames| {
-                Input::Pieces(with_keepalive(frames, every, capacity, notice, recorder))
+                Input::pieces(with_keepalive(frames, every, capacity, notice, recorder))
             },
             framing: SseFraming::new(query_id),
             transport: Transport::Sse,
@@ -459,7 +459,7 @@ fn with_keepalive(
                                 }
                             }
                             // A failed result is not kept; identical requests go at once.
-                            FrameKind::Error => recorder = None,
+                            FrameKind::Error(_) => recorder = None,
                             _ => {}
                         }
                         Piece::Frame(f)

@@ -44,6 +44,7 @@ use super::edge::Authorized;
 use super::live::{self, Hub};
 use super::Settings;
 use crate::auth::Access;
+use crate::encode::{self, Layout};
 use crate::engine::control::CancelReason;
 use crate::engine::{ConnectionSlot, Engine, QuerySpec};
 use crate::error::GatewayError;
@@ -424,7 +425,10 @@ impl Connection {
         if self.queries.contains_key(&id) || self.subscriptions.contains_key(&id) {
             return Some(error_line(Some(&id), GatewayError::DuplicateId));
         }
-        if let Some(f @ (Format::Csv | Format::Jsonl)) = request.format {
+        if let Some(f) = request
+            .format
+            .filter(|f| encode::layout(*f) == Layout::Body)
+        {
             let e = GatewayError::InvalidRequest(format!(
                 "WebSocket results are NDJSON lines or Arrow; format {} is for POST/GET /v1/{{tenant}}/query",
                 f.as_str()
@@ -659,10 +663,10 @@ impl QueryTask {
         )
         .query_id(Arc::clone(&outbox.id))
         .tables(self.access.tables.clone())
-        .format(self.request.format.unwrap_or_default())
+        .format(self.format())
         .without_connection_slot()
         .parent(outbox.connection.clone(), CancelReason::Disconnected);
-        let arrow = self.request.format == Some(Format::Arrow);
+        let arrow = self.binary();
         let start = self.engine.start(spec);
         let started = tokio::select! {
             r = start => r,
@@ -752,11 +756,20 @@ impl QueryTask {
         }
     }
 
+    fn format(&self) -> Format {
+        self.request.format.unwrap_or_default()
+    }
+
+    /// Whether the result is binary messages (Arrow) between text lines, or lines alone.
+    fn binary(&self) -> bool {
+        encode::layout(self.format()) == Layout::BinaryMessages
+    }
+
     /// The query failed before it started: its only line is the error (a text message for an
     /// Arrow query, like all its lines).
     async fn fail(&self, e: GatewayError) {
         let line = lines::error_line(&self.outbox.id, e.code(), &e.client_message());
-        if self.request.format == Some(Format::Arrow) {
+        if self.binary() {
             let mut message = text_message(line);
             message.last = true;
             self.outbox.push_as(message, None, Shape::Text).await;

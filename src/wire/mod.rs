@@ -167,7 +167,8 @@ impl fmt::Display for TenantId {
 
 /// How a result is laid out on the wire (the request's `format`, or its `Accept` header).
 /// NDJSON is the protocol of `docs/PROTOCOL.md`; each format is one encoder in
-/// `crate::encode`.
+/// `crate::encode`, which makes every decision about a format (its names and media types are
+/// here, with the request that names them).
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Hash)]
 pub enum Format {
     /// `metadata`, `data`…, `end` | `error` lines.
@@ -212,12 +213,6 @@ impl Format {
             Self::Csv => "text/csv; charset=utf-8; header=present",
             Self::Jsonl => "application/jsonl; charset=utf-8",
         }
-    }
-
-    /// Whether the format's own bytes can say that a result failed (NDJSON's `error` line).
-    /// The others end a failed result by breaking the stream.
-    pub fn carries_errors(self) -> bool {
-        self == Self::Ndjson
     }
 
     /// The format an `Accept` header asks for: the first media type it names (with q > 0)
