@@ -18,7 +18,7 @@ CATEGORIES = [
     ("DuckDB, opening databases", ("duckdb_open", "DBInstanceCache", "DatabaseInstance::Initialize")),
     ("DuckDB query state (plans, scans, chunks)", ("duckdb::",)),
     ("compressed chunks (compress.rs)", ("(compress.rs)",)),
-    ("encoded lines (executor / encoders)", ("(executor.rs)", "(ndjson.rs)", "(csv.rs)", "(arrow.rs)")),
+    ("encoded lines (executor / encoders)", ("(executor.rs)", "engine::executor::", "(ndjson.rs)", "(csv.rs)", "(arrow.rs)")),
     ("WebSocket transport (actix-ws, ws.rs)", ("actix_ws", "(ws.rs)", "(session.rs)")),
     ("HTTP transport (actix-http, body.rs, sse.rs)", ("actix_http", "(h1", "(body.rs)", "(sse.rs)", "(dispatcher.rs)")),
     ("tokio / actix runtimes", ("tokio", "actix_rt", "(system.rs)", "(arbiter.rs)")),
