@@ -21,14 +21,19 @@
 //! - The stream always ends with an `end` or `error` frame, unless the reader is gone (or took
 //!   nothing for the executor's final-line wait: then the frames stop without one).
 
+pub mod admission;
 pub mod allowlist;
 pub mod cache;
 pub mod control;
 pub mod datasets;
 pub mod executor;
+pub mod memo;
 pub mod parse_tree;
+pub mod pool;
+pub mod registry;
 pub mod scratch;
 pub mod stamp;
+pub mod store;
 pub mod tables;
 pub mod tenant;
 
@@ -53,7 +58,10 @@ use crate::wire::datasets::{DatasetDetail, DatasetName, UploadRequest};
 use crate::wire::{Format, QueryRequest, TenantId};
 use control::{CancelOnDrop, CancelReason, QueryControl};
 use executor::{Job, QueryExecutor};
-use tenant::{DbSettings, Tenant, TenantRegistry};
+use pool::DbSettings;
+use registry::TenantRegistry;
+use store::{LocalFiles, TenantStore};
+use tenant::Tenant;
 
 /// What a frame is, for the transports (framing, metrics).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -330,14 +338,28 @@ pub struct Engine {
 }
 
 impl Engine {
-    /// Starts the executor threads. Must run inside an Actix system.
+    /// Starts the executor threads, with tenants as files in `data_dir` ([`LocalFiles`]).
+    /// Must run inside an Actix system.
     pub fn new(
         settings: EngineSettings,
         shutdown: CancellationToken,
         metrics: Arc<Metrics>,
     ) -> Self {
+        let store = Arc::new(LocalFiles::new(&settings.data_dir));
+        Self::with_store(settings, store, shutdown, metrics)
+    }
+
+    /// Starts the executor threads, with tenants' data where `store` keeps it (the place a
+    /// DuckLake store is chosen; uploads are still spooled under `data_dir`). Must run inside
+    /// an Actix system.
+    pub fn with_store(
+        settings: EngineSettings,
+        store: Arc<dyn TenantStore>,
+        shutdown: CancellationToken,
+        metrics: Arc<Metrics>,
+    ) -> Self {
         let registry = TenantRegistry::new(
-            &settings.data_dir,
+            store,
             DbSettings {
                 preserve_insertion_order: settings.preserve_insertion_order,
                 checkout_timeout: settings.queue_timeout.max(Duration::from_secs(1)),
@@ -389,7 +411,7 @@ impl Engine {
     pub async fn watch_data(&self, id: &TenantId) -> Result<DataWatch, GatewayError> {
         let tenant = self.registry.get(id).await?;
         Ok(DataWatch {
-            changes: tenant.changes.subscribe(),
+            changes: tenant.watch_version(),
             tenant,
         })
     }
@@ -414,7 +436,7 @@ impl Engine {
     /// Drops the tenant's derived tables (before its next query runs).
     pub async fn clear_scratch(&self, tenant: &TenantId) -> Result<(), GatewayError> {
         let tenant = self.registry.get(tenant).await?;
-        scratch::Scratch::clear(&tenant.scratch);
+        tenant.scratch.clear();
         Ok(())
     }
 
@@ -432,18 +454,20 @@ impl Engine {
         &self,
         tenant: &Tenant,
     ) -> Result<(OwnedSemaphorePermit, OwnedSemaphorePermit), GatewayError> {
-        if let Ok(t) = Arc::clone(&tenant.slots).try_acquire_owned() {
+        let slots = &tenant.admission.slots;
+        if let Ok(t) = Arc::clone(slots).try_acquire_owned() {
             if let Ok(g) = Arc::clone(&self.global_slots).try_acquire_owned() {
                 return Ok((t, g));
             }
         }
-        let (Ok(_in_tenant_queue), Ok(_in_queue)) =
-            (tenant.waiting.try_acquire(), self.waiting.try_acquire())
-        else {
+        let (Ok(_in_tenant_queue), Ok(_in_queue)) = (
+            tenant.admission.waiting.try_acquire(),
+            self.waiting.try_acquire(),
+        ) else {
             return Err(GatewayError::TooBusy);
         };
         let wait = async {
-            let t = Arc::clone(&tenant.slots).acquire_owned().await;
+            let t = Arc::clone(slots).acquire_owned().await;
             let g = Arc::clone(&self.global_slots).acquire_owned().await;
             (t, g)
         };
@@ -459,7 +483,7 @@ impl Engine {
     }
 
     fn connection_slot(&self, tenant: &Tenant) -> Result<ConnectionSlot, GatewayError> {
-        match Arc::clone(&tenant.connections).try_acquire_owned() {
+        match Arc::clone(&tenant.admission.connections).try_acquire_owned() {
             Ok(permit) => Ok(ConnectionSlot {
                 permit: Arc::new(std::sync::Mutex::new(Some(permit))),
             }),
@@ -609,7 +633,7 @@ impl Engine {
         self.run_task(None, move || registry.create_blocking(&name))
             .await??;
         self.registry
-            .set_data_version(id, 1)
+            .set_data_version(id, 1, &[])
             .await
             .map_err(GatewayError::internal)?;
         tracing::info!(tenant = %id, "tenant created");
@@ -637,10 +661,7 @@ impl Engine {
         let datasets = self
             .run_task(Some(&tenant), move || datasets::catalog(&t))
             .await??;
-        let bytes = tokio::fs::metadata(self.registry.path_of(id))
-            .await
-            .map(|m| m.len())
-            .unwrap_or(0);
+        let bytes = self.registry.size(id).await;
         Ok(TenantInfo {
             name: id.to_string(),
             bytes,
@@ -662,7 +683,7 @@ impl Engine {
         let all = tenant.limits.max_queries;
         let drained = tokio::time::timeout(
             Duration::from_secs(30),
-            Arc::clone(&tenant.slots).acquire_many_owned(all),
+            Arc::clone(&tenant.admission.slots).acquire_many_owned(all),
         )
         .await;
         if !matches!(drained, Ok(Ok(_))) {
@@ -745,11 +766,12 @@ impl Engine {
     /// write changed that table (results that read it are stale from now on).
     async fn bump_version(&self, tenant: &Tenant, dataset: &str) -> Result<u64, GatewayError> {
         let version = tenant.data_version() + 1;
+        let table = stamp::dataset_table(dataset);
         // The table first: a reader that sees the new version must also see the table stale.
-        tenant.mark_written(stamp::dataset_table(dataset), version);
+        tenant.mark_written(table.clone(), version);
 
         self.registry
-            .set_data_version(&tenant.id, version)
+            .set_data_version(&tenant.id, version, &[table])
             .await
             .map_err(GatewayError::internal)?;
         Ok(version)

@@ -3,14 +3,15 @@
 //! back), without touching the tenant's own data.
 //!
 //! The space is an in-memory DuckDB database attached to the tenant's database as the catalog
-//! [`CATALOG`] (`mosaic`, the schema name Mosaic writes to, so that its two-part names resolve
-//! to it), on first use. Queries read it like any table; only [`create`] writes it.
+//! [`SCRATCH_CATALOG`] (`mosaic`, the schema name Mosaic writes to, so that its two-part names
+//! resolve to it), on first use. Queries read it like any table; only [`create`] writes it.
 //!
 //! Invariants:
 //! - A derived table's `SELECT` passed every check a query passes (the executor prepared it
 //!   as a `SELECT`, ran the parse-tree and table checks, bound its parameters) before
 //!   [`create`] runs it as `CREATE TABLE … AS`; nothing else is ever created here.
 //! - Names are plain identifiers ([`valid_name`]).
+//! - The space knows its tenant only through [`Owner`] (the tenant holds the space).
 //! - The space is bounded: past the tenant's `scratch_bytes` (estimated as rows × columns × 8
 //!   bytes, what an aggregate's numbers take) a new table is dropped again and refused.
 //! - Derived tables never outlive the data they came from: once the tenant's data version
@@ -25,26 +26,72 @@
 //!   again (the same name is the same `SELECT` for Mosaic).
 //! - `mosaic` is a reserved tenant name, so the catalog never shadows a tenant's database.
 
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
 
+use super::tables::SCRATCH_CATALOG;
 use crate::duck::{Connection, DuckError};
 use crate::error::GatewayError;
+use crate::wire::TenantId;
 
-use super::tenant::Tenant;
+/// One tenant's scratch space: what it holds, and the lock of its derives.
+#[derive(Debug, Default)]
+pub struct ScratchSpace {
+    state: Mutex<Scratch>,
+    /// Held while a dropped derived table is made again ([`rederive`]).
+    derives: Mutex<()>,
+}
 
-/// The catalog derived tables live in.
-pub const CATALOG: &str = "mosaic";
+impl ScratchSpace {
+    /// Asks for every table to be dropped before the next query runs.
+    pub fn clear(&self) {
+        self.lock().cleared = true;
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, Scratch> {
+        self.state.lock().unwrap_or_else(|p| p.into_inner())
+    }
+}
+
+/// What the scratch space needs of the tenant that owns it. The space does not know the
+/// tenant's type: the tenant holds a space, and the space cannot import its holder back.
+pub trait Owner {
+    fn scratch(&self) -> &ScratchSpace;
+    /// The tenant's data version now.
+    fn data_version(&self) -> u64;
+    /// For the logs.
+    fn tenant_id(&self) -> &TenantId;
+    /// The bytes its derived tables may hold.
+    fn scratch_bytes(&self) -> u64;
+}
+
+impl<T: Owner + ?Sized> Owner for Arc<T> {
+    fn scratch(&self) -> &ScratchSpace {
+        (**self).scratch()
+    }
+
+    fn data_version(&self) -> u64 {
+        (**self).data_version()
+    }
+
+    fn tenant_id(&self) -> &TenantId {
+        (**self).tenant_id()
+    }
+
+    fn scratch_bytes(&self) -> u64 {
+        (**self).scratch_bytes()
+    }
+}
 
 /// What a tenant's scratch space holds.
 #[derive(Debug, Default)]
-pub struct Scratch {
+struct Scratch {
     /// The data version the tables were derived at.
     version: u64,
     /// The tables created since.
     tables: Vec<Derived>,
     /// Tables dropped because the data moved on, to be derived again when a query names one.
     stale: Vec<Derived>,
-    /// Set by [`Scratch::clear`]: drop every table at the next [`refresh`].
+    /// Set by [`ScratchSpace::clear`]: drop every table at the next [`refresh`].
     cleared: bool,
 }
 
@@ -56,13 +103,6 @@ pub struct Derived {
     pub select: Option<String>,
 }
 
-impl Scratch {
-    /// Asks for every table to be dropped before the next query runs.
-    pub fn clear(cell: &Mutex<Scratch>) {
-        cell.lock().unwrap_or_else(|p| p.into_inner()).cleared = true;
-    }
-}
-
 /// A derived table's name: `[A-Za-z_][A-Za-z0-9_]{0,62}` (Mosaic's are `preagg_<hex>`).
 pub fn valid_name(name: &str) -> bool {
     let mut bytes = name.bytes();
@@ -72,13 +112,13 @@ pub fn valid_name(name: &str) -> bool {
 }
 
 fn qualified(name: &str) -> String {
-    format!("\"{CATALOG}\".main.\"{name}\"")
+    format!("\"{SCRATCH_CATALOG}\".main.\"{name}\"")
 }
 
 /// Drops the derived tables if the tenant's data moved on since they were made (or a clear
 /// was asked). Cheap when there are none.
-pub fn refresh(conn: &Connection, tenant: &Tenant) -> Result<(), DuckError> {
-    let mut scratch = tenant.scratch.lock().unwrap_or_else(|p| p.into_inner());
+pub fn refresh(conn: &Connection, tenant: &impl Owner) -> Result<(), DuckError> {
+    let mut scratch = tenant.scratch().lock();
     let version = tenant.data_version();
     if scratch.cleared {
         scratch.stale.clear();
@@ -115,7 +155,7 @@ pub fn refresh(conn: &Connection, tenant: &Tenant) -> Result<(), DuckError> {
     if let Some(e) = failed {
         return Err(e);
     }
-    tracing::debug!(tenant = %tenant.id, version, "scratch tables dropped");
+    tracing::debug!(tenant = %tenant.tenant_id(), version, "scratch tables dropped");
     scratch.version = version;
     scratch.cleared = false;
     Ok(())
@@ -126,7 +166,7 @@ pub fn refresh(conn: &Connection, tenant: &Tenant) -> Result<(), DuckError> {
 /// a time per tenant, so that two queries naming the same table make it once. A derive that
 /// fails is logged and not tried again: the query then fails as it would have without it.
 /// Blocking: executor threads only, outside a transaction.
-pub fn rederive(conn: &Connection, tenant: &Tenant, sql: &str) {
+pub fn rederive(conn: &Connection, tenant: &impl Owner, sql: &str) {
     let named = |scratch: &Scratch| -> Vec<Derived> {
         scratch
             .stale
@@ -135,36 +175,29 @@ pub fn rederive(conn: &Connection, tenant: &Tenant, sql: &str) {
             .cloned()
             .collect()
     };
-    if named(&tenant.scratch.lock().unwrap_or_else(|p| p.into_inner())).is_empty() {
+    let space = tenant.scratch();
+    if named(&space.lock()).is_empty() {
         return;
     }
-    let _one = tenant
-        .scratch_derives
-        .lock()
-        .unwrap_or_else(|p| p.into_inner());
+    let _one = space.derives.lock().unwrap_or_else(|p| p.into_inner());
     // Another query may have made them meanwhile.
-    let wanted = named(&tenant.scratch.lock().unwrap_or_else(|p| p.into_inner()));
+    let wanted = named(&space.lock());
     for table in wanted {
         let Some(select) = table.select.as_deref() else {
             continue;
         };
-        tenant
-            .scratch
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .stale
-            .retain(|t| t.name != table.name);
+        space.lock().stale.retain(|t| t.name != table.name);
         let version = tenant.data_version();
         let made = attach(conn)
             .and_then(|()| conn.execute_batch(&create_sql(&table.name, select)))
             .map_err(GatewayError::internal)
-            .and_then(|()| admit(conn, tenant, &table, version, tenant.limits.scratch_bytes));
+            .and_then(|()| admit(conn, tenant, &table, version, tenant.scratch_bytes()));
         match made {
             Ok(()) => {
-                tracing::info!(tenant = %tenant.id, table = %table.name, version, "derived table made again on the current data")
+                tracing::info!(tenant = %tenant.tenant_id(), table = %table.name, version, "derived table made again on the current data")
             }
             Err(e) => {
-                tracing::warn!(tenant = %tenant.id, table = %table.name, error = %e, "cannot derive a dropped table again")
+                tracing::warn!(tenant = %tenant.tenant_id(), table = %table.name, error = %e, "cannot derive a dropped table again")
             }
         }
     }
@@ -186,7 +219,7 @@ fn mentions(sql: &str, name: &str) -> bool {
 pub fn exists(conn: &Connection, name: &str) -> Result<bool, DuckError> {
     let rows = conn.query_rows(&format!(
         "SELECT count(*)::VARCHAR FROM duckdb_tables() \
-         WHERE database_name = '{CATALOG}' AND schema_name = 'main' AND table_name = '{name}'"
+         WHERE database_name = '{SCRATCH_CATALOG}' AND schema_name = 'main' AND table_name = '{name}'"
     ))?;
     Ok(rows.first().and_then(|r| r.first().cloned().flatten()) != Some("0".into()))
 }
@@ -203,14 +236,16 @@ pub fn count_sql(name: &str) -> String {
 
 /// Attaches the scratch space (once per database) before a derived table is created.
 pub fn attach(conn: &Connection) -> Result<(), DuckError> {
-    conn.execute_batch(&format!("ATTACH IF NOT EXISTS ':memory:' AS \"{CATALOG}\""))
+    conn.execute_batch(&format!(
+        "ATTACH IF NOT EXISTS ':memory:' AS \"{SCRATCH_CATALOG}\""
+    ))
 }
 
 /// Records the table just created from the data at `version`, or drops it again when the
 /// data moved on meanwhile or the space is over `max_bytes`.
 pub fn admit(
     conn: &Connection,
-    tenant: &Tenant,
+    tenant: &impl Owner,
     table: &Derived,
     version: u64,
     max_bytes: u64,
@@ -219,14 +254,14 @@ pub fn admit(
     let used = conn
         .query_rows(&format!(
             "SELECT coalesce(sum(estimated_size * column_count * 8), 0)::BIGINT::VARCHAR \
-             FROM duckdb_tables() WHERE database_name = '{CATALOG}'"
+             FROM duckdb_tables() WHERE database_name = '{SCRATCH_CATALOG}'"
         ))
         .map_err(GatewayError::internal)?
         .first()
         .and_then(|row| row.first().cloned().flatten())
         .and_then(|v| v.parse::<u64>().ok())
         .unwrap_or(0);
-    let mut scratch = tenant.scratch.lock().unwrap_or_else(|p| p.into_inner());
+    let mut scratch = tenant.scratch().lock();
     if scratch.version != version || tenant.data_version() != version {
         let _ = conn.execute_batch(&format!("DROP TABLE IF EXISTS {}", qualified(name)));
         return Err(GatewayError::QueryFailed(

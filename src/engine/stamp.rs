@@ -20,7 +20,7 @@ use std::collections::HashSet;
 use simd_json::prelude::*;
 use simd_json::BorrowedValue;
 
-use super::tables::DATA_FREE_FUNCTIONS;
+use super::tables::{DATA_FREE_FUNCTIONS, SCRATCH_CATALOG};
 
 /// What a result was computed from.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -175,7 +175,7 @@ pub fn plan_tables(plan_json: &mut [u8], tables: &mut Vec<String>) -> bool {
             if super::tables::split_qualified(table)
                 .first()
                 .map(String::as_str)
-                == Some(super::scratch::CATALOG)
+                == Some(SCRATCH_CATALOG)
             {
                 return Err(());
             }

@@ -23,6 +23,11 @@ use simd_json::BorrowedValue;
 
 pub use crate::wire::TableSet;
 
+/// The catalog of the scratch space's derived tables (`super::scratch`), named here with the
+/// other facts about tables so that what reads them can tell them without importing the
+/// scratch space (`mosaic`: the schema name Mosaic writes to).
+pub const SCRATCH_CATALOG: &str = "mosaic";
+
 /// Table functions a table-restricted query may use: they generate values, they read nothing.
 pub const DATA_FREE_FUNCTIONS: &[&str] = &[
     "RANGE",

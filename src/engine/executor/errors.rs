@@ -189,7 +189,7 @@ mod tests {
 
     impl Sandbox for Server {
         fn without_paths(&self, message: &str) -> String {
-            tenant::redact(message, &["/srv/duckstream".to_string()])
+            crate::engine::pool::redact(message, &["/srv/duckstream".to_string()])
         }
 
         fn server_loads(&self, name: &str) -> bool {

@@ -1,0 +1,34 @@
+//! [`Admission`]: one tenant's slots, the bounds on what it may run and hold open at once
+//! (the engine takes them, with its global ones, in `Engine::admit`).
+//!
+//! Invariants:
+//! - `slots` has one permit per pooled connection: a query holds one while it runs, so pool
+//!   checkouts never wait and one busy tenant cannot occupy every executor thread.
+//! - A waiter holds a `waiting` permit, taken without waiting: when none is left the answer is
+//!   `too_busy` at once, so the queue in front of a tenant is bounded.
+//! - The permit counts are fixed when the tenant is first seen (its limits are).
+
+use std::sync::Arc;
+
+use tokio::sync::Semaphore;
+
+/// A tenant's query slots, stream slots and waiting places.
+#[derive(Debug)]
+pub struct Admission {
+    /// One permit per pooled connection (`max_queries`).
+    pub slots: Arc<Semaphore>,
+    /// One permit per open stream or WebSocket (`max_connections`).
+    pub connections: Arc<Semaphore>,
+    /// Places for queries waiting for a slot (`queue_size`).
+    pub waiting: Semaphore,
+}
+
+impl Admission {
+    pub fn new(max_queries: u32, max_connections: usize, queue_size: usize) -> Self {
+        Self {
+            slots: Arc::new(Semaphore::new(max_queries as usize)),
+            connections: Arc::new(Semaphore::new(max_connections)),
+            waiting: Semaphore::new(queue_size),
+        }
+    }
+}

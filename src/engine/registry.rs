@@ -1,0 +1,143 @@
+//! [`TenantRegistry`]: the tenants this process has seen, and the tenant operations that need
+//! both the store and that per-process state (a deletion in progress, a loaded tenant's
+//! version). Where the data lives is the store's business ([`TenantStore`]).
+//!
+//! Invariants:
+//! - A tenant is handed out only if its store says it exists, and an unknown tenant is never
+//!   remembered: the registry creates no tenant by reading one.
+//! - A tenant being deleted is refused (`tenant_not_found`) and left out of listings until its
+//!   data is gone; then a tenant of the same name can be created, as a new [`Tenant`] value.
+//! - A loaded tenant's version moves only after the store recorded it.
+
+use std::collections::{HashMap, HashSet};
+use std::path::Path;
+use std::sync::{Arc, Mutex, MutexGuard};
+
+use super::pool::{DbSettings, Pools};
+use super::store::TenantStore;
+use super::tenant::{Tenant, TenantLimits};
+use crate::error::GatewayError;
+use crate::wire::TenantId;
+
+/// All tenants seen so far.
+pub struct TenantRegistry {
+    store: Arc<dyn TenantStore>,
+    pools: Arc<Pools>,
+    defaults: TenantLimits,
+    own_limits: HashMap<TenantId, TenantLimits>,
+    tenants: Mutex<HashMap<TenantId, Arc<Tenant>>>,
+    /// Tenants being deleted: refused by `get` until their data is gone.
+    deleting: Mutex<HashSet<TenantId>>,
+}
+
+impl TenantRegistry {
+    pub fn new(
+        store: Arc<dyn TenantStore>,
+        settings: DbSettings,
+        defaults: TenantLimits,
+        own_limits: HashMap<TenantId, TenantLimits>,
+    ) -> Self {
+        Self {
+            store,
+            pools: Arc::new(Pools::new(settings)),
+            defaults,
+            own_limits,
+            tenants: Mutex::new(HashMap::new()),
+            deleting: Mutex::new(Default::default()),
+        }
+    }
+
+    /// The bytes the tenant's data takes (0 if unknown).
+    pub async fn size(&self, id: &TenantId) -> u64 {
+        self.store.size(id).await
+    }
+
+    /// Where uploads are spooled (one directory per tenant).
+    pub fn spool_root(&self) -> &Path {
+        &self.pools.settings().spool_root
+    }
+
+    /// Records a committed write's data version (and the tables it changed) in the store,
+    /// then makes it the loaded tenant's version.
+    pub async fn set_data_version(
+        &self,
+        id: &TenantId,
+        version: u64,
+        tables: &[String],
+    ) -> std::io::Result<()> {
+        self.store.record_write(id, version, tables).await?;
+        if let Some(t) = self.loaded(id) {
+            t.publish_version(version);
+        }
+        Ok(())
+    }
+
+    /// Every tenant (not being deleted), sorted, with the bytes its data takes.
+    pub async fn scan(&self) -> std::io::Result<Vec<(TenantId, u64)>> {
+        let mut found = self.store.list().await?;
+        found.retain(|(id, _)| !self.is_deleting(id));
+        Ok(found)
+    }
+
+    /// Creates an empty tenant (on the calling thread: an executor's). Refuses a name that has
+    /// data already.
+    pub fn create_blocking(&self, id: &TenantId) -> Result<(), GatewayError> {
+        self.store.create(id)
+    }
+
+    /// Marks `id` as being deleted (`get` refuses it from now on); `false` if it already was.
+    pub fn start_deleting(&self, id: &TenantId) -> bool {
+        self.deleting_lock().insert(id.clone())
+    }
+
+    pub fn is_deleting(&self, id: &TenantId) -> bool {
+        self.deleting_lock().contains(id)
+    }
+
+    /// Forgets the tenant and removes its data; then a tenant of the same name can be created
+    /// again.
+    pub async fn finish_deleting(&self, id: &TenantId) -> std::io::Result<()> {
+        self.lock().remove(id);
+        let result = self.store.delete(id).await;
+        self.deleting_lock().remove(id);
+        result
+    }
+
+    /// The tenant if it is loaded already (queries have used it), without asking the store.
+    pub fn loaded(&self, id: &TenantId) -> Option<Arc<Tenant>> {
+        self.lock().get(id).cloned()
+    }
+
+    /// The tenant, if it exists. Asks the store without blocking the runtime.
+    pub async fn get(&self, id: &TenantId) -> Result<Arc<Tenant>, GatewayError> {
+        if self.is_deleting(id) {
+            return Err(GatewayError::TenantNotFound(id.to_string()));
+        }
+        if let Some(t) = self.lock().get(id) {
+            return Ok(Arc::clone(t));
+        }
+        if !self.store.exists(id).await {
+            return Err(GatewayError::TenantNotFound(id.to_string()));
+        }
+        let recorded = self.store.data_version(id).await;
+        let tenant = Arc::clone(self.lock().entry(id.clone()).or_insert_with(|| {
+            let limits = self.own_limits.get(id).unwrap_or(&self.defaults).clone();
+            Arc::new(Tenant::new(
+                id.clone(),
+                limits,
+                recorded,
+                Arc::clone(&self.store),
+                Arc::clone(&self.pools),
+            ))
+        }));
+        Ok(tenant)
+    }
+
+    fn lock(&self) -> MutexGuard<'_, HashMap<TenantId, Arc<Tenant>>> {
+        self.tenants.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    fn deleting_lock(&self) -> MutexGuard<'_, HashSet<TenantId>> {
+        self.deleting.lock().unwrap_or_else(|p| p.into_inner())
+    }
+}

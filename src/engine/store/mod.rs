@@ -1,0 +1,109 @@
+//! Where tenants' data lives: [`TenantStore`], the one seam between the engine and storage.
+//! Everything above it (admission, the executor, the cache, subscriptions, transports) sees
+//! a tenant as a DuckDB database and a data version, never as files.
+//!
+//! Implementations: [`LocalFiles`] (one DuckDB file per tenant in the data directory, today's
+//! layout). The next is DuckLake: a PostgreSQL catalog with Parquet on object storage (see
+//! [`TenantStore`] for where it plugs in).
+//!
+//! Invariants (every implementation keeps them):
+//! - A data version never goes back, and a write's version is recorded before the write is
+//!   answered: a client that saw version `v` never reads data older than `v` again.
+//! - A tenant that does not exist is not created by reading it: only [`TenantStore::create`]
+//!   makes one.
+//! - Blocking methods run on executor threads only; the others never block the runtime.
+
+pub mod local;
+pub mod version;
+
+use std::collections::HashMap;
+use std::io;
+use std::sync::Arc;
+
+use futures_util::future::BoxFuture;
+
+use crate::duck::Database;
+use crate::error::GatewayError;
+use crate::wire::TenantId;
+
+pub use local::LocalFiles;
+pub use version::DataVersion;
+
+/// A tenant's database as its store opened it, with what the pool runs on it before use.
+pub struct Opened {
+    pub db: Arc<Database>,
+    /// Database-wide SQL the first connection runs after the extensions load and before the
+    /// sandbox shuts external access (DuckLake: `ATTACH 'ducklake:postgres:…' AS <tenant>
+    /// (DATA_PATH 's3://…')`); `None` for a local file.
+    pub setup_sql: Option<String>,
+    /// SQL every pooled connection runs once (DuckLake: `USE <tenant>`, a per-connection
+    /// setting); `None` for a local file.
+    pub connection_sql: Option<String>,
+}
+
+/// What a store has recorded of a tenant's data.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Recorded {
+    /// The data version: 0 for data the gateway never wrote (a database put in place by
+    /// hand), then larger with every write.
+    pub version: u64,
+    /// Tables (lower-case `schema.table`) with the version that last wrote them, as far as
+    /// the store knows; a table not listed counts as written at `version`.
+    pub written: HashMap<String, u64>,
+}
+
+/// Where a tenant's data lives: its database, its existence, its data version.
+///
+/// The engine holds one store, chosen when it is built ([`super::Engine::with_store`]); the
+/// [`super::registry::TenantRegistry`] keeps what one process knows of its tenants (loaded
+/// ones, deletions in progress, the versions it has seen) and asks the store for the rest.
+///
+/// An implementation guarantees:
+/// - [`open`](Self::open) answers `tenant_not_found` for a tenant that does not exist and
+///   `tenant_unavailable` for one that cannot be opened, and never creates one. DuckDB names
+///   the database after the tenant (the catalog the table checks compare with).
+/// - [`record_write`](Self::record_write) is durable when it returns, and a later
+///   [`data_version`](Self::data_version) (in any process) answers that version or a later
+///   one: versions never go back.
+/// - [`delete`](Self::delete) removes everything, so that a tenant of the same name can be
+///   created again (its versions start over; the registry gives it a new incarnation).
+///
+/// DuckLake plugs in here: `open` makes an in-memory DuckDB with `setup_sql` attaching the
+/// tenant's lake and `connection_sql` selecting it; `exists`, `list`, `create` and `delete`
+/// ask and change the catalog; a version is the catalog's snapshot id, and `written` its
+/// snapshots' changed tables (so writes of other replicas count too). The gateway numbers a
+/// write's version today (the current one plus one); with DuckLake it is the snapshot the
+/// write's commit made, read by the write on its own connection. Transports, the result
+/// cache and live subscriptions see only data versions and do not change.
+pub trait TenantStore: Send + Sync {
+    /// Opens the tenant's database. Blocking: executor threads only.
+    fn open(&self, id: &TenantId) -> Result<Opened, GatewayError>;
+
+    /// Whether the tenant exists.
+    fn exists<'a>(&'a self, id: &'a TenantId) -> BoxFuture<'a, bool>;
+
+    /// Every tenant, sorted, with the bytes its data takes.
+    fn list(&self) -> BoxFuture<'_, io::Result<Vec<(TenantId, u64)>>>;
+
+    /// The bytes the tenant's data takes (0 if unknown).
+    fn size<'a>(&'a self, id: &'a TenantId) -> BoxFuture<'a, u64>;
+
+    /// Creates an empty tenant; `tenant_exists` if it has data already. Blocking: executor
+    /// threads only.
+    fn create(&self, id: &TenantId) -> Result<(), GatewayError>;
+
+    /// Removes the tenant's data (its database is closed: no query holds a connection).
+    fn delete<'a>(&'a self, id: &'a TenantId) -> BoxFuture<'a, io::Result<()>>;
+
+    /// The tenant's data version and the tables its versions wrote, as recorded.
+    fn data_version<'a>(&'a self, id: &'a TenantId) -> BoxFuture<'a, Recorded>;
+
+    /// Records that a committed write produced `version` (larger than every earlier one),
+    /// changing `tables`. Durable when it returns: the write's answer names the version.
+    fn record_write<'a>(
+        &'a self,
+        id: &'a TenantId,
+        version: u64,
+        tables: &'a [String],
+    ) -> BoxFuture<'a, io::Result<()>>;
+}
