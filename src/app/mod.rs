@@ -338,7 +338,7 @@ fn engine_settings(config: &Config) -> EngineSettings {
         extensions: e.extensions.clone(),
         extension_repository: e.extension_repository.clone(),
         extension_directory: e.extension_directory.clone(),
-        cache: crate::engine::cache::CacheSettings {
+        cache: crate::engine::CacheSettings {
             max_bytes: e.cache_bytes,
             max_entry_bytes: e.cache_max_entry_bytes,
         },

@@ -21,22 +21,30 @@
 //! - The stream always ends with an `end` or `error` frame, unless the reader is gone (or took
 //!   nothing for the executor's final-line wait: then the frames stop without one).
 
-pub mod admission;
-pub mod allowlist;
-pub mod cache;
-pub mod control;
-pub mod datasets;
-pub mod executor;
-pub mod memo;
-pub mod parse_tree;
-pub mod pool;
-pub mod registry;
-pub mod scratch;
-pub mod stamp;
-pub mod store;
-pub mod tables;
-pub mod tenant;
+mod admission;
+mod allowlist;
+mod cache;
+mod control;
+mod datasets;
+mod executor;
+mod memo;
+mod parse_tree;
+mod pool;
+mod registry;
+mod scratch;
+mod stamp;
+mod store;
+mod tables;
+mod tenant;
 
+// The engine's API: transports and the app name only `Engine`, `QuerySpec` and what is
+// re-exported here; every submodule is private (docs/ARCHITECTURE.md, "API boundaries").
+pub use allowlist::{class_of, families, Class as FunctionClass};
+pub use cache::{CacheKey, CacheSettings, CachedResult, Lookup, Recorder, Variant};
+pub use control::{CancelOnDrop, CancelReason};
+pub use scratch::valid_name as is_scratch_name;
+pub use stamp::Stamp;
+pub use store::{LocalFiles, TenantStore};
 pub use tables::TableSet;
 pub use tenant::TenantLimits;
 
@@ -56,11 +64,10 @@ use crate::metrics::{Metrics, Transport};
 use crate::wire::admin::TenantInfo;
 use crate::wire::datasets::{DatasetDetail, DatasetName, UploadRequest};
 use crate::wire::{Format, QueryRequest, TenantId};
-use control::{CancelOnDrop, CancelReason, QueryControl};
+use control::QueryControl;
 use executor::{Job, QueryExecutor};
 use pool::DbSettings;
 use registry::TenantRegistry;
-use store::{LocalFiles, TenantStore};
 use tenant::Tenant;
 
 /// What a frame is, for the transports (framing, metrics).

@@ -26,9 +26,8 @@ use tokio::sync::mpsc;
 
 use super::compress::{Framing, Input, Piece, WireChunk};
 use super::Settings;
-use crate::engine::cache::{CachedResult, Recorder};
-use crate::engine::control::CancelOnDrop;
-use crate::engine::{ConnectionSlot, Frame, FrameKind, RunningQuery};
+use crate::engine::RunningQuery;
+use crate::engine::{CachedResult, CancelOnDrop, ConnectionSlot, Frame, FrameKind, Recorder};
 use crate::error::GatewayError;
 use crate::metrics::{Metrics, Transport};
 

@@ -10,7 +10,7 @@
 //!   cannot carry one.
 //! - The response body owns the query's cancel guard ([`super::body`]): when actix drops it
 //!   (client gone), the query is interrupted.
-//! - Query answers go through the result cache ([`crate::engine::cache`]), keyed also on the
+//! - Query answers go through the result cache ([`crate::engine::Lookup`]), keyed also on the
 //!   compression: a hit is the stored body; a cacheable result carries an `ETag`, and
 //!   `If-None-Match` naming the current one is answered 304 (GET) or 412 (POST, RFC 9110)
 //!   without sending the result.
@@ -25,8 +25,7 @@ use super::edge::{read_body, refused, Authorized};
 use super::Settings;
 use crate::auth::{Access, Authenticator};
 use crate::encode;
-use crate::engine::cache::{Lookup, Variant};
-use crate::engine::{Engine, QuerySpec};
+use crate::engine::{Engine, Lookup, QuerySpec, Variant};
 use crate::error::GatewayError;
 use crate::metrics::{Metrics, Transport};
 use crate::wire::{Format, QueryRequest, TokenRequest};

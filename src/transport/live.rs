@@ -32,10 +32,8 @@ use tokio_util::sync::CancellationToken;
 
 use super::compress;
 use crate::auth::Access;
-use crate::engine::cache::{CacheKey, Variant};
-use crate::engine::control::CancelReason;
-use crate::engine::stamp::Stamp;
-use crate::engine::{DataWatch, Engine, FrameKind, QuerySpec};
+use crate::engine::Variant;
+use crate::engine::{CacheKey, CancelReason, DataWatch, Engine, FrameKind, QuerySpec, Stamp};
 use crate::error::GatewayError;
 use crate::metrics::{Metrics, Transport};
 use crate::wire::{lines, QueryRequest, TenantId};

@@ -11,7 +11,7 @@
 //!   channels, one execution per change); [`admin`]: provisioning tenants;
 //!   [`datasets`]: uploads and the dataset listing.
 //!
-//! Invariants: a transport owns the query's [`crate::engine::control::CancelOnDrop`] guard for
+//! Invariants: a transport owns the query's [`crate::engine::CancelOnDrop`] guard for
 //! as long as it delivers the stream, so a client that goes away cancels its query; it counts
 //! rows and bytes as they are handed to the socket.
 

@@ -9,7 +9,7 @@
 //!   Over the socket Mosaic resolves a request with *one* binary message, so the result is
 //!   gathered (at most [`MAX_SOCKET_RESULT`]) and sent whole, or an `{"error": …}` text.
 //! - `exec`: only pre-aggregation ([`crate::wire::mosaic::ExecStatement`]): derived tables in
-//!   the tenant's scratch space ([`crate::engine::scratch`]); anything else is refused with
+//!   the tenant's scratch space ([`crate::engine::is_scratch_name`]); anything else is refused with
 //!   Mosaic's error shape (a status over REST, `{"error": …}` on the socket), and the client
 //!   carries on. Answered `{}`.
 //!
@@ -35,9 +35,8 @@ use tokio_util::sync::CancellationToken;
 use super::edge::{read_body, Authorized};
 use super::Settings;
 use crate::auth::Access;
-use crate::engine::cache::{Lookup, Variant};
-use crate::engine::control::CancelReason;
-use crate::engine::{scratch, ConnectionSlot, Engine, FrameKind, QuerySpec, RunningQuery};
+use crate::engine::{is_scratch_name, CancelReason, ConnectionSlot, Engine, FrameKind, Lookup};
+use crate::engine::{QuerySpec, RunningQuery, Variant};
 use crate::error::GatewayError;
 use crate::metrics::{Metrics, Transport};
 use crate::wire::mosaic::{exec_statements, ExecStatement, MosaicRequest};
@@ -97,7 +96,7 @@ async fn exec(
         ));
     }
     if let Some(bad) = statements.iter().find_map(|s| match s {
-        ExecStatement::CreateTable { name, .. } if !scratch::valid_name(name) => Some(name),
+        ExecStatement::CreateTable { name, .. } if !is_scratch_name(name) => Some(name),
         _ => None,
     }) {
         return Err(GatewayError::Forbidden(format!(
