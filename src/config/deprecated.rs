@@ -1,8 +1,9 @@
 //! Old names of settings that still work. A setting renamed so that each name means one thing
 //! (`max_queries` was three settings, `max_connections` counts streams) keeps its old key in
 //! the config file and in the tenants file, and its old flag and environment variable, as a
-//! deprecated alias: accepted, hidden from `--help`, and reported as a [`Deprecation`] that
-//! `main` logs once logging has started (the configuration is read before it).
+//! deprecated alias: accepted, hidden from `--help`, and listed as a [`Deprecation`] in the
+//! configuration, which `main` logs as warnings (reading the configuration logs nothing, so
+//! that a test or an embedder that reads one twice does not warn twice).
 //!
 //! Invariants:
 //! - An old name only ever fills its new name, within one layer: the config file, a tenant's
