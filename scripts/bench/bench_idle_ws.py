@@ -65,7 +65,7 @@ def main():
     o = p.parse_args()
     soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
     resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
-    flags = ["--max-connections-per-tenant", str(o.n + 100), *o.extra]
+    flags = ["--max-streams-per-tenant", str(o.n + 100), *o.extra]
     with gateway(o.bin, o.db, flags) as (port, pid):
         base, idle, peak, opened, answered, asked = asyncio.run(run(port, pid, o.n))
     print(f"| {o.n} | {base:.0f} | {idle:.0f} | {(idle - base) * 1024 / o.n:.1f} | {answered} | {peak:.0f} | {opened:.1f} | {asked:.1f} |")

@@ -6,7 +6,7 @@ cost per client.
 
     ~/.cache/duckstream-bench/.venv/bin/python scripts/bench/bench_mem.py --transport http --n 64 [--zstd]
     ~/.cache/duckstream-bench/.venv/bin/python scripts/bench/bench_mem.py --transport ws --n 200 [--stalled]
-Extra gateway flags after `--` (default here: --pool-size 32 --max-queries 1024, as load-tests/run.sh).
+Extra gateway flags after `--` (default here: --pool-size 32 --executor-threads 1024, as load-tests/run.sh).
 """
 import argparse
 import asyncio
@@ -64,7 +64,7 @@ def main():
     p.add_argument("--seconds", type=int, default=15)
     p.add_argument("extra", nargs="*")
     o = p.parse_args()
-    with gateway(o.bin, o.db, ["--pool-size", "32", "--max-queries", "1024", *o.extra]) as (port, pid):
+    with gateway(o.bin, o.db, ["--pool-size", "32", "--executor-threads", "1024", *o.extra]) as (port, pid):
         base = status(pid, "VmRSS")
         if o.transport == "http":
             curls = []

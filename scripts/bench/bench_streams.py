@@ -118,7 +118,7 @@ def main():
     p.add_argument("--heaptrack", help="run the gateway under heaptrack, output to this prefix")
     p.add_argument("extra", nargs="*")
     o = p.parse_args()
-    flags = ["--pool-size", str(o.n), "--max-queries", str(o.n + 16),
+    flags = ["--pool-size", str(o.n), "--executor-threads", str(o.n + 16),
              *o.extra]
     wrapper = ["heaptrack", "-o", o.heaptrack] if o.heaptrack else []
     with gateway(o.bin, o.db, flags, wrapper=wrapper) as (port, pid):

@@ -3,7 +3,7 @@
 //! Every client connection is a socket, and each tenant database holds a few files, so a
 //! server meant for thousands of streams needs as many descriptors. The soft limit is often
 //! 1024 while the hard one is far higher: at start it is raised to the hard limit (what Go and
-//! nginx do), and if even that cannot hold a tenant's `max_connections` plus [`RESERVED`]
+//! nginx do), and if even that cannot hold a tenant's `max_streams` plus [`RESERVED`]
 //! the operator is warned (the server still starts: connections past the limit fail to be
 //! accepted, one by one, and are logged by actix).
 //!
@@ -19,7 +19,7 @@ pub struct FdLimit {
     /// The soft limit in force after raising it.
     pub soft: u64,
     pub hard: u64,
-    /// A tenant's `max_connections` plus [`RESERVED`].
+    /// A tenant's `max_streams` plus [`RESERVED`].
     pub needed: u64,
 }
 
@@ -29,10 +29,10 @@ impl FdLimit {
     }
 }
 
-/// Raises the soft limit to the hard one and compares it with `max_connections` (one
-/// tenant's connections, the most the configuration lets one tenant hold); `None` if the
-/// limit cannot be read.
-pub fn check(max_connections: u64) -> Option<FdLimit> {
+/// Raises the soft limit to the hard one and compares it with `max_streams` (one tenant's
+/// open streams and WebSockets, the most the configuration lets one tenant hold); `None` if
+/// the limit cannot be read.
+pub fn check(max_streams: u64) -> Option<FdLimit> {
     let mut limit = libc::rlimit {
         rlim_cur: 0,
         rlim_max: 0,
@@ -55,6 +55,6 @@ pub fn check(max_connections: u64) -> Option<FdLimit> {
     Some(FdLimit {
         soft: limit.rlim_cur,
         hard: limit.rlim_max,
-        needed: max_connections.saturating_add(RESERVED),
+        needed: max_streams.saturating_add(RESERVED),
     })
 }

@@ -84,7 +84,7 @@ impl Application {
                 .map_err(|e| StartupError::Demo(e.to_string()))?;
         }
 
-        check_fd_limit(config.limits.max_connections() as u64);
+        check_fd_limit(config.limits.max_streams() as u64);
 
         let bind = server_cfg.bind;
         let bind_error = |source| StartupError::Bind { addr: bind, source };
@@ -285,8 +285,8 @@ fn authenticator(config: &Config) -> Result<Authenticator, StartupError> {
 /// What a tenant with `limits` may use, as the engine keeps it.
 fn tenant_limits(limits: &Limits) -> TenantLimits {
     TenantLimits {
-        max_queries: limits.max_queries(),
-        max_connections: limits.max_connections(),
+        max_queries: limits.pool_size(),
+        max_connections: limits.max_streams(),
         queue_size: limits.queue_size(),
         query_timeout: limits.query_timeout(),
         result: ResultLimits {
@@ -305,17 +305,17 @@ fn tenant_limits(limits: &Limits) -> TenantLimits {
 }
 
 /// Raises the descriptor limit to its hard limit and tells the operator when even that is
-/// below what a tenant's `max_connections` needs ([`fds`]).
-fn check_fd_limit(max_connections: u64) {
-    match fds::check(max_connections) {
+/// below what a tenant's `max_streams` needs ([`fds`]).
+fn check_fd_limit(max_streams: u64) {
+    match fds::check(max_streams) {
         Some(l) if !l.enough() => tracing::warn!(
             soft = l.soft,
             hard = l.hard,
             needed = l.needed,
-            max_connections,
-            "the file-descriptor limit is below what max_connections needs (plus {} for DuckDB \
+            max_streams,
+            "the file-descriptor limit is below what max_streams needs (plus {} for DuckDB \
              and the listener): connections past it will fail; raise it (ulimit -n, systemd \
-             LimitNOFILE=) or lower max_connections",
+             LimitNOFILE=) or lower max_streams",
             fds::RESERVED
         ),
         Some(l) => tracing::info!(limit = l.soft, needed = l.needed, "file-descriptor limit"),
@@ -327,7 +327,7 @@ fn engine_settings(config: &Config) -> EngineSettings {
     let e = &config.engine;
     EngineSettings {
         data_dir: config.server.data_dir.clone(),
-        max_queries: e.max_queries,
+        max_queries: e.executor_threads,
         max_queued: e.max_queued,
         queue_timeout: e.queue_timeout,
         stall_timeout: (!e.stall_timeout.is_zero()).then_some(e.stall_timeout),
@@ -366,7 +366,7 @@ fn transport_settings(config: &Config) -> std::io::Result<transport::Settings> {
         sse_keepalive: config.sse.keepalive,
         subscription_max_bytes: config.engine.cache_max_entry_bytes,
         ws: WsSettings {
-            max_queries: ws.max_queries,
+            max_queries: ws.queries_per_socket,
             max_subscriptions: ws.max_subscriptions,
             heartbeat: ws.heartbeat,
             send_budget_bytes: ws.send_budget_bytes,

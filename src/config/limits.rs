@@ -4,7 +4,9 @@
 //!
 //! Every field is optional: absent means "the layer below" ([`Limits::over`]), so one struct
 //! serves as a layer (file, environment, flags, a tenant's entry) and, laid over
-//! [`Limits::defaults`], as the resolved limits of a tenant.
+//! [`Limits::defaults`], as the resolved limits of a tenant. The keys `max_queries` and
+//! `max_connections` of older files are read as `pool_size` and `max_streams`
+//! ([`super::deprecated`]).
 //!
 //! Invariants:
 //! - 0 means "none" for `query_timeout_secs`, `max_result_rows`, `max_result_bytes` and
@@ -35,21 +37,16 @@ pub struct Limits {
     #[arg(long, env = "DUCKSTREAM_MAX_RESULT_BYTES")]
     pub max_result_bytes: Option<u64>,
     /// Pooled DuckDB connections per tenant (= its concurrent queries)
+    #[arg(long, env = "DUCKSTREAM_POOL_SIZE")]
+    pub pool_size: Option<u32>,
+    /// Open streams (HTTP, SSE) and WebSockets per tenant
     #[arg(
-        id = "pool_size",
-        long = "pool-size",
-        value_name = "POOL_SIZE",
-        env = "DUCKSTREAM_POOL_SIZE"
+        id = "max_streams_per_tenant",
+        long = "max-streams-per-tenant",
+        value_name = "MAX_STREAMS_PER_TENANT",
+        env = "DUCKSTREAM_MAX_STREAMS_PER_TENANT"
     )]
-    pub max_queries: Option<u32>,
-    /// Open streams and WebSockets per tenant
-    #[arg(
-        id = "max_connections_per_tenant",
-        long = "max-connections-per-tenant",
-        value_name = "MAX_CONNECTIONS_PER_TENANT",
-        env = "DUCKSTREAM_MAX_CONNECTIONS_PER_TENANT"
-    )]
-    pub max_connections: Option<usize>,
+    pub max_streams: Option<usize>,
     /// Queries that may wait for a slot per tenant (0 = none wait: too_busy at once)
     #[arg(long, env = "DUCKSTREAM_QUEUE_SIZE")]
     pub queue_size: Option<usize>,
@@ -96,29 +93,30 @@ pub struct Limits {
 }
 
 /// Built-in global values of the limits that always have one (see [`Limits::defaults`]).
-const DEFAULT_MAX_QUERIES: u32 = 8;
-const DEFAULT_MAX_CONNECTIONS: usize = 1024;
+const DEFAULT_POOL_SIZE: u32 = 8;
+const DEFAULT_MAX_STREAMS: usize = 1024;
 const DEFAULT_QUEUE_SIZE: usize = 64;
 const DEFAULT_MAX_UPLOAD_BYTES: u64 = 200 << 30;
 
 /// The first limit [`Limits::validate`] refuses, with both of its names.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub(super) struct Problem {
-    /// Its key in `[limits]` and in the tenants file (`max_queries`).
+    /// Its key in `[limits]` and in the tenants file (`max_streams`).
     pub key: &'static str,
     /// The global setting as messages have always named it: its flag with underscores
-    /// (`pool_size`).
+    /// (`max_streams_per_tenant`).
     pub setting: &'static str,
     pub reason: String,
 }
 
 impl Limits {
-    /// The built-in global layer: 8 queries, 1024 connections and 64 waiting queries per
-    /// tenant; no timeout or result limit; DuckDB's own threads, memory and spill limits.
+    /// The built-in global layer: 8 pooled connections (queries at once), 1024 open streams
+    /// and 64 waiting queries per tenant; no timeout or result limit; DuckDB's own threads,
+    /// memory and spill limits.
     pub fn defaults() -> Limits {
         Limits {
-            max_queries: Some(DEFAULT_MAX_QUERIES),
-            max_connections: Some(DEFAULT_MAX_CONNECTIONS),
+            pool_size: Some(DEFAULT_POOL_SIZE),
+            max_streams: Some(DEFAULT_MAX_STREAMS),
             queue_size: Some(DEFAULT_QUEUE_SIZE),
             ..Limits::default()
         }
@@ -131,8 +129,8 @@ impl Limits {
             query_timeout_secs: self.query_timeout_secs.or(base.query_timeout_secs),
             max_result_rows: self.max_result_rows.or(base.max_result_rows),
             max_result_bytes: self.max_result_bytes.or(base.max_result_bytes),
-            max_queries: self.max_queries.or(base.max_queries),
-            max_connections: self.max_connections.or(base.max_connections),
+            pool_size: self.pool_size.or(base.pool_size),
+            max_streams: self.max_streams.or(base.max_streams),
             queue_size: self.queue_size.or(base.queue_size),
             memory_limit: self
                 .memory_limit
@@ -153,7 +151,7 @@ impl Limits {
 
     /// Refuses a limit the server could not run with. `place` says where these limits were
     /// written (`limits`, `tenants.acme`); the message names the key there
-    /// (`tenants.acme.max_queries: must be between 1 and 1024`).
+    /// (`tenants.acme.pool_size: must be between 1 and 1024`).
     pub fn validate(&self, place: &str) -> Result<(), String> {
         match self.problem() {
             None => Ok(()),
@@ -170,17 +168,17 @@ impl Limits {
                 reason,
             })
         };
-        if self.max_queries.is_some_and(|n| !(1..=1024).contains(&n)) {
+        if self.pool_size.is_some_and(|n| !(1..=1024).contains(&n)) {
             return problem(
-                "max_queries",
+                "pool_size",
                 "pool_size",
                 "must be between 1 and 1024".into(),
             );
         }
-        if self.max_connections == Some(0) {
+        if self.max_streams == Some(0) {
             return problem(
-                "max_connections",
-                "max_connections_per_tenant",
+                "max_streams",
+                "max_streams_per_tenant",
                 "must be at least 1".into(),
             );
         }
@@ -216,17 +214,17 @@ impl Limits {
         self.max_result_bytes.filter(|&n| n > 0)
     }
 
-    /// Queries running at once (= pooled DuckDB connections); absent: the built-in default.
-    pub fn max_queries(&self) -> u32 {
-        self.max_queries.unwrap_or(DEFAULT_MAX_QUERIES)
+    /// Pooled DuckDB connections (= queries running at once); absent: the built-in default.
+    pub fn pool_size(&self) -> u32 {
+        self.pool_size.unwrap_or(DEFAULT_POOL_SIZE)
     }
 
     /// Open streams (HTTP, SSE) and WebSockets at once; absent: the built-in default.
-    pub fn max_connections(&self) -> usize {
-        self.max_connections.unwrap_or(DEFAULT_MAX_CONNECTIONS)
+    pub fn max_streams(&self) -> usize {
+        self.max_streams.unwrap_or(DEFAULT_MAX_STREAMS)
     }
 
-    /// Queries that may wait for one of [`Limits::max_queries`]; absent: the built-in default.
+    /// Queries that may wait for one of [`Limits::pool_size`]; absent: the built-in default.
     pub fn queue_size(&self) -> usize {
         self.queue_size.unwrap_or(DEFAULT_QUEUE_SIZE)
     }
@@ -301,12 +299,12 @@ mod tests {
             ..Limits::defaults()
         };
         let top = Limits {
-            max_queries: Some(2),
+            pool_size: Some(2),
             query_timeout_secs: Some(0),
             ..Limits::default()
         };
         let l = top.over(&base);
-        assert_eq!(l.max_queries(), 2);
+        assert_eq!(l.pool_size(), 2);
         assert_eq!(l.queue_size(), 64);
         assert_eq!(l.query_timeout(), None, "0 in the upper layer turns it off");
         assert_eq!(l.memory_limit(), Some("4GB"));
@@ -345,12 +343,12 @@ mod tests {
     #[test]
     fn bad_limits_are_refused_by_key() {
         let e = Limits {
-            max_queries: Some(0),
+            pool_size: Some(0),
             ..Limits::default()
         }
         .validate("tenants.acme")
         .unwrap_err();
-        assert_eq!(e, "tenants.acme.max_queries: must be between 1 and 1024");
+        assert_eq!(e, "tenants.acme.pool_size: must be between 1 and 1024");
         let e = Limits {
             max_temp_size: Some("lots".into()),
             ..Limits::default()

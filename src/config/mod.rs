@@ -2,12 +2,14 @@
 //! `DUCKSTREAM_*` environment variables, then command-line flags.
 //!
 //! The settings come in sections (`[server]`, `[engine]`, `[limits]`, `[websocket]`, `[sse]`,
-//! `[auth]`). Each section is two structs: the settings as the server uses them
-//! ([`ServerSettings`], …) and a layer of `Option`s ([`ServerLayer`], …) that is at once the
+//! `[auth]`). Each section is two structs: the section as the server uses it
+//! ([`ServerSection`], …) and a layer of `Option`s ([`ServerLayer`], …) that is at once the
 //! section of the TOML file (serde) and its flags and environment variables (clap). A layer's
 //! `apply` lays it over its section, so a new setting is one field in the layer, one in the
 //! section, its default and one line in `apply`. The per-tenant limits are a single struct,
-//! [`Limits`], which is its own layer and also each tenant's entry in the tenants file.
+//! [`Limits`], which is its own layer and also each tenant's entry in the tenants file. Renamed
+//! settings keep their old names as deprecated aliases ([`deprecated`]); the configuration
+//! lists those it was given in [`Config::deprecated`].
 //!
 //! Invariants:
 //! - [`Config::from_cli`] returns only a configuration that passed [`Config::validate`];
@@ -15,7 +17,10 @@
 //!   by hand. The server never binds with a value it would refuse.
 //! - Unknown keys (a misspelt setting, a setting in the wrong section, an unknown section) are
 //!   refused, in the config file as in the tenants file.
+//! - One name per setting: the section structs and the messages use only the new names; an
+//!   old name is turned into its new one while the layers are read.
 
+pub mod deprecated;
 pub mod limits;
 pub mod tenants;
 
@@ -28,6 +33,7 @@ use std::time::Duration;
 use clap::{Args, Parser};
 use serde::Deserialize;
 
+pub use self::deprecated::Deprecation;
 pub use self::limits::{check_size, Limits};
 pub use self::tenants::{TenantEntry, TenantsFile, TenantsFileError};
 use crate::auth::token::MIN_SECRET_BYTES;
@@ -68,27 +74,30 @@ macro_rules! set_secs {
 /// Validated settings for one gateway process.
 #[derive(Debug, Clone)]
 pub struct Config {
-    pub server: ServerSettings,
-    pub engine: EngineSettings,
+    pub server: ServerSection,
+    pub engine: EngineSection,
     /// The global limits of every tenant (the tenants file may set its own, see
     /// [`Config::tenant_limits`]). Starts from [`Limits::defaults`], so every limit that has
     /// a default is `Some`.
     pub limits: Limits,
-    pub websocket: WebSocketSettings,
-    pub sse: SseSettings,
-    pub auth: AuthSettings,
+    pub websocket: WebSocketSection,
+    pub sse: SseSection,
+    pub auth: AuthSection,
+    /// The deprecated names this configuration was given, each once; `main` logs them.
+    pub deprecated: Vec<Deprecation>,
 }
 
 impl Default for Config {
     /// The built-in defaults (the bottom layer).
     fn default() -> Self {
         Self {
-            server: ServerSettings::default(),
-            engine: EngineSettings::default(),
+            server: ServerSection::default(),
+            engine: EngineSection::default(),
             limits: Limits::defaults(),
-            websocket: WebSocketSettings::default(),
-            sse: SseSettings::default(),
-            auth: AuthSettings::default(),
+            websocket: WebSocketSection::default(),
+            sse: SseSection::default(),
+            auth: AuthSection::default(),
+            deprecated: Vec::new(),
         }
     }
 }
@@ -96,7 +105,7 @@ impl Default for Config {
 /// `[server]`: the listening socket, the HTTP layer and the data directory; what the process
 /// as a whole is, independent of queries.
 #[derive(Debug, Clone)]
-pub struct ServerSettings {
+pub struct ServerSection {
     pub bind: SocketAddr,
     /// One `<tenant>.duckdb` file per tenant.
     pub data_dir: PathBuf,
@@ -118,7 +127,7 @@ pub struct ServerSettings {
     pub demo_rows: u64,
 }
 
-impl Default for ServerSettings {
+impl Default for ServerSection {
     fn default() -> Self {
         Self {
             bind: SocketAddr::from(([127, 0, 0, 1], 8080)),
@@ -172,7 +181,7 @@ pub struct ServerLayer {
     pub demo_rows: Option<u64>,
 }
 
-impl ServerSettings {
+impl ServerSection {
     fn apply(&mut self, layer: ServerLayer) {
         set!(self, layer; bind, data_dir, max_body_bytes, cors_allow_origins);
         set!(self, layer; max_upload_record_bytes);
@@ -187,12 +196,12 @@ impl ServerSettings {
 /// `[engine]`: how queries run and are encoded, server-wide (the executor, the global wait
 /// queue, chunking, compression); what one tenant may use is in [`Limits`].
 #[derive(Debug, Clone)]
-pub struct EngineSettings {
-    /// Queries running at once in the whole process (executor threads).
-    pub max_queries: usize,
+pub struct EngineSection {
+    /// Executor threads: queries running at once in the whole process.
+    pub executor_threads: usize,
     /// Queries that may wait for a slot in the whole server.
     pub max_queued: usize,
-    /// How long a query may wait for a free connection of its tenant.
+    /// How long a query may wait for a free pooled connection of its tenant.
     pub queue_timeout: Duration,
     /// An HTTP/SSE query whose reader takes not one line for this long is stopped as gone
     /// (zero: never).
@@ -225,10 +234,10 @@ pub struct EngineSettings {
     pub cache_max_entry_bytes: usize,
 }
 
-impl Default for EngineSettings {
+impl Default for EngineSection {
     fn default() -> Self {
         Self {
-            max_queries: 64,
+            executor_threads: 64,
             max_queued: 1024,
             queue_timeout: Duration::from_secs(10),
             stall_timeout: Duration::from_secs(300),
@@ -252,13 +261,13 @@ impl Default for EngineSettings {
 #[derive(Debug, Default, Clone, Deserialize, Args)]
 #[serde(deny_unknown_fields)]
 pub struct EngineLayer {
-    /// Concurrent queries in the whole server
-    #[arg(long, env = "DUCKSTREAM_MAX_QUERIES")]
-    pub max_queries: Option<usize>,
+    /// Executor threads: queries running at once in the whole server
+    #[arg(long, env = "DUCKSTREAM_EXECUTOR_THREADS")]
+    pub executor_threads: Option<usize>,
     /// Queries that may wait for a slot in the whole server
     #[arg(long, env = "DUCKSTREAM_MAX_QUEUED")]
     pub max_queued: Option<usize>,
-    /// Seconds a query may wait for a free connection of its tenant
+    /// Seconds a query may wait for a free pooled connection of its tenant
     #[arg(long, env = "DUCKSTREAM_QUEUE_TIMEOUT_SECS")]
     pub queue_timeout_secs: Option<u64>,
     /// Seconds a query's reader may take nothing before the query is stopped (0: never)
@@ -303,9 +312,9 @@ pub struct EngineLayer {
     pub cache_max_entry_bytes: Option<usize>,
 }
 
-impl EngineSettings {
+impl EngineSection {
     fn apply(&mut self, layer: EngineLayer) {
-        set!(self, layer; max_queries, max_queued, chunk_rows, chunk_bytes, stream_buffer);
+        set!(self, layer; executor_threads, max_queued, chunk_rows, chunk_bytes, stream_buffer);
         set!(self, layer; zstd_level, zstd_window_log, compress_workers);
         set!(self, layer; preserve_insertion_order);
         set!(self, layer; cache_bytes, cache_max_entry_bytes);
@@ -326,12 +335,12 @@ impl EngineSettings {
 /// `[websocket]`: one socket carries many queries and outlives them, so it has its own
 /// concurrency, memory budget and liveness checks.
 #[derive(Debug, Clone)]
-pub struct WebSocketSettings {
-    /// Queries running at once on one connection.
-    pub max_queries: usize,
-    /// Bytes queued for one connection before its queries pause.
+pub struct WebSocketSection {
+    /// Queries running at once on one socket.
+    pub queries_per_socket: usize,
+    /// Bytes queued for one socket before its queries pause.
     pub send_budget_bytes: usize,
-    /// Bytes queued for all connections together before their queries pause.
+    /// Bytes queued for all sockets together before their queries pause.
     pub total_budget_bytes: usize,
     /// A client that takes no data for this long is closed (1008, slow consumer).
     pub slow_consumer_timeout: Duration,
@@ -340,16 +349,16 @@ pub struct WebSocketSettings {
     pub pong_timeout: Duration,
     /// The largest client message (bigger ones close the socket with 1009).
     pub max_message_bytes: usize,
-    /// Live subscriptions on one connection.
+    /// Live subscriptions on one socket.
     pub max_subscriptions: usize,
     /// A quiet subscription sends a `heartbeat` line this often.
     pub heartbeat: Duration,
 }
 
-impl Default for WebSocketSettings {
+impl Default for WebSocketSection {
     fn default() -> Self {
         Self {
-            max_queries: 16,
+            queries_per_socket: 16,
             send_budget_bytes: 8 << 20,
             total_budget_bytes: 256 << 20,
             slow_consumer_timeout: Duration::from_secs(30),
@@ -362,19 +371,19 @@ impl Default for WebSocketSettings {
     }
 }
 
-/// `[websocket]` as a layer. The flags keep their `ws-` prefix (`--ws-max-queries`).
+/// `[websocket]` as a layer. The flags keep their `ws-` prefix (`--ws-queries-per-socket`).
 #[derive(Debug, Default, Clone, Deserialize, Args)]
 #[serde(deny_unknown_fields)]
 pub struct WebSocketLayer {
-    /// WebSocket: queries running at once on one connection
+    /// WebSocket: queries running at once on one socket
     #[arg(
-        id = "ws_max_queries",
-        long = "ws-max-queries",
-        value_name = "WS_MAX_QUERIES",
-        env = "DUCKSTREAM_WS_MAX_QUERIES"
+        id = "ws_queries_per_socket",
+        long = "ws-queries-per-socket",
+        value_name = "WS_QUERIES_PER_SOCKET",
+        env = "DUCKSTREAM_WS_QUERIES_PER_SOCKET"
     )]
-    pub max_queries: Option<usize>,
-    /// WebSocket: bytes queued per connection before its queries pause
+    pub queries_per_socket: Option<usize>,
+    /// WebSocket: bytes queued per socket before its queries pause
     #[arg(
         id = "ws_send_budget_bytes",
         long = "ws-send-budget-bytes",
@@ -382,7 +391,7 @@ pub struct WebSocketLayer {
         env = "DUCKSTREAM_WS_SEND_BUDGET_BYTES"
     )]
     pub send_budget_bytes: Option<usize>,
-    /// WebSocket: bytes queued for all connections together before their queries pause
+    /// WebSocket: bytes queued for all sockets together before their queries pause
     #[arg(
         id = "ws_total_budget_bytes",
         long = "ws-total-budget-bytes",
@@ -406,7 +415,7 @@ pub struct WebSocketLayer {
         env = "DUCKSTREAM_WS_PING_INTERVAL_SECS"
     )]
     pub ping_interval_secs: Option<u64>,
-    /// WebSocket: seconds without a pong before the connection is closed
+    /// WebSocket: seconds without a pong before the socket is closed
     #[arg(
         id = "ws_pong_timeout_secs",
         long = "ws-pong-timeout-secs",
@@ -422,7 +431,7 @@ pub struct WebSocketLayer {
         env = "DUCKSTREAM_WS_MAX_MESSAGE_BYTES"
     )]
     pub max_message_bytes: Option<usize>,
-    /// WebSocket: live subscriptions on one connection
+    /// WebSocket: live subscriptions on one socket
     #[arg(
         id = "ws_max_subscriptions",
         long = "ws-max-subscriptions",
@@ -440,9 +449,10 @@ pub struct WebSocketLayer {
     pub heartbeat_secs: Option<u64>,
 }
 
-impl WebSocketSettings {
+impl WebSocketSection {
     fn apply(&mut self, layer: WebSocketLayer) {
-        set!(self, layer; max_queries, send_budget_bytes, total_budget_bytes, max_message_bytes);
+        set!(self, layer; queries_per_socket, send_budget_bytes, total_budget_bytes);
+        set!(self, layer; max_message_bytes);
         set!(self, layer; max_subscriptions);
         set_secs!(self, layer;
             slow_consumer_secs => slow_consumer_timeout,
@@ -456,12 +466,12 @@ impl WebSocketSettings {
 /// `[sse]`: server-sent events need a keep-alive so that proxies do not close a stream that
 /// waits on a slow query.
 #[derive(Debug, Clone)]
-pub struct SseSettings {
+pub struct SseSection {
     /// A `: keepalive` comment after this long without an event.
     pub keepalive: Duration,
 }
 
-impl Default for SseSettings {
+impl Default for SseSection {
     fn default() -> Self {
         Self {
             keepalive: Duration::from_secs(15),
@@ -483,7 +493,7 @@ pub struct SseLayer {
     pub keepalive_secs: Option<u64>,
 }
 
-impl SseSettings {
+impl SseSection {
     fn apply(&mut self, layer: SseLayer) {
         set_secs!(self, layer; keepalive_secs => keepalive);
     }
@@ -492,7 +502,7 @@ impl SseSettings {
 /// `[auth]`: who may use which tenant (the tenants file) and how tokens are signed; without a
 /// tenants file there is no authentication at all.
 #[derive(Debug, Clone)]
-pub struct AuthSettings {
+pub struct AuthSection {
     /// The tenants file (keys, limits); `None`: no authentication.
     pub tenants_file: Option<PathBuf>,
     /// The tenants file, loaded and checked (from `tenants_file`, or set by an embedder).
@@ -505,7 +515,7 @@ pub struct AuthSettings {
     pub token_max_ttl: Duration,
 }
 
-impl Default for AuthSettings {
+impl Default for AuthSection {
     fn default() -> Self {
         Self {
             tenants_file: None,
@@ -535,7 +545,7 @@ pub struct AuthLayer {
     pub token_max_ttl_secs: Option<u64>,
 }
 
-impl AuthSettings {
+impl AuthSection {
     fn apply(&mut self, layer: AuthLayer) {
         if let Some(p) = layer.tenants_file {
             self.tenants_file = Some(p);
@@ -583,6 +593,9 @@ pub struct Cli {
     pub config: Option<PathBuf>,
     #[command(flatten)]
     pub layers: Layers,
+    /// The old names of renamed flags and variables, still read.
+    #[command(flatten)]
+    pub old_flags: deprecated::OldFlags,
     #[command(subcommand)]
     pub command: Option<Command>,
 }
@@ -636,6 +649,16 @@ pub enum ConfigError {
     Tenants(#[from] TenantsFileError),
 }
 
+/// The config file's layers, its deprecated keys renamed (and noted in `deprecated`).
+fn parse_file(text: &str, deprecated: &mut Vec<Deprecation>) -> Result<Layers, toml::de::Error> {
+    let mut table: toml::Table = toml::from_str(text)?;
+    if !deprecated::rename_file_keys(&mut table, deprecated) {
+        // Parsed from the text, a mistake's message shows its line.
+        return toml::from_str(text);
+    }
+    table.try_into()
+}
+
 fn invalid(name: &'static str, reason: impl Into<String>) -> ConfigError {
     ConfigError::Invalid {
         name,
@@ -660,15 +683,22 @@ impl Config {
                 path: path.clone(),
                 source,
             })?;
-            let file: Layers = toml::from_str(&text).map_err(|source| ConfigError::Parse {
-                path: path.clone(),
-                source: Box::new(source),
-            })?;
+            let file =
+                parse_file(&text, &mut config.deprecated).map_err(|source| ConfigError::Parse {
+                    path: path.clone(),
+                    source: Box::new(source),
+                })?;
             config.apply(file);
         }
-        config.apply(cli.layers);
+        let mut layers = cli.layers;
+        cli.old_flags.apply_to(&mut layers, &mut config.deprecated);
+        config.apply(layers);
         if let Some(path) = &config.auth.tenants_file {
-            config.auth.tenants = Some(Arc::new(TenantsFile::load(path)?));
+            let file = TenantsFile::load(path)?;
+            for d in &file.deprecated {
+                deprecated::note(&mut config.deprecated, d.clone());
+            }
+            config.auth.tenants = Some(Arc::new(file));
         }
         config.validate()?;
         Ok(config)
@@ -710,8 +740,8 @@ impl Config {
         if let Some(p) = self.limits.problem() {
             return Err(invalid(p.setting, p.reason));
         }
-        if !(1..=4096).contains(&engine.max_queries) {
-            return Err(invalid("max_queries", "must be between 1 and 4096"));
+        if !(1..=4096).contains(&engine.executor_threads) {
+            return Err(invalid("executor_threads", "must be between 1 and 4096"));
         }
         if !(1..=MAX_CHUNK_ROWS).contains(&engine.chunk_rows) {
             return Err(invalid(
@@ -756,8 +786,11 @@ impl Config {
         if server.max_upload_record_bytes < 64 {
             return Err(invalid("max_upload_record_bytes", "must be at least 64"));
         }
-        if !(1..=1024).contains(&ws.max_queries) {
-            return Err(invalid("ws_max_queries", "must be between 1 and 1024"));
+        if !(1..=1024).contains(&ws.queries_per_socket) {
+            return Err(invalid(
+                "ws_queries_per_socket",
+                "must be between 1 and 1024",
+            ));
         }
         if ws.send_budget_bytes < 64 * 1024 {
             return Err(invalid("ws_send_budget_bytes", "must be at least 65536"));
@@ -866,7 +899,7 @@ mod tests {
         let file = dir.path().join("c.toml");
         std::fs::write(
             &file,
-            "[limits]\nmax_queries = 7\n[engine]\nchunk_rows = 50\n",
+            "[limits]\npool_size = 7\n[engine]\nchunk_rows = 50\n",
         )
         .unwrap();
         let c = Config::from_cli(cli(&[
@@ -876,7 +909,7 @@ mod tests {
             "20",
         ]))
         .unwrap();
-        assert_eq!(c.limits.max_queries, Some(7));
+        assert_eq!(c.limits.pool_size, Some(7));
         assert_eq!(c.engine.chunk_rows, 20);
         assert_eq!(c.engine.zstd_level, 1);
         assert_eq!(
@@ -887,13 +920,13 @@ mod tests {
         let c = Config::from_cli(cli(&[
             "--ws-slow-consumer-secs",
             "3",
-            "--ws-max-queries",
+            "--ws-queries-per-socket",
             "2",
             "--ws-pong-timeout-secs",
             "40",
             "--pool-size",
             "5",
-            "--max-queries",
+            "--executor-threads",
             "9",
             "--sse-keepalive-secs",
             "4",
@@ -902,10 +935,10 @@ mod tests {
         ]))
         .unwrap();
         assert_eq!(c.websocket.slow_consumer_timeout, Duration::from_secs(3));
-        assert_eq!(c.websocket.max_queries, 2);
+        assert_eq!(c.websocket.queries_per_socket, 2);
         assert_eq!(c.websocket.pong_timeout, Duration::from_secs(40));
-        assert_eq!(c.limits.max_queries, Some(5));
-        assert_eq!(c.engine.max_queries, 9);
+        assert_eq!(c.limits.pool_size, Some(5));
+        assert_eq!(c.engine.executor_threads, 9);
         assert_eq!(c.sse.keepalive, Duration::from_secs(4));
         assert_eq!(c.limits.threads(), None, "0 = all cores");
     }
@@ -942,7 +975,7 @@ mod tests {
     fn a_tenants_file_allows_a_public_bind() {
         let dir = tempfile::tempdir().unwrap();
         let file = dir.path().join("tenants.toml");
-        std::fs::write(&file, "[tenants.acme]\nmax_queries = 3\n").unwrap();
+        std::fs::write(&file, "[tenants.acme]\npool_size = 3\n").unwrap();
         let c = Config::from_cli(cli(&[
             "--bind",
             "0.0.0.0:8080",
@@ -951,7 +984,7 @@ mod tests {
         ]))
         .unwrap();
         assert!(c.auth.tenants.is_some());
-        std::fs::write(&file, "[tenants.acme]\nmax_queries = 0\n").unwrap();
+        std::fs::write(&file, "[tenants.acme]\npool_size = 0\n").unwrap();
         let e = Config::from_cli(cli(&["--tenants-file", file.to_str().unwrap()])).unwrap_err();
         assert!(e.to_string().contains("tenants.acme"), "{e}");
     }
@@ -963,7 +996,7 @@ mod tests {
         for (text, needle) in [
             ("[engine]\nchunk_row = 50\n", "chunk_row"),
             ("[server]\nchunk_rows = 50\n", "chunk_rows"),
-            ("[limits]\npool_size = 3\n", "pool_size"),
+            ("[limits]\nexecutor_threads = 3\n", "executor_threads"),
             ("[engines]\nchunk_rows = 50\n", "engines"),
             ("chunk_rows = 50\n", "chunk_rows"),
         ] {
@@ -980,7 +1013,7 @@ mod tests {
         let tenants = dir.path().join("tenants.toml");
         std::fs::write(
             &tenants,
-            "[tenants.acme]\nmax_queries = 3\nquery_timeout_secs = 0\n[tenants.globex]\n",
+            "[tenants.acme]\npool_size = 3\nquery_timeout_secs = 0\n[tenants.globex]\n",
         )
         .unwrap();
         std::fs::write(
@@ -999,7 +1032,7 @@ mod tests {
         .unwrap();
         let limits = c.tenant_limits();
         let acme = &limits[&TenantId::parse("acme").unwrap()];
-        assert_eq!(acme.max_queries(), 3);
+        assert_eq!(acme.pool_size(), 3);
         assert_eq!(
             acme.query_timeout(),
             None,
@@ -1009,7 +1042,7 @@ mod tests {
         assert_eq!(acme.queue_size(), 64);
         let globex = &limits[&TenantId::parse("globex").unwrap()];
         assert_eq!(globex, &c.limits);
-        assert_eq!(globex.max_queries(), 5);
+        assert_eq!(globex.pool_size(), 5);
         assert_eq!(globex.query_timeout(), Some(Duration::from_secs(9)));
     }
 
@@ -1023,13 +1056,13 @@ mod tests {
             TenantEntry {
                 keys: Vec::new(),
                 limits: Limits {
-                    max_connections: Some(0),
+                    max_streams: Some(0),
                     ..Limits::default()
                 },
             },
         );
         c.auth.tenants = Some(Arc::new(file));
         let e = c.validate().unwrap_err().to_string();
-        assert!(e.contains("tenants.acme.max_connections"), "{e}");
+        assert!(e.contains("tenants.acme.max_streams"), "{e}");
     }
 }

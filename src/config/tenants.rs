@@ -8,16 +8,17 @@
 //! query_timeout_secs = 30              # every limit is optional: absent = the global value
 //! max_result_rows = 1000000
 //! max_result_bytes = 1073741824
-//! max_queries = 4                      # concurrent queries (= pooled DuckDB connections)
-//! max_connections = 32                 # open HTTP/SSE streams and WebSockets
-//! queue_size = 16                      # queries that may wait for one of max_queries
+//! pool_size = 4                        # pooled DuckDB connections (= concurrent queries)
+//! max_streams = 32                     # open HTTP/SSE streams and WebSockets
+//! queue_size = 16                      # queries that may wait for one of pool_size
 //! memory_limit = "2GB"                 # DuckDB memory_limit of the tenant's database
 //! max_temp_size = "20GB"               # DuckDB max_temp_directory_size (spill to disk)
 //! threads = 2                          # DuckDB threads of the tenant's database
 //! ```
 //!
 //! The limit keys are those of the config file's `[limits]` section ([`Limits`]), with the
-//! same meaning (0 = none, "" = DuckDB's default).
+//! same meaning (0 = none, "" = DuckDB's default), and the same deprecated aliases
+//! (`max_queries`, `max_connections`), noted in [`TenantsFile::deprecated`].
 //!
 //! Invariants:
 //! - The file holds key *hashes* only (`duckstream keygen` prints a key and its hash).
@@ -29,6 +30,7 @@ use std::path::Path;
 
 use serde::Deserialize;
 
+use super::deprecated::{self, Deprecation};
 use super::limits::Limits;
 use crate::auth::keys::KeyHash;
 use crate::wire::TenantId;
@@ -38,6 +40,8 @@ use crate::wire::TenantId;
 pub struct TenantsFile {
     pub admin_keys: Vec<KeyHash>,
     pub tenants: HashMap<TenantId, TenantEntry>,
+    /// The deprecated keys the file used, each once.
+    pub deprecated: Vec<Deprecation>,
 }
 
 /// One `[tenants.<name>]` table.
@@ -102,6 +106,7 @@ impl TenantsFile {
         };
         let admin_keys = hashes("admin_keys", &raw.admin_keys)?;
         let mut tenants = HashMap::with_capacity(raw.tenants.len());
+        let mut deprecated = Vec::new();
         for (name, mut table) in raw.tenants {
             let place = format!("tenants.{name}");
             let id = TenantId::parse(&name).map_err(|e| invalid(place.clone(), e.to_string()))?;
@@ -112,6 +117,7 @@ impl TenantsFile {
                 })?,
             };
             let keys = hashes(&place, &listed)?;
+            deprecated::rename_tenant_keys(&mut table, &mut deprecated);
             // What is left are the limits: `Limits` refuses unknown fields.
             let limits: Limits = table.try_into().map_err(|e: toml::de::Error| {
                 invalid(place.clone(), e.to_string().trim_end().into())
@@ -124,6 +130,7 @@ impl TenantsFile {
         Ok(Self {
             admin_keys,
             tenants,
+            deprecated,
         })
     }
 }
@@ -137,12 +144,12 @@ mod tests {
     #[test]
     fn a_tenants_file_parses_with_limits() {
         let f = TenantsFile::from_toml(&format!(
-            "admin_keys = []\n[tenants.acme]\nkeys = [\"{A}\"]\nmax_queries = 2\nmemory_limit = \"1GB\"\n[tenants.globex]\n"
+            "admin_keys = []\n[tenants.acme]\nkeys = [\"{A}\"]\npool_size = 2\nmemory_limit = \"1GB\"\n[tenants.globex]\n"
         ))
         .unwrap();
         let acme = &f.tenants[&TenantId::parse("acme").unwrap()];
         assert_eq!(acme.keys, vec![KeyHash::of("abc")]);
-        assert_eq!(acme.limits.max_queries, Some(2));
+        assert_eq!(acme.limits.pool_size, Some(2));
         assert_eq!(acme.limits.memory_limit.as_deref(), Some("1GB"));
         let globex = &f.tenants[&TenantId::parse("globex").unwrap()];
         assert!(globex.keys.is_empty());
@@ -161,7 +168,7 @@ mod tests {
             ),
             ("[tenants.a]\nmax_querys = 2\n", "unknown field"),
             ("[tenants.a]\nmax_querys = 2\n", "tenants.a"),
-            ("[tenants.a]\nmax_queries = 0\n", "tenants.a.max_queries"),
+            ("[tenants.a]\npool_size = 0\n", "tenants.a.pool_size"),
             (
                 "[tenants.a]\nmemory_limit = \"lots\"\n",
                 "tenants.a.memory_limit",

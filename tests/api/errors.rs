@@ -236,7 +236,7 @@ async fn results_past_the_limits_end_with_limit_exceeded() {
 #[actix_web::test]
 async fn a_full_tenant_answers_too_busy() {
     let app = crate::helpers::spawn_app_with(|c| {
-        c.limits.max_queries = Some(1);
+        c.limits.pool_size = Some(1);
         c.engine.queue_timeout = std::time::Duration::from_secs(1);
     })
     .await;

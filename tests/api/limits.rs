@@ -10,8 +10,8 @@ use crate::helpers::{spawn_secure_app_with, ws_connect, Cred, ACME_KEY, GLOBEX_K
 
 const ACME_LIMITS: &str = "query_timeout_secs = 1
 max_result_rows = 5
-max_queries = 1
-max_connections = 2
+pool_size = 1
+max_streams = 2
 memory_limit = \"100MB\"
 max_temp_size = \"1MB\"
 threads = 1";
@@ -91,7 +91,7 @@ async fn result_limits_timeout_and_duckdb_settings_are_per_tenant() {
 
 #[actix_web::test]
 async fn concurrency_and_connections_are_capped_per_tenant() {
-    let limits = "query_timeout_secs = 0\nmax_queries = 1\nmax_connections = 2";
+    let limits = "query_timeout_secs = 0\npool_size = 1\nmax_streams = 2";
     let app = spawn_secure_app_with(limits, |c| {
         c.engine.queue_timeout = Duration::from_secs(1);
         c.limits.query_timeout_secs = Some(1);
@@ -141,7 +141,7 @@ async fn concurrency_and_connections_are_capped_per_tenant() {
 async fn wait_queues_are_bounded_per_tenant_and_overall() {
     // acme: one query at a time and no one may wait; the queue timeout is long, so a refusal
     // that comes back at all (the test's own bound is far shorter) comes from the queue bound.
-    let app = spawn_secure_app_with("max_queries = 1\nqueue_size = 0", |c| {
+    let app = spawn_secure_app_with("pool_size = 1\nqueue_size = 0", |c| {
         c.engine.queue_timeout = Duration::from_secs(600);
     })
     .await;
@@ -159,7 +159,7 @@ async fn wait_queues_are_bounded_per_tenant_and_overall() {
 
     // The whole server: one executor and no waiting; globex is refused while acme runs.
     let app = spawn_secure_app_with("", |c| {
-        c.engine.max_queries = 1;
+        c.engine.executor_threads = 1;
         c.engine.max_queued = 0;
         c.engine.queue_timeout = Duration::from_secs(600);
     })
@@ -217,11 +217,11 @@ fn start_under_ulimit(
 }
 
 /// The soft descriptor limit is raised to the hard one at start; when even that cannot hold a
-/// tenant's `max_connections` (plus what DuckDB needs), the server warns and still serves.
+/// tenant's `max_streams` (plus what DuckDB needs), the server warns and still serves.
 #[test]
 fn the_descriptor_limit_is_raised_and_checked_against_max_connections() {
     let (log, mut child, _dir) =
-        start_under_ulimit("-n 300", &["--max-connections-per-tenant", "1000"]);
+        start_under_ulimit("-n 300", &["--max-streams-per-tenant", "1000"]);
     let _ = child.kill();
     let _ = child.wait();
     let warning = log

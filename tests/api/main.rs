@@ -6,6 +6,7 @@ mod allowlist;
 mod auth;
 mod browser;
 mod cache;
+mod config;
 mod datasets;
 mod errors;
 mod formats;

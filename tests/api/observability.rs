@@ -106,7 +106,7 @@ fn value(sample: &Value) -> f64 {
 
 #[actix_web::test]
 async fn prometheus_sees_what_k6_measured_and_every_panel_has_data() {
-    let app = spawn_app_with(|c| c.limits.max_queries = Some(16)).await;
+    let app = spawn_app_with(|c| c.limits.pool_size = Some(16)).await;
     create_tenant(
         app.dir.path(),
         "load",

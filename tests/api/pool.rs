@@ -14,7 +14,7 @@ use crate::helpers::{connect, read_until, send, spawn_app_with, ws_rows, TestApp
 async fn one_worker() -> TestApp {
     spawn_app_with(|c| {
         c.engine.compress_workers = 1;
-        c.limits.max_queries = Some(16);
+        c.limits.pool_size = Some(16);
     })
     .await
 }

@@ -72,7 +72,7 @@ async fn zstd_body_decodes_to_the_plain_stream() {
 
 #[actix_web::test]
 async fn first_rows_arrive_while_the_query_runs_then_a_hangup_interrupts_it() {
-    let app = spawn_app_with(|c| c.limits.max_queries = Some(1)).await;
+    let app = spawn_app_with(|c| c.limits.pool_size = Some(1)).await;
     for compressed in [false, true] {
         let mut req = app
             .client
@@ -241,7 +241,7 @@ async fn get_requests_stream_too() {
 /// back) leave every pooled connection healthy: the queries after them all succeed.
 #[actix_web::test]
 async fn hang_ups_leave_the_pooled_connections_healthy() {
-    let app = spawn_app_with(|c| c.limits.max_queries = Some(2)).await;
+    let app = spawn_app_with(|c| c.limits.pool_size = Some(2)).await;
     for round in 0..6 {
         let resp = app
             .post("t", &serde_json::json!({ "sql": BIG }).to_string())
@@ -270,8 +270,8 @@ async fn hang_ups_leave_the_pooled_connections_healthy() {
 async fn a_burst_of_new_queries_gets_a_connection_each() {
     const BURST: usize = 96;
     let app = spawn_app_with(|c| {
-        c.engine.max_queries = BURST;
-        c.limits.max_queries = Some(BURST as u32);
+        c.engine.executor_threads = BURST;
+        c.limits.pool_size = Some(BURST as u32);
         c.engine.queue_timeout = std::time::Duration::from_secs(1);
     })
     .await;
@@ -299,8 +299,8 @@ async fn a_burst_of_new_queries_gets_a_connection_each() {
 async fn a_reader_that_takes_nothing_for_the_stall_timeout_is_stopped_as_gone() {
     let app = spawn_app_with(|c| {
         c.engine.stall_timeout = std::time::Duration::from_secs(2);
-        c.limits.max_queries = Some(1);
-        c.limits.max_connections = Some(1);
+        c.limits.pool_size = Some(1);
+        c.limits.max_streams = Some(1);
     })
     .await;
     // Wide plain rows: the stream outgrows what the socket buffers on loopback absorb.

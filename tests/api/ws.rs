@@ -158,7 +158,7 @@ async fn a_cancel_while_the_statement_is_checked_and_prepared_still_cancels() {
 
 #[actix_web::test]
 async fn dropping_the_connection_interrupts_its_queries() {
-    let app = spawn_app_with(|c| c.limits.max_queries = Some(1)).await;
+    let app = spawn_app_with(|c| c.limits.pool_size = Some(1)).await;
     let mut ws = connect(&app, "?compression=none").await;
     send(
         &mut ws,
@@ -330,7 +330,7 @@ async fn bad_messages_get_bad_message_and_the_socket_keeps_working() {
 
 #[actix_web::test]
 async fn caps_and_duplicate_ids_are_refused() {
-    let app = spawn_app_with(|c| c.websocket.max_queries = 2).await;
+    let app = spawn_app_with(|c| c.websocket.queries_per_socket = 2).await;
     let mut ws = connect(&app, "?compression=none").await;
     let long = "SELECT i FROM range(1000000000) t(i)";
     send(&mut ws, json!({"type":"query","id":"a","sql":long})).await;
