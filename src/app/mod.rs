@@ -285,8 +285,8 @@ fn authenticator(config: &Config) -> Result<Authenticator, StartupError> {
 /// What a tenant with `limits` may use, as the engine keeps it.
 fn tenant_limits(limits: &Limits) -> TenantLimits {
     TenantLimits {
-        max_queries: limits.pool_size(),
-        max_connections: limits.max_streams(),
+        pool_size: limits.pool_size(),
+        max_streams: limits.max_streams(),
         queue_size: limits.queue_size(),
         query_timeout: limits.query_timeout(),
         result: ResultLimits {
@@ -327,7 +327,7 @@ fn engine_settings(config: &Config) -> EngineSettings {
     let e = &config.engine;
     EngineSettings {
         data_dir: config.server.data_dir.clone(),
-        max_queries: e.executor_threads,
+        executor_threads: e.executor_threads,
         max_queued: e.max_queued,
         queue_timeout: e.queue_timeout,
         stall_timeout: (!e.stall_timeout.is_zero()).then_some(e.stall_timeout),
@@ -366,7 +366,7 @@ fn transport_settings(config: &Config) -> std::io::Result<transport::Settings> {
         sse_keepalive: config.sse.keepalive,
         subscription_max_bytes: config.engine.cache_max_entry_bytes,
         ws: WsSettings {
-            max_queries: ws.queries_per_socket,
+            queries_per_socket: ws.queries_per_socket,
             max_subscriptions: ws.max_subscriptions,
             heartbeat: ws.heartbeat,
             send_budget_bytes: ws.send_budget_bytes,

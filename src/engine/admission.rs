@@ -15,19 +15,19 @@ use tokio::sync::Semaphore;
 /// A tenant's query slots, stream slots and waiting places.
 #[derive(Debug)]
 pub struct Admission {
-    /// One permit per pooled connection (`max_queries`).
+    /// One permit per pooled connection (`pool_size`).
     pub slots: Arc<Semaphore>,
-    /// One permit per open stream or WebSocket (`max_connections`).
-    pub connections: Arc<Semaphore>,
+    /// One permit per open stream or WebSocket (`max_streams`).
+    pub streams: Arc<Semaphore>,
     /// Places for queries waiting for a slot (`queue_size`).
     pub waiting: Semaphore,
 }
 
 impl Admission {
-    pub fn new(max_queries: u32, max_connections: usize, queue_size: usize) -> Self {
+    pub fn new(pool_size: u32, max_streams: usize, queue_size: usize) -> Self {
         Self {
-            slots: Arc::new(Semaphore::new(max_queries as usize)),
-            connections: Arc::new(Semaphore::new(max_connections)),
+            slots: Arc::new(Semaphore::new(pool_size as usize)),
+            streams: Arc::new(Semaphore::new(max_streams)),
             waiting: Semaphore::new(queue_size),
         }
     }

@@ -64,7 +64,7 @@ pub struct QueryControl {
     /// When the executor began to wait for room for its next frame (microseconds since
     /// [`epoch`], plus one); 0 while it is not waiting.
     waiting_since: AtomicU64,
-    /// The stream's connection slot, freed when it stalls.
+    /// The stream's stream slot, freed when it stalls.
     stall_slot: Mutex<Option<SharedPermit>>,
 }
 
@@ -95,7 +95,7 @@ impl QueryControl {
         *self.stall_slot.lock().unwrap_or_else(|p| p.into_inner()) = Some(slot);
     }
 
-    /// Stops a stalled stream: cancels it and gives its connection slot back.
+    /// Stops a stalled stream: cancels it and gives its stream slot back.
     fn stall(&self) {
         self.cancel(CancelReason::Stalled);
         let slot = self

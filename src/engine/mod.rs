@@ -123,9 +123,9 @@ pub struct QuerySpec {
     pub tables: Option<Arc<TableSet>>,
     /// Limits on top of the tenant's own (the tighter wins).
     pub limits: ResultLimits,
-    /// Whether the stream holds one of the tenant's `max_connections` for its life (HTTP and
+    /// Whether the stream holds one of the tenant's `max_streams` for its life (HTTP and
     /// SSE streams do; a WebSocket holds one for the whole socket, see [`Engine::connect`]).
-    pub hold_connection: bool,
+    pub hold_stream_slot: bool,
     pub start: Start,
     /// Bytes at which a batch closes; `None`: the server's `chunk_bytes`.
     pub chunk_bytes: Option<usize>,
@@ -153,7 +153,7 @@ impl QuerySpec {
             format: Format::Ndjson,
             tables: None,
             limits: ResultLimits::NONE,
-            hold_connection: true,
+            hold_stream_slot: true,
             start: Start::FirstChunk,
             chunk_bytes: None,
             parent: None,
@@ -197,9 +197,9 @@ impl QuerySpec {
         self
     }
 
-    /// Runs without a connection slot of its own (its caller holds one).
+    /// Runs without a stream slot of its own (its caller holds one).
     pub fn without_connection_slot(mut self) -> Self {
-        self.hold_connection = false;
+        self.hold_stream_slot = false;
         self
     }
 
@@ -243,8 +243,8 @@ pub struct RunningQuery {
     pub control: Arc<QueryControl>,
     /// Cancels the query (as a disconnect) when the stream is dropped before its end.
     pub guard: CancelOnDrop,
-    /// The tenant's connection slot this stream holds ([`QuerySpec::hold_connection`]).
-    pub connection: Option<ConnectionSlot>,
+    /// The tenant's stream slot this stream holds ([`QuerySpec::hold_stream_slot`]).
+    pub stream_slot: Option<StreamSlot>,
     /// The tenant's data version when the query was admitted.
     pub data_version: u64,
     /// What the result depends on, when the spec asked ([`QuerySpec::stamp`]).
@@ -287,8 +287,8 @@ impl DataWatch {
     }
 }
 
-/// One of a tenant's `max_connections`, held while a stream or WebSocket is open.
-pub struct ConnectionSlot {
+/// One of a tenant's `max_streams`, held while a stream or WebSocket is open.
+pub struct StreamSlot {
     /// Shared with the query's [`QueryControl`], which frees it early when the stream stalls
     /// (its response is dead, though the client still holds the socket).
     permit: control::SharedPermit,
@@ -299,15 +299,15 @@ pub struct ConnectionSlot {
 pub struct EngineSettings {
     /// One `<tenant>.duckdb` per tenant.
     pub data_dir: PathBuf,
-    /// Queries running at once in the whole server (= executor threads).
-    pub max_queries: usize,
+    /// Executor threads: queries running at once in the whole server.
+    pub executor_threads: usize,
     /// Queries that may wait for a slot in the whole server.
     pub max_queued: usize,
     /// How long a query may wait for its slots before `too_busy`.
     pub queue_timeout: Duration,
     /// A query whose reader takes not one frame for this long (its sends stay blocked) is
     /// stopped as if the client had gone; `None`: never. Only for streams that hold a
-    /// connection slot (HTTP, SSE).
+    /// stream slot (HTTP, SSE).
     pub stall_timeout: Option<Duration>,
     /// Default rows per batch (a request may ask its own).
     pub chunk_rows: usize,
@@ -382,12 +382,12 @@ impl Engine {
             settings.limits.clone(),
             settings.tenant_limits.clone(),
         );
-        let executor = SyncArbiter::start(settings.max_queries, || QueryExecutor);
+        let executor = SyncArbiter::start(settings.executor_threads, || QueryExecutor);
         Self {
             registry: Arc::new(registry),
             admin: tokio::sync::Mutex::new(()),
             executor,
-            global_slots: Arc::new(Semaphore::new(settings.max_queries)),
+            global_slots: Arc::new(Semaphore::new(settings.executor_threads)),
             waiting: Semaphore::new(settings.max_queued),
             cache: Arc::new(cache::ResultCache::new(
                 settings.cache,
@@ -447,11 +447,11 @@ impl Engine {
         Ok(())
     }
 
-    /// Takes one of the tenant's connection slots, for a WebSocket (which must refuse before
+    /// Takes one of the tenant's stream slots, for a WebSocket (which must refuse before
     /// upgrading): `tenant_not_found`, or `too_many_connections` when all are taken.
-    pub async fn connect(&self, tenant: &TenantId) -> Result<ConnectionSlot, GatewayError> {
+    pub async fn stream_slot_of(&self, tenant: &TenantId) -> Result<StreamSlot, GatewayError> {
         let tenant = self.registry.get(tenant).await?;
-        self.connection_slot(&tenant)
+        self.stream_slot(&tenant)
     }
 
     /// A slot of the tenant and a global one: at once if both are free, else after waiting in
@@ -489,15 +489,15 @@ impl Engine {
         }
     }
 
-    fn connection_slot(&self, tenant: &Tenant) -> Result<ConnectionSlot, GatewayError> {
-        match Arc::clone(&tenant.admission.connections).try_acquire_owned() {
-            Ok(permit) => Ok(ConnectionSlot {
+    fn stream_slot(&self, tenant: &Tenant) -> Result<StreamSlot, GatewayError> {
+        match Arc::clone(&tenant.admission.streams).try_acquire_owned() {
+            Ok(permit) => Ok(StreamSlot {
                 permit: Arc::new(std::sync::Mutex::new(Some(permit))),
             }),
             Err(_) => {
                 self.metrics.connections_refused.inc();
                 Err(GatewayError::TooManyConnections(
-                    tenant.limits.max_connections,
+                    tenant.limits.max_streams,
                 ))
             }
         }
@@ -519,8 +519,8 @@ impl Engine {
             return Err(GatewayError::ShuttingDown);
         }
         let tenant = self.registry.get(&spec.tenant).await?;
-        let connection = if spec.hold_connection {
-            Some(self.connection_slot(&tenant)?)
+        let stream_slot = if spec.hold_stream_slot {
+            Some(self.stream_slot(&tenant)?)
         } else {
             None
         };
@@ -531,12 +531,12 @@ impl Engine {
             .observe(waiting.elapsed().as_secs_f64());
 
         let control = QueryControl::new(self.metrics.interrupts.clone());
-        // A stream that holds a connection slot is read by its client (HTTP, SSE): it is
+        // A stream that holds a stream slot is read by its client (HTTP, SSE): it is
         // stopped, and its slot freed, when it stalls. The others are read by the gateway's
         // own tasks (a WebSocket's, Mosaic's, a subscription's), which wait on other things
         // too and bound their clients themselves (`websocket.slow_consumer_secs`).
-        let stall = connection.as_ref().and(self.settings.stall_timeout);
-        if let Some(slot) = &connection {
+        let stall = stream_slot.as_ref().and(self.settings.stall_timeout);
+        if let Some(slot) = &stream_slot {
             control.free_on_stall(Arc::clone(&slot.permit));
         }
         let guard = CancelOnDrop(Arc::clone(&control));
@@ -588,7 +588,7 @@ impl Engine {
                 frames,
                 control,
                 guard,
-                connection,
+                stream_slot,
                 data_version,
                 stamp,
             }),
@@ -687,7 +687,7 @@ impl Engine {
         }
         tenant.deleted.cancel();
         // Every slot back means no query holds a connection: then the database can close.
-        let all = tenant.limits.max_queries;
+        let all = tenant.limits.pool_size;
         let drained = tokio::time::timeout(
             Duration::from_secs(30),
             Arc::clone(&tenant.admission.slots).acquire_many_owned(all),

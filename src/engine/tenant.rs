@@ -37,10 +37,10 @@ pub use super::pool::missing_extension;
 #[derive(Debug, Clone)]
 pub struct TenantLimits {
     /// Queries running at once (= pooled DuckDB connections).
-    pub max_queries: u32,
+    pub pool_size: u32,
     /// Open streams (HTTP, SSE) and WebSocket connections at once.
-    pub max_connections: usize,
-    /// Queries that may wait for one of `max_queries` (more: `too_busy` at once).
+    pub max_streams: usize,
+    /// Queries that may wait for one of `pool_size` (more: `too_busy` at once).
     pub queue_size: usize,
     pub query_timeout: Option<Duration>,
     pub result: ResultLimits,
@@ -92,15 +92,15 @@ impl Tenant {
         pools: Arc<Pools>,
     ) -> Self {
         let pool_limits = PoolLimits {
-            size: limits.max_queries,
+            size: limits.pool_size,
             threads: limits.threads,
             memory_limit: limits.memory_limit.clone(),
             max_temp_size: limits.max_temp_size.clone(),
         };
         Self {
             admission: Admission::new(
-                limits.max_queries,
-                limits.max_connections,
+                limits.pool_size,
+                limits.max_streams,
                 limits.queue_size,
             ),
             deleted: Default::default(),

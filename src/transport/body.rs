@@ -2,7 +2,7 @@
 //! [`Framing`], optionally through the zstd stage, handed to actix as it asks for them.
 //!
 //! Invariants:
-//! - The body owns the query's cancel guard and connection slot: when actix drops it (client
+//! - The body owns the query's cancel guard and stream slot: when actix drops it (client
 //!   gone), the query is interrupted and the slot freed. A stalled stream's slot is freed
 //!   sooner, by its query's control (actix does not poll, nor drop, a body it cannot write).
 //! - A stream that ends without its final frame fails the body, so the client sees a broken
@@ -27,7 +27,7 @@ use tokio::sync::mpsc;
 use super::compress::{Framing, Input, Piece, WireChunk};
 use super::Settings;
 use crate::engine::RunningQuery;
-use crate::engine::{CachedResult, CancelOnDrop, ConnectionSlot, Frame, FrameKind, Recorder};
+use crate::engine::{CachedResult, CancelOnDrop, StreamSlot, Frame, FrameKind, Recorder};
 use crate::error::GatewayError;
 use crate::metrics::{Metrics, Transport};
 
@@ -48,7 +48,7 @@ pub struct Streamed<'a, F, S> {
 
 /// Finishes a streaming response: the query's pieces, laid out by `framing`, compressed on the
 /// shared workers when the request accepts zstd, counted as they are handed to actix.
-/// The body owns the query's cancel guard and connection slot.
+/// The body owns the query's cancel guard and stream slot.
 pub fn streaming_response<F, S>(
     running: RunningQuery,
     streamed: Streamed<'_, F, S>,
@@ -72,7 +72,7 @@ where
         accepted_at,
         frames,
         guard,
-        connection: slot,
+        stream_slot: slot,
         data_version,
         ..
     } = running;
@@ -148,8 +148,8 @@ struct Body {
     bytes: IntCounter,
     raw_bytes: IntCounter,
     recorder: Option<Box<Recorder>>,
-    /// The tenant's connection slot, freed with the body.
-    _slot: Option<ConnectionSlot>,
+    /// The tenant's stream slot, freed with the body.
+    _slot: Option<StreamSlot>,
 }
 
 impl Body {

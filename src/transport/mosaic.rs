@@ -35,7 +35,7 @@ use tokio_util::sync::CancellationToken;
 use super::edge::{read_body, Authorized};
 use super::Settings;
 use crate::auth::Access;
-use crate::engine::{is_scratch_name, CancelReason, ConnectionSlot, Engine, FrameKind, Lookup};
+use crate::engine::{is_scratch_name, CancelReason, StreamSlot, Engine, FrameKind, Lookup};
 use crate::engine::{QuerySpec, RunningQuery, Variant};
 use crate::error::GatewayError;
 use crate::metrics::{Metrics, Transport};
@@ -128,7 +128,7 @@ async fn exec(
 }
 
 /// The spec of one of an `exec`'s statements; on the socket, under its token and without a
-/// connection slot of its own (the socket holds one).
+/// stream slot of its own (the socket holds one).
 fn exec_spec(
     access: &Access,
     sql: String,
@@ -293,7 +293,7 @@ struct Socket {
     access: Access,
     /// Cancels the socket's queries (a child of the process's shutdown token).
     token: CancellationToken,
-    _slot: ConnectionSlot,
+    _slot: StreamSlot,
 }
 
 /// Requests read but not started yet, at most: past it the socket stops reading (a client

@@ -142,7 +142,7 @@ async fn subscribe(
     metrics: &Metrics,
 ) -> Result<HttpResponse, GatewayError> {
     super::ndjson_only(&query, "SSE streams")?;
-    let slot = engine.connect(&access.tenant).await?;
+    let slot = engine.stream_slot_of(&access.tenant).await?;
     let sub = hub
         .subscribe(&access, query, interval_ms, Transport::Sse)
         .await?;

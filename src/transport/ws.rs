@@ -45,7 +45,7 @@ use super::live::{self, Hub};
 use super::Settings;
 use crate::auth::Access;
 use crate::encode::{self, Layout};
-use crate::engine::{CancelReason, ConnectionSlot, Engine, QuerySpec};
+use crate::engine::{CancelReason, StreamSlot, Engine, QuerySpec};
 use crate::error::GatewayError;
 use crate::metrics::{Metrics, Transport};
 use crate::wire::lines;
@@ -54,7 +54,8 @@ use crate::wire::{BadMessage, ClientMessage, Format, QueryRequest};
 /// WebSocket settings.
 #[derive(Debug, Clone)]
 pub struct WsSettings {
-    pub max_queries: usize,
+    /// Queries running at once on one socket.
+    pub queries_per_socket: usize,
     /// Live subscriptions one connection may hold.
     pub max_subscriptions: usize,
     /// A quiet subscription sends a `heartbeat` this often.
@@ -128,7 +129,7 @@ pub async fn ws_query(
 }
 
 /// Upgrades a request to a WebSocket for `access`'s tenant, as every socket route does:
-/// refused while shutting down, and before upgrading when the tenant has no connection slot
+/// refused while shutting down, and before upgrading when the tenant has no stream slot
 /// left (the slot is the socket's for its life); client messages up to `ws_max_message_bytes`,
 /// continuations aggregated.
 pub(super) async fn upgrade(
@@ -142,14 +143,14 @@ pub(super) async fn upgrade(
         HttpResponse,
         Session,
         AggregatedMessageStream,
-        ConnectionSlot,
+        StreamSlot,
     ),
     actix_web::Error,
 > {
     if engine.is_shutting_down() {
         return Err(GatewayError::ShuttingDown.into());
     }
-    let slot = engine.connect(&access.tenant).await?;
+    let slot = engine.stream_slot_of(&access.tenant).await?;
     let (response, session, stream) = actix_ws::handle(req, body)?;
     let limit = settings.ws.max_message_bytes;
     let stream = stream
@@ -180,8 +181,8 @@ struct Connection {
     metrics: Arc<Metrics>,
     /// What the connection's credential allows (checked again per query: tokens expire).
     access: Access,
-    /// One of the tenant's `max_connections`, held until the connection ends.
-    _slot: ConnectionSlot,
+    /// One of the tenant's `max_streams`, held until the connection ends.
+    _slot: StreamSlot,
     level: Option<i32>,
     /// Cancels every query of this connection (a child of the process's shutdown token).
     token: CancellationToken,
@@ -434,7 +435,7 @@ impl Connection {
             ));
             return Some(error_line(Some(&id), e));
         }
-        if self.queries.len() >= self.settings.ws.max_queries {
+        if self.queries.len() >= self.settings.ws.queries_per_socket {
             let e = GatewayError::TooManyQueries(self.queries.len());
             return Some(error_line(Some(&id), e));
         }
@@ -654,7 +655,7 @@ struct QueryTask {
 impl QueryTask {
     async fn run(self) {
         let outbox = &self.outbox;
-        // The socket holds the tenant's connection slot; the connection's token is the parent.
+        // The socket holds the tenant's stream slot; the connection's token is the parent.
         let spec = QuerySpec::new(
             self.access.tenant.clone(),
             self.request.clone(),
