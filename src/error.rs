@@ -95,7 +95,7 @@ pub enum GatewayError {
     /// A WebSocket `query` whose id is still running on the connection.
     #[error("a query with this id is still running on this connection")]
     DuplicateId,
-    /// A WebSocket connection already runs its `ws_max_queries`.
+    /// A WebSocket connection already runs its `queries_per_socket`.
     #[error("this connection already runs {0} queries; wait for one to end")]
     TooManyQueries(usize),
     #[error("internal error")]

@@ -160,7 +160,7 @@ pub struct Connection {
 }
 
 /// How many prepared statements a connection keeps. A kept statement holds its plan (a few
-/// KiB for a dashboard's query), and the pool holds up to `max_queries` connections per tenant.
+/// KiB for a dashboard's query), and the pool holds up to `pool_size` connections per tenant.
 pub const STATEMENT_CACHE: usize = 8;
 
 /// Longer texts are prepared but not kept: a plan grows with its text (a list of ten

@@ -496,9 +496,7 @@ impl Engine {
             }),
             Err(_) => {
                 self.metrics.connections_refused.inc();
-                Err(GatewayError::TooManyConnections(
-                    tenant.limits.max_streams,
-                ))
+                Err(GatewayError::TooManyConnections(tenant.limits.max_streams))
             }
         }
     }

@@ -98,11 +98,7 @@ impl Tenant {
             max_temp_size: limits.max_temp_size.clone(),
         };
         Self {
-            admission: Admission::new(
-                limits.pool_size,
-                limits.max_streams,
-                limits.queue_size,
-            ),
+            admission: Admission::new(limits.pool_size, limits.max_streams, limits.queue_size),
             deleted: Default::default(),
             writes: tokio::sync::Mutex::new(()),
             incarnation: uuid::Uuid::new_v4().as_u64_pair().0,

@@ -27,7 +27,7 @@ use tokio::sync::mpsc;
 use super::compress::{Framing, Input, Piece, WireChunk};
 use super::Settings;
 use crate::engine::RunningQuery;
-use crate::engine::{CachedResult, CancelOnDrop, StreamSlot, Frame, FrameKind, Recorder};
+use crate::engine::{CachedResult, CancelOnDrop, Frame, FrameKind, Recorder, StreamSlot};
 use crate::error::GatewayError;
 use crate::metrics::{Metrics, Transport};
 

@@ -35,7 +35,7 @@ use tokio_util::sync::CancellationToken;
 use super::edge::{read_body, Authorized};
 use super::Settings;
 use crate::auth::Access;
-use crate::engine::{is_scratch_name, CancelReason, StreamSlot, Engine, FrameKind, Lookup};
+use crate::engine::{is_scratch_name, CancelReason, Engine, FrameKind, Lookup, StreamSlot};
 use crate::engine::{QuerySpec, RunningQuery, Variant};
 use crate::error::GatewayError;
 use crate::metrics::{Metrics, Transport};

@@ -45,7 +45,7 @@ use super::live::{self, Hub};
 use super::Settings;
 use crate::auth::Access;
 use crate::encode::{self, Layout};
-use crate::engine::{CancelReason, StreamSlot, Engine, QuerySpec};
+use crate::engine::{CancelReason, Engine, QuerySpec, StreamSlot};
 use crate::error::GatewayError;
 use crate::metrics::{Metrics, Transport};
 use crate::wire::lines;
@@ -138,15 +138,7 @@ pub(super) async fn upgrade(
     access: &Access,
     engine: &Engine,
     settings: &Settings,
-) -> Result<
-    (
-        HttpResponse,
-        Session,
-        AggregatedMessageStream,
-        StreamSlot,
-    ),
-    actix_web::Error,
-> {
+) -> Result<(HttpResponse, Session, AggregatedMessageStream, StreamSlot), actix_web::Error> {
     if engine.is_shutting_down() {
         return Err(GatewayError::ShuttingDown.into());
     }
