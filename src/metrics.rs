@@ -192,7 +192,7 @@ impl Metrics {
         )?;
         let connections_refused = IntCounter::new(
             "duckstream_connections_refused_total",
-            "Streams and WebSockets refused because their tenant had max_connections open",
+            "Streams and WebSockets refused because their tenant had max_streams open",
         )?;
         let executions = IntCounter::new(
             "duckstream_duckdb_executions_total",
