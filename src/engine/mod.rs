@@ -124,7 +124,7 @@ pub struct QuerySpec {
     /// Limits on top of the tenant's own (the tighter wins).
     pub limits: ResultLimits,
     /// Whether the stream holds one of the tenant's `max_streams` for its life (HTTP and
-    /// SSE streams do; a WebSocket holds one for the whole socket, see [`Engine::connect`]).
+    /// SSE streams do; a WebSocket holds one for the whole socket, see [`Engine::stream_slot_of`]).
     pub hold_stream_slot: bool,
     pub start: Start,
     /// Bytes at which a batch closes; `None`: the server's `chunk_bytes`.
