@@ -7,6 +7,5 @@
 
 fn main() {
     println!("cargo:rustc-link-arg-bins=-Wl,--compress-debug-sections=zlib");
-    println!("cargo:rustc-link-arg-bins=-Wl,--discard-all");
     println!("cargo:rerun-if-changed=build.rs");
 }
