@@ -24,7 +24,7 @@ use arrow::compute::concat_batches;
 use arrow::ipc::writer::StreamWriter;
 use bytes::Bytes;
 
-use super::{ChunkSizes, ErrorFrame, Flow, Line, ResultEncoder, ResultLimits, Stopped};
+use super::{BatchSizes, ErrorFrame, Flow, Line, ResultEncoder, ResultLimits, Stopped};
 use crate::duck::arrow::{ArrowOptions, ArrowSchema};
 use crate::duck::{DataChunk, LogicalType};
 
@@ -46,7 +46,7 @@ pub struct ArrowEncoder {
     pending: Vec<RecordBatch>,
     pending_rows: usize,
     pending_bytes: usize,
-    sizes: ChunkSizes,
+    sizes: BatchSizes,
     /// The open batch's row cap: [`FIRST_BATCH_ROWS`], doubling per batch up to `sizes.rows`.
     target_rows: usize,
     limits: ResultLimits,
@@ -66,7 +66,7 @@ impl ArrowEncoder {
     pub fn new(
         columns: &[(String, LogicalType)],
         options: ArrowOptions,
-        sizes: ChunkSizes,
+        sizes: BatchSizes,
         limits: ResultLimits,
     ) -> Result<Self, NoArrowForm> {
         let schema = ArrowSchema::new(&options, columns).map_err(|e| NoArrowForm(e.message))?;
@@ -81,7 +81,7 @@ impl ArrowEncoder {
             pending: Vec::new(),
             pending_rows: 0,
             pending_bytes: 0,
-            sizes: ChunkSizes {
+            sizes: BatchSizes {
                 rows: sizes.rows.max(1),
                 bytes: sizes.bytes.max(1),
                 ..sizes

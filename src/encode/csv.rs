@@ -20,7 +20,7 @@ use bytes::Bytes;
 use super::geometry::BadWkb;
 use super::ndjson::{bind_columns, write_value, Col};
 use super::plan::Plan;
-use super::{ChunkSizes, ErrorFrame, Flow, Line, Options, ResultEncoder, ResultLimits, Stopped};
+use super::{BatchSizes, ErrorFrame, Flow, Line, Options, ResultEncoder, ResultLimits, Stopped};
 use crate::duck::{DataChunk, LogicalType};
 
 pub struct CsvEncoder {
@@ -33,7 +33,7 @@ pub struct CsvEncoder {
 
 /// The batch being built, and the counters across batches.
 struct Records {
-    sizes: ChunkSizes,
+    sizes: BatchSizes,
     limits: ResultLimits,
     buf: Vec<u8>,
     scratch: Vec<u8>,
@@ -45,7 +45,7 @@ struct Records {
 impl CsvEncoder {
     pub fn new(
         columns: &[(String, LogicalType)],
-        sizes: ChunkSizes,
+        sizes: BatchSizes,
         limits: ResultLimits,
         options: Options,
     ) -> Result<Self, super::UnsupportedType> {
@@ -66,7 +66,7 @@ impl CsvEncoder {
             fallible,
             bad: Cell::new(None),
             out: Records {
-                sizes: ChunkSizes {
+                sizes: BatchSizes {
                     rows: sizes.rows.max(1),
                     bytes: sizes.bytes.max(1),
                     ..sizes

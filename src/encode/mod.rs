@@ -67,7 +67,7 @@ impl ResultLimits {
 
 /// How big a batch may grow before it is handed on.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct ChunkSizes {
+pub struct BatchSizes {
     pub rows: usize,
     pub bytes: usize,
     /// The first batch's row cap; each next one may hold twice as many, up to `rows`. Small,
@@ -233,7 +233,7 @@ pub fn layout(format: Format) -> Layout {
 /// The first batch is small and the next ones double: always for Arrow (one DuckDB chunk
 /// first), and for NDJSON and jsonl lines unless the request named `chunk_rows` (then every
 /// line holds that many rows, as asked).
-pub fn batch_sizes(format: Format, asked_rows: Option<usize>, server: ChunkSizes) -> ChunkSizes {
+pub fn batch_sizes(format: Format, asked_rows: Option<usize>, server: BatchSizes) -> BatchSizes {
     let (rows, first) = match format {
         Format::Arrow => {
             let rows = asked_rows.unwrap_or(arrow::BATCH_ROWS);
@@ -248,7 +248,7 @@ pub fn batch_sizes(format: Format, asked_rows: Option<usize>, server: ChunkSizes
         }
     };
     let rows = rows.max(1);
-    ChunkSizes {
+    BatchSizes {
         rows,
         bytes: server.bytes,
         first_rows: first.clamp(1, rows),
@@ -261,7 +261,7 @@ pub fn encoder(
     format: Format,
     columns: &[(String, LogicalType)],
     query_id: &str,
-    sizes: ChunkSizes,
+    sizes: BatchSizes,
     limits: ResultLimits,
     options: Options,
     arrow: &mut dyn FnMut() -> ArrowOptions,

@@ -25,7 +25,7 @@ use std::cell::Cell;
 use super::geometry::{self, BadWkb};
 use super::plan::{Plan, Width};
 use super::{
-    ChunkSizes, ErrorFrame, ErrorPlace, Flow, Line, Options, ResultEncoder, ResultLimits, Stopped,
+    BatchSizes, ErrorFrame, ErrorPlace, Flow, Line, Options, ResultEncoder, ResultLimits, Stopped,
 };
 use crate::duck::{values, DataChunk, LogicalType, Vector};
 use crate::wire::json;
@@ -80,7 +80,7 @@ impl NdjsonEncoder {
     pub fn new(
         columns: &[(String, LogicalType)],
         query_id: &str,
-        sizes: ChunkSizes,
+        sizes: BatchSizes,
         limits: ResultLimits,
         options: Options,
         rows_as: Rows,

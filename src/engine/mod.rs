@@ -558,7 +558,7 @@ impl Engine {
             sizes: crate::encode::batch_sizes(
                 spec.format,
                 spec.request.chunk_rows,
-                crate::encode::ChunkSizes {
+                crate::encode::BatchSizes {
                     rows: self.settings.chunk_rows,
                     bytes: spec.chunk_bytes.unwrap_or(self.settings.chunk_bytes),
                     first_rows: self.settings.chunk_rows,

@@ -44,7 +44,7 @@ use super::stamp::Stamp;
 use super::tables::TableSet;
 use super::tenant::Tenant;
 use super::{Frame, QuerySpec};
-use crate::encode::{ChunkSizes, ResultLimits};
+use crate::encode::{BatchSizes, ResultLimits};
 use crate::error::GatewayError;
 use crate::metrics::Metrics;
 use crate::wire::QueryRequest;
@@ -56,7 +56,7 @@ use stream::Running;
 pub struct Job {
     pub spec: QuerySpec,
     pub tenant: Arc<Tenant>,
-    pub sizes: ChunkSizes,
+    pub sizes: BatchSizes,
     /// The tenant's result limits and the spec's, the tighter of each.
     pub limits: ResultLimits,
     pub control: Arc<QueryControl>,
