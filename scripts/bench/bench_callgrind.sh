@@ -28,7 +28,7 @@ total=$(grep -m1 "PROGRAM TOTALS" "$WORK/annotated" | awk '{gsub(",","",$1); pri
 # Inclusive cost of the first line naming each part.
 part() { grep -m1 -E "$1" "$WORK/annotated" | awk '{gsub(",","",$1); print $1}' || true; }
 enc=$(part 'src/encode/ndjson.rs:<duckstream::encode::ndjson::NdjsonEncoder as duckstream::encode::ResultEncoder>::push')
-zstd=$(part 'zstd_compress.c:ZSTD_compressContinue_internal')
+zstd=$(part ':ZSTD_compressContinue_internal ')  # file:fn, or ???:fn without zstd's debug info
 rows=$((2 * ROWS))
 echo "| what | instructions | per row (of $rows) |"
 echo "|---|---|---|"
