@@ -26,7 +26,7 @@
 //!   again (the same name is the same `SELECT` for Mosaic).
 //! - `mosaic` is a reserved tenant name, so the catalog never shadows a tenant's database.
 
-use std::sync::{Arc, Mutex};
+use std::sync::Mutex;
 
 use super::tables::SCRATCH_CATALOG;
 use crate::duck::{Connection, DuckError};
@@ -62,24 +62,6 @@ pub trait Owner {
     fn tenant_id(&self) -> &TenantId;
     /// The bytes its derived tables may hold.
     fn scratch_bytes(&self) -> u64;
-}
-
-impl<T: Owner + ?Sized> Owner for Arc<T> {
-    fn scratch(&self) -> &ScratchSpace {
-        (**self).scratch()
-    }
-
-    fn data_version(&self) -> u64 {
-        (**self).data_version()
-    }
-
-    fn tenant_id(&self) -> &TenantId {
-        (**self).tenant_id()
-    }
-
-    fn scratch_bytes(&self) -> u64 {
-        (**self).scratch_bytes()
-    }
 }
 
 /// What a tenant's scratch space holds.

@@ -208,6 +208,14 @@ mod tests {
         }
     }
 
+    /// What DuckDB says when a query is interrupted, whoever asked.
+    fn interrupt() -> DuckError {
+        DuckError {
+            message: "INTERRUPT Error: Interrupted!".into(),
+            kind: DuckErrorKind::Interrupted,
+        }
+    }
+
     /// The code and client message of `e`'s end, or `gone`.
     fn shown(end: Ended) -> (&'static str, String) {
         match end {
@@ -320,10 +328,7 @@ mod tests {
                 control: &control,
                 sandbox: &Server,
             };
-            let interrupted = DuckError {
-                message: "INTERRUPT Error: Interrupted!".into(),
-                kind: DuckErrorKind::Interrupted,
-            };
+            let interrupted = interrupt();
             assert_eq!(shown(failures.execution_error(interrupted)).0, code);
             // Whatever DuckDB said once the query was cancelled.
             assert_eq!(
@@ -348,10 +353,7 @@ mod tests {
             control: &control,
             sandbox: &Server,
         };
-        let interrupted = DuckError {
-            message: "INTERRUPT Error: Interrupted!".into(),
-            kind: DuckErrorKind::Interrupted,
-        };
+        let interrupted = interrupt();
         assert_eq!(
             shown(failures.execution_error(interrupted)),
             (

@@ -35,10 +35,10 @@ impl Running {
             Err(e) => return Ended::Rejected(e),
         };
         // Derived tables of older data go before any query can read them.
-        if let Err(e) = scratch::refresh(&conn, &job.tenant) {
+        if let Err(e) = scratch::refresh(&conn, job.tenant.as_ref()) {
             return Ended::Rejected(GatewayError::internal(e));
         }
-        scratch::rederive(&conn, &job.tenant, &job.request().sql);
+        scratch::rederive(&conn, job.tenant.as_ref(), &job.request().sql);
         // Declared before every statement and result, so dropped after them: the rollback
         // ends the transaction once DuckDB is done with the connection, and after `_detach`,
         // so that no late interrupt can stop the rollback itself.
