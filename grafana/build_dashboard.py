@@ -45,6 +45,12 @@ PANELS = [
     ("Result cache: bytes held, evictions", "bytes", [
         ("duckstream_cache_bytes", "held"),
         (f"increase(duckstream_cache_evictions_total[{R}])", "evicted entries")]),
+    ("Lake storage: data files and bytes of the loaded tenants", "short", [
+        ("duckstream_store_data_files", "files"),
+        ("duckstream_store_data_bytes / 1e6", "MB")]),
+    ("Lake upkeep: runs by outcome, seconds since the last", "short", [
+        (f"sum by (outcome) (increase(duckstream_store_maintenance_runs_total[{R}]))", "{{outcome}}"),
+        ("time() - duckstream_store_maintenance_last_run_timestamp_seconds", "seconds since last")]),
     ("Gateway RSS", "bytes", [("process_resident_memory_bytes{job=\"duckstream\"}", "RSS")]),
     ("Gateway CPU (cores)", "short", [(f"rate(process_cpu_seconds_total{{job=\"duckstream\"}}[{R}])", "CPU")]),
 ]

@@ -32,3 +32,8 @@ os.replace(os.path.join(out, name + ".duckdb_extension.part"), os.path.join(out,
 PY
   rm -rf "$tmp"
 done
+# `INSTALL postgres` looks for the extension's canonical name, postgres_scanner.
+if [ -s "$OUT/postgres.duckdb_extension" ] && ! [ -s "$OUT/postgres_scanner.duckdb_extension" ]; then
+  cp "$OUT/postgres.duckdb_extension" "$OUT/postgres_scanner.duckdb_extension.part"
+  mv "$OUT/postgres_scanner.duckdb_extension.part" "$OUT/postgres_scanner.duckdb_extension"
+fi

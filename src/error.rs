@@ -98,6 +98,14 @@ pub enum GatewayError {
     /// A WebSocket connection already runs its `queries_per_socket`.
     #[error("this connection already runs {0} queries; wait for one to end")]
     TooManyQueries(usize),
+    /// The store behind a tenant (a lake's catalog or object store) cannot be reached now;
+    /// the client retries. The cause goes to the logs only.
+    #[error("the tenant's storage cannot be reached now; retry later")]
+    StorageUnavailable(#[source] Box<dyn std::error::Error + Send + Sync>),
+    /// Another write to the tenant (on this or another replica) held its write lock longer
+    /// than the server waits.
+    #[error("another write to this tenant is in progress; retry later")]
+    WriteBusy,
     #[error("internal error")]
     Internal(#[source] Box<dyn std::error::Error + Send + Sync>),
 }
@@ -138,6 +146,8 @@ impl GatewayError {
         "unknown_query",
         "duplicate_id",
         "too_many_queries",
+        "storage_unavailable",
+        "write_busy",
         "internal",
     ];
 
@@ -177,6 +187,8 @@ impl GatewayError {
             Self::UnknownQuery => "unknown_query",
             Self::DuplicateId => "duplicate_id",
             Self::TooManyQueries(_) => "too_many_queries",
+            Self::StorageUnavailable(_) => "storage_unavailable",
+            Self::WriteBusy => "write_busy",
             Self::Internal(_) => "internal",
         }
     }
@@ -188,7 +200,10 @@ impl GatewayError {
 
     /// Whether this is the client's doing (logged at debug) or the server's (logged at error).
     pub fn is_server_fault(&self) -> bool {
-        matches!(self, Self::Internal(_) | Self::TenantUnavailable(_))
+        matches!(
+            self,
+            Self::Internal(_) | Self::TenantUnavailable(_) | Self::StorageUnavailable(_)
+        )
     }
 
     /// The full cause chain, for logs.
@@ -206,6 +221,10 @@ impl GatewayError {
     /// An internal error from any cause (logged, never shown).
     pub fn internal(cause: impl Into<Box<dyn std::error::Error + Send + Sync>>) -> Self {
         Self::Internal(cause.into())
+    }
+
+    pub fn storage(cause: impl Into<Box<dyn std::error::Error + Send + Sync>>) -> Self {
+        Self::StorageUnavailable(cause.into())
     }
 }
 
@@ -342,6 +361,8 @@ mod tests {
             GatewayError::UnknownQuery,
             GatewayError::DuplicateId,
             GatewayError::TooManyQueries(1),
+            GatewayError::storage("x"),
+            GatewayError::WriteBusy,
             GatewayError::internal("x"),
         ]
     }

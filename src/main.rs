@@ -32,6 +32,18 @@ async fn main() -> std::process::ExitCode {
             }
         };
     }
+    if let Command::Lake(lake) = command {
+        return match duckstream::app::lake_command(config, lake).await {
+            Ok(result) => {
+                println!("{result}");
+                std::process::ExitCode::SUCCESS
+            }
+            Err(e) => {
+                eprintln!("duckstream: {e}");
+                std::process::ExitCode::from(1)
+            }
+        };
+    }
     if command == Command::Keygen {
         return match duckstream::auth::keys::generate_key() {
             Ok(key) => {

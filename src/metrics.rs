@@ -89,6 +89,55 @@ pub struct Metrics {
     pub cache_evictions: IntCounter,
     pub cache_bytes: prometheus::IntGauge,
     pub executions_saved: IntCounter,
+    pub store: StoreMetrics,
+}
+
+/// The storage's own state (a lake's files) and its upkeep (`engine::maintenance`).
+pub struct StoreMetrics {
+    /// Upkeep rounds per tenant, by outcome: `ok`, `skipped` (another writer held the
+    /// tenant), `failed`.
+    pub maintenance_runs: IntCounterVec,
+    /// Unix time of the last upkeep that finished.
+    pub maintenance_last_run: prometheus::IntGauge,
+    /// Data files of the loaded tenants (a lake's Parquet files).
+    pub data_files: prometheus::IntGauge,
+    /// Bytes of those files.
+    pub data_bytes: prometheus::IntGauge,
+}
+
+impl StoreMetrics {
+    fn register(registry: &Registry) -> Result<Self, prometheus::Error> {
+        let maintenance_runs = IntCounterVec::new(
+            Opts::new(
+                "duckstream_store_maintenance_runs_total",
+                "Storage upkeep of one tenant (merging small files, expiring snapshots), by outcome",
+            ),
+            &["outcome"],
+        )?;
+        for o in ["ok", "skipped", "failed"] {
+            maintenance_runs.with_label_values(&[o]);
+        }
+        let m = Self {
+            maintenance_runs,
+            maintenance_last_run: prometheus::IntGauge::new(
+                "duckstream_store_maintenance_last_run_timestamp_seconds",
+                "Unix time of the last storage upkeep that finished",
+            )?,
+            data_files: prometheus::IntGauge::new(
+                "duckstream_store_data_files",
+                "Data files of the loaded tenants' lakes (0 on local storage)",
+            )?,
+            data_bytes: prometheus::IntGauge::new(
+                "duckstream_store_data_bytes",
+                "Bytes of the loaded tenants' lake data files (0 on local storage)",
+            )?,
+        };
+        registry.register(Box::new(m.maintenance_runs.clone()))?;
+        for g in [&m.maintenance_last_run, &m.data_files, &m.data_bytes] {
+            registry.register(Box::new(g.clone()))?;
+        }
+        Ok(m)
+    }
 }
 
 impl Metrics {
@@ -277,7 +326,9 @@ impl Metrics {
             backpressure_wait.with_label_values(&[t]);
             ttfb.with_label_values(&[t]);
         }
+        let store = StoreMetrics::register(&registry)?;
         Ok(Self {
+            store,
             registry,
             queries,
             query_duration,

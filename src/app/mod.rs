@@ -25,9 +25,12 @@ use tokio_util::sync::CancellationToken;
 
 use crate::auth::token::TokenSigner;
 use crate::auth::{Authenticator, KeyBook, TokenTtl};
-use crate::config::{Config, ConfigError, Limits};
+use crate::config::{Config, ConfigError, Limits, StorageKind};
 use crate::encode::ResultLimits;
-use crate::engine::{Engine, EngineSettings, TenantLimits};
+use crate::engine::{
+    Engine, EngineSettings, LakeSettings, LakeStore, LocalFiles, S3Settings, TenantLimits,
+    TenantStore, LAKE_EXTENSIONS,
+};
 use crate::error::GatewayError;
 use crate::metrics::Metrics;
 use crate::transport::{self, WsSettings};
@@ -55,6 +58,8 @@ pub enum StartupError {
     Random(getrandom::Error),
     #[error("cannot start the compression workers: {0}")]
     Workers(std::io::Error),
+    #[error("cannot set up the tenant store: {0}")]
+    Storage(String),
 }
 
 pub struct Application {
@@ -76,7 +81,7 @@ impl Application {
             path: data_dir.display().to_string(),
             source,
         })?;
-        if server_cfg.demo {
+        if server_cfg.demo && config.storage.kind == StorageKind::Local {
             let (dir, rows) = (data_dir.clone(), server_cfg.demo_rows);
             tokio::task::spawn_blocking(move || crate::demo::ensure_demo(&dir, rows))
                 .await
@@ -98,8 +103,10 @@ impl Application {
         if open && !bind.ip().is_loopback() {
             tracing::warn!(%bind, "no tenants file: every tenant is open (--insecure)");
         }
-        let engine = Engine::new(
+        let store = tenant_store(&config).map_err(StartupError::Storage)?;
+        let engine = Engine::with_store(
             engine_settings(&config),
+            store,
             shutdown.clone(),
             Arc::clone(&metrics),
         );
@@ -113,6 +120,9 @@ impl Application {
             })?;
         let transport = transport_settings(&config).map_err(StartupError::Workers)?;
         let state = AppState::new(engine, auth, metrics, transport);
+        if config.storage.kind == StorageKind::Lake {
+            maintain_in_background(&state, &config, shutdown.clone());
+        }
         let origins = server_cfg.cors_allow_origins.clone();
         let server = HttpServer::new(move || {
             // The last `wrap` is the outermost: CORS answers preflights, the status fix sees
@@ -220,7 +230,13 @@ pub async fn load_offline(
         .map_err(|e| format!("{}: {e}", args.file.display()))?
         .len();
     let metrics = Arc::new(Metrics::new(GatewayError::CODES).map_err(|e| e.to_string())?);
-    let engine = Engine::new(engine_settings(&config), CancellationToken::new(), metrics);
+    let store = tenant_store(&config)?;
+    let engine = Engine::with_store(
+        engine_settings(&config),
+        store,
+        CancellationToken::new(),
+        metrics,
+    );
     // An operator loading into a tenant that does not exist yet provisions it.
     if let Err(GatewayError::TenantNotFound(_)) = engine.data_version(&tenant).await {
         engine
@@ -323,6 +339,76 @@ fn check_fd_limit(max_streams: u64) {
     }
 }
 
+/// Storage upkeep ([`crate::engine::MaintenancePolicy`]) every few seconds until shutdown;
+/// none with a zero interval.
+fn maintain_in_background(state: &AppState, config: &Config, shutdown: CancellationToken) {
+    let st = &config.storage;
+    if st.maintenance_interval.is_zero() {
+        return;
+    }
+    let policy = crate::engine::MaintenancePolicy {
+        interval: st.maintenance_interval,
+        after_writes: st.maintenance_after_writes,
+    };
+    let tick = st
+        .maintenance_interval
+        .min(std::time::Duration::from_secs(10));
+    let engine = state.engine.clone().into_inner();
+    actix_web::rt::spawn(async move {
+        loop {
+            tokio::select! {
+                _ = shutdown.cancelled() => return,
+                _ = tokio::time::sleep(tick) => engine.maintain(&policy).await,
+            }
+        }
+    });
+}
+
+/// The store `[storage]` chooses: the data directory's files, or DuckLakes.
+pub fn tenant_store(config: &Config) -> Result<Arc<dyn TenantStore>, String> {
+    let st = &config.storage;
+    if st.kind == StorageKind::Local {
+        return Ok(Arc::new(LocalFiles::new(&config.server.data_dir)));
+    }
+    Ok(Arc::new(LakeStore::new(lake_settings(config))?))
+}
+
+/// `[storage]`'s lake settings, for the lake store.
+fn lake_settings(config: &Config) -> LakeSettings {
+    let st = &config.storage;
+    let reveal = |s: &Option<crate::config::Secret>| s.as_ref().map(|s| s.0.clone());
+    LakeSettings {
+        catalog: reveal(&st.lake_catalog).unwrap_or_default(),
+        data: st.lake_data.clone().unwrap_or_default(),
+        s3: S3Settings {
+            endpoint: st.s3_endpoint.clone(),
+            url_style: st.s3_url_style.clone(),
+            use_ssl: st.s3_use_ssl,
+            region: st.s3_region.clone(),
+            key_id: st.s3_key_id.clone(),
+            secret: reveal(&st.s3_secret),
+            session_token: reveal(&st.s3_session_token),
+        },
+        lock_wait: st.lock_wait,
+        retention: st.snapshot_retention,
+        extension_repository: config.engine.extension_repository.clone(),
+        extension_directory: config.engine.extension_directory.clone(),
+    }
+}
+
+/// The extensions every tenant database loads: the configured ones, and a lake's own.
+fn extensions(config: &Config) -> Vec<String> {
+    let mut list = config.engine.extensions.clone();
+    if config.storage.kind == StorageKind::Lake {
+        for name in LAKE_EXTENSIONS {
+            if !list.iter().any(|e| e.eq_ignore_ascii_case(name)) {
+                list.push(name.to_string());
+            }
+        }
+    }
+    list
+}
+
 fn engine_settings(config: &Config) -> EngineSettings {
     let e = &config.engine;
     EngineSettings {
@@ -335,7 +421,7 @@ fn engine_settings(config: &Config) -> EngineSettings {
         chunk_bytes: e.chunk_bytes,
         stream_buffer: e.stream_buffer,
         preserve_insertion_order: e.preserve_insertion_order,
-        extensions: e.extensions.clone(),
+        extensions: extensions(config),
         extension_repository: e.extension_repository.clone(),
         extension_directory: e.extension_directory.clone(),
         cache: crate::engine::CacheSettings {
@@ -378,4 +464,44 @@ fn transport_settings(config: &Config) -> std::io::Result<transport::Settings> {
             max_message_bytes: ws.max_message_bytes,
         },
     })
+}
+
+/// `duckstream lake import|export TENANT`: moves a tenant between the data directory's
+/// files and the lake that `[storage]` names (the lake settings are required, whatever
+/// `--storage` says). Prints what it did as JSON.
+pub async fn lake_command(
+    config: Config,
+    command: crate::config::LakeCommand,
+) -> Result<String, String> {
+    use crate::config::LakeCommand;
+    let mut lake_config = config.clone();
+    lake_config.storage.kind = StorageKind::Lake;
+    lake_config.validate().map_err(|e| e.to_string())?;
+    let settings = lake_settings(&lake_config);
+    let data_dir = config.server.data_dir.clone();
+    tokio::task::spawn_blocking(move || {
+        let store = LakeStore::new(settings)?;
+        let local = |tenant: &str, given: Option<std::path::PathBuf>| {
+            given.unwrap_or_else(|| data_dir.join(format!("{tenant}.duckdb")))
+        };
+        let parse = |t: &str| crate::wire::TenantId::parse(t).map_err(|e| e.to_string());
+        match command {
+            LakeCommand::Import { tenant, from } => {
+                let id = parse(&tenant)?;
+                let file = local(&tenant, from);
+                let (tables, version) = store.import_file(&id, &file).map_err(|e| e.log_chain())?;
+                Ok(format!(
+                    r#"{{"tenant":"{id}","tables":{tables},"data_version":{version}}}"#
+                ))
+            }
+            LakeCommand::Export { tenant, to } => {
+                let id = parse(&tenant)?;
+                let file = local(&tenant, to);
+                let tables = store.export_file(&id, &file).map_err(|e| e.log_chain())?;
+                Ok(format!(r#"{{"tenant":"{id}","tables":{tables}}}"#))
+            }
+        }
+    })
+    .await
+    .map_err(|e| e.to_string())?
 }

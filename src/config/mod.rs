@@ -71,6 +71,10 @@ macro_rules! set_secs {
     };
 }
 
+pub mod storage;
+
+pub use storage::{StorageKind, StorageSection};
+
 /// Validated settings for one gateway process.
 #[derive(Debug, Clone)]
 pub struct Config {
@@ -83,6 +87,7 @@ pub struct Config {
     pub websocket: WebSocketSection,
     pub sse: SseSection,
     pub auth: AuthSection,
+    pub storage: StorageSection,
     /// The deprecated names this configuration was given, each once; `main` logs them.
     pub deprecated: Vec<Deprecation>,
 }
@@ -97,6 +102,7 @@ impl Default for Config {
             websocket: WebSocketSection::default(),
             sse: SseSection::default(),
             auth: AuthSection::default(),
+            storage: StorageSection::default(),
             deprecated: Vec::new(),
         }
     }
@@ -577,6 +583,8 @@ pub struct Layers {
     pub sse: SseLayer,
     #[command(flatten)]
     pub auth: AuthLayer,
+    #[command(flatten)]
+    pub storage: storage::StorageLayer,
 }
 
 /// The command line: `duckstream [--config FILE] [settings...]`. With no subcommand, it serves.
@@ -588,7 +596,7 @@ pub struct Layers {
 )]
 pub struct Cli {
     /// TOML file with settings in sections: [server], [engine], [limits], [websocket], [sse],
-    /// [auth] (keys as in the README)
+    /// [auth], [storage] (keys as in the README)
     #[arg(long, env = "DUCKSTREAM_CONFIG", global = true)]
     pub config: Option<PathBuf>,
     #[command(flatten)]
@@ -612,6 +620,27 @@ pub enum Command {
     /// Load a file into a tenant's dataset, offline (the server must not be running on this
     /// data directory), as `PUT /v1/{tenant}/datasets/{name}` would; prints the result.
     Load(LoadArgs),
+    /// Move tenants between local files and the lake (`--storage lake` settings).
+    #[command(subcommand)]
+    Lake(LakeCommand),
+}
+
+/// `duckstream lake …`.
+#[derive(Debug, Clone, PartialEq, Eq, clap::Subcommand)]
+pub enum LakeCommand {
+    /// Copy a local tenant database (default: <data-dir>/TENANT.duckdb) into the tenant's lake,
+    /// in one lake transaction, creating the lake if needed
+    Import {
+        tenant: String,
+        #[arg(long)]
+        from: Option<PathBuf>,
+    },
+    /// Copy a tenant's lake into a new local database file (default: <data-dir>/TENANT.duckdb)
+    Export {
+        tenant: String,
+        #[arg(long)]
+        to: Option<PathBuf>,
+    },
 }
 
 /// `duckstream load TENANT DATASET FILE`.
@@ -690,6 +719,7 @@ impl Config {
                 })?;
             config.apply(file);
         }
+        config.storage.apply_aws_env();
         let mut layers = cli.layers;
         cli.old_flags.apply_to(&mut layers, &mut config.deprecated);
         config.apply(layers);
@@ -714,6 +744,7 @@ impl Config {
             websocket,
             sse,
             auth,
+            storage,
         } = layers;
         self.server.apply(server);
         self.engine.apply(engine);
@@ -721,6 +752,7 @@ impl Config {
         self.websocket.apply(websocket);
         self.sse.apply(sse);
         self.auth.apply(auth);
+        self.storage.apply(storage);
     }
 
     /// Each tenant of the tenants file with its entry laid over the global [`Config::limits`];
@@ -736,6 +768,7 @@ impl Config {
 
     /// Refuses values the server could not run with, naming the setting.
     pub fn validate(&self) -> Result<(), ConfigError> {
+        self.storage.validate()?;
         let (server, engine, ws, auth) = (&self.server, &self.engine, &self.websocket, &self.auth);
         if let Some(p) = self.limits.problem() {
             return Err(invalid(p.setting, p.reason));

@@ -62,6 +62,20 @@ pub enum Refused {
     Function(String),
     /// A value of one of the [`REFUSED_TYPES`].
     Type(&'static str),
+    /// A table of an internal catalog ([`INTERNAL_CATALOG_PREFIX`]).
+    Catalog,
+}
+
+/// Catalogs DuckDB and its extensions attach for themselves: a DuckLake's metadata catalog
+/// (`__ducklake_metadata_<lake>`) is the PostgreSQL catalog database itself, with every
+/// tenant's file paths and change records. A client's statement never names one.
+pub const INTERNAL_CATALOG_PREFIX: &str = "__";
+
+/// A refused catalog, if `node` is a table reference into an internal one.
+fn refused_catalog(node: &BorrowedValue<'_>) -> Option<Refused> {
+    let catalog = node.get("catalog_name").and_then(|c| c.as_str())?;
+    let is_table = node.get("type").and_then(|t| t.as_str()) == Some("BASE_TABLE");
+    (is_table && catalog.starts_with(INTERNAL_CATALOG_PREFIX)).then_some(Refused::Catalog)
 }
 
 /// A refused type, if `node` is a type object (`{"id": "VARIANT", …}`) of one.
@@ -213,7 +227,7 @@ impl Allowlist {
     /// and a view's body shows in the plan.
     pub fn refused_in_tree(&self, tree: &BorrowedValue<'_>) -> Option<Refused> {
         find(tree, &mut |node| {
-            if let Some(r) = refused_type(node) {
+            if let Some(r) = refused_type(node).or_else(|| refused_catalog(node)) {
                 return Some(r);
             }
             let name = node.get("function_name")?.as_str()?.to_ascii_lowercase();
@@ -370,6 +384,21 @@ mod tests {
         let mut t = tree(r#"{"from_table":{"type":"BASE_TABLE","table_name":"query"}}"#);
         let v = simd_json::to_borrowed_value(&mut t).unwrap();
         assert_eq!(list.refused_in_tree(&v), None);
+    }
+
+    #[test]
+    fn internal_catalogs_are_refused_by_their_tables() {
+        let list = Allowlist::from_rows(rows(&[("sum", true)]));
+        let check = |catalog: &str| {
+            let mut t = tree(&format!(
+                r#"{{"from_table":{{"type":"BASE_TABLE","catalog_name":"{catalog}","schema_name":"ds_t","table_name":"ducklake_data_file"}}}}"#
+            ));
+            let v = simd_json::to_borrowed_value(&mut t).unwrap();
+            list.refused_in_tree(&v)
+        };
+        assert_eq!(check("__ducklake_metadata_t"), Some(Refused::Catalog));
+        assert_eq!(check("t"), None);
+        assert_eq!(check(""), None);
     }
 
     #[test]

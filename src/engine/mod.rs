@@ -27,6 +27,7 @@ mod cache;
 mod control;
 mod datasets;
 mod executor;
+mod maintenance;
 mod memo;
 mod parse_tree;
 mod pool;
@@ -36,15 +37,18 @@ mod stamp;
 mod store;
 mod tables;
 mod tenant;
+mod upkeep;
 
 // The engine's API: transports and the app name only `Engine`, `QuerySpec` and what is
 // re-exported here; every submodule is private (docs/ARCHITECTURE.md, "API boundaries").
 pub use allowlist::{class_of, families, Class as FunctionClass};
 pub use cache::{CacheKey, CacheSettings, CachedResult, Lookup, Recorder, Variant};
 pub use control::{CancelOnDrop, CancelReason};
+pub use maintenance::MaintenancePolicy;
 pub use scratch::valid_name as is_scratch_name;
 pub use stamp::Stamp;
-pub use store::{LocalFiles, TenantStore};
+pub use store::lake::EXTENSIONS as LAKE_EXTENSIONS;
+pub use store::{LakeSettings, LakeStore, LocalFiles, S3Settings, TenantStore};
 pub use tables::TableSet;
 pub use tenant::TenantLimits;
 
@@ -345,17 +349,6 @@ pub struct Engine {
 }
 
 impl Engine {
-    /// Starts the executor threads, with tenants as files in `data_dir` ([`LocalFiles`]).
-    /// Must run inside an Actix system.
-    pub fn new(
-        settings: EngineSettings,
-        shutdown: CancellationToken,
-        metrics: Arc<Metrics>,
-    ) -> Self {
-        let store = Arc::new(LocalFiles::new(&settings.data_dir));
-        Self::with_store(settings, store, shutdown, metrics)
-    }
-
     /// Starts the executor threads, with tenants' data where `store` keeps it (the place a
     /// DuckLake store is chosen; uploads are still spooled under `data_dir`). Must run inside
     /// an Actix system.
@@ -366,7 +359,7 @@ impl Engine {
         metrics: Arc<Metrics>,
     ) -> Self {
         let registry = TenantRegistry::new(
-            store,
+            Arc::clone(&store),
             DbSettings {
                 preserve_insertion_order: settings.preserve_insertion_order,
                 checkout_timeout: settings.queue_timeout.max(Duration::from_secs(1)),
@@ -383,8 +376,12 @@ impl Engine {
             settings.tenant_limits.clone(),
         );
         let executor = SyncArbiter::start(settings.executor_threads, || QueryExecutor);
+        let registry = Arc::new(registry);
+        // Other processes' writes (a lake's other replicas) reach the loaded tenants.
+        let sink: Arc<dyn store::ChangeSink> = Arc::clone(&registry) as _;
+        store.follow(Arc::downgrade(&sink), shutdown.clone());
         Self {
-            registry: Arc::new(registry),
+            registry,
             admin: tokio::sync::Mutex::new(()),
             executor,
             global_slots: Arc::new(Semaphore::new(settings.executor_threads)),
@@ -635,10 +632,11 @@ impl Engine {
         }
         let registry = Arc::clone(&self.registry);
         let name = id.clone();
-        self.run_task(None, move || registry.create_blocking(&name))
+        let version = self
+            .run_task(None, move || registry.create_blocking(&name))
             .await??;
         self.registry
-            .set_data_version(id, 1, &[])
+            .set_data_version(id, version.unwrap_or(1), &[])
             .await
             .map_err(GatewayError::internal)?;
         tracing::info!(tenant = %id, "tenant created");
@@ -696,10 +694,9 @@ impl Engine {
         }
         tenant.close();
         drop(tenant);
-        self.registry
-            .finish_deleting(id)
-            .await
-            .map_err(GatewayError::internal)?;
+        let (registry, name) = (Arc::clone(&self.registry), id.clone());
+        self.run_task(None, move || registry.finish_deleting_blocking(&name))
+            .await??;
         tracing::info!(tenant = %id, "tenant deleted");
         Ok(())
     }
@@ -730,13 +727,14 @@ impl Engine {
             .await
             .map_err(GatewayError::internal)??;
         let _write = tenant.writes.lock().await;
+        let _cluster = self.registry.lock_writes(id).await?;
         let t = Arc::clone(&tenant);
         let dataset = request.dataset.as_str().to_string();
         // The input (and a converted file) is dropped with the task, whether it ran or not.
         let loaded = self
             .run_task(Some(&tenant), move || datasets::load(&t, &request, &input))
             .await??;
-        let version = self.bump_version(&tenant, &dataset).await?;
+        let version = self.bump_version(&tenant, &dataset, loaded.version).await?;
         Ok((loaded, version))
     }
 
@@ -756,21 +754,30 @@ impl Engine {
     ) -> Result<u64, GatewayError> {
         let tenant = self.registry.get(id).await?;
         let _write = tenant.writes.lock().await;
+        let _cluster = self.registry.lock_writes(id).await?;
         let t = Arc::clone(&tenant);
         let shown = name.as_str().to_string();
-        let existed = self
+        let Some(committed) = self
             .run_task(Some(&tenant), move || datasets::drop(&t, &name))
-            .await??;
-        if !existed {
+            .await??
+        else {
             return Err(GatewayError::DatasetNotFound(shown));
-        }
-        self.bump_version(&tenant, &shown).await
+        };
+        self.bump_version(&tenant, &shown, committed).await
     }
 
     /// Bumps the data version after a committed write to `dataset`, and records that the
-    /// write changed that table (results that read it are stale from now on).
-    async fn bump_version(&self, tenant: &Tenant, dataset: &str) -> Result<u64, GatewayError> {
-        let version = tenant.data_version() + 1;
+    /// write changed that table (results that read it are stale from now on). The version is
+    /// the one the commit made when the database names its own (a lake's snapshot), else the
+    /// current one plus one.
+    async fn bump_version(
+        &self,
+        tenant: &Tenant,
+        dataset: &str,
+        committed: Option<u64>,
+    ) -> Result<u64, GatewayError> {
+        tenant.upkeep.wrote();
+        let version = committed.unwrap_or(tenant.data_version() + 1);
         let table = stamp::dataset_table(dataset);
         // The table first: a reader that sees the new version must also see the table stale.
         tenant.mark_written(table.clone(), version);

@@ -7,8 +7,9 @@
 //!   async runtime.
 //! - No connection is handed out before its database's settings, extensions and sandbox are
 //!   in force (the first connection applies them under a mutex; [`InitHook`]).
-//! - The only place outside the database DuckDB may read is the tenant's spool directory
-//!   (`allowed_directories`); no query can change a setting.
+//! - The only places outside the database DuckDB may read are the tenant's spool directory
+//!   and what its store names (a lake's data prefix) (`allowed_directories`); no query can
+//!   change a setting, and clients cannot call a file reader (the allowlist).
 //! - Connections are created on [`CREATOR_THREADS`] threads shared by every tenant; a
 //!   checkout that times out without a creation error is `too_busy`.
 //! - No message to a client names a server path ([`redact`]).
@@ -19,7 +20,7 @@ use std::time::Duration;
 
 use scheduled_thread_pool::ScheduledThreadPool;
 
-use super::store::{Opened, TenantStore};
+use super::store::{Opened, TenantStore, VersionSql};
 use crate::duck::{Connection, Database, DuckError};
 use crate::error::GatewayError;
 use crate::wire::TenantId;
@@ -102,16 +103,17 @@ struct DbInit {
     max_temp_size: Option<String>,
     preserve_insertion_order: bool,
     /// The tenant's spool directory: the one place outside the database DuckDB may read (the
-    /// gateway loads uploads from there; files are named at random and removed after).
+    /// gateway loads uploads from there; files are named at random and removed after), with
+    /// the store's own data places ([`Opened::readable`]).
     spool: PathBuf,
+    readable: Vec<String>,
 }
 
 impl DbInit {
     /// The database-wide settings.
     fn settings_sql(&self) -> String {
-        let spool = format!("{}/", self.spool.display()).replace('\'', "''");
         let mut sql = format!(
-            "SET preserve_insertion_order = {}; SET allowed_directories = ['{spool}'];",
+            "SET preserve_insertion_order = {};",
             self.preserve_insertion_order
         );
         if let Some(t) = self.threads {
@@ -131,6 +133,16 @@ impl DbInit {
         // what `progress` lines read (docs/BENCHMARKS.md measures the cost).
         sql.push_str(" SET enable_progress_bar = true; SET enable_progress_bar_print = false;");
         sql
+    }
+
+    /// Where DuckDB may still read and write once the sandbox is on: the spool directory and
+    /// the store's places. Set after the extensions load: DuckDB resolves each entry with the
+    /// file system that handles it, and `s3://` has none before httpfs.
+    fn allowed_sql(&self) -> String {
+        let quote = |p: &str| format!("'{}'", p.replace('\'', "''"));
+        let mut allowed = vec![quote(&format!("{}/", self.spool.display()))];
+        allowed.extend(self.readable.iter().map(|p| quote(p)));
+        format!("SET allowed_directories = [{}];", allowed.join(", "))
     }
 }
 
@@ -189,6 +201,8 @@ impl r2d2::ManageConnection for ConnectionManager {
 struct InitHook {
     tenant: TenantId,
     settings_sql: String,
+    /// `allowed_directories` ([`DbInit::allowed_sql`]), after the extensions and the setup.
+    allowed_sql: String,
     /// The store's database-wide SQL ([`Opened::setup_sql`]), before the sandbox.
     setup_sql: Option<String>,
     /// The store's per-connection SQL ([`Opened::connection_sql`]).
@@ -234,6 +248,7 @@ impl r2d2::CustomizeConnection<Connection, DuckError> for InitHook {
             if let Some(sql) = &self.setup_sql {
                 conn.execute_batch(sql)?;
             }
+            conn.execute_batch(&self.allowed_sql)?;
             conn.execute_batch(SANDBOX_SQL)?;
             *applied = true;
         }
@@ -301,7 +316,15 @@ pub struct TenantPool {
     limits: PoolLimits,
     store: Arc<dyn TenantStore>,
     pools: Arc<Pools>,
-    pool: Mutex<Option<Pool>>,
+    pool: Mutex<Option<Open>>,
+}
+
+/// An opened database's pool and what its store said of it.
+#[derive(Clone)]
+struct Open {
+    pool: Pool,
+    versions: Option<VersionSql>,
+    indexes: bool,
 }
 
 impl TenantPool {
@@ -337,29 +360,51 @@ impl TenantPool {
     /// connections on a busy machine): `too_busy`, which a client retries. A creation that
     /// failed is the server's fault: `internal`, with DuckDB's message in the log.
     pub fn connection(&self) -> Result<PooledConnection, GatewayError> {
-        self.get()?.get().map_err(|e| {
+        self.get()?.pool.get().map_err(|e| {
             let message = e.to_string();
             if message == CHECKOUT_TIMED_OUT {
                 tracing::warn!(tenant = %self.id, "no pooled connection was created within the checkout timeout");
                 GatewayError::TooBusy
+            } else if self.store.unavailable(&message) {
+                GatewayError::storage(format!("no pooled connection: {message}"))
             } else {
                 GatewayError::internal(format!("no pooled connection: {message}"))
             }
         })
     }
 
+    /// How the database names its data version (`None`: the gateway numbers versions).
+    /// Blocking: opens the database if it is not open.
+    pub fn versions(&self) -> Result<Option<VersionSql>, GatewayError> {
+        Ok(self.get()?.versions)
+    }
+
+    /// Whether the database keeps indexes. Blocking: opens the database if it is not open.
+    pub fn keeps_indexes(&self) -> Result<bool, GatewayError> {
+        Ok(self.get()?.indexes)
+    }
+
+    /// Whether DuckDB's `message` says the tenant's store could not be reached.
+    pub fn unreachable(&self, message: &str) -> bool {
+        self.store.unavailable(message)
+    }
+
     /// The pool, opening the database on first use. Blocking: executor threads only.
-    pub fn get(&self) -> Result<Pool, GatewayError> {
+    fn get(&self) -> Result<Open, GatewayError> {
         let mut guard = self.pool.lock().unwrap_or_else(|p| p.into_inner());
-        if let Some(pool) = guard.as_ref() {
-            return Ok(pool.clone());
+        if let Some(open) = guard.as_ref() {
+            return Ok(open.clone());
         }
         let opened = self.store.open(&self.id)?;
         let spool = self.spool_dir();
         std::fs::create_dir_all(&spool).map_err(GatewayError::internal)?;
-        let pool = self.build(opened, spool);
-        *guard = Some(pool.clone());
-        Ok(pool)
+        let open = Open {
+            versions: opened.versions.clone(),
+            indexes: opened.indexes,
+            pool: self.build(opened, spool),
+        };
+        *guard = Some(open.clone());
+        Ok(open)
     }
 
     /// A pool on the opened database (connections are created when first asked for).
@@ -371,6 +416,7 @@ impl TenantPool {
             max_temp_size: self.limits.max_temp_size.clone(),
             preserve_insertion_order: settings.preserve_insertion_order,
             spool,
+            readable: opened.readable,
         };
         r2d2::Pool::builder()
             .max_size(self.limits.size)
@@ -381,6 +427,7 @@ impl TenantPool {
             .connection_customizer(Box::new(InitHook {
                 tenant: self.id.clone(),
                 settings_sql: init.settings_sql(),
+                allowed_sql: init.allowed_sql(),
                 setup_sql: opened.setup_sql,
                 connection_sql: opened.connection_sql,
                 db: Arc::clone(settings),

@@ -14,7 +14,7 @@ use std::path::Path;
 use std::sync::{Arc, Mutex, MutexGuard};
 
 use super::pool::{DbSettings, Pools};
-use super::store::TenantStore;
+use super::store::{ChangeSink, TenantStore, WriteLock};
 use super::tenant::{Tenant, TenantLimits};
 use crate::error::GatewayError;
 use crate::wire::TenantId;
@@ -80,9 +80,29 @@ impl TenantRegistry {
     }
 
     /// Creates an empty tenant (on the calling thread: an executor's). Refuses a name that has
-    /// data already.
-    pub fn create_blocking(&self, id: &TenantId) -> Result<(), GatewayError> {
+    /// data already. Answers the new tenant's version if its store numbers versions.
+    pub fn create_blocking(&self, id: &TenantId) -> Result<Option<u64>, GatewayError> {
         self.store.create(id)
+    }
+
+    /// The loaded tenants' names.
+    pub fn loaded_ids(&self) -> Vec<TenantId> {
+        self.lock().keys().cloned().collect()
+    }
+
+    /// The store's upkeep SQL for the tenant ([`TenantStore::maintenance_sql`]).
+    pub fn maintenance_sql(&self, id: &TenantId) -> Option<String> {
+        self.store.maintenance_sql(id)
+    }
+
+    /// The number and bytes of the tenant's data files, if its store keeps files of its own.
+    pub async fn data_files(&self, id: &TenantId) -> Option<(u64, u64)> {
+        self.store.data_files(id).await
+    }
+
+    /// Waits for the tenant's write lock (across every process sharing the store).
+    pub async fn lock_writes(&self, id: &TenantId) -> Result<WriteLock, GatewayError> {
+        self.store.lock_writes(id).await
     }
 
     /// Marks `id` as being deleted (`get` refuses it from now on); `false` if it already was.
@@ -94,11 +114,11 @@ impl TenantRegistry {
         self.deleting_lock().contains(id)
     }
 
-    /// Forgets the tenant and removes its data; then a tenant of the same name can be created
-    /// again.
-    pub async fn finish_deleting(&self, id: &TenantId) -> std::io::Result<()> {
+    /// Forgets the tenant and removes its data (on the calling thread: an executor's); then a
+    /// tenant of the same name can be created again.
+    pub fn finish_deleting_blocking(&self, id: &TenantId) -> Result<(), GatewayError> {
         self.lock().remove(id);
-        let result = self.store.delete(id).await;
+        let result = self.store.delete(id);
         self.deleting_lock().remove(id);
         result
     }
@@ -116,7 +136,7 @@ impl TenantRegistry {
         if let Some(t) = self.lock().get(id) {
             return Ok(Arc::clone(t));
         }
-        if !self.store.exists(id).await {
+        if !self.store.exists(id).await? {
             return Err(GatewayError::TenantNotFound(id.to_string()));
         }
         let recorded = self.store.data_version(id).await;
@@ -139,5 +159,38 @@ impl TenantRegistry {
 
     fn deleting_lock(&self) -> MutexGuard<'_, HashSet<TenantId>> {
         self.deleting.lock().unwrap_or_else(|p| p.into_inner())
+    }
+}
+
+/// Writes other processes made (a lake's commits on other replicas) reach the loaded tenants:
+/// the tables first, then the version, as with this process's own writes.
+impl ChangeSink for TenantRegistry {
+    fn loaded(&self) -> Vec<TenantId> {
+        self.loaded_ids()
+    }
+
+    fn version_of(&self, id: &TenantId) -> Option<u64> {
+        self.loaded(id).map(|t| t.data_version())
+    }
+
+    fn changed(&self, id: &TenantId, version: u64, tables: Option<&[String]>) {
+        let Some(tenant) = self.loaded(id) else {
+            return;
+        };
+        match tables {
+            // Maintenance: the same rows in other files.
+            Some([]) => {}
+            Some(tables) => {
+                tenant.upkeep.wrote();
+                for t in tables {
+                    tenant.mark_written(t.clone(), version);
+                }
+            }
+            None => {
+                tenant.upkeep.wrote();
+                tenant.mark_all_written(version);
+            }
+        }
+        tenant.publish_version(version);
     }
 }

@@ -79,6 +79,8 @@ pub struct Tenant {
     memo: Memo,
     /// The derived tables of the scratch space.
     pub scratch: ScratchSpace,
+    /// Writes since the storage's last upkeep ([`super::maintenance`]).
+    pub upkeep: super::upkeep::Upkeep,
     db: TenantPool,
 }
 
@@ -105,6 +107,7 @@ impl Tenant {
             version: DataVersion::new(recorded),
             memo: Memo::default(),
             scratch: ScratchSpace::default(),
+            upkeep: Default::default(),
             db: TenantPool::new(id.clone(), pool_limits, store, pools),
             id,
             limits,
@@ -136,6 +139,55 @@ impl Tenant {
     /// after the write committed.
     pub fn mark_written(&self, table: String, version: u64) {
         self.version.mark_written(table, version);
+    }
+
+    /// Records that `version` changed what cannot be told apart (every table counts as
+    /// written at it).
+    pub fn mark_all_written(&self, version: u64) {
+        self.version.mark_all_written(version);
+    }
+
+    /// The data version a transaction on `conn` reads, when the database names its own
+    /// (a lake's snapshot); `None`: the gateway numbers versions. Blocking.
+    pub fn read_version(&self, conn: &Connection) -> Result<Option<u64>, GatewayError> {
+        self.version_from(conn, |v| &v.read)
+    }
+
+    /// The data version the last commit on `conn` made, when the database names its own.
+    /// Blocking.
+    pub fn committed_version(&self, conn: &Connection) -> Result<Option<u64>, GatewayError> {
+        self.version_from(conn, |v| &v.committed)
+    }
+
+    fn version_from(
+        &self,
+        conn: &Connection,
+        which: impl Fn(&super::store::VersionSql) -> &String,
+    ) -> Result<Option<u64>, GatewayError> {
+        let Some(versions) = self.db.versions()? else {
+            return Ok(None);
+        };
+        let rows = conn.query_rows(which(&versions)).map_err(|e| {
+            if self.db.unreachable(&e.message) {
+                GatewayError::storage(e)
+            } else {
+                GatewayError::internal(e)
+            }
+        })?;
+        Ok(rows
+            .first()
+            .and_then(|r| r.first().cloned().flatten())
+            .and_then(|v| v.parse().ok()))
+    }
+
+    /// Whether the tenant's database keeps indexes (a lake keeps none). Blocking.
+    pub fn keeps_indexes(&self) -> Result<bool, GatewayError> {
+        self.db.keeps_indexes()
+    }
+
+    /// Whether DuckDB's `message` says the tenant's store could not be reached.
+    pub fn storage_unreachable(&self, message: &str) -> bool {
+        self.db.unreachable(message)
     }
 
     /// The newest data version that changed one of `tables` (0 for none: a result that reads
@@ -197,6 +249,17 @@ impl Tenant {
     /// `message` without the server's paths (a client must not learn where files live).
     pub fn redact(&self, message: &str) -> String {
         super::pool::redact(message, &self.db.settings().private_paths)
+    }
+
+    /// Runs the gateway's own `sql` (storage upkeep) on a pooled connection. Blocking.
+    pub fn run_batch(&self, sql: &str) -> Result<(), GatewayError> {
+        self.connection()?.execute_batch(sql).map_err(|e| {
+            if self.db.unreachable(&e.message) {
+                GatewayError::storage(e)
+            } else {
+                GatewayError::internal(e)
+            }
+        })
     }
 
     /// One of the tenant's pooled connections ([`TenantPool::connection`]). Blocking:

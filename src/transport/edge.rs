@@ -154,11 +154,13 @@ pub fn status(e: &GatewayError) -> StatusCode {
         // 499: nginx's "client closed request"; the client cancelled.
         E::Cancelled => StatusCode::from_u16(499).unwrap_or(StatusCode::BAD_REQUEST),
         E::Timeout => StatusCode::GATEWAY_TIMEOUT,
-        E::ShuttingDown | E::TenantUnavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
+        E::ShuttingDown | E::TenantUnavailable(_) | E::StorageUnavailable(_) => {
+            StatusCode::SERVICE_UNAVAILABLE
+        }
         E::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
         // The server lacks what the query needs; the client cannot fix the query.
         E::ExtensionUnavailable(_) => StatusCode::NOT_IMPLEMENTED,
-        E::TenantExists(_) => StatusCode::CONFLICT,
+        E::TenantExists(_) | E::WriteBusy => StatusCode::CONFLICT,
         E::TenantDeleted => StatusCode::GONE,
         E::InvalidJson(_)
         | E::InvalidRequest(_)

@@ -13,6 +13,7 @@ mod formats;
 mod geometry;
 mod helpers;
 mod hostile;
+mod lake;
 mod lifecycle;
 mod limits;
 mod live;

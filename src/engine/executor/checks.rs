@@ -186,6 +186,9 @@ fn refused_function(refused: &Refused) -> Ended {
             "values of type `{name}` are not available to queries: DuckDB builds them without \
              a depth limit"
         ),
+        Refused::Catalog => "internal catalogs are not available to queries: only the \
+            tenant's own tables are"
+            .to_string(),
     }))
 }
 

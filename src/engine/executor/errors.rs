@@ -44,6 +44,12 @@ pub(super) trait Sandbox {
     fn without_paths(&self, message: &str) -> String;
     /// Whether the server loads the extension `name` into tenant databases.
     fn server_loads(&self, name: &str) -> bool;
+    /// Whether `message` says the tenant's store (a lake's catalog or object store) could not
+    /// be reached.
+    fn storage_unreachable(&self, message: &str) -> bool {
+        let _ = message;
+        false
+    }
 }
 
 impl Sandbox for Tenant {
@@ -53,6 +59,10 @@ impl Sandbox for Tenant {
 
     fn server_loads(&self, name: &str) -> bool {
         self.loads_extension(name)
+    }
+
+    fn storage_unreachable(&self, message: &str) -> bool {
+        Tenant::storage_unreachable(self, message)
     }
 }
 
@@ -111,6 +121,9 @@ fn classify(
 ) -> GatewayError {
     if e.message.starts_with("INTERNAL Error") {
         return GatewayError::Internal(Box::new(e));
+    }
+    if sandbox.storage_unreachable(&e.message) {
+        return GatewayError::StorageUnavailable(Box::new(e));
     }
     let message = sandbox.without_paths(&e.message);
     match tenant::missing_extension(&message) {

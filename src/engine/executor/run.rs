@@ -46,6 +46,11 @@ impl Running {
             Ok(t) => t,
             Err(e) => return Ended::Rejected(GatewayError::internal(e)),
         };
+        // A lake's snapshot, read first: the transaction reads exactly that one.
+        self.read_version = match job.tenant.read_version(&conn) {
+            Ok(v) => v,
+            Err(e) => return Ended::Rejected(e),
+        };
         if !job.control.attach(conn.interrupt_handle()) {
             return rejected(cancelled(&job.control));
         }
@@ -109,7 +114,8 @@ impl Running {
         checks::bind_params(&mut stmt, job.request()).map_err(Ended::Rejected)?;
         if job.spec.stamp {
             let request = job.request();
-            self.stamp = Some(stamp(conn, &job.tenant, request, job.data_version, asked));
+            let version = self.read_version.unwrap_or(job.data_version);
+            self.stamp = Some(stamp(conn, &job.tenant, request, version, asked));
         }
         // The checked SELECT becomes a derived table; the stream is its row count.
         if let Some(name) = &job.spec.derive {

@@ -48,6 +48,9 @@ pub(super) struct Running {
     pub rows: u64,
     /// Time spent waiting for the reader (the channel was full).
     pub blocked: Duration,
+    /// The data version the query's transaction reads, when the database names its own (a
+    /// lake's snapshot): the stamp's version then.
+    pub read_version: Option<u64>,
 }
 
 impl Running {
@@ -59,6 +62,7 @@ impl Running {
             encoder: None,
             rows: 0,
             blocked: Duration::ZERO,
+            read_version: None,
         }
     }
 

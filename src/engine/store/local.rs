@@ -17,7 +17,7 @@ use std::path::{Path, PathBuf};
 
 use futures_util::future::BoxFuture;
 
-use super::{Opened, Recorded, TenantStore};
+use super::{Opened, Recorded, TenantStore, WriteLock};
 use crate::duck::Database;
 use crate::error::GatewayError;
 use crate::wire::TenantId;
@@ -74,12 +74,12 @@ impl LocalFiles {
     }
 
     /// Removes the database, its WAL and its version file (each may be missing).
-    async fn remove(&self, id: &TenantId) -> io::Result<()> {
+    fn remove(&self, id: &TenantId) -> io::Result<()> {
         let db = self.database_path(id);
         let wal = db.with_extension("duckdb.wal");
         let mut result = Ok(());
         for path in [db, wal, self.version_path(id)] {
-            match tokio::fs::remove_file(&path).await {
+            match std::fs::remove_file(&path) {
                 Err(e) if e.kind() != io::ErrorKind::NotFound => result = Err(e),
                 _ => {}
             }
@@ -100,15 +100,18 @@ impl TenantStore for LocalFiles {
             db,
             setup_sql: None,
             connection_sql: None,
+            readable: Vec::new(),
+            versions: None,
+            indexes: true,
         })
     }
 
-    fn exists<'a>(&'a self, id: &'a TenantId) -> BoxFuture<'a, bool> {
+    fn exists<'a>(&'a self, id: &'a TenantId) -> BoxFuture<'a, Result<bool, GatewayError>> {
         Box::pin(async move {
-            tokio::fs::metadata(self.database_path(id))
+            Ok(tokio::fs::metadata(self.database_path(id))
                 .await
                 .map(|m| m.is_file())
-                .unwrap_or(false)
+                .unwrap_or(false))
         })
     }
 
@@ -125,17 +128,24 @@ impl TenantStore for LocalFiles {
         })
     }
 
-    fn create(&self, id: &TenantId) -> Result<(), GatewayError> {
+    fn create(&self, id: &TenantId) -> Result<Option<u64>, GatewayError> {
         let path = self.database_path(id);
         if path.exists() {
             return Err(GatewayError::TenantExists(id.to_string()));
         }
         Database::open(&path).map_err(GatewayError::TenantUnavailable)?;
-        Ok(())
+        Ok(None)
     }
 
-    fn delete<'a>(&'a self, id: &'a TenantId) -> BoxFuture<'a, io::Result<()>> {
-        Box::pin(self.remove(id))
+    fn delete(&self, id: &TenantId) -> Result<(), GatewayError> {
+        self.remove(id).map_err(GatewayError::internal)
+    }
+
+    fn lock_writes<'a>(
+        &'a self,
+        _id: &'a TenantId,
+    ) -> BoxFuture<'a, Result<WriteLock, GatewayError>> {
+        Box::pin(async { Ok(Box::new(()) as WriteLock) })
     }
 
     fn data_version<'a>(&'a self, id: &'a TenantId) -> BoxFuture<'a, Recorded> {

@@ -2,9 +2,9 @@
 //! Everything above it (admission, the executor, the cache, subscriptions, transports) sees
 //! a tenant as a DuckDB database and a data version, never as files.
 //!
-//! Implementations: [`LocalFiles`] (one DuckDB file per tenant in the data directory, today's
-//! layout). The next is DuckLake: a PostgreSQL catalog with Parquet on object storage (see
-//! [`TenantStore`] for where it plugs in).
+//! Implementations: [`LocalFiles`] (one DuckDB file per tenant in the data directory, the
+//! default) and [`LakeStore`] (each tenant a DuckLake: its catalog a schema in PostgreSQL, its
+//! data Parquet files under its own prefix of object storage or a shared directory).
 //!
 //! Invariants (every implementation keeps them):
 //! - A data version never goes back, and a write's version is recorded before the write is
@@ -13,6 +13,7 @@
 //!   makes one.
 //! - Blocking methods run on executor threads only; the others never block the runtime.
 
+pub mod lake;
 pub mod local;
 pub mod version;
 
@@ -21,11 +22,13 @@ use std::io;
 use std::sync::Arc;
 
 use futures_util::future::BoxFuture;
+use tokio_util::sync::CancellationToken;
 
 use crate::duck::Database;
 use crate::error::GatewayError;
 use crate::wire::TenantId;
 
+pub use lake::{LakeSettings, LakeStore, S3Settings};
 pub use local::LocalFiles;
 pub use version::DataVersion;
 
@@ -39,6 +42,43 @@ pub struct Opened {
     /// SQL every pooled connection runs once (DuckLake: `USE <tenant>`, a per-connection
     /// setting); `None` for a local file.
     pub connection_sql: Option<String>,
+    /// Places outside the database that DuckDB itself must read once the sandbox is on (a
+    /// lake's data prefix), added to `allowed_directories`. Clients never name them: every
+    /// file reader is refused by the allowlist, in the parse tree and in the bound plan.
+    pub readable: Vec<String>,
+    /// How the database names its own data version; `None`: the gateway numbers versions.
+    pub versions: Option<VersionSql>,
+    /// Whether the database keeps indexes (DuckLake has none: no R-tree on upload).
+    pub indexes: bool,
+}
+
+/// SQL that reads a database's own data version (DuckLake: its snapshot id), each answering
+/// one row with one column: the version as text.
+#[derive(Debug, Clone)]
+pub struct VersionSql {
+    /// The version a transaction reads: run first inside a query's transaction, so that its
+    /// stamp names exactly the data the query saw.
+    pub read: String,
+    /// The version this connection's last commit made: run after a write commits.
+    pub committed: String,
+}
+
+/// Held while a tenant is written; dropping it lets the next writer in (on any replica).
+pub type WriteLock = Box<dyn Send + Sync>;
+
+/// Where a store reports writes it learns of from elsewhere (another replica's commits): the
+/// registry, which updates the tenants it has loaded.
+pub trait ChangeSink: Send + Sync {
+    /// The tenants loaded now (those whose changes matter).
+    fn loaded(&self) -> Vec<TenantId>;
+
+    /// The data version a loaded tenant has seen (what a catch-up starts from); `None` if it
+    /// is not loaded.
+    fn version_of(&self, id: &TenantId) -> Option<u64>;
+
+    /// `version` of `id` is committed, changing `tables` (lower-case `schema.table`), or
+    /// changing what cannot be told apart (`None`: every table counts as written).
+    fn changed(&self, id: &TenantId, version: u64, tables: Option<&[String]>);
 }
 
 /// What a store has recorded of a tenant's data.
@@ -79,8 +119,8 @@ pub trait TenantStore: Send + Sync {
     /// Opens the tenant's database. Blocking: executor threads only.
     fn open(&self, id: &TenantId) -> Result<Opened, GatewayError>;
 
-    /// Whether the tenant exists.
-    fn exists<'a>(&'a self, id: &'a TenantId) -> BoxFuture<'a, bool>;
+    /// Whether the tenant exists; `storage_unavailable` when the store cannot tell now.
+    fn exists<'a>(&'a self, id: &'a TenantId) -> BoxFuture<'a, Result<bool, GatewayError>>;
 
     /// Every tenant, sorted, with the bytes its data takes.
     fn list(&self) -> BoxFuture<'_, io::Result<Vec<(TenantId, u64)>>>;
@@ -88,12 +128,14 @@ pub trait TenantStore: Send + Sync {
     /// The bytes the tenant's data takes (0 if unknown).
     fn size<'a>(&'a self, id: &'a TenantId) -> BoxFuture<'a, u64>;
 
-    /// Creates an empty tenant; `tenant_exists` if it has data already. Blocking: executor
+    /// Creates an empty tenant; `tenant_exists` if it has data already. Answers the new
+    /// tenant's data version, if the store numbers versions itself. Blocking: executor
     /// threads only.
-    fn create(&self, id: &TenantId) -> Result<(), GatewayError>;
+    fn create(&self, id: &TenantId) -> Result<Option<u64>, GatewayError>;
 
     /// Removes the tenant's data (its database is closed: no query holds a connection).
-    fn delete<'a>(&'a self, id: &'a TenantId) -> BoxFuture<'a, io::Result<()>>;
+    /// Blocking: executor threads only.
+    fn delete(&self, id: &TenantId) -> Result<(), GatewayError>;
 
     /// The tenant's data version and the tables its versions wrote, as recorded.
     fn data_version<'a>(&'a self, id: &'a TenantId) -> BoxFuture<'a, Recorded>;
@@ -106,4 +148,40 @@ pub trait TenantStore: Send + Sync {
         version: u64,
         tables: &'a [String],
     ) -> BoxFuture<'a, io::Result<()>>;
+
+    /// Waits for the tenant's write lock, held by one writer across every process sharing the
+    /// store; `write_busy` after waiting too long. A local store has no other process: the
+    /// engine's own per-tenant lock is enough, and this answers at once.
+    fn lock_writes<'a>(
+        &'a self,
+        id: &'a TenantId,
+    ) -> BoxFuture<'a, Result<WriteLock, GatewayError>>;
+
+    /// Starts reporting other processes' writes to `sink` until `shutdown`. A store that only
+    /// this process writes has nothing to report.
+    fn follow(&self, sink: std::sync::Weak<dyn ChangeSink>, shutdown: CancellationToken) {
+        let _ = (sink, shutdown);
+    }
+
+    /// SQL that keeps the tenant's data fast to read (a lake: merge small files, expire
+    /// versions past the retention, delete the files they alone used), run in the background
+    /// on a pooled connection under the write lock; `None`: nothing to do.
+    fn maintenance_sql(&self, id: &TenantId) -> Option<String> {
+        let _ = id;
+        None
+    }
+
+    /// The number and bytes of the tenant's current data files, when the store keeps files
+    /// of its own (a lake); `None` otherwise.
+    fn data_files<'a>(&'a self, id: &'a TenantId) -> BoxFuture<'a, Option<(u64, u64)>> {
+        let _ = id;
+        Box::pin(async { None })
+    }
+
+    /// Whether DuckDB's `message` says the store itself could not be reached (the catalog or
+    /// object store down), rather than something about the statement.
+    fn unavailable(&self, message: &str) -> bool {
+        let _ = message;
+        false
+    }
 }

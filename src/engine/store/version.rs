@@ -28,6 +28,9 @@ pub struct DataVersion {
     /// produced. A result computed at version `v` is current while every table it reads is at
     /// most `v` here.
     written: Mutex<HashMap<String, u64>>,
+    /// Every table counts as written at this version at least (a change whose tables are
+    /// unknown).
+    floor: AtomicU64,
     /// The data version, for those who wait for a write (live subscriptions).
     changes: watch::Sender<u64>,
 }
@@ -38,6 +41,7 @@ impl DataVersion {
             now: recorded.version.into(),
             opened_at: recorded.version,
             written: Mutex::new(recorded.written),
+            floor: AtomicU64::new(0),
             changes: watch::Sender::new(recorded.version),
         }
     }
@@ -47,10 +51,13 @@ impl DataVersion {
         self.now.load(Ordering::Acquire)
     }
 
-    /// Makes `version` the data version and wakes whoever waits for a write.
+    /// Makes `version` the data version (unless a later one is already: versions heard from
+    /// other replicas may arrive out of order) and wakes whoever waits for a write.
     pub fn publish(&self, version: u64) {
-        self.now.store(version, Ordering::Release);
-        self.changes.send_replace(version);
+        let before = self.now.fetch_max(version, Ordering::AcqRel);
+        if version > before {
+            self.changes.send_replace(version);
+        }
     }
 
     /// A watch that changes with every published version.
@@ -58,20 +65,27 @@ impl DataVersion {
         self.changes.subscribe()
     }
 
-    /// Records that a write to `table` (lower-case `schema.table`) produced `version`.
+    /// Records that a write to `table` (lower-case `schema.table`) produced `version` (a
+    /// table's version never goes back).
     pub fn mark_written(&self, table: String, version: u64) {
-        self.written
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .insert(table, version);
+        let mut written = self.written.lock().unwrap_or_else(|p| p.into_inner());
+        let at = written.entry(table).or_insert(version);
+        *at = (*at).max(version);
+    }
+
+    /// Records that `version` changed what cannot be told apart: every table counts as
+    /// written at `version` at least.
+    pub fn mark_all_written(&self, version: u64) {
+        self.floor.fetch_max(version, Ordering::AcqRel);
     }
 
     /// The newest data version that changed one of `tables` (0 for none).
     pub fn tables_version(&self, tables: &[String]) -> u64 {
         let written = self.written.lock().unwrap_or_else(|p| p.into_inner());
+        let floor = self.floor.load(Ordering::Acquire);
         tables
             .iter()
-            .map(|t| written.get(t).copied().unwrap_or(self.opened_at))
+            .map(|t| written.get(t).copied().unwrap_or(self.opened_at).max(floor))
             .max()
             .unwrap_or(0)
     }

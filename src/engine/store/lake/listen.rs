@@ -1,0 +1,182 @@
+//! The change feed: one `LISTEN` connection per replica to the catalog database, hearing
+//! every tenant's commits (the trigger [`super::catalog`] installs), and the catch-up that
+//! turns a tenant's new snapshots into versions and changed tables for the [`ChangeSink`].
+//!
+//! Invariants:
+//! - A notification only says which tenant to look at: what changed is always read from the
+//!   catalog's own change records after the version the sink has, so a lost, late or repeated
+//!   notification costs latency, never correctness.
+//! - After every (re)connect, every loaded tenant is caught up before notifications are
+//!   waited for: what was committed while the connection was down is reported then.
+//! - Tenants waiting for a catch-up are a set (one entry per tenant): however fast commits
+//!   come, the feed holds at most one entry per tenant.
+//! - Reconnects back off from 100 ms to 5 s; the loop ends with the process (`shutdown`) or
+//!   when the sink (the engine) is gone.
+
+use std::collections::BTreeSet;
+use std::sync::{Arc, Mutex, Weak};
+use std::time::Duration;
+
+use futures_util::StreamExt;
+use tokio::sync::Notify;
+use tokio_postgres::AsyncMessage;
+use tokio_util::sync::CancellationToken;
+
+use super::catalog::{tenant_of, Catalog, CHANNEL};
+use super::changes::{self, Changed};
+use crate::engine::store::ChangeSink;
+use crate::error::GatewayError;
+use crate::wire::TenantId;
+
+/// Runs the feed until `shutdown` or until the sink is dropped (on the catalog's runtime).
+pub async fn follow(
+    catalog: Arc<Catalog>,
+    sink: Weak<dyn ChangeSink>,
+    shutdown: CancellationToken,
+) {
+    let mut backoff = Duration::from_millis(100);
+    loop {
+        match listen_once(&catalog, &sink, &shutdown).await {
+            Ok(()) => return,
+            Err(e) => tracing::warn!(error = %e.log_chain(), "lake change feed lost; reconnecting"),
+        }
+        tokio::select! {
+            _ = shutdown.cancelled() => return,
+            _ = tokio::time::sleep(backoff) => {}
+        }
+        backoff = (backoff * 2).min(Duration::from_secs(5));
+    }
+}
+
+/// Tenants a notification named, waiting for their catch-up.
+#[derive(Default)]
+struct Pending {
+    tenants: Mutex<BTreeSet<TenantId>>,
+    wake: Notify,
+}
+
+impl Pending {
+    fn add(&self, id: TenantId) {
+        self.tenants
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .insert(id);
+        self.wake.notify_one();
+    }
+
+    fn take(&self) -> BTreeSet<TenantId> {
+        std::mem::take(&mut *self.tenants.lock().unwrap_or_else(|p| p.into_inner()))
+    }
+}
+
+/// One connection's life: listen, catch everyone up, then follow notifications. `Ok` when the
+/// feed should stop, `Err` when the connection broke.
+async fn listen_once(
+    catalog: &Catalog,
+    sink: &Weak<dyn ChangeSink>,
+    shutdown: &CancellationToken,
+) -> Result<(), GatewayError> {
+    let (client, mut connection) = catalog
+        .config()
+        .connect(tokio_postgres::NoTls)
+        .await
+        .map_err(GatewayError::storage)?;
+    let pending = Arc::new(Pending::default());
+    let broken = CancellationToken::new();
+    let driver = {
+        let (pending, broken) = (Arc::clone(&pending), broken.clone());
+        tokio::spawn(async move {
+            let mut messages = futures_util::stream::poll_fn(move |cx| connection.poll_message(cx));
+            while let Some(Ok(message)) = messages.next().await {
+                if let AsyncMessage::Notification(n) = message {
+                    if let Some(id) = tenant_in(n.payload()) {
+                        pending.add(id);
+                    }
+                }
+            }
+            broken.cancel();
+        })
+    };
+    let result = async {
+        client
+            .batch_execute(&format!("LISTEN {CHANNEL}"))
+            .await
+            .map_err(GatewayError::storage)?;
+        let Some(s) = sink.upgrade() else { return Ok(()) };
+        for id in s.loaded() {
+            pending.add(id);
+        }
+        drop(s);
+        tracing::info!("lake change feed listening");
+        loop {
+            for id in pending.take() {
+                let Some(s) = sink.upgrade() else { return Ok(()) };
+                catch_up(catalog, s.as_ref(), &id).await?;
+            }
+            tokio::select! {
+                _ = shutdown.cancelled() => return Ok(()),
+                _ = broken.cancelled() => return Err(GatewayError::storage("the LISTEN connection closed")),
+                _ = pending.wake.notified() => {}
+            }
+        }
+    }
+    .await;
+    driver.abort();
+    result
+}
+
+/// The tenant a notification's payload (`{"schema": "ds_<tenant>", "snapshot": n}`) names.
+fn tenant_in(payload: &str) -> Option<TenantId> {
+    let mut bytes = payload.as_bytes().to_vec();
+    let value = simd_json::to_borrowed_value(&mut bytes).ok()?;
+    use simd_json::prelude::*;
+    tenant_of(value.get("schema")?.as_str()?)
+}
+
+/// Reports the tenant's snapshots after the version the sink has (a tenant the sink has not
+/// loaded has nothing to update: it reads its version when loaded).
+pub async fn catch_up(
+    catalog: &Catalog,
+    sink: &dyn ChangeSink,
+    id: &TenantId,
+) -> Result<(), GatewayError> {
+    let Some(known) = sink.version_of(id) else {
+        return Ok(());
+    };
+    let history = catalog.history(id, Some(known)).await?;
+    let Some(first) = history.first() else {
+        return Ok(());
+    };
+    // Snapshot ids follow each other: a gap means change records expired before this
+    // replica read them, so what changed is unknown.
+    if first.snapshot > known + 1 {
+        sink.changed(id, first.snapshot - 1, None);
+    }
+    let names = if history.iter().any(|s| changes::needs_names(&s.changes)) {
+        catalog.table_names(id).await?
+    } else {
+        Default::default()
+    };
+    for s in history {
+        match changes::changed(&s.changes, &names) {
+            Changed::Tables(tables) => sink.changed(id, s.snapshot, Some(&tables)),
+            Changed::All => sink.changed(id, s.snapshot, None),
+        }
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn payloads_name_their_tenant() {
+        assert_eq!(
+            tenant_in(r#"{"schema" : "ds_acme-1", "snapshot" : 7}"#),
+            Some(TenantId::parse("acme-1").unwrap())
+        );
+        assert_eq!(tenant_in(r#"{"schema" : "public", "snapshot" : 7}"#), None);
+        assert_eq!(tenant_in("not json"), None);
+    }
+}

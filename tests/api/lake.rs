@@ -1,0 +1,591 @@
+//! The lake store (`--storage lake`) against a real PostgreSQL catalog and moto as the S3
+//! endpoint: replicas sharing tenants, exact invalidation and subscriptions across them,
+//! concurrent and interrupted writes, a restarted catalog, the sandbox on lake paths, and
+//! deleting a tenant's catalog and files.
+//!
+//! Each test gets a catalog database of its own in the shared PostgreSQL and a data root of
+//! its own in the shared bucket, so tests run in parallel without seeing each other.
+
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::Duration;
+
+use serde_json::{json, Value};
+
+use crate::helpers::{
+    connect, json_of, read_lines, read_until, send, spawn_app_with, ServerProcess, TestApp,
+};
+use crate::services::{Lake, Postgres, S3};
+use duckstream::config::{Secret, StorageKind};
+use duckstream::Config;
+
+/// One lake cluster: a catalog database and a data root that its replicas share.
+struct Cluster {
+    catalog: String,
+    root: String,
+    s3_endpoint: String,
+}
+
+impl Cluster {
+    /// A new catalog database and data root in the shared services.
+    fn new() -> Self {
+        Self::on(&Lake::shared().pg, &Lake::shared().s3)
+    }
+
+    fn on(pg: &Postgres, s3: &S3) -> Self {
+        static NEXT: AtomicUsize = AtomicUsize::new(0);
+        let n = NEXT.fetch_add(1, Ordering::Relaxed);
+        let name = format!("lake_{}_{n}", std::process::id());
+        pg.create_database(&name);
+        Self {
+            catalog: pg.dsn(&name),
+            root: format!("{name}/"),
+            s3_endpoint: s3.endpoint(),
+        }
+    }
+
+    fn data(&self) -> String {
+        format!("s3://lake/{}", self.root)
+    }
+
+    fn configure(&self, c: &mut Config) {
+        let st = &mut c.storage;
+        st.kind = StorageKind::Lake;
+        st.lake_catalog = Some(Secret(self.catalog.clone()));
+        st.lake_data = Some(self.data());
+        st.s3_endpoint = Some(self.s3_endpoint.clone());
+        st.s3_url_style = Some("path".into());
+        st.s3_use_ssl = false;
+        st.s3_region = Some("us-east-1".into());
+        st.s3_key_id = Some("test".into());
+        st.s3_secret = Some(Secret("test".into()));
+    }
+
+    /// The same settings as a config file, for the binary.
+    fn toml(&self) -> String {
+        format!(
+            "[storage]\nkind = \"lake\"\nlake_catalog = \"{}\"\nlake_data = \"{}\"\n\
+             s3_endpoint = \"{}\"\ns3_url_style = \"path\"\ns3_use_ssl = false\n\
+             s3_region = \"us-east-1\"\ns3_key_id = \"test\"\ns3_secret = \"test\"\n",
+            self.catalog,
+            self.data(),
+            self.s3_endpoint
+        )
+    }
+
+    /// A replica in this process, subscriptions beating every second.
+    async fn replica(&self) -> TestApp {
+        spawn_app_with(|c| {
+            self.configure(c);
+            c.websocket.heartbeat = Duration::from_secs(1);
+            c.limits.min_interval_ms = Some(200);
+        })
+        .await
+    }
+}
+
+async fn create_tenant(app: &TestApp, name: &str) -> Value {
+    let resp = app
+        .client
+        .post(app.url("/v1/admin/tenants"))
+        .body(json!({ "name": name }).to_string())
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 201);
+    json_of(resp).await
+}
+
+/// Uploads `csv` to dataset `dataset` of tenant `t` (`mode`: replace or append); the answer.
+async fn upload(app: &TestApp, dataset: &str, mode: &str, csv: String) -> reqwest::Response {
+    app.client
+        .put(app.url(&format!("/v1/t/datasets/{dataset}?format=csv&mode={mode}")))
+        .body(csv)
+        .send()
+        .await
+        .unwrap()
+}
+
+async fn upload_ok(app: &TestApp, dataset: &str, csv: &str) -> Value {
+    let resp = upload(app, dataset, "replace", csv.to_string()).await;
+    assert_eq!(resp.status(), 200, "{}", resp.text().await.unwrap());
+    json_of(resp).await
+}
+
+/// The rows of one query on tenant `t`.
+async fn rows(app: &TestApp, sql: &str) -> Vec<Value> {
+    app.query(sql).await.rows()
+}
+
+/// Asks `app` until `sql` answers `want`, for at most `within`; the last answer.
+async fn eventually(app: &TestApp, sql: &str, want: Value, within: Duration) -> Value {
+    let deadline = tokio::time::Instant::now() + within;
+    loop {
+        let got = Value::Array(rows(app, sql).await);
+        if got == want || tokio::time::Instant::now() > deadline {
+            return got;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
+#[actix_web::test]
+async fn a_write_through_one_replica_is_read_and_invalidates_on_the_other() {
+    let cluster = Cluster::new();
+    let (a, b) = (cluster.replica().await, cluster.replica().await);
+    let created = create_tenant(&a, "t").await;
+    assert_eq!(created["datasets"], json!([]));
+    let loaded = upload_ok(&a, "scores", "id,score\n1,9\n").await;
+    assert_eq!(loaded["rows"], 1);
+    let sql = "SELECT sum(score) AS s FROM scores";
+    assert_eq!(rows(&b, sql).await, vec![json!([9])]);
+    // Answered from B's cache now; a replace through A must not leave it stale.
+    assert_eq!(rows(&b, sql).await, vec![json!([9])]);
+    let hits = b.metric("duckstream_cache_hits_total").await;
+    assert!(hits >= 1.0, "the second query was a cache hit: {hits}");
+    let replaced = upload_ok(&a, "scores", "id,score\n1,4\n2,6\n").await;
+    let got = eventually(&b, sql, json!([[10]]), Duration::from_secs(5)).await;
+    assert_eq!(got, json!([[10]]));
+    // Both replicas name the same version: the lake's snapshot of the replace.
+    let version = replaced["version"].as_u64().unwrap();
+    assert!(version > loaded["version"].as_u64().unwrap());
+    let info = |app: &TestApp| {
+        let req = app.client.get(app.url("/v1/admin/tenants"));
+        async move { json_of(req.send().await.unwrap()).await }
+    };
+    for app in [&a, &b] {
+        let list = info(app).await;
+        let t = list["tenants"]
+            .as_array()
+            .and_then(|l| l.iter().find(|t| t["name"] == "t"))
+            .unwrap_or_else(|| panic!("{list}"))
+            .clone();
+        let db = cluster
+            .catalog
+            .split_whitespace()
+            .next()
+            .unwrap()
+            .trim_start_matches("dbname=");
+        let snaps = Lake::shared().pg.psql(db, "SELECT string_agg(snapshot_id || ' ' || changes_made, '; ') FROM ds_t.ducklake_snapshot_changes");
+        assert_eq!(t["data_version"], version, "{list} {snaps}");
+    }
+    // The data is Parquet under the tenant's own prefix.
+    let files = Lake::shared().s3.list(&format!("{}t/", cluster.root));
+    assert!(files.iter().any(|f| f.ends_with(".parquet")), "{files:?}");
+}
+
+#[actix_web::test]
+async fn subscribers_on_another_replica_get_the_writes_to_their_tables_only() {
+    let cluster = Cluster::new();
+    let (a, b) = (cluster.replica().await, cluster.replica().await);
+    create_tenant(&a, "t").await;
+    upload_ok(&a, "people", "id\n1\n2\n3\n").await;
+    upload_ok(&a, "scores", "id,score\n1,9\n").await;
+    let mut ws = connect(&b, "?compression=none").await;
+    send(
+        &mut ws,
+        json!({"type": "subscribe", "id": "people", "sql": "SELECT count(*) FROM people"}),
+    )
+    .await;
+    send(
+        &mut ws,
+        json!({"type": "subscribe", "id": "scores", "sql": "SELECT sum(score) FROM scores"}),
+    )
+    .await;
+    let mut ends = 0;
+    let firsts = read_until(&mut ws, |l| {
+        ends += usize::from(l["type"] == "end");
+        ends == 2
+    })
+    .await;
+    assert!(firsts
+        .iter()
+        .any(|l| l["type"] == "data" && l["rows"] == json!([[3]])));
+    assert!(firsts
+        .iter()
+        .any(|l| l["type"] == "data" && l["rows"] == json!([[9]])));
+    let scores = firsts
+        .iter()
+        .find(|l| l["type"] == "subscribed" && l["query_id"] == "scores")
+        .map(|l| l["channel"].clone())
+        .unwrap();
+
+    upload_ok(&a, "scores", "id,score\n1,4\n2,6\n").await;
+    // The new result reaches B's subscriber; people's subscription is not re-run.
+    let after = read_until(&mut ws, |l| {
+        l["type"] == "data" && l["rows"] == json!([[10]])
+    })
+    .await;
+    let updates: Vec<&Value> = after.iter().filter(|l| l["type"] == "update").collect();
+    assert_eq!(updates.len(), 1, "{after:?}");
+    assert_eq!(updates[0]["query_id"], scores, "{after:?}");
+}
+
+#[actix_web::test]
+async fn concurrent_appends_through_two_replicas_all_land_or_are_refused_cleanly() {
+    let cluster = Cluster::new();
+    let (a, b) = (cluster.replica().await, cluster.replica().await);
+    create_tenant(&a, "t").await;
+    upload_ok(&a, "events", "k\n0\n").await;
+    let appends = (0..6).map(|i| {
+        let app = if i % 2 == 0 { &a } else { &b };
+        let csv = format!(
+            "k\n{}\n",
+            (1..=10)
+                .map(|j| (i * 100 + j).to_string())
+                .collect::<Vec<_>>()
+                .join("\n")
+        );
+        upload(app, "events", "append", csv)
+    });
+    let answers = futures::future::join_all(appends).await;
+    let mut landed = 0;
+    for resp in answers {
+        match resp.status().as_u16() {
+            200 => landed += 1,
+            409 => assert_eq!(json_of(resp).await["code"], "write_busy"),
+            other => panic!("{other}: {}", resp.text().await.unwrap()),
+        }
+    }
+    assert!(landed >= 1);
+    let want = json!([[1 + 10 * landed]]);
+    for app in [&a, &b] {
+        let got = eventually(
+            app,
+            "SELECT count(*) FROM events",
+            want.clone(),
+            Duration::from_secs(5),
+        )
+        .await;
+        assert_eq!(got, want);
+    }
+}
+
+#[actix_web::test]
+async fn a_replica_killed_mid_upload_leaves_the_old_snapshot() {
+    let cluster = Cluster::new();
+    let reader = cluster.replica().await;
+    create_tenant(&reader, "t").await;
+    upload_ok(&reader, "big", "k\n1\n2\n").await;
+    let config = tempfile::NamedTempFile::new().unwrap();
+    std::fs::write(config.path(), cluster.toml()).unwrap();
+    let body: String = std::iter::once("k".to_string())
+        .chain((0..2_000_000).map(|i| i.to_string()))
+        .collect::<Vec<_>>()
+        .join("\n");
+    for delay_ms in [50, 400, 1500] {
+        let dir = tempfile::tempdir().unwrap();
+        let writer = ServerProcess::start_in(dir, &["--config", config.path().to_str().unwrap()]);
+        let url = writer.app.url("/v1/t/datasets/big?format=csv");
+        let send = reqwest::Client::new().put(url).body(body.clone()).send();
+        let killed = async {
+            tokio::time::sleep(Duration::from_millis(delay_ms)).await;
+            writer.kill();
+        };
+        let (answer, ()) = tokio::join!(send, killed);
+        // Whatever the writer managed, the reader sees the old table or the whole new one.
+        let count = rows(&reader, "SELECT count(*) FROM big").await;
+        let n = count[0][0].as_u64().unwrap();
+        assert!(
+            n == 2 || n == 2_000_000,
+            "after a kill at {delay_ms} ms: {n} rows ({answer:?})"
+        );
+    }
+}
+
+#[actix_web::test]
+async fn a_restarted_catalog_answers_storage_unavailable_then_recovers() {
+    let lake = Lake::start();
+    let cluster = Cluster::on(&lake.pg, &lake.s3);
+    let (a, b) = (cluster.replica().await, cluster.replica().await);
+    create_tenant(&a, "t").await;
+    upload_ok(&a, "scores", "id,score\n1,9\n").await;
+    assert_eq!(
+        rows(&b, "SELECT sum(score) FROM scores").await,
+        vec![json!([9])]
+    );
+
+    lake.pg.stop();
+    let resp = tokio::time::timeout(
+        Duration::from_secs(30),
+        b.post("t", r#"{"sql": "SELECT sum(score) + 0 FROM scores"}"#),
+    )
+    .await
+    .expect("an answer, not a hang");
+    assert_eq!(resp.status(), 503);
+    assert_eq!(json_of(resp).await["code"], "storage_unavailable");
+
+    lake.pg.restart();
+    let got = eventually(
+        &b,
+        "SELECT sum(score) + 1 FROM scores",
+        json!([[10]]),
+        Duration::from_secs(30),
+    )
+    .await;
+    assert_eq!(got, json!([[10]]));
+    // B's change feed reconnected: a write through A reaches B's cache.
+    upload_ok(&a, "scores", "id,score\n1,40\n").await;
+    let got = eventually(
+        &b,
+        "SELECT sum(score) FROM scores",
+        json!([[40]]),
+        Duration::from_secs(15),
+    )
+    .await;
+    assert_eq!(got, json!([[40]]));
+}
+
+#[actix_web::test]
+async fn lake_paths_and_catalog_internals_are_refused() {
+    let cluster = Cluster::new();
+    let app = cluster.replica().await;
+    create_tenant(&app, "t").await;
+    create_tenant(&app, "other").await;
+    upload_ok(&app, "scores", "id,score\n1,9\n").await;
+    let data = cluster.data();
+    let cases = [
+        format!("SELECT count(*) FROM read_parquet('{data}t/main/scores/*.parquet')"),
+        format!("SELECT count(*) FROM read_parquet('{data}t/../other/main/x.parquet')"),
+        format!("SELECT count(*) FROM '{data}t/../other/main/x.parquet'"),
+        format!("SELECT count(*) FROM read_parquet(concat('{data}t/', '..', '/other/x.parquet'))"),
+        format!("SELECT * FROM glob('{data}**')"),
+        format!("SELECT * FROM read_blob('{data}t/x')"),
+        format!("SELECT * FROM postgres_scan('{}', 'ds_other', 'ducklake_data_file')", cluster.catalog),
+        "SELECT * FROM postgres_query('__ducklake_metadata_t', 'SELECT pg_read_file(''/etc/hostname'')')".to_string(),
+        "SELECT * FROM postgres_execute('__ducklake_metadata_t', 'DROP SCHEMA ds_other CASCADE')".to_string(),
+        "SELECT * FROM __ducklake_metadata_t.ds_t.ducklake_data_file".to_string(),
+        "SELECT * FROM __ducklake_metadata_t.ds_other.ducklake_snapshot".to_string(),
+        "SELECT * FROM \"__ducklake_metadata_t\".\"ds_t\".ducklake_metadata".to_string(),
+        "SELECT * FROM ducklake_snapshots('t')".to_string(),
+        "SELECT * FROM ducklake_list_files('t', 'scores')".to_string(),
+        "SELECT * FROM ducklake_cleanup_old_files('t', cleanup_all => true)".to_string(),
+        "SELECT * FROM ducklake_expire_snapshots('t', older_than => now())".to_string(),
+        "SELECT * FROM ducklake_set_option('t', 'data_inlining_row_limit', 5)".to_string(),
+        "SELECT * FROM duckdb_secrets()".to_string(),
+        "SELECT * FROM duckdb_databases()".to_string(),
+    ];
+    for sql in cases {
+        let resp = app.post("t", &json!({ "sql": sql }).to_string()).await;
+        let status = resp.status().as_u16();
+        let text = resp.text().await.unwrap();
+        assert!(status == 403 || status == 400, "{sql}: {status} {text}");
+        assert!(
+            !text.contains("s3://") && !text.contains("port="),
+            "{sql}: {text}"
+        );
+    }
+    // Its own tables still answer, and the other tenant is untouched.
+    assert_eq!(
+        rows(&app, "SELECT sum(score) FROM scores").await,
+        vec![json!([9])]
+    );
+    let other = Lake::shared().pg.psql(
+        cluster
+            .catalog
+            .split_whitespace()
+            .next()
+            .unwrap()
+            .trim_start_matches("dbname="),
+        "SELECT count(*) FROM ds_other.ducklake_snapshot",
+    );
+    assert_eq!(other, "1");
+}
+
+#[actix_web::test]
+async fn deleting_a_tenant_drops_its_catalog_and_its_files() {
+    let cluster = Cluster::new();
+    let app = cluster.replica().await;
+    create_tenant(&app, "t").await;
+    upload_ok(&app, "scores", "id,score\n1,9\n").await;
+    let prefix = format!("{}t/", cluster.root);
+    assert!(!Lake::shared().s3.list(&prefix).is_empty());
+    let resp = app
+        .client
+        .delete(app.url("/v1/admin/tenants/t"))
+        .send()
+        .await
+        .unwrap();
+    assert!(resp.status().is_success(), "{}", resp.status());
+    assert_eq!(Lake::shared().s3.list(&prefix), Vec::<String>::new());
+    let db = cluster
+        .catalog
+        .split_whitespace()
+        .next()
+        .unwrap()
+        .trim_start_matches("dbname=");
+    assert_eq!(
+        Lake::shared().pg.psql(
+            db,
+            "SELECT count(*) FROM pg_namespace WHERE nspname = 'ds_t'"
+        ),
+        "0"
+    );
+    let resp = app.post("t", r#"{"sql": "SELECT 1"}"#).await;
+    assert_eq!(resp.status(), 404);
+    // The name can be used again, empty.
+    let again = create_tenant(&app, "t").await;
+    assert_eq!(again["datasets"], json!([]));
+    let lines = read_lines(
+        app.post("t", r#"{"sql": "SELECT count(*) FROM duckdb_tables()"}"#)
+            .await,
+    )
+    .await;
+    assert_eq!(lines.rows(), vec![json!([0])]);
+}
+
+#[actix_web::test]
+async fn many_small_writes_are_merged_in_the_background_without_waking_anyone() {
+    let cluster = Cluster::new();
+    let app = spawn_app_with(|c| {
+        cluster.configure(c);
+        c.storage.maintenance_interval = Duration::from_secs(1);
+        c.storage.maintenance_after_writes = 6;
+    })
+    .await;
+    create_tenant(&app, "t").await;
+    upload_ok(&app, "events", "k\n0\n").await;
+    for k in 1..8 {
+        let resp = upload(&app, "events", "append", format!("k\n{k}\n")).await;
+        assert_eq!(resp.status(), 200);
+    }
+    let db = cluster
+        .catalog
+        .split_whitespace()
+        .next()
+        .unwrap()
+        .trim_start_matches("dbname=");
+    let files = || {
+        Lake::shared().pg.psql(
+            db,
+            "SELECT count(*) FROM ds_t.ducklake_data_file WHERE end_snapshot IS NULL",
+        )
+    };
+    // Eight commits made eight files; upkeep (after six, and a second after the interval)
+    // leaves one.
+    let deadline = std::time::Instant::now() + Duration::from_secs(30);
+    while files() != "1" && std::time::Instant::now() < deadline {
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    assert_eq!(files(), "1");
+    let runs = app
+        .metric("duckstream_store_maintenance_runs_total{outcome=\"ok\"}")
+        .await;
+    assert!(runs >= 1.0, "{runs}");
+    // The gauge follows at the next round.
+    let gauge = app
+        .wait_metric("duckstream_store_data_files", |v| v == 1.0)
+        .await;
+    assert_eq!(gauge, 1.0);
+    assert_eq!(
+        rows(&app, "SELECT count(*), sum(k) FROM events").await,
+        vec![json!([8, 28])]
+    );
+}
+
+#[actix_web::test]
+async fn a_lake_upload_is_laid_out_for_spatial_filters() {
+    let cluster = Cluster::new();
+    let app = cluster.replica().await;
+    create_tenant(&app, "t").await;
+    let csv: String = std::iter::once("id,wkt".to_string())
+        .chain((0..1000).map(|i| format!("{i},POINT({} {})", i % 10, i / 10)))
+        .collect::<Vec<_>>()
+        .join("\n");
+    let resp = app
+        .client
+        .put(app.url("/v1/t/datasets/pts?format=csv&geometry_columns=wkt"))
+        .body(csv)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 200, "{}", resp.text().await.unwrap());
+    let columns = rows(
+        &app,
+        "SELECT column_name, data_type FROM duckdb_columns() WHERE table_name = 'pts' ORDER BY column_index",
+    )
+    .await;
+    assert_eq!(
+        columns,
+        vec![
+            json!(["id", "BIGINT"]),
+            json!(["wkt", "GEOMETRY"]),
+            json!(["wkt_xmin", "DOUBLE"]),
+            json!(["wkt_ymin", "DOUBLE"]),
+            json!(["wkt_xmax", "DOUBLE"]),
+            json!(["wkt_ymax", "DOUBLE"]),
+        ]
+    );
+    let bbox = "SELECT count(*) FROM pts WHERE wkt_xmin >= 2 AND wkt_xmax <= 3 AND wkt_ymin >= 10 AND wkt_ymax <= 19";
+    assert_eq!(rows(&app, bbox).await, vec![json!([20])]);
+    let spatial =
+        "SELECT count(*) FROM pts WHERE ST_Intersects(wkt, ST_MakeEnvelope(2, 10, 3, 19))";
+    assert_eq!(rows(&app, spatial).await, vec![json!([20])]);
+    // An append fills the box columns of its rows.
+    let resp = app
+        .client
+        .put(app.url("/v1/t/datasets/pts?format=csv&mode=append&geometry_columns=wkt"))
+        .body("id,wkt\n5000,POINT(2.5 15)\n")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 200, "{}", resp.text().await.unwrap());
+    assert_eq!(rows(&app, bbox).await, vec![json!([21])]);
+}
+
+#[actix_web::test]
+async fn a_local_tenant_moves_into_the_lake_and_back_with_one_command() {
+    let cluster = Cluster::new();
+    let dir = tempfile::tempdir().unwrap();
+    crate::helpers::create_tenant(
+        dir.path(),
+        "acme",
+        "CREATE TABLE trips AS SELECT range AS id, range * 1.5 AS km FROM range(1000);
+         CREATE SCHEMA geo; CREATE TABLE geo.zones AS SELECT 'a' AS name;",
+    );
+    let config = dir.path().join("lake.toml");
+    std::fs::write(&config, cluster.toml()).unwrap();
+    let duckstream = |args: &[&str]| {
+        let out = std::process::Command::new(env!("CARGO_BIN_EXE_duckstream"))
+            .arg("--config")
+            .arg(&config)
+            .arg("--data-dir")
+            .arg(dir.path())
+            .arg("--extension-repository")
+            .arg(crate::helpers::extension_repository())
+            .arg("--extension-directory")
+            .arg(crate::helpers::extension_directory())
+            .args(args)
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        serde_json::from_slice::<Value>(&out.stdout).unwrap()
+    };
+    let imported = duckstream(&["lake", "import", "acme"]);
+    assert_eq!(imported["tables"], 2, "{imported}");
+    let app = cluster.replica().await;
+    let lines = read_lines(
+        app.post("acme", r#"{"sql": "SELECT count(*), sum(km) FROM trips"}"#)
+            .await,
+    )
+    .await;
+    assert_eq!(lines.rows(), vec![json!([1000, 749250.0])]);
+    let lines = read_lines(
+        app.post("acme", r#"{"sql": "SELECT name FROM geo.zones"}"#)
+            .await,
+    )
+    .await;
+    assert_eq!(lines.rows(), vec![json!(["a"])]);
+    // And back into a new file.
+    let back = dir.path().join("acme-back.duckdb");
+    let exported = duckstream(&["lake", "export", "acme", "--to", back.to_str().unwrap()]);
+    assert_eq!(exported["tables"], 2, "{exported}");
+    let conn = duckdb::Connection::open(&back).unwrap();
+    let n: i64 = conn
+        .query_row("SELECT count(*) FROM trips", [], |r| r.get(0))
+        .unwrap();
+    assert_eq!(n, 1000);
+}
