@@ -443,13 +443,30 @@ const STAGE: &str = "duckstream_stage";
 /// the files it cannot match (a bbox filter opened 9 of 9 files on the geometry alone, 1 with
 /// the box columns: `../shared/research/lake/geo_pruning.py`). One statement, because DuckLake
 /// cannot make a table again from itself within the transaction that made it (the first
-/// version's files are gone before the second reads them).
+/// version's files are gone before the second reads them). A source with no geometry is
+/// written straight, without the stage.
 fn create_staged(
     conn: &Connection,
     dataset: &DatasetName,
     src: &str,
     named: &[String],
 ) -> Result<(), crate::duck::DuckError> {
+    let spatial = !named.is_empty()
+        || (has_spatial(conn)?
+            && count(
+                conn,
+                &format!(
+                    "SELECT count(*)::VARCHAR FROM (DESCRIBE SELECT * FROM {src}) \
+                     WHERE column_type LIKE 'GEOMETRY%'"
+                ),
+            )? > 0);
+    if !spatial {
+        // Nothing to lay out: one pass, straight from the source.
+        return conn.execute_batch(&format!(
+            "CREATE OR REPLACE TABLE main.{} AS SELECT * FROM {src}",
+            quote_ident(dataset.as_str())
+        ));
+    }
     conn.execute_batch(&format!(
         "DROP TABLE IF EXISTS temp.main.{STAGE}; CREATE TEMP TABLE {STAGE} AS SELECT * FROM {src}"
     ))?;

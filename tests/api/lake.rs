@@ -43,6 +43,14 @@ impl Cluster {
         }
     }
 
+    /// The catalog database's name.
+    fn db(&self) -> &str {
+        self.catalog
+            .split_whitespace()
+            .find_map(|kv| kv.strip_prefix("dbname="))
+            .unwrap()
+    }
+
     fn data(&self) -> String {
         format!("s3://lake/{}", self.root)
     }
@@ -159,12 +167,7 @@ async fn a_write_through_one_replica_is_read_and_invalidates_on_the_other() {
             .and_then(|l| l.iter().find(|t| t["name"] == "t"))
             .unwrap_or_else(|| panic!("{list}"))
             .clone();
-        let db = cluster
-            .catalog
-            .split_whitespace()
-            .next()
-            .unwrap()
-            .trim_start_matches("dbname=");
+        let db = cluster.db();
         let snaps = Lake::shared().pg.psql(db, "SELECT string_agg(snapshot_id || ' ' || changes_made, '; ') FROM ds_t.ducklake_snapshot_changes");
         assert_eq!(t["data_version"], version, "{list} {snaps}");
     }
@@ -380,12 +383,7 @@ async fn lake_paths_and_catalog_internals_are_refused() {
         vec![json!([9])]
     );
     let other = Lake::shared().pg.psql(
-        cluster
-            .catalog
-            .split_whitespace()
-            .next()
-            .unwrap()
-            .trim_start_matches("dbname="),
+        cluster.db(),
         "SELECT count(*) FROM ds_other.ducklake_snapshot",
     );
     assert_eq!(other, "1");
@@ -407,12 +405,7 @@ async fn deleting_a_tenant_drops_its_catalog_and_its_files() {
         .unwrap();
     assert!(resp.status().is_success(), "{}", resp.status());
     assert_eq!(Lake::shared().s3.list(&prefix), Vec::<String>::new());
-    let db = cluster
-        .catalog
-        .split_whitespace()
-        .next()
-        .unwrap()
-        .trim_start_matches("dbname=");
+    let db = cluster.db();
     assert_eq!(
         Lake::shared().pg.psql(
             db,
@@ -448,12 +441,7 @@ async fn many_small_writes_are_merged_in_the_background_without_waking_anyone() 
         let resp = upload(&app, "events", "append", format!("k\n{k}\n")).await;
         assert_eq!(resp.status(), 200);
     }
-    let db = cluster
-        .catalog
-        .split_whitespace()
-        .next()
-        .unwrap()
-        .trim_start_matches("dbname=");
+    let db = cluster.db();
     let files = || {
         Lake::shared().pg.psql(
             db,

@@ -138,7 +138,7 @@ impl Catalog {
             .map_err(GatewayError::storage)?;
         tokio::spawn(async move {
             if let Err(e) = connection.await {
-                tracing::debug!(error = %e, "a lake catalog connection ended");
+                tracing::warn!(error = %e, "a lake catalog connection broke");
             }
         });
         Ok(client)
@@ -150,17 +150,7 @@ impl Catalog {
         if let Some(c) = slot.as_ref().filter(|c| !c.is_closed()) {
             return Ok(Arc::clone(c));
         }
-        let (client, connection) = self
-            .config
-            .connect(NoTls)
-            .await
-            .map_err(GatewayError::storage)?;
-        tokio::spawn(async move {
-            if let Err(e) = connection.await {
-                tracing::warn!(error = %e, "the lake catalog connection broke; the next call reconnects");
-            }
-        });
-        let client = Arc::new(client);
+        let client = Arc::new(self.connect().await?);
         *slot = Some(Arc::clone(&client));
         Ok(client)
     }
