@@ -61,8 +61,14 @@ fn refusal_problem(via: Via, a: &Answer, case: &Refusal) -> Option<String> {
 
 #[actix_web::test]
 async fn every_escape_is_refused_over_every_transport_and_nothing_changes() {
-    let app = spawn_app().await;
-    let mut clients = Clients::open(&app, "t").await;
+    every_escape_is_refused(&spawn_app().await).await;
+}
+
+/// Sends every case of `sandbox.tsv` over every transport to tenant `t` of `app` (which holds
+/// the `people` rows of the fixture), then checks that nothing changed. Also run on a lake
+/// tenant (`tests/api/lake.rs`).
+pub async fn every_escape_is_refused(app: &TestApp) {
+    let mut clients = Clients::open(app, "t").await;
     let cases = refusals();
     assert!(cases.len() >= 190, "only {} cases", cases.len());
     let mut problems = Vec::new();
