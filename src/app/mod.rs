@@ -391,6 +391,7 @@ fn lake_settings(config: &Config) -> LakeSettings {
         },
         lock_wait: st.lock_wait,
         retention: st.snapshot_retention,
+        role_secret: reveal(&st.lake_role_secret),
         extension_repository: config.engine.extension_repository.clone(),
         extension_directory: config.engine.extension_directory.clone(),
     }

@@ -34,6 +34,9 @@ pub struct StorageSection {
     pub lake_catalog: Option<Secret>,
     /// The lakes' data root, ending with `/`.
     pub lake_data: Option<String>,
+    /// Derives each tenant's own catalog role's password; `None`: tenants use the catalog's
+    /// role.
+    pub lake_role_secret: Option<Secret>,
     /// `host:port` of an S3-compatible endpoint; default: `AWS_ENDPOINT_URL`, else AWS.
     pub s3_endpoint: Option<String>,
     /// `path` or `vhost`.
@@ -59,6 +62,7 @@ impl Default for StorageSection {
             kind: StorageKind::Local,
             lake_catalog: None,
             lake_data: None,
+            lake_role_secret: None,
             s3_endpoint: None,
             s3_url_style: None,
             s3_use_ssl: true,
@@ -89,6 +93,10 @@ pub struct StorageLayer {
     /// The lakes' data root: s3://bucket/prefix/ or a directory every replica shares
     #[arg(long, env = "DUCKSTREAM_LAKE_DATA")]
     pub lake_data: Option<String>,
+    /// Secret from which each tenant's own catalog role's password is derived (the role its
+    /// queries log in as: no superuser, only its schema); unset: the catalog's role
+    #[arg(long, env = "DUCKSTREAM_LAKE_ROLE_SECRET", hide_env_values = true)]
+    pub lake_role_secret: Option<Secret>,
     /// S3 endpoint (host:port or URL) for MinIO and others; default: AWS_ENDPOINT_URL, else AWS
     #[arg(long, env = "AWS_ENDPOINT_URL")]
     pub s3_endpoint: Option<String>,
@@ -134,6 +142,7 @@ impl StorageSection {
         some!(
             lake_catalog,
             lake_data,
+            lake_role_secret,
             s3_url_style,
             s3_region,
             s3_key_id,

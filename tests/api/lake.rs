@@ -66,6 +66,7 @@ impl Cluster {
         st.s3_region = Some("us-east-1".into());
         st.s3_key_id = Some("test".into());
         st.s3_secret = Some(Secret("test".into()));
+        st.lake_role_secret = Some(Secret("tenant-roles".into()));
     }
 
     /// The same settings as a config file, for the binary.
@@ -73,7 +74,8 @@ impl Cluster {
         format!(
             "[storage]\nkind = \"lake\"\nlake_catalog = \"{}\"\nlake_data = \"{}\"\n\
              s3_endpoint = \"{}\"\ns3_url_style = \"path\"\ns3_use_ssl = false\n\
-             s3_region = \"us-east-1\"\ns3_key_id = \"test\"\ns3_secret = \"test\"\n",
+             s3_region = \"us-east-1\"\ns3_key_id = \"test\"\ns3_secret = \"test\"\n\
+             lake_role_secret = \"tenant-roles\"\n",
             self.catalog,
             self.data(),
             self.s3_endpoint
@@ -93,7 +95,9 @@ impl Cluster {
             tenant: name.to_string(),
             from: None,
         };
-        let out = duckstream::app::lake_command(config, command).await.unwrap();
+        let out = duckstream::app::lake_command(config, command)
+            .await
+            .unwrap();
         assert!(out.contains("\"tables\":"), "{out}");
     }
 
@@ -404,6 +408,19 @@ async fn lake_paths_and_catalog_internals_are_refused() {
         "SELECT count(*) FROM ds_other.ducklake_snapshot",
     );
     assert_eq!(other, "1");
+    // The tenant's database logs in as its own role: no superuser, no other tenant's schema.
+    let pg = &Lake::shared().pg;
+    let role = pg.psql(
+        cluster.db(),
+        "SELECT rolsuper::text || ' ' || has_schema_privilege('ds_t', 'ds_other', 'USAGE')::text \
+         || ' ' || has_schema_privilege('ds_t', 'ds_t', 'USAGE')::text FROM pg_roles WHERE rolname = 'ds_t'",
+    );
+    assert_eq!(role, "false false true");
+    let sessions = pg.psql(
+        cluster.db(),
+        "SELECT count(*) > 0 FROM pg_stat_activity WHERE usename = 'ds_t'",
+    );
+    assert_eq!(sessions, "t");
 }
 
 #[actix_web::test]

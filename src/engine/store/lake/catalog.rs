@@ -272,6 +272,37 @@ impl Catalog {
             .map_err(GatewayError::storage)
     }
 
+    /// Makes (or updates) the tenant's own role: it logs in with `password`, is no superuser
+    /// and may use only the tenant's schema (DuckLake reads and writes its catalog tables
+    /// there; nothing else in the database is granted to it).
+    pub async fn install_role(&self, id: &TenantId, password: &str) -> Result<(), GatewayError> {
+        let role = ident(&super::roles::role_of(id));
+        let schema = ident(&schema_of(id));
+        let exists = self
+            .client()
+            .await?
+            .query_opt(
+                "SELECT 1 FROM pg_roles WHERE rolname = $1",
+                &[&super::roles::role_of(id)],
+            )
+            .await
+            .map_err(GatewayError::storage)?
+            .is_some();
+        let password = password.replace('\'', "''");
+        let create = if exists { "ALTER" } else { "CREATE" };
+        let sql = format!(
+            "{create} ROLE {role} LOGIN NOSUPERUSER NOCREATEDB NOCREATEROLE PASSWORD '{password}'; \
+             GRANT USAGE ON SCHEMA {schema} TO {role}; \
+             GRANT SELECT, INSERT, UPDATE, DELETE ON ALL TABLES IN SCHEMA {schema} TO {role}; \
+             ALTER DEFAULT PRIVILEGES IN SCHEMA {schema} GRANT SELECT, INSERT, UPDATE, DELETE ON TABLES TO {role};"
+        );
+        self.client()
+            .await?
+            .batch_execute(&sql)
+            .await
+            .map_err(GatewayError::storage)
+    }
+
     /// Drops the tenant's catalog schema and everything in it.
     pub async fn drop_schema(&self, id: &TenantId) -> Result<(), GatewayError> {
         let sql = format!("DROP SCHEMA IF EXISTS {} CASCADE", ident(&schema_of(id)));

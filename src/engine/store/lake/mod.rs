@@ -25,6 +25,7 @@ mod catalog;
 mod changes;
 mod listen;
 mod moving;
+mod roles;
 
 use std::io;
 use std::path::{Path, PathBuf};
@@ -87,6 +88,10 @@ pub struct LakeSettings {
     /// How long old snapshots (and the files only they use) are kept: time travel and
     /// queries still reading them need them.
     pub retention: Duration,
+    /// Derives each tenant's own catalog role's password (`ds_<tenant>`, no superuser, only
+    /// its schema): the role its queries and writes log in as. `None`: every tenant's database
+    /// logs in with `catalog`'s role (one machine, tests without PostgreSQL roles).
+    pub role_secret: Option<String>,
     /// Where the store's own DuckDB (creating and deleting lakes) installs extensions from.
     pub extension_repository: Option<PathBuf>,
     pub extension_directory: Option<PathBuf>,
@@ -149,8 +154,22 @@ impl LakeStore {
         )
     }
 
-    /// What attaches the tenant's lake (creating its catalog if it has none).
+    /// The connection string the tenant's own database attaches its lake with: the catalog's,
+    /// logged in as the tenant's role when roles are on.
+    fn tenant_dsn(&self, id: &TenantId) -> String {
+        match &self.settings.role_secret {
+            Some(secret) => roles::tenant_dsn(&self.settings.catalog, id, secret),
+            None => self.settings.catalog.clone(),
+        }
+    }
+
+    /// What attaches the tenant's lake as the store's own role (creating its catalog if it has
+    /// none).
     fn attach_sql(&self, id: &TenantId) -> String {
+        self.attach_sql_as(id, &self.settings.catalog)
+    }
+
+    fn attach_sql_as(&self, id: &TenantId, dsn: &str) -> String {
         let mut sql = format!(
             "SET ducklake_max_retry_count = {MAX_RETRIES}; \
              SET ducklake_default_data_inlining_row_limit = 0;"
@@ -160,7 +179,7 @@ impl LakeStore {
         }
         sql.push_str(&format!(
             " ATTACH {} AS {} (METADATA_SCHEMA {}, DATA_PATH {}, DATA_INLINING_ROW_LIMIT 0);",
-            literal(&format!("ducklake:postgres:{}", self.settings.catalog)),
+            literal(&format!("ducklake:postgres:{dsn}")),
             Self::duck_name(id),
             literal(&schema_of(id)),
             literal(&self.prefix(id)),
@@ -174,6 +193,23 @@ impl LakeStore {
             read: format!("SELECT id::VARCHAR FROM ducklake_current_snapshot({name})"),
             committed: format!("SELECT id::VARCHAR FROM ducklake_last_committed_snapshot({name})"),
         }
+    }
+
+    /// Installs the tenant's trigger and, when roles are on, its role (both idempotent).
+    fn install(&self, id: &TenantId) -> Result<(), GatewayError> {
+        let name = id.clone();
+        let password = self
+            .settings
+            .role_secret
+            .as_ref()
+            .map(|secret| roles::password(id, secret));
+        self.catalog.block(move |c| async move {
+            c.install_trigger(&name).await?;
+            match password {
+                Some(p) => c.install_role(&name, &p).await,
+                None => Ok(()),
+            }
+        })
     }
 
     /// A DuckDB of the store's own (not a tenant's: no sandbox) with the lake extensions, for
@@ -265,15 +301,13 @@ impl TenantStore for LakeStore {
         {
             return Err(GatewayError::TenantNotFound(id.to_string()));
         }
-        // A lake made by hand (or by an older gateway) gets its trigger too.
-        let name = id.clone();
-        self.catalog
-            .block(move |c| async move { c.install_trigger(&name).await })?;
+        // A lake made by hand (or by an older gateway) gets its trigger and role too.
+        self.install(id)?;
         let db = Database::open(Path::new(":memory:")).map_err(GatewayError::TenantUnavailable)?;
         tracing::info!(tenant = %id, data = %self.prefix(id), "opened tenant lake");
         Ok(Opened {
             db,
-            setup_sql: Some(self.attach_sql(id)),
+            setup_sql: Some(self.attach_sql_as(id, &self.tenant_dsn(id))),
             connection_sql: Some(format!("USE {};", Self::duck_name(id))),
             readable: vec![self.prefix(id)],
             versions: Some(Self::versions(id)),
@@ -324,9 +358,7 @@ impl TenantStore for LakeStore {
         }
         let versions = Self::versions(id);
         let version = self.with_lake(id, |conn| snapshot(conn, &versions.read))?;
-        let name = id.clone();
-        self.catalog
-            .block(move |c| async move { c.install_trigger(&name).await })?;
+        self.install(id)?;
         tracing::info!(tenant = %id, data = %self.prefix(id), "created tenant lake");
         Ok(Some(version))
     }

@@ -78,9 +78,7 @@ impl LakeStore {
                 }
             }
         })?;
-        let name = id.clone();
-        self.catalog
-            .block(move |c| async move { c.install_trigger(&name).await })?;
+        self.install(id)?;
         Ok(out)
     }
 
