@@ -17,7 +17,12 @@ async fn get(app: &TestApp, query: &[(&str, &str)]) -> reqwest::Response {
 
 #[actix_web::test]
 async fn real_readers_decode_every_format_value_for_value() {
-    let app = spawn_app().await;
+    readers_decode_every_format(&spawn_app().await).await;
+}
+
+/// pyarrow, pandas and DuckDB read every format of tenant `t` of `app`, value for value (also
+/// run on a lake tenant: `tests/api/lake.rs`).
+pub async fn readers_decode_every_format(app: &TestApp) {
     let tools = std::env::var("DUCKSTREAM_TOOLS").expect(
         "DUCKSTREAM_TOOLS (set by scripts/test.sh) points at the venv with pyarrow and pandas",
     );

@@ -626,3 +626,25 @@ async fn every_sandbox_case_is_refused_on_a_lake_tenant_too() {
     let app = cluster.replica().await;
     crate::sandbox::every_escape_is_refused(&app).await;
 }
+
+#[actix_web::test]
+async fn real_readers_decode_every_format_from_a_lake_tenant() {
+    let cluster = Cluster::new();
+    let app = cluster.replica().await;
+    create_tenant(&app, "t").await;
+    upload_ok(&app, "people", "id,name\n1,Ada\n2,Grace\n").await;
+    crate::formats::readers_decode_every_format(&app).await;
+    // A lake table through CSV and jsonl, exactly.
+    let get = |format: &'static str| {
+        let req = app.client.get(app.url("/v1/t/query")).query(&[
+            ("sql", "SELECT id, name FROM people ORDER BY id"),
+            ("format", format),
+        ]);
+        async move { req.send().await.unwrap().text().await.unwrap() }
+    };
+    assert_eq!(get("csv").await, "id,name\n1,Ada\n2,Grace\n");
+    assert_eq!(
+        get("jsonl").await,
+        "{\"id\":1,\"name\":\"Ada\"}\n{\"id\":2,\"name\":\"Grace\"}\n"
+    );
+}
