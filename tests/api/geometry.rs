@@ -38,16 +38,21 @@ const CORPUS: &[&str] = &[
     "GEOMETRYCOLLECTION EMPTY",
 ];
 
-async fn app_with_corpus() -> TestApp {
+/// The SQL that makes tenant `geo`'s `corpus` table: every geometry type of [`CORPUS`].
+pub fn corpus_sql() -> String {
     let values: Vec<String> = CORPUS
         .iter()
         .enumerate()
         .map(|(i, wkt)| format!("({i}, '{wkt}'::GEOMETRY)"))
         .collect();
-    let sql = format!(
+    format!(
         "CREATE TABLE corpus AS SELECT * FROM (VALUES {}) t(id, g);",
         values.join(", ")
-    );
+    )
+}
+
+async fn app_with_corpus() -> TestApp {
+    let sql = corpus_sql();
     spawn_app_with(move |c| create_tenant(&c.server.data_dir, "geo", &sql)).await
 }
 
@@ -82,9 +87,14 @@ async fn query(app: &TestApp, body: Value) -> crate::helpers::Lines {
 
 #[actix_web::test]
 async fn every_geometry_type_matches_the_spatial_extension() {
-    let app = app_with_corpus().await;
+    every_geometry_type_matches(&app_with_corpus().await).await;
+}
+
+/// Tenant `geo` of `app` holds [`corpus_sql`]'s table: each geometry streams as the spatial
+/// extension's own GeoJSON (also run on a lake tenant: `tests/api/lake.rs`).
+pub async fn every_geometry_type_matches(app: &TestApp) {
     let sql = "SELECT id, g, ST_AsGeoJSON(g) AS ref FROM corpus ORDER BY id";
-    let out = query(&app, json!({ "sql": sql })).await;
+    let out = query(app, json!({ "sql": sql })).await;
     assert_eq!(out.last()["type"], "end", "{}", out.raw);
     assert_eq!(out.lines[0]["columns"][1]["type"], "GEOMETRY");
     let rows = out.rows();
@@ -100,7 +110,7 @@ async fn every_geometry_type_matches_the_spatial_extension() {
     }
 
     let sql = "SELECT id, g, ST_AsText(g) AS ref FROM corpus ORDER BY id";
-    let out = query(&app, json!({ "sql": sql, "geometry": "wkt" })).await;
+    let out = query(app, json!({ "sql": sql, "geometry": "wkt" })).await;
     assert_eq!(out.last()["type"], "end", "{}", out.raw);
     for row in out.rows() {
         assert_eq!(
@@ -112,7 +122,7 @@ async fn every_geometry_type_matches_the_spatial_extension() {
     }
 
     let sql = "SELECT id, g, ST_AsWKB(g) AS ref FROM corpus ORDER BY id";
-    let out = query(&app, json!({ "sql": sql, "geometry": "wkb" })).await;
+    let out = query(app, json!({ "sql": sql, "geometry": "wkb" })).await;
     for row in out.rows() {
         let ours = base64::engine::general_purpose::STANDARD
             .decode(row[1].as_str().unwrap())
@@ -130,7 +140,7 @@ async fn every_geometry_type_matches_the_spatial_extension() {
 
     // NULL stays null; geometry inside a list or struct is GeoJSON too.
     let out = query(
-        &app,
+        app,
         json!({ "sql": "SELECT NULL::GEOMETRY AS n, [g] AS l, {'g': g} AS s FROM corpus WHERE id = 0" }),
     )
     .await;

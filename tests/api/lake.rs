@@ -648,3 +648,17 @@ async fn real_readers_decode_every_format_from_a_lake_tenant() {
         "{\"id\":1,\"name\":\"Ada\"}\n{\"id\":2,\"name\":\"Grace\"}\n"
     );
 }
+
+#[actix_web::test]
+async fn spatial_sql_and_every_geometry_type_work_on_a_lake_tenant() {
+    let cluster = Cluster::new();
+    let sql = format!(
+        "{} {}",
+        crate::spatial::ZONES,
+        crate::geometry::corpus_sql()
+    );
+    cluster.import("geo", &sql).await;
+    let app = cluster.replica().await;
+    crate::spatial::spatial_sql_runs(&app).await;
+    crate::geometry::every_geometry_type_matches(&app).await;
+}

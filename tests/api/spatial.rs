@@ -7,7 +7,7 @@ use serde_json::json;
 
 use crate::helpers::{create_tenant, json_of, spawn_app_with};
 
-const ZONES: &str = "
+pub const ZONES: &str = "
     CREATE TABLE zones AS SELECT * FROM (VALUES
         (1, 'west', 'POLYGON((0 0, 10 0, 10 10, 0 10, 0 0))'::GEOMETRY),
         (2, 'east', 'POLYGON((10 0, 20 0, 20 10, 10 10, 10 0))'::GEOMETRY)) t(id, name, geom);
@@ -17,10 +17,15 @@ const ZONES: &str = "
 
 #[actix_web::test]
 async fn spatial_functions_transforms_and_joins_run() {
-    let app = spawn_app_with(|c| create_tenant(&c.server.data_dir, "geo", ZONES)).await;
+    spatial_sql_runs(&spawn_app_with(|c| create_tenant(&c.server.data_dir, "geo", ZONES)).await)
+        .await;
+}
+
+/// Tenant `geo` of `app` holds [`ZONES`]: spatial functions, a CRS transform and a spatial
+/// join give their values (also run on a lake tenant: `tests/api/lake.rs`).
+pub async fn spatial_sql_runs(app: &crate::helpers::TestApp) {
     let q = |sql: &str| {
         let body = json!({ "sql": sql }).to_string();
-        let app = &app;
         async move { crate::helpers::read_lines(app.post("geo", &body).await).await }
     };
     let basic = q("SELECT ST_AsText(ST_Point(1, 2)) AS p, ST_Area(geom) AS a, \
