@@ -662,3 +662,16 @@ async fn spatial_sql_and_every_geometry_type_work_on_a_lake_tenant() {
     crate::spatial::spatial_sql_runs(&app).await;
     crate::geometry::every_geometry_type_matches(&app).await;
 }
+
+#[actix_web::test]
+async fn the_live_suite_s_redelivery_holds_on_a_lake_tenant() {
+    let cluster = Cluster::new();
+    cluster
+        .import(
+            "t",
+            "CREATE TABLE people (id INTEGER, name VARCHAR);
+             INSERT INTO people VALUES (1, 'Ada'), (2, 'Grace'), (3, NULL);",
+        )
+        .await;
+    crate::live::writes_redeliver_to_their_tables_subscribers(&cluster.replica().await).await;
+}

@@ -67,9 +67,14 @@ async fn lines_within(ws: &mut Ws, wait: Duration) -> Vec<Value> {
 
 #[actix_web::test]
 async fn a_write_redelivers_to_the_subscribers_of_its_table_only() {
-    let app = app().await;
-    upload_csv(&app, "scores", "id,score\n1,9\n").await;
-    let mut ws = connect(&app, "?compression=none").await;
+    writes_redeliver_to_their_tables_subscribers(&app().await).await;
+}
+
+/// Tenant `t` of `app` has the fixture's three `people` and beats every second: a write to
+/// one table re-delivers its subscribers only (also run on a lake tenant: `tests/api/lake.rs`).
+pub async fn writes_redeliver_to_their_tables_subscribers(app: &TestApp) {
+    upload_csv(app, "scores", "id,score\n1,9\n").await;
+    let mut ws = connect(app, "?compression=none").await;
     subscribe(&mut ws, "people", "SELECT count(*) FROM people").await;
     subscribe(&mut ws, "scores", "SELECT sum(score) FROM scores").await;
     // Each is acknowledged with its channel, then its first result, exactly like a query's.
@@ -104,7 +109,7 @@ async fn a_write_redelivers_to_the_subscribers_of_its_table_only() {
         .unwrap();
 
     // A write to scores re-delivers scores, with a newer version; people gets nothing.
-    upload_csv(&app, "scores", "id,score\n1,4\n2,6\n").await;
+    upload_csv(app, "scores", "id,score\n1,4\n2,6\n").await;
     let seen = lines_within(&mut ws, Duration::from_millis(2500)).await;
     let updates: Vec<&Value> = seen.iter().filter(|l| l["type"] == "update").collect();
     assert_eq!(updates.len(), 1, "{seen:?}");
