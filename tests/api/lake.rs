@@ -561,8 +561,9 @@ async fn a_local_tenant_moves_into_the_lake_and_back_with_one_command() {
     crate::helpers::create_tenant(
         dir.path(),
         "acme",
-        "CREATE TABLE trips AS SELECT range AS id, range * 1.5 AS km FROM range(1000);
-         CREATE SCHEMA geo; CREATE TABLE geo.zones AS SELECT 'a' AS name;",
+        "CREATE TYPE kind AS ENUM ('a', 'b');
+         CREATE TABLE trips AS SELECT range AS id, range * 1.5 AS km FROM range(1000);
+         CREATE SCHEMA geo; CREATE TABLE geo.zones AS SELECT 'a'::kind AS name;",
     );
     let config = dir.path().join("lake.toml");
     std::fs::write(&config, cluster.toml()).unwrap();
@@ -596,11 +597,15 @@ async fn a_local_tenant_moves_into_the_lake_and_back_with_one_command() {
     .await;
     assert_eq!(lines.rows(), vec![json!([1000, 749250.0])]);
     let lines = read_lines(
-        app.post("acme", r#"{"sql": "SELECT name FROM geo.zones"}"#)
-            .await,
+        app.post(
+            "acme",
+            r#"{"sql": "SELECT name, typeof(name) FROM geo.zones"}"#,
+        )
+        .await,
     )
     .await;
-    assert_eq!(lines.rows(), vec![json!(["a"])]);
+    // The ENUM arrives as its text.
+    assert_eq!(lines.rows(), vec![json!(["a", "VARCHAR"])]);
     // And back into a new file.
     let back = dir.path().join("acme-back.duckdb");
     let exported = duckstream(&["lake", "export", "acme", "--to", back.to_str().unwrap()]);

@@ -6,6 +6,8 @@
 //! - The source is attached read-only: an import never changes the local file, so the
 //!   tenant can be moved back (or the import retried) from it.
 //! - An export writes a new file only: it refuses a path that exists.
+//! - ENUM columns arrive in the lake as VARCHAR (DuckLake has no user-defined types); every
+//!   other type as it is.
 
 use std::path::Path;
 
@@ -30,14 +32,42 @@ fn tables(conn: &Connection, catalog: &str) -> Result<Vec<(String, String)>, Duc
         .collect())
 }
 
+/// `*`, with every ENUM column of the table as its text: DuckLake has no ENUM (nor any
+/// user-defined type), so a local tenant's ENUM columns arrive as VARCHAR.
+fn star_for_lake(
+    conn: &Connection,
+    catalog: &str,
+    schema: &str,
+    table: &str,
+) -> Result<String, DuckError> {
+    let enums = conn.query_rows(&format!(
+        "SELECT column_name FROM duckdb_columns() WHERE database_name = {} AND schema_name = {} \
+         AND table_name = {} AND data_type LIKE 'ENUM(%' ORDER BY column_index",
+        literal(catalog),
+        literal(schema),
+        literal(table)
+    ))?;
+    let casts: Vec<String> = enums
+        .into_iter()
+        .filter_map(|r| r.into_iter().next().flatten())
+        .map(|c| format!("{0}::VARCHAR AS {0}", super::catalog::ident(&c)))
+        .collect();
+    Ok(if casts.is_empty() {
+        "*".to_string()
+    } else {
+        format!("* REPLACE ({})", casts.join(", "))
+    })
+}
+
 /// Copies every table of catalog `from` into catalog `to`, inside the caller's transaction.
 fn copy_tables(conn: &Connection, from: &str, to: &str) -> Result<usize, DuckError> {
     let q = super::catalog::ident;
     let found = tables(conn, from)?;
     for (schema, table) in &found {
+        let star = star_for_lake(conn, from, schema, table)?;
         conn.execute_batch(&format!(
             "CREATE SCHEMA IF NOT EXISTS {}.{}; \
-             CREATE OR REPLACE TABLE {}.{}.{} AS SELECT * FROM {}.{}.{};",
+             CREATE OR REPLACE TABLE {}.{}.{} AS SELECT {star} FROM {}.{}.{};",
             q(to),
             q(schema),
             q(to),
