@@ -96,7 +96,7 @@ async fn hostile_requests_get_their_answers_and_the_server_recovers() {
 }
 
 /// Sends one case of `hostile.tsv`; what is wrong with the answer, if anything.
-async fn answer_problem(app: &crate::helpers::TestApp, line: &str) -> Option<String> {
+pub async fn answer_problem(app: &crate::helpers::TestApp, line: &str) -> Option<String> {
     let cols: Vec<&str> = line.split('\t').collect();
     let [method, path, body, status, code] = cols[..] else {
         panic!("bad case line {line}")

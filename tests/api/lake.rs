@@ -680,3 +680,31 @@ async fn the_live_suite_s_redelivery_holds_on_a_lake_tenant() {
         .await;
     crate::live::writes_redeliver_to_their_tables_subscribers(&cluster.replica().await).await;
 }
+
+#[actix_web::test]
+async fn hostile_requests_get_their_answers_from_a_lake_tenant() {
+    let cluster = Cluster::new();
+    cluster
+        .import(
+            "t",
+            "CREATE TABLE people (id INTEGER, name VARCHAR, feeling VARCHAR);
+             INSERT INTO people VALUES (1, 'Ada', 'happy'), (2, 'Grace', 'ok'), (3, NULL, NULL);",
+        )
+        .await;
+    let app = spawn_app_with(|c| {
+        cluster.configure(c);
+        c.server.body_timeout = Duration::from_secs(1);
+    })
+    .await;
+    let cases = crate::helpers::data_cases("hostile.tsv");
+    let mut problems = Vec::new();
+    for line in &cases {
+        problems.extend(crate::hostile::answer_problem(&app, line).await);
+    }
+    assert!(problems.is_empty(), "{}", problems.join("\n"));
+    let out = app.query("SELECT id, name FROM people ORDER BY id").await;
+    assert_eq!(
+        out.data_rows_text(),
+        [r#"[[1,"Ada"],[2,"Grace"],[3,null]]"#]
+    );
+}
