@@ -620,14 +620,8 @@ async fn a_local_tenant_moves_into_the_lake_and_back_with_one_command() {
 #[actix_web::test]
 async fn every_sandbox_case_is_refused_on_a_lake_tenant_too() {
     let cluster = Cluster::new();
-    // The fixture's rows, without its ENUM type (DuckLake has none).
-    cluster
-        .import(
-            "t",
-            "CREATE TABLE people (id INTEGER, name VARCHAR, feeling VARCHAR);
-             INSERT INTO people VALUES (1, 'Ada', 'happy'), (2, 'Grace', 'ok'), (3, NULL, NULL);",
-        )
-        .await;
+    // The fixture, its ENUM column arriving as VARCHAR (DuckLake has no ENUM).
+    cluster.import("t", crate::helpers::FIXTURE).await;
     let app = cluster.replica().await;
     crate::sandbox::every_escape_is_refused(&app).await;
 }
@@ -671,26 +665,14 @@ async fn spatial_sql_and_every_geometry_type_work_on_a_lake_tenant() {
 #[actix_web::test]
 async fn the_live_suite_s_redelivery_holds_on_a_lake_tenant() {
     let cluster = Cluster::new();
-    cluster
-        .import(
-            "t",
-            "CREATE TABLE people (id INTEGER, name VARCHAR);
-             INSERT INTO people VALUES (1, 'Ada'), (2, 'Grace'), (3, NULL);",
-        )
-        .await;
+    cluster.import("t", crate::helpers::FIXTURE).await;
     crate::live::writes_redeliver_to_their_tables_subscribers(&cluster.replica().await).await;
 }
 
 #[actix_web::test]
 async fn hostile_requests_get_their_answers_from_a_lake_tenant() {
     let cluster = Cluster::new();
-    cluster
-        .import(
-            "t",
-            "CREATE TABLE people (id INTEGER, name VARCHAR, feeling VARCHAR);
-             INSERT INTO people VALUES (1, 'Ada', 'happy'), (2, 'Grace', 'ok'), (3, NULL, NULL);",
-        )
-        .await;
+    cluster.import("t", crate::helpers::FIXTURE).await;
     let app = spawn_app_with(|c| {
         cluster.configure(c);
         c.server.body_timeout = Duration::from_secs(1);

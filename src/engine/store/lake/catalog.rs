@@ -278,20 +278,13 @@ impl Catalog {
     pub async fn install_role(&self, id: &TenantId, password: &str) -> Result<(), GatewayError> {
         let role = ident(&super::roles::role_of(id));
         let schema = ident(&schema_of(id));
-        let exists = self
-            .client()
-            .await?
-            .query_opt(
-                "SELECT 1 FROM pg_roles WHERE rolname = $1",
-                &[&super::roles::role_of(id)],
-            )
-            .await
-            .map_err(GatewayError::storage)?
-            .is_some();
         let password = password.replace('\'', "''");
-        let create = if exists { "ALTER" } else { "CREATE" };
+        // Roles are the cluster's: another replica (or another catalog database on the same
+        // server) may create it at the same moment, so a creation that loses is no error.
         let sql = format!(
-            "{create} ROLE {role} LOGIN NOSUPERUSER NOCREATEDB NOCREATEROLE PASSWORD '{password}'; \
+            "DO $$ BEGIN CREATE ROLE {role}; \
+             EXCEPTION WHEN duplicate_object OR unique_violation THEN NULL; END $$; \
+             ALTER ROLE {role} LOGIN NOSUPERUSER NOCREATEDB NOCREATEROLE PASSWORD '{password}'; \
              GRANT USAGE ON SCHEMA {schema} TO {role}; \
              GRANT SELECT, INSERT, UPDATE, DELETE ON ALL TABLES IN SCHEMA {schema} TO {role}; \
              ALTER DEFAULT PRIVILEGES IN SCHEMA {schema} GRANT SELECT, INSERT, UPDATE, DELETE ON TABLES TO {role};"
