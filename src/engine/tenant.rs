@@ -167,17 +167,23 @@ impl Tenant {
         let Some(versions) = self.db.versions()? else {
             return Ok(None);
         };
-        let rows = conn.query_rows(which(&versions)).map_err(|e| {
-            if self.db.unreachable(&e.message) {
-                GatewayError::storage(e)
-            } else {
-                GatewayError::internal(e)
-            }
-        })?;
+        let rows = conn
+            .query_rows(which(&versions))
+            .map_err(|e| self.own_failure(e))?;
         Ok(rows
             .first()
             .and_then(|r| r.first().cloned().flatten())
             .and_then(|v| v.parse().ok()))
+    }
+
+    /// A failure of the gateway's own SQL: `storage_unavailable` when the store could not be
+    /// reached, else `internal`.
+    fn own_failure(&self, e: DuckError) -> GatewayError {
+        if self.db.unreachable(&e.message) {
+            GatewayError::storage(e)
+        } else {
+            GatewayError::internal(e)
+        }
     }
 
     /// Whether the tenant's database keeps indexes (a lake keeps none). Blocking.
@@ -253,13 +259,9 @@ impl Tenant {
 
     /// Runs the gateway's own `sql` (storage upkeep) on a pooled connection. Blocking.
     pub fn run_batch(&self, sql: &str) -> Result<(), GatewayError> {
-        self.connection()?.execute_batch(sql).map_err(|e| {
-            if self.db.unreachable(&e.message) {
-                GatewayError::storage(e)
-            } else {
-                GatewayError::internal(e)
-            }
-        })
+        self.connection()?
+            .execute_batch(sql)
+            .map_err(|e| self.own_failure(e))
     }
 
     /// One of the tenant's pooled connections ([`TenantPool::connection`]). Blocking:
