@@ -74,5 +74,8 @@ for dir in tests/mosaic examples/mosaic-dashboard; do
 done
 npm run --silent build --prefix examples/mosaic-dashboard >/dev/null
 export DUCKSTREAM_TEST_EXTENSION_REPOSITORY="$DUCKSTREAM_TOOLS/extensions"
+# A failing test's message then sits right above the list of failures, where a CI excerpt
+# shows it, instead of above 40 lines of frames (DUCKSTREAM_TEST_BACKTRACE=1 brings them back).
+export RUST_BACKTRACE="${DUCKSTREAM_TEST_BACKTRACE:-0}"
 
 cargo test --release --all-targets "$@"

@@ -234,7 +234,12 @@ impl<'a> Clients<'a> {
             let body = json!({ "sql": sql }).to_string();
             self.app.client.post(url).body(body)
         };
-        let resp = req.send().await.unwrap();
+        // A refused or reset connection is reported with the other problems, not panicked on:
+        // the suite carries on and lists every wrong answer.
+        let resp = match req.send().await {
+            Ok(resp) => resp,
+            Err(e) => return broken(None, e),
+        };
         let status = Some(resp.status().as_u16());
         let raw = match resp.text().await {
             Ok(raw) => raw,
@@ -243,7 +248,7 @@ impl<'a> Clients<'a> {
         if status != Some(200) {
             return Answer::error_body(status, raw);
         }
-        let lines: Vec<Value> = raw
+        let lines: Result<Vec<Value>, _> = raw
             .lines()
             .filter_map(|l| {
                 if path == "sse" {
@@ -252,9 +257,18 @@ impl<'a> Clients<'a> {
                     Some(l)
                 }
             })
-            .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("bad line {l}: {e}")))
+            .map(serde_json::from_str)
             .collect();
-        Answer::of_lines(status, &lines, raw)
+        match lines {
+            Ok(lines) => Answer::of_lines(status, &lines, raw),
+            Err(e) => Answer {
+                status,
+                code: Some("<a line that is not JSON>".into()),
+                message: e.to_string(),
+                raw,
+                ..Answer::default()
+            },
+        }
     }
 
     async fn ws_query(&mut self, sql: &str) -> Answer {
@@ -320,8 +334,11 @@ impl<'a> Clients<'a> {
             .header("content-type", "application/json")
             .body(json!({ "type": kind, "sql": sql }).to_string())
             .send()
-            .await
-            .unwrap();
+            .await;
+        let resp = match resp {
+            Ok(resp) => resp,
+            Err(e) => return broken(None, e),
+        };
         let status = Some(resp.status().as_u16());
         let bytes = match resp.bytes().await {
             Ok(bytes) => bytes,
@@ -374,14 +391,26 @@ fn silent() -> Answer {
     }
 }
 
-/// A body that broke off (an error after the status was sent).
+/// A request that failed (`status` `None`) or a body that broke off (an error after the
+/// status was sent).
 fn broken(status: Option<u16>, e: reqwest::Error) -> Answer {
     Answer {
         status,
-        code: Some("<broken body>".into()),
-        message: e.to_string(),
+        code: Some("<broken request or body>".into()),
+        message: chain(&e),
         ..Answer::default()
     }
+}
+
+/// An error and its causes, `: `-separated (reqwest's own text omits the cause).
+fn chain(e: &dyn std::error::Error) -> String {
+    let mut text = e.to_string();
+    let mut cause = e.source();
+    while let Some(c) = cause {
+        text = format!("{text}: {c}");
+        cause = c.source();
+    }
+    text
 }
 
 fn joined(lines: &[Value]) -> String {
