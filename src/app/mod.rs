@@ -6,9 +6,11 @@
 //! This is the composition root: the only module that turns the configuration into the
 //! settings of the layers below (engine, transports, auth), so none of them imports `config`.
 //!
-//! Shutdown path: SIGINT/SIGTERM (or the token) cancels the process token, which cancels every
-//! running query (each ends with an `error` line `shutting_down`), `/readyz` turns 503, and
-//! actix stops, waiting at most `shutdown_timeout` for streams to drain.
+//! Shutdown path ([`shutdown`]): SIGINT/SIGTERM drains. `/readyz` turns 503, the listener
+//! closes, answers close their connections, WebSockets close with 1012 once their queries are
+//! done and SSE subscriptions end with a `reconnect` event; one-shot queries run on. After
+//! `shutdown_timeout` (or a second signal, or the shutdown token) the process token cancels
+//! whatever still runs (each stream ends with an `error` line `shutting_down`) and actix stops.
 
 mod fds;
 mod routes;
@@ -19,7 +21,7 @@ use std::net::TcpListener;
 use std::sync::Arc;
 
 use actix_web::dev::{Server, Service as _};
-use actix_web::http::{Method, StatusCode};
+use actix_web::http::{ConnectionType, Method, StatusCode};
 use actix_web::{App, HttpServer};
 use tokio_util::sync::CancellationToken;
 
@@ -67,6 +69,10 @@ pub struct Application {
     open: bool,
     server: Server,
     shutdown: CancellationToken,
+    /// The engine's drain token: a signal fires it first.
+    drain: CancellationToken,
+    /// How long running one-shot queries may go on after a signal before they are cancelled.
+    drain_timeout: std::time::Duration,
 }
 
 impl Application {
@@ -91,6 +97,9 @@ impl Application {
 
         check_fd_limit(config.limits.max_streams() as u64);
 
+        let drain_timeout = server_cfg
+            .shutdown_timeout
+            .max(std::time::Duration::from_secs(1));
         let bind = server_cfg.bind;
         let bind_error = |source| StartupError::Bind { addr: bind, source };
         let listener = TcpListener::bind(bind).map_err(bind_error)?;
@@ -119,24 +128,35 @@ impl Application {
                 source,
             })?;
         let transport = transport_settings(&config).map_err(StartupError::Workers)?;
+        let drain = engine.drain_token().clone();
         let state = AppState::new(engine, auth, metrics, transport);
         if config.storage.kind == StorageKind::Lake {
             maintain_in_background(&state, &config, shutdown.clone());
         }
         let origins = server_cfg.cors_allow_origins.clone();
+        let draining = drain.clone();
         let server = HttpServer::new(move || {
+            let draining = draining.clone();
             // The last `wrap` is the outermost: CORS answers preflights, the status fix sees
             // its answer.
             App::new()
                 .wrap(routes::cors(&origins))
-                .wrap_fn(|req, srv| {
+                .wrap_fn(move |req, srv| {
                     // actix-cors answers a preflight with 200; the protocol says 204 (no body).
                     let preflight = req.method() == Method::OPTIONS;
                     let fut = srv.call(req);
+                    let draining = draining.clone();
                     async move {
                         let mut res = fut.await?;
                         if preflight && res.status() == StatusCode::OK {
                             *res.response_mut().status_mut() = StatusCode::NO_CONTENT;
+                        }
+                        // A draining server closes each connection after its answer, so the
+                        // client's next request goes through the balancer to another replica.
+                        if draining.is_cancelled() {
+                            res.response_mut()
+                                .head_mut()
+                                .set_connection_type(ConnectionType::Close);
                         }
                         Ok(res)
                     }
@@ -151,7 +171,8 @@ impl Application {
         .listen(listener)
         .map_err(bind_error)?
         .disable_signals()
-        .shutdown_timeout(config.server.shutdown_timeout.as_secs().max(1))
+        // Past the drain deadline, cancelled queries get a moment to send their last line.
+        .shutdown_timeout(drain_timeout.as_secs() + 2)
         .run();
 
         Ok(Self {
@@ -159,6 +180,8 @@ impl Application {
             open,
             server,
             shutdown,
+            drain,
+            drain_timeout,
         })
     }
 
@@ -176,17 +199,28 @@ impl Application {
         self.shutdown.clone()
     }
 
-    /// Serves until SIGINT/SIGTERM or the shutdown token, then stops gracefully.
+    /// The drain token: cancelling it drains and stops the server, as a signal would.
+    pub fn drain_token(&self) -> CancellationToken {
+        self.drain.clone()
+    }
+
+    /// Serves until SIGINT/SIGTERM or a token, then stops: a signal (or the drain token)
+    /// drains first, the shutdown token stops at once.
     pub async fn run_until_stopped(self) -> std::io::Result<()> {
         let handle = self.server.handle();
-        let token = self.shutdown.clone();
+        let (token, drain) = (self.shutdown.clone(), self.drain.clone());
+        let deadline = self.drain_timeout;
         actix_web::rt::spawn(async move {
             tokio::select! {
-                _ = token.cancelled() => {}
-                _ = shutdown::wait_for_signal() => tracing::info!("signal received, shutting down"),
+                _ = drain.cancelled() => {}
+                _ = shutdown::wait_for_signal() => {
+                    tracing::info!(drain_secs = deadline.as_secs(), "signal received, draining");
+                }
             }
-            // Cancels every running query: their streams end with `shutting_down`.
-            token.cancel();
+            drain.cancel();
+            actix_web::rt::spawn(shutdown::hard_stop(token, deadline));
+            // Stops accepting at once and waits for open connections (bounded by the server's
+            // shutdown timeout, past the drain deadline).
             handle.stop(true).await;
         });
         let result = self.server.await;

@@ -149,10 +149,15 @@ async fn healthz() -> HttpResponse {
 }
 
 async fn readyz(engine: web::Data<Engine>) -> HttpResponse {
-    if engine.is_shutting_down() {
+    if engine.is_draining() {
+        let status = if engine.is_shutting_down() {
+            "shutting_down"
+        } else {
+            "draining"
+        };
         HttpResponse::ServiceUnavailable()
             .content_type("application/json")
-            .body(r#"{"status":"shutting_down"}"#)
+            .body(format!(r#"{{"status":"{status}"}}"#))
     } else {
         HttpResponse::Ok()
             .content_type("application/json")

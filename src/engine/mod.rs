@@ -344,6 +344,9 @@ pub struct Engine {
     waiting: Semaphore,
     settings: EngineSettings,
     shutdown: CancellationToken,
+    /// Fires when the process starts draining (a child of `shutdown`): it stays up for the
+    /// work it has, but long-lived streams should move to another replica.
+    drain: CancellationToken,
     metrics: Arc<Metrics>,
     cache: Arc<cache::ResultCache>,
 }
@@ -391,6 +394,7 @@ impl Engine {
                 Arc::clone(&metrics),
             )),
             settings,
+            drain: shutdown.child_token(),
             shutdown,
             metrics,
         }
@@ -505,6 +509,18 @@ impl Engine {
 
     pub fn is_shutting_down(&self) -> bool {
         self.shutdown.is_cancelled()
+    }
+
+    /// Fires when the process starts draining, and at shutdown: subscriptions and sockets
+    /// should end (telling clients to reconnect elsewhere) once their running queries are
+    /// done; one-shot queries go on until `shutdown` fires.
+    pub fn drain_token(&self) -> &CancellationToken {
+        &self.drain
+    }
+
+    /// Whether the process is draining or shutting down (`/readyz` answers 503).
+    pub fn is_draining(&self) -> bool {
+        self.drain.is_cancelled()
     }
 
     /// Admits and starts the query `spec` describes; returns at its [`Start`] point.

@@ -486,6 +486,9 @@ pub struct Follow<'a> {
     pub unsubscribe: CancellationToken,
     /// Fires when the connection ends: the subscription ends silently.
     pub gone: CancellationToken,
+    /// Fires when the server drains: the subscription ends with a `reconnect` line (SSE).
+    /// `None`: the connection handles draining itself (a WebSocket closes with 1012).
+    pub drain: Option<CancellationToken>,
 }
 
 /// Hands a subscription's results to `sink`: an acknowledgement with the first, that result
@@ -576,7 +579,19 @@ pub(crate) async fn follow(sub: Subscription, how: Follow<'_>, sink: &mut impl S
                 return;
             }
             _ = how.gone.cancelled() => return,
+            _ = drained(&how.drain) => {
+                sink.line(lines::reconnect_line(id), true).await;
+                return;
+            }
         }
+    }
+}
+
+/// Resolves when `drain` fires; never without one.
+async fn drained(drain: &Option<CancellationToken>) {
+    match drain {
+        Some(token) => token.cancelled().await,
+        None => std::future::pending().await,
     }
 }
 

@@ -155,6 +155,7 @@ async fn subscribe(
     // its channel has nothing to send.
     let gone = CancellationToken::new();
     let left = gone.clone().drop_guard();
+    let drain = engine.drain_token().clone();
     actix_web::rt::spawn(async move {
         connections.inc();
         let _slot = slot;
@@ -166,6 +167,7 @@ async fn subscribe(
             heartbeat,
             unsubscribe: CancellationToken::new(),
             gone,
+            drain: Some(drain),
         };
         let mut sink = EventSink {
             tx,

@@ -22,6 +22,9 @@
 //! - A client that takes no data for `ws_slow_consumer_timeout` is closed with 1008; one silent
 //!   for `ws_pong_timeout` with 1001; a message over `ws_max_message_bytes` closes with 1009.
 //! - Closing the socket (either side) or shutting down cancels every query of the connection.
+//! - When the server drains, a socket closes with 1012 (service restart) as soon as it has no
+//!   running query (its subscriptions end with it; clients resume them elsewhere by version);
+//!   at shutdown, at once.
 //! - Bad client input is answered with an `error` line `bad_message`; it never closes the socket
 //!   (except an oversized message) and is never logged above debug.
 //! - A subscription runs in a task of its own that forwards its channel's results
@@ -129,7 +132,7 @@ pub async fn ws_query(
 }
 
 /// Upgrades a request to a WebSocket for `access`'s tenant, as every socket route does:
-/// refused while shutting down, and before upgrading when the tenant has no stream slot
+/// refused while draining or shutting down, and before upgrading when the tenant has no stream slot
 /// left (the slot is the socket's for its life); client messages up to `ws_max_message_bytes`,
 /// continuations aggregated.
 pub(super) async fn upgrade(
@@ -139,7 +142,7 @@ pub(super) async fn upgrade(
     engine: &Engine,
     settings: &Settings,
 ) -> Result<(HttpResponse, Session, AggregatedMessageStream, StreamSlot), actix_web::Error> {
-    if engine.is_shutting_down() {
+    if engine.is_draining() {
         return Err(GatewayError::ShuttingDown.into());
     }
     let slot = engine.stream_slot_of(&access.tenant).await?;
@@ -206,6 +209,12 @@ enum Shape {
 /// Why the loop ended: a close frame to send, or none (the client is gone).
 type Exit = Option<CloseReason>;
 
+/// 1012 (service restart): this replica is going away; reconnect (through the balancer, to
+/// another one) and resume each subscription by its version.
+fn moving_away() -> Exit {
+    close(CloseCode::Restart, "server restarting: reconnect")
+}
+
 fn close(code: CloseCode, why: &str) -> Exit {
     Some(CloseReason {
         code,
@@ -235,10 +244,19 @@ impl Connection {
         heartbeat.tick().await;
         let mut last_heard = Instant::now();
         let shutdown = self.engine.shutdown_token().clone();
+        let drain = self.engine.drain_token().clone();
+        let mut draining = false;
 
         let exit: Exit = loop {
             tokio::select! {
-                _ = shutdown.cancelled() => break close(CloseCode::Away, "server shutting down"),
+                _ = shutdown.cancelled() => break moving_away(),
+                // Draining: the socket closes once its running queries are done (below).
+                _ = drain.cancelled(), if !draining => {
+                    draining = true;
+                    if self.queries.is_empty() {
+                        break moving_away();
+                    }
+                }
                 msg = stream.recv() => {
                     last_heard = Instant::now();
                     match msg {
@@ -302,6 +320,9 @@ impl Connection {
                             raw.inc_by(raw_len);
                         }
                         Err(exit) => break exit,
+                    }
+                    if draining && self.queries.is_empty() {
+                        break moving_away();
                     }
                 }
                 _ = heartbeat.tick() => {
@@ -806,6 +827,7 @@ impl SubscriptionTask {
             heartbeat: outbox.settings.ws.heartbeat,
             unsubscribe: self.cancel.clone(),
             gone: outbox.connection.clone(),
+            drain: None,
         };
         live::follow(sub, how, &mut &self.outbox).await;
     }

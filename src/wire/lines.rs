@@ -160,6 +160,15 @@ pub fn unsubscribed_line(id: &str) -> Bytes {
     Bytes::from(out)
 }
 
+/// `{"type":"reconnect","query_id":<id>}`: the server is draining; the stream ends here and
+/// the client resumes elsewhere by version.
+pub fn reconnect_line(id: &str) -> Bytes {
+    let mut out = Vec::with_capacity(64);
+    open(&mut out, "reconnect", id);
+    out.extend_from_slice(b"}\n");
+    Bytes::from(out)
+}
+
 fn versioned(kind: &str, channel: &str, version: u64) -> Bytes {
     let mut out = Vec::with_capacity(80);
     open(&mut out, kind, channel);

@@ -1,10 +1,13 @@
-//! Health, readiness, metrics and shutdown.
+//! Health, readiness, metrics, shutdown, and the drain a signal starts (a rolling restart).
 
 use std::time::Duration;
 
 use futures::StreamExt;
+use serde_json::{json, Value};
+use tokio_tungstenite::tungstenite::protocol::frame::coding::CloseCode;
+use tokio_tungstenite::tungstenite::Message;
 
-use crate::helpers::spawn_app;
+use crate::helpers::{connect, read_until, send, spawn_app, ServerProcess};
 
 #[actix_web::test]
 async fn health_ready_and_metrics_endpoints() {
@@ -118,4 +121,86 @@ async fn shutdown_cancels_running_queries_and_stops_quickly() {
         .expect("server stops within seconds");
     assert!(stopped.unwrap().is_ok());
     assert!(started.elapsed() < Duration::from_secs(10));
+}
+
+/// SIGTERM drains: a one-shot query that was running finishes whole; a WebSocket is closed
+/// with 1012 (reconnect elsewhere) and an SSE subscription ends with a `reconnect` event,
+/// both right away; the process then exits by itself, long before its drain deadline.
+#[actix_web::test]
+async fn sigterm_lets_queries_finish_and_moves_sockets_and_subscriptions_away() {
+    let mut server = ServerProcess::start(&["--shutdown-timeout-secs", "60"]);
+    let app = &server.app;
+    let sql = "SELECT count(*) AS n FROM people";
+    // A WebSocket subscriber holding its first result.
+    let mut ws = connect(app, "?compression=none").await;
+    send(&mut ws, json!({"type": "subscribe", "id": "p", "sql": sql})).await;
+    read_until(&mut ws, |l| l["type"] == "end").await;
+    // An SSE subscriber, read as a byte stream.
+    let sse = app
+        .client
+        .get(app.url("/v1/t/sse"))
+        .query(&[("sql", sql), ("subscribe", "1")])
+        .send()
+        .await
+        .unwrap();
+    let mut events = sse.bytes_stream();
+    let mut seen = String::new();
+    while !seen.contains("event: end") {
+        let chunk = events.next().await.unwrap().unwrap();
+        seen.push_str(&String::from_utf8_lossy(&chunk));
+    }
+    // A one-shot stream that is still running: read one piece, then hold the rest back
+    // (the bounded buffers pause DuckDB meanwhile).
+    let big = app
+        .post("t", r#"{"sql": "SELECT i FROM range(3000000) t(i)"}"#)
+        .await;
+    assert_eq!(big.status(), 200);
+    let mut body = big.bytes_stream();
+    let mut tail = body.next().await.unwrap().unwrap().to_vec();
+
+    server.terminate();
+    // The socket is told to reconnect elsewhere.
+    let code = tokio::time::timeout(Duration::from_secs(10), async {
+        loop {
+            match ws.next().await {
+                Some(Ok(Message::Close(Some(frame)))) => return Some(frame.code),
+                Some(Ok(_)) => continue,
+                _ => return None,
+            }
+        }
+    })
+    .await
+    .expect("the socket is closed within seconds");
+    assert_eq!(code, Some(CloseCode::Restart));
+    let _ = ws.close(None).await;
+    // The event stream says so, then ends.
+    let rest = tokio::time::timeout(Duration::from_secs(10), async {
+        while let Some(Ok(chunk)) = events.next().await {
+            seen.push_str(&String::from_utf8_lossy(&chunk));
+        }
+        seen
+    })
+    .await
+    .expect("the event stream ends within seconds");
+    assert!(
+        rest.contains("event: reconnect\ndata: {\"type\":\"reconnect\""),
+        "{rest}"
+    );
+    // The one-shot query finishes whole.
+    while let Some(chunk) = body.next().await {
+        tail.extend_from_slice(&chunk.expect("the stream is not cut"));
+        if tail.len() > 1 << 20 {
+            tail.drain(..tail.len() - 4096);
+        }
+    }
+    let text = String::from_utf8_lossy(&tail);
+    let last: Value = serde_json::from_str(text.lines().last().unwrap()).unwrap();
+    assert_eq!(last["type"], "end", "{last}");
+    assert_eq!(last["rows"], 3_000_000);
+    // Nothing is left: the process exits well before its 60 s deadline.
+    let status = server
+        .exited_within(Duration::from_secs(20))
+        .await
+        .expect("the process exits once drained");
+    assert!(status.success(), "{status:?}");
 }
