@@ -207,6 +207,9 @@ impl GatewayError {
     }
 
     /// The full cause chain, for logs.
+    ///
+    /// Passwords are blanked: DuckDB's own messages quote connection strings (a lake's
+    /// catalog, `password='…'`).
     pub fn log_chain(&self) -> String {
         let mut s = self.to_string();
         let mut cause = self.source();
@@ -215,7 +218,7 @@ impl GatewayError {
             s.push_str(&c.to_string());
             cause = c.source();
         }
-        s
+        redact_passwords(&s)
     }
 
     /// An internal error from any cause (logged, never shown).
@@ -316,9 +319,83 @@ pub fn scrub_paths(text: &str) -> String {
     out
 }
 
+/// `text` with the value of every `password=` (libpq's `key=value` form, quoted or not) and
+/// of every `user:password@` in a URL replaced by `***`.
+pub fn redact_passwords(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    let mut rest = text;
+    while let Some(at) = rest.find("password=") {
+        let (head, tail) = rest.split_at(at + "password=".len());
+        out.push_str(head);
+        out.push_str("***");
+        rest = skip_value(tail);
+    }
+    out.push_str(rest);
+    redact_url_passwords(&out)
+}
+
+/// What follows a libpq value: a quoted one ends at its unescaped closing quote, a bare one
+/// at whitespace or a quote.
+fn skip_value(tail: &str) -> &str {
+    if let Some(quoted) = tail.strip_prefix('\'') {
+        let mut escaped = false;
+        for (i, c) in quoted.char_indices() {
+            match c {
+                '\\' if !escaped => escaped = true,
+                '\'' if !escaped => return &quoted[i + 1..],
+                _ => escaped = false,
+            }
+        }
+        return "";
+    }
+    let end = tail
+        .find(|c: char| c.is_whitespace() || c == '"' || c == '\'')
+        .unwrap_or(tail.len());
+    &tail[end..]
+}
+
+/// `scheme://user:secret@host` → `scheme://user:***@host`.
+fn redact_url_passwords(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    let mut rest = text;
+    while let Some(at) = rest.find("://") {
+        let (head, tail) = rest.split_at(at + 3);
+        out.push_str(head);
+        let authority_end = tail.find(['/', ' ', '"', '\'']).unwrap_or(tail.len());
+        let authority = &tail[..authority_end];
+        match (authority.rfind('@'), authority.find(':')) {
+            (Some(amp), Some(colon)) if colon < amp => {
+                out.push_str(&authority[..colon + 1]);
+                out.push_str("***");
+                out.push_str(&authority[amp..]);
+            }
+            _ => out.push_str(authority),
+        }
+        rest = &tail[authority_end..];
+    }
+    out.push_str(rest);
+    out
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn passwords_never_reach_the_logs() {
+        let e = GatewayError::storage(
+            "Unable to connect to Postgres at \"dbname=l host=h user='ds_t' password='a\\'b c'\": \
+             refused; also password=bare postgres://admin:s3cret@db:5432/lakes and \
+             s3://bucket/p",
+        );
+        assert_eq!(
+            e.log_chain(),
+            "the tenant's storage cannot be reached now; retry later: Unable to connect to \
+             Postgres at \"dbname=l host=h user='ds_t' password=***\": refused; also \
+             password=*** postgres://admin:***@db:5432/lakes and s3://bucket/p"
+        );
+        assert_eq!(redact_passwords("password='unterminated"), "password=***");
+    }
 
     /// One of each variant.
     fn every_variant() -> Vec<GatewayError> {

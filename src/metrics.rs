@@ -92,7 +92,10 @@ pub struct Metrics {
     pub store: StoreMetrics,
 }
 
-/// The storage's own state (a lake's files) and its upkeep (`engine::maintenance`).
+/// The storage's own state (a lake's files), its upkeep (`engine::maintenance`) and the
+/// health of a lake's catalog and change feed. Cloned into the lake store (the series are
+/// shared).
+#[derive(Clone)]
 pub struct StoreMetrics {
     /// Upkeep rounds per tenant, by outcome: `ok`, `skipped` (another writer held the
     /// tenant), `failed`.
@@ -103,6 +106,12 @@ pub struct StoreMetrics {
     pub data_files: prometheus::IntGauge,
     /// Bytes of those files.
     pub data_bytes: prometheus::IntGauge,
+    /// Calls to the lake's catalog database that failed or ran out of time.
+    pub catalog_errors: IntCounter,
+    /// 1 while the change feed's `LISTEN` connection is up (always 0 on local storage).
+    pub feed_connected: prometheus::IntGauge,
+    /// From a commit in the catalog (any replica's) to this replica having applied it.
+    pub feed_lag: Histogram,
 }
 
 impl StoreMetrics {
@@ -131,9 +140,31 @@ impl StoreMetrics {
                 "duckstream_store_data_bytes",
                 "Bytes of the loaded tenants' lake data files (0 on local storage)",
             )?,
+            catalog_errors: IntCounter::new(
+                "duckstream_store_catalog_errors_total",
+                "Calls to the lake's catalog database that failed or timed out",
+            )?,
+            feed_connected: prometheus::IntGauge::new(
+                "duckstream_store_feed_connected",
+                "1 while the lake change feed's LISTEN connection is up",
+            )?,
+            feed_lag: Histogram::with_opts(
+                HistogramOpts::new(
+                    "duckstream_store_feed_lag_seconds",
+                    "From a lake commit (any replica's) to this replica having applied it",
+                )
+                .buckets(exponential_buckets(0.001, 2.0, 14)?),
+            )?,
         };
         registry.register(Box::new(m.maintenance_runs.clone()))?;
-        for g in [&m.maintenance_last_run, &m.data_files, &m.data_bytes] {
+        registry.register(Box::new(m.catalog_errors.clone()))?;
+        registry.register(Box::new(m.feed_lag.clone()))?;
+        for g in [
+            &m.maintenance_last_run,
+            &m.data_files,
+            &m.data_bytes,
+            &m.feed_connected,
+        ] {
             registry.register(Box::new(g.clone()))?;
         }
         Ok(m)

@@ -112,7 +112,7 @@ impl Application {
         if open && !bind.ip().is_loopback() {
             tracing::warn!(%bind, "no tenants file: every tenant is open (--insecure)");
         }
-        let store = tenant_store(&config).map_err(StartupError::Storage)?;
+        let store = tenant_store(&config, &metrics).map_err(StartupError::Storage)?;
         let engine = Engine::with_store(
             engine_settings(&config),
             store,
@@ -264,7 +264,7 @@ pub async fn load_offline(
         .map_err(|e| format!("{}: {e}", args.file.display()))?
         .len();
     let metrics = Arc::new(Metrics::new(GatewayError::CODES).map_err(|e| e.to_string())?);
-    let store = tenant_store(&config)?;
+    let store = tenant_store(&config, &metrics)?;
     let engine = Engine::with_store(
         engine_settings(&config),
         store,
@@ -399,12 +399,15 @@ fn maintain_in_background(state: &AppState, config: &Config, shutdown: Cancellat
 }
 
 /// The store `[storage]` chooses: the data directory's files, or DuckLakes.
-pub fn tenant_store(config: &Config) -> Result<Arc<dyn TenantStore>, String> {
+pub fn tenant_store(config: &Config, metrics: &Metrics) -> Result<Arc<dyn TenantStore>, String> {
     let st = &config.storage;
     if st.kind == StorageKind::Local {
         return Ok(Arc::new(LocalFiles::new(&config.server.data_dir)));
     }
-    Ok(Arc::new(LakeStore::new(lake_settings(config))?))
+    Ok(Arc::new(LakeStore::new(
+        lake_settings(config),
+        metrics.store.clone(),
+    )?))
 }
 
 /// `[storage]`'s lake settings, for the lake store.
@@ -515,7 +518,9 @@ pub async fn lake_command(
     let settings = lake_settings(&lake_config);
     let data_dir = config.server.data_dir.clone();
     tokio::task::spawn_blocking(move || {
-        let store = LakeStore::new(settings)?;
+        // A one-off command: its metrics are never served.
+        let metrics = Metrics::new(GatewayError::CODES).map_err(|e| e.to_string())?;
+        let store = LakeStore::new(settings, metrics.store)?;
         let local = |tenant: &str, given: Option<std::path::PathBuf>| {
             given.unwrap_or_else(|| data_dir.join(format!("{tenant}.duckdb")))
         };

@@ -185,6 +185,11 @@ impl ResponseError for GatewayError {
 
     fn error_response(&self) -> HttpResponse {
         let status = status(self);
+        // The client gets the code; the log gets why (an upload's or an admin call's failure
+        // is logged nowhere else).
+        if status.is_server_error() {
+            tracing::warn!(code = self.code(), error = %self.log_chain(), "answered with an error");
+        }
         let mut response = HttpResponse::build(status);
         if status == StatusCode::UNAUTHORIZED {
             response.insert_header(("WWW-Authenticate", "Bearer realm=\"duckstream\""));

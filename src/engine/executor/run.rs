@@ -24,6 +24,7 @@ use crate::duck::{Connection, DataChunk, DuckError, Prepared, Streaming};
 use crate::encode::{self, ResultEncoder};
 use crate::engine::scratch;
 use crate::engine::tables::Refusal;
+use crate::engine::tenant::Tenant;
 use crate::engine::{Frame, FrameKind, Start};
 use crate::error::GatewayError;
 
@@ -42,13 +43,11 @@ impl Running {
         // Declared before every statement and result, so dropped after them: the rollback
         // ends the transaction once DuckDB is done with the connection, and after `_detach`,
         // so that no late interrupt can stop the rollback itself.
-        let _read_only = match ReadOnly::begin(&conn) {
-            Ok(t) => t,
-            Err(e) => return Ended::Rejected(GatewayError::internal(e)),
-        };
-        // A lake's snapshot, read first: the transaction reads exactly that one.
-        self.read_version = match job.tenant.read_version(&conn) {
-            Ok(v) => v,
+        let _read_only = match begin_reading(&conn, &job.tenant) {
+            Ok((t, version)) => {
+                self.read_version = version;
+                t
+            }
             Err(e) => return Ended::Rejected(e),
         };
         if !job.control.attach(conn.interrupt_handle()) {
@@ -231,4 +230,22 @@ fn encoder_for(
         &mut || result.arrow_options(),
     )
     .map_err(Into::into)
+}
+
+/// Begins the query's read-only transaction and reads, first, the snapshot it reads (a
+/// lake's). A catalog connection can die between the pool's check and its first statement:
+/// one more try, before anything ran, gets another.
+fn begin_reading<'c>(
+    conn: &'c Connection,
+    tenant: &Tenant,
+) -> Result<(ReadOnly<'c>, Option<u64>), GatewayError> {
+    let mut retried = false;
+    loop {
+        let guard = ReadOnly::begin(conn).map_err(GatewayError::internal)?;
+        match tenant.read_version(conn) {
+            Ok(version) => return Ok((guard, version)),
+            Err(GatewayError::StorageUnavailable(_)) if !retried => retried = true,
+            Err(e) => return Err(e),
+        }
+    }
 }

@@ -47,7 +47,8 @@ pub fn ident(name: &str) -> String {
 const NOTIFY_FUNCTION: &str = "CREATE SCHEMA IF NOT EXISTS duckstream; \
     CREATE OR REPLACE FUNCTION duckstream.notify_commit() RETURNS trigger LANGUAGE plpgsql AS $$ \
     BEGIN PERFORM pg_notify('duckstream_lake', json_build_object('schema', TG_TABLE_SCHEMA, \
-    'snapshot', NEW.snapshot_id)::text); RETURN NEW; END $$;";
+    'snapshot', NEW.snapshot_id, 'at', extract(epoch FROM clock_timestamp()))::text); \
+    RETURN NEW; END $$;";
 
 /// One snapshot's change record.
 pub struct SnapshotChanges {
@@ -58,14 +59,22 @@ pub struct SnapshotChanges {
 /// The catalog database, shared by every replica.
 pub struct Catalog {
     config: Config,
+    /// Counts calls that failed or timed out (`duckstream_store_catalog_errors_total`).
+    errors: prometheus::IntCounter,
     runtime: Option<Runtime>,
     client: tokio::sync::Mutex<Option<Arc<Client>>>,
 }
 
 impl Catalog {
-    /// `dsn`: a libpq connection string (`key=value …` or a `postgres://` URL).
-    pub fn new(dsn: &str) -> Result<Arc<Self>, String> {
+    /// `dsn`: a libpq connection string (`key=value …` or a `postgres://` URL). Without a
+    /// password in it, `PGPASSWORD` is used, as libpq (DuckDB's own catalog connections) does.
+    pub fn new(dsn: &str, errors: prometheus::IntCounter) -> Result<Arc<Self>, String> {
         let mut config: Config = dsn.parse().map_err(|e| format!("{e}"))?;
+        if config.get_password().is_none() {
+            if let Ok(password) = std::env::var("PGPASSWORD") {
+                config.password(password);
+            }
+        }
         if config.get_connect_timeout().is_none() {
             config.connect_timeout(Duration::from_secs(5));
         }
@@ -78,6 +87,7 @@ impl Catalog {
             .map_err(|e| e.to_string())?;
         Ok(Arc::new(Self {
             config,
+            errors,
             runtime: Some(runtime),
             client: tokio::sync::Mutex::new(None),
         }))
@@ -97,6 +107,7 @@ impl Catalog {
     {
         let me = Arc::clone(self);
         let handle = self.runtime.as_ref().map(|r| r.handle().clone());
+        let errors = self.errors.clone();
         async move {
             let handle = handle.ok_or_else(|| GatewayError::storage("the catalog is closed"))?;
             let task = handle.spawn(async move {
@@ -107,7 +118,11 @@ impl Catalog {
                     )),
                 }
             });
-            task.await.map_err(GatewayError::internal)?
+            let out = task.await.map_err(GatewayError::internal)?;
+            if let Err(GatewayError::StorageUnavailable(_)) = &out {
+                errors.inc();
+            }
+            out
         }
     }
 

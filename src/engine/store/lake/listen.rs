@@ -12,10 +12,13 @@
 //!   come, the feed holds at most one entry per tenant.
 //! - Reconnects back off from 100 ms to 5 s; the loop ends with the process (`shutdown`) or
 //!   when the sink (the engine) is gone.
+//! - [`Feed::connected`] is 1 exactly while notifications are being heard; [`Feed::lag`]
+//!   measures from the commit (the trigger's clock, in the payload) to the end of the catch-up
+//!   that applied it, once per catch-up (the earliest commit it covers).
 
-use std::collections::BTreeSet;
+use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex, Weak};
-use std::time::Duration;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use futures_util::StreamExt;
 use tokio::sync::Notify;
@@ -28,15 +31,26 @@ use crate::engine::store::ChangeSink;
 use crate::error::GatewayError;
 use crate::wire::TenantId;
 
+/// The feed's health, for the metrics.
+pub struct Feed {
+    /// 1 while the `LISTEN` connection is up.
+    pub connected: prometheus::IntGauge,
+    /// Commit to catch-up, in seconds.
+    pub lag: prometheus::Histogram,
+}
+
 /// Runs the feed until `shutdown` or until the sink is dropped (on the catalog's runtime).
 pub async fn follow(
     catalog: Arc<Catalog>,
     sink: Weak<dyn ChangeSink>,
     shutdown: CancellationToken,
+    feed: Feed,
 ) {
     let mut backoff = Duration::from_millis(100);
     loop {
-        match listen_once(&catalog, &sink, &shutdown).await {
+        let result = listen_once(&catalog, &sink, &shutdown, &feed).await;
+        feed.connected.set(0);
+        match result {
             Ok(()) => return,
             Err(e) => tracing::warn!(error = %e.log_chain(), "lake change feed lost; reconnecting"),
         }
@@ -48,25 +62,36 @@ pub async fn follow(
     }
 }
 
-/// Tenants a notification named, waiting for their catch-up.
+/// Tenants a notification named, waiting for their catch-up, each with the time of the
+/// earliest commit it is waiting for (Unix seconds; `None`: not from a notification).
 #[derive(Default)]
 struct Pending {
-    tenants: Mutex<BTreeSet<TenantId>>,
+    tenants: Mutex<BTreeMap<TenantId, Option<f64>>>,
     wake: Notify,
 }
 
 impl Pending {
-    fn add(&self, id: TenantId) {
-        self.tenants
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .insert(id);
+    fn add(&self, id: TenantId, at: Option<f64>) {
+        let mut tenants = self.tenants.lock().unwrap_or_else(|p| p.into_inner());
+        let earliest = tenants.entry(id).or_insert(at);
+        *earliest = match (*earliest, at) {
+            (Some(a), Some(b)) => Some(a.min(b)),
+            (a, b) => a.or(b),
+        };
+        drop(tenants);
         self.wake.notify_one();
     }
 
-    fn take(&self) -> BTreeSet<TenantId> {
+    fn take(&self) -> BTreeMap<TenantId, Option<f64>> {
         std::mem::take(&mut *self.tenants.lock().unwrap_or_else(|p| p.into_inner()))
     }
+}
+
+/// Now, in Unix seconds.
+fn unix_now() -> f64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0.0, |d| d.as_secs_f64())
 }
 
 /// One connection's life: listen, catch everyone up, then follow notifications. `Ok` when the
@@ -75,6 +100,7 @@ async fn listen_once(
     catalog: &Catalog,
     sink: &Weak<dyn ChangeSink>,
     shutdown: &CancellationToken,
+    feed: &Feed,
 ) -> Result<(), GatewayError> {
     let (client, mut connection) = catalog
         .config()
@@ -89,8 +115,8 @@ async fn listen_once(
             let mut messages = futures_util::stream::poll_fn(move |cx| connection.poll_message(cx));
             while let Some(Ok(message)) = messages.next().await {
                 if let AsyncMessage::Notification(n) = message {
-                    if let Some(id) = tenant_in(n.payload()) {
-                        pending.add(id);
+                    if let Some((id, at)) = commit_in(n.payload()) {
+                        pending.add(id, at);
                     }
                 }
             }
@@ -104,14 +130,18 @@ async fn listen_once(
             .map_err(GatewayError::storage)?;
         let Some(s) = sink.upgrade() else { return Ok(()) };
         for id in s.loaded() {
-            pending.add(id);
+            pending.add(id, None);
         }
         drop(s);
+        feed.connected.set(1);
         tracing::info!("lake change feed listening");
         loop {
-            for id in pending.take() {
+            for (id, at) in pending.take() {
                 let Some(s) = sink.upgrade() else { return Ok(()) };
                 catch_up(catalog, s.as_ref(), &id).await?;
+                if let Some(at) = at {
+                    feed.lag.observe((unix_now() - at).max(0.0));
+                }
             }
             tokio::select! {
                 _ = shutdown.cancelled() => return Ok(()),
@@ -125,12 +155,14 @@ async fn listen_once(
     result
 }
 
-/// The tenant a notification's payload (`{"schema": "ds_<tenant>", "snapshot": n}`) names.
-fn tenant_in(payload: &str) -> Option<TenantId> {
+/// The tenant a notification's payload (`{"schema": "ds_<tenant>", "snapshot": n, "at":
+/// <unix seconds>}`) names, and when it committed (absent from older gateways' triggers).
+fn commit_in(payload: &str) -> Option<(TenantId, Option<f64>)> {
     let mut bytes = payload.as_bytes().to_vec();
     let value = simd_json::to_borrowed_value(&mut bytes).ok()?;
     use simd_json::prelude::*;
-    tenant_of(value.get("schema")?.as_str()?)
+    let id = tenant_of(value.get("schema")?.as_str()?)?;
+    Some((id, value.get("at").and_then(|a| a.cast_f64())))
 }
 
 /// Reports the tenant's snapshots after the version the sink has (a tenant the sink has not
@@ -171,12 +203,32 @@ mod tests {
     use super::*;
 
     #[test]
-    fn payloads_name_their_tenant() {
+    fn payloads_name_their_tenant_and_commit_time() {
+        let acme = TenantId::parse("acme-1").unwrap();
         assert_eq!(
-            tenant_in(r#"{"schema" : "ds_acme-1", "snapshot" : 7}"#),
-            Some(TenantId::parse("acme-1").unwrap())
+            commit_in(r#"{"schema" : "ds_acme-1", "snapshot" : 7}"#),
+            Some((acme.clone(), None))
         );
-        assert_eq!(tenant_in(r#"{"schema" : "public", "snapshot" : 7}"#), None);
-        assert_eq!(tenant_in("not json"), None);
+        assert_eq!(
+            commit_in(r#"{"schema" : "ds_acme-1", "snapshot" : 7, "at" : 1765000000.25}"#),
+            Some((acme, Some(1765000000.25)))
+        );
+        assert_eq!(commit_in(r#"{"schema" : "public", "snapshot" : 7}"#), None);
+        assert_eq!(commit_in("not json"), None);
+    }
+
+    #[test]
+    fn a_pending_tenant_keeps_its_earliest_commit() {
+        let p = Pending::default();
+        let t = TenantId::parse("t").unwrap();
+        p.add(t.clone(), None);
+        p.add(t.clone(), Some(5.0));
+        p.add(t.clone(), Some(3.0));
+        p.add(t.clone(), Some(4.0));
+        assert_eq!(
+            p.take().into_iter().collect::<Vec<_>>(),
+            vec![(t, Some(3.0))]
+        );
+        assert!(p.take().is_empty());
     }
 }

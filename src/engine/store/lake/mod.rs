@@ -38,6 +38,7 @@ use tokio_util::sync::CancellationToken;
 use super::{ChangeSink, Opened, Recorded, TenantStore, VersionSql, WriteLock};
 use crate::duck::{Connection, Database};
 use crate::error::GatewayError;
+use crate::metrics::StoreMetrics;
 use crate::wire::TenantId;
 
 pub use catalog::schema_of;
@@ -101,6 +102,7 @@ pub struct LakeSettings {
 pub struct LakeStore {
     settings: LakeSettings,
     catalog: Arc<catalog::Catalog>,
+    metrics: StoreMetrics,
 }
 
 /// `'text'`.
@@ -112,9 +114,15 @@ fn literal(s: &str) -> String {
 pub const EXTENSIONS: &[&str] = &["httpfs", "postgres", "ducklake"];
 
 impl LakeStore {
-    pub fn new(settings: LakeSettings) -> Result<Self, String> {
-        let catalog = catalog::Catalog::new(&settings.catalog)?;
-        Ok(Self { settings, catalog })
+    /// A store on `settings`' catalog and data; `metrics` gets the catalog's errors and the
+    /// change feed's health.
+    pub fn new(settings: LakeSettings, metrics: StoreMetrics) -> Result<Self, String> {
+        let catalog = catalog::Catalog::new(&settings.catalog, metrics.catalog_errors.clone())?;
+        Ok(Self {
+            settings,
+            catalog,
+            metrics,
+        })
     }
 
     /// `<data>/<tenant>/`.
@@ -170,6 +178,9 @@ impl LakeStore {
     }
 
     fn attach_sql_as(&self, id: &TenantId, dsn: &str) -> String {
+        // The catalog pool's health check (`SELECT 1` around each use of a connection) costs 2
+        // of a tiny query's 10 round trips, but without it every connection that died while
+        // pooled (a catalog restart, an interrupted query) fails a query (docs/BENCHMARKS.md).
         let mut sql = format!(
             "SET ducklake_max_retry_count = {MAX_RETRIES}; \
              SET ducklake_default_data_inlining_row_limit = 0;"
@@ -438,7 +449,12 @@ impl TenantStore for LakeStore {
 
     fn follow(&self, sink: Weak<dyn ChangeSink>, shutdown: CancellationToken) {
         let catalog = Arc::clone(&self.catalog);
-        self.catalog.spawn(listen::follow(catalog, sink, shutdown));
+        let feed = listen::Feed {
+            connected: self.metrics.feed_connected.clone(),
+            lag: self.metrics.feed_lag.clone(),
+        };
+        self.catalog
+            .spawn(listen::follow(catalog, sink, shutdown, feed));
     }
 
     fn unavailable(&self, message: &str) -> bool {
