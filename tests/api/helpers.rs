@@ -41,6 +41,16 @@ pub const FIXTURE: &str = "
     INSERT INTO people VALUES (1, 'Ada', 'happy'), (2, 'Grace', 'ok'), (3, NULL, NULL);
 ";
 
+/// Where a tenant's tables live, for the few expectations that differ between the stores.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Store {
+    /// A DuckDB file in the data directory.
+    Local,
+    /// DuckLake: a PostgreSQL catalog and Parquet files (no ENUM type: an ENUM arrives as its
+    /// text, VARCHAR).
+    Lake,
+}
+
 pub async fn spawn_app() -> TestApp {
     spawn_app_with(|_| {}).await
 }

@@ -12,7 +12,7 @@ use std::time::Duration;
 use serde_json::{json, Value};
 
 use crate::helpers::{
-    connect, json_of, read_lines, read_until, send, spawn_app_with, ServerProcess, TestApp,
+    connect, json_of, read_lines, read_until, send, spawn_app_with, ServerProcess, Store, TestApp,
 };
 use crate::services::{Lake, Postgres, S3};
 use duckstream::config::{Secret, StorageKind};
@@ -624,6 +624,14 @@ async fn every_sandbox_case_is_refused_on_a_lake_tenant_too() {
     cluster.import("t", crate::helpers::FIXTURE).await;
     let app = cluster.replica().await;
     crate::sandbox::every_escape_is_refused(&app).await;
+}
+
+#[actix_web::test]
+async fn allowed_queries_answer_their_values_on_a_lake_tenant_too() {
+    let cluster = Cluster::new();
+    cluster.import("t", crate::helpers::FIXTURE).await;
+    let app = cluster.replica().await;
+    crate::sandbox::allowed_queries_answer_their_values(&app, Store::Lake).await;
 }
 
 #[actix_web::test]
