@@ -103,10 +103,16 @@ impl Cluster {
 
     /// A replica in this process, subscriptions beating every second.
     async fn replica(&self) -> TestApp {
+        self.replica_with(|_| {}).await
+    }
+
+    /// [`Self::replica`], with a change to the rest of its configuration.
+    async fn replica_with(&self, tweak: impl FnOnce(&mut Config)) -> TestApp {
         spawn_app_with(|c| {
             self.configure(c);
             c.websocket.heartbeat = Duration::from_secs(1);
             c.limits.min_interval_ms = Some(200);
+            tweak(c);
         })
         .await
     }
@@ -697,4 +703,28 @@ async fn hostile_requests_get_their_answers_from_a_lake_tenant() {
         out.data_rows_text(),
         [r#"[[1,"Ada"],[2,"Grace"],[3,null]]"#]
     );
+}
+
+#[actix_web::test]
+async fn the_streaming_suite_reads_a_lake_table_and_survives_its_hang_ups() {
+    use crate::streaming::{self, Source};
+    let cluster = Cluster::new();
+    let rows = 300_000;
+    let big = format!("CREATE TABLE big AS SELECT range AS i FROM range({rows})");
+    cluster.import("t", &big).await;
+    // A scan of the Parquet files behind `big`, a thousand times over: more than anyone reads.
+    let src = Source {
+        table: "big".into(),
+        rows,
+        endless: "big, range(1000)".into(),
+    };
+    let app = cluster.replica_with(|c| c.limits.pool_size = Some(1)).await;
+    streaming::empty_and_big_results_are_complete(&app, &src).await;
+    streaming::first_rows_arrive_then_a_hangup_interrupts(&app, &src).await;
+    let app = cluster.replica_with(|c| c.limits.pool_size = Some(2)).await;
+    streaming::hang_ups_leave_the_pool_healthy(&app, &src).await;
+    let app = cluster
+        .replica_with(streaming::stalls_after_two_seconds)
+        .await;
+    streaming::a_stalled_reader_is_stopped_as_gone(&app, &src).await;
 }
