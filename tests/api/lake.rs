@@ -728,3 +728,18 @@ async fn the_streaming_suite_reads_a_lake_table_and_survives_its_hang_ups() {
         .await;
     streaming::a_stalled_reader_is_stopped_as_gone(&app, &src).await;
 }
+
+#[actix_web::test]
+async fn the_cache_suite_holds_on_a_lake_tenant_whose_versions_are_snapshots() {
+    use crate::cache;
+    let cluster = Cluster::new();
+    let pairs = "CREATE TABLE pairs AS SELECT range AS i FROM range(4000);";
+    cluster
+        .import("t", &format!("{}{pairs}", crate::helpers::FIXTURE))
+        .await;
+    // A replica each, so each suite starts with an empty cache; the two that write come last.
+    cache::zstd_answers_are_cached_as_zstd(&cluster.replica().await).await;
+    cache::identical_cold_requests_share_an_execution(&cluster.replica().await, "pairs").await;
+    cache::results_are_cached_until_their_tables_are_written(&cluster.replica().await).await;
+    cache::etags_answer_304_and_412(&cluster.replica().await).await;
+}
