@@ -743,3 +743,13 @@ async fn the_cache_suite_holds_on_a_lake_tenant_whose_versions_are_snapshots() {
     cache::results_are_cached_until_their_tables_are_written(&cluster.replica().await).await;
     cache::etags_answer_304_and_412(&cluster.replica().await).await;
 }
+
+#[actix_web::test]
+async fn per_tenant_limits_and_duckdb_settings_hold_on_lake_tenants() {
+    use crate::helpers::{spawn_secure_app_with, ACME, GLOBEX};
+    let cluster = Cluster::new();
+    cluster.import("acme", ACME).await;
+    cluster.import("globex", GLOBEX).await;
+    let app = spawn_secure_app_with(crate::limits::ACME_LIMITS, |c| cluster.configure(c)).await;
+    crate::limits::limits_and_settings_hold_per_tenant(&app).await;
+}
