@@ -3,6 +3,11 @@
 //! concurrent and interrupted writes, a restarted catalog, the sandbox on lake paths, and
 //! deleting a tenant's catalog and files.
 //!
+//! Everything that runs on local storage runs on the lake too: the local suites' cases
+//! (sandbox refusals and allowed queries, formats, spatial and geometry, live redelivery,
+//! hostile requests, streaming, the cache, per-tenant limits) are shared functions of the app,
+//! called here on a lake tenant, so that both stores answer the same values.
+//!
 //! Each test gets a catalog database of its own in the shared PostgreSQL and a data root of
 //! its own in the shared bucket, so tests run in parallel without seeing each other.
 
