@@ -1,6 +1,10 @@
 //! The result cache against the real server: hits, misses, exact invalidation by uploads,
 //! volatile functions, ETags, table-scoped tokens, and identical cold requests sharing one
 //! DuckDB execution.
+//!
+//! The cases about the store (invalidation by writes, ETags, zstd entries, shared executions)
+//! are functions of the app, also run on a lake tenant (`tests/api/lake.rs`), where a table's
+//! version is a DuckLake snapshot id.
 
 use serde_json::{json, Value};
 
@@ -34,23 +38,29 @@ async fn answer(resp: reqwest::Response) -> (Option<String>, Option<String>, Vec
 
 #[actix_web::test]
 async fn a_result_is_cached_until_a_table_it_reads_is_written() {
-    let app = spawn_app().await;
-    upload_csv(&app, "scores", "id,score\n1,9.5\n2,8\n").await;
+    results_are_cached_until_their_tables_are_written(&spawn_app().await).await;
+}
+
+/// Tenant `t` of `app` holds the fixture's `people` and nothing is cached yet: a result is a
+/// hit until a table it reads is written, and a write to another table leaves it alone. Writes
+/// `scores` and `people`.
+pub async fn results_are_cached_until_their_tables_are_written(app: &TestApp) {
+    upload_csv(app, "scores", "id,score\n1,9.5\n2,8\n").await;
     let people = "SELECT id, name FROM people ORDER BY id";
     let scores = "SELECT sum(score) FROM scores";
     let before = app.metric(EXECUTIONS).await;
 
-    let (cache, etag, rows) = answer(get(&app, people).await).await;
+    let (cache, etag, rows) = answer(get(app, people).await).await;
     assert_eq!(cache, None, "the first is a miss");
     assert_eq!(rows[0], json!([1, "Ada"]));
     let etag = etag.expect("a cacheable result has an ETag");
-    let (cache, again, rows_again) = answer(get(&app, people).await).await;
+    let (cache, again, rows_again) = answer(get(app, people).await).await;
     assert_eq!(cache.as_deref(), Some("hit"));
     assert_eq!(
         (again.as_deref(), &rows_again),
         (Some(etag.as_str()), &rows)
     );
-    let _ = answer(get(&app, scores).await).await;
+    let _ = answer(get(app, scores).await).await;
     assert_eq!(
         app.metric(EXECUTIONS).await - before,
         2.0,
@@ -58,16 +68,16 @@ async fn a_result_is_cached_until_a_table_it_reads_is_written() {
     );
 
     // A write to another table leaves the people result (and its ETag) alone...
-    upload_csv(&app, "scores", "id,score\n1,1\n").await;
-    let (cache, same, _) = answer(get(&app, people).await).await;
+    upload_csv(app, "scores", "id,score\n1,1\n").await;
+    let (cache, same, _) = answer(get(app, people).await).await;
     assert_eq!((cache.as_deref(), same), (Some("hit"), Some(etag.clone())));
     // ...and makes the scores result stale: it runs again and sees the new rows.
-    let (cache, _, rows) = answer(get(&app, scores).await).await;
+    let (cache, _, rows) = answer(get(app, scores).await).await;
     assert_eq!((cache, rows), (None, vec![json!([1])]));
 
     // Replacing people invalidates its result: new rows, a new ETag.
-    upload_csv(&app, "people", "id,name\n7,Edsger\n").await;
-    let (cache, fresh, rows) = answer(get(&app, people).await).await;
+    upload_csv(app, "people", "id,name\n7,Edsger\n").await;
+    let (cache, fresh, rows) = answer(get(app, people).await).await;
     assert_eq!((cache, rows), (None, vec![json!([7, "Edsger"])]));
     assert_ne!(fresh.unwrap(), etag);
     let hits = app.metric("duckstream_cache_hits_total").await;
@@ -136,7 +146,12 @@ async fn macros_that_call_volatile_functions_are_never_cached_even_through_other
 
 #[actix_web::test]
 async fn etags_answer_304_on_get_and_412_on_post() {
-    let app = spawn_app().await;
+    etags_answer_304_and_412(&spawn_app().await).await;
+}
+
+/// Tenant `t` of `app` has a `people` table: an ETag answers 304 on GET and 412 on POST until
+/// `people` is written. Writes `people`.
+pub async fn etags_answer_304_and_412(app: &TestApp) {
     let sql = "SELECT name FROM people WHERE id = ?";
     let url = format!(
         "{}?sql={}&params=%5B1%5D",
@@ -195,7 +210,7 @@ async fn etags_answer_304_on_get_and_412_on_post() {
     assert_eq!(body["code"], "precondition_failed");
 
     // After a write to people, the old ETag no longer matches: the new result comes.
-    upload_csv(&app, "people", "id,name\n1,Barbara\n").await;
+    upload_csv(app, "people", "id,name\n1,Barbara\n").await;
     let changed = app
         .client
         .get(&url)
@@ -248,11 +263,18 @@ async fn table_scoped_tokens_never_get_bytes_cached_for_another_scope() {
 
 #[actix_web::test]
 async fn identical_cold_requests_share_one_execution() {
-    let app = spawn_app().await;
+    identical_cold_requests_share_an_execution(&spawn_app().await, "range(4000) t(i)").await;
+}
+
+/// Forty identical requests for a result of `pairs` (4000 rows of `i`, 0 to 3999) that nothing
+/// has cached: one execution, forty identical bodies.
+pub async fn identical_cold_requests_share_an_execution(app: &TestApp, pairs: &str) {
     // Long enough (a few hundred ms) that every request arrives while the first runs.
-    let sql = "SELECT count(*) AS n, sum(a.range * b.range) AS s FROM range(4000) a, range(4000) b";
+    let sql = &format!(
+        "SELECT count(*) AS n, sum(a.i * b.range) AS s FROM (SELECT i FROM {pairs}) a, range(4000) b"
+    );
     let before = app.metric(EXECUTIONS).await;
-    let requests = (0..40).map(|_| async { get(&app, sql).await.bytes().await.unwrap() });
+    let requests = (0..40).map(|_| async { get(app, sql).await.bytes().await.unwrap() });
     let bodies = futures_util::future::join_all(requests).await;
     assert_eq!(app.metric(EXECUTIONS).await - before, 1.0);
     assert!(bodies.iter().all(|b| b == &bodies[0]), "identical bodies");
@@ -263,7 +285,12 @@ async fn identical_cold_requests_share_one_execution() {
 
 #[actix_web::test]
 async fn a_zstd_answer_is_cached_as_zstd_and_decodes_to_the_same_lines() {
-    let app = spawn_app().await;
+    zstd_answers_are_cached_as_zstd(&spawn_app().await).await;
+}
+
+/// Tenant `t` of `app` holds the fixture's `people`, not cached yet: a zstd answer is stored
+/// as zstd and decodes to the lines of the plain one.
+pub async fn zstd_answers_are_cached_as_zstd(app: &TestApp) {
     let sql = "SELECT id, name FROM people ORDER BY id";
     let zstd = || {
         app.client
@@ -280,7 +307,7 @@ async fn a_zstd_answer_is_cached_as_zstd_and_decodes_to_the_same_lines() {
     assert_eq!(hit.headers()["content-encoding"], "zstd");
     let hit = hit.bytes().await.unwrap();
     assert_eq!(hit, miss, "the stored bytes");
-    let plain = get(&app, sql).await;
+    let plain = get(app, sql).await;
     assert!(plain.headers().get("x-cache").is_none(), "another variant");
     // The same lines (another execution: another query_id).
     let data = |body: &[u8]| -> Vec<Value> {

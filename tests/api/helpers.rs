@@ -41,6 +41,16 @@ pub const FIXTURE: &str = "
     INSERT INTO people VALUES (1, 'Ada', 'happy'), (2, 'Grace', 'ok'), (3, NULL, NULL);
 ";
 
+/// Where a tenant's tables live, for the few expectations that differ between the stores.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Store {
+    /// A DuckDB file in the data directory.
+    Local,
+    /// DuckLake: a PostgreSQL catalog and Parquet files (no ENUM type: an ENUM arrives as its
+    /// text, VARCHAR).
+    Lake,
+}
+
 pub async fn spawn_app() -> TestApp {
     spawn_app_with(|_| {}).await
 }
@@ -373,6 +383,18 @@ pub const ACME_KEY: &str = "acme-key-0123456789";
 pub const GLOBEX_KEY: &str = "globex-key-0123456789";
 pub const ADMIN_KEY: &str = "admin-key-0123456789";
 
+/// The secured servers' tenant `acme`: trips (7 rows), secret, a view over secret, geo.zones, a
+/// sequence and a macro.
+pub const ACME: &str = "CREATE TABLE trips AS SELECT range AS id FROM range(7);
+    CREATE TABLE secret (v VARCHAR); INSERT INTO secret VALUES ('acme-secret');
+    CREATE VIEW leak AS SELECT * FROM secret;
+    CREATE SCHEMA geo; CREATE TABLE geo.zones AS SELECT 1 AS z;
+    CREATE SEQUENCE seq1;
+    CREATE MACRO cnt() AS (SELECT count(*) FROM secret);";
+
+/// The secured servers' tenant `globex`.
+pub const GLOBEX: &str = "CREATE TABLE ledger AS SELECT 'globex-data' AS v;";
+
 /// A server with a tenants file: `acme` (trips, secret, a view over secret, geo.zones) and
 /// `globex` (ledger), each with its own key, and an admin key. `extra` goes into acme's entry.
 pub async fn spawn_secure_app(acme_extra: &str) -> TestApp {
@@ -391,21 +413,8 @@ pub async fn spawn_secure_app_with(
         KeyHash::of(GLOBEX_KEY).to_stored(),
     );
     spawn_app_with(|c| {
-        create_tenant(
-            &c.server.data_dir,
-            "acme",
-            "CREATE TABLE trips AS SELECT range AS id FROM range(7);
-             CREATE TABLE secret (v VARCHAR); INSERT INTO secret VALUES ('acme-secret');
-             CREATE VIEW leak AS SELECT * FROM secret;
-             CREATE SCHEMA geo; CREATE TABLE geo.zones AS SELECT 1 AS z;
-             CREATE SEQUENCE seq1;
-             CREATE MACRO cnt() AS (SELECT count(*) FROM secret);",
-        );
-        create_tenant(
-            &c.server.data_dir,
-            "globex",
-            "CREATE TABLE ledger AS SELECT 'globex-data' AS v;",
-        );
+        create_tenant(&c.server.data_dir, "acme", ACME);
+        create_tenant(&c.server.data_dir, "globex", GLOBEX);
         c.auth.tenants = Some(Arc::new(TenantsFile::from_toml(&tenants).unwrap()));
         c.auth.token_secret = Some(Secret(SECRET.into()));
         tweak(c);

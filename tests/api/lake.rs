@@ -3,6 +3,11 @@
 //! concurrent and interrupted writes, a restarted catalog, the sandbox on lake paths, and
 //! deleting a tenant's catalog and files.
 //!
+//! Everything that runs on local storage runs on the lake too: the local suites' cases
+//! (sandbox refusals and allowed queries, formats, spatial and geometry, live redelivery,
+//! hostile requests, streaming, the cache, per-tenant limits) are shared functions of the app,
+//! called here on a lake tenant, so that both stores answer the same values.
+//!
 //! Each test gets a catalog database of its own in the shared PostgreSQL and a data root of
 //! its own in the shared bucket, so tests run in parallel without seeing each other.
 
@@ -12,7 +17,7 @@ use std::time::Duration;
 use serde_json::{json, Value};
 
 use crate::helpers::{
-    connect, json_of, read_lines, read_until, send, spawn_app_with, ServerProcess, TestApp,
+    connect, json_of, read_lines, read_until, send, spawn_app_with, ServerProcess, Store, TestApp,
 };
 use crate::services::{Lake, Postgres, S3};
 use duckstream::config::{Secret, StorageKind};
@@ -103,10 +108,16 @@ impl Cluster {
 
     /// A replica in this process, subscriptions beating every second.
     async fn replica(&self) -> TestApp {
+        self.replica_with(|_| {}).await
+    }
+
+    /// [`Self::replica`], with a change to the rest of its configuration.
+    async fn replica_with(&self, tweak: impl FnOnce(&mut Config)) -> TestApp {
         spawn_app_with(|c| {
             self.configure(c);
             c.websocket.heartbeat = Duration::from_secs(1);
             c.limits.min_interval_ms = Some(200);
+            tweak(c);
         })
         .await
     }
@@ -627,6 +638,14 @@ async fn every_sandbox_case_is_refused_on_a_lake_tenant_too() {
 }
 
 #[actix_web::test]
+async fn allowed_queries_answer_their_values_on_a_lake_tenant_too() {
+    let cluster = Cluster::new();
+    cluster.import("t", crate::helpers::FIXTURE).await;
+    let app = cluster.replica().await;
+    crate::sandbox::allowed_queries_answer_their_values(&app, Store::Lake).await;
+}
+
+#[actix_web::test]
 async fn real_readers_decode_every_format_from_a_lake_tenant() {
     let cluster = Cluster::new();
     let app = cluster.replica().await;
@@ -689,4 +708,53 @@ async fn hostile_requests_get_their_answers_from_a_lake_tenant() {
         out.data_rows_text(),
         [r#"[[1,"Ada"],[2,"Grace"],[3,null]]"#]
     );
+}
+
+#[actix_web::test]
+async fn the_streaming_suite_reads_a_lake_table_and_survives_its_hang_ups() {
+    use crate::streaming::{self, Source};
+    let cluster = Cluster::new();
+    let rows = 300_000;
+    let big = format!("CREATE TABLE big AS SELECT range AS i FROM range({rows})");
+    cluster.import("t", &big).await;
+    // A scan of the Parquet files behind `big`, a thousand times over: more than anyone reads.
+    let src = Source {
+        table: "big".into(),
+        rows,
+        endless: "big, range(1000)".into(),
+    };
+    let app = cluster.replica_with(|c| c.limits.pool_size = Some(1)).await;
+    streaming::empty_and_big_results_are_complete(&app, &src).await;
+    streaming::first_rows_arrive_then_a_hangup_interrupts(&app, &src).await;
+    let app = cluster.replica_with(|c| c.limits.pool_size = Some(2)).await;
+    streaming::hang_ups_leave_the_pool_healthy(&app, &src).await;
+    let app = cluster
+        .replica_with(streaming::stalls_after_two_seconds)
+        .await;
+    streaming::a_stalled_reader_is_stopped_as_gone(&app, &src).await;
+}
+
+#[actix_web::test]
+async fn the_cache_suite_holds_on_a_lake_tenant_whose_versions_are_snapshots() {
+    use crate::cache;
+    let cluster = Cluster::new();
+    let pairs = "CREATE TABLE pairs AS SELECT range AS i FROM range(4000);";
+    cluster
+        .import("t", &format!("{}{pairs}", crate::helpers::FIXTURE))
+        .await;
+    // A replica each, so each suite starts with an empty cache; the two that write come last.
+    cache::zstd_answers_are_cached_as_zstd(&cluster.replica().await).await;
+    cache::identical_cold_requests_share_an_execution(&cluster.replica().await, "pairs").await;
+    cache::results_are_cached_until_their_tables_are_written(&cluster.replica().await).await;
+    cache::etags_answer_304_and_412(&cluster.replica().await).await;
+}
+
+#[actix_web::test]
+async fn per_tenant_limits_and_duckdb_settings_hold_on_lake_tenants() {
+    use crate::helpers::{spawn_secure_app_with, ACME, GLOBEX};
+    let cluster = Cluster::new();
+    cluster.import("acme", ACME).await;
+    cluster.import("globex", GLOBEX).await;
+    let app = spawn_secure_app_with(crate::limits::ACME_LIMITS, |c| cluster.configure(c)).await;
+    crate::limits::limits_and_settings_hold_per_tenant(&app).await;
 }

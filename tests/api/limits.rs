@@ -1,5 +1,8 @@
 //! Limits per tenant, from the tenants file: each ends with its code, leaves the other tenant
 //! alone, and the tenant's next query is served.
+//!
+//! The result limits, timeout and DuckDB settings also hold on lake tenants
+//! (`tests/api/lake.rs`), whose databases attach DuckLake instead of opening a file.
 
 use std::time::Duration;
 
@@ -8,7 +11,7 @@ use serde_json::json;
 use crate::helpers::{read_lines, Lines, TestApp};
 use crate::helpers::{spawn_secure_app_with, ws_connect, Cred, ACME_KEY, GLOBEX_KEY};
 
-const ACME_LIMITS: &str = "query_timeout_secs = 1
+pub const ACME_LIMITS: &str = "query_timeout_secs = 1
 max_result_rows = 5
 pool_size = 1
 max_streams = 2
@@ -57,48 +60,57 @@ async fn refused(resp: reqwest::Response) -> (u16, String) {
 #[actix_web::test]
 async fn result_limits_timeout_and_duckdb_settings_are_per_tenant() {
     let app = spawn_secure_app_with(ACME_LIMITS, |_| {}).await;
-    warm(&app, "acme").await;
-    // Rows: acme stops after 5, globex (no entry for it) gets all 100.
-    let out = query(&app, "acme", "SELECT i FROM range(100) t(i) ORDER BY i").await;
+    limits_and_settings_hold_per_tenant(&app).await;
+}
+
+/// `app` serves the secured tenants, acme with [`ACME_LIMITS`]: each limit ends a query with
+/// its code, globex is not limited, and acme's next query is served.
+pub async fn limits_and_settings_hold_per_tenant(app: &TestApp) {
+    warm(app, "acme").await;
+    // Rows: acme stops after 5 (of a table too), globex (no entry for it) gets all 100.
+    let out = query(app, "acme", "SELECT i FROM range(100) t(i) ORDER BY i").await;
     assert_eq!(out.rows().len(), 5);
     assert_eq!(out.last()["code"], "limit_exceeded");
-    let out = query(&app, "globex", "SELECT i FROM range(100) t(i)").await;
+    let out = query(app, "acme", "SELECT id FROM trips ORDER BY id").await;
+    assert_eq!(out.rows(), (0..5).map(|i| json!([i])).collect::<Vec<_>>());
+    assert_eq!(out.last()["code"], "limit_exceeded");
+    let out = query(app, "globex", "SELECT i FROM range(100) t(i)").await;
     assert_eq!(out.rows().len(), 100);
     assert_eq!(out.last()["type"], "end");
 
     // DuckDB settings of each tenant's database.
     let settings = "SELECT current_setting('threads')::INT, current_setting('memory_limit'), \
                     current_setting('max_temp_directory_size')";
-    let acme = query(&app, "acme", settings).await.rows();
+    let acme = query(app, "acme", settings).await.rows();
     assert_eq!(acme, vec![json!([1, "95.3 MiB", "976.5 KiB"])]);
-    let globex = query(&app, "globex", settings).await.rows();
+    let globex = query(app, "globex", settings).await.rows();
     assert_ne!(globex[0][1], "95.3 MiB", "{globex:?}");
 
     // Memory: acme's 100 MB cannot hold this string; DuckDB says so, and the next query runs.
     let big = "SELECT length(string_agg(range::VARCHAR, ',')) FROM range(30000000)";
-    let (status, code) = refused(post(&app, "acme", big).await).await;
+    let (status, code) = refused(post(app, "acme", big).await).await;
     assert_eq!((status, code.as_str()), (400, "out_of_memory"));
     assert_eq!(
-        query(&app, "acme", "SELECT 3").await.rows(),
+        query(app, "acme", "SELECT 3").await.rows(),
         vec![json!([3])]
     );
     // Disk: a query that must spill more than acme's 1 MB of temp space ends the same way.
     let spill = "SELECT count(*) FROM (SELECT DISTINCT range::VARCHAR || repeat('x', 50) \
                  FROM range(5000000))";
-    let (status, code) = refused(post(&app, "acme", spill).await).await;
+    let (status, code) = refused(post(app, "acme", spill).await).await;
     assert_eq!((status, code.as_str()), (400, "out_of_memory"));
     assert_eq!(
-        query(&app, "acme", "SELECT 4").await.rows(),
+        query(app, "acme", "SELECT 4").await.rows(),
         vec![json!([4])]
     );
 
     // Timeout: DuckDB is interrupted after 1 s; globex has none and acme serves the next query.
     let slow = "SELECT sum(i) FROM range(100000000000) t(i)";
     assert_eq!(
-        refused(post(&app, "acme", slow).await).await,
+        refused(post(app, "acme", slow).await).await,
         (504, "timeout".into())
     );
-    let out = query(&app, "acme", "SELECT count(*) FROM trips").await;
+    let out = query(app, "acme", "SELECT count(*) FROM trips").await;
     assert_eq!(out.rows(), vec![json!([7])]);
     assert!(app.metric("duckstream_duckdb_interrupts_total").await >= 1.0);
 }

@@ -1,12 +1,50 @@
 //! Streaming behaviour: incremental delivery, zstd, completeness, disconnects.
+//!
+//! The cases that read a store (first rows then a hang-up, complete results, healthy
+//! connections after hang-ups, a stalled reader) take a [`Source`] and also run against a lake
+//! table (`tests/api/lake.rs`): there the rows come from Parquet files in S3 through a
+//! PostgreSQL catalog, and an interrupted scan must leave that connection as healthy as a
+//! local one.
 
 use std::io::Write;
 
 use futures::StreamExt;
 
-use crate::helpers::{read_lines, spawn_app, spawn_app_with};
+use crate::helpers::{read_lines, spawn_app, spawn_app_with, TestApp};
 
-const BIG: &str = "SELECT i, i * 2 AS j, 'row ' || i AS s FROM range(50000000) t(i)";
+/// Where the store cases read their rows: a column `i` (BIGINT) of distinct values from 0.
+pub struct Source {
+    /// A FROM clause of `rows` rows, `i` from 0 to `rows - 1`.
+    pub table: String,
+    pub rows: u64,
+    /// A FROM clause of far more rows than any client here reads (hundreds of MB as NDJSON).
+    pub endless: String,
+}
+
+impl Source {
+    /// DuckDB's `range`, on a local tenant.
+    fn local() -> Self {
+        Self {
+            table: "range(1234567) t(i)".into(),
+            rows: 1_234_567,
+            endless: "range(50000000) t(i)".into(),
+        }
+    }
+
+    /// `SELECT i, i * 2 AS j, 'row ' || i AS s` from the endless rows.
+    fn big(&self) -> String {
+        format!(
+            "SELECT i, i * 2 AS j, 'row ' || i AS s FROM {}",
+            self.endless
+        )
+    }
+
+    /// A query that answers `[[n]]` by reading the table (a new text for every `n`: the result
+    /// cache cannot answer it for the connection).
+    fn probe(&self, n: u64) -> String {
+        format!("SELECT {n} + min(i) AS v FROM {}", self.table)
+    }
+}
 
 #[actix_web::test]
 async fn zstd_body_decodes_to_the_plain_stream() {
@@ -73,11 +111,21 @@ async fn zstd_body_decodes_to_the_plain_stream() {
 #[actix_web::test]
 async fn first_rows_arrive_while_the_query_runs_then_a_hangup_interrupts_it() {
     let app = spawn_app_with(|c| c.limits.pool_size = Some(1)).await;
-    for compressed in [false, true] {
+    first_rows_arrive_then_a_hangup_interrupts(&app, &Source::local()).await;
+}
+
+/// `app`'s tenant `t` has one pooled connection: the first rows of `src`'s endless query arrive
+/// while it runs, plain and zstd, then a hang-up interrupts it and frees the connection.
+pub async fn first_rows_arrive_then_a_hangup_interrupts(app: &TestApp, src: &Source) {
+    let disconnected = "duckstream_queries_total{outcome=\"disconnected\",transport=\"http\"}";
+    let interrupts = "duckstream_duckdb_interrupts_total";
+    let (disconnects_before, interrupts_before) =
+        (app.metric(disconnected).await, app.metric(interrupts).await);
+    for (round, compressed) in [false, true].into_iter().enumerate() {
         let mut req = app
             .client
             .post(app.url("/v1/t/query"))
-            .body(serde_json::json!({ "sql": BIG }).to_string());
+            .body(serde_json::json!({ "sql": src.big() }).to_string());
         if compressed {
             req = req.header("accept-encoding", "zstd");
         }
@@ -103,11 +151,11 @@ async fn first_rows_arrive_while_the_query_runs_then_a_hangup_interrupts_it() {
                 .nth(1)
                 .filter(|_| text.matches('\n').count() >= 2)
             {
-                assert!(line.starts_with("{\"type\":\"data\""), "{line}");
-                assert!(
-                    line.contains("\"seq\":0,\"rows\":[[0,0,\"row 0\"]"),
-                    "{line}"
-                );
+                let data: serde_json::Value = serde_json::from_str(line).unwrap();
+                assert_eq!((&data["type"], &data["seq"]), (&"data".into(), &0.into()));
+                let row = &data["rows"][0];
+                let i = row[0].as_u64().unwrap();
+                assert_eq!(row, &serde_json::json!([i, 2 * i, format!("row {i}")]));
                 break;
             }
         }
@@ -119,45 +167,49 @@ async fn first_rows_arrive_while_the_query_runs_then_a_hangup_interrupts_it() {
         );
         drop(stream);
         // The hang-up cancels it: counted as a disconnect, DuckDB interrupted, slot freed.
-        let n = if compressed { 2.0 } else { 1.0 };
-        app.wait_metric(
-            "duckstream_queries_total{outcome=\"disconnected\",transport=\"http\"}",
-            |v| v == n,
-        )
-        .await;
-        app.wait_metric("duckstream_duckdb_interrupts_total", |v| v >= n)
+        let n = round as f64 + 1.0;
+        app.wait_metric(disconnected, |v| v == disconnects_before + n)
+            .await;
+        app.wait_metric(interrupts, |v| v >= interrupts_before + n)
             .await;
         // The single pooled connection answers the next query.
-        slot_is_back(&app).await;
+        slot_is_back(app, src, 42 + round as u64).await;
     }
 }
 
-/// No HTTP query runs any more, and the tenant's only slot answers the next query.
-async fn slot_is_back(app: &crate::helpers::TestApp) {
+/// No HTTP query runs any more, and the tenant's only slot answers `src`'s probe `n`.
+async fn slot_is_back(app: &TestApp, src: &Source, n: u64) {
     app.wait_metric("duckstream_active_queries{transport=\"http\"}", |v| {
         v == 0.0
     })
     .await;
-    let next = app.query("SELECT 42 AS answer").await;
-    assert_eq!(next.data_rows_text(), ["[[42]]"]);
+    let next = app.query(&src.probe(n)).await;
+    assert_eq!(next.data_rows_text(), [format!("[[{n}]]")], "{}", next.raw);
 }
 
 #[actix_web::test]
 async fn empty_results_and_big_results_are_complete() {
-    let app = spawn_app().await;
-    let empty = app.query("SELECT * FROM range(0) t(i)").await;
+    empty_and_big_results_are_complete(&spawn_app().await, &Source::local()).await;
+}
+
+/// An empty result of `src`'s table is its metadata and end; all of it, in lines of 5000, is
+/// every row exactly once, counted and numbered.
+pub async fn empty_and_big_results_are_complete(app: &TestApp, src: &Source) {
+    let empty = app
+        .query(&format!("SELECT i FROM {} WHERE i < 0", src.table))
+        .await;
     assert_eq!(empty.kinds(), ["metadata", "end"]);
     assert_eq!(empty.last()["rows"], 0);
     assert_eq!(empty.last()["chunks"], 0);
     assert_eq!(empty.lines[0]["columns"][0]["name"], "i");
     assert_eq!(empty.lines[0]["columns"][0]["type"], "BIGINT");
 
-    let n: u64 = 1_234_567;
+    let n = src.rows;
     let resp = app
         .post(
             "t",
             &serde_json::json!({
-                "sql": format!("SELECT i, i * 3 AS j FROM range({n}) t(i)"),
+                "sql": format!("SELECT i, i * 3 AS j FROM {}", src.table),
                 "chunk_rows": 5000
             })
             .to_string(),
@@ -242,9 +294,15 @@ async fn get_requests_stream_too() {
 #[actix_web::test]
 async fn hang_ups_leave_the_pooled_connections_healthy() {
     let app = spawn_app_with(|c| c.limits.pool_size = Some(2)).await;
+    hang_ups_leave_the_pool_healthy(&app, &Source::local()).await;
+}
+
+/// Six hang-ups mid-way through `src`'s endless query, each followed by four probes of its
+/// table, all answered.
+pub async fn hang_ups_leave_the_pool_healthy(app: &TestApp, src: &Source) {
     for round in 0..6 {
         let resp = app
-            .post("t", &serde_json::json!({ "sql": BIG }).to_string())
+            .post("t", &serde_json::json!({ "sql": src.big() }).to_string())
             .await;
         assert_eq!(resp.status(), 200);
         let mut stream = resp.bytes_stream();
@@ -255,9 +313,10 @@ async fn hang_ups_leave_the_pooled_connections_healthy() {
         })
         .await;
         for i in 0..4 {
-            let out = app.query(&format!("SELECT {i} AS v")).await;
+            let n = round * 4 + i;
+            let out = app.query(&src.probe(n)).await;
             assert_eq!(out.status, 200, "round {round}, query {i}: {}", out.raw);
-            assert_eq!(out.data_rows_text(), [format!("[[{i}]]")]);
+            assert_eq!(out.data_rows_text(), [format!("[[{n}]]")]);
         }
     }
 }
@@ -297,14 +356,26 @@ async fn a_burst_of_new_queries_gets_a_connection_each() {
 
 #[actix_web::test]
 async fn a_reader_that_takes_nothing_for_the_stall_timeout_is_stopped_as_gone() {
-    let app = spawn_app_with(|c| {
-        c.engine.stall_timeout = std::time::Duration::from_secs(2);
-        c.limits.pool_size = Some(1);
-        c.limits.max_streams = Some(1);
-    })
-    .await;
+    let app = spawn_app_with(stalls_after_two_seconds).await;
+    a_stalled_reader_is_stopped_as_gone(&app, &Source::local()).await;
+}
+
+/// A stall timeout of 2 s, and one query and one connection for the tenant.
+pub fn stalls_after_two_seconds(c: &mut duckstream::Config) {
+    c.engine.stall_timeout = std::time::Duration::from_secs(2);
+    c.limits.pool_size = Some(1);
+    c.limits.max_streams = Some(1);
+}
+
+/// `app` is configured by [`stalls_after_two_seconds`]: a reader that takes nothing of `src`'s
+/// endless query is stopped as gone, its slots free while its response is still open.
+pub async fn a_stalled_reader_is_stopped_as_gone(app: &TestApp, src: &Source) {
+    let slow = "duckstream_slow_consumer_disconnects_total{transport=\"http\"}";
+    let disconnected = "duckstream_queries_total{outcome=\"disconnected\",transport=\"http\"}";
+    let (slow_before, disconnects_before) =
+        (app.metric(slow).await, app.metric(disconnected).await);
     // Wide plain rows: the stream outgrows what the socket buffers on loopback absorb.
-    let wide = "SELECT i, repeat('x', 200) AS s FROM range(100000000) t(i)";
+    let wide = format!("SELECT i, repeat('x', 200) AS s FROM {}", src.endless);
     let resp = app
         .client
         .get(app.url("/v1/t/query"))
@@ -317,19 +388,12 @@ async fn a_reader_that_takes_nothing_for_the_stall_timeout_is_stopped_as_gone() 
     let first = stream.next().await.expect("a first chunk").unwrap();
     assert!(first.starts_with(b"{\"type\":\"metadata\""));
     // Hold the response without reading: the query is stopped as gone, its slot freed.
-    app.wait_metric(
-        "duckstream_slow_consumer_disconnects_total{transport=\"http\"}",
-        |v| v == 1.0,
-    )
-    .await;
-    app.wait_metric(
-        "duckstream_queries_total{outcome=\"disconnected\",transport=\"http\"}",
-        |v| v == 1.0,
-    )
-    .await;
+    app.wait_metric(slow, |v| v == slow_before + 1.0).await;
+    app.wait_metric(disconnected, |v| v == disconnects_before + 1.0)
+        .await;
     // The tenant's only query slot and only connection slot answer the next query, while the
     // stalled response is still open.
-    slot_is_back(&app).await;
+    slot_is_back(app, src, 42).await;
     // Read what was sent: the body breaks, it never ends cleanly.
     let mut tail = Vec::new();
     let mut broke = false;
