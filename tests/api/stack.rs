@@ -125,6 +125,11 @@ fn dashboard_is_provisioned_and_every_panel_has_queries() {
     assert!(panels.len() >= 12);
     for p in panels {
         let targets = p["targets"].as_array().unwrap();
+        if p["type"] == "row" {
+            // A row only heads the panels below it.
+            assert!(targets.is_empty(), "{}", p["title"]);
+            continue;
+        }
         assert!(!targets.is_empty(), "{}", p["title"]);
         for t in targets {
             assert!(
@@ -133,6 +138,27 @@ fn dashboard_is_provisioned_and_every_panel_has_queries() {
             );
             assert_eq!(t["datasource"]["uid"], "prometheus");
         }
+    }
+    // The cluster row: each replica on its own line, and the lake's health.
+    assert!(
+        panels
+            .iter()
+            .any(|p| p["type"] == "row" && p["title"].as_str().unwrap().starts_with("Cluster")),
+        "no Cluster row"
+    );
+    for metric in [
+        "duckstream_store_feed_lag_seconds_bucket",
+        "duckstream_store_feed_connected",
+        "duckstream_store_catalog_errors_total",
+        "duckstream_store_maintenance_runs_total",
+        "duckstream_store_maintenance_last_run_timestamp_seconds",
+        "duckstream_store_data_files",
+        "duckstream_store_data_bytes",
+        "by (instance) (rate(duckstream_queries_total",
+        "by (le, instance) (rate(duckstream_query_duration_seconds_bucket",
+        "by (instance) (duckstream_active_connections)",
+    ] {
+        assert!(text.contains(metric), "the dashboard lacks {metric}");
     }
     let ds =
         std::fs::read_to_string(root().join("grafana/provisioning/datasources/prometheus.yml"))
