@@ -237,6 +237,8 @@ fn haproxy_front_end_passes_its_check_and_keeps_tenant_affinity() {
             // A replica that stopped listening: the request goes to another.
             "option redispatch",
             "retries 2",
+            // Every piece of a stream forwarded at once (no MSG_MORE delay).
+            "option http-no-delay",
             // Long streams, idle WebSockets.
             "timeout tunnel 1h",
             "timeout server 1h",
