@@ -1,7 +1,8 @@
 #!/usr/bin/env python3
-"""Generates grafana/dashboards/duckstream.json (run it after editing PANELS; the JSON is
-committed). Every PromQL expression here is evaluated against a real Prometheus by the
-end-to-end test, with $__rate_interval replaced by a concrete window."""
+"""Generates grafana/dashboards/duckstream.json (run it after editing PANELS or CLUSTER_PANELS;
+the JSON is committed). Every PromQL expression here is evaluated against a real Prometheus by
+the end-to-end test (one gateway on local storage), with $__rate_interval replaced by a
+concrete window: each must return a series there too."""
 import json
 import os
 
@@ -45,34 +46,69 @@ PANELS = [
     ("Result cache: bytes held, evictions", "bytes", [
         ("duckstream_cache_bytes", "held"),
         (f"increase(duckstream_cache_evictions_total[{R}])", "evicted entries")]),
-    ("Lake storage: data files and bytes of the loaded tenants", "short", [
-        ("duckstream_store_data_files", "files"),
-        ("duckstream_store_data_bytes / 1e6", "MB")]),
-    ("Lake upkeep: runs by outcome, seconds since the last", "short", [
-        (f"sum by (outcome) (increase(duckstream_store_maintenance_runs_total[{R}]))", "{{outcome}}"),
-        ("time() - duckstream_store_maintenance_last_run_timestamp_seconds", "seconds since last")]),
-    ("Gateway RSS", "bytes", [("process_resident_memory_bytes{job=\"duckstream\"}", "RSS")]),
-    ("Gateway CPU (cores)", "short", [(f"rate(process_cpu_seconds_total{{job=\"duckstream\"}}[{R}])", "CPU")]),
+    ("Gateway RSS", "bytes", [("process_resident_memory_bytes{job=\"duckstream\"}", "RSS {{instance}}")]),
+    ("Gateway CPU (cores)", "short", [(f"rate(process_cpu_seconds_total{{job=\"duckstream\"}}[{R}])", "CPU {{instance}}")]),
 ]
+
+# The row below the gateway's panels: each replica on its own line (`instance`: the address
+# Prometheus scrapes, deploy/prometheus-cluster.yml), and the health of the lake they share.
+# One gateway shows one line each; a local store shows zeros.
+CLUSTER_TITLE = "Cluster: each replica, and the lake they share"
+CLUSTER_PANELS = [
+    ("Queries per second, by replica", "short", [
+        (f"sum by (instance) (rate(duckstream_queries_total[{R}]))", "{{instance}}")]),
+    ("Query duration p99, by replica", "s", [
+        (f"histogram_quantile(0.99, sum by (le, instance) (rate(duckstream_query_duration_seconds_bucket[{R}])))",
+         "{{instance}}")]),
+    ("Active connections, by replica", "short", [
+        ("sum by (instance) (duckstream_active_connections)", "{{instance}}")]),
+    ("Active queries, by replica", "short", [
+        ("sum by (instance) (duckstream_active_queries)", "{{instance}}")]),
+    ("Change feed lag: a catalog commit until this replica heard it, p50 / p99", "s", [
+        (f"histogram_quantile({q}, sum by (le, instance) (rate(duckstream_store_feed_lag_seconds_bucket[{R}])))",
+         f"p{int(q * 100)} {{{{instance}}}}") for q in (0.5, 0.99)]),
+    ("Change feed connected (1: listening to the catalog)", "short", [
+        ("max by (instance) (duckstream_store_feed_connected)", "{{instance}}")]),
+    ("Catalog errors per second, by replica", "short", [
+        (f"sum by (instance) (rate(duckstream_store_catalog_errors_total[{R}])) or on() vector(0)", "{{instance}}")]),
+    ("Lake upkeep: runs by outcome, seconds since the last", "short", [
+        (f"sum by (instance, outcome) (increase(duckstream_store_maintenance_runs_total[{R}]))",
+         "{{instance}} {{outcome}}"),
+        ("time() - max by (instance) (duckstream_store_maintenance_last_run_timestamp_seconds)",
+         "{{instance}} seconds since last")]),
+    ("Lake storage: data files and MB of each replica's loaded tenants", "short", [
+        ("max by (instance) (duckstream_store_data_files)", "files {{instance}}"),
+        ("max by (instance) (duckstream_store_data_bytes) / 1e6", "MB {{instance}}")]),
+]
+
+
+def timeseries(panel_id, title, unit, targets, x, y):
+    return {
+        "id": panel_id,
+        "type": "timeseries",
+        "title": title,
+        "datasource": {"type": "prometheus", "uid": "prometheus"},
+        "gridPos": {"h": 8, "w": 12, "x": x, "y": y},
+        "fieldConfig": {"defaults": {"unit": unit}, "overrides": []},
+        "options": {"legend": {"displayMode": "list", "placement": "bottom"}},
+        "targets": [
+            {"refId": chr(ord("A") + j), "expr": expr, "legendFormat": legend,
+             "datasource": {"type": "prometheus", "uid": "prometheus"}}
+            for j, (expr, legend) in enumerate(targets)
+        ],
+    }
 
 
 def main():
     panels = []
     for i, (title, unit, targets) in enumerate(PANELS):
-        panels.append({
-            "id": i + 1,
-            "type": "timeseries",
-            "title": title,
-            "datasource": {"type": "prometheus", "uid": "prometheus"},
-            "gridPos": {"h": 8, "w": 12, "x": (i % 2) * 12, "y": (i // 2) * 8},
-            "fieldConfig": {"defaults": {"unit": unit}, "overrides": []},
-            "options": {"legend": {"displayMode": "list", "placement": "bottom"}},
-            "targets": [
-                {"refId": chr(ord("A") + j), "expr": expr, "legendFormat": legend,
-                 "datasource": {"type": "prometheus", "uid": "prometheus"}}
-                for j, (expr, legend) in enumerate(targets)
-            ],
-        })
+        panels.append(timeseries(len(panels) + 1, title, unit, targets, (i % 2) * 12, (i // 2) * 8))
+    # A row (no queries of its own: `targets` stays empty), then its panels below it.
+    top = (len(PANELS) + 1) // 2 * 8
+    panels.append({"id": len(panels) + 1, "type": "row", "title": CLUSTER_TITLE, "collapsed": False,
+                   "gridPos": {"h": 1, "w": 24, "x": 0, "y": top}, "panels": [], "targets": []})
+    for i, (title, unit, targets) in enumerate(CLUSTER_PANELS):
+        panels.append(timeseries(len(panels) + 1, title, unit, targets, (i % 2) * 12, top + 1 + (i // 2) * 8))
     dashboard = {
         "uid": "duckstream",
         "title": "duckstream",

