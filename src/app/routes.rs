@@ -159,9 +159,16 @@ async fn readyz(engine: web::Data<Engine>) -> HttpResponse {
             .content_type("application/json")
             .body(format!(r#"{{"status":"{status}"}}"#))
     } else {
+        // Still ready when the storage is down: it is down for every replica alike, and this
+        // one still serves cached results (taking all of them out would serve nothing).
+        let storage = if engine.storage_reachable() {
+            "ok"
+        } else {
+            "unavailable"
+        };
         HttpResponse::Ok()
             .content_type("application/json")
-            .body(r#"{"status":"ready"}"#)
+            .body(format!(r#"{{"status":"ready","storage":"{storage}"}}"#))
     }
 }
 

@@ -518,6 +518,12 @@ impl Engine {
         &self.drain
     }
 
+    /// Whether the tenants' storage answers now (always, on local files; a lake's catalog
+    /// feed is connected). Without it, cached results are still served, marked stale.
+    pub fn storage_reachable(&self) -> bool {
+        self.registry.store_reachable()
+    }
+
     /// Whether the process is draining or shutting down (`/readyz` answers 503).
     pub fn is_draining(&self) -> bool {
         self.drain.is_cancelled()

@@ -86,6 +86,11 @@ impl TenantRegistry {
     }
 
     /// The loaded tenants' names.
+    /// Whether the store's shared services answer now ([`TenantStore::reachable`]).
+    pub fn store_reachable(&self) -> bool {
+        self.store.reachable()
+    }
+
     pub fn loaded_ids(&self) -> Vec<TenantId> {
         self.lock().keys().cloned().collect()
     }
@@ -174,23 +179,8 @@ impl ChangeSink for TenantRegistry {
     }
 
     fn changed(&self, id: &TenantId, version: u64, tables: Option<&[String]>) {
-        let Some(tenant) = self.loaded(id) else {
-            return;
-        };
-        match tables {
-            // Maintenance: the same rows in other files.
-            Some([]) => {}
-            Some(tables) => {
-                tenant.upkeep.wrote();
-                for t in tables {
-                    tenant.mark_written(t.clone(), version);
-                }
-            }
-            None => {
-                tenant.upkeep.wrote();
-                tenant.mark_all_written(version);
-            }
+        if let Some(tenant) = self.loaded(id) {
+            tenant.changed(version, tables);
         }
-        tenant.publish_version(version);
     }
 }

@@ -119,6 +119,26 @@ impl Tenant {
         self.db.spool_dir()
     }
 
+    /// `version` of this tenant is committed, changing `tables` (`None`: anything), as its
+    /// store reports it ([`super::store::ChangeSink::changed`]).
+    pub fn changed(&self, version: u64, tables: Option<&[String]>) {
+        match tables {
+            // Maintenance: the same rows in other files.
+            Some([]) => {}
+            Some(tables) => {
+                self.upkeep.wrote();
+                for t in tables {
+                    self.mark_written(t.clone(), version);
+                }
+            }
+            None => {
+                self.upkeep.wrote();
+                self.mark_all_written(version);
+            }
+        }
+        self.publish_version(version);
+    }
+
     /// The data version now.
     pub fn data_version(&self) -> u64 {
         self.version.get()

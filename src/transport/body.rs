@@ -26,8 +26,8 @@ use tokio::sync::mpsc;
 
 use super::compress::{Framing, Input, Piece, WireChunk};
 use super::Settings;
-use crate::engine::RunningQuery;
 use crate::engine::{CachedResult, CancelOnDrop, Frame, FrameKind, Recorder, StreamSlot};
+use crate::engine::{Engine, RunningQuery};
 use crate::error::GatewayError;
 use crate::metrics::{Metrics, Transport};
 
@@ -249,6 +249,17 @@ impl Body {
         self.rows.inc_by(chunk.rows as u64);
         self.bytes.inc_by(chunk.bytes.len() as u64);
         self.raw_bytes.inc_by(chunk.raw_len as u64);
+    }
+}
+
+/// Marks an answer from the cache as possibly stale when the storage cannot be reached now
+/// (`X-Stale: storage_unavailable`): a lake's other replicas may have written since.
+pub fn mark_stale(response: &mut HttpResponse, engine: &Engine) {
+    if !engine.storage_reachable() {
+        response.headers_mut().insert(
+            header::HeaderName::from_static("x-stale"),
+            HeaderValue::from_static("storage_unavailable"),
+        );
     }
 }
 

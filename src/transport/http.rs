@@ -265,7 +265,7 @@ async fn run(
             if let Some(answer) = conditional.answer(req, &etag) {
                 return answer;
             }
-            return Ok(cached_response(
+            let mut response = cached_response(
                 &result,
                 &etag,
                 format.content_type(),
@@ -273,7 +273,9 @@ async fn run(
                 metrics,
                 Transport::Http,
                 accepted_at,
-            ));
+            );
+            super::body::mark_stale(&mut response, engine);
+            return Ok(response);
         }
         Lookup::Miss(ticket) => Some(ticket),
         Lookup::Bypass => None,

@@ -404,7 +404,11 @@ async fn run(
                     replay(req, &result, next, None, settings, metrics).await
                 }
                 _ => replay(req, &result, 0, notice, settings, metrics).await,
-            };
+            }
+            .map(|mut response| {
+                super::body::mark_stale(&mut response, engine);
+                response
+            });
         }
         Lookup::Miss(ticket) => Some(ticket),
         Lookup::Bypass => None,

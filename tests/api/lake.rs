@@ -24,7 +24,7 @@ use duckstream::config::{Secret, StorageKind};
 use duckstream::Config;
 
 /// One lake cluster: a catalog database and a data root that its replicas share.
-struct Cluster {
+pub(crate) struct Cluster {
     catalog: String,
     root: String,
     s3_endpoint: String,
@@ -32,7 +32,7 @@ struct Cluster {
 
 impl Cluster {
     /// A new catalog database and data root in the shared services.
-    fn new() -> Self {
+    pub(crate) fn new() -> Self {
         Self::on(&Lake::shared().pg, &Lake::shared().s3)
     }
 
@@ -75,7 +75,7 @@ impl Cluster {
     }
 
     /// The same settings as a config file, for the binary.
-    fn toml(&self) -> String {
+    pub(crate) fn toml(&self) -> String {
         format!(
             "[storage]\nkind = \"lake\"\nlake_catalog = \"{}\"\nlake_data = \"{}\"\n\
              s3_endpoint = \"{}\"\ns3_url_style = \"path\"\ns3_use_ssl = false\n\
@@ -339,6 +339,23 @@ async fn a_restarted_catalog_answers_storage_unavailable_then_recovers() {
         vec![json!([9])]
     );
 
+    // A result B has cached.
+    let cached = || {
+        b.client
+            .get(b.url("/v1/t/query"))
+            .query(&[("sql", "SELECT max(score) FROM scores")])
+            .send()
+    };
+    assert_eq!(cached().await.unwrap().status(), 200);
+    let readyz = || async {
+        let resp = b.client.get(b.url("/readyz")).send().await.unwrap();
+        (
+            resp.status().as_u16(),
+            json_of(resp).await["storage"].clone(),
+        )
+    };
+    assert_eq!(readyz().await, (200, json!("ok")));
+
     lake.pg.stop();
     let resp = tokio::time::timeout(
         Duration::from_secs(30),
@@ -348,6 +365,22 @@ async fn a_restarted_catalog_answers_storage_unavailable_then_recovers() {
     .expect("an answer, not a hang");
     assert_eq!(resp.status(), 503);
     assert_eq!(json_of(resp).await["code"], "storage_unavailable");
+    // Still ready (every replica shares the outage, and cached results still serve), and
+    // says why; the cached result is served, marked stale.
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+    while readyz().await != (200, json!("unavailable")) {
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "{:?}",
+            readyz().await
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let stale = cached().await.unwrap();
+    assert_eq!(stale.status(), 200);
+    assert_eq!(stale.headers()["x-cache"], "hit");
+    assert_eq!(stale.headers()["x-stale"], "storage_unavailable");
+    assert!(stale.text().await.unwrap().contains("[[9]]"));
 
     lake.pg.restart();
     let got = eventually(
@@ -358,6 +391,16 @@ async fn a_restarted_catalog_answers_storage_unavailable_then_recovers() {
     )
     .await;
     assert_eq!(got, json!([[10]]));
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+    while readyz().await != (200, json!("ok")) {
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "{:?}",
+            readyz().await
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert!(cached().await.unwrap().headers().get("x-stale").is_none());
     // B's change feed reconnected: a write through A reaches B's cache.
     upload_ok(&a, "scores", "id,score\n1,40\n").await;
     let got = eventually(

@@ -6,6 +6,7 @@ mod allowlist;
 mod auth;
 mod browser;
 mod cache;
+mod cluster;
 mod config;
 mod datasets;
 mod errors;

@@ -184,4 +184,11 @@ pub trait TenantStore: Send + Sync {
         let _ = message;
         false
     }
+
+    /// Whether the store's shared services answer now, as far as it knows without asking
+    /// (a lake: its change feed is connected). `false` also means other replicas' writes may
+    /// go unheard: cached results are served marked stale.
+    fn reachable(&self) -> bool {
+        true
+    }
 }

@@ -165,10 +165,11 @@ impl LakeStore {
     /// The connection string the tenant's own database attaches its lake with: the catalog's,
     /// logged in as the tenant's role when roles are on.
     fn tenant_dsn(&self, id: &TenantId) -> String {
-        match &self.settings.role_secret {
+        let dsn = match &self.settings.role_secret {
             Some(secret) => roles::tenant_dsn(&self.settings.catalog, id, secret),
             None => self.settings.catalog.clone(),
-        }
+        };
+        with_connect_timeout(dsn)
     }
 
     /// What attaches the tenant's lake as the store's own role (creating its catalog if it has
@@ -279,6 +280,19 @@ impl LakeStore {
             Err(e) if e.kind() != io::ErrorKind::NotFound => Err(GatewayError::internal(e)),
             _ => Ok(()),
         }
+    }
+}
+
+/// `dsn` with libpq's `connect_timeout` (5 s) unless it sets one: libpq waits forever for a
+/// host that drops packets, and a query would hold its executor thread that long.
+fn with_connect_timeout(dsn: String) -> String {
+    if dsn.contains("connect_timeout") {
+        dsn
+    } else if dsn.contains("://") && !dsn.contains(' ') {
+        let sep = if dsn.contains('?') { '&' } else { '?' };
+        format!("{dsn}{sep}connect_timeout=5")
+    } else {
+        format!("{dsn} connect_timeout=5")
     }
 }
 
@@ -461,6 +475,10 @@ impl TenantStore for LakeStore {
         is_unavailable(message)
     }
 
+    fn reachable(&self) -> bool {
+        self.metrics.feed_connected.get() == 1
+    }
+
     fn maintenance_sql(&self, id: &TenantId) -> Option<String> {
         let name = literal(id.as_str());
         let before = at(now_secs().saturating_sub(self.settings.retention.as_secs()));
@@ -517,4 +535,30 @@ fn recorded(history: &[catalog::SnapshotChanges], names: &changes::TableNames) -
         }
     }
     out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn catalog_connections_give_up_on_a_silent_host() {
+        let kv = "host=db dbname=l".to_string();
+        assert_eq!(
+            with_connect_timeout(kv),
+            "host=db dbname=l connect_timeout=5"
+        );
+        let url = "postgres://u@db/l".to_string();
+        assert_eq!(
+            with_connect_timeout(url),
+            "postgres://u@db/l?connect_timeout=5"
+        );
+        let url = "postgres://u@db/l?sslmode=off".to_string();
+        assert_eq!(
+            with_connect_timeout(url),
+            "postgres://u@db/l?sslmode=off&connect_timeout=5"
+        );
+        let set = "host=db connect_timeout=2".to_string();
+        assert_eq!(with_connect_timeout(set.clone()), set);
+    }
 }
