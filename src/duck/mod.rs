@@ -23,9 +23,10 @@
 //!   bytes): a repeated query (a dashboard's, the transaction's `BEGIN`) skips DuckDB's
 //!   parser, binder and planner. DuckDB re-binds a kept statement itself when a catalog entry
 //!   it read changed, or a parameter's type did; its parameters are cleared before it is
-//!   handed out again.
+//!   handed out again. They are forgotten when the data version moves
+//!   ([`Connection::plan_at`]): a kept plan can answer the data as it was.
 
-use std::cell::RefCell;
+use std::cell::{Cell, RefCell};
 use std::ffi::{CStr, CString};
 use std::marker::PhantomData;
 use std::os::raw::c_char;
@@ -138,6 +139,7 @@ impl Database {
         Ok(Connection {
             raw: con,
             statements: RefCell::new(Vec::new()),
+            planned_at: Cell::new(None),
             _db: Arc::clone(self),
         })
     }
@@ -156,6 +158,8 @@ pub struct Connection {
     /// Statements kept prepared, most recently used first (see [`Connection::prepare_cached`]);
     /// one that is handed out is not in here until its [`Prepared`] drops.
     statements: RefCell<Vec<(Box<str>, ffi::duckdb_prepared_statement)>>,
+    /// The data version the kept statements were planned at ([`Connection::plan_at`]).
+    planned_at: Cell<Option<u64>>,
     _db: Arc<Database>,
 }
 
@@ -234,6 +238,21 @@ impl Connection {
         // SAFETY: a prepared statement without parameters; duckdb_execute_prepared fills the
         // result in.
         unsafe { discarding(|result| ffi::duckdb_execute_prepared(stmt.raw, result)) }
+    }
+
+    /// Says which data `version` the next statements read: the kept ones are forgotten if it
+    /// is not the one they were planned at. DuckDB binds a kept statement again after a
+    /// catalog change, not after rows were added, and a tenant's kept `SELECT count(*) FROM t`
+    /// was seen answering the count from before an append, at every later version
+    /// (`tests/api/datasets.rs`); planned again, it counts the rows there are.
+    pub fn plan_at(&self, version: u64) {
+        if self.planned_at.replace(Some(version)) == Some(version) {
+            return;
+        }
+        for (_, mut raw) in self.statements.borrow_mut().drain(..) {
+            // SAFETY: owned by the cache alone (handed-out statements are not in it).
+            unsafe { ffi::duckdb_destroy_prepare(&mut raw) };
+        }
     }
 
     /// Takes `raw` back into the cache, first; the least recently used beyond
@@ -1045,6 +1064,32 @@ mod tests {
             one(&conn, param, Some(&Param::Text("x".into()))).as_deref(),
             Some("x")
         );
+    }
+
+    #[test]
+    fn kept_statements_are_planned_again_when_the_data_moved() {
+        let db = Database::open(Path::new(":memory:")).unwrap();
+        let (reader, writer) = (db.connect().unwrap(), db.connect().unwrap());
+        writer
+            .execute_batch("CREATE TABLE t AS SELECT * FROM range(3) r(i)")
+            .unwrap();
+        let sql = "SELECT count(*)::VARCHAR FROM t";
+        reader.plan_at(1);
+        assert_eq!(one(&reader, sql, None).as_deref(), Some("3"));
+        reader.plan_at(1);
+        assert_eq!(
+            reader.statements.borrow().len(),
+            1,
+            "the same version keeps them"
+        );
+        writer.execute_batch("INSERT INTO t VALUES (3)").unwrap();
+        reader.plan_at(2);
+        assert!(
+            reader.statements.borrow().is_empty(),
+            "a new version forgets them"
+        );
+        assert_eq!(one(&reader, sql, None).as_deref(), Some("4"));
+        assert_eq!(reader.statements.borrow().len(), 1);
     }
 
     #[test]

@@ -346,3 +346,210 @@ async fn a_vgplot_dashboard_runs_on_the_mosaic_endpoint() {
     );
     assert!(sql.iter().any(|q| q.contains("FROM \"mosaic\".\"preagg_")));
 }
+
+/// `tests/browser/live_page.cjs` in a child process, driven one step at a time: the test
+/// restarts the gateway and changes the data between the steps.
+struct LivePage {
+    child: tokio::process::Child,
+    stdin: tokio::process::ChildStdin,
+    lines: tokio::io::Lines<tokio::io::BufReader<tokio::process::ChildStdout>>,
+}
+
+impl LivePage {
+    /// Opens `/` of `base` and turns Live on for `sql` on `tenant`.
+    fn open(base: &str, tenant: &str, sql: &str) -> Self {
+        use tokio::io::AsyncBufReadExt;
+        let tools = std::env::var("DUCKSTREAM_TOOLS").expect(
+            "DUCKSTREAM_TOOLS (set by scripts/test.sh) points at the installed playwright-core",
+        );
+        let path = format!("{}/tests/browser/live_page.cjs", env!("CARGO_MANIFEST_DIR"));
+        let mut child = tokio::process::Command::new("node")
+            .args([path.as_str(), base, tenant, sql])
+            .env("NODE_PATH", format!("{tools}/node_modules"))
+            .current_dir(&tools)
+            .stdin(std::process::Stdio::piped())
+            .stdout(std::process::Stdio::piped())
+            .kill_on_drop(true)
+            .spawn()
+            .expect("node runs");
+        let stdin = child.stdin.take().unwrap();
+        let lines = tokio::io::BufReader::new(child.stdout.take().unwrap()).lines();
+        Self {
+            child,
+            stdin,
+            lines,
+        }
+    }
+
+    /// Sends one command; the driver's answer.
+    async fn ask(&mut self, command: serde_json::Value) -> serde_json::Value {
+        use tokio::io::AsyncWriteExt;
+        self.stdin
+            .write_all(format!("{command}\n").as_bytes())
+            .await
+            .unwrap();
+        self.answer().await
+    }
+
+    async fn answer(&mut self) -> serde_json::Value {
+        let line = tokio::time::timeout(std::time::Duration::from_secs(40), self.lines.next_line())
+            .await
+            .expect("the driver answers")
+            .unwrap()
+            .expect("the driver is still running (its errors are on stderr)");
+        serde_json::from_str(&line).unwrap()
+    }
+
+    /// Waits until the page's Live report has at least `want`; its report.
+    async fn until(&mut self, want: serde_json::Value) -> serde_json::Value {
+        let answer = self
+            .ask(serde_json::json!({ "until": want, "timeout_ms": 15000 }))
+            .await;
+        assert_eq!(answer["ok"], true, "waited for {want}: {answer}");
+        answer["live"].clone()
+    }
+
+    /// Closes the browser; the driver's last report.
+    async fn close(mut self) -> serde_json::Value {
+        drop(self.stdin);
+        let report = {
+            let line = self.lines.next_line().await.unwrap().unwrap();
+            serde_json::from_str(&line).unwrap()
+        };
+        assert!(self.child.wait().await.unwrap().success());
+        report
+    }
+}
+
+/// Sends SIGTERM (the server drains and closes its sockets with 1012) and waits for the exit;
+/// the data dir, for the restart.
+async fn stop(mut server: crate::helpers::ServerProcess) -> tempfile::TempDir {
+    server.terminate();
+    let status = server
+        .exited_within(std::time::Duration::from_secs(10))
+        .await
+        .expect("the server drains and exits");
+    assert!(status.success(), "{status:?}");
+    server.kill()
+}
+
+/// `duckstream load` (offline, the server stopped): appends `csv` to `people` of tenant `t`.
+fn load_offline(dir: &std::path::Path, csv: &str) {
+    let file = dir.join("more.csv");
+    std::fs::write(&file, csv).unwrap();
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_duckstream"))
+        .args(["--demo", "false", "--data-dir"])
+        .arg(dir)
+        .arg("--extension-repository")
+        .arg(crate::helpers::extension_repository())
+        .arg("--extension-directory")
+        .arg(crate::helpers::extension_directory())
+        .args(["load", "t", "people"])
+        .arg(&file)
+        .args(["--mode", "append"])
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+/// The versions of the whole results the page showed, in order.
+fn versions(live: &serde_json::Value) -> Vec<u64> {
+    live["results"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| r["version"].as_u64().unwrap())
+        .collect()
+}
+
+/// The page at `/` in Live mode, across two restarts of the real binary on one port: a
+/// rolling one (SIGTERM: closed with 1012) with the data changed while the page was away (it
+/// resumes `replaced` and shows the new result), then a crash (`kill -9`: the socket drops)
+/// without a change (it resumes `unchanged` and receives nothing); then a change once it is
+/// back. It reconnected each time, never showed a version twice, and ends with the current
+/// result on screen.
+#[actix_web::test]
+async fn the_dashboard_page_resumes_its_live_query_across_restarts() {
+    use crate::helpers::{create_tenant, ServerProcess, FIXTURE};
+    use serde_json::json;
+    let port = crate::services::free_port();
+    let dir = tempfile::tempdir().unwrap();
+    create_tenant(dir.path(), "t", FIXTURE);
+    let server = ServerProcess::start_at(dir, port, &[]);
+    let base = server.app.base.clone();
+    let mut page = LivePage::open(&base, "t", "SELECT count(*) AS n FROM people");
+
+    let first = page.until(json!({ "results": 1, "socket": "open" })).await;
+    assert_eq!(first["acks"], json!([null]), "{first}");
+    assert_eq!(first["results"][0]["head"], json!([[3]]), "{first}");
+    assert_eq!(first["table"], json!([["3"]]), "{first}");
+    assert_eq!(first["status"], "live", "{first}");
+    let v1 = versions(&first)[0];
+
+    // 1. A rolling restart, and a row loaded while the page is away.
+    let dir = stop(server).await;
+    load_offline(dir.path(), "id,name,feeling\n4,Linus,ok\n");
+    let server = ServerProcess::start_at(dir, port, &[]);
+    let back = page.until(json!({ "results": 2, "acks": 2 })).await;
+    assert_eq!(back["acks"], json!([null, "replaced"]), "{back}");
+    assert_eq!(back["results"][1]["head"], json!([[4]]), "{back}");
+    assert_eq!(back["table"], json!([["4"]]), "{back}");
+    assert!(versions(&back)[1] > v1, "{back}");
+    assert!(back["reconnects"].as_u64().unwrap() >= 1, "{back}");
+    assert_eq!(
+        back["closes"][0], 1012,
+        "closed by the draining server: {back}"
+    );
+
+    // 2. The replica dies (`kill -9`: the socket just drops) and comes back, the data
+    // unchanged: resumed unchanged, and nothing is sent again.
+    let closed = back["closes"].as_array().unwrap().len();
+    let dir = server.kill();
+    let server = ServerProcess::start_at(dir, port, &[]);
+    let resumed = page.until(json!({ "acks": 3, "socket": "open" })).await;
+    assert_eq!(resumed["acks"][2], "unchanged", "{resumed}");
+    assert_eq!(
+        resumed["closes"][closed], 1006,
+        "dropped, not closed: {resumed}"
+    );
+    let quiet = page.ask(json!({ "quiet_ms": 1500 })).await["live"].clone();
+    assert_eq!(quiet["results"].as_array().unwrap().len(), 2, "{quiet}");
+    assert_eq!(quiet["table"], json!([["4"]]), "{quiet}");
+    assert_eq!(quiet["status"], "live", "{quiet}");
+    assert!(quiet["reconnects"].as_u64().unwrap() >= 2, "{quiet}");
+
+    // 3. A change once the page is back: it follows, on the socket it reopened.
+    let resp = server
+        .app
+        .client
+        .put(
+            server
+                .app
+                .url("/v1/t/datasets/people?format=csv&mode=append"),
+        )
+        .body("id,name,feeling\n5,Barbara,happy\n")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 200, "{}", resp.text().await.unwrap());
+    let last = page.until(json!({ "results": 3 })).await;
+    assert_eq!(last["results"][2]["head"], json!([[5]]), "{last}");
+    assert_eq!(last["table"], json!([["5"]]), "{last}");
+    assert_eq!(last["version"], json!(versions(&last)[2]), "{last}");
+    // No duplicate: every whole result shown is a newer version than the one before.
+    let seen = versions(&last);
+    assert!(seen.windows(2).all(|w| w[0] < w[1]), "{seen:?}");
+    assert_eq!(
+        last["acks"],
+        json!([null, "replaced", "unchanged"]),
+        "{last}"
+    );
+
+    let report = page.close().await;
+    assert_eq!(report["page_errors"], json!([]), "{report}");
+    drop(server);
+}

@@ -410,6 +410,26 @@ async fn a_replace_is_atomic_for_concurrent_readers() {
     );
 }
 
+/// An append is seen by the next query, also by one whose text the connection kept
+/// prepared (one pooled connection: the same one answers every query). DuckDB binds a kept
+/// statement again after catalog changes only, and the kept count went on answering 3, then
+/// was cached as the new version's answer: kept statements are planned again after a write.
+#[actix_web::test]
+async fn an_append_is_seen_by_a_query_the_connection_kept_prepared() {
+    let app = spawn_app_with(|c| c.limits.pool_size = Some(1)).await;
+    let count = "SELECT count(*) FROM people";
+    assert_eq!(rows(&app, count).await, [json!([3])]);
+    let r = put_json(
+        &app,
+        "people?format=csv&mode=append",
+        b"id,name\n4,Linus\n".to_vec(),
+        None,
+    )
+    .await;
+    assert_eq!(r["rows"], 1, "{r}");
+    assert_eq!(rows(&app, count).await, [json!([4])]);
+}
+
 #[actix_web::test]
 async fn only_keys_write_and_tokens_never() {
     let app = spawn_secure_app("").await;

@@ -280,9 +280,17 @@ impl ServerProcess {
 
     /// Starts the binary on the data dir `dir` (a restart after [`Self::kill`]).
     pub fn start_in(dir: TempDir, extra: &[&str]) -> Self {
+        Self::start_at(dir, 0, extra)
+    }
+
+    /// Starts the binary on `dir` and the loopback `port` (0: any free one): a restart that
+    /// its clients find at the same address, as behind a balancer.
+    pub fn start_at(dir: TempDir, port: u16, extra: &[&str]) -> Self {
         use std::io::BufRead;
         let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_duckstream"))
-            .args(["--bind", "127.0.0.1:0", "--demo", "false", "--data-dir"])
+            .arg("--bind")
+            .arg(format!("127.0.0.1:{port}"))
+            .args(["--demo", "false", "--data-dir"])
             .arg(dir.path())
             .arg("--extension-repository")
             .arg(extension_repository())

@@ -2,8 +2,12 @@
 // own API (same origin): POST /v1/{tenant}/query (NDJSON, zstd decoded by the browser),
 // GET /v1/admin/tenants, GET /v1/{tenant}/datasets, POST /v1/{tenant}/tokens, GET /metrics.
 //
-// For tests: #status[data-state] is idle|running|done|error|cancelled|broken, and
-// window.duckstream.lastResult = {rows, columns, ttfbMs, bytes, status, ...} after each run.
+// In Live mode it subscribes instead, over GET /v1/{tenant}/ws (see "live mode" below).
+//
+// For tests: #status[data-state] is idle|running|done|error|cancelled|broken (live|connecting
+// in Live mode), window.duckstream.lastResult = {rows, columns, ttfbMs, bytes, status, ...}
+// after each run or live result, and window.duckstream.live = {state, rows} plus, in Live mode,
+// {socket, version, channel, results, acks, closes, reconnects} (resetLiveReport).
 
 const TABLE_CAP = 1000; // rows put in the DOM
 const KEEP_CAP = 100000; // rows kept in memory for the chart and the map
@@ -295,6 +299,11 @@ function credential() {
   return $("credential").value.trim();
 }
 
+/** A token has a JWT's shape, three dot-separated parts (the gateway's own rule); else a key. */
+function isToken(c) {
+  return c.split(".").length === 3;
+}
+
 function authHeaders() {
   const c = credential();
   return c ? { Authorization: "Bearer " + c } : {};
@@ -370,18 +379,19 @@ function newRun(tenant, body) {
   };
 }
 
-async function startRun() {
+/** The form's tenant and query body, or null (after saying what is wrong). */
+function readQuery() {
   const tenant = $("tenant").value.trim();
   const sql = $("sql").value;
   if (!TENANT_RE.test(tenant) || tenant === "admin") {
     showClientError("invalid_tenant", "A tenant name is 1 to 64 of a-z, 0-9, _ and - (and not “admin”).");
     $("tenant").focus();
-    return;
+    return null;
   }
   if (!sql.trim()) {
     showClientError("invalid_request", "Write a SQL statement first.");
     $("sql").focus();
-    return;
+    return null;
   }
   const body = { sql, geometry: $("geometry-format").value };
   const chunk = Number($("chunk-rows").value);
@@ -389,12 +399,29 @@ async function startRun() {
   if ($("progress-lines").checked) body.progress = true;
   store("tenant", tenant);
   store("sql", sql);
+  return { tenant, body };
+}
 
+/** Stops the one-shot query on screen, if one is still streaming. */
+function supersedeRun() {
   if (app.run && !app.run.outcome) {
     app.run.superseded = true;
     app.run.cancelled = true;
     app.run.controller.abort();
   }
+}
+
+/** Run (the button, Ctrl+Enter): one query over HTTP, or in Live mode a subscription. */
+function submitQuery() {
+  const q = readQuery();
+  if (!q) return;
+  if ($("live").checked) startLive(q.tenant, q.body);
+  else startRun(q.tenant, q.body);
+}
+
+async function startRun(tenant, body) {
+  stopLive();
+  supersedeRun();
   const r = newRun(tenant, body);
   app.run = r;
   app.mapView = null;
@@ -521,7 +548,13 @@ function handleLine(r, line) {
     r.brokenReason = "a line is not JSON: " + truncate(line, 120);
     return false;
   }
-  if (r.final) { r.extraLines++; return true; }
+  applyLine(r, m);
+  return true;
+}
+
+/** Adds one parsed line (metadata, data, progress, end, error) to the run `r`. */
+function applyLine(r, m) {
+  if (r.final) { r.extraLines++; return; }
   switch (m.type) {
     case "metadata":
       r.columns = (m.columns || []).map(columnInfo);
@@ -555,10 +588,15 @@ function handleLine(r, line) {
       // other line types (update, heartbeat…) carry no rows for a one-shot query
       break;
   }
-  return true;
 }
 
 function cancelRun() {
+  if (live.on) { // Cancel (or Esc) in Live mode ends the subscription
+    $("live").checked = false;
+    stopLive();
+    setStatus("cancelled", "live mode off");
+    return;
+  }
   const r = app.run;
   if (!r || r.outcome || r.final) return;
   r.cancelled = true;
@@ -696,6 +734,316 @@ function showClientError(code, message) {
   window.duckstream.lastResult = {
     id: ++app.seq, status: "error", rows: 0, columns: [], ttfbMs: null, bytes: 0, error: { code, message },
   };
+}
+
+// ---------------------------------------------------------------- live mode
+
+// Live mode subscribes to the query over a WebSocket (`?compression=none`: text lines) and
+// redraws the table, chart and map with each whole result (update → metadata → data… → end).
+// A replica that restarts closes its sockets with 1012 and one that dies just drops them
+// (1006): on any close, or a connect that fails, the page comes back with capped exponential
+// backoff and jitter, and resubscribes with the version of the last result it holds whole.
+// The gateway then answers "resumed":"unchanged" and sends nothing, or "replaced" and the
+// current result: no gap, no duplicate. The same loop as README's WebSocket example.
+
+const LIVE_ID = "page"; // the subscription's id on its socket (one subscription per socket)
+const BACKOFF_MS = 100; // the first retry; doubles per failed attempt…
+const BACKOFF_CAP_MS = 5000; // …up to this, then ×0.5–1.5 so that clients do not come back in step
+const LIVE_KEEP = 100; // entries kept in window.duckstream.live's lists
+// A connection whose peer vanished without a close (a dead replica behind a NAT or a balancer
+// that never says so) looks open forever. A quiet subscription hears a heartbeat at least
+// every 30 s (ws_heartbeat_secs ≤ 30), so silence past this means the socket is dead.
+const LIVE_SILENCE_MS = 65000;
+// Errors that end a subscription but may not come again on another try (on another replica,
+// with the lake back, with a fresh token for an API key); any other (invalid_sql,
+// forbidden…) would, and ends Live mode.
+const LIVE_RETRY = new Set(["shutting_down", "storage_unavailable", "tenant_unavailable", "too_busy", "timeout", "internal"]);
+
+const live = {
+  on: false,
+  gen: 0, // bumped by every start and stop: a socket or timer of an older one ignores itself
+  tenant: null,
+  body: null, // the query subscribed (sql, geometry, chunk_rows)
+  ws: null,
+  wsOpen: false, // whether `ws` opened: a close before that is a failed connect
+  attempt: 0, // failed connects since the last open: the backoff's exponent
+  opened: 0, // sockets opened for this subscription (reconnects = opened - 1)
+  timer: 0, // the pending reconnect
+  watchdog: 0,
+  channel: null, // the channel id that this socket's result lines carry as query_id
+  held: null, // the version of the result on screen, held whole: sent on resubscribe
+  pending: null, // the result being received: {version, lines, bytes, t0, tFirst}
+};
+
+/** window.duckstream.live, for tests: the page's state plus the subscription's. */
+function publishLive(patch) {
+  Object.assign(window.duckstream.live, patch);
+}
+
+function resetLiveReport() {
+  publishLive({
+    socket: "off", // off | connecting | open | waiting (to reconnect)
+    version: null, // the version of the result held whole
+    channel: null,
+    results: [], // {version, rows, head, at} per whole result shown, oldest first
+    acks: [], // each `subscribed`'s "resumed" (null for a fresh subscription)
+    closes: [], // each close's code (1012 restarting, 1006 dropped…), "silent", or why no
+    // connect was tried ("no token: …") or the subscription ended (an error's code)
+    reconnects: 0, // sockets reopened after a close
+  });
+}
+
+function pushCapped(list, item) {
+  list.push(item);
+  if (list.length > LIVE_KEEP) list.shift();
+}
+
+function startLive(tenant, body) {
+  stopLive();
+  supersedeRun();
+  live.on = true;
+  live.gen++;
+  live.tenant = tenant;
+  // Progress lines of a re-run would come before its `update`: the page shows whole results only.
+  live.body = { sql: body.sql, geometry: body.geometry, chunk_rows: body.chunk_rows };
+  live.attempt = 0;
+  live.opened = 0;
+  live.held = null;
+  app.mapView = null; // a new query is fitted once; its later results keep the user's view
+  resetLiveReport();
+  $("cancel").disabled = false;
+  setStatus("connecting", "live: connecting…");
+  connectLive(live.gen);
+}
+
+/** Ends Live mode: closes the socket and forgets the pending reconnect. */
+function stopLive() {
+  if (!live.on) return;
+  live.on = false;
+  live.gen++;
+  clearTimeout(live.timer);
+  clearTimeout(live.watchdog);
+  const ws = live.ws;
+  live.ws = null;
+  live.pending = null;
+  if (ws) { detach(ws); ws.close(1000, "live mode off"); }
+  $("cancel").disabled = true;
+  publishLive({ socket: "off" });
+}
+
+function detach(ws) {
+  ws.onopen = ws.onmessage = ws.onclose = ws.onerror = null;
+}
+
+/** A browser WebSocket cannot send headers: the credential goes as `?token=`, which takes a
+ * token only (three dot-separated parts). An API key is first swapped for a short-lived token,
+ * on every connect, so that a reconnect an hour later does not carry an expired one. */
+async function socketToken() {
+  const c = credential();
+  if (!c || isToken(c)) return c || null;
+  const res = await fetch(`/v1/${encodeURIComponent(live.tenant)}/tokens`, {
+    method: "POST",
+    headers: { "Content-Type": "application/json", ...authHeaders() },
+    body: "{}",
+    cache: "no-store",
+  });
+  const body = await res.json().catch(() => null);
+  if (!res.ok || !body || !body.token) throw new Error((body && body.code) || "HTTP " + res.status);
+  return body.token;
+}
+
+function liveUrl(token) {
+  const url = new URL(`/v1/${encodeURIComponent(live.tenant)}/ws`, location.href);
+  url.protocol = url.protocol === "https:" ? "wss:" : "ws:";
+  url.searchParams.set("compression", "none"); // text lines: no zstd decoder in this page
+  if (token) url.searchParams.set("token", token);
+  return url.href;
+}
+
+async function connectLive(gen) {
+  publishLive({ socket: "connecting" });
+  let ws;
+  try {
+    const token = await socketToken();
+    if (gen !== live.gen) return; // stopped or restarted meanwhile
+    ws = new WebSocket(liveUrl(token));
+  } catch (e) {
+    if (gen !== live.gen) return;
+    // The gateway is unreachable (a restart) or refused the key: try again later.
+    const why = "no token: " + (e && e.message ? e.message : e);
+    pushCapped(window.duckstream.live.closes, why);
+    scheduleReconnect(why);
+    return;
+  }
+  live.ws = ws;
+  live.wsOpen = false;
+  live.channel = null;
+  live.pending = null; // a result half received on the last socket is not held: drop it
+  ws.onopen = () => onLiveOpen(ws);
+  ws.onmessage = (ev) => onLiveMessage(ws, ev);
+  // A refused handshake or a dropped connection fires error then close: close alone decides.
+  ws.onclose = (ev) => dropLive(ws, ev.code);
+  armWatchdog(ws); // a handshake to a host that vanished can hang for minutes
+}
+
+function onLiveOpen(ws) {
+  live.attempt = 0;
+  live.wsOpen = true;
+  live.opened++;
+  publishLive({ socket: "open", reconnects: Math.max(0, live.opened - 1) });
+  armWatchdog(ws);
+  // `version` (left out before the first result): the result held whole, so that the
+  // gateway sends it again only if it changed while this page was away.
+  ws.send(JSON.stringify({ type: "subscribe", id: LIVE_ID, ...live.body, version: live.held ?? undefined }));
+}
+
+function armWatchdog(ws) {
+  clearTimeout(live.watchdog);
+  live.watchdog = setTimeout(() => dropLive(ws, "silent"), LIVE_SILENCE_MS);
+}
+
+/** The socket `ws` is gone (closed with `code`, or given up on): come back later. */
+function dropLive(ws, code) {
+  if (ws !== live.ws) return; // an older socket, already replaced or stopped
+  live.ws = null;
+  live.pending = null;
+  clearTimeout(live.watchdog);
+  detach(ws);
+  if (ws.readyState === WebSocket.CONNECTING || ws.readyState === WebSocket.OPEN) ws.close();
+  pushCapped(window.duckstream.live.closes, code);
+  scheduleReconnect(live.wsOpen ? closeReason(code) : "could not connect");
+}
+
+/** Why the socket went, in words, from its close code or what else ended it. */
+function closeReason(code) {
+  if (code === 1012) return "the server is restarting";
+  if (code === 1006) return "the connection dropped";
+  if (code === "silent") return "the connection went silent";
+  if (typeof code === "number") return `the connection closed (${code})`;
+  return code; // the code of an error that ended the subscription
+}
+
+/** Connects again after a capped, jittered, exponential delay (README's formula). */
+function scheduleReconnect(why) {
+  const delay = Math.min(BACKOFF_CAP_MS, BACKOFF_MS * 2 ** live.attempt) * (0.5 + Math.random());
+  live.attempt++;
+  setStatus("connecting", `live: ${why}; reconnecting in ${fmtMs(delay)}…`);
+  publishLive({ socket: "waiting" });
+  const gen = live.gen;
+  clearTimeout(live.timer);
+  live.timer = setTimeout(() => { if (gen === live.gen) connectLive(gen); }, delay);
+}
+
+function onLiveMessage(ws, ev) {
+  if (ws !== live.ws) return;
+  armWatchdog(ws);
+  if (typeof ev.data !== "string") return; // compression=none: every message is text
+  for (const line of ev.data.split("\n")) {
+    if (!line) continue;
+    let m;
+    try { m = parseLine(line); } catch { continue; /* not JSON: skip the line, keep the socket */ }
+    onLiveLine(ws, m, line.length + 1);
+    if (ws !== live.ws) return; // the line ended this socket
+  }
+}
+
+/** One line of the socket: the acknowledgement, then per result update, metadata, data…, end. */
+function onLiveLine(ws, m, bytes) {
+  if (m.query_id === LIVE_ID) return onLiveControl(ws, m);
+  if (m.query_id !== live.channel) return;
+  switch (m.type) {
+    case "update":
+      live.pending = { version: m.version, lines: [], bytes, t0: performance.now(), tFirst: null };
+      break;
+    case "metadata":
+    case "data":
+      if (!live.pending) break; // the tail of a result that began before this socket
+      if (m.type === "data" && live.pending.tFirst === null) live.pending.tFirst = performance.now();
+      live.pending.lines.push(m);
+      live.pending.bytes += bytes;
+      break;
+    case "end":
+    case "error": // a failed re-run is the channel's current result too, with its version
+      if (!live.pending) break;
+      live.pending.bytes += bytes;
+      showLiveResult(live.pending, m);
+      live.pending = null;
+      break;
+    default: // heartbeat (alive, still that version), progress
+      break;
+  }
+}
+
+/** Lines with the page's own id: the acknowledgement, or the end of the subscription. */
+function onLiveControl(ws, m) {
+  if (m.type === "subscribed") {
+    live.channel = m.channel;
+    pushCapped(window.duckstream.live.acks, m.resumed || null);
+    publishLive({ channel: m.channel });
+    if (m.resumed === "unchanged") setStatus("live", `live · resumed, version ${live.held} unchanged`);
+    else if (m.resumed === "replaced") setStatus("connecting", "live: resumed; the data changed meanwhile, receiving it…");
+    else setStatus("connecting", "live: subscribed, waiting for the result…");
+  } else if (m.type === "error") {
+    // The subscription ended. A fresh token (for an API key) or another replica may help with
+    // some codes; the others would only fail again.
+    const retry = LIVE_RETRY.has(m.code) || (m.code === "token_expired" && !isToken(credential()));
+    if (retry) return dropLive(ws, m.code);
+    $("live").checked = false;
+    stopLive();
+    const r = newRun(live.tenant, live.body);
+    r.outcome = "error";
+    r.error = { code: m.code || "error", message: m.message || "", line: true };
+    resetResults(r);
+    finishLiveRun(r);
+  }
+}
+
+/** A whole result arrived: replace the one on screen with it and remember its version. */
+function showLiveResult(p, final) {
+  const r = newRun(live.tenant, live.body);
+  r.t0 = p.t0;
+  app.run = r;
+  resetResults(r);
+  for (const m of p.lines) applyLine(r, m);
+  applyLine(r, final);
+  r.tFirst = p.tFirst;
+  r.decoded = p.bytes;
+  r.dataVersion = p.version;
+  if (final.type === "end") r.outcome = "done";
+  else {
+    r.outcome = "error";
+    r.error = { code: final.code || "error", message: final.message || "", line: true };
+  }
+  finishLiveRun(r);
+  live.held = p.version;
+  const report = window.duckstream.live;
+  pushCapped(report.results, {
+    version: p.version,
+    rows: r.rows,
+    head: JSON.parse(safeJson(r.kept.slice(0, 10))),
+    error: r.error ? r.error.code : null,
+    at: Date.now(),
+  });
+  publishLive({ version: p.version });
+  const when = new Date().toLocaleTimeString();
+  if (r.outcome === "done") setStatus("live", `live · version ${p.version} · ${nf.format(r.rows)} row${r.rows === 1 ? "" : "s"} · ${when}`);
+}
+
+/** Draws a live result (or the subscription's end) like a finished one-shot query. */
+function finishLiveRun(r) {
+  r.tEnd = performance.now();
+  r.httpStatus = 101;
+  r.queryId = live.channel;
+  r.cache = r.dataVersion === null ? "subscription" : `subscription, version ${r.dataVersion}`;
+  r.encoding = "none (WebSocket)";
+  r.wireUnknown = true; // a WebSocket's frames have no resource timing
+  app.run = r;
+  flushTable(r);
+  renderChart(r);
+  renderMap(r);
+  updateStats(r);
+  showOutcome(r);
+  publish(r);
 }
 
 // ---------------------------------------------------------------- stats
@@ -1785,7 +2133,7 @@ function describeCredential() {
     return;
   }
   const parts = c.split(".");
-  if (parts.length === 3) {
+  if (isToken(c)) {
     try {
       const claims = JSON.parse(atob(parts[1].replace(/-/g, "+").replace(/_/g, "/")));
       const left = claims.exp ? Math.round(claims.exp - Date.now() / 1000) : null;
@@ -1859,13 +2207,17 @@ function setup() {
     }, h("span", { class: "example-label", text: e.label }), h("span", { class: "example-desc", text: e.desc })));
   }
 
-  $("query-form").addEventListener("submit", (e) => { e.preventDefault(); startRun(); });
+  $("query-form").addEventListener("submit", (e) => { e.preventDefault(); submitQuery(); });
   $("cancel").addEventListener("click", cancelRun);
+  $("live").addEventListener("change", () => {
+    if ($("live").checked) submitQuery();
+    else if (live.on) cancelRun();
+  });
   $("sql").addEventListener("keydown", (e) => {
-    if (e.key === "Enter" && (e.ctrlKey || e.metaKey)) { e.preventDefault(); startRun(); }
+    if (e.key === "Enter" && (e.ctrlKey || e.metaKey)) { e.preventDefault(); submitQuery(); }
   });
   document.addEventListener("keydown", (e) => {
-    if (e.key === "Escape" && app.run && !app.run.outcome) { cancelRun(); }
+    if (e.key === "Escape" && (live.on || (app.run && !app.run.outcome))) { cancelRun(); }
   });
   const refresh = debounce(() => { loadDatasets(); describeCredential(); }, 350);
   $("tenant").addEventListener("input", refresh);
