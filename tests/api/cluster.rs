@@ -85,16 +85,7 @@ fn replicas(cluster: &Cluster, config: &tempfile::NamedTempFile) -> Vec<ServerPr
 
 /// The count of `duckstream_queries_total` a replica shows (every transport and outcome).
 async fn queries_served(replica: &ServerProcess) -> u64 {
-    let text = replica
-        .app
-        .client
-        .get(replica.app.url("/metrics"))
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let text = replica.app.metrics().await;
     text.lines()
         .filter(|l| l.starts_with("duckstream_queries_total{"))
         .filter_map(|l| l.rsplit(' ').next()?.parse::<f64>().ok())

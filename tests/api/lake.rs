@@ -354,6 +354,18 @@ async fn a_restarted_catalog_answers_storage_unavailable_then_recovers() {
             json_of(resp).await["storage"].clone(),
         )
     };
+    // Asks `/readyz` until it says ready with the storage `want`, for at most 10 s.
+    let ready_with = |want: &'static str| async move {
+        let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+        while readyz().await != (200, json!(want)) {
+            assert!(
+                tokio::time::Instant::now() < deadline,
+                "{:?}",
+                readyz().await
+            );
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    };
     assert_eq!(readyz().await, (200, json!("ok")));
 
     lake.pg.stop();
@@ -367,15 +379,7 @@ async fn a_restarted_catalog_answers_storage_unavailable_then_recovers() {
     assert_eq!(json_of(resp).await["code"], "storage_unavailable");
     // Still ready (every replica shares the outage, and cached results still serve), and
     // says why; the cached result is served, marked stale.
-    let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
-    while readyz().await != (200, json!("unavailable")) {
-        assert!(
-            tokio::time::Instant::now() < deadline,
-            "{:?}",
-            readyz().await
-        );
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
+    ready_with("unavailable").await;
     let stale = cached().await.unwrap();
     assert_eq!(stale.status(), 200);
     assert_eq!(stale.headers()["x-cache"], "hit");
@@ -391,15 +395,7 @@ async fn a_restarted_catalog_answers_storage_unavailable_then_recovers() {
     )
     .await;
     assert_eq!(got, json!([[10]]));
-    let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
-    while readyz().await != (200, json!("ok")) {
-        assert!(
-            tokio::time::Instant::now() < deadline,
-            "{:?}",
-            readyz().await
-        );
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
+    ready_with("ok").await;
     assert!(cached().await.unwrap().headers().get("x-stale").is_none());
     // B's change feed reconnected: a write through A reaches B's cache.
     upload_ok(&a, "scores", "id,score\n1,40\n").await;
