@@ -6,8 +6,12 @@
 //!   reusable (unknown tables, not deterministic).
 //! - DuckDB is asked only what the checks did not already ask ([`Asked`]), and what a text
 //!   reads is kept by the tenant per data version, so a repeated query asks nothing.
-//! - The stamp's `version` is the data version read when the job was admitted, before DuckDB
-//!   began: a write during the query can only make the result look older, never newer.
+//! - The stamp's `version` is the data version the query reads (a lake's snapshot), or the one
+//!   read when the job was admitted, before DuckDB began: a write during the query can only
+//!   make the result look older, never newer.
+//! - Its `result_version` is never above `version`, and a replica that has not yet heard of
+//!   a write its snapshot holds labels the result with the snapshot: published versions of
+//!   one result only grow ([`result_version`]).
 
 use super::checks::{self, Asked};
 use crate::duck::Connection;
@@ -46,7 +50,7 @@ pub(super) fn stamp(
         }
     };
     let result_version = match &tables {
-        Some(t) => tenant.tables_version(t),
+        Some(t) => result_version(tenant, t, version),
         None => version,
     };
     Stamp {
@@ -55,6 +59,21 @@ pub(super) fn stamp(
         version,
         result_version,
     }
+}
+
+/// The version of a result that reads `tables` at data `version`: the newest write to one of
+/// them at or before `version`, so that the same data always shows the same version and a
+/// newer one only after a write. What this process knows of the writes after `version` (a
+/// write heard between the snapshot and now) is left out by the cap. A snapshot newer than
+/// every write this process has heard of (another replica's, not yet heard) may hold writes it
+/// cannot name: then the snapshot itself, which no later result of older data can undercut.
+fn result_version(tenant: &Tenant, tables: &[String], version: u64) -> u64 {
+    // The version first: every table written up to it is marked before it is published.
+    let heard = tenant.data_version();
+    if version > heard {
+        return version;
+    }
+    tenant.tables_version(tables).min(version)
 }
 
 /// The tables `request`'s statement reads and whether it is deterministic, from DuckDB.
