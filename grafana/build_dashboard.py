@@ -69,8 +69,9 @@ CLUSTER_PANELS = [
          f"p{int(q * 100)} {{{{instance}}}}") for q in (0.5, 0.99)]),
     ("Change feed connected (1: listening to the catalog)", "short", [
         ("max by (instance) (duckstream_store_feed_connected)", "{{instance}}")]),
-    ("Catalog errors per second, by replica", "short", [
-        (f"sum by (instance) (rate(duckstream_store_catalog_errors_total[{R}])) or on() vector(0)", "{{instance}}")]),
+    ("Catalog errors, and work refused while the storage was down, per second, by replica", "short", [
+        (f"sum by (instance) (rate(duckstream_store_catalog_errors_total[{R}])) or on() vector(0)", "errors {{instance}}"),
+        (f"sum by (instance) (rate(duckstream_store_refused_total[{R}])) or on() vector(0)", "refused {{instance}}")]),
     ("Lake upkeep: runs by outcome, seconds since the last", "short", [
         (f"sum by (instance, outcome) (increase(duckstream_store_maintenance_runs_total[{R}]))",
          "{{instance}} {{outcome}}"),

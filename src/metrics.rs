@@ -112,6 +112,8 @@ pub struct StoreMetrics {
     pub feed_connected: prometheus::IntGauge,
     /// From a commit in the catalog (any replica's) to this replica having applied it.
     pub feed_lag: Histogram,
+    /// Queries and writes refused at once because the storage was known not to answer.
+    pub refused: IntCounter,
 }
 
 impl StoreMetrics {
@@ -155,9 +157,14 @@ impl StoreMetrics {
                 )
                 .buckets(exponential_buckets(0.001, 2.0, 14)?),
             )?,
+            refused: IntCounter::new(
+                "duckstream_store_refused_total",
+                "Queries and writes refused at once (storage_unavailable) while the storage was known not to answer",
+            )?,
         };
         registry.register(Box::new(m.maintenance_runs.clone()))?;
         registry.register(Box::new(m.catalog_errors.clone()))?;
+        registry.register(Box::new(m.refused.clone()))?;
         registry.register(Box::new(m.feed_lag.clone()))?;
         for g in [
             &m.maintenance_last_run,

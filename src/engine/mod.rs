@@ -524,6 +524,17 @@ impl Engine {
         self.registry.store_reachable()
     }
 
+    /// Refuses at once (`storage_unavailable`) while the store knows its shared services do
+    /// not answer: a query or a write would only wait on them, holding a slot and a DuckDB
+    /// thread. The store finds out by itself when they answer again ([`TenantStore::reachable`]).
+    fn storage_gate(&self) -> Result<(), GatewayError> {
+        if self.registry.store_reachable() {
+            return Ok(());
+        }
+        self.metrics.store.refused.inc();
+        Err(GatewayError::storage("the storage does not answer now"))
+    }
+
     /// Whether the process is draining or shutting down (`/readyz` answers 503).
     pub fn is_draining(&self) -> bool {
         self.drain.is_cancelled()
@@ -535,6 +546,7 @@ impl Engine {
         if self.shutdown.is_cancelled() {
             return Err(GatewayError::ShuttingDown);
         }
+        self.storage_gate()?;
         let tenant = self.registry.get(&spec.tenant).await?;
         let stream_slot = if spec.hold_stream_slot {
             Some(self.stream_slot(&tenant)?)
@@ -648,6 +660,7 @@ impl Engine {
     /// Provisions a tenant: a new, empty database (`tenant_exists` if it has one), data
     /// version 1.
     pub async fn create_tenant(&self, id: &TenantId) -> Result<TenantInfo, GatewayError> {
+        self.storage_gate()?;
         let _admin = self.admin.lock().await;
         if self.registry.is_deleting(id) {
             return Err(GatewayError::TenantExists(id.to_string()));
@@ -743,6 +756,7 @@ impl Engine {
         request: UploadRequest,
         spool: PathBuf,
     ) -> Result<(datasets::Loaded, u64), GatewayError> {
+        self.storage_gate()?;
         let tenant = self.registry.get(id).await?;
         let format = request.format;
         let input = tokio::task::spawn_blocking(move || datasets::Input::prepare(format, spool))

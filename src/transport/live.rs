@@ -18,6 +18,9 @@
 //!   interrupts a running execution.
 //! - A first run that fails before streaming (invalid SQL, a forbidden table, bad params) is
 //!   fatal: every subscriber gets the error with its own id and the subscription ends.
+//! - A later run refused because the storage does not answer (`storage_unavailable`) delivers
+//!   nothing: subscribers keep the last result, and the channel runs again every
+//!   [`STORAGE_RETRY`] until the storage answers.
 //! - With `progress`, a run's `progress` lines go to the subscribers as they come (a lossy
 //!   broadcast: a lagging subscriber misses some), never into a result or its hash.
 
@@ -43,6 +46,9 @@ const MESSAGE_BYTES: usize = 64 * 1024;
 
 /// How long a channel waits before running again when the server was too busy.
 const BUSY_RETRY: Duration = Duration::from_secs(1);
+
+/// How often a channel whose storage does not answer asks again.
+const STORAGE_RETRY: Duration = Duration::from_secs(1);
 
 /// What subscribers share a channel by: the result's cache key (tenant, SQL, params, output
 /// options, table scope) and the interval.
@@ -318,10 +324,18 @@ impl Driver {
                     }
                     Some(run.stamp)
                 }
+                // Not a result: try again shortly. While the storage does not answer, a
+                // subscription that has a result keeps it (nothing newer can be known) and
+                // asks again until it answers.
                 Err(GatewayError::TooBusy) => {
-                    // Not a result: try again shortly.
                     tokio::select! {
                         _ = tokio::time::sleep(BUSY_RETRY) => continue,
+                        _ = self.stop.cancelled() => return,
+                    }
+                }
+                Err(GatewayError::StorageUnavailable(_)) if !first => {
+                    tokio::select! {
+                        _ = tokio::time::sleep(STORAGE_RETRY) => continue,
                         _ = self.stop.cancelled() => return,
                     }
                 }

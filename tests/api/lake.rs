@@ -15,6 +15,7 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
 use serde_json::{json, Value};
+use tokio_util::sync::CancellationToken;
 
 use crate::helpers::{
     connect, json_of, read_lines, read_until, send, spawn_app_with, ServerProcess, Store, TestApp,
@@ -410,6 +411,156 @@ async fn a_restarted_catalog_answers_storage_unavailable_then_recovers() {
     )
     .await;
     assert_eq!(got, json!([[40]]));
+}
+
+/// What one query answered under load: its value, or its error code.
+type Answer = Result<i64, String>;
+
+/// Queries the servers at `bases` in turn, each time a new text (no cache), until `stop`;
+/// every answer, or a panic if one took more than 30 s (a hang).
+async fn load(bases: Vec<String>, stop: CancellationToken, from: i64) -> Vec<Answer> {
+    let client = reqwest::Client::new();
+    let mut answers = Vec::new();
+    for n in from.. {
+        if stop.is_cancelled() {
+            break;
+        }
+        let url = format!("{}/v1/t/query", bases[n as usize % bases.len()]);
+        let sql = format!(r#"{{"sql": "SELECT sum(score) + {n} FROM scores"}}"#);
+        let ask = client
+            .post(url)
+            .header("content-type", "application/json")
+            .body(sql)
+            .send();
+        let resp = tokio::time::timeout(Duration::from_secs(30), ask)
+            .await
+            .expect("an answer, not a hang")
+            .unwrap();
+        answers.push(if resp.status() == 200 {
+            let lines = read_lines(resp).await;
+            let value = lines.rows().first().and_then(|r| r[0].as_i64());
+            value.map(|v| v - n).ok_or(format!("{:?}", lines.last()))
+        } else {
+            Err(json_of(resp).await["code"]
+                .as_str()
+                .unwrap_or("?")
+                .to_string())
+        });
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    answers
+}
+
+/// `/readyz`'s word on the storage, from every one of `apps`, until it is `want` (15 s at
+/// most).
+async fn until_storage(apps: &[&TestApp], want: &str) {
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(15);
+    for app in apps {
+        loop {
+            let resp = app.client.get(app.url("/readyz")).send().await.unwrap();
+            if json_of(resp).await["storage"] == want {
+                break;
+            }
+            assert!(
+                tokio::time::Instant::now() < deadline,
+                "storage never {want}"
+            );
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
+}
+
+/// Asks `app` `n` queries at once; their status codes and error codes.
+async fn burst(app: &TestApp, n: usize) -> Vec<(u16, Value)> {
+    let asks = (0..n).map(|i| async move {
+        let sql = format!(r#"{{"sql": "SELECT sum(score) * {i} FROM scores"}}"#);
+        let resp = app.post("t", &sql).await;
+        (resp.status().as_u16(), json_of(resp).await["code"].clone())
+    });
+    futures::future::join_all(asks).await
+}
+
+/// Resumes a paused PostgreSQL however the test ends.
+struct Paused<'a>(&'a Postgres);
+
+impl Drop for Paused<'_> {
+    fn drop(&mut self) {
+        self.0.resume();
+    }
+}
+
+#[actix_web::test]
+async fn a_stopped_or_stalled_catalog_under_load_refuses_at_once_and_recovers() {
+    let lake = Lake::start();
+    let cluster = Cluster::on(&lake.pg, &lake.s3);
+    let (a, b) = (cluster.replica().await, cluster.replica().await);
+    create_tenant(&a, "t").await;
+    upload_ok(&a, "scores", "id,score\n1,9\n2,33\n").await;
+    for outage in ["stopped", "stalled"] {
+        let stop = CancellationToken::new();
+        let workers: Vec<_> = (0..4)
+            .map(|w| {
+                let bases = vec![a.base.clone(), b.base.clone()];
+                tokio::spawn(load(bases, stop.clone(), w * 1_000_000))
+            })
+            .collect();
+        tokio::time::sleep(Duration::from_millis(500)).await;
+        let paused = match outage {
+            "stopped" => {
+                lake.pg.stop();
+                None
+            }
+            _ => {
+                lake.pg.pause();
+                Some(Paused(&lake.pg))
+            }
+        };
+        until_storage(&[&a, &b], "unavailable").await;
+        // Known down: more queries at once than there are slots, each refused at once
+        // rather than queued behind the catalog (no `too_busy`, no hang).
+        let refused = b.metric("duckstream_store_refused_total").await;
+        let answers = tokio::time::timeout(Duration::from_secs(10), burst(&b, 24))
+            .await
+            .expect("refused at once, not queued");
+        for (status, code) in &answers {
+            assert_eq!(
+                (*status, code),
+                (503, &json!("storage_unavailable")),
+                "{outage}"
+            );
+        }
+        assert!(b.metric("duckstream_store_refused_total").await >= refused + 24.0);
+        match paused {
+            Some(p) => drop(p),
+            None => lake.pg.restart(),
+        }
+        until_storage(&[&a, &b], "ok").await;
+        // Both replicas answer again by themselves.
+        for app in [&a, &b] {
+            let got = eventually(
+                app,
+                "SELECT sum(score) FROM scores",
+                json!([[42]]),
+                Duration::from_secs(30),
+            )
+            .await;
+            assert_eq!(got, json!([[42]]), "{outage}");
+        }
+        stop.cancel();
+        for w in workers {
+            let answers = w.await.unwrap();
+            // Every answer under load was the right value or a clear refusal, and the load
+            // got answers again after the outage.
+            for answer in &answers {
+                assert!(
+                    matches!(answer, Ok(42))
+                        || answer.as_ref().is_err_and(|c| c == "storage_unavailable"),
+                    "{outage}: {answer:?} in {answers:?}"
+                );
+            }
+            assert!(answers.contains(&Ok(42)), "{outage}: {answers:?}");
+        }
+    }
 }
 
 #[actix_web::test]

@@ -282,6 +282,34 @@ impl Postgres {
         .unwrap_or_else(|e| panic!("pg_ctl stop: {e}\n{}", log_tail(&self.log())));
     }
 
+    /// Stalls the server (SIGSTOP to the postmaster and every backend): connections stay
+    /// open and nothing answers, as with a catalog that is overloaded or cut off.
+    /// [`Postgres::resume`] lets it go on.
+    pub fn pause(&self) {
+        self.signal_all("STOP");
+    }
+
+    pub fn resume(&self) {
+        self.signal_all("CONT");
+    }
+
+    /// Sends `signal` to the postmaster's children, then to the postmaster.
+    fn signal_all(&self, signal: &str) {
+        let pid_file =
+            std::fs::read_to_string(self.data().join("postmaster.pid")).expect("postmaster.pid");
+        let pid = pid_file.lines().next().expect("a pid").trim().to_string();
+        let children = run(Command::new("pgrep").args(["-P", &pid]), WAIT)
+            .map(|o| String::from_utf8_lossy(&o.stdout).into_owned())
+            .unwrap_or_default();
+        let mut pids: Vec<&str> = children.split_whitespace().collect();
+        pids.push(&pid);
+        succeeded(run(
+            Command::new("kill").arg(format!("-{signal}")).args(&pids),
+            WAIT,
+        ))
+        .unwrap_or_else(|e| panic!("kill -{signal} {pids:?}: {e}"));
+    }
+
     /// Starts the server again on the same port and data directory (stopping it first if it
     /// runs); returns once it accepts connections.
     pub fn restart(&self) {

@@ -150,6 +150,7 @@ fn dashboard_is_provisioned_and_every_panel_has_queries() {
         "duckstream_store_feed_lag_seconds_bucket",
         "duckstream_store_feed_connected",
         "duckstream_store_catalog_errors_total",
+        "duckstream_store_refused_total",
         "duckstream_store_maintenance_runs_total",
         "duckstream_store_maintenance_last_run_timestamp_seconds",
         "duckstream_store_data_files",

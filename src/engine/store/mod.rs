@@ -186,8 +186,10 @@ pub trait TenantStore: Send + Sync {
     }
 
     /// Whether the store's shared services answer now, as far as it knows without asking
-    /// (a lake: its change feed is connected). `false` also means other replicas' writes may
-    /// go unheard: cached results are served marked stale.
+    /// (a lake: its change feed has not lost the catalog). `false` also means other replicas'
+    /// writes may go unheard: cached results are served marked stale, and the engine refuses
+    /// work that needs the store at once (`storage_unavailable`) instead of holding a thread
+    /// on it.
     fn reachable(&self) -> bool {
         true
     }

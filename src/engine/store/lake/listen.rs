@@ -10,13 +10,21 @@
 //!   waited for: what was committed while the connection was down is reported then.
 //! - Tenants waiting for a catch-up are a set (one entry per tenant): however fast commits
 //!   come, the feed holds at most one entry per tenant.
-//! - Reconnects back off from 100 ms to 5 s; the loop ends with the process (`shutdown`) or
+//! - Reconnects back off from 100 ms to 2 s; the loop ends with the process (`shutdown`) or
 //!   when the sink (the engine) is gone.
+//! - The feed is the replica's probe of the catalog: while listening it asks the catalog a
+//!   trivial statement every [`HEARTBEAT`], and one unanswered within [`HEARTBEAT_TIMEOUT`]
+//!   counts as the catalog lost (a stopped or stalled catalog is noticed in seconds even when
+//!   no notification would come). [`Feed::down`] is set from a failed connect, an unanswered
+//!   heartbeat or a failed catch-up until the next successful `LISTEN`; a connection that
+//!   merely closed is reconnected first. It starts unset, so a replica serves before its
+//!   first connect.
 //! - [`Feed::connected`] is 1 exactly while notifications are being heard; [`Feed::lag`]
 //!   measures from the commit (the trigger's clock, in the payload) to the end of the catch-up
 //!   that applied it, once per catch-up (the earliest commit it covers).
 
 use std::collections::BTreeMap;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, Weak};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
@@ -31,12 +39,22 @@ use crate::engine::store::ChangeSink;
 use crate::error::GatewayError;
 use crate::wire::TenantId;
 
-/// The feed's health, for the metrics.
+/// How often a listening feed asks the catalog whether it still answers.
+const HEARTBEAT: Duration = Duration::from_secs(1);
+
+/// How long the catalog has to answer a heartbeat before the connection counts as lost.
+/// (Generous: a replica whose CPU is saturated must not take a slow answer for a dead catalog.)
+const HEARTBEAT_TIMEOUT: Duration = Duration::from_secs(3);
+
+/// The feed's health: for the metrics, and for the store's [`reachable`](Feed::down).
 pub struct Feed {
     /// 1 while the `LISTEN` connection is up.
     pub connected: prometheus::IntGauge,
     /// Commit to catch-up, in seconds.
     pub lag: prometheus::Histogram,
+    /// Set while the catalog is known not to answer: from a failed connect or a lost
+    /// connection until the next `LISTEN` succeeds.
+    pub down: Arc<AtomicBool>,
 }
 
 /// Runs the feed until `shutdown` or until the sink is dropped (on the catalog's runtime).
@@ -49,16 +67,51 @@ pub async fn follow(
     let mut backoff = Duration::from_millis(100);
     loop {
         let result = listen_once(&catalog, &sink, &shutdown, &feed).await;
+        let was_listening = feed.connected.get() == 1;
         feed.connected.set(0);
-        match result {
+        let lost = match result {
             Ok(()) => return,
-            Err(e) => tracing::warn!(error = %e.log_chain(), "lake change feed lost; reconnecting"),
+            Err(lost) => lost,
+        };
+        // A connection that closed is tried again before anyone is refused; a catalog that
+        // refused a connection or left a heartbeat unanswered is down until one listens.
+        let newly_down = lost.down && !feed.down.swap(true, Ordering::AcqRel);
+        // Logged once per outage, not at every retry.
+        if was_listening || newly_down {
+            tracing::warn!(error = %lost.error.log_chain(), "lake change feed lost; reconnecting");
+        }
+        if was_listening {
+            backoff = Duration::from_millis(100);
         }
         tokio::select! {
             _ = shutdown.cancelled() => return,
             _ = tokio::time::sleep(backoff) => {}
         }
-        backoff = (backoff * 2).min(Duration::from_secs(5));
+        backoff = (backoff * 2).min(Duration::from_secs(2));
+    }
+}
+
+/// Why a feed's connection ended, and whether that shows the catalog down.
+struct Lost {
+    error: GatewayError,
+    /// A connect failed, a heartbeat went unanswered or a catalog call failed; `false`: the
+    /// connection closed (the next connect tells).
+    down: bool,
+}
+
+/// A failed statement or catalog call: the catalog is not answering.
+impl From<GatewayError> for Lost {
+    fn from(error: GatewayError) -> Self {
+        Self::down(error)
+    }
+}
+
+impl Lost {
+    fn down(error: impl Into<GatewayError>) -> Self {
+        Self {
+            error: error.into(),
+            down: true,
+        }
     }
 }
 
@@ -101,12 +154,12 @@ async fn listen_once(
     sink: &Weak<dyn ChangeSink>,
     shutdown: &CancellationToken,
     feed: &Feed,
-) -> Result<(), GatewayError> {
+) -> Result<(), Lost> {
     let (client, mut connection) = catalog
         .config()
         .connect(tokio_postgres::NoTls)
         .await
-        .map_err(GatewayError::storage)?;
+        .map_err(|e| Lost::down(GatewayError::storage(e)))?;
     let pending = Arc::new(Pending::default());
     let broken = CancellationToken::new();
     let driver = {
@@ -128,16 +181,26 @@ async fn listen_once(
             .batch_execute(&format!("LISTEN {CHANNEL}"))
             .await
             .map_err(GatewayError::storage)?;
-        let Some(s) = sink.upgrade() else { return Ok(()) };
+        let Some(s) = sink.upgrade() else {
+            return Ok(());
+        };
         for id in s.loaded() {
             pending.add(id, None);
         }
         drop(s);
         feed.connected.set(1);
-        tracing::info!("lake change feed listening");
+        if feed.down.swap(false, Ordering::AcqRel) {
+            tracing::info!("lake change feed listening again: the catalog answers");
+        } else {
+            tracing::info!("lake change feed listening");
+        }
+        let mut heartbeat = tokio::time::interval(HEARTBEAT);
+        heartbeat.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         loop {
             for (id, at) in pending.take() {
-                let Some(s) = sink.upgrade() else { return Ok(()) };
+                let Some(s) = sink.upgrade() else {
+                    return Ok(());
+                };
                 catch_up(catalog, s.as_ref(), &id).await?;
                 if let Some(at) = at {
                     feed.lag.observe((unix_now() - at).max(0.0));
@@ -145,14 +208,30 @@ async fn listen_once(
             }
             tokio::select! {
                 _ = shutdown.cancelled() => return Ok(()),
-                _ = broken.cancelled() => return Err(GatewayError::storage("the LISTEN connection closed")),
+                _ = broken.cancelled() => return Err(Lost {
+                    error: GatewayError::storage("the LISTEN connection closed"),
+                    down: false,
+                }),
                 _ = pending.wake.notified() => {}
+                _ = heartbeat.tick() => alive(&client).await?,
             }
         }
     }
     .await;
     driver.abort();
     result
+}
+
+/// Asks the catalog a trivial statement: an error or no answer within [`HEARTBEAT_TIMEOUT`]
+/// is a lost connection.
+async fn alive(client: &tokio_postgres::Client) -> Result<(), GatewayError> {
+    match tokio::time::timeout(HEARTBEAT_TIMEOUT, client.simple_query("")).await {
+        Ok(Ok(_)) => Ok(()),
+        Ok(Err(e)) => Err(GatewayError::storage(e)),
+        Err(_) => Err(GatewayError::storage(
+            "the catalog did not answer a heartbeat",
+        )),
+    }
 }
 
 /// The tenant a notification's payload (`{"schema": "ds_<tenant>", "snapshot": n, "at":

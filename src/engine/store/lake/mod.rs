@@ -29,6 +29,7 @@ mod roles;
 
 use std::io;
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Weak};
 use std::time::Duration;
 
@@ -103,6 +104,8 @@ pub struct LakeStore {
     settings: LakeSettings,
     catalog: Arc<catalog::Catalog>,
     metrics: StoreMetrics,
+    /// Set by the change feed while the catalog is known not to answer ([`listen::Feed`]).
+    down: Arc<AtomicBool>,
 }
 
 /// `'text'`.
@@ -122,6 +125,7 @@ impl LakeStore {
             settings,
             catalog,
             metrics,
+            down: Arc::default(),
         })
     }
 
@@ -466,6 +470,7 @@ impl TenantStore for LakeStore {
         let feed = listen::Feed {
             connected: self.metrics.feed_connected.clone(),
             lag: self.metrics.feed_lag.clone(),
+            down: Arc::clone(&self.down),
         };
         self.catalog
             .spawn(listen::follow(catalog, sink, shutdown, feed));
@@ -476,7 +481,7 @@ impl TenantStore for LakeStore {
     }
 
     fn reachable(&self) -> bool {
-        self.metrics.feed_connected.get() == 1
+        !self.down.load(Ordering::Acquire)
     }
 
     fn maintenance_sql(&self, id: &TenantId) -> Option<String> {
