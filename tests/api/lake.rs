@@ -496,7 +496,20 @@ async fn a_stopped_or_stalled_catalog_under_load_refuses_at_once_and_recovers() 
     let (a, b) = (cluster.replica().await, cluster.replica().await);
     create_tenant(&a, "t").await;
     upload_ok(&a, "scores", "id,score\n1,9\n2,33\n").await;
-    for outage in ["stopped", "stalled"] {
+    // A subscriber on B lives through both outages.
+    let mut ws = connect(&b, "?compression=none").await;
+    let subscribe =
+        json!({"type": "subscribe", "id": "max", "sql": "SELECT max(score) FROM scores"});
+    send(&mut ws, subscribe).await;
+    read_until(&mut ws, |l| {
+        l["type"] == "data" && l["rows"] == json!([[33]])
+    })
+    .await;
+    let after = [
+        ("stopped", "id,score\n1,40\n2,2\n", 40),
+        ("stalled", "id,score\n1,41\n2,1\n", 41),
+    ];
+    for (outage, then, max) in after {
         let stop = CancellationToken::new();
         let workers: Vec<_> = (0..4)
             .map(|w| {
@@ -560,6 +573,17 @@ async fn a_stopped_or_stalled_catalog_under_load_refuses_at_once_and_recovers() 
             }
             assert!(answers.contains(&Ok(42)), "{outage}: {answers:?}");
         }
+        // The subscription is still live: a write after the outage reaches it, and it never
+        // got an error.
+        upload_ok(&a, "scores", then).await;
+        let lines = read_until(&mut ws, |l| {
+            l["type"] == "data" && l["rows"] == json!([[max]])
+        })
+        .await;
+        assert!(
+            lines.iter().all(|l| l["type"] != "error"),
+            "{outage}: {lines:?}"
+        );
     }
 }
 
