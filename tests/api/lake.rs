@@ -587,6 +587,57 @@ async fn a_stopped_or_stalled_catalog_under_load_refuses_at_once_and_recovers() 
     }
 }
 
+/// Resumes a paused moto_server however the test ends.
+struct PausedS3<'a>(&'a S3);
+
+impl Drop for PausedS3<'_> {
+    fn drop(&mut self) {
+        self.0.resume();
+    }
+}
+
+#[actix_web::test]
+async fn a_stalled_object_store_answers_storage_unavailable_then_recovers() {
+    let lake = Lake::start();
+    let cluster = Cluster::on(&lake.pg, &lake.s3);
+    let a = cluster.replica().await;
+    create_tenant(&a, "t").await;
+    upload_ok(&a, "scores", "id,score\n1,9\n2,33\n").await;
+    // A replica that has read none of the files yet.
+    let b = cluster.replica().await;
+    lake.s3.pause();
+    let paused = PausedS3(&lake.s3);
+    let started = std::time::Instant::now();
+    // DuckDB gives up on the store after two unanswered tries of 5 s each.
+    let resp = tokio::time::timeout(
+        Duration::from_secs(60),
+        b.post("t", r#"{"sql": "SELECT sum(score) FROM scores"}"#),
+    )
+    .await
+    .expect("an answer, not a hang");
+    let status = resp.status();
+    let body = resp.text().await.unwrap();
+    assert_eq!(status, 503, "after {:?}: {body}", started.elapsed());
+    assert_eq!(
+        serde_json::from_str::<Value>(&body).unwrap()["code"],
+        "storage_unavailable"
+    );
+    // Never the store's paths.
+    assert!(
+        !body.contains("parquet") && !body.contains("lake_"),
+        "{body}"
+    );
+    drop(paused);
+    let got = eventually(
+        &b,
+        "SELECT sum(score) FROM scores",
+        json!([[42]]),
+        Duration::from_secs(30),
+    )
+    .await;
+    assert_eq!(got, json!([[42]]));
+}
+
 #[actix_web::test]
 async fn lake_paths_and_catalog_internals_are_refused() {
     let cluster = Cluster::new();

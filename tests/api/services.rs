@@ -521,6 +521,28 @@ impl S3 {
     }
 }
 
+impl S3 {
+    /// Stalls moto_server (SIGSTOP): connections are accepted by the kernel and nothing
+    /// answers, as with an object store that is overloaded or cut off. Its objects are kept
+    /// (moto keeps them in memory: a restart would lose them). [`S3::resume`] lets it go on.
+    pub fn pause(&self) {
+        self.signal("STOP");
+    }
+
+    pub fn resume(&self) {
+        self.signal("CONT");
+    }
+
+    fn signal(&self, signal: &str) {
+        let pid = self.child.id().to_string();
+        succeeded(run(
+            Command::new("kill").arg(format!("-{signal}")).arg(&pid),
+            WAIT,
+        ))
+        .unwrap_or_else(|e| panic!("kill -{signal} {pid}: {e}"));
+    }
+}
+
 impl Drop for S3 {
     fn drop(&mut self) {
         let _ = self.child.kill();

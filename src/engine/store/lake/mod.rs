@@ -51,6 +51,14 @@ pub const MAX_RETRIES: u32 = 100;
 /// catalog's call timeout).
 const MAX_LOCK_WAIT: Duration = Duration::from_secs(8);
 
+/// How long DuckDB waits on one object-store request that sends nothing (DuckDB's default,
+/// 30 s, times its 3 retries, held a query on a stalled store for two minutes).
+const S3_TIMEOUT_SECS: u64 = 5;
+
+/// How often DuckDB tries a failed object-store request again: a stalled store answers a query
+/// `storage_unavailable` after about `S3_TIMEOUT_SECS × (1 + S3_RETRIES)`.
+const S3_RETRIES: u64 = 1;
+
 /// How to reach S3-compatible object storage.
 #[derive(Clone, Default)]
 pub struct S3Settings {
@@ -191,6 +199,9 @@ impl LakeStore {
              SET ducklake_default_data_inlining_row_limit = 0;"
         );
         if self.on_s3() {
+            sql.push_str(&format!(
+                " SET http_timeout = {S3_TIMEOUT_SECS}; SET http_retries = {S3_RETRIES}; "
+            ));
             sql.push_str(&self.secret_sql(id));
         }
         sql.push_str(&format!(
@@ -317,6 +328,13 @@ pub fn is_unavailable(message: &str) -> bool {
         "PQconsumeInput",
         "SSL SYSCALL",
         "timeout expired",
+        // httpfs: the object store did not answer in time, or not at all.
+        "Timeout was reached",
+        "Couldn't connect to server",
+        "error for HTTP",
+        "(HTTP 500)",
+        "(HTTP 502)",
+        "(HTTP 503)",
     ];
     SIGNS.iter().any(|s| message.contains(s))
 }
@@ -545,6 +563,22 @@ fn recorded(history: &[catalog::SnapshotChanges], names: &changes::TableNames) -
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn an_object_store_that_does_not_answer_is_unavailable_not_a_query_error() {
+        let stalled = "IO Error: Timeout was reached error for HTTP GET to \
+                       'http://127.0.0.1:34491/lake/t/main/scores/ducklake-01.parquet'";
+        assert!(is_unavailable(stalled));
+        assert!(is_unavailable(
+            "HTTP Error: HTTP GET error on 'x' (HTTP 503)"
+        ));
+        assert!(!is_unavailable(
+            "HTTP Error: HTTP GET error on 'x' (HTTP 404)"
+        ));
+        assert!(!is_unavailable(
+            "Binder Error: Referenced column \"x\" not found"
+        ));
+    }
 
     #[test]
     fn catalog_connections_give_up_on_a_silent_host() {
