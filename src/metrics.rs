@@ -81,6 +81,8 @@ pub struct Metrics {
     pub backpressure_wait: CounterVec,
     pub auth_failures: IntCounterVec,
     pub connections_refused: IntCounter,
+    /// Tenants whose databases were closed after going unused (`engine.tenant_idle`).
+    pub tenants_unloaded: IntCounter,
     /// Statements DuckDB ran for clients (one-shot queries and re-runs alike; not the
     /// gateway's own EXPLAINs and catalog reads).
     pub executions: IntCounter,
@@ -281,6 +283,10 @@ impl Metrics {
             "duckstream_connections_refused_total",
             "Streams and WebSockets refused because their tenant had max_streams open",
         )?;
+        let tenants_unloaded = IntCounter::new(
+            "duckstream_tenants_unloaded_total",
+            "Tenants whose databases were closed after going unused for tenant_idle_secs",
+        )?;
         let executions = IntCounter::new(
             "duckstream_duckdb_executions_total",
             "Statements DuckDB ran for clients (one-shot queries and subscription re-runs)",
@@ -315,6 +321,7 @@ impl Metrics {
         registry.register(Box::new(cache_bytes.clone()))?;
         registry.register(Box::new(auth_failures.clone()))?;
         registry.register(Box::new(connections_refused.clone()))?;
+        registry.register(Box::new(tenants_unloaded.clone()))?;
         for r in [
             "missing",
             "invalid_key",
@@ -383,6 +390,7 @@ impl Metrics {
             backpressure_wait,
             auth_failures,
             connections_refused,
+            tenants_unloaded,
             executions,
             cache_hits,
             cache_misses,

@@ -133,6 +133,7 @@ impl Application {
         if config.storage.kind == StorageKind::Lake {
             maintain_in_background(&state, &config, shutdown.clone());
         }
+        unload_idle_in_background(&state, &config, shutdown.clone());
         let origins = server_cfg.cors_allow_origins.clone();
         let draining = drain.clone();
         let server = HttpServer::new(move || {
@@ -393,6 +394,28 @@ fn maintain_in_background(state: &AppState, config: &Config, shutdown: Cancellat
             tokio::select! {
                 _ = shutdown.cancelled() => return,
                 _ = tokio::time::sleep(tick) => engine.maintain(&policy).await,
+            }
+        }
+    });
+}
+
+/// Closes idle tenants' databases ([`crate::engine::Engine::unload_idle`]) every quarter of the
+/// idle time (at most every 30 s) until shutdown; never with a zero idle time.
+fn unload_idle_in_background(state: &AppState, config: &Config, shutdown: CancellationToken) {
+    let idle = config.engine.tenant_idle;
+    if idle.is_zero() {
+        return;
+    }
+    let tick = (idle / 4).clamp(
+        std::time::Duration::from_secs(1),
+        std::time::Duration::from_secs(30),
+    );
+    let engine = state.engine.clone().into_inner();
+    actix_web::rt::spawn(async move {
+        loop {
+            tokio::select! {
+                _ = shutdown.cancelled() => return,
+                _ = tokio::time::sleep(tick) => { engine.unload_idle(idle).await; }
             }
         }
     });

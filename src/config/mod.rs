@@ -238,6 +238,9 @@ pub struct EngineSection {
     pub cache_bytes: u64,
     /// The largest result the cache keeps, in bytes.
     pub cache_max_entry_bytes: usize,
+    /// A tenant nothing has used for this long is unloaded: its DuckDB database closed, its
+    /// memory, threads and catalog connections given back (zero: never).
+    pub tenant_idle: Duration,
 }
 
 impl Default for EngineSection {
@@ -259,6 +262,7 @@ impl Default for EngineSection {
             extension_directory: None,
             cache_bytes: 256 << 20,
             cache_max_entry_bytes: 16 << 20,
+            tenant_idle: Duration::from_secs(900),
         }
     }
 }
@@ -316,6 +320,10 @@ pub struct EngineLayer {
     /// The largest result the cache keeps, in bytes
     #[arg(long, env = "DUCKSTREAM_CACHE_MAX_ENTRY_BYTES")]
     pub cache_max_entry_bytes: Option<usize>,
+    /// Seconds without use after which a tenant's database is closed until its next request
+    /// (0 = never)
+    #[arg(long, env = "DUCKSTREAM_TENANT_IDLE_SECS")]
+    pub tenant_idle_secs: Option<u64>,
 }
 
 impl EngineSection {
@@ -335,6 +343,7 @@ impl EngineSection {
         }
         set_secs!(self, layer; queue_timeout_secs => queue_timeout);
         set_secs!(self, layer; stall_timeout_secs => stall_timeout);
+        set_secs!(self, layer; tenant_idle_secs => tenant_idle);
     }
 }
 

@@ -32,7 +32,8 @@ impl Engine {
     pub async fn maintain(&self, policy: &MaintenancePolicy) {
         let (mut files, mut bytes, mut known) = (0, 0, false);
         for id in self.registry.loaded_ids() {
-            let Ok(tenant) = self.registry.get(&id).await else {
+            // Not `get`: upkeep is not a use, and must not keep an idle tenant loaded.
+            let Some(tenant) = self.registry.loaded(&id) else {
                 continue;
             };
             if let Some((f, b)) = self.registry.data_files(&id).await {

@@ -296,6 +296,9 @@ pub struct StreamSlot {
     /// Shared with the query's [`QueryControl`], which frees it early when the stream stalls
     /// (its response is dead, though the client still holds the socket).
     permit: control::SharedPermit,
+    /// Keeps the tenant loaded while the socket is open (an idle tenant is unloaded only when
+    /// nothing holds it): its `max_streams` stay one count.
+    _tenant: Arc<Tenant>,
 }
 
 /// What the engine runs with. Built by the application from its configuration.
@@ -490,10 +493,11 @@ impl Engine {
         }
     }
 
-    fn stream_slot(&self, tenant: &Tenant) -> Result<StreamSlot, GatewayError> {
+    fn stream_slot(&self, tenant: &Arc<Tenant>) -> Result<StreamSlot, GatewayError> {
         match Arc::clone(&tenant.admission.streams).try_acquire_owned() {
             Ok(permit) => Ok(StreamSlot {
                 permit: Arc::new(std::sync::Mutex::new(Some(permit))),
+                _tenant: Arc::clone(tenant),
             }),
             Err(_) => {
                 self.metrics.connections_refused.inc();
@@ -522,6 +526,29 @@ impl Engine {
     /// feed is connected). Without it, cached results are still served, marked stale.
     pub fn storage_reachable(&self) -> bool {
         self.registry.store_reachable()
+    }
+
+    /// Closes the databases of the tenants nothing has used for `idle` (and nothing holds:
+    /// no query, upload, subscription or socket), on an executor thread; their next request
+    /// loads them again. Returns how many were unloaded.
+    pub async fn unload_idle(&self, idle: Duration) -> usize {
+        let tenants = self.registry.take_idle(idle);
+        if tenants.is_empty() {
+            return 0;
+        }
+        let ids: Vec<TenantId> = tenants.iter().map(|t| t.id.clone()).collect();
+        // Closing a local file checkpoints it: DuckDB work, on a thread built for it.
+        if let Err(e) = self.run_task(None, move || drop(tenants)).await {
+            tracing::warn!(error = %e.log_chain(), "idle tenants closed on the runtime");
+        }
+        self.registry.finish_unloading(&ids);
+        self.metrics.tenants_unloaded.inc_by(ids.len() as u64);
+        tracing::info!(
+            count = ids.len(),
+            idle_secs = idle.as_secs(),
+            "idle tenants unloaded"
+        );
+        ids.len()
     }
 
     /// Refuses at once (`storage_unavailable`) while the store knows its shared services do

@@ -8,10 +8,16 @@
 //! - A tenant being deleted is refused (`tenant_not_found`) and left out of listings until its
 //!   data is gone; then a tenant of the same name can be created, as a new [`Tenant`] value.
 //! - A loaded tenant's version moves only after the store recorded it.
+//! - A tenant is unloaded only while nothing but the registry holds it (no query, upload,
+//!   subscription or socket), after it went unused for the idle time; until its database is
+//!   closed, `get` waits for it: a tenant's database is never open twice at once.
 
 use std::collections::{HashMap, HashSet};
 use std::path::Path;
 use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::Duration;
+
+use tokio::sync::Notify;
 
 use super::pool::{DbSettings, Pools};
 use super::store::{ChangeSink, TenantStore, WriteLock};
@@ -28,6 +34,10 @@ pub struct TenantRegistry {
     tenants: Mutex<HashMap<TenantId, Arc<Tenant>>>,
     /// Tenants being deleted: refused by `get` until their data is gone.
     deleting: Mutex<HashSet<TenantId>>,
+    /// Tenants being unloaded: `get` waits until their database is closed.
+    unloading: Mutex<HashSet<TenantId>>,
+    /// Woken each time an unloading finishes.
+    unloaded: Notify,
 }
 
 impl TenantRegistry {
@@ -44,6 +54,8 @@ impl TenantRegistry {
             own_limits,
             tenants: Mutex::new(HashMap::new()),
             deleting: Mutex::new(Default::default()),
+            unloading: Mutex::new(Default::default()),
+            unloaded: Notify::new(),
         }
     }
 
@@ -138,7 +150,9 @@ impl TenantRegistry {
         if self.is_deleting(id) {
             return Err(GatewayError::TenantNotFound(id.to_string()));
         }
+        self.wait_unloaded(id).await;
         if let Some(t) = self.lock().get(id) {
+            t.touch();
             return Ok(Arc::clone(t));
         }
         if !self.store.exists(id).await? {
@@ -156,6 +170,55 @@ impl TenantRegistry {
             ))
         }));
         Ok(tenant)
+    }
+
+    /// Takes out of the registry every tenant unused for `idle` that nothing else holds, and
+    /// marks them as being unloaded; the caller closes their databases (off the async
+    /// runtime: closing a file checkpoints it), then calls [`Self::finish_unloading`].
+    pub fn take_idle(&self, idle: Duration) -> Vec<Arc<Tenant>> {
+        let mut tenants = self.lock();
+        let mut unloading = self.unloading.lock().unwrap_or_else(|p| p.into_inner());
+        let idle_ids: Vec<TenantId> = tenants
+            .iter()
+            // Under the lock nobody can clone one: a count of 1 is the registry's own.
+            .filter(|(_, t)| Arc::strong_count(t) == 1 && t.idle_for() >= idle)
+            .map(|(id, _)| id.clone())
+            .collect();
+        idle_ids
+            .into_iter()
+            .filter_map(|id| {
+                let tenant = tenants.remove(&id)?;
+                unloading.insert(id);
+                Some(tenant)
+            })
+            .collect()
+    }
+
+    /// The databases of `ids` are closed: requests for them load them again.
+    pub fn finish_unloading(&self, ids: &[TenantId]) {
+        let mut unloading = self.unloading.lock().unwrap_or_else(|p| p.into_inner());
+        for id in ids {
+            unloading.remove(id);
+        }
+        drop(unloading);
+        self.unloaded.notify_waiters();
+    }
+
+    /// Waits while `id` is being unloaded.
+    async fn wait_unloaded(&self, id: &TenantId) {
+        loop {
+            // Registered before the check, so a finish in between is not missed.
+            let finished = self.unloaded.notified();
+            if !self
+                .unloading
+                .lock()
+                .unwrap_or_else(|p| p.into_inner())
+                .contains(id)
+            {
+                return;
+            }
+            finished.await;
+        }
     }
 
     fn lock(&self) -> MutexGuard<'_, HashMap<TenantId, Arc<Tenant>>> {

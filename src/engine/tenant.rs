@@ -14,8 +14,9 @@
 
 use std::collections::HashSet;
 use std::path::PathBuf;
-use std::sync::Arc;
-use std::time::Duration;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, LazyLock};
+use std::time::{Duration, Instant};
 
 use super::admission::Admission;
 use super::allowlist::Allowlist;
@@ -81,7 +82,16 @@ pub struct Tenant {
     pub scratch: ScratchSpace,
     /// Writes since the storage's last upkeep ([`super::maintenance`]).
     pub upkeep: super::upkeep::Upkeep,
+    /// When a request last asked for this tenant (milliseconds after [`EPOCH`]).
+    last_used: AtomicU64,
     db: TenantPool,
+}
+
+/// What [`Tenant::touch`] counts from.
+static EPOCH: LazyLock<Instant> = LazyLock::new(Instant::now);
+
+fn now_ms() -> u64 {
+    u64::try_from(EPOCH.elapsed().as_millis()).unwrap_or(u64::MAX)
 }
 
 impl Tenant {
@@ -108,10 +118,21 @@ impl Tenant {
             memo: Memo::default(),
             scratch: ScratchSpace::default(),
             upkeep: Default::default(),
+            last_used: AtomicU64::new(now_ms()),
             db: TenantPool::new(id.clone(), pool_limits, store, pools),
             id,
             limits,
         }
+    }
+
+    /// A request asked for this tenant now.
+    pub fn touch(&self) {
+        self.last_used.fetch_max(now_ms(), Ordering::Relaxed);
+    }
+
+    /// How long since a request last asked for this tenant.
+    pub fn idle_for(&self) -> Duration {
+        Duration::from_millis(now_ms().saturating_sub(self.last_used.load(Ordering::Relaxed)))
     }
 
     /// Where this tenant's uploads are spooled (absolute: DuckDB's `allowed_directories`).

@@ -14,6 +14,7 @@ mod formats;
 mod geometry;
 mod helpers;
 mod hostile;
+mod idle;
 mod lake;
 mod lifecycle;
 mod limits;
