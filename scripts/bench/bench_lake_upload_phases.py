@@ -1,0 +1,102 @@
+#!/usr/bin/env python3
+"""Where a lake CSV upload's time goes: DuckDB alone (`CREATE TABLE … AS FROM read_csv(…)` into
+a DuckLake on the same catalog and S3, autocommit, then inside a transaction with the count and
+the commit the gateway also makes) beside the gateway's PUT, whose log gives the body's receipt
+(`upload body received … elapsed_ms`) and the load (`dataset written`, timestamps).
+
+Starts its own PostgreSQL 15 and moto_server (bench_lake.py's classes); writes a CSV of --rows
+rows (4 columns) to /tmp/bench/phases.csv once.
+
+    /var/tmp/duckstream-tools/venv/bin/python scripts/bench/bench_lake_upload_phases.py --rows 5000000
+"""
+import argparse
+import os
+import re
+import sys
+import tempfile
+import time
+from datetime import datetime
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import bench_lake as bl  # noqa: E402
+import duckdb  # noqa: E402
+
+
+def lake_connection(work, pg, moto, schema):
+    c = duckdb.connect(":memory:", config={"extension_directory": os.path.join(work, "ext"),
+                                           "autoinstall_known_extensions": "false",
+                                           "autoload_known_extensions": "false"})
+    for e in ("httpfs", "postgres", "ducklake"):
+        c.execute(f"INSTALL {e} FROM '{os.path.join(bl.TOOLS, 'extensions')}'")
+        c.execute(f"LOAD {e}")
+    c.execute(f"CREATE SECRET lake (TYPE s3, KEY_ID 'test', SECRET 'test', REGION 'us-east-1', "
+              f"ENDPOINT '{moto.endpoint}', URL_STYLE 'path', USE_SSL false)")
+    c.execute(f"ATTACH 'ducklake:postgres:{pg.dsn('lakes')}' AS lake (METADATA_SCHEMA '{schema}', "
+              f"DATA_PATH 's3://lake/{schema}/', DATA_INLINING_ROW_LIMIT 0)")
+    c.execute("USE lake")
+    return c
+
+
+def stamp(line):
+    return datetime.fromisoformat(line.split()[0].rstrip("Z")).timestamp()
+
+
+def main():
+    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    p.add_argument("--bin", default=bl.DEFAULT_BIN)
+    p.add_argument("--rows", type=int, default=5_000_000)
+    p.add_argument("--repeat", type=int, default=3)
+    o = p.parse_args()
+    os.makedirs("/tmp/bench", exist_ok=True)
+    csv = "/tmp/bench/phases.csv"
+    if not os.path.exists(csv):
+        duckdb.sql(f"COPY (SELECT i AS id, i % 97 AS score, 'name ' || i AS name, random() AS x "
+                   f"FROM range({o.rows}) t(i)) TO '{csv}'")
+    work = tempfile.mkdtemp(prefix="bench_phases_")
+    os.chmod(work, 0o755)
+    pg, moto, g = bl.Postgres(work), bl.Moto(work), None
+    try:
+        pg.start()
+        pg.create_database("lakes")
+        moto.start()
+        config = os.path.join(work, "lake.toml")
+        with open(config, "w") as f:
+            f.write(f"[storage]\nkind = \"lake\"\nlake_catalog = \"{pg.dsn('lakes')}\"\n"
+                    f"lake_data = \"s3://lake/gw/\"\ns3_endpoint = \"{moto.endpoint}\"\n"
+                    "s3_url_style = \"path\"\ns3_use_ssl = false\ns3_region = \"us-east-1\"\n"
+                    "s3_key_id = \"test\"\ns3_secret = \"test\"\n")
+        g = bl.Gateway("A", o.bin, work, ["--config", config, "--maintenance-interval-secs", "0"])
+        g.create_tenant("up")
+        print(f"{os.path.getsize(csv) / 2**20:.0f} MiB CSV; load average {os.getloadavg()[0]:.2f}\n")
+        print("| round | DuckDB alone s | DuckDB in a transaction (CTAS + count + commit) s | gateway PUT s |")
+        print("|---:|---:|---:|---:|")
+        for i in range(o.repeat):
+            c = lake_connection(work, pg, moto, f"a{i}")
+            t = time.perf_counter()
+            c.execute(f"CREATE TABLE parcels AS FROM read_csv('{csv}')")
+            alone = time.perf_counter() - t
+            c = lake_connection(work, pg, moto, f"b{i}")
+            t = time.perf_counter()
+            c.execute("BEGIN")
+            c.execute(f"CREATE TABLE parcels AS FROM read_csv('{csv}')")
+            c.execute("SELECT count(*) FROM parcels").fetchall()
+            c.execute("COMMIT")
+            txn = time.perf_counter() - t
+            g.delete_dataset("up", "parcels")
+            put = g.put_file("up", "parcels", csv, "csv")
+            print(f"| {i + 1} | {alone:.2f} | {txn:.2f} | {put:.2f} |", flush=True)
+        with open(g.log) as f:
+            lines = [l for l in f if "upload body received" in l or "dataset written" in l]
+        print("\n| upload | body received and spooled, ms | then loaded, s |\n|---:|---:|---:|")
+        for n, (a, b) in enumerate(zip(lines[::2], lines[1::2])):
+            body = re.search(r"elapsed_ms=(\d+)", a).group(1)
+            print(f"| {n + 1} | {body} | {stamp(b) - stamp(a):.2f} |")
+    finally:
+        if g:
+            g.stop()
+        moto.stop()
+        pg.stop()
+
+
+if __name__ == "__main__":
+    main()
