@@ -325,6 +325,28 @@ class Gateway:
             return [l.rstrip() for l in f if re.search(r"\b(WARN|ERROR)\b|panicked", l)]
 
 
+def start_lake(pg, moto, work, data):
+    """Starts `pg` (with the database `lakes`) and `moto`; the path of a gateway config file
+    whose `[storage]` is a lake on them, its data under `data`."""
+    pg.start()
+    pg.create_database("lakes")
+    moto.start()
+    config = os.path.join(work, "lake.toml")
+    with open(config, "w") as f:
+        f.write(f"""[storage]
+kind = "lake"
+lake_catalog = "{pg.dsn('lakes')}"
+lake_data = "{data}"
+s3_endpoint = "{moto.endpoint}"
+s3_url_style = "path"
+s3_use_ssl = false
+s3_region = "us-east-1"
+s3_key_id = "test"
+s3_secret = "test"
+""")
+    return config
+
+
 # ---------------------------------------------------------------- data
 
 def parquet_10m(work, db):
@@ -808,22 +830,7 @@ def main():
     pg, moto, gateways = Postgres(work), Moto(work), []
     res = {}
     try:
-        pg.start()
-        pg.create_database("lakes")
-        moto.start()
-        config = os.path.join(work, "lake.toml")
-        with open(config, "w") as f:
-            f.write(f"""[storage]
-kind = "lake"
-lake_catalog = "{pg.dsn('lakes')}"
-lake_data = "{o.lake_data}"
-s3_endpoint = "{moto.endpoint}"
-s3_url_style = "path"
-s3_use_ssl = false
-s3_region = "us-east-1"
-s3_key_id = "test"
-s3_secret = "test"
-""")
+        config = start_lake(pg, moto, work, o.lake_data)
         off = ["--maintenance-interval-secs", "0"]
         L = Gateway("L", binary, work)
         gateways.append(L)

@@ -73,22 +73,7 @@ def main():
     shutil.copy2(o.bin, binary)
     pg, moto, gateways = bl.Postgres(work), bl.Moto(work), []
     try:
-        pg.start()
-        pg.create_database("lakes")
-        moto.start()
-        config = os.path.join(work, "lake.toml")
-        with open(config, "w") as f:
-            f.write(f"""[storage]
-kind = "lake"
-lake_catalog = "{pg.dsn('lakes')}"
-lake_data = "s3://lake/tenants/"
-s3_endpoint = "{moto.endpoint}"
-s3_url_style = "path"
-s3_use_ssl = false
-s3_region = "us-east-1"
-s3_key_id = "test"
-s3_secret = "test"
-""")
+        config = bl.start_lake(pg, moto, work, "s3://lake/tenants/")
         off = ["--config", config, "--maintenance-interval-secs", "0"]
         C = bl.Gateway("C", binary, work, off)
         gateways.append(C)

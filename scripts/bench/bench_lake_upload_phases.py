@@ -5,7 +5,7 @@ the commit the gateway also makes) beside the gateway's PUT, whose log gives the
 (`upload body received … elapsed_ms`) and the load (`dataset written`, timestamps).
 
 Starts its own PostgreSQL 15 and moto_server (bench_lake.py's classes); writes a CSV of --rows
-rows (4 columns) to /tmp/bench/phases.csv once.
+rows (4 columns) to /tmp/bench/phases_ROWS.csv once.
 
     /var/tmp/duckstream-tools/venv/bin/python scripts/bench/bench_lake_upload_phases.py --rows 5000000
 """
@@ -48,7 +48,7 @@ def main():
     p.add_argument("--repeat", type=int, default=3)
     o = p.parse_args()
     os.makedirs("/tmp/bench", exist_ok=True)
-    csv = "/tmp/bench/phases.csv"
+    csv = f"/tmp/bench/phases_{o.rows}.csv"
     if not os.path.exists(csv):
         duckdb.sql(f"COPY (SELECT i AS id, i % 97 AS score, 'name ' || i AS name, random() AS x "
                    f"FROM range({o.rows}) t(i)) TO '{csv}'")
@@ -56,15 +56,7 @@ def main():
     os.chmod(work, 0o755)
     pg, moto, g = bl.Postgres(work), bl.Moto(work), None
     try:
-        pg.start()
-        pg.create_database("lakes")
-        moto.start()
-        config = os.path.join(work, "lake.toml")
-        with open(config, "w") as f:
-            f.write(f"[storage]\nkind = \"lake\"\nlake_catalog = \"{pg.dsn('lakes')}\"\n"
-                    f"lake_data = \"s3://lake/gw/\"\ns3_endpoint = \"{moto.endpoint}\"\n"
-                    "s3_url_style = \"path\"\ns3_use_ssl = false\ns3_region = \"us-east-1\"\n"
-                    "s3_key_id = \"test\"\ns3_secret = \"test\"\n")
+        config = bl.start_lake(pg, moto, work, "s3://lake/gw/")
         g = bl.Gateway("A", o.bin, work, ["--config", config, "--maintenance-interval-secs", "0"])
         g.create_tenant("up")
         print(f"{os.path.getsize(csv) / 2**20:.0f} MiB CSV; load average {os.getloadavg()[0]:.2f}\n")

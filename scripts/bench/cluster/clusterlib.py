@@ -411,3 +411,24 @@ def homes(lb, replicas, tenants, sql="SELECT count(*) FROM d"):
 def workdir(prefix):
     d = tempfile.mkdtemp(prefix=prefix, dir="/tmp")
     return d
+
+
+def start_cluster(prefix, binary, n_tenants, tenant_prefix):
+    """A lake, three replicas of `binary` and HAProxy in front, with `n_tenants` tenants
+    (`<tenant_prefix>0`…) of one row in `d` each; (work, lake, replicas, balancer, tenants,
+    home: tenant -> replica index)."""
+    work = workdir(prefix)
+    print(f"work dir {work}; binary {binary}", flush=True)
+    lake = Lake(work)
+    reps = [Replica(f"r{i + 1}", lake, work, binary=binary).start() for i in range(3)]
+    lb = Balancer(work, [r.addr for r in reps])
+    lb.wait_status("replica1", "UP")
+    tenants = [f"{tenant_prefix}{i}" for i in range(n_tenants)]
+    for t in tenants:
+        create_tenant(lb.base, t)
+        st, body = http("PUT", f"{lb.base}/v1/{t}/datasets/d?format=csv&mode=append", "k\n1\n")
+        assert st == 200, body
+    home = homes(lb, reps, tenants)
+    print("tenant homes:", {t: reps[h].name for t, h in home.items()}, flush=True)
+    return work, lake, reps, lb, tenants, home
+

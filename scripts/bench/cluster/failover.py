@@ -45,17 +45,6 @@ import clusterlib as cl  # noqa: E402
 import livelib as ll  # noqa: E402
 
 
-def fmt(x):
-    return "-" if x is None else f"{x * 1000:.0f}"
-
-
-async def wait_until(pred, timeout, step=0.05):
-    deadline = ll.now() + timeout
-    while ll.now() < deadline:
-        if pred():
-            return True
-        await asyncio.sleep(step)
-    return pred()
 
 
 async def main():
@@ -69,23 +58,10 @@ async def main():
     ap.add_argument("--keep", action="store_true", help="keep the work directory (logs)")
     args = ap.parse_args()
 
-    work = cl.workdir("ds-failover-")
-    print(f"work dir {work}; binary {args.bin}", flush=True)
-    lake = cl.Lake(work)
-    reps = [cl.Replica(f"r{i + 1}", lake, work, binary=args.bin).start() for i in range(3)]
-    lb = cl.Balancer(work, [r.addr for r in reps])
-    lb.wait_status("replica1", "UP")
-    tenants = [f"f{i}" for i in range(args.tenants)]
-    for t in tenants:
-        cl.create_tenant(lb.base, t)
-        st, body = cl.http("PUT", f"{lb.base}/v1/{t}/datasets/d?format=csv&mode=append", "k\n1\n")
-        assert st == 200, body
-    home = cl.homes(lb, reps, tenants)
-    print("tenant homes:", {t: reps[h].name for t, h in home.items()}, flush=True)
+    work, lake, reps, lb, tenants, home = cl.start_cluster("ds-failover-", args.bin, args.tenants, "f")
 
     stop = asyncio.Event()
-    subs = [ll.Sub(i, tenants[i % len(tenants)], f"{lb.ws_base}/v1/{tenants[i % len(tenants)]}/ws?compression=none")
-            for i in range(args.subs)]
+    subs = ll.subscribers(lb, tenants, args.subs)
     writer = ll.Writer(lb.base, tenants)
     tasks = [asyncio.create_task(s.run(stop)) for s in subs] + [asyncio.create_task(writer.run(stop))]
 
@@ -94,7 +70,7 @@ async def main():
         return all(s.held is not None and s.held >= (writer.latest(s.tenant, t - 0.5) or 0)
                    and s.ws is not None for s in subs)
 
-    if not await wait_until(lambda: all(s.held is not None for s in subs), 60):
+    if not await ll.wait_until(lambda: all(s.held is not None for s in subs), 60):
         raise SystemExit("not every subscriber got its first result")
     await asyncio.sleep(3)
 
@@ -116,7 +92,7 @@ async def main():
         # Recovery of every affected subscriber (at most 60 s).
         def recovered(s):
             return s.holds_since(v_kill[s.tenant], after=t_kill, conn_after=conn_at[s.idx])
-        await wait_until(lambda: all(recovered(s) is not None for s in affected), 60)
+        await ll.wait_until(lambda: all(recovered(s) is not None for s in affected), 60)
         await asyncio.sleep(2)  # watch the survivors a moment longer
         t_restart = ll.now()
         rec = [(s, recovered(s)) for s in affected]
@@ -146,7 +122,7 @@ async def main():
         await asyncio.to_thread(lb.wait_status, f"replica{victim + 1}", "UP", 60)
         for s in subs:
             await s.reconnect()
-        if not await wait_until(all_latest, 60):
+        if not await ll.wait_until(all_latest, 60):
             print("WARN: not every subscriber holds the latest data 60 s after the reconnect", flush=True)
         await asyncio.sleep(2)
 
@@ -178,21 +154,21 @@ async def main():
     print("|---|---|---|---:|---:|---:|---:|---:|---:|")
     for tr in trials:
         print(f"| {tr['trial']} | {tr['victim']} | {'/'.join(str(int(x)) for x in tr['ws_open'])} | "
-              f"{tr['affected']} | {tr['recovered']} | {fmt(tr['socket_open_p50'])} | {fmt(tr['p50'])} | {fmt(tr['max'])} | "
+              f"{tr['affected']} | {tr['recovered']} | {ll.ms(tr['socket_open_p50'])} | {ll.ms(tr['p50'])} | {ll.ms(tr['max'])} | "
               f"{tr['unaffected_trouble']} |")
     print()
     if samples:
         print(f"kill -> holds the latest again, {len(samples)} affected subscribers: "
-              f"p50 {fmt(statistics.median(samples))} ms, p99 {fmt(cl.pct(samples, 0.99))} ms, "
-              f"max {fmt(max(samples))} ms; never recovered: {sum(len(t['never']) for t in trials)}")
+              f"p50 {ll.ms(statistics.median(samples))} ms, p99 {ll.ms(cl.pct(samples, 0.99))} ms, "
+              f"max {ll.ms(max(samples))} ms; never recovered: {sum(len(t['never']) for t in trials)}")
     if warm:
         print(f"  trials 2 and later only (the survivors already had the tenants open), {len(warm)}: "
-              f"p50 {fmt(statistics.median(warm))} ms, p99 {fmt(cl.pct(warm, 0.99))} ms, max {fmt(max(warm))} ms")
+              f"p50 {ll.ms(statistics.median(warm))} ms, p99 {ll.ms(cl.pct(warm, 0.99))} ms, max {ll.ms(max(warm))} ms")
     g = [x for x in ll.gaps(subs, writer)]
     gv = [x[2] for x in g if x[2] is not None]
     print(f"delivery gap (write answered -> each subscriber of its tenant holds it), all writes: "
-          f"{len(gv)} deliveries, p50 {fmt(statistics.median(gv))} ms, p99 {fmt(cl.pct(gv, 0.99))} ms, "
-          f"max {fmt(max(gv))} ms; never delivered {sum(1 for x in g if x[2] is None)}")
+          f"{len(gv)} deliveries, p50 {ll.ms(statistics.median(gv))} ms, p99 {ll.ms(cl.pct(gv, 0.99))} ms, "
+          f"max {ll.ms(max(gv))} ms; never delivered {sum(1 for x in g if x[2] is None)}")
     print(f"appends: {len(writes)}, failed {len(failed)}: "
           + "; ".join(sorted({f'{a[4]} {a[6][:90]}' for a in failed}))[:1500])
     print(f"trouble on subscribers of replicas not killed: {len(unaffected_trouble)}")

@@ -227,3 +227,25 @@ def consistency(subs):
                 bad.append((s.tenant, v, seen[key], rows))
             seen.setdefault(key, rows)
     return bad
+
+
+async def wait_until(pred, timeout, step=0.05):
+    """Whether `pred()` held within `timeout` seconds."""
+    deadline = now() + timeout
+    while now() < deadline:
+        if pred():
+            return True
+        await asyncio.sleep(step)
+    return pred()
+
+
+def ms(x):
+    """Seconds as whole milliseconds, `-` for none."""
+    return "-" if x is None else f"{x * 1000:.0f}"
+
+
+def subscribers(lb, tenants, n):
+    """`n` subscribers spread over `tenants`, through the balancer."""
+    return [Sub(i, tenants[i % len(tenants)], f"{lb.ws_base}/v1/{tenants[i % len(tenants)]}/ws?compression=none")
+            for i in range(n)]
+

@@ -43,17 +43,6 @@ import clusterlib as cl  # noqa: E402
 import livelib as ll  # noqa: E402
 
 
-def ms(x):
-    return "-" if x is None else f"{x * 1000:.0f}"
-
-
-async def wait_until(pred, timeout, step=0.05):
-    deadline = ll.now() + timeout
-    while ll.now() < deadline:
-        if pred():
-            return True
-        await asyncio.sleep(step)
-    return pred()
 
 
 async def main():
@@ -67,28 +56,15 @@ async def main():
     ap.add_argument("--keep", action="store_true", help="keep the work directory (logs)")
     args = ap.parse_args()
 
-    work = cl.workdir("ds-rolling-")
-    print(f"work dir {work}; binary {args.bin}", flush=True)
-    lake = cl.Lake(work)
-    reps = [cl.Replica(f"r{i + 1}", lake, work, binary=args.bin).start() for i in range(3)]
-    lb = cl.Balancer(work, [r.addr for r in reps])
-    lb.wait_status("replica1", "UP")
-    tenants = [f"g{i}" for i in range(args.tenants)]
-    for t in tenants:
-        cl.create_tenant(lb.base, t)
-        st, body = cl.http("PUT", f"{lb.base}/v1/{t}/datasets/d?format=csv&mode=append", "k\n1\n")
-        assert st == 200, body
-    home = cl.homes(lb, reps, tenants)
-    print("tenant homes:", {t: reps[h].name for t, h in home.items()}, flush=True)
+    work, lake, reps, lb, tenants, home = cl.start_cluster("ds-rolling-", args.bin, args.tenants, "g")
 
     stop = asyncio.Event()
-    subs = [ll.Sub(i, tenants[i % len(tenants)], f"{lb.ws_base}/v1/{tenants[i % len(tenants)]}/ws?compression=none")
-            for i in range(args.subs)]
+    subs = ll.subscribers(lb, tenants, args.subs)
     writer = ll.Writer(lb.base, tenants)
     queries = ll.Queries(lb.base, tenants, args.workers, args.pause)
     tasks = ([asyncio.create_task(s.run(stop)) for s in subs]
              + [asyncio.create_task(writer.run(stop)), asyncio.create_task(queries.run(stop))])
-    if not await wait_until(lambda: all(s.held is not None for s in subs), 60):
+    if not await ll.wait_until(lambda: all(s.held is not None for s in subs), 60):
         raise SystemExit("not every subscriber got its first result")
     await asyncio.sleep(5)
     print(f"load average before the restarts: {open('/proc/loadavg').read().strip()}", flush=True)
@@ -115,7 +91,7 @@ async def main():
         await asyncio.sleep(args.settle)
     t_done = ll.now()
     # Let the last writes land, then stop the clients.
-    await wait_until(lambda: all(s.held is not None and s.held >= (writer.latest(s.tenant, ll.now() - 1) or 0)
+    await ll.wait_until(lambda: all(s.held is not None and s.held >= (writer.latest(s.tenant, ll.now() - 1) or 0)
                                  for s in subs), 30)
     t_end = ll.now()
     stop.set()
@@ -164,13 +140,13 @@ async def main():
           "".join(f"\n    {v} x {k}" for k, v in fails.most_common(8)))
     print(f"error lines on subscriptions: {len(errs)}" + "".join(f"\n    {e}" for e in errs[:8]))
     print(f"delivery gap, {len(allg)} deliveries of {len({a[1] for _s, a, _x in g})} appends: "
-          f"p50 {ms(statistics.median(allg))} ms, p99 {ms(cl.pct(allg, 0.99))} ms, max {ms(max(allg))} ms; "
+          f"p50 {ll.ms(statistics.median(allg))} ms, p99 {ll.ms(cl.pct(allg, 0.99))} ms, max {ll.ms(max(allg))} ms; "
           f"never delivered: {len(never)} {never[:10]}")
-    print(f"longest gap per subscriber ({len(longest)} subscribers): p50 {ms(statistics.median(longest))} ms, "
-          f"p99 {ms(cl.pct(longest, 0.99))} ms, max {ms(max(longest))} ms")
+    print(f"longest gap per subscriber ({len(longest)} subscribers): p50 {ll.ms(statistics.median(longest))} ms, "
+          f"p99 {ll.ms(cl.pct(longest, 0.99))} ms, max {ll.ms(max(longest))} ms")
     if base:
         print(f"baseline (appends answered outside the restarts): {len(base)} deliveries, p50 "
-              f"{ms(statistics.median(base))} ms, p99 {ms(cl.pct(base, 0.99))} ms, max {ms(max(base))} ms")
+              f"{ll.ms(statistics.median(base))} ms, p99 {ll.ms(cl.pct(base, 0.99))} ms, max {ll.ms(max(base))} ms")
     vprob = {s.idx: s.version_problems() for s in subs if s.version_problems()}
     print(f"versions not strictly growing: {vprob or 'none'}")
     print(f"one version, two results: {ll.consistency(subs)[:5] or 'none'}")
