@@ -23,6 +23,7 @@
 
 mod admission;
 mod allowlist;
+mod breaker;
 mod cache;
 mod control;
 mod datasets;
@@ -352,7 +353,12 @@ pub struct Engine {
     drain: CancellationToken,
     metrics: Arc<Metrics>,
     cache: Arc<cache::ResultCache>,
+    /// Refuses work for a while after the storage failed some ([`breaker`]).
+    breaker: breaker::Breaker,
 }
+
+/// How long work is refused after the storage failed some, before one query tries again.
+const STORAGE_COOL_OFF: Duration = Duration::from_secs(5);
 
 impl Engine {
     /// Starts the executor threads, with tenants' data where `store` keeps it (the place a
@@ -396,6 +402,7 @@ impl Engine {
                 settings.cache,
                 Arc::clone(&metrics),
             )),
+            breaker: breaker::Breaker::new(STORAGE_COOL_OFF),
             settings,
             drain: shutdown.child_token(),
             shutdown,
@@ -525,7 +532,7 @@ impl Engine {
     /// Whether the tenants' storage answers now (always, on local files; a lake's catalog
     /// feed is connected). Without it, cached results are still served, marked stale.
     pub fn storage_reachable(&self) -> bool {
-        self.registry.store_reachable()
+        self.registry.store_reachable() && !self.breaker.is_open()
     }
 
     /// Closes the databases of the tenants nothing has used for `idle` (and nothing holds:
@@ -554,12 +561,21 @@ impl Engine {
     /// Refuses at once (`storage_unavailable`) while the store knows its shared services do
     /// not answer: a query or a write would only wait on them, holding a slot and a DuckDB
     /// thread. The store finds out by itself when they answer again ([`TenantStore::reachable`]).
-    fn storage_gate(&self) -> Result<(), GatewayError> {
-        if self.registry.store_reachable() {
-            return Ok(());
-        }
-        self.metrics.store.refused.inc();
-        Err(GatewayError::storage("the storage does not answer now"))
+    ///
+    /// Two sources: the store's own probe ([`TenantStore::reachable`]: a lake's catalog), and
+    /// the [`breaker::Breaker`], which opens for a while after work failed on the storage
+    /// (the object store has no probe). The [`breaker::Pass`] goes back with the work's
+    /// outcome.
+    fn storage_gate(&self) -> Result<breaker::Pass<'_>, GatewayError> {
+        let pass = self
+            .registry
+            .store_reachable()
+            .then(|| self.breaker.admit())
+            .flatten();
+        pass.ok_or_else(|| {
+            self.metrics.store.refused.inc();
+            GatewayError::storage("the storage does not answer now")
+        })
     }
 
     /// Whether the process is draining or shutting down (`/readyz` answers 503).
@@ -573,7 +589,18 @@ impl Engine {
         if self.shutdown.is_cancelled() {
             return Err(GatewayError::ShuttingDown);
         }
-        self.storage_gate()?;
+        let pass = self.storage_gate()?;
+        let started = self.start_admitted(spec, accepted_at).await;
+        self.breaker.record(pass, &started);
+        started
+    }
+
+    /// [`Self::start`] once the storage may be asked.
+    async fn start_admitted(
+        &self,
+        spec: QuerySpec,
+        accepted_at: Instant,
+    ) -> Result<RunningQuery, GatewayError> {
         let tenant = self.registry.get(&spec.tenant).await?;
         let stream_slot = if spec.hold_stream_slot {
             Some(self.stream_slot(&tenant)?)
@@ -687,7 +714,7 @@ impl Engine {
     /// Provisions a tenant: a new, empty database (`tenant_exists` if it has one), data
     /// version 1.
     pub async fn create_tenant(&self, id: &TenantId) -> Result<TenantInfo, GatewayError> {
-        self.storage_gate()?;
+        drop(self.storage_gate()?);
         let _admin = self.admin.lock().await;
         if self.registry.is_deleting(id) {
             return Err(GatewayError::TenantExists(id.to_string()));
@@ -783,7 +810,18 @@ impl Engine {
         request: UploadRequest,
         spool: PathBuf,
     ) -> Result<(datasets::Loaded, u64), GatewayError> {
-        self.storage_gate()?;
+        let pass = self.storage_gate()?;
+        let loaded = self.upload_admitted(id, request, spool).await;
+        self.breaker.record(pass, &loaded);
+        loaded
+    }
+
+    async fn upload_admitted(
+        &self,
+        id: &TenantId,
+        request: UploadRequest,
+        spool: PathBuf,
+    ) -> Result<(datasets::Loaded, u64), GatewayError> {
         let tenant = self.registry.get(id).await?;
         let format = request.format;
         let input = tokio::task::spawn_blocking(move || datasets::Input::prepare(format, spool))

@@ -627,6 +627,16 @@ async fn a_stalled_object_store_answers_storage_unavailable_then_recovers() {
         !body.contains("parquet") && !body.contains("lake_"),
         "{body}"
     );
+    // Found down: the next queries are refused at once for a while, not each held ~10 s by
+    // the stalled store (one of them may be let through to try it).
+    let refused = b.metric("duckstream_store_refused_total").await;
+    let answers = tokio::time::timeout(Duration::from_secs(30), burst(&b, 8))
+        .await
+        .expect("answers, not hangs");
+    for (status, code) in &answers {
+        assert_eq!((*status, code), (503, &json!("storage_unavailable")));
+    }
+    assert!(b.metric("duckstream_store_refused_total").await >= refused + 7.0);
     drop(paused);
     let got = eventually(
         &b,
