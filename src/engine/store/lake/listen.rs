@@ -52,8 +52,8 @@ pub struct Feed {
     pub connected: prometheus::IntGauge,
     /// Commit to catch-up, in seconds.
     pub lag: prometheus::Histogram,
-    /// Set while the catalog is known not to answer: from a failed connect or a lost
-    /// connection until the next `LISTEN` succeeds.
+    /// Set while the catalog is known not to answer: from a failed connect, an unanswered
+    /// heartbeat or a failed catch-up until the next `LISTEN` succeeds.
     pub down: Arc<AtomicBool>,
 }
 
@@ -107,11 +107,8 @@ impl From<GatewayError> for Lost {
 }
 
 impl Lost {
-    fn down(error: impl Into<GatewayError>) -> Self {
-        Self {
-            error: error.into(),
-            down: true,
-        }
+    fn down(error: GatewayError) -> Self {
+        Self { error, down: true }
     }
 }
 
