@@ -480,12 +480,12 @@ async fn burst(app: &TestApp, n: usize) -> Vec<(u16, Value)> {
     futures::future::join_all(asks).await
 }
 
-/// Resumes a paused PostgreSQL however the test ends.
-struct Paused<'a>(&'a Postgres);
+/// Runs its closure however the test ends: resumes a paused service.
+struct OnDrop<F: FnMut()>(F);
 
-impl Drop for Paused<'_> {
+impl<F: FnMut()> Drop for OnDrop<F> {
     fn drop(&mut self) {
-        self.0.resume();
+        (self.0)();
     }
 }
 
@@ -525,7 +525,7 @@ async fn a_stopped_or_stalled_catalog_under_load_refuses_at_once_and_recovers() 
             }
             _ => {
                 lake.pg.pause();
-                Some(Paused(&lake.pg))
+                Some(OnDrop(|| lake.pg.resume()))
             }
         };
         until_storage(&[&a, &b], "unavailable").await;
@@ -587,15 +587,6 @@ async fn a_stopped_or_stalled_catalog_under_load_refuses_at_once_and_recovers() 
     }
 }
 
-/// Resumes a paused moto_server however the test ends.
-struct PausedS3<'a>(&'a S3);
-
-impl Drop for PausedS3<'_> {
-    fn drop(&mut self) {
-        self.0.resume();
-    }
-}
-
 #[actix_web::test]
 async fn a_stalled_object_store_answers_storage_unavailable_then_recovers() {
     let lake = Lake::start();
@@ -606,7 +597,7 @@ async fn a_stalled_object_store_answers_storage_unavailable_then_recovers() {
     // A replica that has read none of the files yet.
     let b = cluster.replica().await;
     lake.s3.pause();
-    let paused = PausedS3(&lake.s3);
+    let paused = OnDrop(|| lake.s3.resume());
     let started = std::time::Instant::now();
     // DuckDB gives up on the store after two unanswered tries of 5 s each.
     let resp = tokio::time::timeout(
