@@ -529,10 +529,17 @@ impl Engine {
         &self.drain
     }
 
-    /// Whether the tenants' storage answers now (always, on local files; a lake's catalog
-    /// feed is connected). Without it, cached results are still served, marked stale.
+    /// Whether the tenants' storage answers now, as far as this process knows (always, on
+    /// local files; a lake: its catalog answers its change feed, and no work failed on it
+    /// lately). `/readyz` says so.
     pub fn storage_reachable(&self) -> bool {
         self.registry.store_reachable() && !self.breaker.is_open()
+    }
+
+    /// Whether other replicas' writes reach this process now (always, on local files; a lake:
+    /// its change feed listens). Without it, cached results are still served, marked stale.
+    pub fn hears_writes(&self) -> bool {
+        self.registry.store_reachable()
     }
 
     /// Closes the databases of the tenants nothing has used for `idle` (and nothing holds:

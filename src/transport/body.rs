@@ -252,10 +252,10 @@ impl Body {
     }
 }
 
-/// Marks an answer from the cache as possibly stale when the storage cannot be reached now
-/// (`X-Stale: storage_unavailable`): a lake's other replicas may have written since.
+/// Marks an answer from the cache as possibly stale while other replicas' writes go unheard
+/// (`X-Stale: storage_unavailable`: a lake's catalog is down): they may have written since.
 pub fn mark_stale(response: &mut HttpResponse, engine: &Engine) {
-    if !engine.storage_reachable() {
+    if !engine.hears_writes() {
         response.headers_mut().insert(
             header::HeaderName::from_static("x-stale"),
             HeaderValue::from_static("storage_unavailable"),
