@@ -585,6 +585,18 @@ impl Engine {
         })
     }
 
+    /// Runs `work` (not started until the gate lets it) past [`Self::storage_gate`], and gives
+    /// the breaker its outcome.
+    async fn gated<T>(
+        &self,
+        work: impl std::future::Future<Output = Result<T, GatewayError>>,
+    ) -> Result<T, GatewayError> {
+        let pass = self.storage_gate()?;
+        let outcome = work.await;
+        self.breaker.record(pass, &outcome);
+        outcome
+    }
+
     /// Whether the process is draining or shutting down (`/readyz` answers 503).
     pub fn is_draining(&self) -> bool {
         self.drain.is_cancelled()
@@ -596,10 +608,7 @@ impl Engine {
         if self.shutdown.is_cancelled() {
             return Err(GatewayError::ShuttingDown);
         }
-        let pass = self.storage_gate()?;
-        let started = self.start_admitted(spec, accepted_at).await;
-        self.breaker.record(pass, &started);
-        started
+        self.gated(self.start_admitted(spec, accepted_at)).await
     }
 
     /// [`Self::start`] once the storage may be asked.
@@ -817,10 +826,7 @@ impl Engine {
         request: UploadRequest,
         spool: PathBuf,
     ) -> Result<(datasets::Loaded, u64), GatewayError> {
-        let pass = self.storage_gate()?;
-        let loaded = self.upload_admitted(id, request, spool).await;
-        self.breaker.record(pass, &loaded);
-        loaded
+        self.gated(self.upload_admitted(id, request, spool)).await
     }
 
     async fn upload_admitted(

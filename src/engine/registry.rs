@@ -97,12 +97,12 @@ impl TenantRegistry {
         self.store.create(id)
     }
 
-    /// The loaded tenants' names.
     /// Whether the store's shared services answer now ([`TenantStore::reachable`]).
     pub fn store_reachable(&self) -> bool {
         self.store.reachable()
     }
 
+    /// The loaded tenants' names.
     pub fn loaded_ids(&self) -> Vec<TenantId> {
         self.lock().keys().cloned().collect()
     }

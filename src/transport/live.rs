@@ -20,7 +20,7 @@
 //!   fatal: every subscriber gets the error with its own id and the subscription ends.
 //! - A later run refused because the storage does not answer (`storage_unavailable`) delivers
 //!   nothing: subscribers keep the last result, and the channel runs again every
-//!   [`STORAGE_RETRY`] until the storage answers.
+//!   [`RETRY`] until the storage answers.
 //! - With `progress`, a run's `progress` lines go to the subscribers as they come (a lossy
 //!   broadcast: a lagging subscriber misses some), never into a result or its hash.
 
@@ -44,11 +44,17 @@ use crate::wire::{lines, QueryRequest, TenantId};
 /// Lines of one result are grouped into WebSocket messages of about this size.
 const MESSAGE_BYTES: usize = 64 * 1024;
 
-/// How long a channel waits before running again when the server was too busy.
-const BUSY_RETRY: Duration = Duration::from_secs(1);
+/// How long a channel waits before running again when the server was too busy or the
+/// storage did not answer.
+const RETRY: Duration = Duration::from_secs(1);
 
-/// How often a channel whose storage does not answer asks again.
-const STORAGE_RETRY: Duration = Duration::from_secs(1);
+/// Whether a run that failed with `e` is tried again after [`RETRY`] rather than delivered:
+/// the server was too busy, or (once the channel has a result to keep) the storage did not
+/// answer.
+fn retried_later(e: &GatewayError, first: bool) -> bool {
+    matches!(e, GatewayError::TooBusy)
+        || (!first && matches!(e, GatewayError::StorageUnavailable(_)))
+}
 
 /// What subscribers share a channel by: the result's cache key (tenant, SQL, params, output
 /// options, table scope) and the interval.
@@ -327,15 +333,9 @@ impl Driver {
                 // Not a result: try again shortly. While the storage does not answer, a
                 // subscription that has a result keeps it (nothing newer can be known) and
                 // asks again until it answers.
-                Err(GatewayError::TooBusy) => {
+                Err(ref e) if retried_later(e, first) => {
                     tokio::select! {
-                        _ = tokio::time::sleep(BUSY_RETRY) => continue,
-                        _ = self.stop.cancelled() => return,
-                    }
-                }
-                Err(GatewayError::StorageUnavailable(_)) if !first => {
-                    tokio::select! {
-                        _ = tokio::time::sleep(STORAGE_RETRY) => continue,
+                        _ = tokio::time::sleep(RETRY) => continue,
                         _ = self.stop.cancelled() => return,
                     }
                 }

@@ -51,8 +51,9 @@ impl Running {
             Err(e) => return Ended::Rejected(e),
         };
         // Statements kept prepared on the connection are planned again after a write: a kept
-        // plan can answer the data as it was (`Connection::plan_at`). (A write committed but not yet published reaches the
-        // next query: this one's stamp is older than the table's, so nothing keeps its result.)
+        // plan can answer the data as it was (`Connection::plan_at`). (A write committed but
+        // not yet published reaches the next query: this one's stamp is older than the
+        // table's, so nothing keeps its result.)
         conn.plan_at(
             self.read_version
                 .unwrap_or_else(|| job.tenant.data_version()),

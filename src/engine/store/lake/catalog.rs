@@ -50,6 +50,11 @@ const NOTIFY_FUNCTION: &str = "CREATE SCHEMA IF NOT EXISTS duckstream; \
     'snapshot', NEW.snapshot_id, 'at', extract(epoch FROM clock_timestamp()))::text); \
     RETURN NEW; END $$;";
 
+/// How long a connection to the catalog may take, when its connection string does not say:
+/// the store's own connections and the tenants' databases' alike (libpq waits forever for a
+/// host that drops packets).
+pub const CONNECT_TIMEOUT_SECS: u64 = 5;
+
 /// One snapshot's change record.
 pub struct SnapshotChanges {
     pub snapshot: u64,
@@ -76,7 +81,7 @@ impl Catalog {
             }
         }
         if config.get_connect_timeout().is_none() {
-            config.connect_timeout(Duration::from_secs(5));
+            config.connect_timeout(Duration::from_secs(CONNECT_TIMEOUT_SECS));
         }
         config.application_name("duckstream");
         let runtime = tokio::runtime::Builder::new_multi_thread()

@@ -251,28 +251,14 @@ pub async fn catch_up(
     let Some(known) = sink.version_of(id) else {
         return Ok(());
     };
-    apply(sink, id, changes_after(catalog, id, known).await?);
-    Ok(())
-}
-
-/// A snapshot after the known version and what it changed (`None`: anything).
-pub type Change = (u64, Option<Vec<String>>);
-
-/// What the tenant's snapshots after `known` changed, in order.
-pub async fn changes_after(
-    catalog: &Catalog,
-    id: &TenantId,
-    known: u64,
-) -> Result<Vec<Change>, GatewayError> {
     let history = catalog.history(id, Some(known)).await?;
     let Some(first) = history.first() else {
-        return Ok(Vec::new());
+        return Ok(());
     };
-    let mut out = Vec::with_capacity(history.len() + 1);
     // Snapshot ids follow each other: a gap means change records expired before this
     // replica read them, so what changed is unknown.
     if first.snapshot > known + 1 {
-        out.push((first.snapshot - 1, None));
+        sink.changed(id, first.snapshot - 1, None);
     }
     let names = if history.iter().any(|s| changes::needs_names(&s.changes)) {
         catalog.table_names(id).await?
@@ -281,18 +267,11 @@ pub async fn changes_after(
     };
     for s in history {
         match changes::changed(&s.changes, &names) {
-            Changed::Tables(tables) => out.push((s.snapshot, Some(tables))),
-            Changed::All => out.push((s.snapshot, None)),
+            Changed::Tables(tables) => sink.changed(id, s.snapshot, Some(&tables)),
+            Changed::All => sink.changed(id, s.snapshot, None),
         }
     }
-    Ok(out)
-}
-
-/// Reports `changes` of `id` to `sink`, in order.
-pub fn apply(sink: &dyn ChangeSink, id: &TenantId, changes: Vec<Change>) {
-    for (snapshot, tables) in changes {
-        sink.changed(id, snapshot, tables.as_deref());
-    }
+    Ok(())
 }
 
 #[cfg(test)]

@@ -298,16 +298,18 @@ impl LakeStore {
     }
 }
 
-/// `dsn` with libpq's `connect_timeout` (5 s) unless it sets one: libpq waits forever for a
-/// host that drops packets, and a query would hold its executor thread that long.
+/// `dsn` with libpq's `connect_timeout` ([`catalog::CONNECT_TIMEOUT_SECS`]) unless it sets
+/// one: libpq waits forever for a host that drops packets, and a query would hold its
+/// executor thread that long.
 fn with_connect_timeout(dsn: String) -> String {
+    let timeout = catalog::CONNECT_TIMEOUT_SECS;
     if dsn.contains("connect_timeout") {
         dsn
     } else if dsn.contains("://") && !dsn.contains(' ') {
         let sep = if dsn.contains('?') { '&' } else { '?' };
-        format!("{dsn}{sep}connect_timeout=5")
+        format!("{dsn}{sep}connect_timeout={timeout}")
     } else {
-        format!("{dsn} connect_timeout=5")
+        format!("{dsn} connect_timeout={timeout}")
     }
 }
 
