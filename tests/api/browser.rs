@@ -437,14 +437,8 @@ async fn stop(mut server: crate::helpers::ServerProcess) -> tempfile::TempDir {
 fn load_offline(dir: &std::path::Path, csv: &str) {
     let file = dir.join("more.csv");
     std::fs::write(&file, csv).unwrap();
-    let out = std::process::Command::new(env!("CARGO_BIN_EXE_duckstream"))
-        .args(["--demo", "false", "--data-dir"])
-        .arg(dir)
-        .arg("--extension-repository")
-        .arg(crate::helpers::extension_repository())
-        .arg("--extension-directory")
-        .arg(crate::helpers::extension_directory())
-        .args(["load", "t", "people"])
+    let out = crate::helpers::duckstream_command(dir)
+        .args(["--demo", "false", "load", "t", "people"])
         .arg(&file)
         .args(["--mode", "append"])
         .output()

@@ -556,19 +556,13 @@ async fn a_kill_during_an_upload_keeps_the_old_or_the_new_dataset() {
 /// then the server serves it.
 #[actix_web::test]
 async fn the_load_command_loads_offline() {
-    use crate::helpers::{extension_repository, ServerProcess};
+    use crate::helpers::{duckstream_command, ServerProcess};
     let dir = tempfile::tempdir().unwrap();
     let file = dir.path().join("scores.csv");
     std::fs::write(&file, CSV).unwrap();
     let run = |extra: &[&str]| {
-        std::process::Command::new(env!("CARGO_BIN_EXE_duckstream"))
-            .args(["--demo", "false", "--data-dir"])
-            .arg(dir.path())
-            .arg("--extension-repository")
-            .arg(extension_repository())
-            .arg("--extension-directory")
-            .arg(crate::helpers::extension_directory())
-            .args(["load", "ops", "scores"])
+        duckstream_command(dir.path())
+            .args(["--demo", "false", "load", "ops", "scores"])
             .arg(&file)
             .args(extra)
             .output()

@@ -79,6 +79,19 @@ pub async fn spawn_app_with(tweak: impl FnOnce(&mut Config)) -> TestApp {
     }
 }
 
+/// The duckstream binary on `data_dir`, with the tests' extension repository and directory;
+/// its other flags and subcommand follow.
+pub fn duckstream_command(data_dir: &Path) -> std::process::Command {
+    let mut cmd = std::process::Command::new(env!("CARGO_BIN_EXE_duckstream"));
+    cmd.arg("--data-dir")
+        .arg(data_dir)
+        .arg("--extension-repository")
+        .arg(extension_repository())
+        .arg("--extension-directory")
+        .arg(extension_directory());
+    cmd
+}
+
 /// The local DuckDB extension repository that `scripts/test.sh` prepares (spatial, from
 /// PyPI's official wheel). Every test server loads spatial from it.
 pub fn extension_repository() -> std::path::PathBuf {
@@ -287,15 +300,10 @@ impl ServerProcess {
     /// its clients find at the same address, as behind a balancer.
     pub fn start_at(dir: TempDir, port: u16, extra: &[&str]) -> Self {
         use std::io::BufRead;
-        let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_duckstream"))
+        let mut child = duckstream_command(dir.path())
             .arg("--bind")
             .arg(format!("127.0.0.1:{port}"))
-            .args(["--demo", "false", "--data-dir"])
-            .arg(dir.path())
-            .arg("--extension-repository")
-            .arg(extension_repository())
-            .arg("--extension-directory")
-            .arg(extension_directory())
+            .args(["--demo", "false"])
             .args(extra)
             .env("RUST_LOG", "info")
             .env("NO_COLOR", "1")

@@ -848,15 +848,9 @@ async fn a_local_tenant_moves_into_the_lake_and_back_with_one_command() {
     let config = dir.path().join("lake.toml");
     std::fs::write(&config, cluster.toml()).unwrap();
     let duckstream = |args: &[&str]| {
-        let out = std::process::Command::new(env!("CARGO_BIN_EXE_duckstream"))
+        let out = crate::helpers::duckstream_command(dir.path())
             .arg("--config")
             .arg(&config)
-            .arg("--data-dir")
-            .arg(dir.path())
-            .arg("--extension-repository")
-            .arg(crate::helpers::extension_repository())
-            .arg("--extension-directory")
-            .arg(crate::helpers::extension_directory())
             .args(args)
             .output()
             .unwrap();
