@@ -10,6 +10,8 @@
 #     POOL=512 SCENARIOS="ws sse http" ./load-tests/run.sh   # small queries beside the streams
 # SQL_<scenario> and VUS_<scenario> set one scenario's query and VUs.
 set -euo pipefail
+# HTTP only: the PostgreSQL endpoint's default port would clash between servers.
+export DUCKSTREAM_PG_BIND="${DUCKSTREAM_PG_BIND:-off}"
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
 TARGET=${CARGO_TARGET_DIR:-$ROOT/target}  # cargo's own, as for `cargo run --release`
 OUT=${OUT:-/tmp/duckstream-load}

@@ -21,9 +21,11 @@
 #     there);
 #   - a Python venv with pyarrow, pandas, duckdb and zstandard (pinned), the real readers of
 #     the Arrow, CSV and jsonl tests, plus moto[server] (the DuckLake tests' S3 endpoint,
-#     $DUCKSTREAM_TOOLS/venv/bin/moto_server) and psycopg (pinned).
+#     $DUCKSTREAM_TOOLS/venv/bin/moto_server), psycopg, asyncpg and SQLAlchemy (pinned, the
+#     PostgreSQL endpoint's clients).
 #   - npm's @uwdata/mosaic-core and vgplot (pinned, tests/mosaic and examples/mosaic-dashboard),
-#     Mosaic's own client for the Mosaic endpoint tests, and the example dashboard's bundle.
+#     Mosaic's own client for the Mosaic endpoint tests, and the example dashboard's bundle;
+#     node-postgres (tests/pg).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 export DUCKSTREAM_TOOLS=${DUCKSTREAM_TOOLS:-/var/tmp/duckstream-tools}
@@ -60,8 +62,9 @@ fi
 
 # Python readers for the result-format tests (tests/readers/): pyarrow, pandas, DuckDB itself
 # (reading duckstream URLs through httpfs) and zstandard, pinned, in a venv of their own; with
-# them moto_server (the DuckLake tests' S3) and psycopg.
-PY_PINS="duckdb==1.5.5 pyarrow==26.0.1 pandas==3.1.1 zstandard==0.25.0 moto[server]==5.2.5 psycopg[binary]==3.3.9"
+# them moto_server (the DuckLake tests' S3), and the PostgreSQL endpoint's clients: psycopg,
+# asyncpg and SQLAlchemy.
+PY_PINS="duckdb==1.5.5 pyarrow==26.0.1 pandas==3.1.1 zstandard==0.25.0 moto[server]==5.2.5 psycopg[binary]==3.3.9 asyncpg==0.32.0 SQLAlchemy==2.1.9"
 VENV="$DUCKSTREAM_TOOLS/venv"
 if [ "$(cat "$VENV/.pins" 2>/dev/null)" != "$PY_PINS" ]; then
   python3 -m venv "$VENV"
@@ -73,9 +76,9 @@ fi
 
 ./scripts/extensions.sh "$DUCKSTREAM_TOOLS/extensions" spatial httpfs ducklake postgres
 
-# Mosaic's own npm client (tests/mosaic) and the vgplot example dashboard, built into one
-# bundle (examples/mosaic-dashboard/dist), both pinned by their lock files.
-for dir in tests/mosaic examples/mosaic-dashboard; do
+# Mosaic's own npm client (tests/mosaic), node-postgres (tests/pg) and the vgplot example
+# dashboard, built into one bundle (examples/mosaic-dashboard/dist), pinned by their lock files.
+for dir in tests/mosaic tests/pg examples/mosaic-dashboard; do
   if ! cmp -s "$dir/package-lock.json" "$dir/node_modules/.package-lock.json.installed" 2>/dev/null; then
     npm ci --silent --no-audit --no-fund --prefix "$dir" >/dev/null
     cp "$dir/package-lock.json" "$dir/node_modules/.package-lock.json.installed"

@@ -1,7 +1,7 @@
 //! Prometheus metrics: one registry per application, served at `/metrics`.
 //!
 //! Naming follows Prometheus conventions: a `duckstream_` prefix, base units (seconds, bytes),
-//! `_total` on counters. Label sets are small and fixed: `transport` (http|ws|sse), `outcome`
+//! `_total` on counters. Label sets are small and fixed: `transport` (http|ws|sse|pg), `outcome`
 //! (ok|error|cancelled|disconnected|timeout), `code` (the gateway's error codes). SQL text and
 //! messages never become labels. Histograms are observed once per query, never per row.
 //!
@@ -20,16 +20,19 @@ pub enum Transport {
     Http,
     Ws,
     Sse,
+    /// The PostgreSQL endpoint.
+    Pg,
 }
 
 impl Transport {
-    pub const ALL: [Self; 3] = [Self::Http, Self::Ws, Self::Sse];
+    pub const ALL: [Self; 4] = [Self::Http, Self::Ws, Self::Sse, Self::Pg];
 
     pub fn as_str(self) -> &'static str {
         match self {
             Self::Http => "http",
             Self::Ws => "ws",
             Self::Sse => "sse",
+            Self::Pg => "pg",
         }
     }
 }

@@ -12,6 +12,8 @@
 # Results: $OUT/tables.md and $OUT/rss.md; copy the figures into docs/benchmarks/notebook.md
 # (and today's headline figures into docs/BENCHMARKS.md).
 set -euo pipefail
+# HTTP only: the PostgreSQL endpoint's default port would clash between servers.
+export DUCKSTREAM_PG_BIND="${DUCKSTREAM_PG_BIND:-off}"
 ROOT=$(cd "$(dirname "$0")/../.." && pwd)  # the repository (this is scripts/bench/bench.sh)
 B=${BENCH_DIR:-$ROOT/../shared/bench}
 V=${BENCH_VENVS:-$HOME/.cache/duckstream-bench}

@@ -6,6 +6,8 @@
 #
 #   scripts/bench/bench_callgrind.sh BINARY [ROWS]   # needs valgrind (apt-get install valgrind)
 set -euo pipefail
+# HTTP only: the PostgreSQL endpoint's default port would clash between servers.
+export DUCKSTREAM_PG_BIND="${DUCKSTREAM_PG_BIND:-off}"
 BIN=$(readlink -f "$1"); ROWS=${2:-200000}
 DB=${BENCH_DB:-/tmp/bench/bench.duckdb}
 command -v valgrind >/dev/null || apt-get install -y -q valgrind >/dev/null

@@ -389,6 +389,10 @@ def csv_of(rows, db, work):
 
 ALONE = r"""
 import sys, time, duckdb
+
+# The servers these benchmarks start serve HTTP only: several at once would all ask for the
+# PostgreSQL endpoint's default port (5433). Set DUCKSTREAM_PG_BIND to measure it.
+os.environ.setdefault("DUCKSTREAM_PG_BIND", "off")
 repo, extdir, target, csv, endpoint, dsn, schema, data = sys.argv[1:9]
 c = duckdb.connect(target if target != "lake" else ":memory:", config={"extension_directory": extdir,
     "autoinstall_known_extensions": "false", "autoload_known_extensions": "false"})

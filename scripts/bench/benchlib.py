@@ -10,6 +10,10 @@ import tempfile
 import time
 import urllib.request
 
+# The servers these benchmarks start serve HTTP only: several at once would all ask for the
+# PostgreSQL endpoint's default port (5433). Set DUCKSTREAM_PG_BIND to measure it.
+os.environ.setdefault("DUCKSTREAM_PG_BIND", "off")
+
 # The repository (this file is scripts/bench/benchlib.py) and the release binary that
 # `cargo build --release` leaves in it, or under $CARGO_TARGET_DIR as for bench.sh: the default
 # `--bin` of the scripts that take one, whatever directory they are run from.

@@ -27,7 +27,7 @@ use tokio_util::sync::CancellationToken;
 
 use crate::auth::token::TokenSigner;
 use crate::auth::{Authenticator, KeyBook, TokenTtl};
-use crate::config::{Config, ConfigError, Limits, StorageKind};
+use crate::config::{Config, ConfigError, Limits, PgBind, StorageKind};
 use crate::encode::ResultLimits;
 use crate::engine::{
     Engine, EngineSettings, LakeSettings, LakeStore, LocalFiles, S3Settings, TenantLimits,
@@ -35,6 +35,7 @@ use crate::engine::{
 };
 use crate::error::GatewayError;
 use crate::metrics::Metrics;
+use crate::transport::pg::{PgEndpoint, PgSettings};
 use crate::transport::{self, WsSettings};
 use state::AppState;
 
@@ -62,6 +63,8 @@ pub enum StartupError {
     Workers(std::io::Error),
     #[error("cannot set up the tenant store: {0}")]
     Storage(String),
+    #[error("cannot use the PostgreSQL endpoint's TLS certificate or key: {0}")]
+    PgTls(String),
 }
 
 pub struct Application {
@@ -73,6 +76,8 @@ pub struct Application {
     drain: CancellationToken,
     /// How long running one-shot queries may go on after a signal before they are cancelled.
     drain_timeout: std::time::Duration,
+    /// The PostgreSQL endpoint, unless `[pg] bind = "off"`.
+    pg: Option<PgEndpoint>,
 }
 
 impl Application {
@@ -130,6 +135,7 @@ impl Application {
         let transport = transport_settings(&config).map_err(StartupError::Workers)?;
         let drain = engine.drain_token().clone();
         let state = AppState::new(engine, auth, metrics, transport);
+        let pg = pg_endpoint(&config, &state, drain.clone(), shutdown.clone())?;
         if config.storage.kind == StorageKind::Lake {
             maintain_in_background(&state, &config, shutdown.clone());
         }
@@ -183,11 +189,17 @@ impl Application {
             shutdown,
             drain,
             drain_timeout,
+            pg,
         })
     }
 
     pub fn port(&self) -> u16 {
         self.port
+    }
+
+    /// The PostgreSQL endpoint's port, when it listens.
+    pub fn pg_port(&self) -> Option<u16> {
+        self.pg.as_ref().map(|pg| pg.addr().port())
     }
 
     /// Whether the server runs without authentication (no tenants file).
@@ -226,6 +238,7 @@ impl Application {
         });
         let result = self.server.await;
         self.shutdown.cancel();
+        drop(self.pg);
         result
     }
 }
@@ -496,6 +509,57 @@ fn engine_settings(config: &Config) -> EngineSettings {
             .map(|(id, l)| (id.clone(), tenant_limits(l)))
             .collect(),
     }
+}
+
+/// Starts the PostgreSQL endpoint on its own runtime, unless it is off.
+fn pg_endpoint(
+    config: &Config,
+    state: &AppState,
+    drain: CancellationToken,
+    shutdown: CancellationToken,
+) -> Result<Option<PgEndpoint>, StartupError> {
+    let PgBind::At(addr) = config.pg.bind else {
+        return Ok(None);
+    };
+    let tls = match (&config.pg.tls_cert, &config.pg.tls_key) {
+        (Some(cert), Some(key)) => Some(pg_tls(cert, key).map_err(StartupError::PgTls)?),
+        _ => None,
+    };
+    let settings = PgSettings {
+        max_connections: config.pg.max_connections,
+        tls,
+    };
+    PgEndpoint::start(
+        addr,
+        settings,
+        state.engine.clone().into_inner(),
+        state.auth.clone().into_inner(),
+        state.metrics.clone().into_inner(),
+        drain,
+        shutdown,
+    )
+    .map(Some)
+    .map_err(|source| StartupError::Bind { addr, source })
+}
+
+/// The endpoint's TLS from PEM files: a certificate chain and its private key.
+fn pg_tls(
+    cert: &std::path::Path,
+    key: &std::path::Path,
+) -> Result<transport::pg::TlsAcceptor, String> {
+    use pgwire::tokio::tokio_rustls::rustls;
+    use rustls::pki_types::pem::PemObject;
+    use rustls::pki_types::{CertificateDer, PrivateKeyDer};
+    let certs = CertificateDer::pem_file_iter(cert)
+        .and_then(|certs| certs.collect::<Result<Vec<_>, _>>())
+        .map_err(|e| format!("{}: {e}", cert.display()))?;
+    let key = PrivateKeyDer::from_pem_file(key).map_err(|e| format!("{}: {e}", key.display()))?;
+    let provider = Arc::new(rustls::crypto::ring::default_provider());
+    let config = rustls::ServerConfig::builder_with_provider(provider)
+        .with_safe_default_protocol_versions()
+        .and_then(|b| b.with_no_client_auth().with_single_cert(certs, key))
+        .map_err(|e| e.to_string())?;
+    Ok(transport::pg::TlsAcceptor::from(Arc::new(config)))
 }
 
 fn transport_settings(config: &Config) -> std::io::Result<transport::Settings> {

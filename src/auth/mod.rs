@@ -54,6 +54,11 @@ pub struct Access {
 }
 
 impl Access {
+    /// What open mode (no tenants file) gives: any table of `tenant`, for ever.
+    pub fn open(tenant: &TenantId) -> Self {
+        Self::new(tenant, Via::Open)
+    }
+
     /// Access to `tenant` without a table scope or an expiry.
     fn new(tenant: &TenantId, via: Via) -> Self {
         Self {

@@ -277,7 +277,8 @@ mod tests {
             "--ws-max-queries",
             "--max-connections-per-tenant",
             "MAX_QUERIES",
-            "MAX_CONNECTIONS",
+            // (`DUCKSTREAM_PG_MAX_CONNECTIONS` is the PostgreSQL endpoint's own.)
+            "MAX_CONNECTIONS_PER_TENANT",
             "Deprecated",
         ] {
             assert!(!help.contains(old), "{old} in --help:\n{help}");

@@ -71,8 +71,10 @@ macro_rules! set_secs {
     };
 }
 
+pub mod pg;
 pub mod storage;
 
+pub use pg::{PgBind, PgSection};
 pub use storage::{StorageKind, StorageSection};
 
 /// Validated settings for one gateway process.
@@ -88,6 +90,7 @@ pub struct Config {
     pub sse: SseSection,
     pub auth: AuthSection,
     pub storage: StorageSection,
+    pub pg: PgSection,
     /// The deprecated names this configuration was given, each once; `main` logs them.
     pub deprecated: Vec<Deprecation>,
 }
@@ -103,6 +106,7 @@ impl Default for Config {
             sse: SseSection::default(),
             auth: AuthSection::default(),
             storage: StorageSection::default(),
+            pg: PgSection::default(),
             deprecated: Vec::new(),
         }
     }
@@ -594,6 +598,8 @@ pub struct Layers {
     pub auth: AuthLayer,
     #[command(flatten)]
     pub storage: storage::StorageLayer,
+    #[command(flatten)]
+    pub pg: pg::PgLayer,
 }
 
 /// The command line: `duckstream [--config FILE] [settings...]`. With no subcommand, it serves.
@@ -605,7 +611,7 @@ pub struct Layers {
 )]
 pub struct Cli {
     /// TOML file with settings in sections: [server], [engine], [limits], [websocket], [sse],
-    /// [auth], [storage] (keys as in the README)
+    /// [auth], [storage], [pg] (keys as in the README)
     #[arg(long, env = "DUCKSTREAM_CONFIG", global = true)]
     pub config: Option<PathBuf>,
     #[command(flatten)]
@@ -754,6 +760,7 @@ impl Config {
             sse,
             auth,
             storage,
+            pg,
         } = layers;
         self.server.apply(server);
         self.engine.apply(engine);
@@ -762,6 +769,7 @@ impl Config {
         self.sse.apply(sse);
         self.auth.apply(auth);
         self.storage.apply(storage);
+        self.pg.apply(pg);
     }
 
     /// Each tenant of the tenants file with its entry laid over the global [`Config::limits`];
@@ -778,6 +786,8 @@ impl Config {
     /// Refuses values the server could not run with, naming the setting.
     pub fn validate(&self) -> Result<(), ConfigError> {
         self.storage.validate()?;
+        self.pg
+            .validate(self.auth.tenants.is_none(), self.server.insecure)?;
         let (server, engine, ws, auth) = (&self.server, &self.engine, &self.websocket, &self.auth);
         if let Some(p) = self.limits.problem() {
             return Err(invalid(p.setting, p.reason));
@@ -915,6 +925,7 @@ impl Config {
     pub fn for_tests(data_dir: impl Into<PathBuf>) -> Self {
         let mut config = Self::default();
         config.server.bind = SocketAddr::from(([127, 0, 0, 1], 0));
+        config.pg.bind = PgBind::At(SocketAddr::from(([127, 0, 0, 1], 0)));
         config.server.data_dir = data_dir.into();
         config.server.demo = false;
         config

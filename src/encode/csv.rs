@@ -210,7 +210,7 @@ fn write_field(out: &mut Vec<u8>, text: &[u8]) {
 
 /// The text of a JSON string literal written by [`crate::wire::json`] (well-formed: quotes,
 /// escapes, `\u` escapes with surrogate pairs).
-fn unquote_json(quoted: &[u8], out: &mut Vec<u8>) {
+pub(super) fn unquote_json(quoted: &[u8], out: &mut Vec<u8>) {
     let inner = quoted
         .strip_prefix(b"\"")
         .and_then(|q| q.strip_suffix(b"\""))

@@ -9,7 +9,8 @@
 //! So a new format is one more file here and one more [`Format`] variant.
 //!
 //! The formats: [`ndjson`] (the protocol of `docs/PROTOCOL.md`, and `jsonl`, its rows alone),
-//! [`arrow`] (Arrow IPC), [`csv`].
+//! [`arrow`] (Arrow IPC), [`csv`], and [`pg`] (PostgreSQL's backend messages, for the
+//! PostgreSQL endpoint only).
 //!
 //! Invariants:
 //! - Beyond its names and media types (its own methods in `wire`), [`Format`] is matched here
@@ -26,6 +27,7 @@ pub mod arrow;
 pub mod csv;
 pub mod geometry;
 pub mod ndjson;
+pub mod pg;
 pub mod plan;
 
 use bytes::Bytes;
@@ -192,6 +194,7 @@ pub fn error_frame(format: Format, query_id: &str, code: &str, message: &str) ->
         Format::Jsonl => ndjson::error_frame(ndjson::Rows::Objects, query_id, code, message),
         Format::Csv => csv::error_frame(query_id, code, message),
         Format::Arrow => arrow::error_frame(query_id, code, message),
+        Format::Pg(_) => pg::error_frame(code, message),
     }
 }
 
@@ -207,7 +210,7 @@ pub enum Layout {
     /// the protocol's text lines for the same query (`arrow` before, `end` or `error` after).
     BinaryMessages,
     /// A body with no place for the protocol's query ids or control lines (CSV, jsonl): only
-    /// an HTTP response carries it.
+    /// an HTTP response carries it. (PostgreSQL's messages too: only its endpoint asks for them.)
     Body,
 }
 
@@ -223,7 +226,7 @@ pub fn layout(format: Format) -> Layout {
     match format {
         Format::Ndjson => Layout::ProtocolLines,
         Format::Arrow => Layout::BinaryMessages,
-        Format::Csv | Format::Jsonl => Layout::Body,
+        Format::Csv | Format::Jsonl | Format::Pg(_) => Layout::Body,
     }
 }
 
@@ -239,7 +242,7 @@ pub fn batch_sizes(format: Format, asked_rows: Option<usize>, server: BatchSizes
             let rows = asked_rows.unwrap_or(arrow::BATCH_ROWS);
             (rows, arrow::FIRST_BATCH_ROWS)
         }
-        Format::Ndjson | Format::Jsonl if asked_rows.is_none() => {
+        Format::Ndjson | Format::Jsonl | Format::Pg(_) if asked_rows.is_none() => {
             (server.rows, ndjson::FIRST_LINE_ROWS)
         }
         _ => {
@@ -272,6 +275,11 @@ pub fn encoder(
         Format::Csv => {
             return Ok(Box::new(csv::CsvEncoder::new(
                 columns, sizes, limits, options,
+            )?))
+        }
+        Format::Pg(formats) => {
+            return Ok(Box::new(pg::PgEncoder::new(
+                columns, formats, sizes, limits, options,
             )?))
         }
         Format::Arrow => {

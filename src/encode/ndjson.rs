@@ -364,9 +364,20 @@ impl<'p, 'c> Col<'p, 'c> {
     /// # Safety
     /// `row` must be a row of the vector, and `T` its physical type.
     #[inline(always)]
-    unsafe fn get<T: Copy>(&self, row: usize) -> T {
+    pub(super) unsafe fn get<T: Copy>(&self, row: usize) -> T {
         // SAFETY: the caller's contract.
         unsafe { values::get(self.data, row) }
+    }
+
+    /// The vector's data (for the readers of [`values`]).
+    pub(super) fn data(&self) -> *const u8 {
+        self.data
+    }
+
+    /// The child vectors: a list's or array's elements, a map's keys and values, a struct's
+    /// fields, a union's tag then members.
+    pub(super) fn children(&self) -> &[Col<'p, 'c>] {
+        &self.children
     }
 
     /// # Safety

@@ -143,6 +143,9 @@ pub struct QuerySpec {
     /// Decide what the result depends on before it runs ([`stamp::Stamp`], in
     /// [`RunningQuery::stamp`]): for callers that reuse results (cache, subscriptions).
     pub stamp: bool,
+    /// A query timeout tighter than the tenant's (PostgreSQL's `statement_timeout`); the
+    /// tenant's still applies when it is shorter.
+    pub timeout: Option<Duration>,
     /// The metrics label.
     pub label: Transport,
 }
@@ -164,6 +167,7 @@ impl QuerySpec {
             parent: None,
             stamp: false,
             derive: None,
+            timeout: None,
             label,
         }
     }
@@ -208,6 +212,12 @@ impl QuerySpec {
         self
     }
 
+    /// Stops the query after `timeout` (`None`: the tenant's timeout alone).
+    pub fn timeout(mut self, timeout: Option<Duration>) -> Self {
+        self.timeout = timeout;
+        self
+    }
+
     /// Runs under `token`: when it fires, the query stops with `reason`.
     pub fn parent(mut self, token: CancellationToken, reason: CancelReason) -> Self {
         self.parent = Some((token, reason));
@@ -233,6 +243,14 @@ fn private_paths(settings: &EngineSettings) -> Vec<String> {
     paths.sort_by_key(|p| std::cmp::Reverse(p.len()));
     paths.dedup();
     paths
+}
+
+/// The shorter of two optional timeouts.
+fn tighter(a: Option<Duration>, b: Option<Duration>) -> Option<Duration> {
+    match (a, b) {
+        (Some(a), Some(b)) => Some(a.min(b)),
+        (a, b) => a.or(b),
+    }
 }
 
 /// A fresh id for a query that the client did not name.
@@ -647,7 +665,7 @@ impl Engine {
             parent_token,
             parent_reason,
             tenant.deleted.clone(),
-            tenant.limits.query_timeout,
+            tighter(tenant.limits.query_timeout, spec.timeout),
             stall,
         );
 

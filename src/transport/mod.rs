@@ -24,6 +24,7 @@ pub mod edge;
 pub mod http;
 pub mod live;
 pub mod mosaic;
+pub mod pg;
 pub mod spool;
 pub mod sse;
 pub mod ws;

@@ -17,6 +17,7 @@ pub mod geojson;
 pub mod json;
 pub mod lines;
 pub mod mosaic;
+pub mod pg;
 mod tables;
 pub mod upload_scan;
 
@@ -24,6 +25,7 @@ use std::fmt;
 
 use simd_json::{BorrowedValue, StaticNode};
 
+pub use pg::PgColumns;
 pub use tables::TableSet;
 
 /// Client input that does not make a valid request: each variant is one client-visible code.
@@ -180,6 +182,9 @@ pub enum Format {
     Csv,
     /// One JSON object per row (column names as keys), nothing else.
     Jsonl,
+    /// PostgreSQL's backend messages (`RowDescription`, `DataRow`s, `CommandComplete` or
+    /// `ErrorResponse`): only the PostgreSQL endpoint asks for it, never a client by name.
+    Pg(PgColumns),
 }
 
 impl Format {
@@ -202,6 +207,7 @@ impl Format {
             Self::Arrow => "arrow",
             Self::Csv => "csv",
             Self::Jsonl => "jsonl",
+            Self::Pg(_) => "pg",
         }
     }
 
@@ -212,6 +218,7 @@ impl Format {
             Self::Arrow => ARROW_STREAM,
             Self::Csv => "text/csv; charset=utf-8; header=present",
             Self::Jsonl => "application/jsonl; charset=utf-8",
+            Self::Pg(_) => "application/octet-stream",
         }
     }
 

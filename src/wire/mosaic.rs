@@ -209,8 +209,8 @@ impl Cursor<'_> {
 }
 
 /// Splits SQL text on `;` outside `'…'` strings, `"…"` identifiers, `$tag$…$tag$` quotes and
-/// `--` / `/* */` comments.
-fn split_statements(sql: &str) -> Vec<&str> {
+/// `--` / `/* */` comments (also the PostgreSQL endpoint's, for multi-statement queries).
+pub fn split_statements(sql: &str) -> Vec<&str> {
     let bytes = sql.as_bytes();
     let mut out = Vec::new();
     let (mut start, mut i) = (0, 0);

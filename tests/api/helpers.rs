@@ -17,6 +17,8 @@ use tokio_util::sync::CancellationToken;
 /// A running server with its own data directory. Stops when dropped.
 pub struct TestApp {
     pub base: String,
+    /// The PostgreSQL endpoint's port.
+    pub pg_port: u16,
     pub dir: TempDir,
     pub client: reqwest::Client,
     pub shutdown: CancellationToken,
@@ -65,6 +67,7 @@ pub async fn spawn_app_with(tweak: impl FnOnce(&mut Config)) -> TestApp {
     tweak(&mut config);
     let app = Application::build(config).await.expect("server builds");
     let base = format!("http://127.0.0.1:{}", app.port());
+    let pg_port = app.pg_port().unwrap_or_default();
     let shutdown = app.shutdown_token();
     let (tx, stopped) = tokio::sync::oneshot::channel();
     actix_web::rt::spawn(async move {
@@ -72,6 +75,7 @@ pub async fn spawn_app_with(tweak: impl FnOnce(&mut Config)) -> TestApp {
     });
     TestApp {
         base,
+        pg_port,
         dir,
         client: reqwest::Client::new(),
         shutdown,
@@ -83,6 +87,8 @@ pub async fn spawn_app_with(tweak: impl FnOnce(&mut Config)) -> TestApp {
 /// its other flags and subcommand follow.
 pub fn duckstream_command(data_dir: &Path) -> std::process::Command {
     let mut cmd = std::process::Command::new(env!("CARGO_BIN_EXE_duckstream"));
+    // Several servers run at once: none takes the PostgreSQL endpoint's default port.
+    cmd.env("DUCKSTREAM_PG_BIND", "127.0.0.1:0");
     cmd.arg("--data-dir")
         .arg(data_dir)
         .arg("--extension-repository")
@@ -327,6 +333,8 @@ impl ServerProcess {
         std::thread::spawn(move || for _ in lines {});
         let app = TestApp {
             base: format!("http://127.0.0.1:{port}"),
+            // Its PostgreSQL endpoint listens on a port the tests do not read.
+            pg_port: 0,
             dir,
             client: reqwest::Client::new(),
             shutdown: CancellationToken::new(),

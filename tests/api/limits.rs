@@ -219,7 +219,7 @@ fn start_under_ulimit(
     use std::io::BufRead;
     let dir = tempfile::tempdir().unwrap();
     let command = format!(
-        "ulimit {ulimit} && exec \"$0\" --bind 127.0.0.1:0 --demo false --data-dir {} {}",
+        "ulimit {ulimit} && exec \"$0\" --bind 127.0.0.1:0 --pg-bind off --demo false --data-dir {} {}",
         dir.path().display(),
         extra.join(" ")
     );

@@ -21,6 +21,7 @@ mod limits;
 mod live;
 mod mosaic;
 mod observability;
+mod pg;
 mod pool;
 mod progress;
 mod sandbox;

@@ -42,7 +42,7 @@ pub fn free_port() -> u16 {
 }
 
 /// `$DUCKSTREAM_TOOLS` (where `scripts/test.sh` installs the tools), or its default.
-fn tools() -> PathBuf {
+pub fn tools() -> PathBuf {
     std::env::var_os("DUCKSTREAM_TOOLS")
         .map(PathBuf::from)
         .unwrap_or_else(|| "/var/tmp/duckstream-tools".into())
@@ -50,7 +50,7 @@ fn tools() -> PathBuf {
 
 /// Runs `cmd` to completion with a deadline: stdin empty, stdout and stderr captured. Err when
 /// it cannot start or outlives `timeout` (it is then killed).
-fn run(cmd: &mut Command, timeout: Duration) -> Result<Output, String> {
+pub fn run(cmd: &mut Command, timeout: Duration) -> Result<Output, String> {
     let what = format!("{cmd:?}");
     let mut child = cmd
         .stdin(Stdio::null())

@@ -31,6 +31,10 @@ import threading
 import time
 import urllib.request
 
+# The servers these benchmarks start serve HTTP only: several at once would all ask for the
+# PostgreSQL endpoint's default port (5433). Set DUCKSTREAM_PG_BIND to measure it.
+os.environ.setdefault("DUCKSTREAM_PG_BIND", "off")
+
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)))))
 TOOLS = os.environ.get("DUCKSTREAM_TOOLS", "/var/tmp/duckstream-tools")
 DEFAULT_BIN = os.environ.get("DUCKSTREAM_BIN", "/var/tmp/bench-bin/duckstream")

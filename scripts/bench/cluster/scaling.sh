@@ -36,6 +36,8 @@
 # Needs: PostgreSQL 15 (/usr/lib/postgresql/15/bin), haproxy, k6 (1.1.0), taskset, curl, the
 # venv /var/tmp/duckstream-tools/venv (moto_server, duckdb for the CSV).
 set -euo pipefail
+# HTTP only: the PostgreSQL endpoint's default port would clash between servers.
+export DUCKSTREAM_PG_BIND="${DUCKSTREAM_PG_BIND:-off}"
 
 BIN=${BIN:-/var/tmp/bench-bin/duckstream}
 DURATION=${DURATION:-40s}

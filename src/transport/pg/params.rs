@@ -1,0 +1,264 @@
+//! `Bind`'s parameter values, text or binary, into the gateway's [`Param`]s: the same values
+//! HTTP's `params` give, so the engine binds them the same way (DuckDB casts a text value to
+//! the type the statement needs).
+//!
+//! Invariants:
+//! - Binary values are read by the type the client gave in `Parse`; a binary value of a type
+//!   without a reader is refused (22P03), never guessed.
+//! - Dates, timestamps, UUIDs, numerics and `bytea` arrive as their text, which DuckDB casts
+//!   (`\x..` escapes for bytes).
+
+use bytes::Bytes;
+use pgwire::error::{ErrorInfo, PgWireError, PgWireResult};
+use pgwire::messages::extendedquery::Bind;
+
+use crate::wire::{json, Param};
+
+/// The parameters of `bind`, read with the types `oids` gives (0: unspecified).
+pub fn decode(bind: &Bind, oids: &[u32]) -> PgWireResult<Vec<Param>> {
+    let codes = &bind.parameter_format_codes;
+    if codes.len() > 1 && codes.len() != bind.parameters.len() {
+        return Err(error(
+            "08P01",
+            "bind message has a wrong number of format codes".into(),
+        ));
+    }
+    bind.parameters
+        .iter()
+        .enumerate()
+        .map(|(i, value)| {
+            let binary = match codes.len() {
+                0 => false,
+                1 => codes[0] == 1,
+                _ => codes[i] == 1,
+            };
+            let oid = oids.get(i).copied().unwrap_or(0);
+            match value {
+                None => Ok(Param::Null),
+                Some(v) if binary => binary_param(oid, v),
+                Some(v) => text_param(oid, v),
+            }
+        })
+        .collect()
+}
+
+/// The highest `$n` of `sql` outside quotes (the parameters a statement takes).
+pub fn count(sql: &str) -> usize {
+    let bytes = sql.as_bytes();
+    let (mut highest, mut i, mut quoted) = (0, 0, None);
+    while i < bytes.len() {
+        let b = bytes[i];
+        match quoted {
+            Some(q) if b == q => quoted = None,
+            Some(_) => {}
+            None if b == b'\'' || b == b'"' => quoted = Some(b),
+            None if b == b'$' => {
+                let digits: String = sql[i + 1..]
+                    .chars()
+                    .take_while(char::is_ascii_digit)
+                    .collect();
+                if let Ok(n) = digits.parse::<usize>() {
+                    highest = highest.max(n);
+                }
+            }
+            None => {}
+        }
+        i += 1;
+    }
+    highest
+}
+
+fn text_param(oid: u32, value: &Bytes) -> PgWireResult<Param> {
+    let text = std::str::from_utf8(value)
+        .map_err(|_| error("22021", "a text parameter is not valid UTF-8".into()))?;
+    let bad = || {
+        error(
+            "22P02",
+            format!("invalid input syntax for type with OID {oid}: \"{text}\""),
+        )
+    };
+    Ok(match oid {
+        16 => match text.trim().to_ascii_lowercase().as_str() {
+            "t" | "true" | "yes" | "on" | "1" => Param::Bool(true),
+            "f" | "false" | "no" | "off" | "0" => Param::Bool(false),
+            _ => return Err(bad()),
+        },
+        20 | 21 | 23 => Param::Int(text.trim().parse().map_err(|_| bad())?),
+        700 | 701 => Param::Float(text.trim().parse().map_err(|_| bad())?),
+        _ => Param::Text(text.to_string()),
+    })
+}
+
+fn binary_param(oid: u32, v: &Bytes) -> PgWireResult<Param> {
+    let wrong = || {
+        error(
+            "22P03",
+            format!("incorrect binary data format for type with OID {oid}"),
+        )
+    };
+    let fixed = |n: usize| -> PgWireResult<&[u8]> {
+        if v.len() == n {
+            Ok(&v[..])
+        } else {
+            Err(wrong())
+        }
+    };
+    Ok(match oid {
+        16 => Param::Bool(fixed(1)?[0] != 0),
+        21 => Param::Int(i16::from_be_bytes(fixed(2)?.try_into().map_err(|_| wrong())?).into()),
+        23 => Param::Int(i32::from_be_bytes(fixed(4)?.try_into().map_err(|_| wrong())?).into()),
+        20 => Param::Int(i64::from_be_bytes(
+            fixed(8)?.try_into().map_err(|_| wrong())?,
+        )),
+        700 => Param::Float(f32::from_be_bytes(fixed(4)?.try_into().map_err(|_| wrong())?).into()),
+        701 => Param::Float(f64::from_be_bytes(
+            fixed(8)?.try_into().map_err(|_| wrong())?,
+        )),
+        0 | 18 | 19 | 25 | 114 | 705 | 1042 | 1043 | 3802 => text_param(0, v)?,
+        17 => Param::Text(v.iter().map(|b| format!("\\x{b:02x}")).collect()),
+        1082 => {
+            let days = i32::from_be_bytes(fixed(4)?.try_into().map_err(|_| wrong())?);
+            let mut out = Vec::new();
+            json::write_date(&mut out, days.saturating_add(10_957));
+            Param::Text(unquote(out))
+        }
+        1114 | 1184 => {
+            let micros = i64::from_be_bytes(fixed(8)?.try_into().map_err(|_| wrong())?);
+            let mut out = Vec::new();
+            let unix = micros.saturating_add(946_684_800_000_000);
+            json::write_timestamp(&mut out, unix, 1_000_000, 6, oid == 1184);
+            Param::Text(unquote(out))
+        }
+        2950 => {
+            let b = fixed(16)?;
+            let hex: String = b.iter().map(|x| format!("{x:02x}")).collect();
+            Param::Text(format!(
+                "{}-{}-{}-{}-{}",
+                &hex[..8],
+                &hex[8..12],
+                &hex[12..16],
+                &hex[16..20],
+                &hex[20..]
+            ))
+        }
+        1700 => Param::Text(numeric_text(v).ok_or_else(wrong)?),
+        _ => return Err(wrong()),
+    })
+}
+
+/// The text of `numeric`'s binary form.
+fn numeric_text(v: &[u8]) -> Option<String> {
+    let word = |i: usize| -> Option<i16> { Some(i16::from_be_bytes([*v.get(i)?, *v.get(i + 1)?])) };
+    let (ndigits, weight, sign, dscale) = (word(0)?, word(2)?, word(4)? as u16, word(6)?);
+    if sign == 0xC000 {
+        return Some("NaN".into());
+    }
+    let digits: Vec<i16> = (0..ndigits as usize)
+        .map(|d| word(8 + 2 * d))
+        .collect::<Option<_>>()?;
+    let mut int = String::new();
+    for w in 0..=weight.max(0) {
+        let d = if w <= weight {
+            digits.get(w as usize).copied().unwrap_or(0)
+        } else {
+            0
+        };
+        if int.is_empty() {
+            int = d.to_string();
+        } else {
+            int.push_str(&format!("{d:04}"));
+        }
+    }
+    if weight < 0 {
+        int = "0".into();
+    }
+    let mut frac = String::new();
+    let first_frac = weight + 1;
+    let groups = (dscale as usize).div_ceil(4);
+    for g in 0..groups {
+        let idx = first_frac + g as i16;
+        let d = if idx >= 0 {
+            digits.get(idx as usize).copied().unwrap_or(0)
+        } else {
+            0
+        };
+        frac.push_str(&format!("{d:04}"));
+    }
+    frac.truncate(dscale as usize);
+    let sign = if sign == 0x4000 { "-" } else { "" };
+    Some(if frac.is_empty() {
+        format!("{sign}{int}")
+    } else {
+        format!("{sign}{int}.{frac}")
+    })
+}
+
+fn unquote(json: Vec<u8>) -> String {
+    String::from_utf8_lossy(&json).trim_matches('"').to_string()
+}
+
+fn error(code: &str, message: String) -> PgWireError {
+    PgWireError::UserError(Box::new(ErrorInfo::new(
+        "ERROR".into(),
+        code.into(),
+        message,
+    )))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn parameters_are_counted_outside_quotes() {
+        assert_eq!(count("SELECT $1, $2 WHERE x = '$5'"), 2);
+        assert_eq!(count("SELECT 1"), 0);
+        assert_eq!(count("SELECT $10"), 10);
+    }
+
+    #[test]
+    fn binary_values_read_by_their_type() {
+        let b = |bytes: &[u8]| Bytes::copy_from_slice(bytes);
+        assert_eq!(
+            binary_param(23, &b(&7i32.to_be_bytes())).unwrap(),
+            Param::Int(7)
+        );
+        assert_eq!(
+            binary_param(701, &b(&1.5f64.to_be_bytes())).unwrap(),
+            Param::Float(1.5)
+        );
+        assert_eq!(
+            binary_param(1082, &b(&1i32.to_be_bytes())).unwrap(),
+            Param::Text("2000-01-02".into())
+        );
+        assert_eq!(
+            binary_param(17, &b(b"ab")).unwrap(),
+            Param::Text("\\x61\\x62".into())
+        );
+        assert!(binary_param(23, &b(&[1, 2])).is_err());
+        assert!(binary_param(600, &b(&[1])).is_err());
+        // 12345.678 as numeric: digits [1, 2345, 6780], weight 1, dscale 3.
+        let mut n = Vec::new();
+        for w in [3i16, 1, 0, 3, 1, 2345, 6780] {
+            n.extend_from_slice(&w.to_be_bytes());
+        }
+        assert_eq!(numeric_text(&n).unwrap(), "12345.678");
+        let mut small = Vec::new();
+        for w in [1i16, -1, 0x4000, 2, 500] {
+            small.extend_from_slice(&w.to_be_bytes());
+        }
+        assert_eq!(numeric_text(&small).unwrap(), "-0.05");
+    }
+
+    #[test]
+    fn text_values_keep_numbers_exact() {
+        let b = |s: &str| Bytes::copy_from_slice(s.as_bytes());
+        assert_eq!(
+            text_param(20, &b("9007199254740993")).unwrap(),
+            Param::Int(9_007_199_254_740_993)
+        );
+        assert_eq!(text_param(16, &b("t")).unwrap(), Param::Bool(true));
+        assert_eq!(text_param(0, &b("x")).unwrap(), Param::Text("x".into()));
+        assert!(text_param(23, &b("x")).is_err());
+    }
+}

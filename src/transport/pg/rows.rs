@@ -1,0 +1,237 @@
+//! A running query's result on the socket: the engine's frames already hold PostgreSQL's
+//! backend messages ([`crate::encode::pg`]); a [`Result`] cuts them at message boundaries and
+//! writes them in order, a number of rows at a time when a portal asks (`Execute` with a row
+//! limit), while a `CancelRequest` or a closed socket reaches DuckDB.
+//!
+//! Invariants:
+//! - Frames are taken from the engine's bounded channel only as fast as the socket takes
+//!   their messages (pgwire's sink waits while the socket is full): a slow client pauses
+//!   DuckDB. A suspended portal holds at most one frame.
+//! - Dropping a [`Result`] (the socket failed, the portal closed, the connection ended)
+//!   cancels its query as a disconnect ([`crate::engine::RunningQuery::guard`]).
+//! - A result ends with a `CommandComplete` (its rows counted per `Execute`, as PostgreSQL
+//!   counts them) or its `ErrorResponse`; a stream that stops without either is an error,
+//!   never a clean short result.
+
+use bytes::{Bytes, BytesMut};
+use futures::sink::{Sink, SinkExt};
+use pgwire::error::{ErrorInfo, PgWireError, PgWireResult};
+use pgwire::messages::data::RowDescription;
+use pgwire::messages::extendedquery::PortalSuspended;
+use pgwire::messages::response::CommandComplete;
+use pgwire::messages::{DecodeContext, PgWireBackendMessage};
+use std::fmt::Debug;
+use tokio::sync::mpsc;
+use tokio_util::sync::CancellationToken;
+
+use crate::engine::{CancelOnDrop, Frame, FrameKind, RunningQuery, StreamSlot};
+
+/// How a turn of sending ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Ended {
+    Complete,
+    /// The row limit was reached: more rows wait (`PortalSuspended` sent).
+    Suspended,
+    /// It ended with an `ErrorResponse` (sent).
+    Failed,
+}
+
+/// How many rows a turn sends, and how it ends.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Turn {
+    /// An `Execute`: up to this many rows (0: all), then `PortalSuspended` if more wait, or
+    /// `SELECT n`.
+    Portal(usize),
+    /// A cursor's `FETCH`: up to this many rows (`None`: all), then `FETCH n`.
+    Fetch(Option<u64>),
+}
+
+impl Turn {
+    fn limit(self) -> Option<u64> {
+        match self {
+            Self::Portal(0) => None,
+            Self::Portal(n) => Some(n as u64),
+            Self::Fetch(n) => n,
+        }
+    }
+
+    fn tag(self, rows: u64) -> String {
+        match self {
+            Self::Portal(_) => format!("SELECT {rows}"),
+            Self::Fetch(_) => format!("FETCH {rows}"),
+        }
+    }
+}
+
+/// A started result, partly or not yet sent.
+pub struct Result {
+    frames: mpsc::Receiver<Frame>,
+    /// What a `CancelRequest` fires to stop it.
+    cancel: CancellationToken,
+    /// Messages of the last frame not sent yet.
+    buf: BytesMut,
+    /// The `RowDescription`, once read.
+    description: Option<RowDescription>,
+    finished: bool,
+    _guard: CancelOnDrop,
+    _slot: Option<StreamSlot>,
+}
+
+impl Result {
+    /// Takes over `running`, started under `cancel` (a `CancelRequest` fires it).
+    pub fn new(running: RunningQuery, cancel: CancellationToken) -> Self {
+        Self {
+            frames: running.frames,
+            cancel,
+            buf: BytesMut::new(),
+            description: None,
+            finished: false,
+            _guard: running.guard,
+            _slot: running.stream_slot,
+        }
+    }
+
+    /// What cancels the result (the connection's `CancelRequest` target while it sends).
+    pub fn cancel_token(&self) -> CancellationToken {
+        self.cancel.clone()
+    }
+
+    /// The result's `RowDescription`; `None` when it failed before one.
+    pub async fn description(&mut self) -> PgWireResult<Option<RowDescription>> {
+        if self.description.is_none() && !self.finished {
+            self.fill().await?;
+            if self.buf.first() == Some(&b'T') {
+                if let Some(PgWireBackendMessage::RowDescription(d)) = self.decode()? {
+                    self.description = Some(d);
+                }
+            }
+        }
+        Ok(self
+            .description
+            .as_ref()
+            .map(|d| RowDescription::new(clone_fields(d))))
+    }
+
+    /// Sends the result's messages: its `RowDescription` too when `describe`, then the rows
+    /// `turn` allows, then its end (or `PortalSuspended`).
+    pub async fn send<C>(
+        &mut self,
+        client: &mut C,
+        describe: bool,
+        turn: Turn,
+    ) -> PgWireResult<Ended>
+    where
+        C: Sink<PgWireBackendMessage> + Unpin + Send,
+        C::Error: Debug,
+        PgWireError: From<<C as Sink<PgWireBackendMessage>>::Error>,
+    {
+        let description = self.description().await?;
+        if let (true, Some(d)) = (describe, description) {
+            client.feed(PgWireBackendMessage::RowDescription(d)).await?;
+        }
+        let mut rows = 0;
+        let complete =
+            |rows| PgWireBackendMessage::CommandComplete(CommandComplete::new(turn.tag(rows)));
+        loop {
+            if self.finished && self.buf.is_empty() {
+                // Drained by an earlier turn: nothing more.
+                client.feed(complete(rows)).await?;
+                return Ok(Ended::Complete);
+            }
+            if turn.limit() == Some(rows) {
+                if let Turn::Fetch(_) = turn {
+                    client.feed(complete(rows)).await?;
+                    return Ok(Ended::Complete);
+                }
+                client
+                    .feed(PgWireBackendMessage::PortalSuspended(PortalSuspended::new()))
+                    .await?;
+                return Ok(Ended::Suspended);
+            }
+            if self.buf.is_empty() {
+                // The batch is out: the rows leave now, while DuckDB works on the next.
+                client.flush().await?;
+                self.fill().await?;
+            }
+            match self.decode()? {
+                Some(PgWireBackendMessage::DataRow(row)) => {
+                    rows += 1;
+                    client.feed(PgWireBackendMessage::DataRow(row)).await?;
+                }
+                Some(PgWireBackendMessage::CommandComplete(_)) => {
+                    client.feed(complete(rows)).await?;
+                    return Ok(Ended::Complete);
+                }
+                Some(error @ PgWireBackendMessage::ErrorResponse(_)) => {
+                    client.feed(error).await?;
+                    return Ok(Ended::Failed);
+                }
+                Some(_) | None => {}
+            }
+        }
+    }
+
+    /// Reads the next frame with messages into `buf`.
+    async fn fill(&mut self) -> PgWireResult<()> {
+        while self.buf.is_empty() {
+            if self.finished {
+                return Err(ended_early());
+            }
+            let Some(frame) = self.frames.recv().await else {
+                self.finished = true;
+                return Err(ended_early());
+            };
+            if frame.kind == FrameKind::Note {
+                continue;
+            }
+            self.finished = frame.kind.is_final();
+            self.buf = BytesMut::from(frame.bytes);
+        }
+        Ok(())
+    }
+
+    /// The next whole message of `buf`.
+    fn decode(&mut self) -> PgWireResult<Option<PgWireBackendMessage>> {
+        PgWireBackendMessage::decode(&mut self.buf, &DecodeContext::default())
+    }
+}
+
+fn clone_fields(d: &RowDescription) -> Vec<pgwire::messages::data::FieldDescription> {
+    d.fields
+        .iter()
+        .map(|f| {
+            pgwire::messages::data::FieldDescription::new(
+                f.name.clone(),
+                f.table_id,
+                f.column_id,
+                f.type_id,
+                f.type_size,
+                f.type_modifier,
+                f.format_code,
+            )
+        })
+        .collect()
+}
+
+fn ended_early() -> PgWireError {
+    PgWireError::UserError(Box::new(ErrorInfo::new(
+        "ERROR".into(),
+        "XX000".into(),
+        "the result ended before it was complete".into(),
+    )))
+}
+
+/// Writes each whole message of `bytes` (queued; the caller's next flush sends them).
+pub async fn send_messages<C>(client: &mut C, bytes: Bytes) -> PgWireResult<()>
+where
+    C: Sink<PgWireBackendMessage> + Unpin + Send,
+    C::Error: Debug,
+    PgWireError: From<<C as Sink<PgWireBackendMessage>>::Error>,
+{
+    let mut buf = BytesMut::from(bytes);
+    let context = DecodeContext::default();
+    while let Some(message) = PgWireBackendMessage::decode(&mut buf, &context)? {
+        client.feed(message).await?;
+    }
+    Ok(())
+}

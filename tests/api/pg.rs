@@ -1,0 +1,306 @@
+//! The PostgreSQL endpoint with real clients: psql (Debian's postgresql-client), psycopg 3,
+//! node-postgres. Values are asserted as each client reads them.
+
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+use serde_json::json;
+
+use crate::helpers::{issue, spawn_app, spawn_secure_app, TestApp, ACME_KEY, GLOBEX_KEY};
+use crate::services::{run, tools};
+
+/// Runs a client to completion off the test's thread: the server's actix arbiter (which
+/// hands queries to the executors) runs on that thread, so it must not block.
+async fn client(mut cmd: Command, timeout: Duration) -> std::process::Output {
+    tokio::task::spawn_blocking(move || run(&mut cmd, timeout).expect("the client runs"))
+        .await
+        .unwrap()
+}
+
+/// `psql` on the app's endpoint, database `db`, with `password` (empty: none) and extra
+/// environment; its stdout and stderr.
+async fn psql_env(
+    app: &TestApp,
+    db: &str,
+    password: &str,
+    env: &[(&str, &str)],
+    args: &[&str],
+) -> (String, String) {
+    let mut cmd = Command::new("psql");
+    cmd.args(["-X", "-A", "-t", "-q", "-v", "VERBOSITY=verbose"])
+        .arg(format!(
+            "host=127.0.0.1 port={} dbname={db} user=tester sslmode=disable",
+            app.pg_port
+        ))
+        .args(args)
+        .env("PGPASSWORD", password)
+        .env("PGCONNECT_TIMEOUT", "10");
+    for (k, v) in env {
+        cmd.env(k, v);
+    }
+    let out = client(cmd, Duration::from_secs(60)).await;
+    (
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
+async fn psql(app: &TestApp, db: &str, password: &str, sql: &str) -> (String, String) {
+    psql_env(app, db, password, &[], &["-c", sql]).await
+}
+
+#[actix_web::test]
+async fn psql_reads_postgresql_values_and_sqlstates() {
+    let app = spawn_app().await;
+    let (out, err) = psql(
+        &app,
+        "t",
+        "",
+        "SELECT id, name, feeling FROM people ORDER BY id",
+    )
+    .await;
+    assert_eq!(out, "1|Ada|happy\n2|Grace|ok\n3||\n", "{err}");
+    let sql = "SELECT 1.5::DOUBLE, 1e20::DOUBLE, 0.1::FLOAT, true, DATE '2024-01-02', \
+               TIMESTAMP '2024-01-02 03:04:05.5', TIMESTAMPTZ '2024-01-02 03:04:05+00', \
+               INTERVAL '1 day 2 hours', [1, 2, NULL], ['a b', 'c'], {'a': 1}, \
+               12345.678::DECIMAL(10,3), 'ab'::BLOB, 170141183460469231731687303715884105727::HUGEINT, \
+               UUID '00000000-0000-0000-0000-000000000001'";
+    let (out, err) = psql(&app, "t", "", sql).await;
+    assert_eq!(
+        out.trim_end(),
+        "1.5|1e+20|0.1|t|2024-01-02|2024-01-02 03:04:05.5|2024-01-02 03:04:05+00|1 day 02:00:00|\
+         {1,2,NULL}|{\"a b\",c}|{\"a\":1}|12345.678|\\x6162|170141183460469231731687303715884105727|\
+         00000000-0000-0000-0000-000000000001",
+        "{err}"
+    );
+    // Errors carry PostgreSQL's SQLSTATEs (psql's verbose errors show them).
+    for (sql, state) in [
+        ("SELECT * FROM nowhere", "42P01"),
+        ("SELEC 1", "42601"),
+        ("CREATE TABLE x (i INTEGER)", "42501"),
+        ("SELECT 1/0::INTEGER + 'x'::INTEGER", "22P02"),
+    ] {
+        let (out, err) = psql(&app, "t", "", sql).await;
+        assert!(
+            err.contains(&format!("ERROR:  {state}")),
+            "{sql}: {out} {err}"
+        );
+    }
+    // An unknown database is PostgreSQL's 3D000, before any query.
+    let (_, err) = psql(&app, "nope", "", "SELECT 1").await;
+    assert!(err.contains("database \"nope\" does not exist"), "{err}");
+}
+
+#[actix_web::test]
+async fn session_commands_are_answered_and_never_reach_duckdb() {
+    let app = spawn_app().await;
+    // Grafana's multi-statement strings: SET answered here, the SELECT run.
+    let (out, err) = psql(&app, "t", "", "SET TIMEZONE TO 'UTC'; SELECT 42").await;
+    assert_eq!(out, "42\n", "{err}");
+    let (out, err) = psql(
+        &app,
+        "t",
+        "",
+        "BEGIN; SET statement_timeout = 5000; SHOW statement_timeout; SHOW DateStyle; COMMIT",
+    )
+    .await;
+    assert_eq!(out, "5s\nISO, MDY\n", "{err}");
+    let (out, _) = psql(&app, "t", "", "SELECT version()").await;
+    assert!(out.starts_with("PostgreSQL 15.0 (duckstream"), "{out}");
+    // Settings are the session's own: DuckDB's do not exist here.
+    for sql in [
+        "SET enable_external_access = true",
+        "SET allowed_directories = '/'",
+        "RESET memory_limit",
+    ] {
+        let (_, err) = psql(&app, "t", "", sql).await;
+        assert!(err.contains("ERROR:  42704"), "{sql}: {err}");
+    }
+    let (out, err) = psql(&app, "t", "", "SELECT * FROM read_csv('/etc/passwd')").await;
+    assert!(
+        out.is_empty() && err.contains("ERROR:  42501"),
+        "DuckDB's sandbox holds: {err}"
+    );
+    // Statements refused before DuckDB.
+    for (sql, state) in [
+        ("COPY people TO '/tmp/x.csv'", "0A000"),
+        ("LISTEN x", "0A000"),
+        ("PREPARE p AS SELECT 1", "0A000"),
+    ] {
+        let (_, err) = psql(&app, "t", "", sql).await;
+        assert!(err.contains(&format!("ERROR:  {state}")), "{sql}: {err}");
+    }
+    // The first failing statement ends the string.
+    let (out, err) = psql(&app, "t", "", "SELECT 1; SELECT * FROM nowhere; SELECT 3").await;
+    assert_eq!(out, "1\n", "{err}");
+    // Startup options may set the session's settings, nothing else.
+    let (out, err) = psql_env(
+        &app,
+        "t",
+        "",
+        &[("PGOPTIONS", "-c statement_timeout=2s")],
+        &["-c", "SHOW statement_timeout"],
+    )
+    .await;
+    assert_eq!(out, "2s\n", "{err}");
+    let (_, err) = psql_env(
+        &app,
+        "t",
+        "",
+        &[("PGOPTIONS", "-c enable_external_access=true")],
+        &["-c", "SELECT 1"],
+    )
+    .await;
+    // (A login's error shows no SQLSTATE in psql: verbosity applies once connected.)
+    assert!(
+        err.contains("FATAL:  unrecognized configuration parameter \"enable_external_access\""),
+        "{err}"
+    );
+}
+
+#[actix_web::test]
+async fn a_statement_timeout_cancels_as_postgresql_does() {
+    let app = spawn_app().await;
+    let started = Instant::now();
+    let (_, err) = psql(
+        &app,
+        "t",
+        "",
+        "SET statement_timeout = 300; SELECT count(*) FROM range(1000000000000)",
+    )
+    .await;
+    assert!(
+        err.contains("57014") && err.contains("canceling statement due to statement timeout"),
+        "{err}"
+    );
+    assert!(started.elapsed() < Duration::from_secs(30));
+}
+
+#[actix_web::test]
+async fn ctrl_c_in_psql_cancels_the_query_in_duckdb() {
+    let app = spawn_app().await;
+    let mut child = Command::new("psql")
+        .args(["-X", "-v", "VERBOSITY=verbose"])
+        .arg(format!(
+            "host=127.0.0.1 port={} dbname=t user=tester sslmode=disable",
+            app.pg_port
+        ))
+        .args(["-c", "SELECT count(*) FROM range(1000000000000)"])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("psql starts");
+    // Once the query runs, psql's Ctrl-C sends a CancelRequest.
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while app
+        .metric(r#"duckstream_active_queries{transport="pg"}"#)
+        .await
+        < 1.0
+    {
+        assert!(Instant::now() < deadline, "the query never ran");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    // SAFETY: sending a signal to our own child process.
+    unsafe { libc::kill(child.id() as i32, libc::SIGINT) };
+    let out = tokio::task::spawn_blocking(move || {
+        let deadline = Instant::now() + Duration::from_secs(20);
+        loop {
+            if child.try_wait().unwrap().is_some() {
+                return child.wait_with_output().unwrap();
+            }
+            if Instant::now() > deadline {
+                let _ = child.kill();
+                panic!("psql did not end after Ctrl-C");
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    })
+    .await
+    .unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("57014") && err.contains("canceling statement due to user request"),
+        "{err}"
+    );
+    // The executor counts the outcome as it ends, just after the client has its error.
+    let cancelled = r#"duckstream_queries_total{outcome="cancelled",transport="pg"}"#;
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while app.metric(cancelled).await < 1.0 {
+        assert!(
+            Instant::now() < deadline,
+            "the query was not counted as cancelled"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+#[actix_web::test]
+async fn logins_check_keys_and_tokens_as_http_does() {
+    let app = spawn_secure_app("").await;
+    let (out, err) = psql(&app, "acme", ACME_KEY, "SELECT count(*) FROM trips").await;
+    assert_eq!(out, "7\n", "{err}");
+    for (db, password) in [
+        ("acme", "wrong-key"),
+        ("acme", GLOBEX_KEY),
+        ("acme", ""),
+        ("nope", ACME_KEY),
+    ] {
+        let (out, err) = psql(&app, db, password, "SELECT 1").await;
+        assert!(out.is_empty(), "{db}/{password}: {out}");
+        assert!(
+            err.contains("28P01")
+                || err.contains("password authentication failed")
+                || err.contains("no password supplied"),
+            "{db}/{password}: {err}"
+        );
+    }
+    // A token's table scope holds here too.
+    let token = issue(&app, "acme", json!({"tables": ["trips"]})).await;
+    let (out, err) = psql(&app, "acme", &token, "SELECT count(*) FROM trips").await;
+    assert_eq!(out, "7\n", "{err}");
+    let (out, err) = psql(&app, "acme", &token, "SELECT * FROM secret").await;
+    assert!(
+        out.is_empty() && err.contains("ERROR:  42501"),
+        "{out} {err}"
+    );
+}
+
+#[actix_web::test]
+async fn psycopg_reads_text_binary_parameters_cursors_and_cancels() {
+    let app = spawn_app().await;
+    let mut cmd = Command::new(tools().join("venv/bin/python"));
+    cmd.arg(concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/tests/pg/psycopg_client.py"
+    ))
+    .arg(app.pg_port.to_string())
+    .arg("t");
+    let out = client(cmd, Duration::from_secs(120)).await;
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(
+        stdout.trim(),
+        "ok",
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+#[actix_web::test]
+async fn node_postgres_reads_with_and_without_parameters() {
+    let app = spawn_app().await;
+    let mut cmd = Command::new("node");
+    cmd.arg(concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/tests/pg/node_client.js"
+    ))
+    .arg(app.pg_port.to_string())
+    .arg("t");
+    let out = client(cmd, Duration::from_secs(60)).await;
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(
+        stdout.trim(),
+        "ok",
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
