@@ -5,7 +5,9 @@ the commit the gateway also makes) beside the gateway's PUT, whose log gives the
 (`upload body received … elapsed_ms`) and the load (`dataset written`, timestamps).
 
 Starts its own PostgreSQL 15 and moto_server (bench_lake.py's classes); writes a CSV of --rows
-rows (4 columns) to /tmp/bench/phases_ROWS.csv once.
+rows (4 columns) to /tmp/bench/phases_ROWS.csv once. With `--base BIN`, a second gateway runs
+that binary on the same lake (tenant `upb`), PUT after the first in every round, for a before /
+after in one run.
 
     /var/tmp/duckstream-tools/venv/bin/python scripts/bench/bench_lake_upload_phases.py --rows 5000000
 """
@@ -46,6 +48,7 @@ def main():
     p.add_argument("--bin", default=bl.DEFAULT_BIN)
     p.add_argument("--rows", type=int, default=5_000_000)
     p.add_argument("--repeat", type=int, default=3)
+    p.add_argument("--base", help="a second binary, on a second gateway beside --bin's")
     o = p.parse_args()
     os.makedirs("/tmp/bench", exist_ok=True)
     csv = f"/tmp/bench/phases_{o.rows}.csv"
@@ -54,14 +57,19 @@ def main():
                    f"FROM range({o.rows}) t(i)) TO '{csv}'")
     work = tempfile.mkdtemp(prefix="bench_phases_")
     os.chmod(work, 0o755)
-    pg, moto, g = bl.Postgres(work), bl.Moto(work), None
+    pg, moto, g, b = bl.Postgres(work), bl.Moto(work), None, None
     try:
         config = bl.start_lake(pg, moto, work, "s3://lake/gw/")
         g = bl.Gateway("A", o.bin, work, ["--config", config, "--maintenance-interval-secs", "0"])
         g.create_tenant("up")
+        if o.base:
+            b = bl.Gateway("B", o.base, work, ["--config", config, "--maintenance-interval-secs", "0"])
+            b.create_tenant("upb")
         print(f"{os.path.getsize(csv) / 2**20:.0f} MiB CSV; load average {os.getloadavg()[0]:.2f}\n")
-        print("| round | DuckDB alone s | DuckDB in a transaction (CTAS + count + commit) s | gateway PUT s |")
-        print("|---:|---:|---:|---:|")
+        base = " base PUT s | DuckDB alone s ÷ PUT s, base |" if b else ""
+        print(f"| round | DuckDB alone s | DuckDB in a transaction (CTAS + count + commit) s | gateway PUT s | "
+              f"DuckDB alone s ÷ PUT s |{base}")
+        print("|---:|---:|---:|---:|---:|" + ("---:|---:|" if b else ""))
         for i in range(o.repeat):
             c = lake_connection(work, pg, moto, f"a{i}")
             t = time.perf_counter()
@@ -76,16 +84,24 @@ def main():
             txn = time.perf_counter() - t
             g.delete_dataset("up", "parcels")
             put = g.put_file("up", "parcels", csv, "csv")
-            print(f"| {i + 1} | {alone:.2f} | {txn:.2f} | {put:.2f} |", flush=True)
-        with open(g.log) as f:
-            lines = [l for l in f if "upload body received" in l or "dataset written" in l]
-        print("\n| upload | body received and spooled, ms | then loaded, s |\n|---:|---:|---:|")
-        for n, (a, b) in enumerate(zip(lines[::2], lines[1::2])):
-            body = re.search(r"elapsed_ms=(\d+)", a).group(1)
-            print(f"| {n + 1} | {body} | {stamp(b) - stamp(a):.2f} |")
+            row = f"| {i + 1} | {alone:.2f} | {txn:.2f} | {put:.2f} | {alone / put:.2f} |"
+            if b:
+                b.delete_dataset("upb", "parcels")
+                put_b = b.put_file("upb", "parcels", csv, "csv")
+                row += f" {put_b:.2f} | {alone / put_b:.2f} |"
+            print(row, flush=True)
+        for gw in (g, b) if b else (g,):
+            with open(gw.log) as f:
+                lines = [l for l in f if "upload body received" in l or "dataset written" in l]
+            print(f"\n{gw.name}: {o.bin if gw is g else o.base}\n")
+            print("| upload | body received and spooled, ms | then loaded, s |\n|---:|---:|---:|")
+            for n, (x, y) in enumerate(zip(lines[::2], lines[1::2])):
+                body = re.search(r"elapsed_ms=(\d+)", x).group(1)
+                print(f"| {n + 1} | {body} | {stamp(y) - stamp(x):.2f} |")
     finally:
-        if g:
-            g.stop()
+        for gw in (g, b):
+            if gw:
+                gw.stop()
         moto.stop()
         pg.stop()
 

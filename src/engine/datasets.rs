@@ -97,6 +97,17 @@ impl Input {
         })
     }
 
+    /// Whether the input's reader can yield a GEOMETRY column: DuckDB's CSV and JSON readers
+    /// infer none (their candidate types are text, numbers, booleans, times, and for JSON
+    /// lists and structs of them), so a lake load of those skips the `DESCRIBE` that looks
+    /// for one (for a CSV, a second sniff of the file).
+    fn may_hold_geometry(&self) -> bool {
+        match self.reader {
+            Reader::Csv | Reader::Ndjson => false,
+            Reader::Parquet | Reader::GeoJsonRows(_) => true,
+        }
+    }
+
     /// The table function (or subquery) that reads the input.
     fn source(&self, store_rejects: bool) -> String {
         let p = quote_literal(&self.path.display().to_string());
@@ -262,7 +273,8 @@ fn load_in_transaction(
         index_geometry(conn, &req.dataset)?;
         count(conn, &format!("SELECT count(*)::VARCHAR FROM {table}"))?
     } else {
-        create_staged(conn, &req.dataset, &src, &req.geometry_columns)?;
+        let geometry = input.may_hold_geometry();
+        create_staged(conn, &req.dataset, &src, geometry, &req.geometry_columns)?;
         count(conn, &format!("SELECT count(*)::VARCHAR FROM {table}"))?
     };
     let (rejected, rejects) = if req.max_bad_rows > 0 {
@@ -444,15 +456,18 @@ const STAGE: &str = "duckstream_stage";
 /// the box columns: `../shared/research/lake/geo_pruning.py`). One statement, because DuckLake
 /// cannot make a table again from itself within the transaction that made it (the first
 /// version's files are gone before the second reads them). A source with no geometry is
-/// written straight, without the stage.
+/// written straight, without the stage; `geometry`: whether the source may have a GEOMETRY
+/// column (when not, and no column is named, nothing is asked of it before the load).
 fn create_staged(
     conn: &Connection,
     dataset: &DatasetName,
     src: &str,
+    geometry: bool,
     named: &[String],
 ) -> Result<(), crate::duck::DuckError> {
     let spatial = !named.is_empty()
-        || (has_spatial(conn)?
+        || (geometry
+            && has_spatial(conn)?
             && count(
                 conn,
                 &format!(

@@ -4,9 +4,9 @@
 //!
 //! Invariants:
 //! - One pass, bounded memory: chunks are gathered up to [`BATCH`] bytes of body, then one
-//!   blocking hop decodes, counts, scans and writes them; memory is one batch, the decoder's
-//!   state and output piece, the scan's counters and the file's 1 MiB buffer. No thread waits
-//!   on the network.
+//!   blocking hop decodes, counts, scans and writes them while the next batch is gathered (one
+//!   hop in flight at most); memory is two batches, the decoder's state and output piece, the
+//!   scan's counters and the file's 1 MiB buffer. No thread waits on the network.
 //! - Decoded bytes are counted before they are written: past `limit` the answer is 413.
 //! - A compressed body that does not end cleanly, or bytes the scan refuses, or a Parquet
 //!   footer whose schema is too deep, is a 400 `invalid_upload`; a body that breaks off or
@@ -47,6 +47,10 @@ pub struct Spooling {
 
 /// Streams the body into `path`: its decoded size. On any error the file is gone before
 /// the error is returned.
+///
+/// Receipt and writing overlap: while one batch is decoded, checked and written on a
+/// blocking thread, the next is gathered from the network (at most one write in flight, so
+/// memory stays two batches, and no thread waits on the network).
 pub async fn spool_body(
     payload: web::Payload,
     path: &Path,
@@ -54,14 +58,15 @@ pub async fn spool_body(
 ) -> Result<u64, GatewayError> {
     let idle = how.idle;
     let target = path.to_path_buf();
-    let mut spool = blocking(move || Spool::create(target, &how)).await?;
+    let mut spool = Writing::Idle(blocking(move || Spool::create(target, &how)).await?);
     let mut body = payload.into_inner();
     let (mut batch, mut batched) = (Vec::new(), 0);
     loop {
         let next = match tokio::time::timeout(idle, body.next()).await {
             Ok(next) => next,
             Err(_) => {
-                return Err(discard(spool, GatewayError::RequestTimeout(idle.as_secs())).await)
+                let e = GatewayError::RequestTimeout(idle.as_secs());
+                return Err(spool.discard(e).await);
             }
         };
         let end = match next {
@@ -73,16 +78,43 @@ pub async fn spool_body(
             }
             Some(Err(e)) => {
                 let e = GatewayError::InvalidRequest(format!("the body broke off: {e}"));
-                return Err(discard(spool, e).await);
+                return Err(spool.discard(e).await);
             }
         };
         if end || batched >= BATCH {
             let pieces = std::mem::take(&mut batch);
             batched = 0;
-            spool = blocking(move || spool.write(&pieces)).await?;
+            let ready = spool.ready().await?;
+            spool = Writing::Busy(tokio::task::spawn_blocking(move || ready.write(&pieces)));
         }
         if end {
-            return blocking(move || spool.finish()).await;
+            let ready = spool.ready().await?;
+            return blocking(move || ready.finish()).await;
+        }
+    }
+}
+
+/// The spool file between batches: free, or writing one on the blocking pool.
+enum Writing {
+    Idle(Spool),
+    Busy(tokio::task::JoinHandle<Result<Spool, GatewayError>>),
+}
+
+impl Writing {
+    /// The spool once its write in flight is done; a failed write has removed the file.
+    async fn ready(self) -> Result<Spool, GatewayError> {
+        match self {
+            Self::Idle(spool) => Ok(spool),
+            Self::Busy(write) => write.await.map_err(GatewayError::internal)?,
+        }
+    }
+
+    /// Removes the spool file (after its write in flight), then gives back `e`, or the
+    /// write's own error if it failed first.
+    async fn discard(self, e: GatewayError) -> GatewayError {
+        match self.ready().await {
+            Ok(spool) => discard(spool, e).await,
+            Err(first) => first,
         }
     }
 }

@@ -105,11 +105,7 @@ impl UploadScan {
     /// looked at one by one; the record's length is checked at each of them and at the end.
     pub fn feed(&mut self, bytes: &[u8]) -> Result<(), WireError> {
         let mut rest = bytes;
-        loop {
-            let matters = self.matters();
-            let Some(at) = rest.iter().position(|&b| matters[usize::from(b)]) else {
-                break;
-            };
+        while let Some(at) = self.next_event(rest) {
             self.pos += at as u64;
             self.event(rest[at]).map_err(refuse)?;
             self.pos += 1;
@@ -117,6 +113,17 @@ impl UploadScan {
         }
         self.pos += rest.len() as u64;
         self.check_record(self.pos).map_err(refuse)
+    }
+
+    /// Where the next byte that [`matters`](Self::matters) is in `bytes`. CSV's two (`"` and
+    /// `\n`) are found with `memchr2` (vectorised, where the table is one byte at a time),
+    /// the others by the table.
+    fn next_event(&self, bytes: &[u8]) -> Option<usize> {
+        if self.format == UploadFormat::Csv {
+            return memchr::memchr2(b'"', b'\n', bytes);
+        }
+        let matters = self.matters();
+        bytes.iter().position(|&b| matters[usize::from(b)])
     }
 
     /// The bytes that can change the state now (any other byte only adds to the record).
