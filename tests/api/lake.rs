@@ -384,9 +384,18 @@ async fn a_restarted_catalog_answers_storage_unavailable_then_recovers() {
     // Still ready (every replica shares the outage, and cached results still serve), and
     // says why; the cached result is served, marked stale.
     ready_with("unavailable").await;
-    let stale = cached().await.unwrap();
-    assert_eq!(stale.status(), 200);
-    assert_eq!(stale.headers()["x-cache"], "hit");
+    // The breaker may say so first (the 503 above opened it); `X-Stale` follows the change
+    // feed, which finds the catalog gone at its next heartbeat (at most ~3 s).
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+    let stale = loop {
+        let stale = cached().await.unwrap();
+        assert_eq!(stale.status(), 200);
+        assert_eq!(stale.headers()["x-cache"], "hit");
+        if stale.headers().contains_key("x-stale") || tokio::time::Instant::now() > deadline {
+            break stale;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    };
     assert_eq!(stale.headers()["x-stale"], "storage_unavailable");
     assert!(stale.text().await.unwrap().contains("[[9]]"));
 

@@ -121,9 +121,32 @@ async fn session_commands_are_answered_and_never_reach_duckdb() {
         out.is_empty() && err.contains("ERROR:  42501"),
         "DuckDB's sandbox holds: {err}"
     );
+    // COPY … TO STDOUT (psql's \\copy … to stdout too) writes the rows; no other COPY runs.
+    let (out, err) = psql(
+        &app,
+        "t",
+        "",
+        "COPY (SELECT id, name FROM people ORDER BY id) TO STDOUT WITH (FORMAT csv, HEADER)",
+    )
+    .await;
+    assert_eq!(out, "id,name\n1,Ada\n2,Grace\n3,\n", "{err}");
+    let (out, err) = psql_env(
+        &app,
+        "t",
+        "",
+        &[],
+        &[
+            "-c",
+            "\\copy (SELECT name, feeling FROM people WHERE id < 3 ORDER BY id) to stdout",
+        ],
+    )
+    .await;
+    assert_eq!(out, "Ada\thappy\nGrace\tok\n", "{err}");
     // Statements refused before DuckDB.
     for (sql, state) in [
-        ("COPY people TO '/tmp/x.csv'", "0A000"),
+        ("COPY people TO '/tmp/x.csv'", "42501"),
+        ("COPY (SELECT 1) TO PROGRAM 'id'", "42501"),
+        ("COPY people FROM STDIN", "0A000"),
         ("LISTEN x", "0A000"),
         ("PREPARE p AS SELECT 1", "0A000"),
     ] {
@@ -302,5 +325,96 @@ async fn node_postgres_reads_with_and_without_parameters() {
         "ok",
         "{}",
         String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+/// A self-signed certificate and its key for `localhost`, made by openssl in `dir`.
+fn self_signed(dir: &std::path::Path) -> (std::path::PathBuf, std::path::PathBuf) {
+    let (cert, key) = (dir.join("cert.pem"), dir.join("key.pem"));
+    let out = Command::new("openssl")
+        .args([
+            "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "1",
+        ])
+        .args(["-subj", "/CN=localhost", "-keyout"])
+        .arg(&key)
+        .arg("-out")
+        .arg(&cert)
+        .output()
+        .expect("openssl runs");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    (cert, key)
+}
+
+/// This machine's first non-loopback IPv4 address (`hostname -I`).
+fn outside_address() -> String {
+    let out = Command::new("hostname")
+        .arg("-I")
+        .output()
+        .expect("hostname runs");
+    String::from_utf8_lossy(&out.stdout)
+        .split_whitespace()
+        .find(|a| {
+            a.parse::<std::net::Ipv4Addr>()
+                .is_ok_and(|ip| !ip.is_loopback())
+        })
+        .expect("a non-loopback IPv4 address to connect from")
+        .to_string()
+}
+
+#[actix_web::test]
+async fn passwords_travel_over_tls_or_from_loopback_only() {
+    let certs = tempfile::tempdir().unwrap();
+    let (cert, key) = self_signed(certs.path());
+    let app = crate::helpers::spawn_secure_app_with("", |c| {
+        c.pg.bind = duckstream::config::PgBind::At("0.0.0.0:0".parse().unwrap());
+        c.pg.tls_cert = Some(cert);
+        c.pg.tls_key = Some(key);
+    })
+    .await;
+    let outside = outside_address();
+    let login = |host: &str, ssl: &str| {
+        let mut cmd = Command::new("psql");
+        cmd.args(["-X", "-A", "-t", "-q"])
+            .arg(format!(
+                "host={host} port={} dbname=acme user=tester sslmode={ssl}",
+                app.pg_port
+            ))
+            .args(["-c", "SELECT count(*) FROM trips", "-c", "\\conninfo"])
+            .env("PGPASSWORD", ACME_KEY)
+            .env("PGCONNECT_TIMEOUT", "10");
+        cmd
+    };
+    // TLS from anywhere.
+    for host in ["127.0.0.1", outside.as_str()] {
+        let out = client(login(host, "require"), Duration::from_secs(30)).await;
+        let stdout = String::from_utf8_lossy(&out.stdout);
+        assert!(
+            stdout.starts_with("7\n"),
+            "{host}: {stdout} {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        assert!(
+            stdout.contains("SSL connection (protocol: TLSv1."),
+            "{host}: {stdout}"
+        );
+    }
+    // Plain text from loopback: the password may come.
+    let out = client(login("127.0.0.1", "disable"), Duration::from_secs(30)).await;
+    assert!(String::from_utf8_lossy(&out.stdout).starts_with("7\n"));
+    // Plain text from elsewhere: refused before the password is asked.
+    let out = client(login(&outside, "disable"), Duration::from_secs(30)).await;
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        out.stdout.is_empty(),
+        "{}",
+        String::from_utf8_lossy(&out.stdout)
+    );
+    assert!(
+        err.contains("a password is accepted only over TLS"),
+        "{err}"
     );
 }

@@ -1,5 +1,6 @@
 """psycopg 3 against duckstream's PostgreSQL endpoint (tests/api/pg.rs): text and binary
-results, parameters, a server-side cursor, a cancel that leaves the connection usable.
+results, parameters, COPY TO STDOUT, a server-side cursor, a cancel that leaves the connection
+usable.
 Usage: psycopg_client.py PORT DBNAME [PASSWORD]. Prints `ok` when every check held."""
 
 import datetime
@@ -40,6 +41,17 @@ with psycopg.connect(dsn, autocommit=True) as conn:
     # Many rows, fetched as they stream.
     total = sum(r[0] for r in conn.cursor().stream("SELECT range FROM range(100000)"))
     assert total == sum(range(100000)), total
+
+# COPY … TO STDOUT, text and binary.
+with psycopg.connect(dsn, autocommit=True) as conn:
+    cur = conn.cursor()
+    with cur.copy("COPY (SELECT id, name FROM people ORDER BY id) TO STDOUT") as copy:
+        rows = list(copy.rows())
+    assert rows == [("1", "Ada"), ("2", "Grace"), ("3", None)], rows
+    with cur.copy("COPY (SELECT id, name FROM people ORDER BY id) TO STDOUT (FORMAT BINARY)") as copy:
+        copy.set_types(["int4", "text"])
+        rows = list(copy.rows())
+    assert rows == [(1, "Ada"), (2, "Grace"), (3, None)], rows
 
 # A server-side cursor, fetched in batches inside a transaction (psycopg's default).
 with psycopg.connect(dsn) as conn:

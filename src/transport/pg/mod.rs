@@ -8,7 +8,8 @@
 //! statement is, answered here or by the engine), [`simple`] (the simple query protocol),
 //! [`extended`] (the extended protocol; its statements and portals in [`portals`]),
 //! [`params`] (`Bind` values),
-//! [`rows`] (a running query's messages to the socket), [`cancel`] (`CancelRequest`).
+//! [`rows`] (a running query's messages to the socket), [`copy_data`] (`COPY … TO STDOUT`'s
+//! formats), [`cancel`] (`CancelRequest`).
 //!
 //! Invariants:
 //! - The endpoint runs on a tokio runtime of its own (`pg` threads), apart from actix's, so
@@ -24,6 +25,7 @@
 
 mod cancel;
 mod connection;
+mod copy_data;
 mod extended;
 mod params;
 mod portals;

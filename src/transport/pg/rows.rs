@@ -16,6 +16,7 @@
 use bytes::{Bytes, BytesMut};
 use futures::sink::{Sink, SinkExt};
 use pgwire::error::{ErrorInfo, PgWireError, PgWireResult};
+use pgwire::messages::copy::{CopyData, CopyDone, CopyOutResponse};
 use pgwire::messages::data::RowDescription;
 use pgwire::messages::extendedquery::PortalSuspended;
 use pgwire::messages::response::CommandComplete;
@@ -24,6 +25,8 @@ use std::fmt::Debug;
 use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 
+use super::copy_data;
+use super::statement::{CopyFormat, CopyOut};
 use crate::engine::{CancelOnDrop, Frame, FrameKind, RunningQuery, StreamSlot};
 
 /// How a turn of sending ended.
@@ -171,6 +174,70 @@ impl Result {
         }
     }
 
+    /// Sends the result as `COPY … TO STDOUT` data: `CopyOutResponse`, each row a `CopyData`,
+    /// `CopyDone`, `COPY n`; a failure ends it with its
+    /// `ErrorResponse`, as PostgreSQL aborts a COPY.
+    pub async fn copy_out<C>(&mut self, client: &mut C, copy: &CopyOut) -> PgWireResult<Ended>
+    where
+        C: Sink<PgWireBackendMessage> + Unpin + Send,
+        C::Error: Debug,
+        PgWireError: From<<C as Sink<PgWireBackendMessage>>::Error>,
+    {
+        let description = self.description().await?;
+        let names: Vec<String> = description
+            .map(|d| d.fields.iter().map(|f| f.name.clone()).collect())
+            .unwrap_or_default();
+        let binary = copy.format == CopyFormat::Binary;
+        let start = CopyOutResponse::new(
+            i8::from(binary),
+            names.len() as i16,
+            vec![i16::from(binary); names.len()],
+        );
+        client
+            .feed(PgWireBackendMessage::CopyOutResponse(start))
+            .await?;
+        let mut out = copy_data::Writer::new(copy);
+        out.start(&names);
+        if copy.format != CopyFormat::Binary && out.has_data() {
+            // A header line is a message of its own; binary's signature goes with row one.
+            client.feed(copy_message(&mut out)).await?;
+        }
+        let mut rows = 0u64;
+        loop {
+            if self.buf.is_empty() {
+                client.flush().await?;
+                self.fill().await?;
+            }
+            match self.decode()? {
+                Some(PgWireBackendMessage::DataRow(row)) => {
+                    rows += 1;
+                    out.row(&row);
+                    // One row per message, as PostgreSQL sends them (psycopg reads so).
+                    client.feed(copy_message(&mut out)).await?;
+                }
+                Some(PgWireBackendMessage::CommandComplete(_)) => {
+                    out.finish();
+                    if out.has_data() {
+                        client.feed(copy_message(&mut out)).await?;
+                    }
+                    client
+                        .feed(PgWireBackendMessage::CopyDone(CopyDone::new()))
+                        .await?;
+                    let tag = CommandComplete::new(format!("COPY {rows}"));
+                    client
+                        .feed(PgWireBackendMessage::CommandComplete(tag))
+                        .await?;
+                    return Ok(Ended::Complete);
+                }
+                Some(error @ PgWireBackendMessage::ErrorResponse(_)) => {
+                    client.feed(error).await?;
+                    return Ok(Ended::Failed);
+                }
+                Some(_) | None => {}
+            }
+        }
+    }
+
     /// Reads the next frame with messages into `buf`.
     async fn fill(&mut self) -> PgWireResult<()> {
         while self.buf.is_empty() {
@@ -211,6 +278,11 @@ fn clone_fields(d: &RowDescription) -> Vec<pgwire::messages::data::FieldDescript
             )
         })
         .collect()
+}
+
+/// What `out` gathered, as one `CopyData`.
+fn copy_message(out: &mut copy_data::Writer) -> PgWireBackendMessage {
+    PgWireBackendMessage::CopyData(CopyData::new(out.take()))
 }
 
 fn ended_early() -> PgWireError {

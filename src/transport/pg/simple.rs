@@ -26,7 +26,7 @@ use pgwire::messages::PgWireBackendMessage;
 use super::connection::Connection;
 use super::rows::{send_messages, Ended, Result as Rows, Turn};
 use super::session::version_string;
-use super::statement::{classify, Statement};
+use super::statement::{classify, CopyFormat, CopyOut, Statement};
 use crate::encode::pg::error_frame;
 use crate::engine::{CancelReason, QuerySpec};
 use crate::error::GatewayError;
@@ -170,6 +170,7 @@ impl Connection {
             }
             Statement::Refused(code, message) => return fail(client, code, &message).await,
             Statement::Query(sql) => return self.query(client, sql).await,
+            Statement::CopyOut(copy) => return self.copy_out(client, &copy).await,
         };
         if let Some(tag) = done {
             client
@@ -300,6 +301,28 @@ impl Connection {
         };
         self.running.end();
         Ok(Rows::new(started?, cancel))
+    }
+
+    /// `COPY (query) TO STDOUT`: the query's rows as COPY data (binary COPY reads the
+    /// columns' binary forms).
+    async fn copy_out<C>(&self, client: &mut C, copy: &CopyOut) -> PgWireResult<Ended>
+    where
+        C: Sink<PgWireBackendMessage> + Unpin + Send,
+        C::Error: Debug,
+        PgWireError: From<<C as Sink<PgWireBackendMessage>>::Error>,
+    {
+        let formats = match copy.format {
+            CopyFormat::Binary => PgColumns::Binary,
+            _ => PgColumns::Text,
+        };
+        let mut rows = match self.start_rows(&copy.query, formats).await {
+            Ok(rows) => rows,
+            Err(e) => return self.refuse(client, e).await,
+        };
+        self.running.set(rows.cancel_token());
+        let ended = rows.copy_out(client, copy).await;
+        self.running.end();
+        ended
     }
 
     /// Runs `sql` on the engine and relays its result.

@@ -5,8 +5,9 @@
 //! Invariants:
 //! - Nothing classified here reaches DuckDB: `SET enable_external_access = true` is a
 //!   session setting that does not exist (42704), never a DuckDB `SET`.
-//! - `COPY`, `LISTEN`, `NOTIFY`, `PREPARE`, `EXECUTE` and `MOVE` are refused here: DuckDB's
-//!   `COPY` writes files, and the others have no meaning for a read-only gateway. Cursors
+//! - `COPY … TO STDOUT` is a query whose rows are written as COPY data; any other `COPY`, and
+//!   `LISTEN`, `NOTIFY`, `PREPARE`, `EXECUTE` and `MOVE`, are refused here: DuckDB's `COPY`
+//!   writes files, and the others have no meaning for a read-only gateway. Cursors
 //!   (`DECLARE`, `FETCH`, `CLOSE`) are the endpoint's own: a cursor is a streaming result.
 //! - Statements are split on `;` outside quotes and comments
 //!   ([`crate::wire::mosaic::split_statements`]).
@@ -42,6 +43,8 @@ pub enum Statement<'a> {
     Fetch { name: String, count: Option<u64> },
     /// `CLOSE name` or `CLOSE ALL` (`None`).
     CloseCursor(Option<String>),
+    /// `COPY (query) TO STDOUT …` or `COPY table [(columns)] TO STDOUT …`.
+    CopyOut(CopyOut),
     /// Refused before DuckDB: SQLSTATE and message.
     Refused(&'static str, String),
     /// A query for the engine.
@@ -95,10 +98,7 @@ pub fn classify(sql: &str) -> Statement<'_> {
         },
         "move" => Statement::Refused("0A000", "MOVE is not served: FETCH moves forward".into()),
         "unlisten" => Statement::Tag("UNLISTEN"),
-        "copy" => Statement::Refused(
-            "0A000",
-            "COPY is not served here; for a result, run its SELECT".into(),
-        ),
+        "copy" => copy(sql, &tokens),
         "listen" | "notify" => Statement::Refused(
             "0A000",
             "LISTEN and NOTIFY are not served: use a live subscription (docs/PROTOCOL.md)".into(),
@@ -110,6 +110,206 @@ pub fn classify(sql: &str) -> Statement<'_> {
         "select" if is_version(&tokens) => Statement::Version,
         _ => Statement::Query(sql),
     }
+}
+
+/// How `COPY … TO STDOUT` writes rows.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum CopyFormat {
+    /// Tab-separated, `\N` for NULL, backslash escapes.
+    Text,
+    Csv,
+    /// `PGCOPY`: each row's fields in their binary form.
+    Binary,
+}
+
+/// A `COPY … TO STDOUT`: the query and how its rows are written.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CopyOut {
+    pub query: String,
+    pub format: CopyFormat,
+    pub header: bool,
+    pub delimiter: Option<u8>,
+    pub null: Option<String>,
+}
+
+/// `COPY (query) TO STDOUT [WITH] [(options)]` or `COPY table [(columns)] TO STDOUT …`;
+/// anything else named COPY (a file, a program, `FROM`) is refused: DuckDB's COPY would
+/// touch the server's files.
+fn copy(sql: &str, tokens: &[Token]) -> Statement<'static> {
+    let body = sql.trim_start();
+    let body = body[4..].trim_start();
+    let (query, rest) = if let Some(inner) = body.strip_prefix('(') {
+        match closing_paren(inner) {
+            Some(end) => (inner[..end].trim().to_string(), &inner[end + 1..]),
+            None => return Statement::Refused("42601", "syntax error in COPY".into()),
+        }
+    } else {
+        match copy_table(tokens) {
+            Some(q) => (q, ""),
+            None => return Statement::Refused("42601", "syntax error in COPY".into()),
+        }
+    };
+    let rest_tokens = if rest.is_empty() {
+        let to = tokens.iter().position(|t| matches!(t, Token::Word(w) if w.eq_ignore_ascii_case("to") || w.eq_ignore_ascii_case("from")));
+        to.map(|i| tokens[i..].to_vec()).unwrap_or_default()
+    } else {
+        tokenize(rest)
+    };
+    let word = |i: usize| match rest_tokens.get(i) {
+        Some(Token::Word(w)) => w.to_ascii_lowercase(),
+        _ => String::new(),
+    };
+    match (word(0).as_str(), word(1).as_str()) {
+        ("to", "stdout") => {}
+        ("from", _) => {
+            return Statement::Refused(
+                "0A000",
+                "COPY FROM is not served: upload a dataset (PUT /v1/{tenant}/datasets/{name})"
+                    .into(),
+            )
+        }
+        _ => {
+            return Statement::Refused(
+                "42501",
+                "COPY to a file or a program is not allowed: COPY … TO STDOUT".into(),
+            )
+        }
+    }
+    copy_options(query, &rest_tokens[2..])
+}
+
+/// `table [(a, b)]` as the query it copies.
+fn copy_table(tokens: &[Token]) -> Option<String> {
+    let n = name_len(&tokens[1..]);
+    if n == 0 {
+        return None;
+    }
+    let quote = |t: &Token| match t {
+        Token::Word(w) | Token::Quoted(w) => format!("\"{}\"", w.replace('"', "\"\"")),
+        Token::Symbol(c) => c.to_string(),
+    };
+    let table: String = tokens[1..=n].iter().map(quote).collect();
+    let mut columns = Vec::new();
+    if tokens.get(n + 1) == Some(&Token::Symbol('(')) {
+        for t in &tokens[n + 2..] {
+            match t {
+                Token::Symbol(')') => break,
+                Token::Symbol(',') => {}
+                other => columns.push(quote(other)),
+            }
+        }
+    }
+    let list = if columns.is_empty() {
+        "*".to_string()
+    } else {
+        columns.join(", ")
+    };
+    Some(format!("SELECT {list} FROM {table}"))
+}
+
+/// The options after `TO STDOUT`: `[WITH] (FORMAT csv, HEADER, DELIMITER ',', NULL '')` or the
+/// old `CSV HEADER`, `BINARY`, `DELIMITER 'x'`, `NULL 'x'`.
+fn copy_options(query: String, tokens: &[Token]) -> Statement<'static> {
+    let mut copy = CopyOut {
+        query,
+        format: CopyFormat::Text,
+        header: false,
+        delimiter: None,
+        null: None,
+    };
+    let mut i = 0;
+    while i < tokens.len() {
+        let word = match &tokens[i] {
+            Token::Word(w) => w.to_ascii_lowercase(),
+            _ => {
+                i += 1;
+                continue;
+            }
+        };
+        let value = match tokens.get(i + 1) {
+            Some(Token::Word(w) | Token::Quoted(w)) => Some(w.clone()),
+            _ => None,
+        };
+        let mut took = false;
+        match word.as_str() {
+            "with" => {}
+            "csv" => copy.format = CopyFormat::Csv,
+            "binary" => copy.format = CopyFormat::Binary,
+            "format" => {
+                took = true;
+                copy.format = match value.as_deref().map(str::to_ascii_lowercase).as_deref() {
+                    Some("csv") => CopyFormat::Csv,
+                    Some("binary") => CopyFormat::Binary,
+                    Some("text") => CopyFormat::Text,
+                    _ => {
+                        return Statement::Refused(
+                            "22023",
+                            "COPY format must be text, csv or binary".into(),
+                        )
+                    }
+                };
+            }
+            "header" => {
+                let off = matches!(
+                    value.as_deref().map(str::to_ascii_lowercase).as_deref(),
+                    Some("false" | "off" | "0")
+                );
+                took = matches!(
+                    value.as_deref().map(str::to_ascii_lowercase).as_deref(),
+                    Some("true" | "on" | "1" | "false" | "off" | "0")
+                );
+                copy.header = !off;
+            }
+            "delimiter" => {
+                took = true;
+                match value.as_deref().map(str::as_bytes) {
+                    Some([d]) => copy.delimiter = Some(*d),
+                    _ => {
+                        return Statement::Refused(
+                            "22023",
+                            "COPY delimiter must be a single one-byte character".into(),
+                        )
+                    }
+                }
+            }
+            "null" => {
+                took = true;
+                copy.null = value.clone();
+            }
+            other => {
+                return Statement::Refused(
+                    "0A000",
+                    format!("COPY option \"{other}\" is not served"),
+                )
+            }
+        }
+        i += if took { 2 } else { 1 };
+    }
+    Statement::CopyOut(copy)
+}
+
+/// Where the parenthesis closing an opened one ends in `text` (quotes and nesting respected).
+fn closing_paren(text: &str) -> Option<usize> {
+    let mut depth = 1;
+    let mut quote = None;
+    for (i, c) in text.char_indices() {
+        match quote {
+            Some(q) if c == q => quote = None,
+            Some(_) => {}
+            None => match c {
+                '\'' | '"' => quote = Some(c),
+                '(' => depth += 1,
+                ')' => {
+                    depth -= 1;
+                    if depth == 0 {
+                        return Some(i);
+                    }
+                }
+                _ => {}
+            },
+        }
+    }
+    None
 }
 
 /// `DECLARE name … CURSOR … FOR query`: the query is the text after the `FOR` that follows
@@ -461,6 +661,14 @@ mod tests {
         );
         assert!(matches!(
             classify("COPY t TO '/tmp/x'"),
+            Statement::Refused("42501", _)
+        ));
+        assert!(matches!(
+            classify("COPY (SELECT 1) TO PROGRAM 'id'"),
+            Statement::Refused("42501", _)
+        ));
+        assert!(matches!(
+            classify("COPY t FROM STDIN"),
             Statement::Refused("0A000", _)
         ));
         assert!(matches!(
@@ -472,6 +680,30 @@ mod tests {
             Statement::Refused("0A000", _)
         ));
         assert!(matches!(classify("SET x"), Statement::Refused("42601", _)));
+    }
+
+    #[test]
+    fn copy_to_stdout_is_a_query() {
+        let Statement::CopyOut(c) = classify(
+            "COPY ( select a, ')' from t ) TO STDOUT with (format csv, header, delimiter ';')",
+        ) else {
+            panic!("not a COPY")
+        };
+        assert_eq!(c.query, "select a, ')' from t");
+        assert_eq!(
+            (c.format, c.header, c.delimiter),
+            (CopyFormat::Csv, true, Some(b';'))
+        );
+        let Statement::CopyOut(c) = classify("copy people (id, name) to stdout binary") else {
+            panic!("not a COPY")
+        };
+        assert_eq!(c.query, "SELECT \"id\", \"name\" FROM \"people\"");
+        assert_eq!(c.format, CopyFormat::Binary);
+        let Statement::CopyOut(c) = classify("COPY geo.zones TO STDOUT CSV HEADER NULL 'x'") else {
+            panic!("not a COPY")
+        };
+        assert_eq!(c.query, "SELECT * FROM \"geo\".\"zones\"");
+        assert_eq!((c.header, c.null.as_deref()), (true, Some("x")));
     }
 
     #[test]
