@@ -61,6 +61,12 @@ with psycopg.connect(dsn) as conn:
         rest = cur.fetchall()
         assert [r[0] for r in first] == list(range(1000)), first[:3]
         assert len(rest) == 24000 and rest[-1][0] == 24999, len(rest)
+    # Binary: the FETCH asks the formats (DECLARE does not), dates as dates.
+    with conn.cursor(name="typed", binary=True) as cur:
+        cur.execute("SELECT range AS n, DATE '2024-01-01' + range::INTEGER AS d FROM range(3000)")
+        rows = cur.fetchmany(1000) + cur.fetchall()
+        assert rows[0] == (0, datetime.date(2024, 1, 1)), rows[0]
+        assert rows[-1] == (2999, datetime.date(2024, 1, 1) + datetime.timedelta(days=2999)), rows[-1]
 
 # A cancel interrupts DuckDB; the connection answers the next query.
 with psycopg.connect(dsn, autocommit=True) as conn:

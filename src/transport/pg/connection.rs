@@ -14,8 +14,7 @@ use pgwire::error::{ErrorInfo, PgWireError, PgWireResult};
 use tokio::sync::OwnedSemaphorePermit;
 
 use super::cancel::Running;
-use super::portals::Extended;
-use super::rows::Result as Rows;
+use super::portals::{Cursor, Extended};
 use super::session::Session;
 use super::Shared;
 
@@ -34,7 +33,7 @@ pub struct Connection {
     /// The extended protocol's statements and portals.
     extended: Mutex<Extended>,
     /// Open cursors (`DECLARE`), by name.
-    cursors: Mutex<HashMap<String, Rows>>,
+    cursors: Mutex<HashMap<String, Cursor>>,
 }
 
 impl Connection {
@@ -73,7 +72,7 @@ impl Connection {
     }
 
     /// The open cursors.
-    pub(super) fn cursors(&self) -> MutexGuard<'_, HashMap<String, Rows>> {
+    pub(super) fn cursors(&self) -> MutexGuard<'_, HashMap<String, Cursor>> {
         self.cursors.lock().unwrap_or_else(|p| p.into_inner())
     }
 

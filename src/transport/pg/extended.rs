@@ -283,7 +283,7 @@ impl Connection {
             ))
             .await?;
         let columns = match classify(&statement.sql) {
-            Statement::Fetch { name, .. } => self.cursor_columns(&name).await?,
+            Statement::Fetch { name, .. } => self.cursor_columns(&name, None).await?,
             local => local_columns(&local),
         };
         send_description(client, columns).await
@@ -298,7 +298,7 @@ impl Connection {
     {
         if !self.extended().portals.contains_key(target) && self.cursors().contains_key(target) {
             // A cursor is a portal too (psycopg describes its server-side cursor by name).
-            let described = self.cursor_columns(target).await?;
+            let described = self.cursor_columns(target, None).await?;
             return send_description(client, described).await;
         }
         let mut portal = self.take_portal(target)?;
@@ -311,7 +311,9 @@ impl Connection {
                     None => None,
                 }
             }
-            Statement::Fetch { name, .. } => self.cursor_columns(&name).await?,
+            Statement::Fetch { name, .. } => {
+                self.cursor_columns(&name, Some(portal.formats)).await?
+            }
             local => local_columns(&local),
         };
         self.extended().portals.insert(target.to_string(), portal);
@@ -333,8 +335,11 @@ impl Connection {
     {
         let mut portal = self.take_portal(target)?;
         if portal.done {
+            let formats = portal.formats;
             self.extended().portals.insert(target.to_string(), portal);
-            return self.answer_silently(client, Statement::Empty, status).await;
+            return self
+                .answer_silently(client, Statement::Empty, status, formats)
+                .await;
         }
         let statement = Arc::clone(&portal.statement);
         let ended = match classify(&statement.sql) {
@@ -348,7 +353,10 @@ impl Connection {
                     None => Ended::Failed,
                 }
             }
-            local => self.answer_silently(client, local, status).await?,
+            local => {
+                self.answer_silently(client, local, status, portal.formats)
+                    .await?
+            }
         };
         portal.done = ended != Ended::Suspended;
         if portal.done {
@@ -366,6 +374,7 @@ impl Connection {
         client: &mut C,
         statement: Statement<'_>,
         status: &mut TransactionStatus,
+        formats: PgColumns,
     ) -> PgWireResult<Ended>
     where
         C: Sink<PgWireBackendMessage> + Unpin + Send,
@@ -380,7 +389,7 @@ impl Connection {
                 .await?;
             return Ok(Ended::Complete);
         }
-        self.answer(client, statement, status, false).await
+        self.answer(client, statement, status, false, formats).await
     }
 
     /// Starts the portal's query, unless it runs already; an error before its first row is
@@ -405,13 +414,24 @@ impl Connection {
         }
     }
 
-    /// The columns an open cursor's `FETCH` sends.
-    async fn cursor_columns(&self, name: &str) -> PgWireResult<Option<RowDescription>> {
-        let Some(mut rows) = self.cursors().remove(name) else {
+    /// The columns a cursor's `FETCH` sends, in `formats` (opening it if it is not yet).
+    async fn cursor_columns(
+        &self,
+        name: &str,
+        formats: Option<PgColumns>,
+    ) -> PgWireResult<Option<RowDescription>> {
+        let Some(mut cursor) = self
+            .open_cursor(name, formats)
+            .await
+            .map_err(gateway_error)?
+        else {
             return Ok(None);
         };
-        let described = rows.description().await;
-        self.cursors().insert(name.to_string(), rows);
+        let described = match cursor.open.as_mut() {
+            Some((rows, _)) => rows.description().await,
+            None => Ok(None),
+        };
+        self.cursors().insert(name.to_string(), cursor);
         described
     }
 

@@ -1,4 +1,5 @@
-//! The extended protocol's state: parsed statements and bound portals, by name.
+//! The extended protocol's state: parsed statements and bound portals, by name; and the
+//! cursors (`DECLARE`) of either protocol.
 //!
 //! Invariant: a portal owns its started result ([`Rows`]); dropping the portal cancels its
 //! query.
@@ -30,4 +31,16 @@ pub struct Portal {
 pub struct Extended {
     pub statements: HashMap<String, Arc<Prepared>>,
     pub portals: HashMap<String, Portal>,
+}
+
+/// A cursor (`DECLARE`): its query, and its result once a `FETCH` or a `Describe` opened it.
+/// It opens lazily because a `FETCH` (its `Bind`) decides the rows' formats, not `DECLARE`.
+pub struct Cursor {
+    pub query: String,
+    /// `DECLARE … BINARY`: rows in binary whatever a `FETCH` asks.
+    pub binary: bool,
+    /// The running result and the formats it was started in.
+    pub open: Option<(Rows, PgColumns)>,
+    /// Rows have left: the result can no longer start again in other formats.
+    pub fetched: bool,
 }

@@ -24,6 +24,7 @@ use pgwire::messages::simplequery::Query;
 use pgwire::messages::PgWireBackendMessage;
 
 use super::connection::Connection;
+use super::portals::Cursor;
 use super::rows::{send_messages, Ended, Result as Rows, Turn};
 use super::session::version_string;
 use super::statement::{classify, CopyFormat, CopyOut, Statement};
@@ -64,7 +65,8 @@ impl SimpleQueryHandler for Connection {
                 .await?;
         }
         for statement in statements {
-            if self.answer(client, statement, &mut status, true).await? == Ended::Failed {
+            let answered = self.answer(client, statement, &mut status, true, PgColumns::Text);
+            if answered.await? == Ended::Failed {
                 status = status.to_error_state();
                 break;
             }
@@ -88,13 +90,15 @@ impl SimpleQueryHandler for Connection {
 
 impl Connection {
     /// Answers one statement; `status` is the transaction status, moved by `BEGIN` and its
-    /// ends. `describe`: rows come with their `RowDescription` (the simple protocol).
+    /// ends. `describe`: rows come with their `RowDescription` (the simple protocol);
+    /// `formats`: the columns' formats a `Bind` asked (a cursor's `FETCH` honours them).
     pub(super) async fn answer<C>(
         &self,
         client: &mut C,
         statement: Statement<'_>,
         status: &mut TransactionStatus,
         describe: bool,
+        formats: PgColumns,
     ) -> PgWireResult<Ended>
     where
         C: Sink<PgWireBackendMessage> + Unpin + Send,
@@ -135,7 +139,7 @@ impl Connection {
                 query,
             } => return self.declare(client, name, binary, query).await,
             Statement::Fetch { name, count } => {
-                return self.fetch(client, &name, count, describe).await
+                return self.fetch(client, &name, count, describe, formats).await
             }
             Statement::CloseCursor(None) => {
                 self.cursors().clear();
@@ -213,7 +217,8 @@ impl Connection {
         }
     }
 
-    /// `DECLARE name CURSOR FOR query`: starts the query; `FETCH` sends its rows.
+    /// `DECLARE name CURSOR FOR query`: the query starts at the first `FETCH` (or `Describe`)
+    /// of the cursor, in the formats that asks.
     async fn declare<C>(
         &self,
         client: &mut C,
@@ -226,16 +231,13 @@ impl Connection {
         C::Error: Debug,
         PgWireError: From<<C as Sink<PgWireBackendMessage>>::Error>,
     {
-        let formats = if binary {
-            PgColumns::Binary
-        } else {
-            PgColumns::Text
+        let cursor = Cursor {
+            query: query.to_string(),
+            binary,
+            open: None,
+            fetched: false,
         };
-        let rows = match self.start_rows(query, formats).await {
-            Ok(rows) => rows,
-            Err(e) => return self.refuse(client, e).await,
-        };
-        self.cursors().insert(name, rows);
+        self.cursors().insert(name, cursor);
         client
             .feed(PgWireBackendMessage::CommandComplete(CommandComplete::new(
                 "DECLARE CURSOR".into(),
@@ -244,29 +246,61 @@ impl Connection {
         Ok(Ended::Complete)
     }
 
-    /// `FETCH count FROM name`.
+    /// `FETCH count FROM name`, its rows in `formats` (a `BINARY` cursor's always binary).
     async fn fetch<C>(
         &self,
         client: &mut C,
         name: &str,
         count: Option<u64>,
         describe: bool,
+        formats: PgColumns,
     ) -> PgWireResult<Ended>
     where
         C: Sink<PgWireBackendMessage> + Unpin + Send,
         C::Error: Debug,
         PgWireError: From<<C as Sink<PgWireBackendMessage>>::Error>,
     {
-        let Some(mut rows) = self.cursors().remove(name) else {
+        let mut cursor = match self.open_cursor(name, Some(formats)).await {
+            Ok(Some(cursor)) => cursor,
+            Ok(None) => return fail(client, "34000", &no_cursor(name)).await,
+            Err(e) => return self.refuse(client, e).await,
+        };
+        let Some((rows, _)) = cursor.open.as_mut() else {
             return fail(client, "34000", &no_cursor(name)).await;
         };
         self.running.set(rows.cancel_token());
         let ended = rows.send(client, describe, Turn::Fetch(count)).await;
         self.running.end();
+        cursor.fetched = true;
         if matches!(ended, Ok(Ended::Complete)) {
-            self.cursors().insert(name.to_string(), rows);
+            self.cursors().insert(name.to_string(), cursor);
         }
         ended
+    }
+
+    /// The cursor `name`, taken out, with its result running in `formats` (`None`: those it
+    /// runs in, else its default); a result not fetched yet starts again in other formats.
+    pub(super) async fn open_cursor(
+        &self,
+        name: &str,
+        formats: Option<PgColumns>,
+    ) -> Result<Option<Cursor>, GatewayError> {
+        let Some(mut cursor) = self.cursors().remove(name) else {
+            return Ok(None);
+        };
+        let current = cursor.open.as_ref().map(|(_, f)| *f);
+        let wanted = match (cursor.binary, formats.or(current)) {
+            (true, _) => PgColumns::Binary,
+            (false, f) => f.unwrap_or_default(),
+        };
+        if current.is_some_and(|f| f != wanted) && !cursor.fetched {
+            cursor.open = None;
+        }
+        if cursor.open.is_none() {
+            let rows = self.start_rows(&cursor.query, wanted).await?;
+            cursor.open = Some((rows, wanted));
+        }
+        Ok(Some(cursor))
     }
 
     /// Starts `sql` on the engine; a `CancelRequest` reaches it while it starts.
