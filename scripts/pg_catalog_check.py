@@ -46,10 +46,38 @@ SQL_FILE = os.path.join(ROOT, "src", "engine", "pg_catalog.sql")
 TSV_FILE = os.path.join(ROOT, "tests", "data", "pg_catalog.tsv")
 COLUMNS = ["client", "name", "sql", "rewritten", "expect", "params"]
 
-FIXTURE = """
+FIXTURES = {
+    # the tenant of the TSV's rows
+    "default": """
 CREATE TABLE parcels(id INTEGER, name VARCHAR, ts TIMESTAMP, geom_wkt VARCHAR, area DOUBLE);
 CREATE TABLE roads(id BIGINT, kind VARCHAR);
-"""
+""",
+    # rows whose expect says "fixture": "rich": keys, an index, a view, comments, every type
+    "rich": """
+CREATE TABLE a(id INTEGER PRIMARY KEY, u VARCHAR UNIQUE, k INTEGER CHECK (k > 0), n INTEGER NOT NULL DEFAULT 5);
+CREATE TABLE b(id INTEGER, aid INTEGER REFERENCES a(id));
+CREATE INDEX b_idx ON b(aid);
+CREATE VIEW v AS SELECT id, u FROM a;
+COMMENT ON TABLE a IS 'hello';
+COMMENT ON COLUMN a.id IS 'the id';
+CREATE TYPE mood AS ENUM ('happy', 'sad');
+CREATE TABLE t_types(c_bool BOOLEAN, c_tiny TINYINT, c_small SMALLINT, c_int INTEGER, c_big BIGINT,
+    c_huge HUGEINT, c_ubig UBIGINT, c_uhuge UHUGEINT, c_dec DECIMAL(10,2), c_float FLOAT,
+    c_double DOUBLE, c_text VARCHAR, c_blob BLOB, c_bit BIT, c_uuid UUID, c_json JSON, c_date DATE,
+    c_time TIME, c_timetz TIMETZ, c_ts TIMESTAMP, c_ts_ns TIMESTAMP_NS, c_tstz TIMESTAMPTZ,
+    c_interval INTERVAL, c_enum mood, c_ints INTEGER[], c_texts VARCHAR[], c_fixed DOUBLE[3],
+    c_nested INTEGER[][], c_struct STRUCT(x INTEGER, y VARCHAR), c_structs STRUCT(x INTEGER)[],
+    c_map MAP(VARCHAR, INTEGER), c_union UNION(i INTEGER, s VARCHAR), c_geom GEOMETRY);
+CREATE SCHEMA s2;
+CREATE TABLE s2.t2(x INTEGER);
+""",
+}
+# Per fixture: the scope of the scoped run, and what it must never show (names and OIDs).
+SCOPED = {
+    "default": (["parcels"], {"roads"}, ["roads"]),
+    "rich": (["b"], {"a", "v", "t_types", "t2", "hello", "the id", "a_id_pkey", "a_u_key",
+                     "a_k_check", "s2"}, ["a", "v", "t_types", "t2"]),
+}
 # What the catalogs must never show: other catalogs of the same DuckDB database.
 DECOYS = """
 ATTACH ':memory:' AS mosaic;
@@ -105,9 +133,9 @@ def write_tsv(rows, path=TSV_FILE):
     open(path, "w", encoding="utf-8").write("\n".join(out) + "\n")
 
 
-def connect(order="macros-first"):
+def connect(order="macros-first", fixture="default"):
     con = duckdb.connect()
-    con.execute(FIXTURE)
+    con.execute(FIXTURES[fixture])
     con.execute(DECOYS)
     sql = open(SQL_FILE, encoding="utf-8").read()
     if order == "macros-first":
@@ -137,8 +165,11 @@ class Fixture:
     def __init__(self, con):
         self.con = con
         self.oids = dict(con.execute(
-            "SELECT table_name, table_oid FROM duckdb_tables() WHERE database_name = current_database()"
-        ).fetchall())
+            "SELECT table_name, table_oid FROM duckdb_tables() WHERE database_name = current_database() "
+            "UNION ALL SELECT view_name, view_oid FROM duckdb_views() "
+            "WHERE database_name = current_database() AND NOT internal "
+            "UNION ALL SELECT index_name, index_oid FROM duckdb_indexes() "
+            "WHERE database_name = current_database()").fetchall())
         self.tenant = con.execute("SELECT current_database()").fetchone()[0]
 
     def sub(self, sql):
@@ -188,8 +219,8 @@ def flat(values):
 
 def check(rows, verbose=False, fill=False):
     failures = []
-    fixtures = {o: Fixture(connect(o)) for o in ("macros-first", "sandbox-first")}
-    fx = fixtures["macros-first"]
+    fixtures = {(o, fx): Fixture(connect(o, fx)) for o in ("macros-first", "sandbox-first")
+                for fx in FIXTURES}
     for n, r in enumerate(rows, 1):
         label = f"{n}: {r['client']} | {r['name']}"
         want_rewrite = rw.rewrite(r["sql"], None)
@@ -199,39 +230,45 @@ def check(rows, verbose=False, fill=False):
             failures.append(f"{label}: `rewritten` is not what the reference rewriter gives:\n{want_rewrite}")
         if leaks_catalog(r["rewritten"]):
             failures.append(f"{label}: `rewritten` still names pg_catalog./information_schema.")
-        expect = json.loads(r["expect"]) if r["expect"].strip() else None
-        if expect is not None and "local" in expect:
+        expect = json.loads(r["expect"]) if r["expect"].strip() else {}
+        if "local" in expect:
             if verbose:
                 print(f"ok    {label} (local: {expect['local']})")
             continue
+        fixture = expect.get("fixture", "default")
         ordered = bool(re.search(r"(?i)order\s+by", r["sql"]))
-        for order, f in fixtures.items():
+        for order in ("macros-first", "sandbox-first"):
+            f = fixtures[(order, fixture)]
             try:
                 got = f.run(r["rewritten"], r["params"])
             except Exception as e:  # noqa: BLE001
                 failures.append(f"{label} [{order}]: {type(e).__name__}: {e}")
                 continue
             answer = answer_of(got, ordered, f)
-            if expect is None and fill and order == "macros-first":
-                r["expect"] = json.dumps(answer, ensure_ascii=False)
-                expect = answer
-            if expect is not None and (answer["rows"] != expect["rows"]
-                                       or ("first" in expect and answer.get("first") != expect["first"])):
+            if "rows" not in expect and fill and order == "macros-first":
+                expect.update(answer)
+                r["expect"] = json.dumps(expect, ensure_ascii=False)
+            if "rows" not in expect:
+                failures.append(f"{label}: no expected answer (run with --fill)")
+            elif (answer["rows"] != expect["rows"]
+                  or ("first" in expect and answer.get("first") != expect["first"])):
                 failures.append(f"{label} [{order}]: expected {json.dumps(expect)}, got {json.dumps(answer)}")
             for v in flat(got):
                 if isinstance(v, str) and any(w in v for w in DECOY_WORDS):
                     failures.append(f"{label} [{order}]: shows {v!r}")
-        # the scope: roads never appears
+        # the scope: what is outside it never appears
+        f = fixtures[("macros-first", fixture)]
+        scope, names, hidden = SCOPED[fixture]
+        hidden_oids = {f.oids[h] for h in hidden}
         try:
-            scoped = rw.rewrite(r["sql"], ["parcels"])
-            got = fx.run(scoped, r["params"])
-            roads_oid = fx.oids["roads"]
+            got = f.run(rw.rewrite(r["sql"], scope), r["params"])
             for v in flat(got):
-                if (isinstance(v, str) and "roads" in v) or (isinstance(v, int) and v == roads_oid):
-                    failures.append(f"{label} [scope parcels]: shows roads ({v!r})")
+                if ((isinstance(v, str) and (v in names or (fixture == "default" and "roads" in v)))
+                        or (isinstance(v, int) and not isinstance(v, bool) and v in hidden_oids)):
+                    failures.append(f"{label} [scope {scope}]: shows {v!r}")
                     break
         except Exception as e:  # noqa: BLE001
-            failures.append(f"{label} [scope parcels]: {type(e).__name__}: {e}")
+            failures.append(f"{label} [scope {scope}]: {type(e).__name__}: {e}")
         if verbose:
             print(f"ok    {label}" if not any(f.startswith(label) for f in failures) else f"FAIL  {label}")
     return failures

@@ -63,7 +63,7 @@ FUNCTIONS = {
     "pg_total_relation_size", "pg_relation_size", "pg_indexes_size", "pg_get_expr",
     "format_type", "quote_ident", "parse_ident", "array_lower", "array_upper", "array_ndims",
     "to_regclass", "to_regtype", "has_schema_privilege", "has_database_privilege",
-    "shobj_description",
+    "shobj_description", "pg_get_triggerdef", "pg_partition_ancestors", "pg_partition_root",
 }
 SCOPED_FUNCTIONS = {
     "to_regclass", "has_table_privilege", "has_any_column_privilege", "has_column_privilege",
@@ -349,7 +349,13 @@ def rule_casts(toks, scope):
             t1 = sig(toks, close - 1, -1)
             ty = type_name(toks, t0, t1)
             expr = toks[a + 1:as_at]
-            new = cast_replacement(expr, ty, S)
+            # the type of a cast applied to this one: CAST(CAST(x AS regclass) AS oid), CAST(...)::oid
+            nk = sig(toks, close + 1)
+            next_type = None
+            if is_word(at(toks, nk), "as") or (at(toks, nk) is not None and at(toks, nk).kind == "cast"):
+                n0 = sig(toks, nk + 1)
+                next_type = type_name(toks, n0, type_end(toks, n0))
+            new = cast_replacement(expr, ty, S, next_type)
             if new is not None:
                 toks = toks[:i] + tokenize(new) + toks[close + 1:]
                 changed = True
@@ -369,7 +375,12 @@ def rule_casts(toks, scope):
             ty = type_name(toks, t0, t1)
             e1 = sig(toks, k - 1, -1)
             e0 = operand_start(toks, e1)
-            new = cast_replacement(toks[e0:e1 + 1], ty, S)
+            nk = sig(toks, t1 + 1)
+            next_type = None
+            if at(toks, nk) is not None and at(toks, nk).kind == "cast":
+                n0 = sig(toks, nk + 1)
+                next_type = type_name(toks, n0, type_end(toks, n0))
+            new = cast_replacement(toks[e0:e1 + 1], ty, S, next_type)
             if new is not None:
                 toks = toks[:e0] + tokenize(new) + toks[t1 + 1:]
                 changed = True
@@ -382,12 +393,23 @@ def rule_casts(toks, scope):
     return toks
 
 
-def cast_replacement(expr_toks, ty, S):
-    """SQL replacing `expr::ty`, or None when the cast stays."""
+OID_TYPES = {"oid", "int", "int4", "int8", "integer", "bigint", "regclass", "regtype", "regnamespace"}
+
+
+def cast_replacement(expr_toks, ty, S, next_type=None):
+    """SQL replacing `expr::ty`, or None when the cast stays. next_type: the type of a cast
+    that follows (`x::regclass::oid`)."""
     expr = text(expr_toks).strip()
     base = ty
     if base in REG_TYPES:
-        fn, scoped, _ = REG_TYPES[base]
+        fn, scoped, name_fn = REG_TYPES[base]
+        sig_toks = [t for t in expr_toks if t.kind not in ("ws", "comment")]
+        literal = len(sig_toks) == 1 and sig_toks[0].kind in ("string", "param")
+        # PostgreSQL's reg* values compare as OIDs and print as names: a literal (`'t'::regclass`,
+        # compared with an OID) becomes the OID, an OID expression (`c.oid::regclass`, shown)
+        # the name, unless an OID cast follows
+        if not literal and next_type not in OID_TYPES:
+            fn = name_fn
         return f"{fn}({expr}, {S})" if scoped else f"{fn}({expr})"
     if base in TEXT_TYPES:
         m = re.fullmatch(r"ds_pg\.(regclass|regtype|regnamespace)\((.*)\)", expr, re.S)
@@ -549,39 +571,53 @@ def rule_functions(toks, scope):
 
 def rule_from_functions(toks):
     changed = True
-    done = set()
     while changed:
         changed = False
         in_from = from_context(toks)
         for i, t in enumerate(toks):
-            if t.kind != "ident" or not in_from[i] or i in done:
+            if t.kind != "ident" or not in_from[i]:
                 continue
             prev = at(toks, sig(toks, i - 1, -1))
-            if prev is not None and prev.text == ".":
+            if not (is_word(prev, "join", "from", "lateral") or (prev is not None and prev.text == ",")):
                 continue
+            # the call: f(...) or schema.f(...)
             n = sig(toks, i + 1)
-            if at(toks, n) is None or at(toks, n).text != "(" or t.low in ("lateral",):
+            name = t.low
+            if at(toks, n) is not None and at(toks, n).text == ".":
+                f = sig(toks, n + 1)
+                if at(toks, f) is None or at(toks, f).kind != "ident":
+                    continue
+                name = at(toks, f).low
+                n = sig(toks, f + 1)
+            if at(toks, n) is None or at(toks, n).text != "(":
                 continue
-            if is_word(prev, "join", "from") or (prev is not None and prev.text == ",") or is_word(prev, "lateral"):
-                pass
-            else:
-                continue
+            if name in PG_RELATIONS or name in INFORMATION_SCHEMA_RELATIONS:
+                continue  # our table macros
             close = match_close(toks, n)
+            call = text(toks[i:close + 1])
             a = sig(toks, close + 1)
-            at_as = is_word(at(toks, a), "as")
-            al = sig(toks, a + 1) if at_as else a
+            if is_word(at(toks, a), "with") and is_word(at(toks, sig(toks, a + 1)), "ordinality"):
+                if name not in SET_RETURNING:
+                    # f(x) WITH ORDINALITY AS a(v, n) -> unnest([f(x)]) WITH ORDINALITY AS a(v, n)
+                    toks = toks[:i] + tokenize(f"unnest([{call}])") + toks[close + 1:]
+                    changed = True
+                    break
+                continue
+            al = sig(toks, a + 1) if is_word(at(toks, a), "as") else a
             alt = at(toks, al)
             if alt is None or alt.kind not in ("ident", "qident") or (alt.kind == "ident" and alt.low in NOT_ALIAS):
-                done.add(i)
                 continue
             after = at(toks, sig(toks, al + 1))
             if after is not None and after.text == "(":
-                done.add(i)
+                if name not in SET_RETURNING:
+                    # f(x) AS a(v) -> (SELECT f(x)) AS a(v)
+                    toks = toks[:i] + tokenize(f"(SELECT {call})") + toks[close + 1:]
+                    changed = True
+                    break
                 continue     # a column list is given
-            if t.low in SET_RETURNING:
+            if name in SET_RETURNING:
                 toks = toks[:al + 1] + tokenize(f"({alt.text})") + toks[al + 1:]
             else:
-                call = text(toks[i:close + 1])
                 toks = toks[:i] + tokenize(f"(SELECT {call} AS {alt.text}) AS {alt.text}") + toks[al + 1:]
             changed = True
             break

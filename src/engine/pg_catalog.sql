@@ -236,7 +236,10 @@ WHERE database_name = current_database() AND NOT internal AND NOT "temporary"
   AND ds_pg.in_scope(scope, schema_name, table_name)
 UNION ALL
 SELECT view_oid, view_name, schema_name, schema_oid, 'v', column_count, 0, false, 0,
-       "comment", "sql"
+       "comment",
+       -- pg_get_viewdef gives the query alone
+       regexp_replace(regexp_replace("sql", '^\s*CREATE\s+(OR\s+REPLACE\s+)?VIEW\s+.*?\s+AS\s+', '', 's'),
+                      ';\s*$', '')
 FROM duckdb_views()
 WHERE database_name = current_database() AND NOT internal AND NOT "temporary"
   AND ds_pg.in_scope(scope, schema_name, view_name)
@@ -338,7 +341,17 @@ FROM duckdb_columns() c
 JOIN ds_pg.types() t ON t.oid = ds_pg.type_oid(c.data_type)
 WHERE c.database_name = current_database() AND NOT c.internal
   AND c.table_oid IN (SELECT oid FROM ds_pg.rels(scope))
-ORDER BY c.table_oid, c.column_index;
+UNION ALL
+-- an index's own columns (psql's \d <index>): the indexed column's type, text for an expression
+SELECT x.oid, x.col, coalesce(ds_pg.type_oid(c.data_type), 25), -1, -1, x.n::SMALLINT, 0, -1,
+       coalesce(ds_pg.type_mod(c.data_type, c.numeric_precision, c.numeric_scale), -1)::INTEGER,
+       false, 'i', 'p', '', NOT coalesce(c.is_nullable, true), false, false, '', '', false, true,
+       0, 0, NULL, NULL, NULL, NULL
+FROM (SELECT i.oid, i.indrelid, unnest(i.indcols) AS col, generate_subscripts(i.indcols, 1) AS n
+      FROM ds_pg.idx(scope) i) x
+LEFT JOIN duckdb_columns() c
+       ON c.database_name = current_database() AND c.table_oid = x.indrelid AND c.column_name = x.col
+ORDER BY 1, 6;
 
 CREATE OR REPLACE MACRO ds_pg.pg_type(scope) AS TABLE
 SELECT oid::BIGINT AS oid, typname, 11::BIGINT AS typnamespace, 10::BIGINT AS typowner,
@@ -748,6 +761,10 @@ CREATE OR REPLACE MACRO ds_pg.pg_get_function_result(oid) AS NULL::VARCHAR;
 CREATE OR REPLACE MACRO ds_pg.pg_get_function_arguments(oid) AS NULL::VARCHAR;
 CREATE OR REPLACE MACRO ds_pg.pg_get_function_identity_arguments(oid) AS NULL::VARCHAR;
 CREATE OR REPLACE MACRO ds_pg.pg_get_serial_sequence(tbl, col) AS NULL::VARCHAR;
+CREATE OR REPLACE MACRO ds_pg.pg_get_triggerdef(oid) AS NULL::VARCHAR, (oid, pretty) AS NULL::VARCHAR;
+-- No partitions: a relation is its own only ancestor and root (psql's \d footers).
+CREATE OR REPLACE MACRO ds_pg.pg_partition_ancestors(rel) AS TRY_CAST(rel AS BIGINT);
+CREATE OR REPLACE MACRO ds_pg.pg_partition_root(rel) AS TRY_CAST(rel AS BIGINT);
 -- Sizes are not shown (a data file's size is a server fact): NULL, which psql prints empty.
 CREATE OR REPLACE MACRO ds_pg.pg_table_size(rel) AS NULL::BIGINT;
 CREATE OR REPLACE MACRO ds_pg.pg_total_relation_size(rel) AS NULL::BIGINT;
@@ -924,7 +941,8 @@ SELECT oid AS ds_pg_oid,
        CASE contype
            WHEN 'p' THEN 'PRIMARY KEY (' || array_to_string(colnames, ', ') || ')'
            WHEN 'u' THEN 'UNIQUE (' || array_to_string(colnames, ', ') || ')'
-           WHEN 'c' THEN 'CHECK (' || expression || ')'
+           WHEN 'c' THEN 'CHECK ' || CASE WHEN starts_with(expression, '(') AND ends_with(expression, ')')
+                                          THEN expression ELSE '(' || expression || ')' END
            ELSE constraint_text END AS ds_pg_def
 FROM ds_pg.cons(scope);
 CREATE OR REPLACE MACRO ds_pg.pg_get_constraintdef(con, scope) AS
