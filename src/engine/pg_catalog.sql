@@ -45,45 +45,37 @@ CREATE OR REPLACE MACRO ds_pg.in_scope(scope, sch, rel) AS
 CREATE OR REPLACE MACRO ds_pg.role_name() AS 'duckstream';
 
 -- PostgreSQL type OID of a DuckDB type (duckdb_columns().data_type), docs/design/pgwire.md §5.1.
-CREATE OR REPLACE MACRO ds_pg.scalar_type_oid(t) AS CASE
-    WHEN t = 'BOOLEAN' THEN 16
-    WHEN t IN ('TINYINT', 'SMALLINT', 'UTINYINT') THEN 21
-    WHEN t IN ('INTEGER', 'USMALLINT') THEN 23
-    WHEN t IN ('BIGINT', 'UINTEGER') THEN 20
-    WHEN t IN ('UBIGINT', 'HUGEINT', 'UHUGEINT', 'BIGNUM', 'VARINT') OR t LIKE 'DECIMAL(%' THEN 1700
-    WHEN t = 'FLOAT' THEN 700
-    WHEN t = 'DOUBLE' THEN 701
-    WHEN t = 'VARCHAR' OR t LIKE 'VARCHAR COLLATE %' OR t LIKE 'ENUM(%' OR t LIKE 'GEOMETRY%' THEN 25
-    WHEN t = 'BLOB' THEN 17
-    WHEN t = 'BIT' THEN 1562
-    WHEN t = 'UUID' THEN 2950
-    WHEN t = 'JSON' THEN 114
-    WHEN t = 'DATE' THEN 1082
-    WHEN t IN ('TIME', 'TIME_NS') THEN 1083
-    WHEN t = 'TIME WITH TIME ZONE' THEN 1266
-    WHEN t IN ('TIMESTAMP', 'TIMESTAMP_S', 'TIMESTAMP_MS', 'TIMESTAMP_NS') THEN 1114
-    WHEN t = 'TIMESTAMP WITH TIME ZONE' THEN 1184
-    WHEN t = 'INTERVAL' THEN 1186
-    WHEN t = '"NULL"' OR t = 'NULL' THEN 25
-    WHEN t LIKE 'STRUCT(%' OR t LIKE 'MAP(%' OR t LIKE 'UNION(%' OR t = 'VARIANT' THEN 114
-    ELSE NULL END;
+-- (MAP lookups rather than CASE x WHEN: a macro's argument is an expression that CASE would
+-- evaluate once per branch.)
+CREATE OR REPLACE MACRO ds_pg.scalar_type_oid(t) AS coalesce(MAP {
+        'BOOLEAN': 16, 'TINYINT': 21, 'SMALLINT': 21, 'UTINYINT': 21, 'INTEGER': 23,
+        'USMALLINT': 23, 'BIGINT': 20, 'UINTEGER': 20, 'UBIGINT': 1700, 'HUGEINT': 1700,
+        'UHUGEINT': 1700, 'BIGNUM': 1700, 'VARINT': 1700, 'FLOAT': 700, 'DOUBLE': 701,
+        'VARCHAR': 25, 'BLOB': 17, 'BIT': 1562, 'UUID': 2950, 'JSON': 114, 'DATE': 1082,
+        'TIME': 1083, 'TIME_NS': 1083, 'TIME WITH TIME ZONE': 1266, 'TIMESTAMP': 1114,
+        'TIMESTAMP_S': 1114, 'TIMESTAMP_MS': 1114, 'TIMESTAMP_NS': 1114,
+        'TIMESTAMP WITH TIME ZONE': 1184, 'INTERVAL': 1186, 'NULL': 25, '"NULL"': 25,
+        'GEOMETRY': 25, 'VARIANT': 114
+    }[t],
+    CASE WHEN starts_with(t, 'DECIMAL(') THEN 1700
+         WHEN starts_with(t, 'VARCHAR COLLATE ') OR starts_with(t, 'ENUM(') OR starts_with(t, 'GEOMETRY') THEN 25
+         WHEN starts_with(t, 'STRUCT(') OR starts_with(t, 'MAP(') OR starts_with(t, 'UNION(') THEN 114
+    END);
 
 -- The array type of a scalar PostgreSQL type, NULL when it has none.
-CREATE OR REPLACE MACRO ds_pg.array_type_oid(e) AS CASE e
-    WHEN 16 THEN 1000 WHEN 21 THEN 1005 WHEN 23 THEN 1007 WHEN 20 THEN 1016 WHEN 700 THEN 1021
-    WHEN 701 THEN 1022 WHEN 1700 THEN 1231 WHEN 25 THEN 1009 WHEN 17 THEN 1001 WHEN 1082 THEN 1182
-    WHEN 1083 THEN 1183 WHEN 1114 THEN 1115 WHEN 1184 THEN 1185 WHEN 1186 THEN 1187
-    WHEN 2950 THEN 2951 WHEN 114 THEN 199 WHEN 1266 THEN 1270 WHEN 1562 THEN 1563
-    ELSE NULL END;
+CREATE OR REPLACE MACRO ds_pg.array_type_oid(e) AS MAP {
+    16: 1000, 21: 1005, 23: 1007, 20: 1016, 700: 1021, 701: 1022, 1700: 1231, 25: 1009, 17: 1001,
+    1082: 1182, 1083: 1183, 1114: 1115, 1184: 1185, 1186: 1187, 2950: 2951, 114: 199, 1266: 1270,
+    1562: 1563
+}[e];
 
 -- LIST(T) and ARRAY(T, n) of a scalar T are T[]; nested lists, lists of STRUCT/MAP/UNION and
 -- STRUCT/MAP/UNION themselves are json; an unknown type (a user type) is text.
+CREATE OR REPLACE MACRO ds_pg.list_type_oid(elem) AS CASE
+    WHEN ends_with(elem, ']') OR regexp_matches(elem, '^(STRUCT|MAP|UNION)\(|^VARIANT$') THEN 114
+    ELSE coalesce(ds_pg.array_type_oid(ds_pg.scalar_type_oid(elem)), 114) END;
 CREATE OR REPLACE MACRO ds_pg.type_oid(t) AS CASE
-    WHEN regexp_matches(t, '\[\d*\]$') THEN coalesce(
-        CASE WHEN regexp_matches(regexp_replace(t, '\[\d*\]$', ''), '\[\d*\]$') THEN NULL
-             ELSE CASE WHEN ds_pg.scalar_type_oid(regexp_replace(t, '\[\d*\]$', '')) = 114 THEN NULL
-                       ELSE ds_pg.array_type_oid(ds_pg.scalar_type_oid(regexp_replace(t, '\[\d*\]$', ''))) END END,
-        114)
+    WHEN ends_with(t, ']') THEN ds_pg.list_type_oid(regexp_replace(t, '\[\d*\]$', ''))
     ELSE coalesce(ds_pg.scalar_type_oid(t), 25) END;
 
 -- atttypmod: numeric(p,s) as PostgreSQL encodes it, -1 else.
