@@ -5,7 +5,7 @@
 -- ':memory:' is not external access), on one connection: ATTACH is database-wide, so every pooled
 -- connection sees the macros. Idempotent (IF NOT EXISTS / OR REPLACE): running it twice is harmless.
 --
--- Contract with the rewrite (src/engine, design §7.3 "What the catalog SQL covers"):
+-- Contract with the rewrite (design §7.6; scripts/pg_catalog_rewrite.py is its reference):
 -- - Every relation a client names (pg_catalog.pg_class, bare pg_class, information_schema.tables)
 --   becomes a TABLE macro call `ds_pg.<name>(<scope>) AS <alias>`; each relation macro takes exactly
 --   one argument, the scope.
@@ -14,8 +14,9 @@
 --   function below answers for a table outside the scope (to_regclass gives NULL, as for a table
 --   that does not exist).
 -- - Functions that look a table up take the scope as their last argument (to_regclass, regclass,
---   regclass_name, has_table_privilege, has_column_privilege, has_any_column_privilege,
---   pg_get_indexdef, pg_get_constraintdef, pg_get_viewdef, obj_description, col_description).
+--   regclass_name, regnamespace, regnamespace_name, has_table_privilege, has_column_privilege,
+--   has_any_column_privilege, pg_get_indexdef, pg_get_constraintdef, pg_get_viewdef,
+--   obj_description, col_description). The others read no table.
 -- - Only the tenant's database: current_database() (the tenant's catalog: its file, or its DuckLake
 --   catalog after USE), never system, temp, mosaic, ds_pg or a DuckLake metadata catalog.
 -- - The schema `main` is presented as `main` (not aliased as `public`): current_schema() is main
@@ -27,7 +28,9 @@
 --   (pg_attribute.atttypid joins pg_type.oid). Constraints, their indexes and column defaults get
 --   derived OIDs: 1e9 / 2e9 / 3e9 + table OID * 1000 + index.
 -- - Nothing here reads a setting, a path or a file: pg_settings and current_setting answer from a
---   fixed list (ds_pg.gucs).
+--   fixed list (ds_pg.guc_map).
+-- - Macros whose subqueries meet the caller's arguments name everything ds_pg_*: a macro's
+--   argument is the caller's expression (`c.oid`, a bare `oid`) and must bind to the caller.
 
 ATTACH IF NOT EXISTS ':memory:' AS ds_pg;
 
