@@ -291,34 +291,30 @@ async fn logins_check_keys_and_tokens_as_http_does() {
 #[actix_web::test]
 async fn psycopg_reads_text_binary_parameters_cursors_and_cancels() {
     let app = spawn_app().await;
-    let mut cmd = Command::new(tools().join("venv/bin/python"));
-    cmd.arg(concat!(
-        env!("CARGO_MANIFEST_DIR"),
-        "/tests/pg/psycopg_client.py"
-    ))
-    .arg(app.pg_port.to_string())
-    .arg("t");
-    let out = client(cmd, Duration::from_secs(120)).await;
-    let stdout = String::from_utf8_lossy(&out.stdout);
-    assert_eq!(
-        stdout.trim(),
-        "ok",
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    let python = Command::new(tools().join("venv/bin/python"));
+    client_script(&app, python, "psycopg_client.py", Duration::from_secs(120)).await;
 }
 
 #[actix_web::test]
 async fn node_postgres_reads_with_and_without_parameters() {
     let app = spawn_app().await;
-    let mut cmd = Command::new("node");
-    cmd.arg(concat!(
-        env!("CARGO_MANIFEST_DIR"),
-        "/tests/pg/node_client.js"
-    ))
-    .arg(app.pg_port.to_string())
-    .arg("t");
-    let out = client(cmd, Duration::from_secs(60)).await;
+    client_script(
+        &app,
+        Command::new("node"),
+        "node_client.js",
+        Duration::from_secs(60),
+    )
+    .await;
+}
+
+/// Runs `tests/pg/<script>` with `program` on the app's endpoint (tenant `t`); it prints `ok`
+/// once every one of its checks held.
+async fn client_script(app: &TestApp, mut program: Command, script: &str, timeout: Duration) {
+    program
+        .arg(format!("{}/tests/pg/{script}", env!("CARGO_MANIFEST_DIR")))
+        .arg(app.pg_port.to_string())
+        .arg("t");
+    let out = client(program, timeout).await;
     let stdout = String::from_utf8_lossy(&out.stdout);
     assert_eq!(
         stdout.trim(),
