@@ -19,6 +19,9 @@
 //! - In the parse tree a name DuckDB does not list at all passes (binding it fails with
 //!   DuckDB's own "does not exist" message); in a plan every function is real and must be
 //!   allowed.
+//! - A call into the PostgreSQL catalog (`ds_pg.f`, [`super::pg_catalog`]) passes the tree
+//!   and always has its plan checked: its macros are the gateway's, loaded after this list
+//!   may have been built, and their bodies (every function they call) show in the plan.
 //! - `current_setting(name)` is allowed only with a constant name from
 //!   [`READABLE_SETTINGS`] (settings without a server path).
 //! - A value of a [`REFUSED_TYPES`] type (a cast to it in the tree, an expression of it in the
@@ -30,6 +33,8 @@ use std::sync::OnceLock;
 
 use simd_json::prelude::*;
 use simd_json::BorrowedValue;
+
+use super::pg_catalog::is_catalog_call;
 
 /// The reviewed functions (lower case), with one line per family saying why.
 const REVIEWED_TEXT: &str = include_str!("functions.txt");
@@ -213,6 +218,7 @@ impl Allowlist {
             let function = node.get("function_name").and_then(|n| n.as_str());
             let table = node.get("table_name").and_then(|n| n.as_str());
             let needs = function.is_some_and(|f| self.macros.contains(&f.to_ascii_lowercase()))
+                || is_catalog_call(node)
                 || table.is_some_and(|t| {
                     self.views.contains(&t.to_ascii_lowercase())
                         || !t.bytes().all(|b| b == b'_' || b.is_ascii_alphanumeric())
@@ -231,6 +237,9 @@ impl Allowlist {
                 return Some(r);
             }
             let name = node.get("function_name")?.as_str()?.to_ascii_lowercase();
+            if is_catalog_call(node) {
+                return None;
+            }
             // Not in this database: binding says so (an extension that did not load is
             // `extension_unavailable`), unless the review refuses it anyway.
             let absent = !self.present.contains(&name)

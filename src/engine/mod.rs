@@ -31,6 +31,7 @@ mod executor;
 mod maintenance;
 mod memo;
 mod parse_tree;
+mod pg_catalog;
 mod pool;
 mod registry;
 mod scratch;

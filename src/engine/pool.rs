@@ -20,6 +20,7 @@ use std::time::Duration;
 
 use scheduled_thread_pool::ScheduledThreadPool;
 
+use super::pg_catalog;
 use super::store::{Opened, TenantStore, VersionSql};
 use crate::duck::{Connection, Database, DuckError};
 use crate::error::GatewayError;
@@ -325,6 +326,8 @@ struct Open {
     pool: Pool,
     versions: Option<VersionSql>,
     indexes: bool,
+    /// Whether this database has the PostgreSQL catalog ([`super::pg_catalog`]).
+    pg_catalog: Arc<pg_catalog::Loaded>,
 }
 
 impl TenantPool {
@@ -384,6 +387,13 @@ impl TenantPool {
         Ok(self.get()?.indexes)
     }
 
+    /// Loads the PostgreSQL catalog into the database of `conn` (one of this pool's) when
+    /// `sql` names it ([`pg_catalog::load_for`]). Blocking: executor threads only.
+    pub fn load_pg_catalog(&self, conn: &Connection, sql: &str) -> Result<(), GatewayError> {
+        let loaded = self.get()?.pg_catalog;
+        pg_catalog::load_for(conn, &loaded, sql).map_err(GatewayError::internal)
+    }
+
     /// Whether DuckDB's `message` says the tenant's store could not be reached.
     pub fn unreachable(&self, message: &str) -> bool {
         self.store.unavailable(message)
@@ -401,6 +411,7 @@ impl TenantPool {
         let open = Open {
             versions: opened.versions.clone(),
             indexes: opened.indexes,
+            pg_catalog: Default::default(),
             pool: self.build(opened, spool),
         };
         *guard = Some(open.clone());

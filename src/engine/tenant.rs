@@ -310,6 +310,12 @@ impl Tenant {
     pub fn connection(&self) -> Result<PooledConnection, GatewayError> {
         self.db.connection()
     }
+
+    /// Loads the PostgreSQL catalog into the tenant's database when `sql` names it
+    /// ([`TenantPool::load_pg_catalog`]). Blocking: executor threads only.
+    pub fn load_pg_catalog(&self, conn: &Connection, sql: &str) -> Result<(), GatewayError> {
+        self.db.load_pg_catalog(conn, sql)
+    }
 }
 
 impl super::scratch::Owner for Tenant {

@@ -18,6 +18,7 @@ pub mod json;
 pub mod lines;
 pub mod mosaic;
 pub mod pg;
+pub mod pg_catalog;
 mod tables;
 pub mod upload_scan;
 

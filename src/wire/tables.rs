@@ -51,6 +51,20 @@ impl TableSet {
             .collect()
     }
 
+    /// The tables as the PostgreSQL catalog's scope (`src/engine/pg_catalog.sql`): each
+    /// `schema.table`, lower case, in the token's order.
+    pub fn qualified(&self) -> impl Iterator<Item = String> + '_ {
+        self.entries.iter().map(|(s, t)| format!("{s}.{t}"))
+    }
+
+    /// [`Self::qualified`] as the SQL literal the catalog rewrite passes to the catalog's
+    /// macros: `['main.parcels', 'geo.zones']::VARCHAR[]`. Names are plain identifiers
+    /// ([`Self::parse`]): nothing in them needs escaping.
+    pub fn scope_literal(&self) -> String {
+        let names: Vec<String> = self.qualified().map(|q| format!("'{q}'")).collect();
+        format!("[{}]::VARCHAR[]", names.join(", "))
+    }
+
     /// Whether `cat.schema.table` is allowed in the tenant's database (`catalog`); an empty
     /// catalog is the tenant's, an empty schema is `main`, as DuckDB resolves them.
     pub fn allows(&self, cat: &str, schema: &str, table: &str, catalog: &str) -> bool {

@@ -18,7 +18,7 @@ use super::errors::{Ended, Failures};
 use crate::duck::{Connection, DuckError, DuckErrorKind, Prepared, StatementKind};
 use crate::engine::allowlist::{Allowlist, Refused};
 use crate::engine::parse_tree::{self, TreeError};
-use crate::engine::tables::{Refusal, TableSet};
+use crate::engine::tables::{CatalogUse, Refusal, TableSet};
 use crate::error::GatewayError;
 use crate::wire::QueryRequest;
 
@@ -76,11 +76,12 @@ pub(super) fn check<'l>(
     if let Some(allowlist) = allowlist {
         check_tree_functions(allowlist, &tree)?;
     }
-    if let Some(tables) = statement.tables {
-        tables
+    let uses = match statement.tables {
+        Some(tables) => tables
             .check_parse_tree(&tree, statement.catalog)
-            .map_err(table_refusal)?;
-    }
+            .map_err(table_refusal)?,
+        None => CatalogUse::None,
+    };
     check_parameter_count(&tree, statement)?;
     if let Some(list) = allowlist.filter(|list| list.needs_plan(&tree)) {
         let planned = match statement.request.params.as_slice() {
@@ -92,7 +93,7 @@ pub(super) fn check<'l>(
         check_plan_functions(conn, statement, list, &planned)?;
     }
     if let Some(tables) = statement.tables {
-        let plans = check_plan_tables(conn, statement, tables)?;
+        let plans = check_plan_tables(conn, statement, tables, uses)?;
         if statement.stamp {
             asked.plan_tables = Some(scanned_tables(plans));
         }
@@ -311,6 +312,7 @@ fn check_plan_tables(
     conn: &Connection,
     statement: &Statement<'_>,
     tables: &TableSet,
+    uses: CatalogUse,
 ) -> Result<Vec<String>, Ended> {
     // The parse tree names only allowed tables by now, so a statement DuckDB cannot plan is
     // the client's mistake (an unknown column...).
@@ -328,7 +330,7 @@ fn check_plan_tables(
             kept.push(plan.clone());
         }
         tables
-            .check_plan(&mut plan.into_bytes(), statement.catalog)
+            .check_plan(&mut plan.into_bytes(), statement.catalog, uses)
             .map_err(table_refusal)?;
     }
     Ok(kept)
@@ -610,5 +612,37 @@ mod tests {
             answer("SELECT nope FROM people"),
             Some(("invalid_sql", Refusal::Invalid.message().to_string()))
         );
+    }
+
+    #[test]
+    fn a_token_reads_the_postgresql_catalog_only_through_its_own_scope() {
+        let db = db();
+        let loaded = crate::engine::pg_catalog::Loaded::default();
+        crate::engine::pg_catalog::load_for(&db.conn, &loaded, "ds_pg").expect("the catalog");
+        let people = TableSet::parse(&["people".to_string()]).expect("a table set");
+        let scope = people.scope_literal();
+        assert_eq!(scope, "['main.people']::VARCHAR[]");
+        let answer = |sql: &str| db.answer(&request(sql, Vec::new()), Some(&people), false);
+        let refused = Some(("forbidden", Refusal::NotAllowed.message().to_string()));
+        for sql in [
+            format!("SELECT c.relname FROM ds_pg.pg_class({scope}) c"),
+            format!("SELECT ds_pg.to_regclass('people', {scope}), ds_pg.version()"),
+            format!("SELECT * FROM ds_pg.columns({scope}) WHERE ds_pg.pg_table_is_visible(1)"),
+        ] {
+            assert_eq!(answer(&sql), None, "{sql}");
+        }
+        for sql in [
+            "SELECT * FROM ds_pg.pg_class(NULL)".to_string(),
+            "SELECT * FROM ds_pg.pg_class(['main.secrets']::VARCHAR[])".to_string(),
+            "SELECT * FROM ds_pg.pg_class(['main.people', 'main.secrets']::VARCHAR[])".to_string(),
+            format!("SELECT * FROM ds_pg.pg_class(TRY_CAST({scope} AS VARCHAR[]))"),
+            // Helpers the rewrite never produces, and DuckDB's own catalog functions.
+            format!("SELECT * FROM ds_pg.rels({scope})"),
+            "SELECT ds_pg.to_regclass('secrets', NULL)".to_string(),
+            "SELECT * FROM duckdb_tables()".to_string(),
+            format!("SELECT * FROM ds_pg.pg_class({scope}), duckdb_tables()"),
+        ] {
+            assert_eq!(answer(&sql), refused, "{sql}");
+        }
     }
 }

@@ -40,6 +40,10 @@ impl Running {
             return Ended::Rejected(GatewayError::internal(e));
         }
         scratch::rederive(&conn, job.tenant.as_ref(), &job.request().sql);
+        // Before the read-only transaction: loading is DDL on an in-memory catalog.
+        if let Err(e) = job.tenant.load_pg_catalog(&conn, &job.request().sql) {
+            return Ended::Rejected(e);
+        }
         // Declared before every statement and result, so dropped after them: the rollback
         // ends the transaction once DuckDB is done with the connection, and after `_detach`,
         // so that no late interrupt can stop the rollback itself.

@@ -33,7 +33,8 @@ use crate::engine::{CancelReason, QuerySpec};
 use crate::error::GatewayError;
 use crate::metrics::Transport;
 use crate::wire::mosaic::split_statements;
-use crate::wire::{Format, GeometryFormat, PgColumns, QueryRequest};
+use crate::wire::pg_catalog::{self, RewriteError};
+use crate::wire::{Format, GeometryFormat, PgColumns, QueryRequest, TableSet};
 
 /// How long a cancelled start may take to end by itself.
 const CANCEL_GRACE: std::time::Duration = std::time::Duration::from_secs(2);
@@ -384,7 +385,7 @@ impl Connection {
         let access = &session.access;
         access.check_fresh()?;
         let request = QueryRequest {
-            sql: sql.to_string(),
+            sql: catalog_sql(sql, access.tables.as_deref())?,
             params: Vec::new(),
             chunk_rows: None,
             geometry: GeometryFormat::Wkt,
@@ -412,6 +413,25 @@ impl Connection {
         let frame = error_frame(e.code(), &e.client_message());
         send_messages(client, frame.bytes).await?;
         Ok(Ended::Failed)
+    }
+}
+
+/// `sql` as DuckDB answers it: a client's reads of PostgreSQL's catalogs go to the gateway's
+/// (`ds_pg`, scoped to the token's tables: [`pg_catalog::rewrite`]). A text that names `ds_pg`
+/// itself is refused; one the rewrite cannot read goes to DuckDB as it is, to be refused there
+/// with DuckDB's own syntax error.
+fn catalog_sql(sql: &str, tables: Option<&TableSet>) -> Result<String, GatewayError> {
+    if !pg_catalog::needs_rewrite(sql) {
+        return Ok(sql.to_string());
+    }
+    let scope = tables.map_or_else(|| "NULL".to_string(), TableSet::scope_literal);
+    match pg_catalog::rewrite(sql, &scope) {
+        Ok(rewritten) => Ok(rewritten),
+        Err(RewriteError::Unreadable) => Ok(sql.to_string()),
+        Err(RewriteError::NamesOurCatalog) => Err(GatewayError::Forbidden(format!(
+            "\"{}\" is the gateway's own catalog and cannot be named",
+            pg_catalog::CATALOG
+        ))),
     }
 }
 
