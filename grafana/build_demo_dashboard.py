@@ -8,7 +8,8 @@ The SQL is what a user would write in Grafana's code editor: Grafana replaces $_
 browser and expands the other macros in its backend before the statement reaches duckstream.
 tests/data/grafana_pg.tsv holds these queries as duckstream receives them (expanded for fixed
 ranges and intervals, exactly as Grafana's macros.go does) with the answers the demo gives, and
-tests/pg/grafana_client.py replays them; regenerate those rows when a query here changes.
+tests/pg/grafana_client.py replays them: when a query here changes, update its rows there
+(expanded as the TSV's header says).
 
 Columns Grafana needs: a time series query returns a column named `time` (epoch seconds or a
 timestamp) and numeric values; the geomap reads points from two numeric columns, `latitude` and
