@@ -98,6 +98,19 @@ fn c_string(s: &str) -> Result<CString, DuckError> {
     CString::new(s).map_err(|_| DuckError::other("text contains a NUL byte"))
 }
 
+/// DuckDB's version, as its `version()` answers (`v1.5.5`).
+pub fn library_version() -> String {
+    // SAFETY: DuckDB returns a pointer to a static NUL-terminated string, never freed.
+    let raw = unsafe { ffi::duckdb_library_version() };
+    if raw.is_null() {
+        return String::new();
+    }
+    // SAFETY: non-null, NUL-terminated and static (above).
+    unsafe { CStr::from_ptr(raw) }
+        .to_string_lossy()
+        .into_owned()
+}
+
 /// One DuckDB database instance (one tenant file), shared by all its connections.
 pub struct Database {
     raw: ffi::duckdb_database,

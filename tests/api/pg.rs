@@ -6,7 +6,10 @@ use std::time::{Duration, Instant};
 
 use serde_json::json;
 
-use crate::helpers::{issue, spawn_app, spawn_secure_app, TestApp, ACME_KEY, GLOBEX_KEY};
+use crate::helpers::{
+    create_tenant, issue, spawn_app, spawn_app_with, spawn_secure_app, spawn_secure_app_with,
+    TestApp, ACME_KEY, GLOBEX_KEY,
+};
 use crate::services::{run, tools};
 
 /// Runs a client to completion off the test's thread: the server's actix arbiter (which
@@ -309,11 +312,22 @@ async fn node_postgres_reads_with_and_without_parameters() {
 
 /// Runs `tests/pg/<script>` with `program` on the app's endpoint (tenant `t`); it prints `ok`
 /// once every one of its checks held.
-async fn client_script(app: &TestApp, mut program: Command, script: &str, timeout: Duration) {
+async fn client_script(app: &TestApp, program: Command, script: &str, timeout: Duration) {
+    client_script_with(app, program, script, &["t"], timeout).await
+}
+
+/// [`client_script`] with the script's arguments after the port.
+async fn client_script_with(
+    app: &TestApp,
+    mut program: Command,
+    script: &str,
+    args: &[&str],
+    timeout: Duration,
+) {
     program
         .arg(format!("{}/tests/pg/{script}", env!("CARGO_MANIFEST_DIR")))
         .arg(app.pg_port.to_string())
-        .arg("t");
+        .args(args);
     let out = client(program, timeout).await;
     let stdout = String::from_utf8_lossy(&out.stdout);
     assert_eq!(
@@ -413,4 +427,138 @@ async fn passwords_travel_over_tls_or_from_loopback_only() {
         err.contains("a password is accepted only over TLS"),
         "{err}"
     );
+}
+
+/// The client catalog queries' fixtures (`scripts/pg_catalog_check.py`, whose answers
+/// `tests/data/pg_catalog.tsv` keeps): the tenant's tables, and a richer one with keys, an
+/// index, a view, comments, a second schema and a column of every DuckDB type.
+const CATALOG_FIXTURE: &str = "
+    CREATE TABLE parcels(id INTEGER, name VARCHAR, ts TIMESTAMP, geom_wkt VARCHAR, area DOUBLE);
+    CREATE TABLE roads(id BIGINT, kind VARCHAR);";
+const RICH_FIXTURE: &str = "
+    CREATE TABLE a(id INTEGER PRIMARY KEY, u VARCHAR UNIQUE, k INTEGER CHECK (k > 0),
+        n INTEGER NOT NULL DEFAULT 5);
+    CREATE TABLE b(id INTEGER, aid INTEGER REFERENCES a(id));
+    CREATE INDEX b_idx ON b(aid);
+    CREATE VIEW v AS SELECT id, u FROM a;
+    COMMENT ON TABLE a IS 'hello';
+    COMMENT ON COLUMN a.id IS 'the id';
+    CREATE TYPE mood AS ENUM ('happy', 'sad');
+    CREATE TABLE t_types(c_bool BOOLEAN, c_tiny TINYINT, c_small SMALLINT, c_int INTEGER,
+        c_big BIGINT, c_huge HUGEINT, c_ubig UBIGINT, c_uhuge UHUGEINT, c_dec DECIMAL(10,2),
+        c_float FLOAT, c_double DOUBLE, c_text VARCHAR, c_blob BLOB, c_bit BIT, c_uuid UUID,
+        c_json JSON, c_date DATE, c_time TIME, c_timetz TIMETZ, c_ts TIMESTAMP,
+        c_ts_ns TIMESTAMP_NS, c_tstz TIMESTAMPTZ, c_interval INTERVAL, c_enum mood,
+        c_ints INTEGER[], c_texts VARCHAR[], c_fixed DOUBLE[3], c_nested INTEGER[][],
+        c_struct STRUCT(x INTEGER, y VARCHAR), c_structs STRUCT(x INTEGER)[],
+        c_map MAP(VARCHAR, INTEGER), c_union UNION(i INTEGER, s VARCHAR), c_geom GEOMETRY);
+    CREATE SCHEMA s2;
+    CREATE TABLE s2.t2(x INTEGER);";
+
+#[actix_web::test]
+async fn client_catalog_queries_answer_as_the_table_says() {
+    let app = spawn_app_with(|c| {
+        create_tenant(&c.server.data_dir, "cat", CATALOG_FIXTURE);
+        create_tenant(&c.server.data_dir, "rich", RICH_FIXTURE);
+    })
+    .await;
+    let python = Command::new(tools().join("venv/bin/python"));
+    client_script_with(
+        &app,
+        python,
+        "catalog_client.py",
+        &[],
+        Duration::from_secs(180),
+    )
+    .await;
+}
+
+#[actix_web::test]
+async fn catalog_queries_show_a_scoped_token_only_its_tables() {
+    let app = spawn_secure_app_with("", |c| {
+        create_tenant(&c.server.data_dir, "acme", CATALOG_FIXTURE);
+    })
+    .await;
+    let token = issue(&app, "acme", json!({"tables": ["parcels"]})).await;
+    let python = Command::new(tools().join("venv/bin/python"));
+    let hidden = "roads,trips,secret,leak,zones,geo";
+    let args = ["acme", token.as_str(), ACME_KEY, hidden];
+    client_script_with(
+        &app,
+        python,
+        "catalog_client.py",
+        &args,
+        Duration::from_secs(180),
+    )
+    .await;
+    // The catalog is the gateway's: a client never names it, scoped or not.
+    let (out, err) = psql(&app, "acme", ACME_KEY, "SELECT * FROM ds_pg.pg_class(NULL)").await;
+    assert!(out.is_empty() && err.contains("42501"), "{out} {err}");
+}
+
+#[actix_web::test]
+async fn psql_describes_the_tenant_with_its_backslash_commands() {
+    let app = spawn_app_with(|c| create_tenant(&c.server.data_dir, "cat", CATALOG_FIXTURE)).await;
+    let (out, err) = psql(&app, "cat", "", "\\dt").await;
+    assert_eq!(
+        out, "main|parcels|table|duckstream\nmain|roads|table|duckstream\n",
+        "{err}"
+    );
+    let (out, err) = psql(&app, "cat", "", "\\d parcels").await;
+    assert_eq!(
+        out,
+        "id|integer|||\nname|text|||\nts|timestamp without time zone|||\n\
+         geom_wkt|text|||\narea|double precision|||\n",
+        "{err}"
+    );
+    let (out, err) = psql(&app, "cat", "", "\\l").await;
+    assert!(out.starts_with("cat|duckstream|UTF8|"), "{out} {err}");
+    // `\x`: one line per column.
+    let (out, err) = psql_env(
+        &app,
+        "cat",
+        "",
+        &[],
+        &["-c", "\\x on", "-c", "SELECT 1 AS a, 'b' AS b"],
+    )
+    .await;
+    assert_eq!(out, "a|1\nb|b\n", "{err}");
+}
+
+#[actix_web::test]
+async fn grafanas_data_source_sql_is_answered_on_the_demo_tenant() {
+    let app = spawn_app_with(|c| {
+        duckstream::demo::ensure_demo(&c.server.data_dir, 20_000).unwrap();
+    })
+    .await;
+    let python = Command::new(tools().join("venv/bin/python"));
+    client_script_with(
+        &app,
+        python,
+        "grafana_client.py",
+        &["demo"],
+        Duration::from_secs(180),
+    )
+    .await;
+}
+
+#[actix_web::test]
+async fn sqlalchemy_inspects_the_tenant_as_superset_does() {
+    let app = spawn_app_with(|c| create_tenant(&c.server.data_dir, "cat", CATALOG_FIXTURE)).await;
+    let python = Command::new(tools().join("venv/bin/python"));
+    client_script_with(
+        &app,
+        python,
+        "sqlalchemy_client.py",
+        &["cat"],
+        Duration::from_secs(120),
+    )
+    .await;
+}
+
+#[actix_web::test]
+async fn the_sandbox_holds_over_the_postgresql_endpoint() {
+    let app = spawn_app().await;
+    let python = Command::new(tools().join("venv/bin/python"));
+    client_script(&app, python, "sandbox_client.py", Duration::from_secs(180)).await;
 }

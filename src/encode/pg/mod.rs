@@ -227,6 +227,8 @@ pub fn sqlstate(code: &str, message: &str) -> &'static str {
             "Binder Error" => "42803",
             _ => "42601",
         },
+        // The catalogs' `current_setting` of a setting PostgreSQL does not have either.
+        "query_failed" if message.contains("unrecognized configuration parameter") => "42704",
         "query_failed" => match message.split(':').next().unwrap_or_default() {
             "Conversion Error" | "Invalid Input Error" => "22P02",
             "Out of Range Error" => "22003",

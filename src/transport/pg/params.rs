@@ -85,8 +85,31 @@ fn text_param(oid: u32, value: &Bytes) -> PgWireResult<Param> {
         },
         20 | 21 | 23 => Param::Int(text.trim().parse().map_err(|_| bad())?),
         700 | 701 => Param::Float(text.trim().parse().map_err(|_| bad())?),
+        oid if NUMBER_ARRAYS.contains(&oid) => Param::Text(number_list(text).ok_or_else(bad)?),
         _ => Param::Text(text.to_string()),
     })
+}
+
+/// Arrays of numbers: `int2[]`, `int4[]`, `int8[]`, `oid[]`, `float4[]`, `float8[]`,
+/// `numeric[]` (asyncpg's introspection binds `$1::oid[]`).
+const NUMBER_ARRAYS: &[u32] = &[1005, 1007, 1016, 1028, 1021, 1022, 1231];
+
+/// A one-dimensional array of numbers in PostgreSQL's text form (`{1,2,NULL}`) as the list
+/// text DuckDB casts to a list (`[1,2,NULL]`); `None` for anything else.
+fn number_list(text: &str) -> Option<String> {
+    let inner = text.trim().strip_prefix('{')?.strip_suffix('}')?;
+    let number = |e: &str| {
+        let e = e.trim();
+        e.eq_ignore_ascii_case("NULL")
+            || (!e.is_empty()
+                && e.bytes()
+                    .all(|b| b.is_ascii_digit() || b"+-.eE".contains(&b))
+                && e.parse::<f64>().is_ok())
+    };
+    if !inner.trim().is_empty() && !inner.split(',').all(number) {
+        return None;
+    }
+    Some(format!("[{inner}]"))
 }
 
 fn binary_param(oid: u32, v: &Bytes) -> PgWireResult<Param> {
@@ -260,5 +283,25 @@ mod tests {
         assert_eq!(text_param(16, &b("t")).unwrap(), Param::Bool(true));
         assert_eq!(text_param(0, &b("x")).unwrap(), Param::Text("x".into()));
         assert!(text_param(23, &b("x")).is_err());
+    }
+
+    #[test]
+    fn number_arrays_become_lists_duckdb_casts() {
+        let b = |s: &str| Bytes::copy_from_slice(s.as_bytes());
+        assert_eq!(
+            text_param(1028, &b("{1009,114, NULL}")).unwrap(),
+            Param::Text("[1009,114, NULL]".into())
+        );
+        assert_eq!(
+            text_param(1007, &b("{}")).unwrap(),
+            Param::Text("[]".into())
+        );
+        assert_eq!(
+            text_param(1022, &b("{1.5,-2e3}")).unwrap(),
+            Param::Text("[1.5,-2e3]".into())
+        );
+        for bad in ["{a}", "{1,{2}}", "1,2", "{1,'x'}", "{,}"] {
+            assert!(text_param(1016, &b(bad)).is_err(), "{bad}");
+        }
     }
 }

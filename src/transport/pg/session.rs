@@ -67,11 +67,13 @@ const SETTINGS: &[(&str, &str, Mode)] = &[
 /// they use with a PostgreSQL 15 server.
 pub const SERVER_VERSION: &str = "15.0";
 
-/// What `SELECT version()` answers.
+/// What `SELECT version()` answers: word for word what the catalogs' `ds_pg.version()` does
+/// (`src/engine/pg_catalog.sql`), in PostgreSQL's shape (`PostgreSQL 15.0 (…) on <target>,
+/// 64-bit`), which clients parse for the version.
 pub fn version_string() -> String {
     format!(
-        "PostgreSQL {SERVER_VERSION} (duckstream {}) on DuckDB, 64-bit",
-        env!("CARGO_PKG_VERSION")
+        "PostgreSQL {SERVER_VERSION} (duckstream, DuckDB {}) on x86_64-pc-linux-gnu, 64-bit",
+        crate::duck::library_version()
     )
 }
 
