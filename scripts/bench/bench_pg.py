@@ -8,7 +8,9 @@ rows and the same client machine (issue 26's benchmarks):
 - the same two psycopg reads from PostgreSQL 15 (Debian's, its own cluster on a free port),
   the protocol's own reference;
 - the gateway's peak RSS during each of its scans;
-- a small query's round trip (`SELECT 1`-like, on one connection): psycopg vs HTTP keep-alive.
+- a small query's round trip (`SELECT 1`-like, on one connection): psycopg vs HTTP keep-alive;
+- a slow reader of the scan (a raw socket taking 64 KiB every 50 ms for 20 s): the gateway's RSS
+  stays flat while DuckDB waits.
 
     /var/tmp/duckstream-tools/venv/bin/python scripts/bench/bench_pg.py [--rows N] [--bin BIN]
 
@@ -84,6 +86,33 @@ def round_trips(dsn, port):
     return out
 
 
+def slow_reader(pg_port, pid, sql, seconds=20.0):
+    """A client that reads a simple query's rows slowly (64 KiB every 50 ms, a raw socket, as a
+    client busy with each batch would): the gateway's RSS each second, and the bytes read. The
+    engine's bounded channel and the socket's buffers are all that may hold rows meanwhile."""
+    import socket
+    import struct
+    params = b"user\0bench\0database\0bench\0\0"
+    s = socket.create_connection(("127.0.0.1", pg_port))
+    s.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 64 * 1024)
+    s.sendall(struct.pack("!ii", 8 + len(params), 196608) + params)
+    hello = b""
+    while not hello.endswith(b"Z\0\0\0\x05I"):
+        hello += s.recv(4096)
+    query = sql.encode() + b"\0"
+    s.sendall(b"Q" + struct.pack("!i", 4 + len(query)) + query)
+    read, samples, t0 = 0, [], time.perf_counter()
+    next_sample = t0
+    while time.perf_counter() - t0 < seconds:
+        read += len(s.recv(64 * 1024))
+        time.sleep(0.05)
+        if time.perf_counter() >= next_sample:
+            samples.append(status(pid, "VmRSS"))
+            next_sample += 1.0
+    s.close()
+    return samples, read
+
+
 class Reference:
     """PostgreSQL 15 (bench_lake's scratch cluster), with `parcels` loaded from the same rows."""
 
@@ -151,6 +180,7 @@ def main():
                 add("PostgreSQL 15, psycopg binary cursor", psycopg_scan(pg.dsn, sql)[0])
                 add("PostgreSQL 15, psycopg COPY TO STDOUT", copy_scan(pg.dsn, sql)[0])
             small = round_trips(dsn, port)
+            slow_rss, slow_bytes = slow_reader(pg_port, pid, sql)
     finally:
         pg.stop()
     print(f"{args.rows:,} rows of parcels, {args.rounds} rounds interleaved (median s; gateway peak RSS MiB)")
@@ -160,6 +190,8 @@ def main():
         print(f"  {name:42s} {statistics.median(times):7.2f} s  "
               f"({args.rows / statistics.median(times) / 1e6:.2f} M rows/s){peak_text}")
     print(f"  small query round trip, p50: psycopg {small['psycopg']:.3f} ms, HTTP {small['http']:.3f} ms")
+    print(f"  slow reader (64 KiB per 50 ms, 20 s, {slow_bytes / 2**20:.0f} MiB read): gateway RSS "
+          f"{slow_rss[0]:.0f} MiB at 1 s, {max(slow_rss):.0f} MiB at most, {slow_rss[-1]:.0f} MiB at the end")
 
 
 def arrow_query(port, sql):
