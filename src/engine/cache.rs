@@ -68,6 +68,9 @@ pub enum Variant {
     MosaicSocket,
     /// A live subscription's channel: its key, never a stored result.
     Live,
+    /// The PostgreSQL endpoint: the result's backend messages (`RowDescription`, `DataRow`s,
+    /// `CommandComplete`), which any turn of a portal or cursor cuts as it reads them.
+    Pg,
 }
 
 impl CacheKey {

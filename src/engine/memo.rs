@@ -7,7 +7,7 @@
 //!   that version: the tables a statement reads and whether it is deterministic depend on the
 //!   catalog, which only a write (moving the version) changes.
 //! - What is read from the catalog once (volatile functions, the allowlist) is read on an
-//!   executor thread; a failed allowlist read is tried again by the next query.
+//!   executor thread; a failed read (an interrupted one, say) is tried again by the next query.
 //! - Both caches are bounded ([`READS_KEPT`] statements each).
 
 use std::collections::HashSet;
@@ -33,7 +33,7 @@ pub struct Reads {
 pub struct Memo {
     /// Functions whose results may change on the same data ([`super::stamp`]), read from the
     /// database once.
-    volatile: OnceLock<Option<HashSet<String>>>,
+    volatile: OnceLock<HashSet<String>>,
     /// What this tenant's statements may call ([`super::allowlist`]), read from the database
     /// once.
     allowlist: OnceLock<Allowlist>,
@@ -83,22 +83,27 @@ impl Memo {
     }
 
     /// The functions whose results may change on the same data (lower case); read from
-    /// DuckDB's catalog on `conn` the first time; `None` if it could not be read (then no
-    /// result counts as deterministic). Blocking: executor threads only.
+    /// DuckDB's catalog on `conn` the first time it can be; `None` if it could not be read
+    /// now (an interrupted read, say: then this result does not count as deterministic, and
+    /// the next statement reads it again). Blocking: executor threads only.
     pub fn volatile_functions(
         &self,
         conn: &Connection,
         tenant: &TenantId,
     ) -> Option<&HashSet<String>> {
-        self.volatile
-            .get_or_init(|| match conn.query_rows(super::stamp::FUNCTIONS_SQL) {
-                Ok(rows) => Some(super::stamp::volatile_functions(rows)),
-                Err(e) => {
-                    tracing::warn!(tenant = %tenant, error = %e.message, "cannot read DuckDB's function stability: no result of this tenant will be reused");
-                    None
-                }
-            })
-            .as_ref()
+        if let Some(read) = self.volatile.get() {
+            return Some(read);
+        }
+        match conn.query_rows(super::stamp::FUNCTIONS_SQL) {
+            Ok(rows) => Some(
+                self.volatile
+                    .get_or_init(|| super::stamp::volatile_functions(rows)),
+            ),
+            Err(e) => {
+                tracing::warn!(tenant = %tenant, error = %e.message, "cannot read DuckDB's function stability: this result will not be reused");
+                None
+            }
+        }
     }
 
     /// What this tenant's statements may call, read from DuckDB's catalog on `conn` the first

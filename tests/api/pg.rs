@@ -8,7 +8,7 @@ use serde_json::json;
 
 use crate::helpers::{
     create_tenant, issue, spawn_app, spawn_app_with, spawn_secure_app, spawn_secure_app_with,
-    TestApp, ACME_KEY, GLOBEX_KEY,
+    upload_csv, TestApp, ACME_KEY, GLOBEX_KEY,
 };
 use crate::services::{run, tools};
 
@@ -561,4 +561,33 @@ async fn the_sandbox_holds_over_the_postgresql_endpoint() {
     let app = spawn_app().await;
     let python = Command::new(tools().join("venv/bin/python"));
     client_script(&app, python, "sandbox_client.py", Duration::from_secs(180)).await;
+}
+
+#[actix_web::test]
+async fn a_repeated_query_comes_from_the_result_cache_until_its_data_changes() {
+    let app = spawn_app().await;
+    upload_csv(&app, "nums", "n\n1\n2\n").await;
+    let sql = "SELECT sum(n) AS s FROM nums";
+    let hits = app.metric("duckstream_cache_hits_total").await;
+    for _ in 0..2 {
+        let (out, err) = psql(&app, "t", "", sql).await;
+        assert_eq!(out, "3\n", "{err}");
+    }
+    assert_eq!(app.metric("duckstream_cache_hits_total").await, hits + 1.0);
+    // psycopg's binary cursor is another format: a result of its own, then its hit.
+    let python = Command::new(tools().join("venv/bin/python"));
+    client_script_with(
+        &app,
+        python,
+        "cache_client.py",
+        &["t"],
+        Duration::from_secs(60),
+    )
+    .await;
+    assert_eq!(app.metric("duckstream_cache_hits_total").await, hits + 2.0);
+    // A write makes the stored answers old: the next one runs.
+    upload_csv(&app, "nums", "n\n10\n").await;
+    let (out, err) = psql(&app, "t", "", sql).await;
+    assert_eq!(out, "10\n", "{err}");
+    assert_eq!(app.metric("duckstream_cache_hits_total").await, hits + 2.0);
 }

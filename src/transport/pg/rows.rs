@@ -9,6 +9,9 @@
 //!   DuckDB. A suspended portal holds at most one frame.
 //! - Dropping a [`Result`] (the socket failed, the portal closed, the connection ended)
 //!   cancels its query as a disconnect ([`crate::engine::RunningQuery::guard`]).
+//! - A result the cache holds ([`Result::cached`]) is sent from its stored frames exactly as a
+//!   run's; a run's frames are copied to the cache's recorder as they are read, and kept only
+//!   once its last frame was read (a portal closed early, an error: nothing is kept).
 //! - A result ends with a `CommandComplete` (its rows counted per `Execute`, as PostgreSQL
 //!   counts them) or its `ErrorResponse`; a stream that stops without either is an error,
 //!   never a clean short result.
@@ -27,7 +30,9 @@ use tokio_util::sync::CancellationToken;
 
 use super::copy_data;
 use super::statement::{CopyFormat, CopyOut};
-use crate::engine::{CancelOnDrop, Frame, FrameKind, RunningQuery, StreamSlot};
+use crate::engine::{
+    CachedResult, CancelOnDrop, Frame, FrameKind, Recorder, RunningQuery, StreamSlot,
+};
 
 /// How a turn of sending ended.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -66,9 +71,20 @@ impl Turn {
     }
 }
 
+/// Where a result's frames come from.
+enum Source {
+    /// A running query, and the recorder that keeps its frames for the cache (a miss).
+    Running {
+        frames: mpsc::Receiver<Frame>,
+        recorder: Option<Box<Recorder>>,
+    },
+    /// A result the cache holds: its stored frames, in order.
+    Cached(std::vec::IntoIter<Bytes>),
+}
+
 /// A started result, partly or not yet sent.
 pub struct Result {
-    frames: mpsc::Receiver<Frame>,
+    source: Source,
     /// What a `CancelRequest` fires to stop it.
     cancel: CancellationToken,
     /// Messages of the last frame not sent yet.
@@ -76,21 +92,42 @@ pub struct Result {
     /// The `RowDescription`, once read.
     description: Option<RowDescription>,
     finished: bool,
-    _guard: CancelOnDrop,
+    _guard: Option<CancelOnDrop>,
     _slot: Option<StreamSlot>,
 }
 
 impl Result {
-    /// Takes over `running`, started under `cancel` (a `CancelRequest` fires it).
-    pub fn new(running: RunningQuery, cancel: CancellationToken) -> Self {
+    /// Takes over `running`, started under `cancel` (a `CancelRequest` fires it); its frames
+    /// go to `recorder` too when the cache may keep them.
+    pub fn new(
+        running: RunningQuery,
+        cancel: CancellationToken,
+        recorder: Option<Box<Recorder>>,
+    ) -> Self {
         Self {
-            frames: running.frames,
+            source: Source::Running {
+                frames: running.frames,
+                recorder,
+            },
             cancel,
             buf: BytesMut::new(),
             description: None,
             finished: false,
-            _guard: running.guard,
+            _guard: Some(running.guard),
             _slot: running.stream_slot,
+        }
+    }
+
+    /// A result the cache holds (nothing runs: a `CancelRequest` has nothing to stop).
+    pub fn cached(result: &CachedResult) -> Self {
+        Self {
+            source: Source::Cached(result.chunks.clone().into_iter()),
+            cancel: CancellationToken::new(),
+            buf: BytesMut::new(),
+            description: None,
+            finished: false,
+            _guard: None,
+            _slot: None,
         }
     }
 
@@ -244,15 +281,23 @@ impl Result {
             if self.finished {
                 return Err(ended_early());
             }
-            let Some(frame) = self.frames.recv().await else {
+            let next = match &mut self.source {
+                Source::Running { frames, recorder } => match frames.recv().await {
+                    Some(frame) if frame.kind == FrameKind::Note => continue,
+                    Some(frame) => {
+                        record(recorder, &frame);
+                        Some((frame.bytes, frame.kind.is_final()))
+                    }
+                    None => None,
+                },
+                Source::Cached(chunks) => chunks.next().map(|bytes| (bytes, chunks.len() == 0)),
+            };
+            let Some((bytes, last)) = next else {
                 self.finished = true;
                 return Err(ended_early());
             };
-            if frame.kind == FrameKind::Note {
-                continue;
-            }
-            self.finished = frame.kind.is_final();
-            self.buf = BytesMut::from(frame.bytes);
+            self.finished = last;
+            self.buf = BytesMut::from(bytes);
         }
         Ok(())
     }
@@ -260,6 +305,23 @@ impl Result {
     /// The next whole message of `buf`.
     fn decode(&mut self) -> PgWireResult<Option<PgWireBackendMessage>> {
         PgWireBackendMessage::decode(&mut self.buf, &DecodeContext::default())
+    }
+}
+
+/// Copies `frame` to the cache's recorder: kept once the result's `End` is read, dropped at
+/// an error or past the entry's size.
+fn record(recorder: &mut Option<Box<Recorder>>, frame: &Frame) {
+    let Some(r) = recorder.take() else {
+        return;
+    };
+    match frame.kind {
+        FrameKind::Error(_) => {}
+        FrameKind::End => {
+            if let Some(r) = r.push(&frame.bytes, frame.rows) {
+                r.complete();
+            }
+        }
+        _ => *recorder = r.push(&frame.bytes, frame.rows),
     }
 }
 

@@ -29,7 +29,7 @@ use super::rows::{send_messages, Ended, Result as Rows, Turn};
 use super::session::version_string;
 use super::statement::{classify, CopyFormat, CopyOut, Statement};
 use crate::encode::pg::error_frame;
-use crate::engine::{CancelReason, QuerySpec};
+use crate::engine::{CancelReason, Lookup, QuerySpec, Variant};
 use crate::error::GatewayError;
 use crate::metrics::Transport;
 use crate::wire::mosaic::split_statements;
@@ -316,12 +316,17 @@ impl Connection {
 
     /// Starts `spec` under a token a `CancelRequest` fires: the engine then stops the query
     /// as cancelled by its client (`57014`), whether it waits for a slot or runs.
+    /// A current result of the same query is sent from the result cache instead.
     pub(super) async fn start_spec(&self, spec: QuerySpec) -> Result<Rows, GatewayError> {
+        let engine = &self.shared.engine;
+        let ticket = match engine.cached(&spec, Variant::Pg).await? {
+            Lookup::Hit { result, .. } => return Ok(Rows::cached(&result)),
+            Lookup::Miss(ticket) => Some(ticket),
+            Lookup::Bypass => None,
+        };
         let cancel = self.running.begin();
-        let start = self
-            .shared
-            .engine
-            .start(spec.parent(cancel.clone(), CancelReason::Client));
+        let start =
+            engine.start_recorded(spec.parent(cancel.clone(), CancelReason::Client), ticket);
         tokio::pin!(start);
         let started = tokio::select! {
             biased;
@@ -335,7 +340,8 @@ impl Connection {
             }
         };
         self.running.end();
-        Ok(Rows::new(started?, cancel))
+        let (running, recording) = started?;
+        Ok(Rows::new(running, cancel, recording.recorder))
     }
 
     /// `COPY (query) TO STDOUT`: the query's rows as COPY data (binary COPY reads the
