@@ -486,17 +486,70 @@ impl Prepared<'_> {
         unsafe { ffi::duckdb_nparams(self.raw) as usize }
     }
 
-    /// Binds `param` to the 1-based parameter `idx`.
+    /// The type DuckDB gave the 1-based parameter `idx` while preparing (from its use: `$1 +
+    /// 1`, `$1::DATE`); INVALID for one it could not tell (a bare `SELECT $1`), or past the
+    /// count.
+    pub fn param_type(&self, idx: usize) -> LogicalType {
+        // SAFETY: a successfully prepared statement; DuckDB answers null for an index out of
+        // range, which `LogicalType` reads as INVALID. The type is ours to destroy.
+        LogicalType::from_raw(unsafe { ffi::duckdb_param_logical_type(self.raw, idx as u64) })
+    }
+
+    /// The number of columns the statement's result has, known before it runs.
+    pub fn column_count(&self) -> usize {
+        // SAFETY: a successfully prepared statement.
+        unsafe { ffi::duckdb_prepared_statement_column_count(self.raw) as usize }
+    }
+
+    /// The 0-based column's name, as the result will have it (empty past the count).
+    pub fn column_name(&self, idx: usize) -> String {
+        // SAFETY: a successfully prepared statement; DuckDB answers null past the count, and
+        // otherwise a copy (`strdup`) for us to free.
+        unsafe {
+            owned_str(ffi::duckdb_prepared_statement_column_name(self.raw, idx as u64).cast_mut())
+        }
+    }
+
+    /// The 0-based column's type as prepared: a column that depends on a parameter DuckDB
+    /// could not type is UNKNOWN until the parameter is bound.
+    pub fn column_type(&self, idx: usize) -> LogicalType {
+        // SAFETY: a successfully prepared statement; null past the count (INVALID). The type
+        // is ours to destroy.
+        LogicalType::from_raw(unsafe {
+            ffi::duckdb_prepared_statement_column_logical_type(self.raw, idx as u64)
+        })
+    }
+
+    /// Binds `param` to the 1-based parameter `idx`. A number is bound in the type DuckDB
+    /// gave the parameter when it fits it (an INTEGER parameter gets an INTEGER value): a
+    /// value of another type makes DuckDB bind the statement again with that type, and its
+    /// columns could then differ from the ones it was described with.
     pub fn bind(&mut self, idx: usize, param: &Param) -> Result<(), DuckError> {
         let i = idx as u64;
+        // SAFETY: a prepared statement; DuckDB answers INVALID for an index out of range.
+        let typed = unsafe { ffi::duckdb_param_type(self.raw, i) };
         // SAFETY: a prepared statement; DuckDB checks `i` against its parameter count; strings
         // are passed with their length and copied by DuckDB before the call returns.
         let rc = unsafe {
             match param {
                 Param::Null => ffi::duckdb_bind_null(self.raw, i),
                 Param::Bool(b) => ffi::duckdb_bind_boolean(self.raw, i, *b),
-                Param::Int(v) => ffi::duckdb_bind_int64(self.raw, i, *v),
+                Param::Int(v) => match typed {
+                    type_id::INTEGER if i32::try_from(*v).is_ok() => {
+                        ffi::duckdb_bind_int32(self.raw, i, *v as i32)
+                    }
+                    type_id::SMALLINT if i16::try_from(*v).is_ok() => {
+                        ffi::duckdb_bind_int16(self.raw, i, *v as i16)
+                    }
+                    type_id::TINYINT if i8::try_from(*v).is_ok() => {
+                        ffi::duckdb_bind_int8(self.raw, i, *v as i8)
+                    }
+                    _ => ffi::duckdb_bind_int64(self.raw, i, *v),
+                },
                 Param::UInt(v) => ffi::duckdb_bind_uint64(self.raw, i, *v),
+                Param::Float(v) if typed == type_id::FLOAT => {
+                    ffi::duckdb_bind_float(self.raw, i, *v as f32)
+                }
                 Param::Float(v) => ffi::duckdb_bind_double(self.raw, i, *v),
                 Param::Text(s) => {
                     ffi::duckdb_bind_varchar_length(self.raw, i, s.as_ptr().cast(), s.len() as u64)
@@ -896,6 +949,9 @@ impl LogicalType {
 
     /// The type's alias (such as `JSON`), if it has one.
     pub fn alias(&self) -> Option<String> {
+        if self.raw.is_null() {
+            return None;
+        }
         // SAFETY: a live logical type; the alias (or null) is allocated for us to free.
         let s = unsafe { owned_str(ffi::duckdb_logical_type_get_alias(self.raw)) };
         (!s.is_empty()).then_some(s)
@@ -1178,5 +1234,36 @@ mod tests {
             "no transaction is open"
         );
         conn.execute_batch("INSERT INTO w VALUES (1)").unwrap();
+    }
+
+    #[test]
+    fn a_prepared_statement_tells_its_parameter_and_column_types() {
+        let conn = memory();
+        let sql = "SELECT $1::INTEGER + 1 AS n, lower($2) AS s, [1, 2] AS l, DATE '2024-01-02' d";
+        let stmt = conn.prepare(sql).unwrap();
+        assert_eq!(stmt.param_count(), 2);
+        assert_eq!(stmt.param_type(1).id(), type_id::INTEGER);
+        assert_eq!(stmt.param_type(2).id(), type_id::VARCHAR);
+        let past = stmt.param_type(3);
+        assert_eq!(past.id(), type_id::INVALID, "past the count");
+        assert_eq!(past.alias(), None, "no type, no alias");
+        assert_eq!(stmt.column_count(), 4);
+        let names: Vec<_> = (0..4).map(|i| stmt.column_name(i)).collect();
+        assert_eq!(names, ["n", "s", "l", "d"]);
+        assert_eq!(stmt.column_type(0).id(), type_id::INTEGER);
+        assert_eq!(stmt.column_type(2).id(), type_id::LIST);
+        assert_eq!(stmt.column_type(2).list_child().id(), type_id::INTEGER);
+        assert_eq!(stmt.column_type(3).id(), type_id::DATE);
+        assert_eq!(stmt.column_name(9), "");
+        assert_eq!(stmt.column_type(9).id(), type_id::INVALID);
+        // A parameter DuckDB cannot type leaves it, and the columns, unknown until bound.
+        let free = conn.prepare("SELECT $1 AS v, $2::DATE AS d").unwrap();
+        assert_eq!(free.param_type(1).id(), type_id::INVALID);
+        assert_eq!(free.column_count(), 1);
+        assert_ne!(free.column_type(0).id(), type_id::VARCHAR);
+        // Nor does a function of several overloads, even of a parameter with a cast.
+        let overloaded = conn.prepare("SELECT len($1::VARCHAR[]) AS n").unwrap();
+        assert_eq!(overloaded.param_type(1).id(), type_id::LIST);
+        assert_eq!(overloaded.column_name(0), "unknown");
     }
 }

@@ -294,6 +294,22 @@ pub fn encoder(
     )?))
 }
 
+/// What a statement's result in `format` would begin with and its parameters' types, before
+/// it runs (the PostgreSQL endpoint's `Describe`): only the PostgreSQL format answers.
+pub fn describe(
+    format: Format,
+    columns: &[(String, LogicalType)],
+    params: &[LogicalType],
+    options: Options,
+) -> Result<pg::Description, UnsupportedType> {
+    match format {
+        Format::Pg(_) => pg::describe(columns, params, options),
+        other => Err(UnsupportedType(format!(
+            "a statement is described in the PostgreSQL format only, not {other:?}"
+        ))),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

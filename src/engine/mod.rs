@@ -715,6 +715,52 @@ impl Engine {
         }
     }
 
+    /// Describes `spec`'s statement without running it: its parameters' and columns' types
+    /// in `spec.format` (PostgreSQL's `Describe`), after the checks a query of the spec gets,
+    /// on an executor thread; `spec.request.params` are hints for the parameters DuckDB cannot
+    /// type ([`executor::describe`]). The spec's parent and timeout interrupt it.
+    pub async fn describe(
+        &self,
+        spec: QuerySpec,
+    ) -> Result<crate::encode::pg::Description, GatewayError> {
+        if self.shutdown.is_cancelled() {
+            return Err(GatewayError::ShuttingDown);
+        }
+        self.gated(self.describe_admitted(spec)).await
+    }
+
+    /// [`Self::describe`] once the storage may be asked.
+    async fn describe_admitted(
+        &self,
+        spec: QuerySpec,
+    ) -> Result<crate::encode::pg::Description, GatewayError> {
+        let tenant = self.registry.get(&spec.tenant).await?;
+        let control = QueryControl::new(self.metrics.interrupts.clone());
+        let (parent_token, parent_reason) = spec
+            .parent
+            .clone()
+            .unwrap_or_else(|| (self.shutdown.clone(), CancelReason::Shutdown));
+        control.spawn_watcher(
+            parent_token,
+            parent_reason,
+            tenant.deleted.clone(),
+            tighter(tenant.limits.query_timeout, spec.timeout),
+            None,
+        );
+        // Dropped with this future (the client is gone): DuckDB's work is interrupted (after
+        // `finish`, dropping it does nothing).
+        let _guard = CancelOnDrop(Arc::clone(&control));
+        let (t, c) = (Arc::clone(&tenant), Arc::clone(&control));
+        let described = self
+            .run_task(Some(&tenant), move || {
+                let described = executor::describe(&t, &spec, &c);
+                c.finish();
+                described
+            })
+            .await;
+        described?
+    }
+
     /// Runs `task` on an executor thread, holding a global slot (and a slot of `tenant`, so
     /// the pool has a connection for it): DuckDB work that is not a query.
     async fn run_task<T: Send + 'static>(

@@ -125,6 +125,28 @@ pub fn sql_with_values(
     tree: &str,
     params: &[Param],
 ) -> Result<Option<String>, DuckError> {
+    let values: Vec<_> = params.iter().map(Some).collect();
+    rewrite(conn, tree, &values, true)
+}
+
+/// [`sql_with_values`] for the parameters that have a value (`Some`): the others stay
+/// parameters of the text.
+pub fn sql_with_some_values(
+    conn: &Connection,
+    tree: &str,
+    params: &[Option<&Param>],
+) -> Result<Option<String>, DuckError> {
+    rewrite(conn, tree, params, false)
+}
+
+/// The tree's text with its parameters' values in place; with `strict`, `None` when one has
+/// none.
+fn rewrite(
+    conn: &Connection,
+    tree: &str,
+    params: &[Option<&Param>],
+    strict: bool,
+) -> Result<Option<String>, DuckError> {
     let mut bytes = tree.as_bytes().to_vec();
     if crate::wire::too_deep(&bytes, MAX_TREE_DEPTH) {
         return Ok(None);
@@ -132,7 +154,7 @@ pub fn sql_with_values(
     let Ok(mut tree) = simd_json::to_owned_value(&mut bytes) else {
         return Ok(None);
     };
-    if !bind_values(&mut tree, params) {
+    if !bind_values(&mut tree, params, strict) {
         return Ok(None);
     }
     let json = simd_json::to_string(&tree).map_err(|e| DuckError {
@@ -166,20 +188,23 @@ pub fn parameter_count(v: &BorrowedValue<'_>) -> Option<usize> {
         .try_fold(own, |most, n| Some(most.max(n?)))
 }
 
-/// Replaces every `PARAMETER` node of `v` by a constant of its value; `false` if one has none.
-fn bind_values(v: &mut simd_json::OwnedValue, params: &[Param]) -> bool {
+/// Replaces every `PARAMETER` node of `v` that has a value by a constant of it; `false` if
+/// one has none and `strict` (else it stays).
+fn bind_values(v: &mut simd_json::OwnedValue, params: &[Option<&Param>], strict: bool) -> bool {
     use simd_json::OwnedValue;
     if let Some(items) = v.as_array_mut() {
-        return items.iter_mut().all(|item| bind_values(item, params));
+        return items
+            .iter_mut()
+            .all(|item| bind_values(item, params, strict));
     }
     if v.get("class").and_then(|c| c.as_str()) == Some("PARAMETER") {
         let value = v
             .get("identifier")
             .and_then(|i| i.as_str())
             .and_then(|i| i.parse::<usize>().ok())
-            .and_then(|n| params.get(n.checked_sub(1)?));
+            .and_then(|n| params.get(n.checked_sub(1)?).copied().flatten());
         let Some(value) = value else {
-            return false;
+            return !strict;
         };
         let mut constant = simd_json::value::owned::Object::new();
         constant.insert("class".into(), OwnedValue::from("CONSTANT"));
@@ -191,7 +216,9 @@ fn bind_values(v: &mut simd_json::OwnedValue, params: &[Param]) -> bool {
         return true;
     }
     match v.as_object_mut() {
-        Some(obj) => obj.values_mut().all(|child| bind_values(child, params)),
+        Some(obj) => obj
+            .values_mut()
+            .all(|child| bind_values(child, params, strict)),
         None => true,
     }
 }
@@ -272,7 +299,8 @@ mod tests {
             {"class": "PARAMETER", "identifier": "3"}
         ]});
         let params = [Param::Int(5), Param::Text("x".into()), Param::Null];
-        assert!(bind_values(&mut tree, &params));
+        let params: Vec<_> = params.iter().map(Some).collect();
+        assert!(bind_values(&mut tree, &params, true));
         let list = &tree["select_list"];
         assert_eq!(list[0]["class"], "CONSTANT");
         assert_eq!(list[0]["value"]["type"]["id"], "BIGINT");
@@ -281,9 +309,13 @@ mod tests {
         assert_eq!(list[2]["value"]["is_null"], true);
         // A parameter without a value, or with a name, cannot be planned.
         let mut tree = simd_json::json!([{"class": "PARAMETER", "identifier": "4"}]);
-        assert!(!bind_values(&mut tree, &params));
+        assert!(!bind_values(&mut tree, &params, true));
         let mut tree = simd_json::json!([{"class": "PARAMETER", "identifier": "name"}]);
-        assert!(!bind_values(&mut tree, &params));
+        assert!(!bind_values(&mut tree, &params, true));
+        // Unless some may stay parameters.
+        let mut tree = simd_json::json!([{"class": "PARAMETER", "identifier": "4"}]);
+        assert!(bind_values(&mut tree, &[None, None, None, None], false));
+        assert_eq!(tree[0]["class"], "PARAMETER");
         let count = |json: &str| {
             let mut bytes = json.as_bytes().to_vec();
             let tree = parse(&mut bytes).unwrap();

@@ -299,6 +299,13 @@ async fn psycopg_reads_text_binary_parameters_cursors_and_cancels() {
 }
 
 #[actix_web::test]
+async fn asyncpg_describes_binds_binary_reads_cursors_and_cancels() {
+    let app = spawn_app().await;
+    let python = Command::new(tools().join("venv/bin/python"));
+    client_script(&app, python, "asyncpg_client.py", Duration::from_secs(120)).await;
+}
+
+#[actix_web::test]
 async fn node_postgres_reads_with_and_without_parameters() {
     let app = spawn_app().await;
     client_script(

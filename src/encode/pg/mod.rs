@@ -92,6 +92,45 @@ impl PgEncoder {
     }
 }
 
+/// What `Describe` of a statement answers, made by the encoder its result will have: the
+/// `RowDescription` of its columns (each in text: no `Bind` asked for formats yet) and each
+/// parameter's OID (0 where DuckDB could not tell its type).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Description {
+    pub header: Bytes,
+    pub params: Vec<u32>,
+}
+
+/// The [`Description`] of a statement with `columns` and parameters of types `params` (as
+/// DuckDB prepared it).
+pub fn describe(
+    columns: &[(String, LogicalType)],
+    params: &[LogicalType],
+    options: Options,
+) -> Result<Description, UnsupportedType> {
+    let sizes = BatchSizes {
+        rows: 1,
+        bytes: 1,
+        first_rows: 1,
+    };
+    let encoder = PgEncoder::new(columns, PgColumns::Text, sizes, ResultLimits::NONE, options)?;
+    let params = params
+        .iter()
+        .map(|t| {
+            if t.id() == crate::duck::type_id::INVALID {
+                return 0;
+            }
+            Plan::build(t, options.geometry)
+                .map(|(plan, name)| types::column_type(&plan, &name).0.oid)
+                .unwrap_or(0)
+        })
+        .collect();
+    Ok(Description {
+        header: encoder.header,
+        params,
+    })
+}
+
 impl Batch {
     /// The row cap of the open batch: the first is small, each next twice the one before.
     fn cap(&self) -> usize {

@@ -8,9 +8,11 @@
 //! This file is the actor, its [`Job`] and its metrics. A run's steps are in [`run`] (from the
 //! connection to the first chunk), its way out in [`stream`]; they use the [`checks`] before
 //! binding, the result's [`stamp`], the [`guard`]s of the connection, the [`derive`] of a
-//! scratch table, the [`errors`]' classification and the [`progress`] thread. Those import
-//! downward only: `run` → `stream` → `errors`, `progress`; `run` → `checks`, `stamp`, `derive`,
-//! `guard`; `stamp` → `checks`; `derive` → `checks`, `guard`, `errors`; `checks` → `errors`.
+//! scratch table, the [`errors`]' classification and the [`progress`] thread. A statement is
+//! described without running ([`describe`], a [`Task`]) through the same checks and guards.
+//! Those import downward only: `run` → `stream` → `errors`, `progress`; `run` → `checks`,
+//! `stamp`, `derive`, `guard`; `stamp` → `checks`; `derive` → `checks`, `guard`, `errors`;
+//! `describe` → `checks`, `guard`, `errors`; `checks` → `errors`.
 //!
 //! Invariants:
 //! - The interrupt handle is attached before anything can block in DuckDB and detached before
@@ -26,6 +28,7 @@
 
 mod checks;
 mod derive;
+mod describe;
 mod errors;
 mod guard;
 mod progress;
@@ -51,6 +54,8 @@ use crate::wire::QueryRequest;
 use checks::Statement;
 use errors::Failures;
 use stream::Running;
+
+pub(super) use describe::describe;
 
 /// A query admitted by the engine: its spec, and what the engine resolved for it.
 pub struct Job {

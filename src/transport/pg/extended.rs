@@ -5,6 +5,9 @@
 //! everything (asyncpg).
 //!
 //! Invariants:
+//! - `Describe` of a statement runs nothing: the engine prepares the query after a query's
+//!   checks and answers its parameters' and columns' types (`Engine::describe`), the ones its
+//!   portals' `RowDescription` will carry (one encoder makes both).
 //! - A portal's query starts at its first `Describe` or `Execute` and streams: a suspended
 //!   portal holds its query (one executor thread, bounded frames), never a buffered result.
 //! - Portals die at `Sync` outside a transaction block, at `COMMIT`/`ROLLBACK`, at `Close`
@@ -15,6 +18,7 @@ use std::fmt::Debug;
 use std::sync::Arc;
 
 use async_trait::async_trait;
+use bytes::BytesMut;
 use futures::sink::{Sink, SinkExt};
 use pgwire::api::query::ExtendedQueryHandler;
 use pgwire::api::results::{
@@ -30,13 +34,14 @@ use pgwire::messages::extendedquery::{
     Sync as PgSync, TARGET_TYPE_BYTE_PORTAL, TARGET_TYPE_BYTE_STATEMENT,
 };
 use pgwire::messages::response::{ReadyForQuery, TransactionStatus};
-use pgwire::messages::PgWireBackendMessage;
+use pgwire::messages::{DecodeContext, PgWireBackendMessage};
 
 use super::connection::Connection;
 use super::params;
 use super::portals::{Portal, Prepared};
 use super::rows::{Ended, Turn};
 use super::statement::{classify, Statement};
+use crate::engine::CancelReason;
 use crate::wire::PgColumns;
 
 fn name(n: &Option<String>) -> String {
@@ -251,8 +256,11 @@ impl ExtendedQueryHandler for Connection {
 }
 
 impl Connection {
-    /// `Describe` of a statement: its parameters' types (the client's, else text), and its
-    /// columns, which only running it tells: `NoData` until a portal describes them.
+    /// `Describe` of a statement: its parameters' types and its columns, as the engine
+    /// prepared it without running it (a query), or as the endpoint answers it (a local
+    /// statement: the client's parameter types, else text). A parameter's type is the
+    /// client's when it gave one, else DuckDB's, else text; the statement keeps those types,
+    /// so that `Bind` reads binary values by them.
     async fn describe_statement<C>(&self, client: &mut C, target: &str) -> PgWireResult<()>
     where
         C: Sink<PgWireBackendMessage> + Unpin + Send,
@@ -271,22 +279,77 @@ impl Connection {
                 )
             })?;
         let count = params::count(&statement.sql).max(statement.param_oids.len());
-        let types = (0..count)
-            .map(|i| match statement.param_oids.get(i) {
-                Some(&oid) if oid != 0 => oid,
-                _ => 25,
-            })
-            .collect();
+        let (types, columns) = match classify(&statement.sql) {
+            Statement::Query(sql) => {
+                let mut oids = statement.param_oids.clone();
+                oids.resize(oids.len().max(count), 0);
+                params::declared_oids(sql, &mut oids);
+                let (types, columns) = self.describe_query(sql, &oids).await?;
+                self.keep_types(target, &statement, &types);
+                (types, columns)
+            }
+            Statement::Fetch { name, .. } => (
+                parameter_types(&statement.param_oids, &[], count),
+                self.cursor_columns(&name, None).await?,
+            ),
+            local => (
+                parameter_types(&statement.param_oids, &[], count),
+                local_columns(&local),
+            ),
+        };
         client
             .feed(PgWireBackendMessage::ParameterDescription(
                 ParameterDescription::new(types),
             ))
             .await?;
-        let columns = match classify(&statement.sql) {
-            Statement::Fetch { name, .. } => self.cursor_columns(&name, None).await?,
-            local => local_columns(&local),
-        };
         send_description(client, columns).await
+    }
+
+    /// A query's parameter types and columns, from the engine (the client's parameter types
+    /// are its hints); a `CancelRequest` meanwhile cancels it.
+    async fn describe_query(
+        &self,
+        sql: &str,
+        client_oids: &[u32],
+    ) -> PgWireResult<(Vec<u32>, Option<RowDescription>)> {
+        let mut spec = self.spec(sql, PgColumns::Text).map_err(gateway_error)?;
+        spec.request.params = client_oids.iter().map(|&oid| params::hint(oid)).collect();
+        let cancel = self.running.begin();
+        let described = self
+            .shared
+            .engine
+            .describe(spec.parent(cancel, CancelReason::Client))
+            .await;
+        self.running.end();
+        let described = described.map_err(|e| {
+            if e.is_server_fault() {
+                tracing::error!(error = ?e, code = e.code(), "pg describe failed");
+            }
+            gateway_error(e)
+        })?;
+        let count = params::count(sql)
+            .max(client_oids.len())
+            .max(described.params.len());
+        let types = parameter_types(client_oids, &described.params, count);
+        let mut header = BytesMut::from(&described.header[..]);
+        let columns = match PgWireBackendMessage::decode(&mut header, &DecodeContext::default())? {
+            Some(PgWireBackendMessage::RowDescription(d)) if !d.fields.is_empty() => Some(d),
+            _ => None,
+        };
+        Ok((types, columns))
+    }
+
+    /// The statement `target` (still `statement`) reads its parameters as `types` from now on.
+    fn keep_types(&self, target: &str, statement: &Arc<Prepared>, types: &[u32]) {
+        let mut extended = self.extended();
+        if let Some(kept) = extended.statements.get_mut(target) {
+            if Arc::ptr_eq(kept, statement) {
+                *kept = Arc::new(Prepared {
+                    sql: statement.sql.clone(),
+                    param_oids: types.to_vec(),
+                });
+            }
+        }
     }
 
     /// `Describe` of a portal: starts its query to learn its columns.
@@ -478,4 +541,19 @@ fn local_columns(statement: &Statement<'_>) -> Option<RowDescription> {
         .map(|n| FieldDescription::new(n.to_string(), 0, 0, 25, -1, -1, 0))
         .collect();
     Some(RowDescription::new(fields))
+}
+
+/// `count` parameter types: the client's where it gave one, else `described` (DuckDB's), else
+/// text (25).
+fn parameter_types(client: &[u32], described: &[u32], count: usize) -> Vec<u32> {
+    (0..count)
+        .map(|i| {
+            [client.get(i), described.get(i)]
+                .into_iter()
+                .flatten()
+                .copied()
+                .find(|&oid| oid != 0)
+                .unwrap_or(25)
+        })
+        .collect()
 }

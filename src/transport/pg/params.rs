@@ -5,8 +5,10 @@
 //! Invariants:
 //! - Binary values are read by the type the client gave in `Parse`; a binary value of a type
 //!   without a reader is refused (22P03), never guessed.
-//! - Dates, timestamps, UUIDs, numerics and `bytea` arrive as their text, which DuckDB casts
-//!   (`\x..` escapes for bytes).
+//! - Dates, timestamps, times, intervals, UUIDs, numerics and `bytea` arrive as their text,
+//!   which DuckDB casts (`\x..` escapes for bytes); a binary array as the text of a DuckDB
+//!   list (`[1, 2, NULL]`, strings double-quoted), its elements read by the element type the
+//!   array names.
 
 use bytes::Bytes;
 use pgwire::error::{ErrorInfo, PgWireError, PgWireResult};
@@ -130,6 +132,7 @@ fn binary_param(oid: u32, v: &Bytes) -> PgWireResult<Param> {
         16 => Param::Bool(fixed(1)?[0] != 0),
         21 => Param::Int(i16::from_be_bytes(fixed(2)?.try_into().map_err(|_| wrong())?).into()),
         23 => Param::Int(i32::from_be_bytes(fixed(4)?.try_into().map_err(|_| wrong())?).into()),
+        26 => Param::Int(u32::from_be_bytes(fixed(4)?.try_into().map_err(|_| wrong())?).into()),
         20 => Param::Int(i64::from_be_bytes(
             fixed(8)?.try_into().map_err(|_| wrong())?,
         )),
@@ -165,8 +168,143 @@ fn binary_param(oid: u32, v: &Bytes) -> PgWireResult<Param> {
             ))
         }
         1700 => Param::Text(numeric_text(v).ok_or_else(wrong)?),
+        1083 => {
+            let micros = i64::from_be_bytes(fixed(8)?.try_into().map_err(|_| wrong())?);
+            Param::Text(time_text(micros))
+        }
+        1186 => {
+            let b = fixed(16)?;
+            let micros = i64::from_be_bytes(b[..8].try_into().map_err(|_| wrong())?);
+            let days = i32::from_be_bytes(b[8..12].try_into().map_err(|_| wrong())?);
+            let months = i32::from_be_bytes(b[12..].try_into().map_err(|_| wrong())?);
+            Param::Text(format!("{months} months {days} days {micros} microseconds"))
+        }
+        oid if ARRAYS.contains(&oid) => Param::Text(array_text(v).ok_or_else(wrong)?),
         _ => return Err(wrong()),
     })
+}
+
+/// The array types whose binary values are read (each one's elements by the type it names).
+const ARRAYS: [u32; 18] = [
+    199, 1000, 1001, 1005, 1007, 1009, 1015, 1016, 1021, 1022, 1028, 1115, 1182, 1183, 1185, 1187,
+    1231, 2951,
+];
+
+/// Parameter types the text casts to and DuckDB does not keep apart: `$1::oid` and
+/// `$1::oid[]` are BIGINT to DuckDB, but a client must hear `oid` (26) and `oid[]` (1028), the
+/// types it has codecs for (asyncpg binds its own type lookup's `$1::oid[]` with the only
+/// array codecs it has before the lookup: `oid[]` and `text[]`). `oids[i]` is parameter
+/// `$i+1`'s; an entry the client gave (not 0) stays.
+pub fn declared_oids(sql: &str, oids: &mut [u32]) {
+    let lower = sql.to_ascii_lowercase();
+    for (i, oid) in oids.iter_mut().enumerate().filter(|(_, o)| **o == 0) {
+        let param = format!("${}", i + 1);
+        let mut rest = lower.as_str();
+        while let Some(at) = rest.find(&param) {
+            rest = &rest[at + param.len()..];
+            if rest.starts_with(|c: char| c.is_ascii_digit()) {
+                continue;
+            }
+            let cast: String = rest
+                .chars()
+                .filter(|c| !c.is_whitespace())
+                .take(24)
+                .collect();
+            let cast = cast.strip_prefix("::").unwrap_or("");
+            let cast = cast.strip_prefix("pg_catalog.").unwrap_or(cast);
+            if let Some(after) = cast.strip_prefix("oid") {
+                if !after.starts_with(|c: char| c.is_ascii_alphanumeric() || c == '_') {
+                    *oid = if after.starts_with("[]") { 1028 } else { 26 };
+                    break;
+                }
+            }
+        }
+    }
+}
+
+/// `hh:mm:ss.ffffff` of microseconds since midnight.
+fn time_text(micros: i64) -> String {
+    let (s, us) = (micros.div_euclid(1_000_000), micros.rem_euclid(1_000_000));
+    format!("{:02}:{:02}:{:02}.{us:06}", s / 3600, s / 60 % 60, s % 60)
+}
+
+/// The DuckDB list text of an array's binary form: its header (dimensions, a flags word, the
+/// element type, each dimension's size and lower bound), then its elements, each with its
+/// length (-1: NULL).
+fn array_text(v: &[u8]) -> Option<String> {
+    let int =
+        |i: usize| -> Option<i32> { Some(i32::from_be_bytes(v.get(i..i + 4)?.try_into().ok()?)) };
+    let dims = usize::try_from(int(0)?).ok()?;
+    if dims > 6 {
+        return None;
+    }
+    let element = int(8)? as u32;
+    let sizes = (0..dims)
+        .map(|d| usize::try_from(int(12 + 8 * d)?).ok())
+        .collect::<Option<Vec<_>>>()?;
+    let mut at = 12 + 8 * dims;
+    let mut out = String::new();
+    write_level(v, &sizes, element, &mut at, &mut out)?;
+    (at == v.len()).then_some(out)
+}
+
+/// Writes the elements of one level of an array (all of them for the last dimension), from
+/// `at` on.
+fn write_level(
+    v: &[u8],
+    sizes: &[usize],
+    element: u32,
+    at: &mut usize,
+    out: &mut String,
+) -> Option<()> {
+    out.push('[');
+    let Some((&n, inner)) = sizes.split_first() else {
+        out.push(']');
+        return Some(());
+    };
+    for i in 0..n {
+        if i > 0 {
+            out.push_str(", ");
+        }
+        if !inner.is_empty() {
+            write_level(v, inner, element, at, out)?;
+            continue;
+        }
+        let len = i32::from_be_bytes(v.get(*at..*at + 4)?.try_into().ok()?);
+        *at += 4;
+        if len < 0 {
+            out.push_str("NULL");
+            continue;
+        }
+        let bytes = Bytes::copy_from_slice(v.get(*at..*at + len as usize)?);
+        *at += len as usize;
+        match binary_param(element, &bytes).ok()? {
+            Param::Null => out.push_str("NULL"),
+            Param::Bool(b) => out.push_str(if b { "true" } else { "false" }),
+            Param::Int(n) => out.push_str(&n.to_string()),
+            Param::UInt(n) => out.push_str(&n.to_string()),
+            Param::Float(f) => out.push_str(&f.to_string()),
+            Param::Text(t) => {
+                out.push('"');
+                out.push_str(&t.replace('\\', "\\\\").replace('"', "\\\""));
+                out.push('"');
+            }
+        }
+    }
+    out.push(']');
+    Some(())
+}
+
+/// A value of the type a client's parameter OID says, standing in for the parameter while a
+/// statement is described (`Engine::describe`'s hints): NULL where the client gave no type.
+pub fn hint(oid: u32) -> Param {
+    match oid {
+        0 => Param::Null,
+        16 => Param::Bool(false),
+        20 | 21 | 23 => Param::Int(0),
+        700 | 701 => Param::Float(0.0),
+        _ => Param::Text(String::new()),
+    }
 }
 
 /// The text of `numeric`'s binary form.
@@ -274,6 +412,61 @@ mod tests {
     }
 
     #[test]
+    fn binary_arrays_intervals_and_times_become_duckdb_text() {
+        let array = |element: u32, items: &[Option<&[u8]>]| {
+            let mut v = Vec::new();
+            for w in [1i32, 0, element as i32, items.len() as i32, 1] {
+                v.extend_from_slice(&w.to_be_bytes());
+            }
+            for item in items {
+                match item {
+                    Some(b) => {
+                        v.extend_from_slice(&(b.len() as i32).to_be_bytes());
+                        v.extend_from_slice(b);
+                    }
+                    None => v.extend_from_slice(&(-1i32).to_be_bytes()),
+                }
+            }
+            Bytes::from(v)
+        };
+        let ints = array(
+            23,
+            &[Some(&1i32.to_be_bytes()), None, Some(&3i32.to_be_bytes())],
+        );
+        assert_eq!(
+            binary_param(1007, &ints).unwrap(),
+            Param::Text("[1, NULL, 3]".into())
+        );
+        let texts = array(25, &[Some(b"a,b"), Some(b"say \"hi\"")]);
+        assert_eq!(
+            binary_param(1009, &texts).unwrap(),
+            Param::Text("[\"a,b\", \"say \\\"hi\\\"\"]".into())
+        );
+        let mut empty = Vec::new();
+        for w in [0i32, 0, 23] {
+            empty.extend_from_slice(&w.to_be_bytes());
+        }
+        assert_eq!(
+            binary_param(1007, &Bytes::from(empty)).unwrap(),
+            Param::Text("[]".into())
+        );
+        assert!(binary_param(1007, &Bytes::from_static(&[0, 0, 0, 1])).is_err());
+        let mut interval = Vec::new();
+        interval.extend_from_slice(&3_000_000i64.to_be_bytes());
+        interval.extend_from_slice(&2i32.to_be_bytes());
+        interval.extend_from_slice(&1i32.to_be_bytes());
+        assert_eq!(
+            binary_param(1186, &Bytes::from(interval)).unwrap(),
+            Param::Text("1 months 2 days 3000000 microseconds".into())
+        );
+        let noon = (12 * 3600 + 61) * 1_000_000i64 + 5;
+        assert_eq!(
+            binary_param(1083, &Bytes::copy_from_slice(&noon.to_be_bytes())).unwrap(),
+            Param::Text("12:01:01.000005".into())
+        );
+    }
+
+    #[test]
     fn text_values_keep_numbers_exact() {
         let b = |s: &str| Bytes::copy_from_slice(s.as_bytes());
         assert_eq!(
@@ -283,6 +476,17 @@ mod tests {
         assert_eq!(text_param(16, &b("t")).unwrap(), Param::Bool(true));
         assert_eq!(text_param(0, &b("x")).unwrap(), Param::Text("x".into()));
         assert!(text_param(23, &b("x")).is_err());
+    }
+
+    #[test]
+    fn oid_casts_declare_oid_parameters() {
+        let mut oids = vec![0, 0, 23, 0];
+        declared_oids(
+            "SELECT * FROM t WHERE a = ANY($1::oid[]) AND b = $2 :: pg_catalog.OID \
+             AND c = $3::oid AND d = $4::oidvector AND e = $14::oid",
+            &mut oids,
+        );
+        assert_eq!(oids, vec![1028, 26, 23, 0]);
     }
 
     #[test]
