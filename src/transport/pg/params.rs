@@ -190,6 +190,25 @@ const ARRAYS: [u32; 18] = [
     1231, 2951,
 ];
 
+/// The type of a cast `::oid` (26) or `::oid[]` (1028) at the start of `text` (lower case),
+/// `pg_catalog.` optional, spaces anywhere between.
+fn oid_cast(text: &str) -> Option<u32> {
+    let text = text.trim_start().strip_prefix("::")?.trim_start();
+    let text = match text.strip_prefix("pg_catalog") {
+        Some(rest) => rest.trim_start().strip_prefix('.')?.trim_start(),
+        None => text,
+    };
+    let after = text.strip_prefix("oid")?;
+    if after.starts_with(|c: char| c.is_ascii_alphanumeric() || c == '_') {
+        return None;
+    }
+    let after = after.trim_start();
+    let array = after
+        .strip_prefix('[')
+        .is_some_and(|r| r.trim_start().starts_with(']'));
+    Some(if array { 1028 } else { 26 })
+}
+
 /// Parameter types the text casts to and DuckDB does not keep apart: `$1::oid` and
 /// `$1::oid[]` are BIGINT to DuckDB, but a client must hear `oid` (26) and `oid[]` (1028), the
 /// types it has codecs for (asyncpg binds its own type lookup's `$1::oid[]` with the only
@@ -205,18 +224,9 @@ pub fn declared_oids(sql: &str, oids: &mut [u32]) {
             if rest.starts_with(|c: char| c.is_ascii_digit()) {
                 continue;
             }
-            let cast: String = rest
-                .chars()
-                .filter(|c| !c.is_whitespace())
-                .take(24)
-                .collect();
-            let cast = cast.strip_prefix("::").unwrap_or("");
-            let cast = cast.strip_prefix("pg_catalog.").unwrap_or(cast);
-            if let Some(after) = cast.strip_prefix("oid") {
-                if !after.starts_with(|c: char| c.is_ascii_alphanumeric() || c == '_') {
-                    *oid = if after.starts_with("[]") { 1028 } else { 26 };
-                    break;
-                }
+            if let Some(declared) = oid_cast(rest) {
+                *oid = declared;
+                break;
             }
         }
     }
@@ -480,6 +490,11 @@ mod tests {
 
     #[test]
     fn oid_casts_declare_oid_parameters() {
+        assert_eq!(oid_cast("::oid[]"), Some(1028));
+        assert_eq!(oid_cast(" :: pg_catalog . oid [ ]"), Some(1028));
+        assert_eq!(oid_cast("::oid)"), Some(26));
+        assert_eq!(oid_cast("::oids"), None);
+        assert_eq!(oid_cast(":oid"), None);
         let mut oids = vec![0, 0, 23, 0];
         declared_oids(
             "SELECT * FROM t WHERE a = ANY($1::oid[]) AND b = $2 :: pg_catalog.OID \
