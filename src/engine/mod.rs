@@ -658,17 +658,7 @@ impl Engine {
             control.free_on_stall(Arc::clone(&slot.permit));
         }
         let guard = CancelOnDrop(Arc::clone(&control));
-        let (parent_token, parent_reason) = spec
-            .parent
-            .clone()
-            .unwrap_or_else(|| (self.shutdown.clone(), CancelReason::Shutdown));
-        control.spawn_watcher(
-            parent_token,
-            parent_reason,
-            tenant.deleted.clone(),
-            tighter(tenant.limits.query_timeout, spec.timeout),
-            stall,
-        );
+        self.watch(&control, &spec, &tenant, stall);
 
         let (tx, frames) = mpsc::channel(self.settings.stream_buffer);
         let (started_tx, started_rx) = oneshot::channel();
@@ -730,12 +720,16 @@ impl Engine {
     }
 
     /// [`Self::describe`] once the storage may be asked.
-    async fn describe_admitted(
+    /// Starts the watcher of a query of `tenant`: it stops the query when the spec's parent
+    /// scope ends (the process's by default), the tenant is deleted, the tighter of the
+    /// tenant's and the spec's timeouts passes, or its reader stalls `stall` long.
+    fn watch(
         &self,
-        spec: QuerySpec,
-    ) -> Result<crate::encode::pg::Description, GatewayError> {
-        let tenant = self.registry.get(&spec.tenant).await?;
-        let control = QueryControl::new(self.metrics.interrupts.clone());
+        control: &Arc<QueryControl>,
+        spec: &QuerySpec,
+        tenant: &Tenant,
+        stall: Option<Duration>,
+    ) {
         let (parent_token, parent_reason) = spec
             .parent
             .clone()
@@ -745,8 +739,17 @@ impl Engine {
             parent_reason,
             tenant.deleted.clone(),
             tighter(tenant.limits.query_timeout, spec.timeout),
-            None,
+            stall,
         );
+    }
+
+    async fn describe_admitted(
+        &self,
+        spec: QuerySpec,
+    ) -> Result<crate::encode::pg::Description, GatewayError> {
+        let tenant = self.registry.get(&spec.tenant).await?;
+        let control = QueryControl::new(self.metrics.interrupts.clone());
+        self.watch(&control, &spec, &tenant, None);
         // Dropped with this future (the client is gone): DuckDB's work is interrupted (after
         // `finish`, dropping it does nothing).
         let _guard = CancelOnDrop(Arc::clone(&control));

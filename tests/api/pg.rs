@@ -576,11 +576,15 @@ async fn a_repeated_query_comes_from_the_result_cache_until_its_data_changes() {
     upload_csv(&app, "nums", "n\n1\n2\n").await;
     let sql = "SELECT sum(n) AS s FROM nums";
     let hits = app.metric("duckstream_cache_hits_total").await;
+    let sent = "duckstream_rows_sent_total{transport=\"pg\"}";
+    let rows = app.metric(sent).await;
     for _ in 0..2 {
         let (out, err) = psql(&app, "t", "", sql).await;
         assert_eq!(out, "3\n", "{err}");
     }
     assert_eq!(app.metric("duckstream_cache_hits_total").await, hits + 1.0);
+    // Its row counts as sent both times, from DuckDB and from the cache.
+    assert_eq!(app.metric(sent).await, rows + 2.0);
     // psycopg's binary cursor is another format: a result of its own, then its hit.
     let python = Command::new(tools().join("venv/bin/python"));
     client_script_with(

@@ -33,6 +33,7 @@ use super::statement::{CopyFormat, CopyOut};
 use crate::engine::{
     CachedResult, CancelOnDrop, Frame, FrameKind, Recorder, RunningQuery, StreamSlot,
 };
+use crate::metrics::{Metrics, Transport};
 
 /// How a turn of sending ended.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -92,6 +93,7 @@ pub struct Result {
     /// The `RowDescription`, once read.
     description: Option<RowDescription>,
     finished: bool,
+    sent: Sent,
     _guard: Option<CancelOnDrop>,
     _slot: Option<StreamSlot>,
 }
@@ -103,6 +105,7 @@ impl Result {
         running: RunningQuery,
         cancel: CancellationToken,
         recorder: Option<Box<Recorder>>,
+        metrics: &Metrics,
     ) -> Self {
         Self {
             source: Source::Running {
@@ -113,19 +116,21 @@ impl Result {
             buf: BytesMut::new(),
             description: None,
             finished: false,
+            sent: Sent::new(metrics),
             _guard: Some(running.guard),
             _slot: running.stream_slot,
         }
     }
 
     /// A result the cache holds (nothing runs: a `CancelRequest` has nothing to stop).
-    pub fn cached(result: &CachedResult) -> Self {
+    pub fn cached(result: &CachedResult, metrics: &Metrics) -> Self {
         Self {
             source: Source::Cached(result.chunks.clone().into_iter()),
             cancel: CancellationToken::new(),
             buf: BytesMut::new(),
             description: None,
             finished: false,
+            sent: Sent::new(metrics),
             _guard: None,
             _slot: None,
         }
@@ -286,11 +291,15 @@ impl Result {
                     Some(frame) if frame.kind == FrameKind::Note => continue,
                     Some(frame) => {
                         record(recorder, &frame);
+                        self.sent.add(frame.rows, frame.bytes.len());
                         Some((frame.bytes, frame.kind.is_final()))
                     }
                     None => None,
                 },
-                Source::Cached(chunks) => chunks.next().map(|bytes| (bytes, chunks.len() == 0)),
+                Source::Cached(chunks) => chunks.next().map(|bytes| {
+                    self.sent.add(count_rows(&bytes), bytes.len());
+                    (bytes, chunks.len() == 0)
+                }),
             };
             let Some((bytes, last)) = next else {
                 self.finished = true;
@@ -306,6 +315,40 @@ impl Result {
     fn decode(&mut self) -> PgWireResult<Option<PgWireBackendMessage>> {
         PgWireBackendMessage::decode(&mut self.buf, &DecodeContext::default())
     }
+}
+
+/// The rows and bytes a result hands to the socket (`duckstream_rows_sent_total` and
+/// `duckstream_bytes_sent_total`, `transport="pg"`), counted as its frames are taken.
+struct Sent {
+    rows: prometheus::IntCounter,
+    bytes: prometheus::IntCounter,
+}
+
+impl Sent {
+    fn new(metrics: &Metrics) -> Self {
+        let label = [Transport::Pg.as_str()];
+        Self {
+            rows: metrics.rows_sent.with_label_values(&label),
+            bytes: metrics.bytes_sent.with_label_values(&label),
+        }
+    }
+
+    fn add(&self, rows: usize, bytes: usize) {
+        self.rows.inc_by(rows as u64);
+        self.bytes.inc_by(bytes as u64);
+    }
+}
+
+/// The `DataRow` messages (`D`) in a frame of whole backend messages.
+fn count_rows(bytes: &[u8]) -> usize {
+    let mut rows = 0;
+    let mut at = 0;
+    while let (Some(&tag), Some(len)) = (bytes.get(at), bytes.get(at + 1..at + 5)) {
+        rows += usize::from(tag == b'D');
+        let len = u32::from_be_bytes([len[0], len[1], len[2], len[3]]) as usize;
+        at += 1 + len.max(4);
+    }
+    rows
 }
 
 /// Copies `frame` to the cache's recorder: kept once the result's `End` is read, dropped at

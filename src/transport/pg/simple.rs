@@ -320,7 +320,7 @@ impl Connection {
     pub(super) async fn start_spec(&self, spec: QuerySpec) -> Result<Rows, GatewayError> {
         let engine = &self.shared.engine;
         let ticket = match engine.cached(&spec, Variant::Pg).await? {
-            Lookup::Hit { result, .. } => return Ok(Rows::cached(&result)),
+            Lookup::Hit { result, .. } => return Ok(Rows::cached(&result, &self.shared.metrics)),
             Lookup::Miss(ticket) => Some(ticket),
             Lookup::Bypass => None,
         };
@@ -341,7 +341,12 @@ impl Connection {
         };
         self.running.end();
         let (running, recording) = started?;
-        Ok(Rows::new(running, cancel, recording.recorder))
+        Ok(Rows::new(
+            running,
+            cancel,
+            recording.recorder,
+            &self.shared.metrics,
+        ))
     }
 
     /// `COPY (query) TO STDOUT`: the query's rows as COPY data (binary COPY reads the
