@@ -1,6 +1,6 @@
 //! GEOMETRY values: DuckDB stores them as WKB; this module writes them as GeoJSON geometry
-//! objects or WKT strings, straight from the bytes (no per-row SQL function, no allocation
-//! beyond the output buffer).
+//! objects, WKT strings or PostGIS's EWKB, straight from the bytes (no per-row SQL function,
+//! no allocation beyond the output buffer).
 //!
 //! Accepted input: ISO WKB (types 1–7, `+1000` Z, `+2000` M, `+3000` ZM) and extended WKB
 //! (the `0x80000000` Z, `0x40000000` M and `0x20000000` SRID flags), either byte order, every
@@ -49,6 +49,57 @@ pub fn write_wkt(out: &mut Vec<u8>, wkb: &[u8]) -> Result<(), BadWkb> {
     finished(&r)
 }
 
+/// Appends `wkb` as EWKB, PostGIS's form: each geometry's ISO Z/M type code (`+1000`…)
+/// becomes EWKB's flag bits (`0x80000000` Z, `0x40000000` M), in the value's own byte order;
+/// coordinates are copied as they are. (No SRID: DuckDB's CRS is a name, not always an
+/// EPSG code, and PostGIS clients read an EWKB without one as SRID 0.)
+pub fn write_ewkb(out: &mut Vec<u8>, wkb: &[u8]) -> Result<(), BadWkb> {
+    let mut r = Reader { b: wkb, pos: 0 };
+    ewkb(&mut r, out, 0)?;
+    finished(&r)
+}
+
+fn ewkb(r: &mut Reader<'_>, out: &mut Vec<u8>, depth: usize) -> Result<(), BadWkb> {
+    if depth > MAX_DEPTH {
+        return Err(BadWkb("geometry collections nested too deep"));
+    }
+    let h = header(r)?;
+    let flags = if h.z { 0x8000_0000 } else { 0 } | if h.m { 0x4000_0000 } else { 0 };
+    out.push(u8::from(h.little));
+    put_u32(out, h.kind | flags, h.little);
+    let point = 8 * h.dims();
+    match h.kind {
+        1 => r.copy(point, out),
+        2 => {
+            let n = r.count(h.little, point)?;
+            put_u32(out, n as u32, h.little);
+            r.copy(n * point, out)
+        }
+        3 => {
+            let rings = r.count(h.little, 4)?;
+            put_u32(out, rings as u32, h.little);
+            (0..rings).try_for_each(|_| {
+                let n = r.count(h.little, point)?;
+                put_u32(out, n as u32, h.little);
+                r.copy(n * point, out)
+            })
+        }
+        _ => {
+            let n = r.count(h.little, 5)?;
+            put_u32(out, n as u32, h.little);
+            (0..n).try_for_each(|_| ewkb(r, out, depth + 1))
+        }
+    }
+}
+
+fn put_u32(out: &mut Vec<u8>, v: u32, little: bool) {
+    out.extend_from_slice(&if little {
+        v.to_le_bytes()
+    } else {
+        v.to_be_bytes()
+    });
+}
+
 fn finished(r: &Reader<'_>) -> Result<(), BadWkb> {
     if r.pos == r.b.len() {
         Ok(())
@@ -88,6 +139,14 @@ impl Reader<'_> {
         } else {
             f64::from_be_bytes(a)
         })
+    }
+
+    /// Copies the next `n` bytes to `out`.
+    fn copy(&mut self, n: usize, out: &mut Vec<u8>) -> Result<(), BadWkb> {
+        let end = self.pos.checked_add(n).ok_or(BadWkb("truncated"))?;
+        out.extend_from_slice(self.b.get(self.pos..end).ok_or(BadWkb("truncated"))?);
+        self.pos = end;
+        Ok(())
     }
 
     /// A count of items of at least `min_size` bytes each, checked against the bytes left.
@@ -410,6 +469,41 @@ mod tests {
     fn wkt(wkb: &[u8]) -> Result<String, BadWkb> {
         let mut out = Vec::new();
         write_wkt(&mut out, wkb).map(|()| String::from_utf8(out).unwrap())
+    }
+
+    #[test]
+    fn ewkb_flags_z_and_m_in_every_header_and_keeps_the_coordinates() {
+        let ewkb = |wkb: &[u8]| {
+            let mut out = Vec::new();
+            write_ewkb(&mut out, wkb).map(|()| out)
+        };
+        // A 2D point: ISO WKB and EWKB are the same bytes.
+        assert_eq!(ewkb(&point(1.0, 2.0)).unwrap(), point(1.0, 2.0));
+        // POINT Z (1 2 3): ISO type 1001 becomes 0x80000001.
+        let mut z = vec![1];
+        z.extend_from_slice(&1001u32.to_le_bytes());
+        for c in [1.0f64, 2.0, 3.0] {
+            z.extend_from_slice(&c.to_le_bytes());
+        }
+        let out = ewkb(&z).unwrap();
+        assert_eq!(&out[..5], &[1, 1, 0, 0, 0x80]);
+        assert_eq!(&out[5..], &z[5..]);
+        // A big-endian multipoint M: the member's header changes too, in its byte order.
+        let mut m = vec![0];
+        m.extend_from_slice(&2004u32.to_be_bytes());
+        m.extend_from_slice(&1u32.to_be_bytes());
+        m.push(0);
+        m.extend_from_slice(&2001u32.to_be_bytes());
+        for c in [1.0f64, 2.0, 9.0] {
+            m.extend_from_slice(&c.to_be_bytes());
+        }
+        let out = ewkb(&m).unwrap();
+        assert_eq!(&out[1..5], &0x4000_0004u32.to_be_bytes());
+        assert_eq!(&out[10..14], &0x4000_0001u32.to_be_bytes());
+        assert_eq!(out.len(), m.len());
+        // Malformed: an error, never a panic.
+        assert!(ewkb(&point(1.0, 2.0)[..12]).is_err());
+        assert!(ewkb(&[1, 7, 0, 0, 0, 255, 255, 255, 255]).is_err());
     }
 
     #[test]

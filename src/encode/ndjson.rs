@@ -299,6 +299,16 @@ pub(super) struct Col<'p, 'c> {
 
 static UNION_TAG: Plan = Plan::U8;
 
+impl Col<'_, '_> {
+    /// Reports a value that cannot be encoded: the encoder's `push` drops its row and fails
+    /// the result. The first report is kept.
+    pub(super) fn report(&self, e: BadWkb) {
+        if self.bad.get().is_none() {
+            self.bad.set(Some((self.column, e)));
+        }
+    }
+}
+
 impl<'p, 'c> Col<'p, 'c> {
     /// # Safety
     /// `vec`'s type must be the one `plan` was built from.
@@ -461,10 +471,7 @@ pub(super) unsafe fn write_value(col: &Col<'_, '_>, row: usize, out: &mut Vec<u8
                     }
                 };
                 if let Err(e) = written {
-                    // The row is dropped by `push`; keep the first error only.
-                    if col.bad.get().is_none() {
-                        col.bad.set(Some((col.column, e)));
-                    }
+                    col.report(e);
                 }
             }
             Plan::Bit => json::write_bits(out, col.bytes(row)),

@@ -149,7 +149,10 @@ CREATE OR REPLACE MACRO ds_pg.type_map() AS MAP {
     2951: {oid: 2951, typname: '_uuid', typlen: -1, typbyval: false, typtype: 'b', typcategory: 'A', typispreferred: false, typdelim: ',', typelem: 2950, typarray: 0, typsubscript: 'array_subscript_handler', typinput: 'array_in', typoutput: 'array_out', typreceive: 'array_recv', typsend: 'array_send', typalign: 'i', typstorage: 'x', typcollation: 0, fmt: 'uuid[]'},
     3802: {oid: 3802, typname: 'jsonb', typlen: -1, typbyval: false, typtype: 'b', typcategory: 'U', typispreferred: false, typdelim: ',', typelem: 0, typarray: 3807, typsubscript: '-', typinput: 'jsonb_in', typoutput: 'jsonb_out', typreceive: 'jsonb_recv', typsend: 'jsonb_send', typalign: 'i', typstorage: 'x', typcollation: 0, fmt: 'jsonb'},
     3807: {oid: 3807, typname: '_jsonb', typlen: -1, typbyval: false, typtype: 'b', typcategory: 'A', typispreferred: false, typdelim: ',', typelem: 3802, typarray: 0, typsubscript: 'array_subscript_handler', typinput: 'array_in', typoutput: 'array_out', typreceive: 'array_recv', typsend: 'array_send', typalign: 'i', typstorage: 'x', typcollation: 0, fmt: 'jsonb[]'},
-    4089: {oid: 4089, typname: 'regnamespace', typlen: 4, typbyval: true, typtype: 'b', typcategory: 'N', typispreferred: false, typdelim: ',', typelem: 0, typarray: 0, typsubscript: '-', typinput: 'regnamespacein', typoutput: 'regnamespaceout', typreceive: 'regnamespacerecv', typsend: 'regnamespacesend', typalign: 'i', typstorage: 'p', typcollation: 0, fmt: 'regnamespace'}
+    4089: {oid: 4089, typname: 'regnamespace', typlen: 4, typbyval: true, typtype: 'b', typcategory: 'N', typispreferred: false, typdelim: ',', typelem: 0, typarray: 0, typsubscript: '-', typinput: 'regnamespacein', typoutput: 'regnamespaceout', typreceive: 'regnamespacerecv', typsend: 'regnamespacesend', typalign: 'i', typstorage: 'p', typcollation: 0, fmt: 'regnamespace'},
+    -- PostGIS's type, at duckstream's own OID (encode::pg::types::GEOMETRY): the type of
+    -- GEOMETRY columns with duckstream.geometry_output = ewkb.
+    16400: {oid: 16400, typname: 'geometry', typlen: -1, typbyval: false, typtype: 'b', typcategory: 'U', typispreferred: false, typdelim: ':', typelem: 0, typarray: 0, typsubscript: '-', typinput: 'geometry_in', typoutput: 'geometry_out', typreceive: 'geometry_recv', typsend: 'geometry_send', typalign: 'd', typstorage: 'm', typcollation: 0, fmt: 'geometry'}
 };
 
 CREATE OR REPLACE MACRO ds_pg.types() AS TABLE
@@ -173,7 +176,7 @@ CREATE OR REPLACE MACRO ds_pg.type_names() AS MAP {
     '_timetz': 1270, 'time with time zone[]': 1270, 'bit': 1560, 'varbit': 1562, 'bit varying': 1562, '_varbit': 1563,
     'bit varying[]': 1563, 'numeric': 1700, 'regclass': 2205, 'regtype': 2206, '_regtype': 2211, 'regtype[]': 2211,
     'record': 2249, 'void': 2278, 'uuid': 2950, '_uuid': 2951, 'uuid[]': 2951, 'jsonb': 3802,
-    '_jsonb': 3807, 'jsonb[]': 3807, 'regnamespace': 4089
+    '_jsonb': 3807, 'jsonb[]': 3807, 'regnamespace': 4089, 'geometry': 16400
 };
 
 -- The settings a client may read (SHOW, current_setting, pg_settings): fixed values, no

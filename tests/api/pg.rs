@@ -602,3 +602,30 @@ async fn a_repeated_query_comes_from_the_result_cache_until_its_data_changes() {
     assert_eq!(out, "10\n", "{err}");
     assert_eq!(app.metric("duckstream_cache_hits_total").await, hits + 2.0);
 }
+
+#[actix_web::test]
+async fn geometry_comes_as_wkt_or_as_postgis_ewkb() {
+    let app = spawn_app().await;
+    let sql = "SELECT 'POINT (1 2)'::GEOMETRY AS p, 'POINT Z (1 2 3)'::GEOMETRY AS z";
+    let (out, err) = psql(&app, "t", "", sql).await;
+    assert_eq!(out, "POINT (1 2)|POINT Z (1 2 3)\n", "{err}");
+    let (out, err) = psql_env(
+        &app,
+        "t",
+        "",
+        &[("PGOPTIONS", "-c duckstream.geometry_output=ewkb")],
+        &[
+            "-c",
+            sql,
+            "-c",
+            "SELECT oid, typname FROM pg_type WHERE typname = 'geometry'",
+        ],
+    )
+    .await;
+    assert_eq!(
+        out,
+        "0101000000000000000000F03F0000000000000040|\
+         0101000080000000000000F03F00000000000000400000000000000840\n16400|geometry\n",
+        "{err}"
+    );
+}

@@ -6,12 +6,13 @@
 //!   truncated to microseconds (PostgreSQL has no finer unit), seconds and milliseconds scaled.
 //! - `json`, `text` and WKT columns send their text (json's binary form is its text).
 
+use super::super::geometry;
 use super::super::ndjson::Col;
 use super::super::plan::{Plan, Ticks};
 use super::text;
 use super::types::Shape;
 use crate::duck::values;
-use crate::wire::json;
+use crate::wire::{json, GeometryFormat};
 
 /// Days from 1970-01-01 (DuckDB's epoch) to 2000-01-01 (PostgreSQL's).
 const EPOCH_DAYS: i64 = 10_957;
@@ -59,6 +60,11 @@ unsafe fn write_scalar(col: &Col<'_, '_>, row: usize, out: &mut Vec<u8>) {
             Plan::F32 => out.extend_from_slice(&col.get::<f32>(row).to_be_bytes()),
             Plan::F64 => out.extend_from_slice(&col.get::<f64>(row).to_be_bytes()),
             Plan::Blob => out.extend_from_slice(col.bytes(row)),
+            Plan::Geometry(GeometryFormat::Wkb) => {
+                if let Err(e) = geometry::write_ewkb(out, col.bytes(row)) {
+                    col.report(e);
+                }
+            }
             Plan::Bit => write_varbit(out, col.bytes(row)),
             Plan::Uuid => {
                 let (lower, upper) = values::uuid_at(col.data(), row);

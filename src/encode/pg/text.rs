@@ -6,11 +6,12 @@
 //! JSON text is already PostgreSQL's (integers, decimals, UUIDs, dates) reuse it.
 
 use super::super::csv::unquote_json;
+use super::super::geometry;
 use super::super::ndjson::{write_value, Col};
 use super::super::plan::{Plan, Width};
 use super::types::Shape;
 use crate::duck::values;
-use crate::wire::json;
+use crate::wire::{json, GeometryFormat};
 
 const HEX: &[u8; 16] = b"0123456789abcdef";
 
@@ -53,6 +54,7 @@ unsafe fn write_scalar(col: &Col<'_, '_>, row: usize, out: &mut Vec<u8>) {
             Plan::F64 => write_float(out, col.get::<f64>(row), false),
             Plan::Varchar => out.extend_from_slice(col.bytes(row)),
             Plan::Blob => write_bytea(out, col.bytes(row)),
+            Plan::Geometry(GeometryFormat::Wkb) => write_ewkb_hex(col, row, out),
             Plan::Timestamp { utc, .. } => {
                 let start = out.len();
                 write_unquoted(col, row, out);
@@ -113,6 +115,25 @@ fn timestamp_as_pg(out: &mut Vec<u8>, start: usize, utc: bool) {
 }
 
 /// `\x` and lowercase hex (`bytea_output = hex`).
+/// GEOMETRY as PostGIS's text form: upper-case hex EWKB.
+///
+/// # Safety
+/// As [`write`], for a GEOMETRY vector.
+unsafe fn write_ewkb_hex(col: &Col<'_, '_>, row: usize, out: &mut Vec<u8>) {
+    const HEX: &[u8; 16] = b"0123456789ABCDEF";
+    let mut ewkb = Vec::new();
+    // SAFETY: the caller's contract.
+    let wkb = unsafe { col.bytes(row) };
+    match geometry::write_ewkb(&mut ewkb, wkb) {
+        Ok(()) => {
+            for b in ewkb {
+                out.extend_from_slice(&[HEX[usize::from(b >> 4)], HEX[usize::from(b & 15)]]);
+            }
+        }
+        Err(e) => col.report(e),
+    }
+}
+
 fn write_bytea(out: &mut Vec<u8>, bytes: &[u8]) {
     out.reserve(2 + bytes.len() * 2);
     out.extend_from_slice(b"\\x");

@@ -10,6 +10,7 @@
 //!   (STRUCT, MAP, UNION, nested lists) is `json`.
 
 use super::super::plan::Plan;
+use crate::wire::GeometryFormat;
 
 /// A result column's PostgreSQL type.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -31,6 +32,10 @@ pub const INT8: PgType = PgType::new(20, 8);
 pub const INT2: PgType = PgType::new(21, 2);
 pub const INT4: PgType = PgType::new(23, 4);
 pub const TEXT: PgType = PgType::new(25, -1);
+/// PostGIS's `geometry` has no fixed OID (the extension's install assigns one): this one is
+/// duckstream's, listed as `geometry` in the catalogs' `pg_type`, where PostGIS-aware clients
+/// look the type up by name. Only with `duckstream.geometry_output = ewkb`.
+pub const GEOMETRY: PgType = PgType::new(16400, -1);
 pub const JSON: PgType = PgType::new(114, -1);
 pub const FLOAT4: PgType = PgType::new(700, 4);
 pub const FLOAT8: PgType = PgType::new(701, 8);
@@ -87,6 +92,7 @@ pub fn scalar_type(plan: &Plan) -> PgType {
         Plan::Timestamp { utc: true, .. } => TIMESTAMPTZ,
         Plan::Interval => INTERVAL,
         Plan::Uuid => UUID,
+        Plan::Geometry(GeometryFormat::Wkb) => GEOMETRY,
         // VARCHAR, ENUM (its label), GEOMETRY (WKT or hex WKB), a NULL-typed column.
         _ => TEXT,
     }

@@ -12,6 +12,7 @@ use std::collections::HashMap;
 use std::time::Duration;
 
 use crate::auth::Access;
+use crate::wire::GeometryFormat;
 
 /// Whether a setting may be changed.
 #[derive(Clone, Copy, PartialEq, Eq)]
@@ -150,6 +151,19 @@ impl Session {
             .unwrap_or_else(|| default.to_string())
     }
 
+    /// How the session's GEOMETRY columns are written: WKT text, or PostGIS's EWKB
+    /// (`duckstream.geometry_output`).
+    pub fn geometry(&self) -> GeometryFormat {
+        match self
+            .values
+            .get("duckstream.geometry_output")
+            .map(String::as_str)
+        {
+            Some("ewkb") => GeometryFormat::Wkb,
+            _ => GeometryFormat::Wkt,
+        }
+    }
+
     /// The session's `statement_timeout`, when one is set.
     pub fn statement_timeout(&self) -> Option<Duration> {
         let ms = self
@@ -202,7 +216,8 @@ fn validate(key: &str, value: &str) -> Result<String, Refused> {
         },
         "duckstream.geometry_output" => match value.to_ascii_lowercase().as_str() {
             "wkt" => Ok("wkt".into()),
-            _ => Err(invalid(" (wkt is the only geometry output so far)")),
+            "ewkb" => Ok("ewkb".into()),
+            _ => Err(invalid(" (wkt or ewkb)")),
         },
         _ => Ok(value.to_string()),
     }

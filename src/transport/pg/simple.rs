@@ -34,7 +34,7 @@ use crate::error::GatewayError;
 use crate::metrics::Transport;
 use crate::wire::mosaic::split_statements;
 use crate::wire::pg_catalog::{self, RewriteError};
-use crate::wire::{Format, GeometryFormat, PgColumns, QueryRequest, TableSet};
+use crate::wire::{Format, PgColumns, QueryRequest, TableSet};
 
 /// How long a cancelled start may take to end by itself.
 const CANCEL_GRACE: std::time::Duration = std::time::Duration::from_secs(2);
@@ -399,7 +399,7 @@ impl Connection {
             sql: catalog_sql(sql, access.tables.as_deref())?,
             params: Vec::new(),
             chunk_rows: None,
-            geometry: GeometryFormat::Wkt,
+            geometry: session.geometry(),
             progress: false,
             format: None,
         };
